@@ -1,0 +1,440 @@
+"""DecisionPolicy (`dp`): a multi-armed or contextual bandit served by Croupier's runtime pods.
+
+The operator renders this spec into a ConfigMap, a runtime Deployment, a Service and a PodDisruptionBudget; the runtime
+loads the same spec (from the ConfigMap, or from the user's YAML when run locally) to build its policy.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field
+
+from croupier.api.common import (
+    DNS_LABEL,
+    ApiModel,
+    Condition,
+    LocalObjectReference,
+    ResourceRequirements,
+    cel,
+    validated,
+)
+
+KIND = "DecisionPolicy"
+PLURAL = "decisionpolicies"
+SINGULAR = "decisionpolicy"
+SHORT_NAMES = ["dp"]
+
+MAX_ARMS = 256
+MAX_FEATURES = 512
+
+
+class Algorithm(StrEnum):
+    EPSILON_GREEDY = "EpsilonGreedy"
+    UCB1 = "UCB1"
+    THOMPSON_SAMPLING = "ThompsonSampling"
+    SOFTMAX = "Softmax"
+    LIN_UCB = "LinUCB"
+    LINEAR_THOMPSON = "LinearThompson"
+
+
+CONTEXTUAL_ALGORITHMS = frozenset({Algorithm.LIN_UCB, Algorithm.LINEAR_THOMPSON})
+
+
+class Likelihood(StrEnum):
+    BERNOULLI = "Bernoulli"
+    GAUSSIAN = "Gaussian"
+
+
+class RewardType(StrEnum):
+    BINARY = "Binary"
+    CONTINUOUS = "Continuous"
+
+
+class StateBackend(StrEnum):
+    EMBEDDED = "Embedded"
+    REDIS = "Redis"
+
+
+class ScoringFallback(StrEnum):
+    POLICY = "Policy"
+    UNIFORM = "Uniform"
+
+
+class ArmPrior(ApiModel):
+    """Prior belief about an arm, as pseudo-observations: `weight` pulls whose rewards averaged `mean`."""
+
+    mean: Annotated[float, Field(description="Prior mean reward of the arm (in [0, 1] for Binary rewards).")]
+    weight: Annotated[
+        float,
+        Field(description="How many observations the prior is worth; 0 means no prior.", ge=0, le=1_000_000),
+    ] = 1.0
+
+
+class Arm(ApiModel):
+    """One action the policy can choose."""
+
+    name: Annotated[
+        str,
+        Field(
+            description="Arm name, unique within the policy (DNS-1123 label, e.g. `blue-banner`).",
+            min_length=1,
+            max_length=63,
+            pattern=DNS_LABEL,
+        ),
+    ]
+    prior: Annotated[ArmPrior | None, Field(description="Optional prior for this arm.")] = None
+
+
+class EpsilonGreedyParams(ApiModel):
+    """Explore uniformly with probability epsilon, otherwise exploit the best mean."""
+
+    epsilon: Annotated[float, Field(description="Exploration probability.", ge=0, le=1)] = 0.1
+
+
+class UCB1Params(ApiModel):
+    """Upper confidence bound: mean + sqrt(c * ln(N) / n)."""
+
+    c: Annotated[float, Field(description="Exploration coefficient (2 is the textbook UCB1).", ge=0, le=100)] = 2.0
+
+
+class ThompsonSamplingParams(ApiModel):
+    """Thompson sampling with a conjugate posterior per arm."""
+
+    likelihood: Annotated[
+        Likelihood,
+        Field(description="Bernoulli (Beta posterior, Binary rewards) or Gaussian (Normal posterior)."),
+    ] = Likelihood.BERNOULLI
+
+
+class SoftmaxParams(ApiModel):
+    """Boltzmann exploration: P(arm) proportional to exp(mean / temperature)."""
+
+    temperature: Annotated[float, Field(description="Temperature; lower exploits more.", gt=0, le=1000)] = 0.1
+
+
+class LinUCBParams(ApiModel):
+    """Disjoint LinUCB: per-arm ridge regression on the context with an upper confidence bonus."""
+
+    alpha: Annotated[float, Field(description="Width of the confidence bonus.", ge=0, le=100)] = 1.0
+    regularization: Annotated[float, Field(description="Ridge regularization (lambda).", gt=0, le=1e6)] = 1.0
+
+
+class LinearThompsonParams(ApiModel):
+    """Linear Thompson sampling: per-arm Bayesian linear regression, sampled per decision."""
+
+    v: Annotated[float, Field(description="Posterior scale (exploration).", gt=0, le=100)] = 0.25
+    regularization: Annotated[float, Field(description="Ridge regularization (lambda).", gt=0, le=1e6)] = 1.0
+
+
+def _only_for(field: str, algorithm: Algorithm) -> dict[str, str]:
+    return cel(
+        f"!has(self.{field}) || self.type == '{algorithm.value}'",
+        f"{field} parameters apply only when type is {algorithm.value}",
+        field_path=f".{field}",
+    )
+
+
+_PARAM_FIELDS = {
+    "epsilonGreedy": Algorithm.EPSILON_GREEDY,
+    "ucb1": Algorithm.UCB1,
+    "thompsonSampling": Algorithm.THOMPSON_SAMPLING,
+    "softmax": Algorithm.SOFTMAX,
+    "linUCB": Algorithm.LIN_UCB,
+    "linearThompson": Algorithm.LINEAR_THOMPSON,
+}
+
+
+class AlgorithmSpec(ApiModel):
+    """Which bandit algorithm serves decisions, and its parameters (only the block matching `type` may be set)."""
+
+    model_config = validated(*(_only_for(f, a) for f, a in _PARAM_FIELDS.items()))
+
+    type: Annotated[Algorithm, Field(description="The algorithm.")]
+    epsilon_greedy: Annotated[EpsilonGreedyParams | None, Field(description="Parameters of EpsilonGreedy.")] = None
+    ucb1: Annotated[UCB1Params | None, Field(alias="ucb1", description="Parameters of UCB1.")] = None
+    thompson_sampling: Annotated[
+        ThompsonSamplingParams | None, Field(description="Parameters of ThompsonSampling.")
+    ] = None
+    softmax: Annotated[SoftmaxParams | None, Field(description="Parameters of Softmax.")] = None
+    lin_ucb: Annotated[LinUCBParams | None, Field(alias="linUCB", description="Parameters of LinUCB.")] = None
+    linear_thompson: Annotated[LinearThompsonParams | None, Field(description="Parameters of LinearThompson.")] = None
+
+    def params(self) -> dict[str, object]:
+        """The effective parameters of the selected algorithm (defaults filled in), camelCase keys."""
+        block = {
+            Algorithm.EPSILON_GREEDY: self.epsilon_greedy or EpsilonGreedyParams(),
+            Algorithm.UCB1: self.ucb1 or UCB1Params(),
+            Algorithm.THOMPSON_SAMPLING: self.thompson_sampling or ThompsonSamplingParams(),
+            Algorithm.SOFTMAX: self.softmax or SoftmaxParams(),
+            Algorithm.LIN_UCB: self.lin_ucb or LinUCBParams(),
+            Algorithm.LINEAR_THOMPSON: self.linear_thompson or LinearThompsonParams(),
+        }[Algorithm(self.type)]
+        return block.model_dump(by_alias=True, mode="json")
+
+
+class ContextSpec(ApiModel):
+    """The context features of a contextual policy: a request sends them by name (an object) or in order (a list)."""
+
+    model_config = validated(
+        cel(
+            "!has(self.features) || !has(self.dimension) || size(self.features) == self.dimension",
+            "dimension must equal the number of features when both are set",
+        ),
+        cel("has(self.features) || has(self.dimension)", "set features (names) or dimension"),
+    )
+
+    features: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]*$")]] | None,
+        Field(
+            description="Feature names, in the order of the feature vector.",
+            max_length=MAX_FEATURES,
+            json_schema_extra={"x-kubernetes-list-type": "set"},
+        ),
+    ] = None
+    dimension: Annotated[
+        int | None,
+        Field(description="Length of the feature vector (derived from features when omitted).", ge=1, le=MAX_FEATURES),
+    ] = None
+    intercept: Annotated[bool, Field(description="Append a constant 1 feature so every arm learns a bias term.")] = True
+
+    @property
+    def size(self) -> int:
+        """Length of the vector a request sends."""
+        return len(self.features) if self.features is not None else int(self.dimension or 0)
+
+
+class RewardSpec(ApiModel):
+    """How rewards look and when a decision stops waiting for one."""
+
+    type: Annotated[RewardType, Field(description="Binary (0 or 1) or Continuous (any finite number).")] = (
+        RewardType.BINARY
+    )
+    attribution_window_seconds: Annotated[
+        int,
+        Field(description="How long after a decision its reward is accepted.", ge=1, le=30 * 24 * 3600),
+    ] = 3600
+    default_reward: Annotated[
+        float | None,
+        Field(description="Reward learned for a decision that got none inside the window; unset: learn nothing."),
+    ] = None
+
+
+class ExplorationSpec(ApiModel):
+    """Exploration guarantees that keep the decision log usable for off-policy evaluation."""
+
+    min_probability: Annotated[
+        float,
+        Field(description="Floor on every eligible arm's probability (0 disables).", ge=0, le=1),
+    ] = 0.0
+
+
+class ScoringSpec(ApiModel):
+    """Model-scored exploration: a ModelDeployment scores the arms and the policy explores around its scores."""
+
+    model_deployment_ref: Annotated[LocalObjectReference, Field(description="The ModelDeployment that scores arms.")]
+    timeout_milliseconds: Annotated[
+        int, Field(description="How long a decision waits for the model.", ge=1, le=10_000)
+    ] = 50
+    fallback: Annotated[
+        ScoringFallback,
+        Field(description="What serves when the model errs or times out: the policy's own estimates, or Uniform."),
+    ] = ScoringFallback.POLICY
+
+
+class ServingSpec(ApiModel):
+    """The runtime pods."""
+
+    replicas: Annotated[int, Field(description="Number of runtime pods.", ge=0, le=100)] = 1
+    image: Annotated[str | None, Field(description="Override of the runtime image.", min_length=1)] = None
+    resources: Annotated[ResourceRequirements | None, Field(description="Runtime container resources.")] = None
+
+
+class PersistenceSpec(ApiModel):
+    """The volume that holds embedded state (decision log, rewards, learned statistics)."""
+
+    enabled: Annotated[
+        bool, Field(description="Keep state on a PersistentVolumeClaim; false uses an emptyDir (lost with the pod).")
+    ] = True
+    size: Annotated[str, Field(description="Volume size.", pattern=r"^[0-9]+(Ki|Mi|Gi|Ti)$")] = "1Gi"
+    storage_class_name: Annotated[str | None, Field(description="StorageClass of the claim.")] = None
+
+
+class SecretKeyRef(ApiModel):
+    """A key of a Secret in the same namespace."""
+
+    name: Annotated[str, Field(description="Secret name.", min_length=1, max_length=253)]
+    key: Annotated[str, Field(description="Key in the Secret.", min_length=1, max_length=253)]
+
+
+class RedisSpec(ApiModel):
+    """A Redis server shared by all replicas."""
+
+    url: Annotated[
+        str | None,
+        Field(description="redis:// URL (without password).", pattern=r"^rediss?://", max_length=2048),
+    ] = None
+    url_secret_ref: Annotated[
+        SecretKeyRef | None, Field(description="Secret key holding the redis:// URL (use for passwords).")
+    ] = None
+    key_prefix: Annotated[
+        str | None, Field(description="Key prefix; defaults to croupier:<namespace>:<name>.", max_length=256)
+    ] = None
+
+
+class StateSpec(ApiModel):
+    """Where learned state and the decision log live."""
+
+    model_config = validated(
+        cel(
+            "self.backend != 'Redis' || (has(self.redis) && (has(self.redis.url) || has(self.redis.urlSecretRef)))",
+            "backend Redis needs redis.url or redis.urlSecretRef",
+            field_path=".redis",
+        ),
+    )
+
+    backend: Annotated[
+        StateBackend,
+        Field(description="Embedded (SQLite on the pod's volume, one replica) or Redis (shared by replicas)."),
+    ] = StateBackend.EMBEDDED
+    persistence: Annotated[PersistenceSpec, Field(description="Volume for Embedded state.")] = PersistenceSpec()
+    redis: Annotated[RedisSpec | None, Field(description="Redis connection for backend Redis.")] = None
+
+
+_SPEC_RULES = [
+    cel(
+        "!(self.algorithm.type in ['LinUCB', 'LinearThompson']) || has(self.context)",
+        "contextual algorithms (LinUCB, LinearThompson) need spec.context",
+        field_path=".context",
+    ),
+    cel(
+        "!has(self.exploration) || self.exploration.minProbability * double(size(self.arms)) <= 1.0",
+        "exploration.minProbability times the number of arms must not exceed 1",
+        field_path=".exploration.minProbability",
+    ),
+    cel(
+        "!has(self.serving) || self.serving.replicas <= 1 || (has(self.state) && self.state.backend == 'Redis')",
+        "more than one replica needs state.backend Redis (embedded state is per pod and would never merge)",
+        field_path=".serving.replicas",
+    ),
+    cel(
+        "!has(self.reward) || self.reward.type != 'Binary' || "
+        "self.arms.all(a, !has(a.prior) || (a.prior.mean >= 0.0 && a.prior.mean <= 1.0))",
+        "with Binary rewards every arm's prior.mean must be in [0, 1]",
+        field_path=".arms",
+    ),
+    cel(
+        "!has(self.reward) || self.reward.type != 'Binary' || !has(self.reward.defaultReward) || "
+        "self.reward.defaultReward == 0.0 || self.reward.defaultReward == 1.0",
+        "with Binary rewards reward.defaultReward must be 0 or 1",
+        field_path=".reward.defaultReward",
+    ),
+    cel(
+        "!(self.algorithm.type == 'ThompsonSampling' && (!has(self.algorithm.thompsonSampling) || "
+        "self.algorithm.thompsonSampling.likelihood == 'Bernoulli')) || "
+        "(has(self.reward) && self.reward.type == 'Binary') || !has(self.reward)",
+        "ThompsonSampling with the Bernoulli likelihood needs Binary rewards (use likelihood Gaussian)",
+        field_path=".algorithm.thompsonSampling",
+    ),
+]
+
+
+class DecisionPolicySpec(ApiModel):
+    """Desired state of a DecisionPolicy: the arms, the algorithm, and how it is served."""
+
+    model_config = validated(*_SPEC_RULES)
+
+    arms: Annotated[
+        list[Arm],
+        Field(
+            description="The arms (actions) to choose from; names are unique.",
+            min_length=1,
+            max_length=MAX_ARMS,
+            json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        ),
+    ]
+    algorithm: Annotated[AlgorithmSpec, Field(description="The bandit algorithm and its parameters.")]
+    context: Annotated[ContextSpec | None, Field(description="Context features (contextual algorithms).")] = None
+    reward: Annotated[RewardSpec, Field(description="Reward type and attribution.")] = RewardSpec()
+    exploration: Annotated[ExplorationSpec, Field(description="Exploration guarantees.")] = ExplorationSpec()
+    scoring: Annotated[
+        ScoringSpec | None, Field(description="Optional model-scored exploration over a ModelDeployment.")
+    ] = None
+    serving: Annotated[ServingSpec, Field(description="Runtime pods.")] = ServingSpec()
+    state: Annotated[StateSpec, Field(description="State backend and persistence.")] = StateSpec()
+    paused: Annotated[
+        bool, Field(description="Serve decisions from the current state but stop learning (rewards are still logged).")
+    ] = False
+
+    @property
+    def arm_names(self) -> list[str]:
+        return [a.name for a in self.arms]
+
+
+class ArmStatus(ApiModel):
+    """Live statistics of one arm, as served by the runtime."""
+
+    name: Annotated[str, Field(description="Arm name.")]
+    pulls: Annotated[int, Field(description="Decisions that chose this arm.", ge=0)] = 0
+    rewards: Annotated[int, Field(description="Rewards joined to those decisions.", ge=0)] = 0
+    reward_sum: Annotated[float, Field(description="Sum of the joined rewards.")] = 0.0
+    mean: Annotated[float | None, Field(description="Mean reward (unset before the first reward).")] = None
+    probability: Annotated[
+        float | None, Field(description="Current probability of choosing this arm (non-contextual policies).")
+    ] = None
+
+
+class DecisionTotals(ApiModel):
+    """Totals over all arms."""
+
+    decisions: Annotated[int, Field(description="Decisions served.", ge=0)] = 0
+    rewards: Annotated[int, Field(description="Rewards accepted.", ge=0)] = 0
+    default_rewards: Annotated[
+        int, Field(description="Decisions that got the default reward after the attribution window.", ge=0)
+    ] = 0
+
+
+class DecisionPolicyStatus(ApiModel):
+    """Observed state of a DecisionPolicy, written by the operator only."""
+
+    observed_generation: Annotated[
+        int | None, Field(description="The .metadata.generation the status was computed for.", ge=0)
+    ] = None
+    conditions: Annotated[
+        list[Condition] | None,
+        Field(
+            description="Ready, Progressing and Degraded, with reasons.",
+            json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+        ),
+    ] = None
+    endpoint: Annotated[str | None, Field(description="In-cluster URL of the decision API.")] = None
+    replicas: Annotated[int | None, Field(description="Runtime pods desired.", ge=0)] = None
+    ready_replicas: Annotated[int | None, Field(description="Runtime pods ready.", ge=0)] = None
+    served_generation: Annotated[
+        int | None, Field(description="The policy generation the runtime reports it serves.", ge=0)
+    ] = None
+    arms: Annotated[
+        list[ArmStatus] | None,
+        Field(
+            description="Per-arm statistics from the runtime.",
+            json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        ),
+    ] = None
+    totals: Annotated[DecisionTotals | None, Field(description="Totals over all arms.")] = None
+    best_arm: Annotated[str | None, Field(description="Arm with the highest mean reward so far.")] = None
+    last_probe_time: Annotated[
+        str | None, Field(description="When the runtime's statistics were last read (RFC 3339).")
+    ] = None
+
+
+PRINTER_COLUMNS = [
+    {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+    {"name": "Algorithm", "type": "string", "jsonPath": ".spec.algorithm.type"},
+    {"name": "Arms", "type": "string", "jsonPath": ".spec.arms[*].name", "priority": 1},
+    {"name": "Replicas", "type": "string", "jsonPath": ".status.readyReplicas"},
+    {"name": "Decisions", "type": "integer", "jsonPath": ".status.totals.decisions"},
+    {"name": "Best", "type": "string", "jsonPath": ".status.bestArm"},
+    {"name": "Reason", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].reason', "priority": 1},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
