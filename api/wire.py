@@ -1,0 +1,207 @@
+"""The runtime's wire format: the JSON bodies of the decision API served by runtime pods.
+
+camelCase on the wire. Request models reject unknown fields; response models ignore unknown fields, so that an operator
+that reads ``GET /v1/stats`` keeps working against a newer runtime that adds fields.
+
+The runtime serves an OpenAPI document built from these models at ``GET /openapi.json``. Its hot path checks request
+bodies by hand (same rules, same field names in errors); these models are the contract both sides are tested against.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import ConfigDict, Field, JsonValue
+
+from croupier.api.common import ApiModel
+from croupier.api.decisionpolicy import MAX_ARMS, MAX_FEATURES
+
+DECIDE_PATH = "/v1/decide"
+REWARDS_PATH = "/v1/rewards"
+STATS_PATH = "/v1/stats"
+HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
+METRICS_PATH = "/metrics"
+OPENAPI_PATH = "/openapi.json"
+
+DEFAULT_PORT = 8080
+MAX_UNIT_ID_LENGTH = 256
+MAX_DECISION_ID_LENGTH = 128
+MAX_REWARDS_PER_REQUEST = 1000
+MAX_BODY_BYTES = 1 << 20
+
+FeatureName = Annotated[str, Field(min_length=1, max_length=128)]
+ArmName = Annotated[str, Field(min_length=1, max_length=63)]
+DecisionId = Annotated[str, Field(min_length=1, max_length=MAX_DECISION_ID_LENGTH)]
+FiniteNumber = Annotated[float, Field(allow_inf_nan=False)]
+ContextObject = Annotated[dict[FeatureName, FiniteNumber], Field(max_length=MAX_FEATURES)]
+ContextList = Annotated[list[FiniteNumber], Field(max_length=MAX_FEATURES)]
+
+
+class WireResponse(ApiModel):
+    """Base of response bodies: like ApiModel, but unknown fields are ignored (forward compatible readers)."""
+
+    model_config = ConfigDict(**{**ApiModel.model_config, "extra": "ignore"})
+
+
+# --- POST /v1/decide -------------------------------------------------------------------------------------------------
+
+
+class DecideRequest(ApiModel):
+    """Ask the policy for an arm."""
+
+    unit_id: Annotated[
+        str | None,
+        Field(
+            description="Who the decision is for (user, session, match); logged with the decision.",
+            min_length=1,
+            max_length=MAX_UNIT_ID_LENGTH,
+        ),
+    ] = None
+    context: Annotated[
+        ContextObject | ContextList | None,
+        Field(
+            description=(
+                "Context features of a contextual policy: an object keyed by feature name (every feature of the "
+                "policy, no others) or a list in the policy's feature order. Non-contextual policies log it only."
+            ),
+        ),
+    ] = None
+    candidates: Annotated[
+        list[ArmName] | None,
+        Field(
+            description="Restrict the choice to these arms (unique names of the policy's arms); default: all arms.",
+            min_length=1,
+            max_length=MAX_ARMS,
+        ),
+    ] = None
+
+
+class DecideResponse(WireResponse):
+    """The chosen arm and the full probability vector it was drawn from (logged for off-policy evaluation)."""
+
+    decision_id: Annotated[str, Field(description="Send it back with the reward.")]
+    arm: Annotated[str, Field(description="The chosen arm.")]
+    probabilities: Annotated[
+        dict[str, float],
+        Field(description="Probability of every eligible arm under the policy at decision time; sums to 1."),
+    ]
+    policy_version: Annotated[str, Field(description="Identifies the policy configuration that decided.")]
+
+
+# --- POST /v1/rewards ------------------------------------------------------------------------------------------------
+
+
+class Reward(ApiModel):
+    """The outcome of one decision."""
+
+    decision_id: Annotated[DecisionId, Field(description="The decisionId returned by /v1/decide.")]
+    reward: Annotated[FiniteNumber, Field(description="Binary policies: 0 or 1. Continuous: any finite number.")]
+
+
+class RewardBatch(ApiModel):
+    """Several rewards in one request: validated as a whole (one bad reward rejects the batch and changes nothing)."""
+
+    rewards: Annotated[list[Reward], Field(min_length=1, max_length=MAX_REWARDS_PER_REQUEST)]
+
+
+RewardRequest = Reward | RewardBatch
+
+
+class RewardOutcome(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+
+
+class RewardResult(WireResponse):
+    decision_id: Annotated[str, Field(description="The decision the reward was for.")]
+    outcome: Annotated[
+        RewardOutcome,
+        Field(description="accepted: durable and learned; duplicate: this decision already had a reward (ignored)."),
+    ]
+
+
+class RewardResponse(WireResponse):
+    """Sent only after every accepted reward is durable."""
+
+    accepted: Annotated[int, Field(description="Rewards stored and learned by this request.", ge=0)]
+    duplicates: Annotated[int, Field(description="Rewards ignored because their decision already had one.", ge=0)]
+    results: Annotated[list[RewardResult], Field(description="One entry per reward, in request order.")]
+
+
+# --- errors ----------------------------------------------------------------------------------------------------------
+
+
+class ErrorResponse(WireResponse):
+    """Every 4xx/5xx answer of the runtime."""
+
+    status: Annotated[int, Field(description="The HTTP status code.")]
+    error: Annotated[str, Field(description="Machine-readable error code in CamelCase, e.g. UnknownArm.")]
+    message: Annotated[str, Field(description="What is wrong, for humans.")]
+    field: Annotated[
+        str | None, Field(description="The offending field, e.g. `candidates[2]` or `rewards[0].reward`.")
+    ] = None
+
+
+# --- GET /v1/stats ---------------------------------------------------------------------------------------------------
+
+
+class ArmStats(WireResponse):
+    """Live statistics of one arm (the runtime's view of `status.arms[]` of the DecisionPolicy)."""
+
+    name: Annotated[str, Field(description="Arm name.")]
+    pulls: Annotated[int, Field(description="Decisions that chose this arm.", ge=0)] = 0
+    rewards: Annotated[
+        int, Field(description="Rewards learned for those decisions (default rewards included).", ge=0)
+    ] = 0
+    reward_sum: Annotated[float, Field(description="Sum of the learned rewards.")] = 0.0
+    mean: Annotated[float | None, Field(description="Mean learned reward; unset before the first reward.")] = None
+    probability: Annotated[
+        float | None,
+        Field(description="Probability of choosing this arm now (non-contextual policies; unset for contextual)."),
+    ] = None
+    posterior: Annotated[
+        dict[str, JsonValue],
+        Field(description="The algorithm's per-arm parameters, e.g. {alpha, beta} of a Beta posterior."),
+    ] = Field(default_factory=dict)
+
+
+class StatsTotals(WireResponse):
+    decisions: Annotated[int, Field(description="Decisions served.", ge=0)] = 0
+    rewards: Annotated[int, Field(description="Rewards accepted (default rewards included).", ge=0)] = 0
+    default_rewards: Annotated[
+        int, Field(description="Decisions that got the default reward after the attribution window.", ge=0)
+    ] = 0
+
+
+class PolicyRef(WireResponse):
+    name: Annotated[str, Field(description="metadata.name of the DecisionPolicy.")]
+    namespace: Annotated[str | None, Field(description="metadata.namespace of the DecisionPolicy.")] = None
+
+
+class StatsResponse(WireResponse):
+    """What the operator polls to fill the DecisionPolicy's status."""
+
+    policy: Annotated[PolicyRef, Field(description="The DecisionPolicy served.")]
+    generation: Annotated[
+        int | None, Field(description="metadata.generation of the served DecisionPolicy (unset when unknown).")
+    ] = None
+    policy_version: Annotated[str, Field(description="Identifies the served configuration (as in decide answers).")]
+    algorithm: Annotated[str, Field(description="spec.algorithm.type.")]
+    paused: Annotated[bool, Field(description="Learning is paused (spec.paused).")] = False
+    backend: Annotated[str, Field(description="State backend: Embedded or Redis.")]
+    replica: Annotated[str | None, Field(description="Identity of the answering runtime process.")] = None
+    arms: Annotated[list[ArmStats], Field(description="One entry per arm, in spec order.")]
+    totals: Annotated[StatsTotals, Field(description="Totals over all arms.")]
+    best_arm: Annotated[
+        str | None, Field(description="Arm with the highest mean reward (unset before any reward).")
+    ] = None
+
+
+# --- health ----------------------------------------------------------------------------------------------------------
+
+
+class HealthResponse(WireResponse):
+    status: Annotated[str, Field(description="`ok` when healthy; otherwise what is wrong.")]
+    detail: Annotated[str | None, Field(description="Why the runtime is not ready, when it is not.")] = None
