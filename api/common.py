@@ -23,6 +23,9 @@ DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 QUANTITY = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
 
+# Upper bound of every status.conditions list: the API server's CEL cost estimator and `maxItems` everywhere.
+MAX_CONDITIONS = 16
+
 
 def cel(rule: str, message: str, field_path: str | None = None, reason: str | None = None) -> dict[str, str]:
     """One `x-kubernetes-validations` entry (a CEL rule evaluated by the API server at admission)."""
@@ -56,6 +59,22 @@ def validated(*rules: dict[str, str]) -> ConfigDict:
     return ConfigDict(**ApiModel.model_config, json_schema_extra=extra)
 
 
+def enforce(*checks: tuple[dict[str, str], bool]) -> None:
+    """The Python side of CEL rules: raise one ValueError naming the field of every rule whose check is False.
+
+    Models call this from a ``model_validator(mode="after")`` with ``(rule, python_check)`` pairs, so that code which
+    parses a spec without an API server (the runtime run locally, unit tests) rejects what admission rejects, with the
+    same message. tests/unit/api/cases.yaml runs the same bad inputs through both.
+    """
+    failed = [
+        f"{rule['fieldPath'].lstrip('.')}: {rule['message']}" if rule.get("fieldPath") else rule["message"]
+        for rule, passed in checks
+        if not passed
+    ]
+    if failed:
+        raise ValueError("; ".join(failed))
+
+
 class ConditionStatus(StrEnum):
     TRUE = "True"
     FALSE = "False"
@@ -71,7 +90,12 @@ class ConditionType(StrEnum):
 class Condition(ApiModel):
     """An observation of one aspect of the resource's state, following the Kubernetes API conventions (kstatus)."""
 
-    type: Annotated[str, Field(description="Type of condition in CamelCase: Ready, Progressing or Degraded.")]
+    type: Annotated[
+        str,
+        Field(
+            description="Type of condition in CamelCase: Ready, Progressing or Degraded.", min_length=1, max_length=316
+        ),
+    ]
     status: Annotated[ConditionStatus, Field(description="Status of the condition: True, False or Unknown.")]
     reason: Annotated[
         str,
@@ -90,6 +114,20 @@ class Condition(ApiModel):
         datetime,
         Field(description="Last time the condition's status changed (not its reason or message)."),
     ]
+
+
+# status.conditions of every Kind: a list-map keyed by `type`, so that server-side apply merges by condition type.
+Conditions = Annotated[
+    list[Condition] | None,
+    Field(
+        description="Ready, Progressing and Degraded, with CamelCase reasons (kstatus-compatible).",
+        max_length=MAX_CONDITIONS,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    ),
+]
+
+# A free-form JSON object kept as written (`x-kubernetes-preserve-unknown-fields`), e.g. an experiment's static payload.
+FreeFormObject = Annotated[dict[str, Any], Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})]
 
 
 def now() -> datetime:

@@ -7,17 +7,18 @@ loads the same spec (from the ConfigMap, or from the user's YAML when run locall
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from croupier.api.common import (
     DNS_LABEL,
     ApiModel,
-    Condition,
+    Conditions,
     LocalObjectReference,
     ResourceRequirements,
     cel,
+    enforce,
     validated,
 )
 
@@ -173,17 +174,32 @@ class AlgorithmSpec(ApiModel):
         }[Algorithm(self.type)]
         return block.model_dump(by_alias=True, mode="json")
 
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        blocks = {
+            "epsilonGreedy": self.epsilon_greedy,
+            "ucb1": self.ucb1,
+            "thompsonSampling": self.thompson_sampling,
+            "softmax": self.softmax,
+            "linUCB": self.lin_ucb,
+            "linearThompson": self.linear_thompson,
+        }
+        enforce(*((_only_for(f, a), blocks[f] is None or self.type == a) for f, a in _PARAM_FIELDS.items()))
+        return self
+
+
+_DIMENSION_MATCHES = cel(
+    "!has(self.features) || !has(self.dimension) || size(self.features) == self.dimension",
+    "dimension must equal the number of features when both are set",
+    field_path=".dimension",
+)
+_FEATURES_OR_DIMENSION = cel("has(self.features) || has(self.dimension)", "set features (names) or dimension")
+
 
 class ContextSpec(ApiModel):
     """The context features of a contextual policy: a request sends them by name (an object) or in order (a list)."""
 
-    model_config = validated(
-        cel(
-            "!has(self.features) || !has(self.dimension) || size(self.features) == self.dimension",
-            "dimension must equal the number of features when both are set",
-        ),
-        cel("has(self.features) || has(self.dimension)", "set features (names) or dimension"),
-    )
+    model_config = validated(_DIMENSION_MATCHES, _FEATURES_OR_DIMENSION)
 
     features: Annotated[
         list[Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]*$")]] | None,
@@ -198,6 +214,17 @@ class ContextSpec(ApiModel):
         Field(description="Length of the feature vector (derived from features when omitted).", ge=1, le=MAX_FEATURES),
     ] = None
     intercept: Annotated[bool, Field(description="Append a constant 1 feature so every arm learns a bias term.")] = True
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        enforce(
+            (
+                _DIMENSION_MATCHES,
+                self.features is None or self.dimension is None or len(self.features) == self.dimension,
+            ),
+            (_FEATURES_OR_DIMENSION, self.features is not None or self.dimension is not None),
+        )
+        return self
 
     @property
     def size(self) -> int:
@@ -283,16 +310,17 @@ class RedisSpec(ApiModel):
     ] = None
 
 
+_REDIS_NEEDS_URL = cel(
+    "self.backend != 'Redis' || (has(self.redis) && (has(self.redis.url) || has(self.redis.urlSecretRef)))",
+    "backend Redis needs redis.url or redis.urlSecretRef",
+    field_path=".redis",
+)
+
+
 class StateSpec(ApiModel):
     """Where learned state and the decision log live."""
 
-    model_config = validated(
-        cel(
-            "self.backend != 'Redis' || (has(self.redis) && (has(self.redis.url) || has(self.redis.urlSecretRef)))",
-            "backend Redis needs redis.url or redis.urlSecretRef",
-            field_path=".redis",
-        ),
-    )
+    model_config = validated(_REDIS_NEEDS_URL)
 
     backend: Annotated[
         StateBackend,
@@ -300,6 +328,18 @@ class StateSpec(ApiModel):
     ] = StateBackend.EMBEDDED
     persistence: Annotated[PersistenceSpec, Field(description="Volume for Embedded state.")] = PersistenceSpec()
     redis: Annotated[RedisSpec | None, Field(description="Redis connection for backend Redis.")] = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        redis = self.redis
+        enforce(
+            (
+                _REDIS_NEEDS_URL,
+                self.backend != StateBackend.REDIS
+                or (redis is not None and (redis.url is not None or redis.url_secret_ref is not None)),
+            )
+        )
+        return self
 
 
 _SPEC_RULES = [
@@ -367,6 +407,32 @@ class DecisionPolicySpec(ApiModel):
         bool, Field(description="Serve decisions from the current state but stop learning (rewards are still logged).")
     ] = False
 
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        names = self.arm_names
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"arms: duplicate arm names {duplicates}")
+        contextual, floor, replicas, priors, default_reward, bernoulli = _SPEC_RULES
+        binary = self.reward.type == RewardType.BINARY
+        thompson = self.algorithm.thompson_sampling
+        enforce(
+            (contextual, self.algorithm.type not in CONTEXTUAL_ALGORITHMS or self.context is not None),
+            (floor, self.exploration.min_probability * len(self.arms) <= 1.0),
+            (replicas, self.serving.replicas <= 1 or self.state.backend == StateBackend.REDIS),
+            (priors, not binary or all(a.prior is None or 0.0 <= a.prior.mean <= 1.0 for a in self.arms)),
+            (default_reward, not binary or self.reward.default_reward in (None, 0.0, 1.0)),
+            (
+                bernoulli,
+                not (
+                    self.algorithm.type == Algorithm.THOMPSON_SAMPLING
+                    and (thompson is None or thompson.likelihood == Likelihood.BERNOULLI)
+                )
+                or binary,
+            ),
+        )
+        return self
+
     @property
     def arm_names(self) -> list[str]:
         return [a.name for a in self.arms]
@@ -375,7 +441,7 @@ class DecisionPolicySpec(ApiModel):
 class ArmStatus(ApiModel):
     """Live statistics of one arm, as served by the runtime."""
 
-    name: Annotated[str, Field(description="Arm name.")]
+    name: Annotated[str, Field(description="Arm name.", min_length=1, max_length=63)]
     pulls: Annotated[int, Field(description="Decisions that chose this arm.", ge=0)] = 0
     rewards: Annotated[int, Field(description="Rewards joined to those decisions.", ge=0)] = 0
     reward_sum: Annotated[float, Field(description="Sum of the joined rewards.")] = 0.0
@@ -401,13 +467,7 @@ class DecisionPolicyStatus(ApiModel):
     observed_generation: Annotated[
         int | None, Field(description="The .metadata.generation the status was computed for.", ge=0)
     ] = None
-    conditions: Annotated[
-        list[Condition] | None,
-        Field(
-            description="Ready, Progressing and Degraded, with reasons.",
-            json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-        ),
-    ] = None
+    conditions: Conditions = None
     endpoint: Annotated[str | None, Field(description="In-cluster URL of the decision API.")] = None
     replicas: Annotated[int | None, Field(description="Runtime pods desired.", ge=0)] = None
     ready_replicas: Annotated[int | None, Field(description="Runtime pods ready.", ge=0)] = None
@@ -418,6 +478,7 @@ class DecisionPolicyStatus(ApiModel):
         list[ArmStatus] | None,
         Field(
             description="Per-arm statistics from the runtime.",
+            max_length=MAX_ARMS,
             json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
         ),
     ] = None

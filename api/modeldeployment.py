@@ -1,0 +1,597 @@
+"""ModelDeployment (`md`): a TensorFlow Serving model with an explicit stable version and an optional canary.
+
+The operator runs TF Serving with the stable and canary versions loaded, shifts traffic to the canary (Gateway API
+route weights, or TF Serving version labels chosen per request), advances through the canary steps while the analysis
+passes, and rolls back when it fails. A version gets traffic only once TF Serving reports it AVAILABLE. Live weights are
+written to status, never to spec: promotion is a spec change that git owns (set `stable.version` to the canary's).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import Field, model_validator
+
+from croupier.api.common import (
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    ApiModel,
+    Conditions,
+    ResourceRequirements,
+    cel,
+    enforce,
+    validated,
+)
+
+KIND = "ModelDeployment"
+PLURAL = "modeldeployments"
+SINGULAR = "modeldeployment"
+SHORT_NAMES = ["md"]
+
+DEFAULT_SERVING_IMAGE = "tensorflow/serving:2.18.0"
+MAX_STEPS = 32
+MAX_PARENT_REFS = 32
+MAX_HOSTNAMES = 16
+MAX_VERSIONS_IN_STATUS = 8
+MAX_BATCH_SIZES = 32
+MAX_QUERY_LENGTH = 4096
+
+# TF Serving model names end up in model_config and in URLs (/v1/models/<name>): letters, digits, '-', '_', '.'.
+MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+# Where the SavedModels are: a base path whose children are numeric version folders (<uri>/1, <uri>/2, ...).
+STORAGE_URI = (
+    r"^(file:///[^\s]*|s3://[a-z0-9][a-z0-9.-]*[a-z0-9](/[^\s]*)?|gs://[a-z0-9][a-z0-9._-]*[a-z0-9](/[^\s]*)?"
+    r"|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/[^\s]*)?)$"
+)
+HOSTNAME = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+ModelVersion = Annotated[int, Field(ge=1, le=2**53)]
+
+
+class RoutingMode(StrEnum):
+    GATEWAY_API = "GatewayAPI"
+    VERSION_LABELS = "VersionLabels"
+
+
+class Protocol(StrEnum):
+    HTTP = "HTTP"
+    GRPC = "GRPC"
+
+
+class OnFailure(StrEnum):
+    ROLLBACK = "Rollback"
+    PAUSE = "Pause"
+
+
+class MetricsSourceType(StrEnum):
+    PROMETHEUS = "Prometheus"
+    RUNTIME_STATS = "RuntimeStats"
+
+
+class ModelSpec(ApiModel):
+    """The model TF Serving loads: its name and where its numeric version folders live."""
+
+    name: Annotated[
+        str,
+        Field(
+            description="Model name as TF Serving serves it (/v1/models/<name>, gRPC ModelSpec.name).",
+            min_length=1,
+            max_length=128,
+            pattern=MODEL_NAME,
+        ),
+    ]
+    storage_uri: Annotated[
+        str,
+        Field(
+            description="Base path of the model: its children are numeric version folders holding SavedModels "
+            "(<storageUri>/1/saved_model.pb). One of file:///path (a path in the serving image or a mounted volume), "
+            "s3://bucket/path, gs://bucket/path or pvc://claim/path.",
+            max_length=2048,
+            pattern=STORAGE_URI,
+        ),
+    ]
+
+
+class StableSpec(ApiModel):
+    """The version that serves all traffic not sent to the canary."""
+
+    version: Annotated[ModelVersion, Field(description="TF Serving version number (a numeric folder of storageUri).")]
+
+
+class CanaryStep(ApiModel):
+    """One step of a progressive canary: hold `weight` percent on the canary for `pauseSeconds`."""
+
+    weight: Annotated[int, Field(description="Percent of traffic on the canary during this step.", ge=0, le=100)]
+    pause_seconds: Annotated[
+        int,
+        Field(
+            description="How long the step holds before the next one; with analysis, the step advances only when its "
+            "latest interval passed.",
+            ge=0,
+            le=7 * 24 * 3600,
+        ),
+    ] = 300
+
+
+class PrometheusQueries(ApiModel):
+    """PromQL queries, each returning one number for the canary version over the last interval.
+
+    Placeholders replaced before each query: {{model}}, {{version}}, {{namespace}}, {{name}} (the ModelDeployment)
+    and {{interval}} (e.g. 60s).
+    """
+
+    requests: Annotated[
+        str,
+        Field(
+            description="Requests the canary served in the interval; fewer than minRequests is InsufficientData.",
+            min_length=1,
+            max_length=MAX_QUERY_LENGTH,
+        ),
+    ]
+    error_rate: Annotated[
+        str | None,
+        Field(description="Fraction of failed requests (0 to 1); needed by maxErrorRate.", max_length=MAX_QUERY_LENGTH),
+    ] = None
+    p99_latency_milliseconds: Annotated[
+        str | None,
+        Field(
+            description="99th percentile latency in milliseconds; needed by maxP99LatencyMilliseconds.",
+            max_length=MAX_QUERY_LENGTH,
+        ),
+    ] = None
+
+
+class PrometheusSource(ApiModel):
+    """A Prometheus server the operator queries."""
+
+    url: Annotated[
+        str,
+        Field(description="Base URL, e.g. http://prometheus.monitoring:9090.", pattern=r"^https?://", max_length=2048),
+    ]
+    queries: Annotated[PrometheusQueries, Field(description="The queries behind each threshold.")]
+
+
+_PROMETHEUS_NEEDS_BLOCK = cel(
+    "self.type != 'Prometheus' || has(self.prometheus)",
+    "type Prometheus needs the prometheus block (url and queries)",
+    field_path=".prometheus",
+    reason="FieldValueRequired",
+)
+_PROMETHEUS_ONLY = cel(
+    "!has(self.prometheus) || self.type == 'Prometheus'",
+    "the prometheus block applies only when type is Prometheus",
+    field_path=".prometheus",
+    reason="FieldValueForbidden",
+)
+
+
+class MetricsSource(ApiModel):
+    """Where the analysis reads the canary's request count, error rate and latency."""
+
+    model_config = validated(_PROMETHEUS_NEEDS_BLOCK, _PROMETHEUS_ONLY)
+
+    type: Annotated[
+        MetricsSourceType,
+        Field(
+            description="RuntimeStats: the operator reads TF Serving's own request counters and latency histograms "
+            "from the canary's pods (no Prometheus needed). Prometheus: the queries below."
+        ),
+    ] = MetricsSourceType.RUNTIME_STATS
+    prometheus: Annotated[PrometheusSource | None, Field(description="Prometheus server and queries.")] = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        prometheus = self.type == MetricsSourceType.PROMETHEUS
+        enforce(
+            (_PROMETHEUS_NEEDS_BLOCK, not prometheus or self.prometheus is not None),
+            (_PROMETHEUS_ONLY, self.prometheus is None or prometheus),
+        )
+        return self
+
+
+_ERROR_RATE_QUERY = cel(
+    "!has(self.maxErrorRate) || self.source.type != 'Prometheus' || !has(self.source.prometheus) || "
+    "has(self.source.prometheus.queries.errorRate)",
+    "maxErrorRate with a Prometheus source needs source.prometheus.queries.errorRate",
+    field_path=".maxErrorRate",
+)
+_LATENCY_QUERY = cel(
+    "!has(self.maxP99LatencyMilliseconds) || self.source.type != 'Prometheus' || !has(self.source.prometheus) || "
+    "has(self.source.prometheus.queries.p99LatencyMilliseconds)",
+    "maxP99LatencyMilliseconds with a Prometheus source needs source.prometheus.queries.p99LatencyMilliseconds",
+    field_path=".maxP99LatencyMilliseconds",
+)
+_SOME_THRESHOLD = cel(
+    "has(self.maxErrorRate) || has(self.maxP99LatencyMilliseconds)",
+    "set maxErrorRate, maxP99LatencyMilliseconds or both: an analysis without a threshold cannot fail",
+)
+
+
+class CanaryAnalysis(ApiModel):
+    """Health thresholds the canary must meet in every interval. An interval with fewer than minRequests requests is
+    InsufficientData: it neither passes nor fails, and a step does not advance on it. An interval whose queries error
+    is an Error, never a pass."""
+
+    model_config = validated(_SOME_THRESHOLD, _ERROR_RATE_QUERY, _LATENCY_QUERY)
+
+    max_error_rate: Annotated[
+        float | None, Field(description="Highest tolerated fraction of failed requests (0 to 1).", ge=0, le=1)
+    ] = None
+    max_p99_latency_milliseconds: Annotated[
+        int | None, Field(description="Highest tolerated 99th percentile latency in milliseconds.", ge=1, le=600_000)
+    ] = None
+    min_requests: Annotated[
+        int,
+        Field(description="Requests an interval needs before its measurements count.", ge=0, le=1_000_000_000),
+    ] = 100
+    interval_seconds: Annotated[int, Field(description="Length of one analysis interval.", ge=10, le=24 * 3600)] = 60
+    failure_limit: Annotated[
+        int,
+        Field(
+            description="Failed intervals tolerated; the next failure triggers onFailure (0: act on the first).", ge=0
+        ),
+    ] = 1
+    source: Annotated[MetricsSource, Field(description="Where the measurements come from.")] = MetricsSource()
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        prometheus = self.source.prometheus if self.source.type == MetricsSourceType.PROMETHEUS else None
+        enforce(
+            (_SOME_THRESHOLD, self.max_error_rate is not None or self.max_p99_latency_milliseconds is not None),
+            (
+                _ERROR_RATE_QUERY,
+                self.max_error_rate is None or prometheus is None or bool(prometheus.queries.error_rate),
+            ),
+            (
+                _LATENCY_QUERY,
+                self.max_p99_latency_milliseconds is None
+                or prometheus is None
+                or bool(prometheus.queries.p99_latency_milliseconds),
+            ),
+        )
+        return self
+
+
+_WEIGHT_XOR_STEPS = cel(
+    "has(self.weight) != has(self.steps)",
+    "set exactly one of weight (a static split) or steps (a progressive rollout)",
+    reason="FieldValueInvalid",
+)
+_STEPS_SORTED = cel(
+    "!has(self.steps) || self.steps.map(s, s.weight).isSorted()",
+    "steps' weights must not decrease",
+    field_path=".steps",
+)
+
+
+class CanarySpec(ApiModel):
+    """A second version that gets a share of the traffic: a static weight, or steps that raise it over time."""
+
+    model_config = validated(_WEIGHT_XOR_STEPS, _STEPS_SORTED)
+
+    version: Annotated[ModelVersion, Field(description="TF Serving version number of the canary.")]
+    weight: Annotated[
+        int | None, Field(description="Static percent of traffic on the canary (0 to 100).", ge=0, le=100)
+    ] = None
+    steps: Annotated[
+        list[CanaryStep] | None,
+        Field(
+            description="Progressive rollout: weights in order (non-decreasing). After the last step the canary holds "
+            "its weight until stable.version is set to the canary's version (promotion is a spec change).",
+            min_length=1,
+            max_length=MAX_STEPS,
+            json_schema_extra={"x-kubernetes-list-type": "atomic"},
+        ),
+    ] = None
+    analysis: Annotated[
+        CanaryAnalysis | None, Field(description="Health thresholds checked while the canary gets traffic.")
+    ] = None
+    on_failure: Annotated[
+        OnFailure,
+        Field(
+            description="When the analysis fails: Rollback (canary weight 0, reason in status.rollbackReason, until "
+            "the canary spec changes) or Pause (hold the current weight and report Degraded)."
+        ),
+    ] = OnFailure.ROLLBACK
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        weights = [s.weight for s in self.steps or []]
+        enforce(
+            (_WEIGHT_XOR_STEPS, (self.weight is None) != (self.steps is None)),
+            (_STEPS_SORTED, weights == sorted(weights)),
+        )
+        return self
+
+
+class ParentReference(ApiModel):
+    """A Gateway (Gateway API ParentReference) the route attaches to."""
+
+    name: Annotated[str, Field(description="Name of the Gateway.", min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
+    namespace: Annotated[
+        str | None,
+        Field(
+            description="Namespace of the Gateway (default: the ModelDeployment's).",
+            min_length=1,
+            max_length=63,
+            pattern=DNS_LABEL,
+        ),
+    ] = None
+    section_name: Annotated[
+        str | None,
+        Field(description="A listener of the Gateway.", min_length=1, max_length=253, pattern=DNS_SUBDOMAIN),
+    ] = None
+    port: Annotated[int | None, Field(description="A listener port of the Gateway.", ge=1, le=65535)] = None
+
+
+_GATEWAY_NEEDS_PARENTS = cel(
+    "self.mode != 'GatewayAPI' || (has(self.parentRefs) && size(self.parentRefs) > 0)",
+    "mode GatewayAPI needs parentRefs (the Gateways that carry the route)",
+    field_path=".parentRefs",
+    reason="FieldValueRequired",
+)
+_GATEWAY_ONLY = cel(
+    "self.mode == 'GatewayAPI' || (!has(self.parentRefs) && !has(self.hostnames))",
+    "parentRefs and hostnames apply only to mode GatewayAPI",
+    field_path=".parentRefs",
+    reason="FieldValueForbidden",
+)
+
+
+class RoutingSpec(ApiModel):
+    """How traffic is split between the stable and canary versions."""
+
+    model_config = validated(_GATEWAY_NEEDS_PARENTS, _GATEWAY_ONLY)
+
+    mode: Annotated[
+        RoutingMode,
+        Field(
+            description="GatewayAPI: one TF Serving Deployment per version behind an HTTPRoute or GRPCRoute whose "
+            "backend weights follow status. VersionLabels: one Deployment loading both versions, labelled stable and "
+            "canary; Croupier's runtime picks the label per request by the canary weight."
+        ),
+    ] = RoutingMode.VERSION_LABELS
+    protocol: Annotated[
+        Protocol,
+        Field(description="GRPC (TF Serving port 8500, GRPCRoute) or HTTP (REST port 8501, HTTPRoute)."),
+    ] = Protocol.GRPC
+    parent_refs: Annotated[
+        list[ParentReference] | None,
+        Field(
+            description="Gateways the route attaches to (mode GatewayAPI).",
+            max_length=MAX_PARENT_REFS,
+            json_schema_extra={"x-kubernetes-list-type": "atomic"},
+        ),
+    ] = None
+    hostnames: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=253, pattern=HOSTNAME)]] | None,
+        Field(
+            description="Hostnames the route matches (mode GatewayAPI; default: all of the Gateway's).",
+            max_length=MAX_HOSTNAMES,
+            json_schema_extra={"x-kubernetes-list-type": "set"},
+        ),
+    ] = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        gateway = self.mode == RoutingMode.GATEWAY_API
+        enforce(
+            (_GATEWAY_NEEDS_PARENTS, not gateway or bool(self.parent_refs)),
+            (_GATEWAY_ONLY, gateway or (self.parent_refs is None and self.hostnames is None)),
+        )
+        return self
+
+
+_LAST_BATCH_SIZE = cel(
+    "!has(self.allowedBatchSizes) || self.allowedBatchSizes[size(self.allowedBatchSizes) - 1] == self.maxBatchSize",
+    "the last allowed batch size must equal maxBatchSize (TF Serving requires it)",
+    field_path=".allowedBatchSizes",
+)
+_BATCH_SIZES_SORTED = cel(
+    "!has(self.allowedBatchSizes) || self.allowedBatchSizes.isSorted()",
+    "allowedBatchSizes must increase",
+    field_path=".allowedBatchSizes",
+)
+
+
+class BatchingSpec(ApiModel):
+    """Server-side batching (TF Serving --enable_batching with a batching parameters file)."""
+
+    model_config = validated(_LAST_BATCH_SIZE, _BATCH_SIZES_SORTED)
+
+    max_batch_size: Annotated[int, Field(description="Largest batch TF Serving forms.", ge=1, le=1_000_000)] = 32
+    batch_timeout_micros: Annotated[
+        int,
+        Field(description="How long a partial batch waits for more requests, in microseconds.", ge=0, le=10_000_000),
+    ] = 1000
+    num_batch_threads: Annotated[
+        int | None,
+        Field(description="Threads processing batches (default: TF Serving's, the CPU count).", ge=1, le=1024),
+    ] = None
+    max_enqueued_batches: Annotated[
+        int | None, Field(description="Queue length before requests are rejected.", ge=1, le=1_000_000)
+    ] = None
+    allowed_batch_sizes: Annotated[
+        list[Annotated[int, Field(ge=1, le=1_000_000)]] | None,
+        Field(
+            description="Batch sizes batches are padded to, increasing; the last must equal maxBatchSize.",
+            min_length=1,
+            max_length=MAX_BATCH_SIZES,
+            json_schema_extra={"x-kubernetes-list-type": "set"},
+        ),
+    ] = None
+    pad_variable_length_inputs: Annotated[
+        bool, Field(description="Pad inputs of different lengths to batch them together.")
+    ] = False
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        sizes = self.allowed_batch_sizes
+        enforce(
+            (_LAST_BATCH_SIZE, not sizes or sizes[-1] == self.max_batch_size),
+            (_BATCH_SIZES_SORTED, not sizes or sizes == sorted(sizes)),
+        )
+        return self
+
+
+class ServingSpec(ApiModel):
+    """The TF Serving pods."""
+
+    image: Annotated[
+        str,
+        Field(description="TF Serving image (tensorflow/serving, or a build of it).", min_length=1, max_length=1024),
+    ] = DEFAULT_SERVING_IMAGE
+    replicas: Annotated[int, Field(description="TF Serving pods per Deployment.", ge=0, le=100)] = 1
+    resources: Annotated[ResourceRequirements | None, Field(description="TF Serving container resources.")] = None
+    batching: Annotated[BatchingSpec | None, Field(description="Server-side batching; unset disables it.")] = None
+
+
+_CANARY_DIFFERS = cel(
+    "!has(self.canary) || self.canary.version != self.stable.version",
+    "canary.version must differ from stable.version",
+    field_path=".canary.version",
+)
+
+
+class ModelDeploymentSpec(ApiModel):
+    """Desired state of a ModelDeployment: the model, its explicit stable (and canary) versions, routing and serving."""
+
+    model_config = validated(_CANARY_DIFFERS)
+
+    model: Annotated[ModelSpec, Field(description="The model and where its versions are stored.")]
+    stable: Annotated[StableSpec, Field(description="The version serving the traffic the canary does not get.")]
+    canary: Annotated[
+        CanarySpec | None, Field(description="A candidate version and how it gets traffic; unset: stable only.")
+    ] = None
+    routing: Annotated[RoutingSpec, Field(description="How traffic is split between versions.")] = RoutingSpec()
+    serving: Annotated[ServingSpec, Field(description="TF Serving pods.")] = ServingSpec()
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        enforce((_CANARY_DIFFERS, self.canary is None or self.canary.version != self.stable.version))
+        return self
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Status
+
+
+class VersionRole(StrEnum):
+    STABLE = "stable"
+    CANARY = "canary"
+
+
+class ModelVersionState(StrEnum):
+    """A version's state as TF Serving's GetModelStatus reports it (Unknown: not reported, or unreachable)."""
+
+    START = "START"
+    LOADING = "LOADING"
+    AVAILABLE = "AVAILABLE"
+    UNLOADING = "UNLOADING"
+    END = "END"
+    UNKNOWN = "Unknown"
+
+
+class AnalysisResult(StrEnum):
+    PASSED = "Passed"
+    FAILED = "Failed"
+    INSUFFICIENT_DATA = "InsufficientData"
+    ERROR = "Error"
+
+
+class Reason(StrEnum):
+    """Condition reasons the operator writes on a ModelDeployment."""
+
+    AVAILABLE = "Available"
+    VERSION_LOADING = "VersionLoading"
+    VERSION_NOT_AVAILABLE = "VersionNotAvailable"
+    STEP_IN_PROGRESS = "StepInProgress"
+    WAITING_FOR_ANALYSIS = "WaitingForAnalysis"
+    INSUFFICIENT_DATA = "InsufficientData"
+    ANALYSIS_FAILED = "AnalysisFailed"
+    ANALYSIS_ERROR = "AnalysisError"
+    ROLLED_BACK = "RolledBack"
+    PAUSED = "Paused"
+    CANARY_COMPLETE = "CanaryComplete"
+    ROUTE_NOT_ACCEPTED = "RouteNotAccepted"
+
+
+class VersionStatus(ApiModel):
+    """One loaded version: its TF Serving state, its role and its live share of traffic."""
+
+    version: Annotated[ModelVersion, Field(description="TF Serving version number.")]
+    role: Annotated[VersionRole, Field(description="stable or canary.")]
+    state: Annotated[
+        ModelVersionState,
+        Field(description="TF Serving GetModelStatus state: START, LOADING, AVAILABLE, UNLOADING, END or Unknown."),
+    ] = ModelVersionState.UNKNOWN
+    weight: Annotated[
+        int, Field(description="Percent of traffic routed to this version now (0 unless AVAILABLE).", ge=0, le=100)
+    ] = 0
+    message: Annotated[
+        str | None, Field(description="TF Serving's status message (e.g. a load error).", max_length=32768)
+    ] = None
+
+
+class AnalysisStatus(ApiModel):
+    """The latest analysis interval of the canary."""
+
+    result: Annotated[
+        AnalysisResult,
+        Field(description="Passed, Failed, InsufficientData (too few requests) or Error (a query failed)."),
+    ]
+    last_time: Annotated[datetime | None, Field(description="When the interval ended.")] = None
+    requests: Annotated[int | None, Field(description="Requests the canary served in the interval.", ge=0)] = None
+    error_rate: Annotated[float | None, Field(description="Measured fraction of failed requests.", ge=0)] = None
+    p99_latency_milliseconds: Annotated[
+        float | None, Field(description="Measured 99th percentile latency in milliseconds.", ge=0)
+    ] = None
+    failures: Annotated[int, Field(description="Failed intervals so far for this canary version.", ge=0)] = 0
+    message: Annotated[
+        str | None, Field(description="Which threshold failed, or why data was missing.", max_length=32768)
+    ] = None
+
+
+class ModelDeploymentStatus(ApiModel):
+    """Observed state of a ModelDeployment, written by the operator only."""
+
+    observed_generation: Annotated[
+        int | None, Field(description="The .metadata.generation the status was computed for.", ge=0)
+    ] = None
+    conditions: Conditions = None
+    versions: Annotated[
+        list[VersionStatus] | None,
+        Field(
+            description="Every loaded version with its TF Serving state and live weight.",
+            max_length=MAX_VERSIONS_IN_STATUS,
+            json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["version"]},
+        ),
+    ] = None
+    canary_weight: Annotated[
+        int | None, Field(description="Percent of traffic on the canary now (the live weight).", ge=0, le=100)
+    ] = None
+    current_step: Annotated[
+        int | None, Field(description="Index of the canary step in progress (steps rollouts).", ge=0)
+    ] = None
+    step_start_time: Annotated[datetime | None, Field(description="When the current step began.")] = None
+    analysis: Annotated[AnalysisStatus | None, Field(description="The latest analysis interval.")] = None
+    rollback_reason: Annotated[
+        str | None, Field(description="Why the canary was rolled back (unset when it was not).", max_length=32768)
+    ] = None
+    endpoint: Annotated[str | None, Field(description="In-cluster gRPC address of the model (host:port).")] = None
+    rest_endpoint: Annotated[str | None, Field(description="In-cluster REST URL of the model.")] = None
+
+
+_READY = '.status.conditions[?(@.type=="Ready")]'
+PRINTER_COLUMNS = [
+    {"name": "Ready", "type": "string", "jsonPath": f"{_READY}.status"},
+    {"name": "Model", "type": "string", "jsonPath": ".spec.model.name", "priority": 1},
+    {"name": "Stable", "type": "integer", "jsonPath": ".spec.stable.version"},
+    {"name": "Canary", "type": "integer", "jsonPath": ".spec.canary.version"},
+    {"name": "Weight", "type": "integer", "jsonPath": ".status.canaryWeight"},
+    {"name": "Step", "type": "integer", "jsonPath": ".status.currentStep"},
+    {"name": "Reason", "type": "string", "jsonPath": f"{_READY}.reason", "priority": 1},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
