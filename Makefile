@@ -1,0 +1,119 @@
+# Croupier — run `make help` for the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+RUN := $(UV) run --frozen
+PYTEST_ARGS ?=
+KIND_CLUSTER ?= croupier
+IMAGE_TAG ?= dev
+OPERATOR_IMAGE ?= croupier-operator:$(IMAGE_TAG)
+RUNTIME_IMAGE ?= croupier-runtime:$(IMAGE_TAG)
+DEMO_DIR ?= .demo
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: bootstrap
+bootstrap: ## Install missing system tools (uv, redis-server; checks Go)
+	@hack/bootstrap.sh
+
+.PHONY: sync
+sync: bootstrap ## Install the locked Python dependencies into .venv
+	@$(UV) sync --frozen --quiet
+
+.PHONY: controlplane
+controlplane: ## Build (once, cached under ~/.cache/croupier) etcd, kube-apiserver, controllers, kubectl and kwok
+	@hack/controlplane/build.sh
+
+.PHONY: test
+test: sync controlplane ## Run every test that needs no Docker: unit + integration (real apiserver, etcd, Redis)
+	$(RUN) pytest -m "not e2e" $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: sync ## Run the unit tests only (no processes started)
+	$(RUN) pytest -m unit $(PYTEST_ARGS)
+
+.PHONY: test-integration
+test-integration: sync controlplane ## Run the integration tests (local control plane, Redis, runtime processes)
+	$(RUN) pytest -m integration $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: sync ## Lint and check formatting (ruff) and types (mypy --strict on contracts, operator, runtime)
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	@mkdir -p .typecheck/croupier && for d in api operator runtime devcluster; do ln -sfn ../../$$d .typecheck/croupier/$$d; done
+	MYPYPATH=.typecheck $(RUN) mypy --namespace-packages -p croupier.api -p croupier.operator -p croupier.runtime
+
+.PHONY: crds
+crds: sync ## Regenerate crds/*.yaml from the typed models in api/
+	$(RUN) python -m croupier.api.crdgen
+
+.PHONY: crds-check
+crds-check: sync ## Fail if crds/*.yaml drifted from the models
+	$(RUN) python -m croupier.api.crdgen --check
+
+.PHONY: demo
+demo: sync controlplane ## Run the embedded demo: local control plane, operator, runtimes, examples, simulated traffic
+	$(RUN) python hack/demo.py --dir $(DEMO_DIR)
+
+.PHONY: demo-down
+demo-down: ## Stop whatever a `make demo KEEP=1` left running
+	-$(RUN) python hack/demo.py --dir $(DEMO_DIR) --down
+
+.PHONY: cluster-up
+cluster-up: sync controlplane ## Start the local control plane in the background (kubeconfig in .demo/cluster)
+	$(RUN) croupier-devcluster up --dir $(DEMO_DIR)/cluster --detach
+	@echo "export KUBECONFIG=$(CURDIR)/$(DEMO_DIR)/cluster/kubeconfig"
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local control plane
+	-$(RUN) croupier-devcluster down --dir $(DEMO_DIR)/cluster
+
+.PHONY: bench
+bench: ## Run every benchmark (needs `make bench-deps`); tables go to stdout
+	$(RUN) --group bench python benchmarks/policies_inprocess.py
+	$(RUN) --group bench python benchmarks/regret.py
+	$(RUN) --group bench python benchmarks/http_decide.py
+	$(RUN) --group bench python benchmarks/runtime_memory.py
+	$(RUN) --group bench python benchmarks/operator_scale.py
+
+.PHONY: bench-deps
+bench-deps: ## Install benchmark tools (wrk, Vowpal Wabbit, MABWiser)
+	@CROUPIER_BENCH=1 hack/bootstrap.sh
+	@$(UV) sync --frozen --all-groups --quiet
+
+# --- kind (needs Docker; for users' machines) ---------------------------------------------------------------------
+.PHONY: kind-up
+kind-up: ## Create a kind cluster from kind-config.yaml
+	kind create cluster --name $(KIND_CLUSTER) --config kind-config.yaml
+
+.PHONY: images
+images: ## Build the operator and runtime images
+	docker build -f images/operator.Dockerfile -t $(OPERATOR_IMAGE) .
+	docker build -f images/runtime.Dockerfile -t $(RUNTIME_IMAGE) .
+
+.PHONY: kind-load
+kind-load: images ## Load the images into the kind cluster
+	kind load docker-image --name $(KIND_CLUSTER) $(OPERATOR_IMAGE) $(RUNTIME_IMAGE)
+
+.PHONY: deploy
+deploy: ## Install CRDs, RBAC and the operator into the current kube context (kustomize)
+	hack/kind.sh deploy $(OPERATOR_IMAGE) $(RUNTIME_IMAGE)
+
+.PHONY: undeploy
+undeploy: ## Remove the operator, RBAC and CRDs (deletes every Croupier resource!)
+	hack/kind.sh undeploy
+
+.PHONY: kind-down
+kind-down: ## Delete the kind cluster
+	kind delete cluster --name $(KIND_CLUSTER)
+
+.PHONY: e2e
+e2e: sync ## Run the e2e tests against the current kind cluster (needs Docker)
+	$(RUN) pytest -m e2e $(PYTEST_ARGS)
+
+.PHONY: clean
+clean: ## Remove local build and demo state (keeps the control-plane cache)
+	rm -rf .demo .typecheck .pytest_cache .mypy_cache .ruff_cache build dist
