@@ -1,0 +1,56 @@
+"""Prometheus metrics of the operator, created once per process (module import) in a registry of our own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+API_WRITES = Counter(
+    "croupier_operator_api_writes_total",
+    "Kubernetes API writes made by the operator's own code (Kopf's annotation/finalizer patches not included).",
+    ["verb", "kind"],
+    registry=REGISTRY,
+)
+RECONCILES = Counter(
+    "croupier_operator_reconciles_total",
+    "Reconciles of children by trigger and outcome.",
+    ["kind", "trigger", "outcome"],
+    registry=REGISTRY,
+)
+CHILDREN_APPLIED = Counter(
+    "croupier_operator_children_applied_total",
+    "Children server-side applied because they were missing or differed from the desired manifest.",
+    ["kind"],
+    registry=REGISTRY,
+)
+STATUS_WRITES = Counter(
+    "croupier_operator_status_writes_total",
+    "Status patches of custom resources (written only when the status changed).",
+    ["kind"],
+    registry=REGISTRY,
+)
+PROBES = Counter(
+    "croupier_operator_runtime_probes_total",
+    "Reads of a runtime's GET /v1/stats by outcome (ok, unreachable, invalid).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+PROBE_SECONDS = Histogram(
+    "croupier_operator_runtime_probe_seconds",
+    "Latency of GET /v1/stats.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+    registry=REGISTRY,
+)
+POLICIES = Gauge(
+    "croupier_operator_policies",
+    "DecisionPolicies by Ready condition status, as last computed.",
+    ["ready"],
+    registry=REGISTRY,
+)
+
+
+def serve(host: str, port: int) -> None:
+    """Start the metrics listener (a daemon thread); port 0 disables it."""
+    if port:
+        start_http_server(port, addr=host, registry=REGISTRY)

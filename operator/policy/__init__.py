@@ -1,0 +1,1 @@
+"""DecisionPolicy logic as plain functions: spec -> desired children, observations -> status."""

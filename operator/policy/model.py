@@ -1,0 +1,72 @@
+"""A DecisionPolicy object as the operator sees it: identity plus a validated spec."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from croupier.api.common import API_VERSION
+from croupier.api.decisionpolicy import KIND, DecisionPolicySpec
+
+# Children share the policy's name, and a Service name must be a DNS-1035 label.
+DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+class InvalidPolicyError(ValueError):
+    """The object cannot be served as it is; ``reason`` is the CamelCase condition reason."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class PolicyObject:
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    spec: DecisionPolicySpec
+
+    @property
+    def owner_reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+def parse_policy(body: Mapping[str, Any]) -> PolicyObject:
+    """Validate a DecisionPolicy body; raise InvalidPolicyError naming what cannot work."""
+    metadata = body.get("metadata") or {}
+    name = str(metadata.get("name", ""))
+    if not DNS_1035_LABEL.match(name):
+        raise InvalidPolicyError(
+            "InvalidName",
+            f"metadata.name {name!r} must be a DNS-1035 label (lower-case letters, digits and '-', starting with a "
+            "letter, at most 63 characters): the runtime's Service and labels carry it",
+        )
+    try:
+        spec = DecisionPolicySpec.model_validate(body.get("spec") or {})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(['spec', *(str(p) for p in e['loc'])])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in error.errors(include_url=False)
+        )
+        raise InvalidPolicyError("InvalidSpec", problems) from error
+    return PolicyObject(
+        name=name,
+        namespace=str(metadata.get("namespace", "")),
+        uid=str(metadata.get("uid", "")),
+        generation=int(metadata.get("generation") or 0),
+        spec=spec,
+    )

@@ -1,0 +1,368 @@
+"""The DecisionPolicy control loop's effects: apply children that differ, write status that changed, post events.
+
+Two entry points share this object, and a per-policy lock keeps them from applying at the same time:
+
+* ``reconcile`` - Kopf's create/update/resume handler: applies the children now, then wakes the supervisor;
+* ``supervise`` - one long-lived Kopf daemon per policy, the only writer of ``status``: it wakes when poked (a spec
+  change, a child's watch event such as the Deployment becoming available) or every ``resync_interval_seconds``,
+  repairs drift, reads the runtime's statistics and writes the status when it differs from the stored one.
+
+Live children come from Kopf indexes fed by label-selected watches, so a steady state costs no API reads either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+import kopf
+import structlog
+
+from croupier.api.common import API_VERSION, ConditionStatus, now
+from croupier.api.decisionpolicy import KIND
+from croupier.operator import metrics
+from croupier.operator.conditions import transitions
+from croupier.operator.kube import KubeClient, KubeError
+from croupier.operator.matching import up_to_date
+from croupier.operator.policy.children import (
+    CONFIG_HASH_ANNOTATION,
+    MANIFEST_HASH_ANNOTATION,
+    child_names,
+    desired_children,
+    digest,
+    endpoint,
+    policy_yaml,
+)
+from croupier.operator.policy.model import InvalidPolicyError, PolicyObject, parse_policy
+from croupier.operator.policy.probe import ProbeResult, probe_stats
+from croupier.operator.policy.status import DeploymentState, Observations, Reason, desired_status, status_patch
+from croupier.operator.settings import FIELD_MANAGER, OperatorSettings
+
+T = TypeVar("T")
+ChildKey = tuple[str, str]  # (kind, name)
+
+# Children whose index entry may lag behind our own apply for a moment: trust our apply for this long.
+FRESH_APPLY_SECONDS = 10.0
+CONFLICT_RETRY_SECONDS = 30.0
+FAILURE_RETRY_SECONDS = 10.0
+
+log = structlog.get_logger("croupier.operator.decisionpolicy")
+
+
+class ApplyProblemError(Exception):
+    """A child could not be applied. ``retry_after`` None: the same spec will keep failing (wait for a change)."""
+
+    def __init__(self, reason: str, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.retry_after = retry_after
+
+
+@dataclass
+class PolicyHandle:
+    """Per-policy coordination between the reconcile handler and the supervisor."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep until poked or ``seconds`` passed; a poke during the previous cycle wakes at once."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wakeup.wait(), timeout=seconds)
+        self.wakeup.clear()
+
+
+def slim(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What an index keeps of a child: everything but managedFields (large, and never compared)."""
+    metadata = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
+    return {**{k: v for k, v in body.items() if k != "metadata"}, "metadata": metadata}
+
+
+def controller_of(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for ref in (body.get("metadata") or {}).get("ownerReferences") or ():
+        if ref.get("controller"):
+            return dict(ref)
+    return None
+
+
+def owning_policy_uid(body: Mapping[str, Any]) -> str | None:
+    ref = controller_of(body)
+    if ref is not None and ref.get("kind") == KIND and ref.get("apiVersion") == API_VERSION:
+        return str(ref.get("uid"))
+    return None
+
+
+def _live_children(uid: str, stores: Iterable[Mapping[str, Iterable[Mapping[str, Any]]]]) -> dict[ChildKey, Any]:
+    live: dict[ChildKey, Any] = {}
+    for index in stores:
+        for obj in index.get(uid, ()):
+            live[(str(obj.get("kind")), str(obj["metadata"]["name"]))] = obj
+    return live
+
+
+class PolicyReconciler:
+    def __init__(self, kube: KubeClient, settings: OperatorSettings) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.http = httpx.AsyncClient(timeout=settings.probe_timeout_seconds, trust_env=False)
+        self.executor = ThreadPoolExecutor(max_workers=settings.api_workers, thread_name_prefix="kube")
+        self.handles: dict[str, PolicyHandle] = {}
+        self.applied: dict[tuple[str, str, str], tuple[str, float]] = {}  # (uid, kind, name) -> (hash, when)
+        self.rejected: dict[tuple[str, str, str], tuple[str, str]] = {}  # (uid, kind, name) -> (hash, message)
+        self.ready: dict[str, str] = {}
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, functools.partial(fn, *args))
+
+    def handle(self, uid: str) -> PolicyHandle:
+        if uid not in self.handles:
+            self.handles[uid] = PolicyHandle()
+        return self.handles[uid]
+
+    def poke(self, uid: str | None) -> None:
+        if uid is not None and uid in self.handles:
+            self.handles[uid].wakeup.set()
+
+    def forget(self, uid: str) -> None:
+        self.handles.pop(uid, None)
+        self.ready.pop(uid, None)
+        for cache in (self.applied, self.rejected):
+            for key in [k for k in cache if k[0] == uid]:
+                del cache[key]
+        self._update_ready_gauge()
+
+    # --- children --------------------------------------------------------------------------------------------------
+
+    async def ensure_children(self, policy: PolicyObject, live: Mapping[ChildKey, Any]) -> int:
+        """Apply every child that is missing or differs from its desired manifest; return how many were applied."""
+        applied = 0
+        async with self.handle(policy.uid).lock:
+            for child in desired_children(policy, self.settings):
+                if await self._ensure_child(policy, child, live.get((child["kind"], child["metadata"]["name"]))):
+                    applied += 1
+        return applied
+
+    async def _ensure_child(self, policy: PolicyObject, child: dict[str, Any], live: Any) -> bool:
+        kind, name = child["kind"], child["metadata"]["name"]
+        key = (policy.uid, kind, name)
+        manifest_hash = child["metadata"]["annotations"][MANIFEST_HASH_ANNOTATION]
+        if up_to_date(live, child, MANIFEST_HASH_ANNOTATION):
+            return False
+        recent = self.applied.get(key)
+        if recent is not None and recent[0] == manifest_hash and time.monotonic() - recent[1] < FRESH_APPLY_SECONDS:
+            return False  # we applied exactly this a moment ago; the watch has not caught up yet
+        rejected = self.rejected.get(key)
+        if rejected is not None and rejected[0] == manifest_hash:
+            raise ApplyProblemError(Reason.APPLY_REJECTED, rejected[1], retry_after=None)
+        if live is None:
+            # Not in our index: absent, not ours, or not indexed yet. Look before taking anything over.
+            found = await self._call(self.kube.get, kind, policy.namespace, name)
+            if found is not None:
+                self._refuse_foreign(policy, found)
+                if up_to_date(found, child, MANIFEST_HASH_ANNOTATION):
+                    return False
+        try:
+            await self._call(self.kube.apply, child)
+        except KubeError as error:
+            message = f"applying {kind} {name} failed: {error.message}"
+            if error.rejected:
+                self.rejected[key] = (manifest_hash, message)
+                raise ApplyProblemError(Reason.APPLY_REJECTED, message, retry_after=None) from error
+            raise ApplyProblemError(Reason.APPLY_FAILED, message, retry_after=FAILURE_RETRY_SECONDS) from error
+        self.applied[key] = (manifest_hash, time.monotonic())
+        self.rejected.pop(key, None)
+        metrics.CHILDREN_APPLIED.labels(kind=kind).inc()
+        log.info("applied child", namespace=policy.namespace, name=policy.name, child_kind=kind, child=name)
+        return True
+
+    @staticmethod
+    def _refuse_foreign(policy: PolicyObject, found: Mapping[str, Any]) -> None:
+        kind, name = found.get("kind"), found["metadata"]["name"]
+        owner = controller_of(found)
+        labels = found["metadata"].get("labels") or {}
+        if owner is not None and owner.get("uid") != policy.uid:
+            raise ApplyProblemError(
+                Reason.CHILD_CONFLICT,
+                f"{kind} {name} already exists and is controlled by {owner.get('kind')} {owner.get('name')}",
+                retry_after=CONFLICT_RETRY_SECONDS,
+            )
+        if owner is None and labels.get("app.kubernetes.io/managed-by") != FIELD_MANAGER:
+            raise ApplyProblemError(
+                Reason.CHILD_CONFLICT,
+                f"{kind} {name} already exists and is not managed by {FIELD_MANAGER}; rename or delete it",
+                retry_after=CONFLICT_RETRY_SECONDS,
+            )
+
+    # --- entry points ----------------------------------------------------------------------------------------------
+
+    async def reconcile(self, body: Mapping[str, Any], indexes: Mapping[str, Any], trigger: str) -> None:
+        """Kopf's create/update/resume handler body. Raises Kopf's errors to retry or give up."""
+        uid = str(body["metadata"]["uid"])
+        bound = log.bind(namespace=body["metadata"].get("namespace"), name=body["metadata"].get("name"))
+        bound = bound.bind(generation=body["metadata"].get("generation"), trigger=trigger)
+        self.handle(uid)
+        try:
+            policy = parse_policy(body)
+        except InvalidPolicyError as error:
+            metrics.RECONCILES.labels(kind=KIND, trigger=trigger, outcome="invalid").inc()
+            self.poke(uid)  # the supervisor writes the condition
+            raise kopf.PermanentError(f"{error.reason}: {error.message}") from error
+        try:
+            applied = await self.ensure_children(policy, _live_children(uid, indexes.values()))
+        except ApplyProblemError as problem:
+            metrics.RECONCILES.labels(kind=KIND, trigger=trigger, outcome="problem").inc()
+            self.poke(uid)
+            if problem.retry_after is None:
+                raise kopf.PermanentError(f"{problem.reason}: {problem.message}") from problem
+            raise kopf.TemporaryError(f"{problem.reason}: {problem.message}", delay=problem.retry_after) from problem
+        metrics.RECONCILES.labels(kind=KIND, trigger=trigger, outcome="ok").inc()
+        if applied:
+            bound.info("reconciled children", applied=applied)
+        self.poke(uid)
+
+    async def supervise(self, body: kopf.Body, stopped: kopf.DaemonStopped, indexes: Mapping[str, Any]) -> None:
+        """Kopf daemon body: resync on pokes and every interval until the policy is deleted or the operator stops."""
+        uid = str(body["metadata"]["uid"])
+        handle = self.handle(uid)
+
+        async def wake_on_stop() -> None:
+            await stopped.wait()
+            handle.wakeup.set()
+
+        stop_watcher = asyncio.ensure_future(wake_on_stop())
+        try:
+            # Spread the first resync of many policies after a restart (a poke still wakes it at once).
+            await handle.sleep(random.uniform(0, self.settings.resync_initial_delay_seconds))
+            while not stopped:
+                try:
+                    await self.resync(body, indexes)
+                except Exception:  # one bad cycle must not end supervision; the next poke or tick retries
+                    log.exception(
+                        "resync failed",
+                        namespace=body["metadata"].get("namespace"),
+                        name=body["metadata"].get("name"),
+                    )
+                await handle.sleep(self.settings.resync_interval_seconds)
+        finally:
+            stop_watcher.cancel()
+            self.forget(uid)
+
+    async def resync(self, body: Mapping[str, Any], indexes: Mapping[str, Any]) -> None:
+        """Repair drift, read the runtime and write the status if it changed. Body is Kopf's live view."""
+        metadata = body["metadata"]
+        uid, namespace, name = str(metadata["uid"]), str(metadata["namespace"]), str(metadata["name"])
+        generation = int(metadata.get("generation") or 0)
+        if metadata.get("deletionTimestamp"):
+            return
+        live = _live_children(uid, indexes.values())
+        policy: PolicyObject | None = None
+        invalid: InvalidPolicyError | None = None
+        problem: tuple[str, str] | None = None
+        try:
+            policy = parse_policy(body)
+        except InvalidPolicyError as error:
+            invalid = error
+        if policy is not None:
+            try:
+                await self.ensure_children(policy, live)
+            except ApplyProblemError as error:
+                problem = (error.reason, error.message)
+        observed = await self.observe(
+            policy=policy,
+            invalid=invalid,
+            problem=problem,
+            live=live,
+            generation=generation,
+            namespace=namespace,
+            name=name,
+        )
+        current = dict(body.get("status") or {})
+        desired = desired_status(observed, current, now())
+        patch = status_patch(current, desired)
+        self.ready[uid] = next(
+            (c["status"] for c in desired["conditions"] if c["type"] == "Ready"), ConditionStatus.UNKNOWN
+        )
+        self._update_ready_gauge()
+        if patch is None:
+            return
+        await self._call(self.kube.patch_status, KIND, namespace, name, patch)
+        metrics.STATUS_WRITES.labels(kind=KIND).inc()
+        changes = transitions(current.get("conditions"), desired["conditions"])
+        log.info(
+            "wrote status",
+            namespace=namespace,
+            name=name,
+            generation=generation,
+            fields=sorted(patch),
+            ready=self.ready[uid],
+        )
+        for change in changes:
+            if change.type in ("Ready", "Degraded"):
+                problem_now = (change.type == "Ready") != (change.status == ConditionStatus.TRUE)
+                kopf.event(
+                    body,  # type: ignore[arg-type]
+                    type="Warning" if problem_now else "Normal",
+                    reason=change.reason,
+                    message=f"{change.type} is {change.status}: {change.message}"[:1024],
+                )
+
+    async def observe(
+        self,
+        *,
+        policy: PolicyObject | None,
+        invalid: InvalidPolicyError | None,
+        problem: tuple[str, str] | None,
+        live: Mapping[ChildKey, Any],
+        generation: int,
+        namespace: str,
+        name: str,
+    ) -> Observations:
+        names = child_names(name)
+        deployment_obj = live.get(("Deployment", names.deployment))
+        deployment = (
+            DeploymentState.from_object(deployment_obj, CONFIG_HASH_ANNOTATION) if deployment_obj is not None else None
+        )
+        config_hash = digest(policy_yaml(policy)) if policy is not None else None
+        probe: ProbeResult | None = None
+        if (
+            policy is not None
+            and problem is None
+            and self.settings.probe_enabled
+            and deployment is not None
+            and policy.spec.serving.replicas > 0
+            and deployment.rolled_out(config_hash)
+        ):
+            url = self.settings.runtime_url(name=name, namespace=namespace, service=names.service)
+            probe = await probe_stats(self.http, url)
+        return Observations(
+            generation=generation,
+            endpoint=endpoint(name, namespace) if invalid is None or invalid.reason != "InvalidName" else None,
+            desired_replicas=policy.spec.serving.replicas if policy is not None else None,
+            config_hash=config_hash,
+            paused=policy.spec.paused if policy is not None else False,
+            invalid=invalid,
+            apply_problem=problem,
+            deployment=deployment,
+            probe_enabled=self.settings.probe_enabled,
+            probe=probe,
+        )
+
+    def _update_ready_gauge(self) -> None:
+        counts = {str(s): 0 for s in ConditionStatus}
+        for status in self.ready.values():
+            counts[str(status)] = counts.get(str(status), 0) + 1
+        for status, count in counts.items():
+            metrics.POLICIES.labels(ready=status).set(count)

@@ -1,0 +1,270 @@
+"""observations -> status: the conditions, replica counts and statistics table of a DecisionPolicy.
+
+Pure and deterministic: the same observations and the same current status give the same result, and when nothing
+changed the result equals the current status, so ``status_patch`` returns None and the operator writes nothing.
+Timestamps move only on change: ``lastTransitionTime`` when a condition's status flips, ``lastProbeTime`` when the
+runtime's counters (pulls, rewards, reward sums, totals, served generation) changed since the stored table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from croupier.api.common import ConditionStatus, ConditionType
+from croupier.api.wire import StatsResponse
+from croupier.operator.conditions import DesiredCondition, find, merge_conditions, rfc3339
+from croupier.operator.policy.model import InvalidPolicyError
+from croupier.operator.policy.probe import ProbeResult
+
+TRUE, FALSE = ConditionStatus.TRUE, ConditionStatus.FALSE
+READY, PROGRESSING, DEGRADED = ConditionType.READY, ConditionType.PROGRESSING, ConditionType.DEGRADED
+
+
+class Reason:
+    """Condition reasons (CamelCase, stable: tools and alerts match on them)."""
+
+    AVAILABLE = "Available"
+    PAUSED = "Paused"
+    ROLLOUT_COMPLETE = "RolloutComplete"
+    AS_EXPECTED = "AsExpected"
+    ROLLOUT_IN_PROGRESS = "RolloutInProgress"
+    ROLLOUT_STALLED = "RolloutStalled"
+    STALE_GENERATION = "StaleGeneration"
+    RUNTIME_UNREACHABLE = "RuntimeUnreachable"
+    SCALED_TO_ZERO = "ScaledToZero"
+    CHILD_CONFLICT = "ChildConflict"
+    APPLY_REJECTED = "ApplyRejected"
+    APPLY_FAILED = "ApplyFailed"
+
+
+# Every status field the operator owns, in the order it writes them.
+STATUS_KEYS = (
+    "observedGeneration",
+    "conditions",
+    "endpoint",
+    "replicas",
+    "readyReplicas",
+    "servedGeneration",
+    "arms",
+    "totals",
+    "bestArm",
+    "lastProbeTime",
+)
+_TABLE_KEYS = ("servedGeneration", "arms", "totals", "bestArm", "lastProbeTime")
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    """What the runtime Deployment reports."""
+
+    spec_replicas: int
+    generation: int
+    observed_generation: int
+    replicas: int
+    updated: int
+    ready: int
+    available: int
+    config_hash: str | None
+    stalled_message: str | None = None
+
+    @classmethod
+    def from_object(cls, obj: Mapping[str, Any], hash_annotation: str) -> DeploymentState:
+        spec = obj.get("spec") or {}
+        status = obj.get("status") or {}
+        template_annotations = ((spec.get("template") or {}).get("metadata") or {}).get("annotations") or {}
+        stalled = None
+        for condition in status.get("conditions") or ():
+            if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
+                stalled = str(condition.get("message") or "the rollout exceeded its progress deadline")
+        return cls(
+            spec_replicas=int(spec.get("replicas", 1)),
+            generation=int((obj.get("metadata") or {}).get("generation") or 0),
+            observed_generation=int(status.get("observedGeneration") or 0),
+            replicas=int(status.get("replicas") or 0),
+            updated=int(status.get("updatedReplicas") or 0),
+            ready=int(status.get("readyReplicas") or 0),
+            available=int(status.get("availableReplicas") or 0),
+            config_hash=template_annotations.get(hash_annotation),
+            stalled_message=stalled,
+        )
+
+    def rolled_out(self, config_hash: str | None) -> bool:
+        """The current pod template is what we want, and every pod runs it and is available (no old pods left)."""
+        return (
+            self.config_hash == config_hash
+            and self.observed_generation >= self.generation
+            and self.updated == self.spec_replicas
+            and self.replicas == self.spec_replicas
+            and self.available >= self.spec_replicas
+        )
+
+    def progress(self) -> str:
+        return f"{self.updated}/{self.spec_replicas} runtime pods updated, {self.available} available" + (
+            f", {self.replicas - self.updated} old pods terminating" if self.replicas > self.updated else ""
+        )
+
+
+@dataclass(frozen=True)
+class Observations:
+    generation: int
+    endpoint: str | None
+    desired_replicas: int | None
+    config_hash: str | None
+    paused: bool = False
+    invalid: InvalidPolicyError | None = None
+    apply_problem: tuple[str, str] | None = None
+    deployment: DeploymentState | None = None
+    probe_enabled: bool = True
+    probe: ProbeResult | None = None
+
+
+def _serving(observed: Observations, deployment: DeploymentState, detail: str) -> DesiredCondition:
+    pods = f"{deployment.available}/{deployment.spec_replicas} runtime pods available"
+    if observed.paused:
+        return DesiredCondition(READY, TRUE, Reason.PAUSED, f"{pods}; {detail}; learning is paused (spec.paused)")
+    return DesiredCondition(READY, TRUE, Reason.AVAILABLE, f"{pods}; {detail}")
+
+
+def desired_conditions(observed: Observations, current: list[Mapping[str, Any]] | None) -> list[DesiredCondition]:
+    """Ready, Progressing and Degraded from what was observed (see docs/decisionpolicy.md for the table)."""
+    healthy = DesiredCondition(DEGRADED, FALSE, Reason.AS_EXPECTED)
+    complete = DesiredCondition(PROGRESSING, FALSE, Reason.ROLLOUT_COMPLETE, "the runtime serves the current spec")
+
+    def blocked(reason: str, message: str, *, degraded: bool) -> list[DesiredCondition]:
+        return [
+            DesiredCondition(READY, FALSE, reason, message),
+            DesiredCondition(PROGRESSING, FALSE, reason, message),
+            DesiredCondition(DEGRADED, TRUE, reason, message) if degraded else healthy,
+        ]
+
+    def waiting(reason: str, message: str) -> list[DesiredCondition]:
+        return [
+            DesiredCondition(READY, FALSE, reason, message),
+            DesiredCondition(PROGRESSING, TRUE, reason, message),
+            healthy,
+        ]
+
+    if observed.invalid is not None:
+        return blocked(observed.invalid.reason, observed.invalid.message, degraded=True)
+    if observed.apply_problem is not None:
+        return blocked(*observed.apply_problem, degraded=True)
+    if observed.desired_replicas == 0:
+        return blocked(Reason.SCALED_TO_ZERO, "spec.serving.replicas is 0: no runtime pod serves", degraded=False)
+    deployment = observed.deployment
+    if deployment is None:
+        return waiting(Reason.ROLLOUT_IN_PROGRESS, "waiting for the runtime Deployment")
+    if deployment.stalled_message is not None and not deployment.rolled_out(observed.config_hash):
+        return blocked(Reason.ROLLOUT_STALLED, deployment.stalled_message, degraded=True)
+    if not deployment.rolled_out(observed.config_hash):
+        return waiting(Reason.ROLLOUT_IN_PROGRESS, deployment.progress())
+    if not observed.probe_enabled:
+        return [_serving(observed, deployment, "served generation not verified (probing disabled)"), complete, healthy]
+    probe = observed.probe
+    if probe is not None and probe.stats is not None:
+        served = probe.stats.generation
+        if served == observed.generation:
+            return [_serving(observed, deployment, f"the runtime serves generation {served}"), complete, healthy]
+        return waiting(
+            Reason.STALE_GENERATION,
+            f"the runtime serves generation {served if served is not None else 'unknown'}, want {observed.generation}",
+        )
+    error = probe.error if probe is not None and probe.error else "the runtime's statistics were not read"
+    unreachable = DesiredCondition(DEGRADED, TRUE, Reason.RUNTIME_UNREACHABLE, error)
+    before = find(current, READY)
+    if before is not None and before.get("status") == TRUE and before.get("observedGeneration") == observed.generation:
+        # Confirmed earlier for this generation and the pods are still available: a failed read is no reason to
+        # flap Ready. Degraded says what is wrong; the last table stays.
+        kept = DesiredCondition(READY, TRUE, str(before.get("reason")), str(before.get("message") or ""))
+        return [kept, complete, unreachable]
+    return [
+        DesiredCondition(READY, FALSE, Reason.RUNTIME_UNREACHABLE, error),
+        DesiredCondition(PROGRESSING, FALSE, Reason.RUNTIME_UNREACHABLE, error),
+        unreachable,
+    ]
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+def stats_table(stats: StatsResponse) -> dict[str, Any]:
+    arms = []
+    for arm in stats.arms:
+        entry: dict[str, Any] = {
+            "name": arm.name,
+            "pulls": arm.pulls,
+            "rewards": arm.rewards,
+            "rewardSum": round(arm.reward_sum, 9),
+        }
+        if arm.mean is not None:
+            entry["mean"] = _round(arm.mean)
+        if arm.probability is not None:
+            entry["probability"] = _round(arm.probability)
+        arms.append(entry)
+    best = stats.best_arm
+    if best is None:
+        rewarded = [a for a in stats.arms if a.mean is not None and a.rewards > 0]
+        best = max(rewarded, key=lambda a: a.mean or 0.0).name if rewarded else None
+    table: dict[str, Any] = {
+        "servedGeneration": stats.generation,
+        "arms": arms,
+        "totals": {
+            "decisions": stats.totals.decisions,
+            "rewards": stats.totals.rewards,
+            "defaultRewards": stats.totals.default_rewards,
+        },
+        "bestArm": best,
+    }
+    return table
+
+
+def _counters(table: Mapping[str, Any]) -> tuple[Any, ...]:
+    arms = tuple(
+        (a.get("name"), a.get("pulls"), a.get("rewards"), float(a.get("rewardSum") or 0.0))
+        for a in table.get("arms") or ()
+    )
+    totals = table.get("totals") or {}
+    return (
+        table.get("servedGeneration"),
+        arms,
+        (totals.get("decisions"), totals.get("rewards"), totals.get("defaultRewards")),
+    )
+
+
+def desired_status(observed: Observations, current: Mapping[str, Any] | None, now: datetime) -> dict[str, Any]:
+    """The complete status to store (keys of STATUS_KEYS; None means absent)."""
+    current = current or {}
+    current_conditions = list(current.get("conditions") or [])
+    conditions = merge_conditions(
+        current_conditions, desired_conditions(observed, current_conditions), generation=observed.generation, now=now
+    )
+    deployment = observed.deployment
+    status: dict[str, Any] = {
+        "observedGeneration": observed.generation,
+        "conditions": conditions,
+        "endpoint": observed.endpoint,
+        "replicas": deployment.spec_replicas if deployment is not None else observed.desired_replicas,
+        "readyReplicas": deployment.ready if deployment is not None else (0 if observed.desired_replicas else None),
+    }
+    kept = {key: current.get(key) for key in _TABLE_KEYS}
+    probe = observed.probe
+    if probe is not None and probe.stats is not None:
+        table = stats_table(probe.stats)
+        if kept.get("arms") is not None and _counters(kept) == _counters(table):
+            table = {**kept}  # unchanged counters: keep the stored table, probabilities and probe time included
+        else:
+            table["lastProbeTime"] = rfc3339(now)
+        status.update(table)
+    else:
+        status.update(kept)
+    return status
+
+
+def status_patch(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The merge patch that turns ``current`` into ``desired`` (None: nothing to write)."""
+    current = current or {}
+    patch = {key: desired.get(key) for key in STATUS_KEYS if current.get(key) != desired.get(key)}
+    return patch or None

@@ -1,0 +1,112 @@
+"""Operator settings: environment variables prefixed ``CROUPIER_OPERATOR_`` (pydantic-settings).
+
+Everything a platform engineer may tune lives here; Kopf's own knobs are derived from it in ``startup``.
+"""
+
+from __future__ import annotations
+
+import string
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from croupier.api.wire import DEFAULT_PORT
+
+FIELD_MANAGER = "croupier-operator"
+DOMAIN = "croupier.dev"
+OPERATOR_VERSION = "0.1.0"
+
+# Placeholders a runtime URL template may use (see ``runtime_url_template``).
+URL_PLACEHOLDERS = frozenset({"name", "namespace", "service"})
+
+
+class LogFormat(StrEnum):
+    AUTO = "auto"
+    JSON = "json"
+    CONSOLE = "console"
+
+
+def _default_templates_dir() -> Path:
+    # operator/ and templates/ are siblings in the repository and in the image (/app).
+    return Path(__file__).resolve().parent.parent / "templates"
+
+
+class OperatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CROUPIER_OPERATOR_", extra="ignore", frozen=True)
+
+    runtime_image: str = Field(
+        f"ghcr.io/croupier-dev/croupier-runtime:{OPERATOR_VERSION}",
+        description="Runtime image used when a DecisionPolicy sets no spec.serving.image.",
+    )
+    runtime_image_pull_policy: str = Field("IfNotPresent", pattern=r"^(Always|IfNotPresent|Never)$")
+    runtime_url_template: str = Field(
+        "http://{service}.{namespace}.svc:80",
+        description=(
+            "Where the operator reads a policy's GET /v1/stats. Placeholders: {name}, {namespace}, {service}. "
+            "The default goes through the policy's Service; local runs point it at a runtime process, e.g. "
+            "http://127.0.0.1:8080. Only the operator's deployer sets it: a per-object override would let anyone "
+            "who can edit a DecisionPolicy aim the operator's HTTP client anywhere (SSRF)."
+        ),
+    )
+    probe_enabled: bool = Field(
+        True,
+        description="Read the runtime's statistics. When false, Ready means available pods with the current "
+        "configuration (the served generation is not verified) and the status carries no per-arm table.",
+    )
+    probe_timeout_seconds: float = Field(2.0, gt=0, le=30)
+    resync_interval_seconds: float = Field(
+        15.0, ge=1, le=3600, description="How often each policy's health, drift and statistics are checked."
+    )
+    resync_initial_delay_seconds: float = Field(
+        2.0, ge=0, le=600, description="Spreads the first check after start so a restart does not burst."
+    )
+    namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Namespaces to watch (comma separated); empty: every namespace."
+    )
+    peering_name: str | None = Field(
+        None,
+        description="Name of a KopfPeering object to coordinate several operator replicas; unset: standalone "
+        "(one replica, no peering writes).",
+    )
+    peering_clusterwide: bool = Field(True, description="Use a ClusterKopfPeering (true) or a namespaced one.")
+    liveness_endpoint: str | None = Field(
+        None, description="Kopf's liveness endpoint, e.g. http://0.0.0.0:8080/healthz (the manifests set it)."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Prometheus metrics listener address (0.0.0.0 in a pod).")
+    metrics_port: int = Field(9090, ge=0, le=65535, description="Prometheus metrics port; 0 disables the listener.")
+    api_workers: int = Field(16, ge=1, le=256, description="Threads for Kubernetes API calls (the client is sync).")
+    watch_server_timeout_seconds: int = Field(300, ge=10, le=3600)
+    watch_client_timeout_seconds: int = Field(330, ge=10, le=3900)
+    templates_dir: Path = Field(default_factory=_default_templates_dir)
+    log_format: LogFormat = LogFormat.AUTO
+    log_level: str = Field("info", pattern=r"(?i)^(debug|info|warning|error)$")
+    runtime_port: int = Field(DEFAULT_PORT, ge=1, le=65535, description="Container port of the runtime.")
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split_namespaces(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("runtime_url_template")
+    @classmethod
+    def _known_placeholders(cls, value: str) -> str:
+        fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        unknown = fields - URL_PLACEHOLDERS
+        if unknown:
+            raise ValueError(f"unknown placeholders {sorted(unknown)}; allowed: {sorted(URL_PLACEHOLDERS)}")
+        return value
+
+    def runtime_url(self, *, name: str, namespace: str, service: str) -> str:
+        return self.runtime_url_template.format(name=name, namespace=namespace, service=service).rstrip("/")
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> OperatorSettings:
+    """The process's settings, read once from the environment."""
+    return OperatorSettings()

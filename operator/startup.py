@@ -1,0 +1,87 @@
+"""Every Kopf setting of the operator, in one place, applied at startup from ``OperatorSettings``.
+
+Chosen so that a steady state writes nothing: handler progress and the last-handled spec live in annotations under
+our own domain (purged after success; the status schema stays ours alone), Kopf posts only the Events we post
+explicitly, and peering (periodic writes to a KopfPeering object) is off unless a peering name is configured.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any
+
+import kopf
+
+from croupier.api.common import GROUP
+from croupier.operator import metrics
+from croupier.operator.decisionpolicy import CHILD_RESOURCES
+from croupier.operator.kube import KubeClient, load_api_client
+from croupier.operator.logs import configure_logging, get_logger
+from croupier.operator.policy.children import MANAGED_BY_SELECTOR
+from croupier.operator.policy.reconciler import PolicyReconciler
+from croupier.operator.settings import DOMAIN, FIELD_MANAGER, load_settings
+
+
+def configure_kopf(settings: kopf.OperatorSettings) -> None:
+    ours = load_settings()
+    settings.persistence.finalizer = f"{DOMAIN}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=DOMAIN)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=DOMAIN, key="last-handled-configuration"
+    )
+    settings.posting.enabled = True
+    settings.posting.loggers = False  # log lines stay logs; Events are posted explicitly, on transitions only
+    settings.posting.level = logging.INFO
+    settings.posting.reporting_component = FIELD_MANAGER
+    settings.posting.reporting_instance = os.environ.get("POD_NAME") or socket.gethostname()
+    settings.posting.event_name_prefix = "croupier-"
+    settings.watching.server_timeout = ours.watch_server_timeout_seconds
+    settings.watching.client_timeout = ours.watch_client_timeout_seconds
+    settings.watching.connect_timeout = 10
+    for group, version, plural in CHILD_RESOURCES.values():
+        # Server-side: the operator never receives (or caches) other people's ConfigMaps and Deployments.
+        settings.watching.label_selectors[group, version, plural] = MANAGED_BY_SELECTOR
+    settings.networking.request_timeout = 60
+    settings.networking.connect_timeout = 10
+    if ours.peering_name:
+        settings.peering.standalone = False
+        settings.peering.mandatory = True
+        settings.peering.name = ours.peering_name
+        settings.peering.clusterwide = ours.peering_clusterwide
+        settings.peering.stealth = True
+    else:
+        settings.peering.standalone = True
+    settings.execution.max_workers = ours.api_workers
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    ours = load_settings()
+    configure_logging(ours.log_format, ours.log_level)
+    configure_kopf(settings)
+    api = load_api_client(pool_size=ours.api_workers)
+    memo.policy_reconciler = PolicyReconciler(KubeClient(api), ours)
+    memo.api_client = api
+    metrics.serve(ours.metrics_host, ours.metrics_port)
+    get_logger("croupier.operator").info(
+        "operator started",
+        group=GROUP,
+        runtime_image=ours.runtime_image,
+        runtime_url_template=ours.runtime_url_template,
+        probe_enabled=ours.probe_enabled,
+        resync_interval_seconds=ours.resync_interval_seconds,
+        peering=ours.peering_name or "standalone",
+        metrics_port=ours.metrics_port,
+    )
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    found = getattr(memo, "policy_reconciler", None)
+    if isinstance(found, PolicyReconciler):
+        await found.aclose()
+    api = getattr(memo, "api_client", None)
+    if api is not None:
+        api.close()
