@@ -1,0 +1,138 @@
+"""`croupier-runtime`: serve one DecisionPolicy, or export its decision log.
+
+    croupier-runtime --policy examples/banner.yaml --port 8080 --state-dir ./state
+    croupier-runtime export --policy examples/banner.yaml --state-dir ./state --output decisions.jsonl
+
+Flags override `CROUPIER_RUNTIME_*` environment variables (see `croupier.runtime.settings`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from croupier.runtime.errors import PolicyConfigError
+from croupier.runtime.logs import configure_logging
+from croupier.runtime.policy_file import load_policy
+from croupier.runtime.settings import RuntimeSettings
+
+
+def _serve_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="croupier-runtime", description="Serve one DecisionPolicy over HTTP.")
+    parser.add_argument("--policy", type=Path, help="DecisionPolicy manifest (YAML), as applied with kubectl.")
+    parser.add_argument("--host", help="Listen address (default: 127.0.0.1, or 0.0.0.0 inside a pod).")
+    parser.add_argument("--port", type=int, help="Listen port (default 8080; 0 picks a free port).")
+    parser.add_argument("--state-dir", type=Path, help="Directory of the SQLite decision log.")
+    parser.add_argument("--redis-url", help="Redis URL for state.backend Redis (overrides the spec).")
+    parser.add_argument("--log-level", help="debug, info, warning, error.")
+    parser.add_argument("--seed", type=int, help="Seed of the decision RNG (reproducible runs).")
+    parser.add_argument("--benchmark-routes", action="store_true", help="Also serve POST /noop (benchmarks).")
+    return parser
+
+
+def _export_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="croupier-runtime export", description="Write the decision log, joined with rewards, as JSON lines."
+    )
+    parser.add_argument("--policy", type=Path, help="The DecisionPolicy manifest (finds the log in --state-dir).")
+    parser.add_argument("--state-dir", type=Path, help="Directory of the SQLite decision log.")
+    parser.add_argument("--database", type=Path, help="The SQLite file itself (instead of --policy/--state-dir).")
+    parser.add_argument("--output", type=Path, help="Output file (default: standard output).")
+    parser.add_argument("--after", help="Only decisions with an id after this one (incremental export).")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> RuntimeSettings:
+    overrides: dict[str, Any] = {
+        key: value
+        for key, value in {
+            "policy": args.policy,
+            "host": getattr(args, "host", None),
+            "port": getattr(args, "port", None),
+            "state_dir": args.state_dir,
+            "redis_url": getattr(args, "redis_url", None),
+            "log_level": getattr(args, "log_level", None),
+            "seed": getattr(args, "seed", None),
+        }.items()
+        if value is not None
+    }
+    return RuntimeSettings(**overrides)
+
+
+def serve(argv: list[str]) -> int:
+    args = _serve_parser().parse_args(argv)
+    settings = _settings(args)
+    configure_logging(settings.log_level, settings.log_format)
+    log = structlog.get_logger("croupier.runtime")
+    try:
+        served = load_policy(settings.policy)
+        from croupier.runtime.assembly import Runtime  # noqa: PLC0415 - keep `--help` fast
+        from croupier.runtime.http.app import HttpApp  # noqa: PLC0415
+
+        runtime = Runtime(settings, served)
+    except PolicyConfigError as exc:
+        log.error("cannot serve the policy", error=str(exc))
+        return 2
+    app = HttpApp(runtime, benchmark_routes=args.benchmark_routes)
+    import uvicorn  # noqa: PLC0415
+
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        date_header=False,
+        backlog=4096,
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    log.info("serving", host=settings.host, port=settings.port, policy=served.name, state_dir=str(settings.state_dir))
+    server.run()
+    return 0 if server.started else 1
+
+
+def export(argv: list[str]) -> int:
+    from croupier.runtime.store.export import export_jsonl  # noqa: PLC0415
+    from croupier.runtime.store.sqlite import database_path  # noqa: PLC0415
+
+    args = _export_parser().parse_args(argv)
+    if args.database is not None:
+        database = args.database
+    else:
+        settings = _settings(args)
+        try:
+            served = load_policy(settings.policy)
+        except PolicyConfigError as exc:
+            print(f"croupier-runtime export: {exc}", file=sys.stderr)
+            return 2
+        database = database_path(settings.state_dir, served.namespace, served.name)
+    if not database.exists():
+        print(f"croupier-runtime export: no decision log at {database}", file=sys.stderr)
+        return 2
+    if args.output is None:
+        count = export_jsonl(database, sys.stdout.buffer, after=args.after)
+    else:
+        with args.output.open("wb") as out:
+            count = export_jsonl(database, out, after=args.after)
+    print(f"exported {count} decisions from {database}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["export"]:
+        return export(argv[1:])
+    return serve(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

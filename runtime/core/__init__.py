@@ -1,0 +1,1 @@
+"""The transport-free decision core: validation, the decision service, the reward join."""

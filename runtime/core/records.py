@@ -1,0 +1,43 @@
+"""Plain records passed between the decision service and its stores."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class DecisionRecord(NamedTuple):
+    """What the decision log keeps for one decision; the store writes it within the flush bound."""
+
+    decision_id: str
+    timestamp: float
+    arm: str
+    expires_at: float
+    features: bytes | None
+    """The context vector the policy saw (float64, without intercept), for contextual policies."""
+    request: bytes
+    """The request body as received (validated JSON): unitId, context, candidates."""
+    response: bytes
+    """The response body as sent: arm, full probability vector, policyVersion."""
+
+
+class RewardItem(NamedTuple):
+    decision_id: str
+    reward: float
+    field: str
+    """Where the item sits in the request, for errors: `` (single form) or `rewards[3].`."""
+
+
+class Learned(NamedTuple):
+    """A reward the store made durable, to be learned by the policy in this order."""
+
+    arm: str
+    reward: float
+    features: np.ndarray | None
+    is_default: bool
+
+
+class RewardOutcome(NamedTuple):
+    decision_id: str
+    accepted: bool

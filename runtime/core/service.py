@@ -1,0 +1,220 @@
+"""The decision service: validates requests, decides, logs every decision, joins rewards and learns from them.
+
+Transport-free: it takes request bodies (bytes) and returns response bodies (bytes) or raises a CroupierError. The
+decide path is synchronous and does no I/O: the decision record goes to the store's queue, and the store commits it
+within its flush bound. Rewards are answered only after the store made them durable.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+import structlog
+
+from croupier.api.decisionpolicy import RewardType
+from croupier.runtime.core.engine import Engine
+from croupier.runtime.core.ids import DecisionIds
+from croupier.runtime.core.records import DecisionRecord, Learned
+from croupier.runtime.core.validation import DecideSchema, parse_rewards
+from croupier.runtime.metrics import RuntimeMetrics
+from croupier.runtime.policy_file import ServedPolicy
+from croupier.runtime.store.base import Store
+
+log = structlog.get_logger("croupier.runtime")
+
+# A decision record keeps the request as received; a padded body is re-encoded compactly first.
+_MAX_LOGGED_REQUEST = 8192
+
+
+class ArmCounters:
+    """Per-arm counts for /v1/stats and the DecisionPolicy status (pulls, rewards, reward sums, default rewards)."""
+
+    __slots__ = ("default_rewards", "pulls", "reward_sum", "rewards")
+
+    def __init__(self, arms: int) -> None:
+        self.pulls = [0] * arms
+        self.rewards = [0] * arms
+        self.reward_sum = [0.0] * arms
+        self.default_rewards = [0] * arms
+
+    def replace(self, pulls: list[int], rewards: list[int], reward_sum: list[float], defaults: list[int]) -> None:
+        self.pulls, self.rewards, self.reward_sum, self.default_rewards = pulls, rewards, reward_sum, defaults
+
+
+class DecisionService:
+    def __init__(
+        self,
+        served: ServedPolicy,
+        engine: Engine,
+        store: Store,
+        metrics: RuntimeMetrics,
+        *,
+        replica: str | None = None,
+    ) -> None:
+        spec = served.spec
+        self.served = served
+        self.engine = engine
+        self.store = store
+        self.metrics = metrics
+        self.replica = replica
+        self.arm_names = spec.arm_names
+        self.arm_index = {name: i for i, name in enumerate(self.arm_names)}
+        self.counters = ArmCounters(len(self.arm_names))
+        self.paused = spec.paused
+        self.applied_seq = 0
+        self._schema = DecideSchema(
+            self.arm_names,
+            contextual=served.contextual,
+            feature_names=served.feature_names,
+            size=served.context_size,
+        )
+        self._binary = spec.reward.type == RewardType.BINARY
+        self._window = float(spec.reward.attribution_window_seconds)
+        self._version = served.version
+        self._ids = DecisionIds()
+        self.id_prefix = self._ids.prefix
+        self._decided = metrics.decision_counts(self.arm_names)
+        self._rewarded = [metrics.rewards.labels(name, "reward") for name in self.arm_names]
+        self._defaulted = [metrics.rewards.labels(name, "default") for name in self.arm_names]
+        metrics.policy_info.labels(served.name, served.version, spec.algorithm.type).set(1)
+
+    # ------------------------------------------------------------------ decide (hot path)
+    def decide(self, body: bytes) -> bytes:
+        started = time.perf_counter()
+        _unit_id, context, eligible = self._schema.parse(body)
+        arm, probabilities = self.engine.decide(context, eligible)
+        names = self.arm_names
+        name = names[arm]
+        decision_id = self._ids.next()
+        p = probabilities.tolist()
+        shown = dict(zip(names, p, strict=True)) if eligible is None else {names[i]: p[i] for i in eligible}
+        response = orjson.dumps(
+            {"decisionId": decision_id, "arm": name, "probabilities": shown, "policyVersion": self._version}
+        )
+        if len(body) > _MAX_LOGGED_REQUEST:
+            body = orjson.dumps(orjson.loads(body))
+        now = time.time()
+        self.store.log_decision(
+            DecisionRecord(
+                decision_id,
+                now,
+                name,
+                now + self._window,
+                None if context is None else context.tobytes(),
+                body,
+                response,
+            )
+        )
+        self.counters.pulls[arm] += 1
+        decided = self._decided
+        decided.by_arm[arm] += 1
+        decided.observe(time.perf_counter() - started)
+        return response
+
+    # ------------------------------------------------------------------ rewards
+    async def reward(self, body: bytes) -> bytes:
+        received_at = time.time()
+        items = parse_rewards(body, binary=self._binary)
+        outcomes = await self.store.submit_rewards(items, received_at)
+        accepted = sum(1 for o in outcomes if o.accepted)
+        duplicates = len(outcomes) - accepted
+        if duplicates:
+            self.metrics.reward_duplicates.inc(duplicates)
+        self.metrics.reward_latency.observe(time.time() - received_at)
+        return orjson.dumps(
+            {
+                "accepted": accepted,
+                "duplicates": duplicates,
+                "results": [
+                    {"decisionId": o.decision_id, "outcome": "accepted" if o.accepted else "duplicate"}
+                    for o in outcomes
+                ],
+            }
+        )
+
+    def learn(self, learned: Iterable[tuple[int, Learned]]) -> None:
+        """Apply durable rewards in store order (called by the store on the event loop, before it acknowledges)."""
+        engine, counters, index = self.engine, self.counters, self.arm_index
+        for seq, item in learned:
+            arm = index.get(item.arm)
+            if arm is None:  # an arm removed from the spec since the decision
+                continue
+            if not self.paused:
+                engine.learn(arm, item.reward, item.features)
+            counters.rewards[arm] += 1
+            counters.reward_sum[arm] += item.reward
+            if item.is_default:
+                counters.default_rewards[arm] += 1
+                self._defaulted[arm].inc()
+            else:
+                self._rewarded[arm].inc()
+            self.applied_seq = max(self.applied_seq, seq)
+
+    def replay(self, learned: Iterable[tuple[int, Learned]]) -> int:
+        """Learn rewards again at start (after a checkpoint); counters are restored separately."""
+        count = 0
+        for seq, item in learned:
+            arm = self.arm_index.get(item.arm)
+            if arm is not None and (item.features is None or item.features.shape[0] == self.served.context_size):
+                self.engine.learn(arm, item.reward, item.features)
+                count += 1
+            self.applied_seq = max(self.applied_seq, seq)
+        return count
+
+    def restore_counters(self, counters: dict[str, tuple[int, int, float, int]]) -> None:
+        c = self.counters
+        for name, (pulls, rewards, reward_sum, defaults) in counters.items():
+            arm = self.arm_index.get(name)
+            if arm is not None:
+                c.pulls[arm], c.rewards[arm], c.reward_sum[arm], c.default_rewards[arm] = (
+                    pulls,
+                    rewards,
+                    reward_sum,
+                    defaults,
+                )
+
+    # ------------------------------------------------------------------ stats
+    def stats(self) -> dict[str, Any]:
+        c = self.counters
+        probabilities = self.engine.probabilities()
+        posteriors = self.engine.posteriors()
+        arms = []
+        best: tuple[float, str] | None = None
+        for i, name in enumerate(self.arm_names):
+            mean = c.reward_sum[i] / c.rewards[i] if c.rewards[i] else None
+            if mean is not None and (best is None or mean > best[0]):
+                best = (mean, name)
+            arms.append(
+                {
+                    "name": name,
+                    "pulls": c.pulls[i],
+                    "rewards": c.rewards[i],
+                    "rewardSum": c.reward_sum[i],
+                    "mean": mean,
+                    "probability": None if probabilities is None else float(probabilities[i]),
+                    "posterior": posteriors[i] if i < len(posteriors) else {},
+                }
+            )
+        served = self.served
+        return {
+            "policy": {"name": served.name, "namespace": served.namespace},
+            "generation": served.generation,
+            "policyVersion": served.version,
+            "algorithm": served.spec.algorithm.type,
+            "paused": self.paused,
+            "backend": self.store.backend,
+            "replica": self.replica,
+            "arms": arms,
+            "totals": {
+                "decisions": sum(c.pulls),
+                "rewards": sum(c.rewards),
+                "defaultRewards": sum(c.default_rewards),
+            },
+            "bestArm": None if best is None else best[1],
+        }
+
+    def health(self) -> str | None:
+        return self.store.health()

@@ -1,0 +1,209 @@
+"""Hand-written checks of request bodies: the hot path's replacement for pydantic, with the same precise errors.
+
+The rules are those of `croupier.api.wire` (DecideRequest, Reward, RewardBatch); tests hold both to the same cases.
+Numbers are JSON numbers only: `true`/`false` are not numbers here, and orjson already refuses NaN and infinities.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+
+from croupier.api.decisionpolicy import MAX_ARMS, MAX_FEATURES
+from croupier.api.wire import MAX_DECISION_ID_LENGTH, MAX_REWARDS_PER_REQUEST, MAX_UNIT_ID_LENGTH
+from croupier.runtime.core.records import RewardItem
+from croupier.runtime.errors import (
+    InvalidContext,
+    InvalidField,
+    InvalidReward,
+    MalformedJson,
+    MissingField,
+    UnknownArm,
+    UnknownField,
+)
+
+_DECIDE_FIELDS = frozenset({"unitId", "context", "candidates"})
+_NUMBER_TYPES = (int, float)
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedJson(f"the body is not valid JSON ({exc}); NaN and infinities are not JSON numbers") from None
+    if type(value) is not dict:
+        raise MalformedJson(f"the body must be a JSON object, got {_json_type(value)}")
+    return value
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _is_number(value: object) -> bool:
+    # bool is an int subclass; JSON true is not a number.
+    return type(value) is float or type(value) is int
+
+
+class DecideSchema:
+    """What a decide request may contain for one policy; built once, used for every request."""
+
+    __slots__ = ("arm_index", "contextual", "feature_index", "feature_names", "size")
+
+    def __init__(self, arm_names: list[str], *, contextual: bool, feature_names: list[str] | None, size: int) -> None:
+        self.arm_index = {name: i for i, name in enumerate(arm_names)}
+        self.contextual = contextual
+        self.feature_names = feature_names
+        self.feature_index = {name: i for i, name in enumerate(feature_names)} if feature_names else None
+        self.size = size
+
+    def parse(self, body: bytes) -> tuple[str | None, np.ndarray | None, list[int] | None]:
+        """The unit id, the context vector (contextual policies) and the eligible arm indexes (None: all arms)."""
+        request = parse_json_object(body)
+        if len(request) > 3 or not _DECIDE_FIELDS.issuperset(request):
+            unknown = sorted(set(request) - _DECIDE_FIELDS)
+            raise UnknownField(
+                f"unknown field {unknown[0]!r}; a decide request has unitId, context and candidates", field=unknown[0]
+            )
+        unit_id = request.get("unitId")
+        if unit_id is not None and (type(unit_id) is not str or not 0 < len(unit_id) <= MAX_UNIT_ID_LENGTH):
+            if type(unit_id) is not str:
+                raise InvalidField(f"unitId must be a string, got {_json_type(unit_id)}", field="unitId")
+            raise InvalidField(f"unitId must have 1 to {MAX_UNIT_ID_LENGTH} characters", field="unitId")
+        context = request.get("context")
+        features = self._context(context)
+        candidates = request.get("candidates")
+        eligible = None if candidates is None else self._candidates(candidates)
+        return unit_id, features, eligible
+
+    def _context(self, context: object) -> np.ndarray | None:
+        if context is None:
+            if self.contextual:
+                raise MissingField(f"context is required: this policy needs {self._expected()}", field="context")
+            return None
+        if type(context) is list:
+            if len(context) > MAX_FEATURES:
+                raise InvalidContext(f"context has more than {MAX_FEATURES} values", field="context")
+            for i, value in enumerate(context):
+                if not _is_number(value):
+                    raise InvalidContext(f"context values must be numbers, got {_json_type(value)}", f"context[{i}]")
+            if not self.contextual:
+                return None
+            if len(context) != self.size:
+                raise InvalidContext(
+                    f"context has {len(context)} values, this policy needs {self._expected()}", field="context"
+                )
+            return np.array(context, dtype=np.float64)
+        if type(context) is dict:
+            if len(context) > MAX_FEATURES:
+                raise InvalidContext(f"context has more than {MAX_FEATURES} features", field="context")
+            for name, value in context.items():
+                if not _is_number(value):
+                    raise InvalidContext(
+                        f"context values must be numbers, got {_json_type(value)}", field=f"context.{name}"
+                    )
+            if not self.contextual:
+                return None
+            index = self.feature_index
+            if index is None:
+                raise InvalidContext(
+                    f"this policy has no feature names: send context as a list of {self.size} numbers", "context"
+                )
+            vector = np.empty(self.size, dtype=np.float64)
+            for name, value in context.items():
+                position = index.get(name)
+                if position is None:
+                    raise InvalidContext(f"unknown feature {name!r}; expected {self._expected()}", f"context.{name}")
+                vector[position] = value
+            if len(context) != self.size:
+                missing = [n for n in index if n not in context]
+                raise InvalidContext(f"missing feature {missing[0]!r}", field=f"context.{missing[0]}")
+            return vector
+        raise InvalidContext(
+            f"context must be an object of feature values or a list of numbers, got {_json_type(context)}", "context"
+        )
+
+    def _expected(self) -> str:
+        if self.feature_names:
+            return f"features {self.feature_names}"
+        return f"{self.size} numbers"
+
+    def _candidates(self, candidates: object) -> list[int]:
+        if type(candidates) is not list:
+            raise InvalidField(f"candidates must be a list of arm names, got {_json_type(candidates)}", "candidates")
+        if not 0 < len(candidates) <= MAX_ARMS:
+            raise InvalidField(f"candidates must list 1 to {MAX_ARMS} arms", field="candidates")
+        eligible: list[int] = []
+        arm_index = self.arm_index
+        for i, name in enumerate(candidates):
+            position = arm_index.get(name) if type(name) is str else None
+            if position is None:
+                if type(name) is not str:
+                    raise InvalidField(f"arm names are strings, got {_json_type(name)}", field=f"candidates[{i}]")
+                raise UnknownArm(f"unknown arm {name!r}; arms are {list(arm_index)}", field=f"candidates[{i}]")
+            eligible.append(position)
+        if len(set(eligible)) != len(eligible):
+            seen: set[int] = set()
+            for i, position in enumerate(eligible):
+                if position in seen:
+                    raise InvalidField(f"arm {candidates[i]!r} is listed twice", field=f"candidates[{i}]")
+                seen.add(position)
+        return eligible
+
+
+def parse_rewards(body: bytes, *, binary: bool) -> list[RewardItem]:
+    """The rewards of a request, in order; `{decisionId, reward}` and `{rewards: [...]}` are both accepted."""
+    request = parse_json_object(body)
+    if "rewards" in request:
+        if len(request) != 1:
+            extra = sorted(k for k in request if k != "rewards")[0]
+            raise UnknownField(f"a batch has only the field rewards; got {extra!r} too", field=extra)
+        batch = request["rewards"]
+        if type(batch) is not list:
+            raise InvalidField(f"rewards must be a list, got {_json_type(batch)}", field="rewards")
+        if not 0 < len(batch) <= MAX_REWARDS_PER_REQUEST:
+            raise InvalidField(f"rewards must hold 1 to {MAX_REWARDS_PER_REQUEST} items", field="rewards")
+        items = []
+        for i, entry in enumerate(batch):
+            prefix = f"rewards[{i}]."
+            if type(entry) is not dict:
+                raise InvalidField(f"a reward is an object, got {_json_type(entry)}", field=f"rewards[{i}]")
+            items.append(_reward(entry, prefix, binary))
+        return items
+    return [_reward(request, "", binary)]
+
+
+def _reward(entry: dict[str, Any], prefix: str, binary: bool) -> RewardItem:
+    for key in entry:
+        if key not in {"decisionId", "reward"}:
+            raise UnknownField(f"unknown field {key!r}; a reward has decisionId and reward", field=prefix + key)
+    decision_id = entry.get("decisionId")
+    if decision_id is None:
+        raise MissingField("decisionId is required", field=prefix + "decisionId")
+    if type(decision_id) is not str:
+        raise InvalidField(f"decisionId must be a string, got {_json_type(decision_id)}", field=prefix + "decisionId")
+    if not 0 < len(decision_id) <= MAX_DECISION_ID_LENGTH:
+        raise InvalidField(
+            f"decisionId must have 1 to {MAX_DECISION_ID_LENGTH} characters", field=prefix + "decisionId"
+        )
+    reward = entry.get("reward")
+    if reward is None:
+        raise MissingField("reward is required", field=prefix + "reward")
+    if not _is_number(reward):
+        raise InvalidReward(f"reward must be a finite number, got {_json_type(reward)}", field=prefix + "reward")
+    value = float(reward)
+    if binary and value not in {0.0, 1.0}:
+        raise InvalidReward(f"this policy takes Binary rewards (0 or 1), got {reward}", field=prefix + "reward")
+    return RewardItem(decision_id, value, prefix)

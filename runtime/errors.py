@@ -1,0 +1,102 @@
+"""The runtime's one error hierarchy: every failure a client can cause or see carries its HTTP status and a code.
+
+The core raises these; the HTTP adapter maps them to an ErrorResponse body in one place (`croupier.runtime.http.app`).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class CroupierError(Exception):
+    """Base of every error the runtime answers with. `code` is CamelCase and stable; `field` names the offender."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "InternalError"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_wire(self) -> dict[str, object]:
+        body: dict[str, object] = {"status": self.status, "error": self.code, "message": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        return body
+
+
+class BadRequest(CroupierError):
+    status = 400
+    code = "BadRequest"
+
+
+class MalformedJson(BadRequest):
+    code = "MalformedJson"
+
+
+class InvalidField(CroupierError):
+    """A well-formed body whose content breaks the contract (wrong type, unknown arm, wrong dimension...)."""
+
+    status = 422
+    code = "InvalidField"
+
+
+class UnknownField(InvalidField):
+    code = "UnknownField"
+
+
+class MissingField(InvalidField):
+    code = "MissingField"
+
+
+class UnknownArm(InvalidField):
+    code = "UnknownArm"
+
+
+class InvalidContext(InvalidField):
+    code = "InvalidContext"
+
+
+class InvalidReward(InvalidField):
+    code = "InvalidReward"
+
+
+class UnknownDecision(CroupierError):
+    status = 404
+    code = "UnknownDecision"
+
+
+class AttributionWindowExpired(CroupierError):
+    status = 409
+    code = "AttributionWindowExpired"
+
+
+class NotFound(CroupierError):
+    status = 404
+    code = "NotFound"
+
+
+class MethodNotAllowed(CroupierError):
+    status = 405
+    code = "MethodNotAllowed"
+
+
+class PayloadTooLarge(CroupierError):
+    status = 413
+    code = "PayloadTooLarge"
+
+
+class Unavailable(CroupierError):
+    """The runtime cannot serve right now (store down, shutting down); retry later."""
+
+    status = 503
+    code = "Unavailable"
+
+
+class StoreError(Unavailable):
+    code = "StoreError"
+
+
+class PolicyConfigError(Exception):
+    """The policy file cannot be served (not a DecisionPolicy, invalid spec). Not an HTTP error: the process exits."""

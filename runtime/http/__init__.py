@@ -1,0 +1,1 @@
+"""The HTTP adapter of the decision core: a lean raw-ASGI app served by uvicorn (uvloop + httptools)."""

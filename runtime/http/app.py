@@ -1,0 +1,154 @@
+"""A raw ASGI app: exact-path routing, orjson bodies, precomputed headers, one place that maps errors to HTTP.
+
+No framework: the decide route costs a dict lookup, one `receive` and two `send`s on top of the core's own work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import structlog
+
+from croupier.api import wire
+from croupier.runtime.assembly import Runtime
+from croupier.runtime.errors import CroupierError, MethodNotAllowed, NotFound, PayloadTooLarge
+from croupier.runtime.http.openapi import openapi_document
+
+log = structlog.get_logger("croupier.runtime.http")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+_JSON = b"application/json"
+_METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+
+
+class _ClientGone(Exception):
+    pass
+
+
+def _start(status: int, body: bytes, content_type: bytes = _JSON) -> dict[str, Any]:
+    return {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())],
+    }
+
+
+class HttpApp:
+    """The runtime's ASGI application."""
+
+    def __init__(self, runtime: Runtime, *, benchmark_routes: bool = False) -> None:
+        self.runtime = runtime
+        self.service = runtime.service
+        self.max_body = runtime.settings.max_body_bytes
+        self._openapi = orjson.dumps(openapi_document(runtime.served))
+        self._ok = orjson.dumps({"status": "ok"})
+        self._errors = runtime.metrics.request_errors
+        # path -> (method, handler); handlers take the body (or nothing) and return (status, body, content type).
+        self._post: dict[str, Callable[[bytes], Awaitable[bytes]] | None] = {
+            wire.DECIDE_PATH: None,  # synchronous fast path, see __call__
+            wire.REWARDS_PATH: self.service.reward,
+        }
+        self._get: dict[str, Callable[[], tuple[int, bytes, bytes]]] = {
+            wire.STATS_PATH: lambda: (200, orjson.dumps(self.service.stats()), _JSON),
+            wire.HEALTH_PATH: lambda: (200, self._ok, _JSON),
+            wire.READY_PATH: self._ready,
+            wire.METRICS_PATH: lambda: (200, runtime.metrics.exposition(), _METRICS_TYPE),
+            wire.OPENAPI_PATH: lambda: (200, self._openapi, _JSON),
+        }
+        if benchmark_routes:
+            self._post["/noop"] = None
+        self._benchmark_routes = benchmark_routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        try:
+            if method == "POST" and path in self._post:
+                message = await receive()
+                body: bytes = message.get("body", b"")
+                if message.get("more_body", False) or len(body) > self.max_body:
+                    body = await self._rest_of_body(body, message, receive)
+                if path == wire.DECIDE_PATH:
+                    payload = self.service.decide(body)
+                elif path == "/noop":
+                    payload = b"{}"
+                else:
+                    handler = self._post[path]
+                    assert handler is not None
+                    payload = await handler(body)
+                await send(_start(200, payload))
+                await send({"type": "http.response.body", "body": payload})
+                return
+            if method in ("GET", "HEAD") and path in self._get:
+                status, payload, content_type = self._get[path]()
+                await send(_start(status, payload, content_type))
+                await send({"type": "http.response.body", "body": b"" if method == "HEAD" else payload})
+                return
+            if path in self._post or path in self._get:
+                allowed = "POST" if path in self._post else "GET, HEAD"
+                raise MethodNotAllowed(f"{method} is not allowed on {path}; use {allowed}")
+            raise NotFound(f"no route {path}; see {wire.OPENAPI_PATH}")
+        except CroupierError as error:
+            await self._error(send, path, error)
+        except _ClientGone:
+            return
+        except Exception:
+            log.exception("request failed", path=path, method=method)
+            await self._error(send, path, CroupierError("internal error; see the runtime's log"))
+
+    async def _rest_of_body(self, body: bytes, message: dict[str, Any], receive: Receive) -> bytes:
+        chunks = bytearray(body)
+        while True:
+            if len(chunks) > self.max_body:
+                raise PayloadTooLarge(f"the body exceeds {self.max_body} bytes")
+            if not message.get("more_body", False):
+                return bytes(chunks)
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
+            chunks += message.get("body", b"")
+
+    async def _error(self, send: Send, path: str, error: CroupierError) -> None:
+        self._errors.labels(path if path in self._post or path in self._get else "other", error.code).inc()
+        payload = orjson.dumps(error.to_wire())
+        start = _start(error.status, payload)
+        if isinstance(error, MethodNotAllowed):
+            start["headers"].append((b"allow", b"POST" if path in self._post else b"GET, HEAD"))
+        await send(start)
+        await send({"type": "http.response.body", "body": payload})
+
+    def _ready(self) -> tuple[int, bytes, bytes]:
+        problem = self.runtime.readiness()
+        if problem is None:
+            return 200, self._ok, _JSON
+        return 503, orjson.dumps({"status": "unavailable", "detail": problem}), _JSON
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.runtime.start()
+                except Exception as exc:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await self.runtime.stop()
+                finally:
+                    await send({"type": "lifespan.shutdown.complete"})
+                return

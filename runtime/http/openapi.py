@@ -1,0 +1,160 @@
+"""The OpenAPI 3.1 document the runtime serves at /openapi.json, built from the wire models in `croupier.api.wire`.
+
+The request schemas are narrowed to the served policy (its arm names, its context features, Binary rewards), so a
+client generator or a fuzzer sees exactly what this runtime accepts.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from pydantic import TypeAdapter
+from pydantic.json_schema import models_json_schema
+
+from croupier.api import wire
+from croupier.api.decisionpolicy import RewardType
+from croupier.runtime.policy_file import ServedPolicy
+
+_REF = "#/components/schemas/{model}"
+_RESPONSES = [
+    wire.DecideResponse,
+    wire.RewardResponse,
+    wire.StatsResponse,
+    wire.ErrorResponse,
+    wire.HealthResponse,
+]
+
+
+def _schemas(served: ServedPolicy) -> dict[str, Any]:
+    _, request_defs = models_json_schema(
+        [(wire.DecideRequest, "validation"), (wire.Reward, "validation"), (wire.RewardBatch, "validation")],
+        by_alias=True,
+        ref_template=_REF,
+    )
+    _, response_defs = models_json_schema([(m, "serialization") for m in _RESPONSES], by_alias=True, ref_template=_REF)
+    schemas: dict[str, Any] = {**request_defs.get("$defs", {}), **response_defs.get("$defs", {})}
+    reward_request = TypeAdapter(wire.RewardRequest).json_schema(by_alias=True, ref_template=_REF)
+    reward_request.pop("$defs", None)
+    schemas["RewardRequest"] = {**reward_request, "title": "RewardRequest"}
+
+    decide = copy.deepcopy(schemas["DecideRequest"])
+    names = served.spec.arm_names
+    decide["properties"]["candidates"] = {
+        "description": decide["properties"]["candidates"].get("description", ""),
+        "type": "array",
+        "items": {"type": "string", "enum": names},
+        "minItems": 1,
+        "maxItems": len(names),
+        "uniqueItems": True,
+    }
+    context = decide["properties"]["context"]
+    if served.contextual:
+        size = served.context_size
+        as_list = {"type": "array", "items": {"type": "number"}, "minItems": size, "maxItems": size}
+        options: list[dict[str, Any]] = [as_list]
+        if served.feature_names:
+            features = served.feature_names
+            options.insert(
+                0,
+                {
+                    "type": "object",
+                    "properties": {name: {"type": "number"} for name in features},
+                    "required": features,
+                    "additionalProperties": False,
+                },
+            )
+        decide["properties"]["context"] = {"description": context.get("description", ""), "anyOf": options}
+        decide["required"] = ["context"]
+    schemas["DecideRequest"] = decide
+    if served.spec.reward.type == RewardType.BINARY:
+        reward = copy.deepcopy(schemas["Reward"])
+        reward["properties"]["reward"] = {**reward["properties"]["reward"], "enum": [0, 1]}
+        reward["properties"]["reward"].pop("type", None)
+        schemas["Reward"] = reward
+    return schemas
+
+
+def _json(schema_name: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": _REF.format(model=schema_name)}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    reasons = {
+        400: "Malformed JSON.",
+        404: "No such decision (rewards) or route.",
+        409: "The decision's attribution window closed.",
+        413: "The body is too large.",
+        422: "The body breaks the contract; `field` names the offender.",
+        503: "The runtime cannot serve now; retry.",
+    }
+    return {str(s): {"description": reasons[s], "content": _json("ErrorResponse")} for s in statuses}
+
+
+def openapi_document(served: ServedPolicy) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": f"Croupier decision API: {served.name}",
+            "version": served.version,
+            "description": "Decisions and rewards of one DecisionPolicy, served by a Croupier runtime.",
+        },
+        "paths": {
+            wire.DECIDE_PATH: {
+                "post": {
+                    "operationId": "decide",
+                    "summary": "Choose an arm; the decision is logged with its full probability vector.",
+                    "requestBody": {"required": True, "content": _json("DecideRequest")},
+                    "responses": {
+                        "200": {"description": "The decision.", "content": _json("DecideResponse")},
+                        **_errors(400, 413, 422, 503),
+                    },
+                }
+            },
+            wire.REWARDS_PATH: {
+                "post": {
+                    "operationId": "reward",
+                    "summary": "Report rewards; acknowledged once durable. Repeated decisionIds are ignored.",
+                    "requestBody": {"required": True, "content": _json("RewardRequest")},
+                    "responses": {
+                        "200": {"description": "Stored and learned.", "content": _json("RewardResponse")},
+                        **_errors(400, 404, 409, 413, 422, 503),
+                    },
+                }
+            },
+            wire.STATS_PATH: {
+                "get": {
+                    "operationId": "stats",
+                    "summary": "Per-arm statistics, totals and the served generation.",
+                    "responses": {"200": {"description": "Statistics.", "content": _json("StatsResponse")}},
+                }
+            },
+            wire.HEALTH_PATH: {
+                "get": {
+                    "operationId": "health",
+                    "summary": "Liveness.",
+                    "responses": {"200": {"description": "Alive.", "content": _json("HealthResponse")}},
+                }
+            },
+            wire.READY_PATH: {
+                "get": {
+                    "operationId": "ready",
+                    "summary": "Readiness: state restored and the store writable.",
+                    "responses": {
+                        "200": {"description": "Ready.", "content": _json("HealthResponse")},
+                        "503": {"description": "Not ready.", "content": _json("HealthResponse")},
+                    },
+                }
+            },
+            wire.METRICS_PATH: {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Prometheus metrics.",
+                    "responses": {
+                        "200": {"description": "Metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}}
+                    },
+                }
+            },
+        },
+        "components": {"schemas": _schemas(served)},
+    }

@@ -1,0 +1,151 @@
+"""Prometheus metrics of the runtime, in a registry of their own (never the global one).
+
+`get_metrics()` creates them once per process; `reset_metrics()` drops them so each test starts from zero. Components
+take a `RuntimeMetrics` argument, so tests may also pass a fresh instance.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+disable_created_metrics()
+
+LATENCY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class DecisionCounts:
+    """Decisions per arm and the decide latency histogram, kept in plain lists: the decide hot path increments them
+    without the locks of prometheus_client's metric objects (~1 us per decision); a collector reads them on scrape."""
+
+    __slots__ = ("arm_names", "bucket_counts", "buckets", "by_arm", "latency_sum")
+
+    def __init__(self, arm_names: list[str], buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
+        self.arm_names = list(arm_names)
+        self.by_arm = [0] * len(arm_names)
+        self.buckets = list(buckets)
+        self.bucket_counts = [0] * (len(buckets) + 1)
+        self.latency_sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.bucket_counts[bisect.bisect_left(self.buckets, seconds)] += 1
+        self.latency_sum += seconds
+
+
+class _DecisionCollector(Collector):
+    def __init__(self) -> None:
+        self.counts: DecisionCounts | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self.counts
+        decisions = CounterMetricFamily("croupier_decisions", "Decisions served, by chosen arm.", labels=["arm"])
+        latency = HistogramMetricFamily(
+            "croupier_decide_duration_seconds",
+            "Time to validate, decide and log one decision (inside the server, without HTTP).",
+        )
+        if counts is not None:
+            for name, value in zip(counts.arm_names, list(counts.by_arm), strict=True):
+                decisions.add_metric([name], value)
+            cumulative, total = [], 0
+            bucket_counts = list(counts.bucket_counts)
+            for bound, count in zip([*counts.buckets, float("inf")], bucket_counts, strict=True):
+                total += count
+                cumulative.append((str(bound) if bound != float("inf") else "+Inf", total))
+            latency.add_metric([], cumulative, counts.latency_sum)
+        yield decisions
+        yield latency
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+
+class RuntimeMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self._decision_collector = _DecisionCollector()
+        r.register(self._decision_collector)
+        self.rewards = Counter(
+            "croupier_rewards",
+            "Rewards accepted and learned, by arm; kind is reward (sent by a client) or default (window closed).",
+            ["arm", "kind"],
+            registry=r,
+        )
+        self.reward_duplicates = Counter(
+            "croupier_reward_duplicates", "Rewards ignored because their decision already had one.", registry=r
+        )
+        self.join_misses = Counter(
+            "croupier_reward_join_misses",
+            "Rewards not joined to a decision: reason unknown (no such decision) or late (window closed).",
+            ["reason"],
+            registry=r,
+        )
+        self.reward_latency = Histogram(
+            "croupier_reward_duration_seconds",
+            "Time from a reward request's arrival to its durable acknowledgement.",
+            buckets=COMMIT_BUCKETS,
+            registry=r,
+        )
+        self.commit_latency = Histogram(
+            "croupier_store_commit_duration_seconds",
+            "Duration of one group commit.",
+            buckets=COMMIT_BUCKETS,
+            registry=r,
+        )
+        self.commit_records = Counter(
+            "croupier_store_committed_records", "Records committed, by kind (decision, reward).", ["kind"], registry=r
+        )
+        self.store_errors = Counter(
+            "croupier_store_errors", "Failed store operations, by operation.", ["operation"], registry=r
+        )
+        self.request_errors = Counter(
+            "croupier_request_errors",
+            "Requests answered with an error, by path and error code.",
+            ["path", "code"],
+            registry=r,
+        )
+        self.pending_decisions = Gauge(
+            "croupier_decision_log_backlog", "Decision records waiting for their commit.", registry=r
+        )
+        self.redis_sync_age = Gauge(
+            "croupier_redis_sync_age_seconds", "Seconds since the learned totals were last read from Redis.", registry=r
+        )
+        self.policy_info = Gauge(
+            "croupier_policy_info", "The served policy (value 1).", ["policy", "version", "algorithm"], registry=r
+        )
+
+    def decision_counts(self, arm_names: list[str]) -> DecisionCounts:
+        """The counters the decide path increments (one set per served policy; a new call replaces the last)."""
+        counts = DecisionCounts(arm_names)
+        self._decision_collector.counts = counts
+        return counts
+
+    def track_backlog(self, size: Callable[[], int]) -> None:
+        self.pending_decisions.set_function(lambda: float(size()))
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+_lock = threading.Lock()
+_metrics: RuntimeMetrics | None = None
+
+
+def get_metrics() -> RuntimeMetrics:
+    global _metrics  # noqa: PLW0603 - one registry per process, by design
+    with _lock:
+        if _metrics is None:
+            _metrics = RuntimeMetrics()
+        return _metrics
+
+
+def reset_metrics() -> None:
+    global _metrics  # noqa: PLW0603
+    with _lock:
+        _metrics = None

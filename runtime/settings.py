@@ -1,0 +1,62 @@
+"""Runtime settings: environment variables prefixed `CROUPIER_RUNTIME_`, overridden by command-line flags."""
+
+from __future__ import annotations
+
+import os
+import socket
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RewardSync(StrEnum):
+    FULL = "full"
+    NORMAL = "normal"
+
+
+def _default_host() -> str:
+    # In a pod the Service must reach the port; anywhere else stay on loopback.
+    return "0.0.0.0" if os.environ.get("KUBERNETES_SERVICE_HOST") else "127.0.0.1"
+
+
+def _default_replica() -> str:
+    return os.environ.get("POD_NAME") or socket.gethostname()
+
+
+class RuntimeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CROUPIER_RUNTIME_", extra="ignore")
+
+    policy: Path = Field(Path("/etc/croupier/policy.yaml"), description="The DecisionPolicy manifest to serve.")
+    host: str = Field(default_factory=_default_host, description="Listen address (0.0.0.0 in a pod, else loopback).")
+    port: int = Field(8080, ge=0, le=65535)
+    state_dir: Path = Field(Path("/var/lib/croupier"), description="Where the SQLite decision log lives.")
+    redis_url: str | None = Field(None, description="Overrides spec.state.redis.url (e.g. from a Secret).")
+    redis_key_prefix: str | None = Field(None, description="Overrides spec.state.redis.keyPrefix.")
+    replica: str = Field(default_factory=_default_replica, description="This process's name in stats and logs.")
+
+    decision_flush_interval_ms: int = Field(
+        50, ge=1, le=5000, description="Upper bound on how long a decision record waits before its commit starts."
+    )
+    decision_flush_max_records: int = Field(
+        4096, ge=1, description="A commit starts early once this many decision records wait."
+    )
+    max_pending_decisions: int = Field(
+        200_000, ge=1000, description="Decisions waiting for the writer beyond this are refused with 503."
+    )
+    reward_sync: RewardSync = Field(
+        RewardSync.FULL,
+        description="full: a reward is acknowledged after fsync of the WAL (survives power loss); normal: after the "
+        "write to the WAL (survives kill -9 of the process, not of the machine).",
+    )
+    sweep_interval_seconds: float = Field(1.0, gt=0, le=60, description="How often expired decisions are swept.")
+    checkpoint_interval_seconds: float = Field(30.0, gt=0, description="How often learned state is checkpointed.")
+    retention_hours: float = Field(
+        168.0, gt=0, description="Decision records older than this (and past their window) are deleted."
+    )
+    redis_sync_interval_ms: int = Field(100, ge=10, le=1000, description="How often Redis totals are pulled.")
+    max_body_bytes: int = Field(1 << 20, ge=1024)
+    log_level: str = Field("info")
+    log_format: str = Field("auto", description="json, console, or auto (console on a terminal).")
+    seed: int | None = Field(None, description="Seed of the decision RNG (tests and benchmarks).")

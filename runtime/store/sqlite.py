@@ -1,0 +1,500 @@
+"""Embedded state: the decision log, rewards and learned statistics in SQLite (WAL mode) on the pod's volume.
+
+One writer thread owns the write connection and commits in groups:
+
+- Decision records are appended to an in-memory queue by the decide path (no I/O, no lock) and committed by the
+  writer at least every `decision_flush_interval_ms` (default 50 ms), sooner once `decision_flush_max_records` wait.
+  A crash loses at most the decisions of the last interval plus the commit in flight; a decision's reward is accepted
+  as soon as the reward's own commit includes the decision (the queue is drained in order, decisions first).
+- Reward requests wake the writer at once. Every request waiting at that moment is joined, deduplicated and
+  committed in one transaction (group commit); each request's future resolves only after COMMIT returned, so an
+  acknowledged reward is on disk. With `reward_sync=full` (default) commits that carry rewards run with
+  `synchronous=FULL`, which fsyncs the WAL: the reward survives a power loss, not only `kill -9`. Commits of decision
+  records alone run with `synchronous=NORMAL` (WAL): durable against a process crash, fsynced at WAL checkpoints.
+- The writer also assigns default rewards to decisions whose attribution window closed without one (exactly once:
+  `rewards.decision_id` is UNIQUE and both paths run in this one thread), saves learned-statistics checkpoints, and
+  prunes records past the retention.
+
+Learned statistics are restored at start from the last checkpoint plus the rewards committed after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import structlog
+
+from croupier.runtime.core.records import DecisionRecord, Learned, RewardItem, RewardOutcome
+from croupier.runtime.errors import (
+    AttributionWindowExpired,
+    CroupierError,
+    StoreError,
+    Unavailable,
+    UnknownDecision,
+)
+from croupier.runtime.metrics import RuntimeMetrics
+
+log = structlog.get_logger("croupier.runtime.store")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    id TEXT PRIMARY KEY,
+    ts REAL NOT NULL,
+    arm TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    state INTEGER NOT NULL DEFAULT 0,
+    features BLOB,
+    request BLOB NOT NULL,
+    response BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS decisions_waiting ON decisions (expires_at) WHERE state = 0;
+CREATE TABLE IF NOT EXISTS rewards (
+    seq INTEGER PRIMARY KEY,
+    decision_id TEXT NOT NULL UNIQUE,
+    ts REAL NOT NULL,
+    arm TEXT NOT NULL,
+    reward REAL NOT NULL,
+    is_default INTEGER NOT NULL,
+    learned INTEGER NOT NULL,
+    features BLOB,
+    decision BLOB
+);
+CREATE TABLE IF NOT EXISTS arm_counters (
+    arm TEXT PRIMARY KEY,
+    pulls INTEGER NOT NULL DEFAULT 0,
+    rewards INTEGER NOT NULL DEFAULT 0,
+    reward_sum REAL NOT NULL DEFAULT 0,
+    default_rewards INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoint (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    fingerprint TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    stats BLOB NOT NULL,
+    ts REAL NOT NULL
+);
+"""
+# Decision states.
+WAITING, REWARDED, DEFAULTED, EXPIRED = 0, 1, 2, 3
+
+_INSERT_DECISION = "INSERT OR IGNORE INTO decisions (id, ts, arm, expires_at, features, request, response) "
+_INSERT_DECISION += "VALUES (?, ?, ?, ?, ?, ?, ?)"
+_INSERT_REWARD = (
+    "INSERT INTO rewards (decision_id, ts, arm, reward, is_default, learned, features, decision) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_COUNT = (
+    "INSERT INTO arm_counters (arm, pulls, rewards, reward_sum, default_rewards) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (arm) DO UPDATE SET pulls = pulls + excluded.pulls, rewards = rewards + excluded.rewards, "
+    "reward_sum = reward_sum + excluded.reward_sum, default_rewards = default_rewards + excluded.default_rewards"
+)
+_T = TypeVar("_T")
+SWEEP_BATCH = 5000
+PRUNE_INTERVAL_SECONDS = 600.0
+
+
+def database_path(state_dir: Path, namespace: str | None, name: str) -> Path:
+    return state_dir / f"{namespace or 'default'}.{name}.sqlite3"
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
+
+
+@dataclass(slots=True)
+class Restored:
+    """What a restart gets back: the checkpoint (if its fingerprint matches) and what to replay on top."""
+
+    stats: bytes | None
+    seq: int
+    tail: list[tuple[int, Learned]]
+    counters: dict[str, tuple[int, int, float, int]]
+
+
+@dataclass(slots=True, eq=False)
+class _RewardJob:
+    items: list[RewardItem]
+    received_at: float
+    future: asyncio.Future[list[RewardOutcome]]
+    outcomes: list[RewardOutcome] = field(default_factory=list)
+    error: CroupierError | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _LoggedRewards:
+    """Redis mode: rewards accepted through Redis, recorded in this replica's log (no join, no future)."""
+
+    rows: list[tuple[str, float, str, float, int, int, bytes | None, bytes | None]]
+
+
+@dataclass(slots=True)
+class _Checkpoint:
+    fingerprint: str
+    seq: int
+    stats: bytes
+
+
+def _vector(blob: bytes | None) -> np.ndarray | None:
+    return None if blob is None else np.frombuffer(blob, dtype=np.float64)
+
+
+class SqliteStore:
+    """Embedded state (join=True) or a replica's decision log in Redis mode (join=False)."""
+
+    backend = "Embedded"
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        metrics: RuntimeMetrics,
+        learn: bool,
+        default_reward: float | None,
+        flush_interval: float = 0.05,
+        flush_max_records: int = 4096,
+        max_pending: int = 200_000,
+        full_sync: bool = True,
+        sweep_interval: float = 1.0,
+        retention_seconds: float = 7 * 86400.0,
+        join: bool = True,
+    ) -> None:
+        self.path = path
+        self._metrics = metrics
+        self._learn = learn
+        self._default_reward = default_reward
+        self._flush_interval = flush_interval
+        self._flush_max = flush_max_records
+        self._max_pending = max_pending
+        self._full_sync = full_sync
+        self._sweep_interval = sweep_interval
+        self._retention = retention_seconds
+        self._join = join
+        self._decisions: collections.deque[DecisionRecord] = collections.deque()
+        self._jobs: collections.deque[_RewardJob | _LoggedRewards] = collections.deque()
+        self._checkpoint: _Checkpoint | None = None
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._on_learned: Callable[[list[tuple[int, Learned]]], None] | None = None
+        self.last_error: str | None = None
+        metrics.track_backlog(lambda: len(self._decisions))
+
+    # ---------------------------------------------------------------- start and restore (main thread, before serving)
+    def restore(self, fingerprint: str) -> Restored:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(self.path)
+        try:
+            conn.executescript(SCHEMA)
+            row = conn.execute("SELECT fingerprint, seq, stats FROM checkpoint WHERE id = 1").fetchone()
+            stats, seq = (row[2], row[1]) if row is not None and row[0] == fingerprint else (None, 0)
+            tail = [
+                (s, Learned(arm, reward, _vector(features), bool(is_default)))
+                for s, arm, reward, features, is_default in conn.execute(
+                    "SELECT seq, arm, reward, features, is_default FROM rewards WHERE seq > ? AND learned = 1 "
+                    "ORDER BY seq",
+                    (seq,),
+                )
+            ]
+            counters = {
+                arm: (pulls, rewards, reward_sum, defaults)
+                for arm, pulls, rewards, reward_sum, defaults in conn.execute(
+                    "SELECT arm, pulls, rewards, reward_sum, default_rewards FROM arm_counters"
+                )
+            }
+        finally:
+            conn.close()
+        return Restored(stats=stats, seq=seq, tail=tail, counters=counters)
+
+    def start(self, loop: asyncio.AbstractEventLoop, on_learned: Callable[[list[tuple[int, Learned]]], None]) -> None:
+        self._loop = loop
+        self._on_learned = on_learned
+        self._thread = threading.Thread(target=self._run, name="croupier-sqlite-writer", daemon=True)
+        self._thread.start()
+
+    async def close(self) -> None:
+        """Commit everything queued, then stop the writer."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+
+    def health(self) -> str | None:
+        if self._thread is None or not self._thread.is_alive():
+            return "the SQLite writer is not running"
+        return self.last_error
+
+    # ---------------------------------------------------------------- called on the event loop
+    def log_decision(self, record: DecisionRecord) -> None:
+        """Queue a decision record (hot path: no I/O). Refuses when the writer is far behind (bounded memory)."""
+        queue = self._decisions
+        size = len(queue)
+        if size >= self._flush_max:
+            if size >= self._max_pending:
+                raise Unavailable("the decision log is behind; retry shortly")
+            self._wake.set()
+        queue.append(record)
+
+    def pending_decisions(self) -> int:
+        return len(self._decisions)
+
+    async def submit_rewards(self, items: list[RewardItem], received_at: float) -> list[RewardOutcome]:
+        """Join, deduplicate and durably store rewards; all or nothing. Returns after COMMIT."""
+        assert self._loop is not None
+        job = _RewardJob(items, received_at, self._loop.create_future())
+        self._jobs.append(job)
+        self._wake.set()
+        return await job.future
+
+    def record_rewards(self, rows: list[tuple[str, float, str, float, int, int, bytes | None, bytes | None]]) -> None:
+        """Redis mode: log rewards that Redis accepted (decision_id, ts, arm, reward, default, learned, x, record)."""
+        self._jobs.append(_LoggedRewards(rows))
+        self._wake.set()
+
+    def save_checkpoint(self, fingerprint: str, seq: int, stats: bytes) -> None:
+        self._checkpoint = _Checkpoint(fingerprint, seq, stats)
+        self._wake.set()
+
+    # ---------------------------------------------------------------- the writer thread
+    def _run(self) -> None:
+        conn = connect(self.path)
+        full_now = False
+        next_sweep = time.monotonic() + self._sweep_interval
+        next_prune = time.monotonic() + 60.0
+        try:
+            while True:
+                self._wake.wait(self._flush_interval)
+                self._wake.clear()
+                stopping = self._stopping
+                now = time.monotonic()
+                decisions = _drain(self._decisions)
+                jobs = _drain(self._jobs)
+                checkpoint, self._checkpoint = self._checkpoint, None
+                sweep = self._join and now >= next_sweep
+                prune = now >= next_prune
+                if not (decisions or jobs or checkpoint or sweep or prune):
+                    if stopping:
+                        break
+                    continue
+                want_full = self._full_sync and any(isinstance(j, _RewardJob) for j in jobs)
+                if want_full != full_now:
+                    conn.execute(f"PRAGMA synchronous = {'FULL' if want_full else 'NORMAL'}")
+                    full_now = want_full
+                started = time.perf_counter()
+                try:
+                    learned, swept = self._transaction(
+                        conn, decisions=decisions, jobs=jobs, checkpoint=checkpoint, sweep=sweep, prune=prune
+                    )
+                except sqlite3.Error as exc:
+                    self._failed(exc, decisions, jobs)
+                    if stopping:
+                        break
+                    time.sleep(min(self._flush_interval, 0.1))
+                    continue
+                self.last_error = None
+                self._metrics.commit_latency.observe(time.perf_counter() - started)
+                if decisions:
+                    self._metrics.commit_records.labels("decision").inc(len(decisions))
+                if sweep:
+                    next_sweep = now if swept >= SWEEP_BATCH else now + self._sweep_interval
+                if prune:
+                    next_prune = now + PRUNE_INTERVAL_SECONDS
+                reward_jobs = [j for j in jobs if isinstance(j, _RewardJob)]
+                if learned or reward_jobs:
+                    self._post(self._deliver, learned, reward_jobs)
+                if stopping and not self._decisions and not self._jobs:
+                    break
+        finally:
+            conn.close()
+
+    def _transaction(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        decisions: list[DecisionRecord],
+        jobs: list[_RewardJob | _LoggedRewards],
+        checkpoint: _Checkpoint | None,
+        sweep: bool,
+        prune: bool,
+    ) -> tuple[list[tuple[int, Learned]], int]:
+        learned: list[tuple[int, Learned]] = []
+        swept = 0
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if decisions:
+                conn.executemany(_INSERT_DECISION, decisions)
+                pulls = collections.Counter(record.arm for record in decisions)
+                conn.executemany(_COUNT, [(arm, n, 0, 0.0, 0) for arm, n in pulls.items()])
+            for job in jobs:
+                if isinstance(job, _RewardJob):
+                    self._join_rewards(conn, job, learned)
+                else:
+                    self._log_rewards(conn, job)
+            if sweep:
+                swept = self._sweep(conn, learned)
+            if checkpoint is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO checkpoint (id, fingerprint, seq, stats, ts) VALUES (1, ?, ?, ?, ?)",
+                    (checkpoint.fingerprint, checkpoint.seq, checkpoint.stats, time.time()),
+                )
+            if prune:
+                self._prune(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            for job in jobs:
+                if isinstance(job, _RewardJob):
+                    job.outcomes = []
+            raise
+        return learned, swept
+
+    def _join_rewards(self, conn: sqlite3.Connection, job: _RewardJob, learned: list[tuple[int, Learned]]) -> None:
+        """Validate every reward of the request first (no writes), then write them all: all or nothing."""
+        accepted: list[tuple[RewardItem, str, bytes | None]] = []
+        outcomes: list[RewardOutcome] = []
+        seen: set[str] = set()
+        for item in job.items:
+            row = conn.execute(
+                "SELECT arm, ts, expires_at, state, features FROM decisions WHERE id = ?", (item.decision_id,)
+            ).fetchone()
+            if row is None:
+                self._metrics.join_misses.labels("unknown").inc()
+                job.error = UnknownDecision(
+                    f"no decision {item.decision_id!r} (never made here, or older than the log's retention)",
+                    field=item.field + "decisionId",
+                )
+                return
+            arm, ts, expires_at, state, features = row
+            if state == REWARDED or item.decision_id in seen:
+                outcomes.append(RewardOutcome(item.decision_id, False))
+                continue
+            if state in (DEFAULTED, EXPIRED) or job.received_at > expires_at:
+                self._metrics.join_misses.labels("late").inc()
+                job.error = AttributionWindowExpired(
+                    f"the attribution window of decision {item.decision_id!r} closed {job.received_at - expires_at:.3f}"
+                    f" s before this reward arrived (window {expires_at - ts:.0f} s"
+                    + ("; it got the default reward)" if state == DEFAULTED else ")"),
+                    field=item.field + "decisionId",
+                )
+                return
+            seen.add(item.decision_id)
+            accepted.append((item, arm, features))
+            outcomes.append(RewardOutcome(item.decision_id, True))
+        counts: dict[str, list[float]] = {}
+        for item, arm, features in accepted:
+            cursor = conn.execute(
+                _INSERT_REWARD,
+                (item.decision_id, job.received_at, arm, item.reward, 0, int(self._learn), features, None),
+            )
+            conn.execute("UPDATE decisions SET state = 1 WHERE id = ?", (item.decision_id,))
+            assert cursor.lastrowid is not None
+            learned.append((cursor.lastrowid, Learned(arm, item.reward, _vector(features), False)))
+            c = counts.setdefault(arm, [0, 0.0])
+            c[0] += 1
+            c[1] += item.reward
+        conn.executemany(_COUNT, [(arm, 0, int(n), s, 0) for arm, (n, s) in counts.items()])
+        job.outcomes = outcomes
+
+    def _log_rewards(self, conn: sqlite3.Connection, job: _LoggedRewards) -> None:
+        conn.executemany(_INSERT_REWARD.replace("INSERT", "INSERT OR IGNORE", 1), job.rows)
+        conn.executemany(
+            "UPDATE decisions SET state = ? WHERE id = ? AND state = 0",
+            [(DEFAULTED if row[4] else REWARDED, row[0]) for row in job.rows],
+        )
+
+    def _sweep(self, conn: sqlite3.Connection, learned: list[tuple[int, Learned]]) -> int:
+        now = time.time()
+        rows = conn.execute(
+            "SELECT id, arm, features FROM decisions WHERE state = 0 AND expires_at < ? ORDER BY expires_at LIMIT ?",
+            (now, SWEEP_BATCH),
+        ).fetchall()
+        if not rows:
+            return 0
+        default = self._default_reward
+        if default is None:
+            conn.executemany("UPDATE decisions SET state = 3 WHERE id = ?", [(r[0],) for r in rows])
+            return len(rows)
+        counts: collections.Counter[str] = collections.Counter()
+        for decision_id, arm, features in rows:
+            cursor = conn.execute(_INSERT_REWARD, (decision_id, now, arm, default, 1, int(self._learn), features, None))
+            assert cursor.lastrowid is not None
+            learned.append((cursor.lastrowid, Learned(arm, default, _vector(features), True)))
+            counts[arm] += 1
+        conn.executemany("UPDATE decisions SET state = 2 WHERE id = ?", [(r[0],) for r in rows])
+        conn.executemany(_COUNT, [(arm, 0, n, n * default, n) for arm, n in counts.items()])
+        log.info("default rewards assigned", count=len(rows), reward=default)
+        return len(rows)
+
+    def _prune(self, conn: sqlite3.Connection) -> None:
+        horizon = time.time() - self._retention
+        deleted = conn.execute(
+            "DELETE FROM decisions WHERE id IN (SELECT id FROM decisions WHERE ts < ? AND state != 0 LIMIT 50000)",
+            (horizon,),
+        ).rowcount
+        kept = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM checkpoint").fetchone()[0]
+        deleted += conn.execute("DELETE FROM rewards WHERE seq <= ? AND ts < ?", (kept, horizon)).rowcount
+        if deleted:
+            log.info("old records pruned", count=deleted, older_than=horizon)
+
+    def _failed(
+        self, exc: sqlite3.Error, decisions: list[DecisionRecord], jobs: list[_RewardJob | _LoggedRewards]
+    ) -> None:
+        self.last_error = f"SQLite commit failed: {exc}"
+        self._metrics.store_errors.labels("commit").inc()
+        log.error("commit failed", error=str(exc), decisions=len(decisions), jobs=len(jobs))
+        # Decisions go back to the front of the queue (bounded by max_pending); reward requests fail with 503.
+        self._decisions.extendleft(reversed(decisions))
+        failed = [j for j in jobs if isinstance(j, _RewardJob)]
+        self._jobs.extendleft(reversed([j for j in jobs if isinstance(j, _LoggedRewards)]))
+        if failed:
+            self._post(self._fail_jobs, failed, str(exc))
+
+    def _post(self, callback: Callable[..., None], *args: object) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(callback, *args)
+
+    # ---------------------------------------------------------------- back on the event loop
+    def _deliver(self, learned: list[tuple[int, Learned]], jobs: list[_RewardJob]) -> None:
+        if learned and self._on_learned is not None:
+            self._on_learned(learned)
+        for job in jobs:
+            if job.future.done():
+                continue
+            if job.error is not None:
+                job.future.set_exception(job.error)
+            else:
+                job.future.set_result(job.outcomes)
+
+    def _fail_jobs(self, jobs: list[_RewardJob], reason: str) -> None:
+        for job in jobs:
+            if not job.future.done():
+                job.future.set_exception(StoreError(f"the reward could not be stored: {reason}"))
+
+
+def _drain(queue: collections.deque[_T]) -> list[_T]:
+    popleft = queue.popleft
+    return [popleft() for _ in range(len(queue))]
+
+
+def iter_rows(conn: sqlite3.Connection, query: str, params: tuple[object, ...] = ()) -> Iterator[tuple[object, ...]]:
+    yield from conn.execute(query, params)
