@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +49,15 @@ def manifest(case: dict[str, Any]) -> dict[str, Any]:
     doc["spec"] = merge_patch(doc["spec"], case.get("patch") or {})
     doc["metadata"] = {"name": case["name"][:63]}
     return doc
+
+
+def table(text: str) -> list[dict[str, str]]:
+    """Rows of `kubectl get` output by column name (columns are sliced at the header's offsets: cells may be empty)."""
+    header, *lines = text.splitlines()
+    starts = [m.start() for m in re.finditer(r"\S+", header)]
+    names = header.split()
+    bounds = [*starts[1:], None]
+    return [{n: line[a:b].strip() for n, a, b in zip(names, starts, bounds, strict=True)} for line in lines]
 
 
 @pytest.fixture(scope="module")
@@ -117,10 +127,11 @@ def test_unknown_field_rejected_when_strict_and_pruned_otherwise(
     message = rejection(custom, namespace, doc)
     assert 'unknown field "spec.canary.wieght"' in message
 
-    # kubectl's --validate=strict asks the server for the same.
-    result = kubectl("apply", "--validate=strict", "-n", namespace, "-f", "-", input=json.dumps(doc), check=False)
-    assert result.returncode != 0
-    assert "spec.canary.wieght" in result.stderr
+    # kubectl asks the server for the same: by default (strict since kubectl 1.27) and with --validate=strict.
+    for flags in ([], ["--validate=strict"]):
+        result = kubectl("apply", *flags, "-n", namespace, "-f", "-", input=json.dumps(doc), check=False)
+        assert result.returncode != 0, flags
+        assert 'unknown field "spec.canary.wieght"' in result.stderr, flags
 
     # Without strict validation the structural schema prunes it: it is never stored, so nothing acts on a typo.
     created = create(custom, namespace, doc, validation="Ignore")
@@ -183,10 +194,9 @@ def test_status_subresource_printer_columns_and_kubectl_wait(
         GROUP, VERSION, namespace, "modeldeployments", "ranker", {"status": status}
     )
     kubectl("wait", "-n", namespace, "--for=condition=Ready", "md/ranker", "--timeout=10s")
-    table = kubectl("get", "md", "ranker", "-n", namespace).stdout.splitlines()
-    header, row = table[0].split(), table[1].split()
-    assert header == ["NAME", "READY", "STABLE", "CANARY", "WEIGHT", "STEP", "AGE"]
-    assert row[:6] == ["ranker", "True", "1", "2", "25", "1"]
+    (row,) = table(kubectl("get", "md", "ranker", "-n", namespace).stdout)
+    assert list(row) == ["NAME", "READY", "STABLE", "CANARY", "WEIGHT", "STEP", "AGE"]
+    assert [row[c] for c in list(row)[:6]] == ["ranker", "True", "1", "2", "25", "1"]
 
     # The status schema is enforced too: TF Serving states only, weights within 0-100.
     bad = {"status": {"versions": [{"version": 1, "role": "stable", "state": "READY", "weight": 101}]}}
@@ -197,11 +207,24 @@ def test_status_subresource_printer_columns_and_kubectl_wait(
     assert "status.versions[0].weight" in message
 
 
-def test_category_lists_every_kind(kubectl: Kubectl, namespace: str, crds: None) -> None:
+def test_category_lists_every_kind_and_experiment_columns(
+    kubectl: Kubectl, k8s_api: client.ApiClient, namespace: str, crds: None
+) -> None:
     for path in sorted(EXAMPLES.glob("*.yaml")):
         kubectl("apply", "-n", namespace, "-f", str(path))
     out = kubectl("get", "croupier", "-n", namespace, "-o", "name").stdout.split()
     kinds = {line.split("/")[0] for line in out}
     assert kinds == {f"decisionpolicy.{GROUP}", f"modeldeployment.{GROUP}", f"experiment.{GROUP}"}
-    exp = kubectl("get", "exp", "-n", namespace, "-o", "wide").stdout.splitlines()[0].split()
-    assert exp == ["NAME", "READY", "STATE", "VARIANTS", "WINNER", "SRM", "EXPOSURES", "REASON", "AGE"]
+    client.CustomObjectsApi(k8s_api).patch_namespaced_custom_object_status(
+        GROUP,
+        VERSION,
+        namespace,
+        "experiments",
+        "checkout-offer",
+        {"status": {"split": "control=34,bandit=33,ranker-v2=33", "srmPValue": 0.41, "totalExposures": 3000}},
+    )
+    (row,) = table(kubectl("get", "exp", "-n", namespace, "-o", "wide").stdout)
+    assert list(row) == ["NAME", "READY", "STATE", "VARIANTS", "WINNER", "SRM", "EXPOSURES", "REASON", "AGE"]
+    assert row["STATE"] == "Running"
+    assert row["VARIANTS"] == "control=34,bandit=33,ranker-v2=33"
+    assert (row["READY"], row["WINNER"], row["SRM"], row["EXPOSURES"]) == ("", "", "0.41", "3000")
