@@ -1,0 +1,32 @@
+# The Croupier runtime (decision API) as uid 65532; the operator's Deployment runs
+# `croupier-runtime --policy /etc/croupier/policy.yaml --port 8080 --state-dir /var/lib/croupier`.
+# Build from the repository root: docker build -f images/runtime.Dockerfile -t croupier-runtime:dev .
+FROM ghcr.io/astral-sh/uv:0.8 AS uv
+
+FROM python:3.11-slim
+COPY --from=uv /uv /usr/local/bin/uv
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PATH=/app/.venv/bin:$PATH
+WORKDIR /app
+
+COPY pyproject.toml uv.lock README.md ./
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --no-install-project
+
+COPY api/ api/
+COPY operator/ operator/
+COPY runtime/ runtime/
+COPY devcluster/ devcluster/
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev \
+    && croupier-runtime --help >/dev/null \
+    && mkdir -p /var/lib/croupier && chown 65532:65532 /var/lib/croupier
+
+ENV CROUPIER_RUNTIME_LOG_FORMAT=json
+USER 65532:65532
+EXPOSE 8080
+VOLUME ["/var/lib/croupier"]
+ENTRYPOINT ["croupier-runtime"]
+CMD ["--policy", "/etc/croupier/policy.yaml", "--port", "8080", "--state-dir", "/var/lib/croupier"]

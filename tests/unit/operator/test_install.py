@@ -1,0 +1,104 @@
+"""The install manifests in config/: CRD copies in sync with crds/, least-privilege RBAC, a locked-down operator pod."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[3]
+CONFIG = ROOT / "config"
+UPDATE = os.environ.get("CROUPIER_UPDATE_GOLDEN", "") not in ("", "0")
+
+
+def _docs(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def test_crd_copies_match_the_generated_crds() -> None:
+    generated = {p.name: p.read_text() for p in (ROOT / "crds").glob("*.yaml")}
+    bases = CONFIG / "crd" / "bases"
+    if UPDATE:
+        for old in bases.glob("*.yaml"):
+            old.unlink()
+        for name, text in generated.items():
+            (bases / name).write_text(text)
+    copies = {p.name: p.read_text() for p in bases.glob("*.yaml")}
+    assert copies == generated, "config/crd/bases drifted from crds/: rerun with CROUPIER_UPDATE_GOLDEN=1"
+    listed = _docs(CONFIG / "crd" / "kustomization.yaml")[0]["resources"]
+    assert sorted(listed) == sorted(f"bases/{name}" for name in generated)
+
+
+def _rules() -> list[dict[str, Any]]:
+    (role,) = _docs(CONFIG / "rbac" / "cluster_role.yaml")
+    rules: list[dict[str, Any]] = role["rules"]
+    return rules
+
+
+def _allowed(group: str, resource: str) -> set[str]:
+    verbs: set[str] = set()
+    for rule in _rules():
+        if group in rule["apiGroups"] and resource in rule["resources"]:
+            verbs |= set(rule["verbs"])
+    return verbs
+
+
+def test_rbac_is_least_privilege() -> None:
+    for rule in _rules():
+        assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
+        assert "delete" not in rule["verbs"] and "deletecollection" not in rule["verbs"]
+    assert _allowed("", "secrets") == set()
+    assert _allowed("", "pods") == set()
+    assert _allowed("croupier.dev", "decisionpolicies") == {"get", "list", "watch", "patch"}
+    assert _allowed("croupier.dev", "decisionpolicies/status") == {"get", "patch"}
+    assert _allowed("croupier.dev", "decisionpolicies/finalizers") == {"update"}
+    for group, resource in [
+        ("", "configmaps"),
+        ("", "services"),
+        ("", "persistentvolumeclaims"),
+        ("apps", "deployments"),
+        ("policy", "poddisruptionbudgets"),
+    ]:
+        assert _allowed(group, resource) == {"get", "list", "watch", "create", "patch"}, resource
+    assert _allowed("", "events") == {"create"}
+    assert _allowed("apiextensions.k8s.io", "customresourcedefinitions") == {"get", "list", "watch"}
+
+
+def test_the_operator_pod_is_locked_down_and_probed() -> None:
+    (deployment,) = _docs(CONFIG / "manager" / "deployment.yaml")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "croupier-operator"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert "--liveness=http://0.0.0.0:8080/healthz" in container["args"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"]["type"] == "Recreate"
+
+
+def _kubectl() -> str | None:
+    """A kubectl that is already there (never builds one: this is a unit test)."""
+    candidates = [os.environ.get("KUBECTL"), shutil.which("kubectl")]
+    if os.environ.get("CROUPIER_CONTROLPLANE_BIN"):
+        candidates.append(str(Path(os.environ["CROUPIER_CONTROLPLANE_BIN"]) / "kubectl"))
+    candidates += [str(p) for p in sorted(Path.home().glob(".cache/croupier/controlplane/*/bin/kubectl"))]
+    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+
+
+def test_kustomize_renders_the_default_install() -> None:
+    kubectl = _kubectl()
+    if kubectl is None:
+        pytest.skip("no kubectl to run kustomize with")
+    out = subprocess.run([kubectl, "kustomize", str(CONFIG / "default")], capture_output=True, text=True, check=True)
+    kinds = sorted((d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(out.stdout) if d)
+    assert ("Deployment", "croupier-operator") in kinds
+    assert ("ClusterRole", "croupier-operator") in kinds
+    assert ("CustomResourceDefinition", "decisionpolicies.croupier.dev") in kinds
