@@ -268,6 +268,11 @@ _CONTROL_IS_VARIANT = cel(
     "control must name one of the variants",
     field_path=".control",
 )
+_CONTROL_HAS_TRAFFIC = cel(
+    "self.variants.all(v, v.name != self.control || v.weight > 0)",
+    "control needs a weight above 0: every other variant is compared with it",
+    field_path=".control",
+)
 _GUARDRAIL_NOT_PRIMARY = cel(
     "!has(self.guardrails) || self.guardrails.all(g, g.name != self.metric.name)",
     "a guardrail must not be the primary metric",
@@ -278,7 +283,7 @@ _GUARDRAIL_NOT_PRIMARY = cel(
 class ExperimentSpec(ApiModel):
     """Desired state of an Experiment: variants and their weights, assignment, metrics, analysis and intent."""
 
-    model_config = validated(_WEIGHTS_SUM, _CONTROL_IS_VARIANT, _GUARDRAIL_NOT_PRIMARY)
+    model_config = validated(_WEIGHTS_SUM, _CONTROL_IS_VARIANT, _CONTROL_HAS_TRAFFIC, _GUARDRAIL_NOT_PRIMARY)
 
     variants: Annotated[
         list[Variant],
@@ -333,6 +338,7 @@ class ExperimentSpec(ApiModel):
         enforce(
             (_WEIGHTS_SUM, sum(v.weight for v in self.variants) == 100),
             (_CONTROL_IS_VARIANT, self.control in names),
+            (_CONTROL_HAS_TRAFFIC, all(v.name != self.control or v.weight > 0 for v in self.variants)),
             (_GUARDRAIL_NOT_PRIMARY, all(g.name != self.metric.name for g in self.guardrails or [])),
         )
         return self
@@ -340,6 +346,11 @@ class ExperimentSpec(ApiModel):
     def weights(self) -> list[tuple[str, int]]:
         """(variant, weight) in spec order: the input of :func:`assign`."""
         return [(v.name, v.weight) for v in self.variants]
+
+
+def format_split(weights: Sequence[tuple[str, int]]) -> str:
+    """``status.split`` as the Variants column shows it: ``control=34,bandit=33,ranker-v2=33``."""
+    return ",".join(f"{name}={weight}" for name, weight in weights)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

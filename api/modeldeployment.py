@@ -296,6 +296,14 @@ class CanarySpec(ApiModel):
         ),
     ] = OnFailure.ROLLBACK
 
+    def weight_at(self, step: int | None) -> int:
+        """The canary weight the spec asks for at ``step`` (the static weight when there are no steps)."""
+        if self.steps is None:
+            return int(self.weight or 0)
+        if step is None or not 0 <= step < len(self.steps):
+            raise IndexError(f"canary step {step} outside 0..{len(self.steps) - 1}")
+        return self.steps[step].weight
+
     @model_validator(mode="after")
     def _rules(self) -> Self:
         weights = [s.weight for s in self.steps or []]

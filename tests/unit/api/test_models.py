@@ -94,6 +94,20 @@ def test_wire_form_round_trips_with_camel_case_and_no_nulls() -> None:
     assert modeldeployment.ModelDeploymentSpec.model_validate(wire) == spec
 
 
+def test_canary_weight_at_a_step() -> None:
+    doc = yaml.safe_load((EXAMPLES / "modeldeployment-canary.yaml").read_text())
+    canary = modeldeployment.ModelDeploymentSpec.model_validate(doc["spec"]).canary
+    assert canary is not None
+    assert [canary.weight_at(i) for i in range(4)] == [10, 25, 50, 100]
+    with pytest.raises(IndexError):
+        canary.weight_at(4)
+    assert modeldeployment.CanarySpec(version=2, weight=7).weight_at(None) == 7
+
+
+def test_split_formatting() -> None:
+    assert experiment.format_split([("control", 34), ("bandit", 66)]) == "control=34,bandit=66"
+
+
 def test_model_deployment_defaults() -> None:
     spec = modeldeployment.ModelDeploymentSpec.model_validate(
         {"model": {"name": "ranker", "storageUri": "gs://bkt/ranker"}, "stable": {"version": 3}}
