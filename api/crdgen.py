@@ -141,6 +141,7 @@ def _is_null(node: Schema) -> bool:
 class _Converter:
     def __init__(self, defs: dict[str, Schema]) -> None:
         self.defs = defs
+        self.expanding: list[str] = []  # refs being inlined on the current path: a repeat means recursion
 
     def _deref(self, node: Schema, path: str) -> Schema:
         """Replace a ``$ref`` (or a one-element ``allOf`` of one) by its target, the referrer's own keys winning."""
@@ -158,7 +159,10 @@ class _Converter:
         name = ref.rsplit("/", 1)[-1]
         if name not in self.defs:
             raise SchemaError(f"{path}: unresolvable reference {ref}")
+        if name in self.expanding:
+            raise SchemaError(f"{path}: {name} contains itself; a structural schema cannot be recursive")
         target = self._deref(dict(self.defs[name]), path)
+        target["x-croupier-ref"] = name
         merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
         rules = [*target.get("x-kubernetes-validations", []), *node.get("x-kubernetes-validations", [])]
         if rules:
@@ -196,6 +200,16 @@ class _Converter:
             node.get("x-kubernetes-int-or-string") and "type" not in node and _plain_ios(node)
         ):
             node = self._deref(self._collapse_union(node, path), path)
+        ref = node.pop("x-croupier-ref", None)
+        if ref is not None:
+            self.expanding.append(ref)
+        try:
+            return self._convert_keys(node, path)
+        finally:
+            if ref is not None:
+                self.expanding.pop()
+
+    def _convert_keys(self, node: Schema, path: str) -> Schema:
         out: Schema = {}
         for key, value in node.items():
             if key in _DROPPED_KEYS:

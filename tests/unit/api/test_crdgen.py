@@ -198,6 +198,17 @@ def test_a_real_union_fails_generation() -> None:
         crdgen.structural_schema(Union)
 
 
+class Tree(ApiModel):
+    """A recursive model."""
+
+    children: Annotated[list[Tree], Field(description="Subtrees.", max_length=2)] = []
+
+
+def test_a_recursive_model_fails_generation() -> None:
+    with pytest.raises(crdgen.SchemaError, match="Tree contains itself"):
+        crdgen.structural_schema(Tree)
+
+
 def test_committed_files_parse_and_carry_the_generated_header() -> None:
     for resource in crdgen.RESOURCES:
         text = (ROOT / "crds" / resource.filename).read_text()
