@@ -34,9 +34,12 @@ MAX_BODY_BYTES = 1 << 20
 FeatureName = Annotated[str, Field(min_length=1, max_length=128)]
 ArmName = Annotated[str, Field(min_length=1, max_length=63)]
 DecisionId = Annotated[str, Field(min_length=1, max_length=MAX_DECISION_ID_LENGTH)]
-FiniteNumber = Annotated[float, Field(allow_inf_nan=False)]
-ContextObject = Annotated[dict[FeatureName, FiniteNumber], Field(max_length=MAX_FEATURES)]
-ContextList = Annotated[list[FiniteNumber], Field(max_length=MAX_FEATURES)]
+MAX_MAGNITUDE = 1e12
+"""Bound on |reward| and |context value|: squares summed over many observations must stay finite float64."""
+
+BoundedNumber = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)]
+ContextObject = Annotated[dict[FeatureName, BoundedNumber], Field(max_length=MAX_FEATURES)]
+ContextList = Annotated[list[BoundedNumber], Field(max_length=MAX_FEATURES)]
 
 
 class WireResponse(ApiModel):
@@ -97,7 +100,7 @@ class Reward(ApiModel):
     """The outcome of one decision."""
 
     decision_id: Annotated[DecisionId, Field(description="The decisionId returned by /v1/decide.")]
-    reward: Annotated[FiniteNumber, Field(description="Binary policies: 0 or 1. Continuous: any finite number.")]
+    reward: Annotated[BoundedNumber, Field(description="Binary policies: 0 or 1. Continuous: a number within +-1e12.")]
 
 
 class RewardBatch(ApiModel):

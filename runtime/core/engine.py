@@ -7,6 +7,7 @@ records keep the context as the client sent it (without the intercept).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -19,8 +20,8 @@ from croupier.runtime.policy_file import ServedPolicy
 class Engine(Protocol):
     """A bandit policy as the service drives it: decide, learn, and expose additive sufficient statistics."""
 
-    def decide(self, context: np.ndarray | None, eligible: list[int] | None) -> tuple[int, np.ndarray]:
-        """The chosen arm index and the probability of every arm (0 for arms outside `eligible`)."""
+    def decide(self, context: np.ndarray | None, eligible: list[int] | None) -> tuple[int, Sequence[float]]:
+        """The chosen arm index and the probability of every arm (0 for arms outside `eligible`), as floats."""
         ...
 
     def learn(self, arm: int, reward: float, context: np.ndarray | None) -> None: ...
@@ -42,7 +43,7 @@ class Engine(Protocol):
         """Redis mode: replace the view by the shared total; local rewards were pushed already, drop them."""
         ...
 
-    def probabilities(self) -> np.ndarray | None:
+    def probabilities(self) -> Sequence[float] | None:
         """Current probability of each arm for a non-contextual policy (None for contextual ones)."""
         ...
 
@@ -66,7 +67,7 @@ class PolicyEngine:
             return np.append(context, 1.0)
         return context
 
-    def decide(self, context: np.ndarray | None, eligible: list[int] | None) -> tuple[int, np.ndarray]:
+    def decide(self, context: np.ndarray | None, eligible: list[int] | None) -> tuple[int, Sequence[float]]:
         decision = self.policy.decide(self._x(context), eligible)
         return decision.arm, decision.probabilities
 
@@ -89,8 +90,8 @@ class PolicyEngine:
         self.policy.take_delta()
         self.policy.replace(total)
 
-    def probabilities(self) -> np.ndarray | None:
-        return None if self.contextual else self.policy.probabilities()
+    def probabilities(self) -> Sequence[float] | None:
+        return None if self.contextual else [float(p) for p in self.policy.probabilities()]
 
     def posteriors(self) -> list[dict[str, Any]]:
         return [dict(summary.posterior) for summary in self.policy.describe()]

@@ -19,11 +19,16 @@ from croupier.runtime.core.engine import Engine
 from croupier.runtime.core.ids import DecisionIds
 from croupier.runtime.core.records import DecisionRecord, Learned
 from croupier.runtime.core.validation import DecideSchema, parse_rewards
+from croupier.runtime.errors import InvalidField
 from croupier.runtime.metrics import RuntimeMetrics
+from croupier.runtime.policies.errors import PolicyInputError
 from croupier.runtime.policy_file import ServedPolicy
 from croupier.runtime.store.base import Store
 
 log = structlog.get_logger("croupier.runtime")
+
+# Policy error fields, as the request names them.
+_POLICY_FIELDS = {"eligible": "candidates", "context": "context"}
 
 # A decision record keeps the request as received; a padded body is re-encoded compactly first.
 _MAX_LOGGED_REQUEST = 8192
@@ -85,12 +90,18 @@ class DecisionService:
     def decide(self, body: bytes) -> bytes:
         started = time.perf_counter()
         _unit_id, context, eligible = self._schema.parse(body)
-        arm, probabilities = self.engine.decide(context, eligible)
+        try:
+            arm, probabilities = self.engine.decide(context, eligible)
+        except PolicyInputError as exc:
+            raise InvalidField(str(exc), field=_POLICY_FIELDS.get(exc.field or "", exc.field)) from None
         names = self.arm_names
         name = names[arm]
         decision_id = self._ids.next()
-        p = probabilities.tolist()
-        shown = dict(zip(names, p, strict=True)) if eligible is None else {names[i]: p[i] for i in eligible}
+        shown = (
+            dict(zip(names, probabilities, strict=True))
+            if eligible is None
+            else {names[i]: probabilities[i] for i in eligible}
+        )
         response = orjson.dumps(
             {"decisionId": decision_id, "arm": name, "probabilities": shown, "policyVersion": self._version}
         )
@@ -143,7 +154,10 @@ class DecisionService:
             if arm is None:  # an arm removed from the spec since the decision
                 continue
             if not self.paused:
-                engine.learn(arm, item.reward, item.features)
+                try:
+                    engine.learn(arm, item.reward, item.features)
+                except PolicyInputError as exc:  # stored already; the policy cannot use it (e.g. overflowing values)
+                    log.warning("reward not learned", arm=item.arm, reward=item.reward, error=str(exc))
             counters.rewards[arm] += 1
             counters.reward_sum[arm] += item.reward
             if item.is_default:
@@ -159,7 +173,10 @@ class DecisionService:
         for seq, item in learned:
             arm = self.arm_index.get(item.arm)
             if arm is not None and (item.features is None or item.features.shape[0] == self.served.context_size):
-                self.engine.learn(arm, item.reward, item.features)
+                try:
+                    self.engine.learn(arm, item.reward, item.features)
+                except PolicyInputError:
+                    continue
                 count += 1
             self.applied_seq = max(self.applied_seq, seq)
         return count

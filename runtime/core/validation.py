@@ -12,7 +12,7 @@ import numpy as np
 import orjson
 
 from croupier.api.decisionpolicy import MAX_ARMS, MAX_FEATURES
-from croupier.api.wire import MAX_DECISION_ID_LENGTH, MAX_REWARDS_PER_REQUEST, MAX_UNIT_ID_LENGTH
+from croupier.api.wire import MAX_DECISION_ID_LENGTH, MAX_MAGNITUDE, MAX_REWARDS_PER_REQUEST, MAX_UNIT_ID_LENGTH
 from croupier.runtime.core.records import RewardItem
 from croupier.runtime.errors import (
     InvalidContext,
@@ -54,7 +54,13 @@ def _json_type(value: object) -> str:
 
 def _is_number(value: object) -> bool:
     # bool is an int subclass; JSON true is not a number.
-    return type(value) is float or type(value) is int
+    return (type(value) is float or type(value) is int) and -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE  # type: ignore[operator]
+
+
+def _not_a_number(value: object) -> str:
+    if type(value) is float or type(value) is int:
+        return f"{value} (outside +-{MAX_MAGNITUDE:g})"
+    return _json_type(value)
 
 
 class DecideSchema:
@@ -98,7 +104,7 @@ class DecideSchema:
                 raise InvalidContext(f"context has more than {MAX_FEATURES} values", field="context")
             for i, value in enumerate(context):
                 if not _is_number(value):
-                    raise InvalidContext(f"context values must be numbers, got {_json_type(value)}", f"context[{i}]")
+                    raise InvalidContext(f"context values must be numbers, got {_not_a_number(value)}", f"context[{i}]")
             if not self.contextual:
                 return None
             if len(context) != self.size:
@@ -112,7 +118,7 @@ class DecideSchema:
             for name, value in context.items():
                 if not _is_number(value):
                     raise InvalidContext(
-                        f"context values must be numbers, got {_json_type(value)}", field=f"context.{name}"
+                        f"context values must be numbers, got {_not_a_number(value)}", field=f"context.{name}"
                     )
             if not self.contextual:
                 return None
@@ -202,7 +208,7 @@ def _reward(entry: dict[str, Any], prefix: str, binary: bool) -> RewardItem:
     if reward is None:
         raise MissingField("reward is required", field=prefix + "reward")
     if not _is_number(reward):
-        raise InvalidReward(f"reward must be a finite number, got {_json_type(reward)}", field=prefix + "reward")
+        raise InvalidReward(f"reward must be a number, got {_not_a_number(reward)}", field=prefix + "reward")
     value = float(reward)
     if binary and value not in {0.0, 1.0}:
         raise InvalidReward(f"this policy takes Binary rewards (0 or 1), got {reward}", field=prefix + "reward")

@@ -49,9 +49,10 @@ def _schemas(served: ServedPolicy) -> dict[str, Any]:
         "uniqueItems": True,
     }
     context = decide["properties"]["context"]
+    number = {"type": "number", "minimum": -wire.MAX_MAGNITUDE, "maximum": wire.MAX_MAGNITUDE}
     if served.contextual:
         size = served.context_size
-        as_list = {"type": "array", "items": {"type": "number"}, "minItems": size, "maxItems": size}
+        as_list = {"type": "array", "items": number, "minItems": size, "maxItems": size}
         options: list[dict[str, Any]] = [as_list]
         if served.feature_names:
             features = served.feature_names
@@ -59,7 +60,7 @@ def _schemas(served: ServedPolicy) -> dict[str, Any]:
                 0,
                 {
                     "type": "object",
-                    "properties": {name: {"type": "number"} for name in features},
+                    "properties": dict.fromkeys(features, number),
                     "required": features,
                     "additionalProperties": False,
                 },

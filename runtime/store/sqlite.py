@@ -476,7 +476,10 @@ class SqliteStore:
     # ---------------------------------------------------------------- back on the event loop
     def _deliver(self, learned: list[tuple[int, Learned]], jobs: list[_RewardJob]) -> None:
         if learned and self._on_learned is not None:
-            self._on_learned(learned)
+            try:
+                self._on_learned(learned)
+            except Exception:  # the rewards are durable; answer the requests whatever learning did
+                log.exception("learning committed rewards failed", rewards=len(learned))
         for job in jobs:
             if job.future.done():
                 continue

@@ -1,0 +1,184 @@
+"""The decision service over a real SQLite store: decide, log, join, dedupe, reject late, default, restore."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from croupier.api import wire
+from croupier.runtime.store.export import export_jsonl
+
+from .conftest import CONTEXTUAL, running, served_policy
+
+pytestmark = pytest.mark.unit
+
+
+def _db(runtime: Any) -> sqlite3.Connection:
+    return sqlite3.connect(runtime.sqlite.path)
+
+
+def test_decide_logs_the_full_probability_vector_within_the_flush_bound(tmp_path: Path, run: Any) -> None:
+    async def scenario() -> None:
+        async with running(served_policy(), tmp_path, decision_flush_interval_ms=20) as (runtime, client):
+            response = await client.post("/v1/decide", json={"unitId": "u1", "candidates": ["blue", "red"]})
+            assert response.status_code == 200
+            body = wire.DecideResponse.model_validate(response.json())
+            assert set(body.probabilities) == {"blue", "red"}
+            assert sum(body.probabilities.values()) == pytest.approx(1.0)
+            assert body.policy_version == runtime.served.version
+            await asyncio.sleep(0.2)
+            row = _db(runtime).execute("SELECT arm, request, response FROM decisions").fetchone()
+            assert row[0] == body.arm
+            assert orjson.loads(row[1])["unitId"] == "u1"
+            assert orjson.loads(row[2])["probabilities"] == body.probabilities
+
+    run(scenario())
+
+
+def test_rewards_are_joined_once_and_bad_batches_change_nothing(tmp_path: Path, run: Any) -> None:
+    async def scenario() -> None:
+        async with running(served_policy(), tmp_path) as (runtime, client):
+            ids = [(await client.post("/v1/decide", json={})).json()["decisionId"] for _ in range(3)]
+            first = await client.post("/v1/rewards", json={"decisionId": ids[0], "reward": 1})
+            assert first.status_code == 200
+            assert first.json() == {
+                "accepted": 1,
+                "duplicates": 0,
+                "results": [{"decisionId": ids[0], "outcome": "accepted"}],
+            }
+            again = await client.post("/v1/rewards", json={"decisionId": ids[0], "reward": 0})
+            assert again.json()["duplicates"] == 1
+
+            bad = await client.post(
+                "/v1/rewards",
+                json={"rewards": [{"decisionId": ids[1], "reward": 1}, {"decisionId": "nope", "reward": 1}]},
+            )
+            assert bad.status_code == 404
+            assert bad.json()["error"] == "UnknownDecision"
+            assert bad.json()["field"] == "rewards[1].decisionId"
+            stored = _db(runtime).execute("SELECT decision_id FROM rewards ORDER BY seq").fetchall()
+            assert stored == [(ids[0],)]
+
+            batch = await client.post(
+                "/v1/rewards",
+                json={"rewards": [{"decisionId": i, "reward": 1} for i in (ids[1], ids[2], ids[1])]},
+            )
+            assert batch.status_code == 200
+            assert [r["outcome"] for r in batch.json()["results"]] == ["accepted", "accepted", "duplicate"]
+            stats = wire.StatsResponse.model_validate((await client.get("/v1/stats")).json())
+            assert stats.totals.rewards == 3
+            assert stats.totals.decisions == 3
+            assert int(runtime.engine.stats.n.sum()) == 3
+
+            assert (await client.post("/v1/rewards", json={"decisionId": ids[0], "reward": 0.5})).status_code == 422
+
+    run(scenario())
+
+
+def test_late_rewards_are_rejected_and_expired_decisions_get_the_default_once(tmp_path: Path, run: Any) -> None:
+    served = served_policy(reward={"attributionWindowSeconds": 1, "defaultReward": 0})
+
+    async def scenario() -> None:
+        async with running(served, tmp_path) as (runtime, client):
+            ids = [(await client.post("/v1/decide", json={})).json()["decisionId"] for _ in range(4)]
+            assert (await client.post("/v1/rewards", json={"decisionId": ids[0], "reward": 1})).status_code == 200
+            await asyncio.sleep(1.4)
+            late = await client.post("/v1/rewards", json={"decisionId": ids[1], "reward": 1})
+            assert late.status_code == 409
+            assert late.json()["error"] == "AttributionWindowExpired"
+            assert "default reward" in late.json()["message"]
+            await asyncio.sleep(0.2)
+            stats = (await client.get("/v1/stats")).json()
+            assert stats["totals"] == {"decisions": 4, "rewards": 4, "defaultRewards": 3}
+            rows = _db(runtime).execute("SELECT is_default, COUNT(*) FROM rewards GROUP BY is_default").fetchall()
+            assert dict(rows) == {0: 1, 1: 3}
+            assert int(runtime.engine.stats.n.sum()) == 4
+
+    run(scenario())
+
+
+def test_a_restart_restores_learned_statistics_and_counters(tmp_path: Path, run: Any) -> None:
+    served = served_policy()
+
+    async def first_life() -> tuple[np.ndarray, dict[str, Any]]:
+        async with running(served, tmp_path, checkpoint_interval_seconds=0.1) as (runtime, client):
+            for i in range(40):
+                decision = (await client.post("/v1/decide", json={})).json()
+                await client.post("/v1/rewards", json={"decisionId": decision["decisionId"], "reward": i % 2})
+                if i == 20:
+                    await asyncio.sleep(0.3)  # a checkpoint lands; the rest is replayed from the tail
+            stats = (await client.get("/v1/stats")).json()
+            flat = runtime.engine.stats.to_flat()
+            # Crash-like stop: the writer commits what it has, but no final checkpoint is taken.
+            for task in runtime._tasks:
+                task.cancel()
+            await runtime.sqlite.close()
+            runtime._checkpointed_seq = 10**9
+            return flat, stats
+
+    flat, stats = run(first_life())
+
+    async def second_life() -> None:
+        async with running(served, tmp_path) as (runtime, client):
+            np.testing.assert_allclose(runtime.engine.stats.to_flat(), flat)
+            restored = (await client.get("/v1/stats")).json()
+            assert restored["arms"] == stats["arms"]
+            assert restored["totals"] == stats["totals"]
+
+    run(second_life())
+
+
+def test_paused_policies_log_rewards_without_learning(tmp_path: Path, run: Any) -> None:
+    async def scenario() -> None:
+        async with running(served_policy(paused=True), tmp_path) as (runtime, client):
+            decision = (await client.post("/v1/decide", json={})).json()
+            assert (
+                await client.post("/v1/rewards", json={"decisionId": decision["decisionId"], "reward": 1})
+            ).is_success
+            assert runtime.engine.stats.is_zero()
+            assert (await client.get("/v1/stats")).json()["paused"] is True
+
+    run(scenario())
+
+
+def test_contextual_rewards_learn_the_context_of_their_decision(tmp_path: Path, run: Any) -> None:
+    async def scenario() -> None:
+        async with running(served_policy(**CONTEXTUAL), tmp_path) as (runtime, client):
+            decision = await client.post("/v1/decide", json={"context": {"level": 3, "spend": 0.5}})
+            assert decision.status_code == 200
+            arm = runtime.service.arm_index[decision.json()["arm"]]
+            reward = await client.post("/v1/rewards", json={"decisionId": decision.json()["decisionId"], "reward": 2})
+            assert reward.status_code == 200
+            stats = runtime.engine.stats
+            np.testing.assert_allclose(stats.b[arm], [6.0, 1.0, 2.0])  # reward x (level, spend, intercept)
+            wrong = await client.post("/v1/decide", json={"context": [1.0]})
+            assert wrong.status_code == 422
+            assert wrong.json()["field"] == "context"
+
+    run(scenario())
+
+
+def test_export_writes_one_evaluable_line_per_decision(tmp_path: Path, run: Any) -> None:
+    async def scenario() -> None:
+        async with running(served_policy(), tmp_path) as (runtime, client):
+            ids = [(await client.post("/v1/decide", json={"unitId": f"u{i}"})).json()["decisionId"] for i in range(3)]
+            await client.post("/v1/rewards", json={"decisionId": ids[1], "reward": 1})
+            await asyncio.sleep(0.15)
+            out = io.BytesIO()
+            assert export_jsonl(runtime.sqlite.path, out) == 3
+            lines = [orjson.loads(line) for line in out.getvalue().splitlines()]
+            assert [line["decisionId"] for line in lines] == ids
+            assert [line["reward"] for line in lines] == [None, 1.0, None]
+            for line in lines:
+                assert line["propensity"] == line["probabilities"][line["arm"]]
+                assert line["policyVersion"] == runtime.served.version
+            assert lines[0]["unitId"] == "u0"
+
+    run(scenario())
