@@ -65,4 +65,4 @@ async def running(
 @pytest.fixture
 def run() -> Callable[[Any], Any]:
     """Run a coroutine to completion (the suite has no asyncio plugin)."""
-    return lambda coroutine: asyncio.run(coroutine)
+    return asyncio.run

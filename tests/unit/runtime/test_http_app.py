@@ -16,7 +16,7 @@ pytestmark = pytest.mark.unit
 
 def test_errors_are_json_with_a_code_and_change_nothing(tmp_path: Path, run: Any) -> None:
     async def scenario() -> None:
-        async with running(served_policy(), tmp_path, max_body_bytes=2048) as (runtime, client):
+        async with running(served_policy(), tmp_path, max_body_bytes=2048) as (_runtime, client):
             cases = [
                 (await client.post("/v1/decide", content=b"{not json"), 400, "MalformedJson"),
                 (await client.post("/v1/decide", json={"candidates": ["pink"]}), 422, "UnknownArm"),
@@ -41,7 +41,7 @@ def test_errors_are_json_with_a_code_and_change_nothing(tmp_path: Path, run: Any
 
 def test_health_readiness_and_metrics(tmp_path: Path, run: Any) -> None:
     async def scenario() -> None:
-        async with running(served_policy(), tmp_path) as (runtime, client):
+        async with running(served_policy(), tmp_path) as (_runtime, client):
             assert (await client.get("/healthz")).json() == {"status": "ok"}
             assert (await client.get("/readyz")).status_code == 200
             decision = (await client.post("/v1/decide", json={})).json()
