@@ -1,0 +1,155 @@
+"""Fixtures for runtime integration tests: a real `redis-server` and runtime processes (`croupier-runtime`).
+
+Everything binds 127.0.0.1 on free ports. `redis-server` comes from Debian (`apt-get install redis-server`; CI's
+bootstrap installs it); without the binary the Redis tests are skipped with that reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_policy(path: Path, name: str = "banner", **spec: Any) -> Path:
+    body: dict[str, Any] = {
+        "arms": [{"name": "blue"}, {"name": "green"}, {"name": "red"}],
+        "algorithm": {"type": "ThompsonSampling"},
+        "reward": {"type": "Binary", "attributionWindowSeconds": 3600},
+    }
+    body.update(spec)
+    document = {
+        "apiVersion": "croupier.dev/v1alpha1",
+        "kind": "DecisionPolicy",
+        "metadata": {"name": name, "namespace": "games", "generation": 1},
+        "spec": body,
+    }
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+class RuntimeProcess:
+    """One `croupier-runtime` process serving a policy file on 127.0.0.1."""
+
+    def __init__(
+        self, policy: Path, state_dir: Path, *, env: dict[str, str] | None = None, args: list[str] | None = None
+    ):
+        self.policy = policy
+        self.state_dir = state_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "CROUPIER_RUNTIME_LOG_FORMAT": "json", **(env or {})}
+        self.args = args or []
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = state_dir / f"runtime-{self.port}.log"
+
+    def start(self, timeout: float = 30.0) -> RuntimeProcess:
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> RuntimeProcess:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable, "-m", "croupier.runtime.cli",
+            "--policy", str(self.policy), "--host", "127.0.0.1", "--port", str(self.port),
+            "--state-dir", str(self.state_dir), *self.args,
+        ]  # fmt: skip
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> RuntimeProcess:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the runtime exited with {self.process.returncode}: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"the runtime was not ready within {timeout} s: {self.log.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hook runs, nothing is flushed."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def runtime_process(tmp_path: Path) -> Iterator[Callable[..., RuntimeProcess]]:
+    started: list[RuntimeProcess] = []
+
+    def make(policy: Path, state_dir: Path | None = None, **kwargs: Any) -> RuntimeProcess:
+        process = RuntimeProcess(policy, state_dir or tmp_path / f"state-{len(started)}", **kwargs)
+        started.append(process)
+        return process
+
+    yield make
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
+    port = free_port()
+    work = tmp_path_factory.mktemp("redis")
+    command = [
+        binary,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(work),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(timeout=10)

@@ -1,0 +1,112 @@
+"""Two runtime processes sharing a real Redis: a reward accepted by one replica changes the other's decisions within
+one second; rewards join and deduplicate across replicas; default rewards are assigned once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from .conftest import RuntimeProcess, write_policy
+
+
+def _replicas(
+    tmp_path: Path, runtime_process: Callable[..., RuntimeProcess], redis_url: str, name: str, **spec: object
+) -> tuple[RuntimeProcess, RuntimeProcess]:
+    spec = {
+        "serving": {"replicas": 2},
+        "state": {"backend": "Redis", "redis": {"url": "redis://example.invalid:6379/0"}},
+        **spec,
+    }
+    policy = write_policy(tmp_path / f"{name}.yaml", name=name, **spec)
+    # The URL comes from the environment, as the operator passes a Secret's URL; the spec's URL is never dialled.
+    env = {"CROUPIER_RUNTIME_REDIS_URL": redis_url, "CROUPIER_RUNTIME_REDIS_SYNC_INTERVAL_MS": "100"}
+    a = runtime_process(policy, tmp_path / f"{name}-a", env={**env, "CROUPIER_RUNTIME_REPLICA": "a"})
+    b = runtime_process(policy, tmp_path / f"{name}-b", env={**env, "CROUPIER_RUNTIME_REPLICA": "b"})
+    a.launch(), b.launch()
+    return a.wait_ready(), b.wait_ready()
+
+
+def test_a_reward_on_replica_b_changes_decisions_on_replica_a_within_a_second(
+    tmp_path: Path, runtime_process: Callable[..., RuntimeProcess], redis_url: str
+) -> None:
+    a, b = _replicas(
+        tmp_path,
+        runtime_process,
+        redis_url,
+        "greedy",
+        # Priors so that no arm counts as unexplored: greedy then follows the means, a tie until a reward.
+        arms=[
+            {"name": "blue", "prior": {"mean": 0.5, "weight": 1}},
+            {"name": "green", "prior": {"mean": 0.5, "weight": 1}},
+        ],
+        algorithm={"type": "EpsilonGreedy", "epsilonGreedy": {"epsilon": 0.0}},
+    )
+    with httpx.Client(base_url=a.url) as on_a, httpx.Client(base_url=b.url) as on_b:
+        before = on_a.post("/v1/decide", json={}).json()
+        assert before["probabilities"] == {"blue": 0.5, "green": 0.5}  # no data: a tie
+        decision = on_a.post("/v1/decide", json={"candidates": ["green"]}).json()
+
+        # The decision was made on A; B joins it through Redis (its record may still be on its way).
+        accepted = on_b.post("/v1/rewards", json={"decisionId": decision["decisionId"], "reward": 1})
+        assert accepted.status_code == 200, accepted.text
+        assert accepted.json()["accepted"] == 1
+        acked_at = time.monotonic()
+
+        while True:
+            now = on_a.post("/v1/decide", json={}).json()
+            if now["probabilities"]["green"] == 1.0:
+                break
+            assert time.monotonic() - acked_at < 1.0, f"replica A still decides with {now['probabilities']}"
+            time.sleep(0.01)
+        latency = time.monotonic() - acked_at
+        assert latency < 1.0
+
+        unknown = on_a.post("/v1/rewards", json={"decisionId": "never-made", "reward": 1})
+        assert (unknown.status_code, unknown.json()["field"]) == (404, "decisionId")
+
+        # The same reward sent to A is a duplicate: one reward per decision across replicas.
+        again = on_a.post("/v1/rewards", json={"decisionId": decision["decisionId"], "reward": 1})
+        assert again.json() == {
+            "accepted": 0,
+            "duplicates": 1,
+            "results": [{"decisionId": decision["decisionId"], "outcome": "duplicate"}],
+        }
+        # Both replicas report the shared totals.
+        time.sleep(0.3)
+        for client in (on_a, on_b):
+            stats = client.get("/v1/stats").json()
+            assert stats["backend"] == "Redis"
+            green = next(arm for arm in stats["arms"] if arm["name"] == "green")
+            assert (green["rewards"], green["rewardSum"]) == (1, 1.0)
+            assert stats["totals"]["decisions"] >= 3
+
+
+def test_expired_decisions_get_one_default_reward_across_replicas(
+    tmp_path: Path, runtime_process: Callable[..., RuntimeProcess], redis_url: str
+) -> None:
+    a, b = _replicas(
+        tmp_path,
+        runtime_process,
+        redis_url,
+        "defaults",
+        reward={"type": "Binary", "attributionWindowSeconds": 1, "defaultReward": 0},
+    )
+    with httpx.Client(base_url=a.url) as on_a, httpx.Client(base_url=b.url) as on_b:
+        ids = [on_a.post("/v1/decide", json={}).json()["decisionId"] for _ in range(5)]
+        ids += [on_b.post("/v1/decide", json={}).json()["decisionId"] for _ in range(5)]
+        assert on_b.post("/v1/rewards", json={"decisionId": ids[0], "reward": 1}).status_code == 200
+        deadline = time.monotonic() + 5
+        while True:
+            totals = on_a.get("/v1/stats").json()["totals"]
+            if totals["defaultRewards"] >= 9 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert totals == {"decisions": 10, "rewards": 10, "defaultRewards": 9}
+        late = on_b.post("/v1/rewards", json={"decisionId": ids[1], "reward": 1})
+        assert late.status_code == 409
+        assert late.json()["error"] == "AttributionWindowExpired"
+        time.sleep(1.2)  # more sweeps: still exactly one reward per decision
+        assert on_b.get("/v1/stats").json()["totals"] == totals
