@@ -1,0 +1,54 @@
+"""UCB1: play the highest upper confidence bound ``mean + c·sqrt(2·ln N / n_a)``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from .base import PriorsInput
+from .counting import CountingPolicy, split_ties
+from .errors import PolicyConfigError
+from .stats import FloatArray
+
+__all__ = ["UCB1"]
+
+
+class UCB1(CountingPolicy):
+    """UCB1 (Auer et al., 2002) with exploration coefficient ``c``.
+
+    Score of arm ``a``: ``mean_a + c·sqrt(2·ln N / n_a)`` where ``n_a`` counts pulls plus prior weight and ``N`` is
+    the sum of ``n_a`` over all arms; untried arms score ``+∞``. The classic bound assumes rewards in [0, 1]; scale
+    ``c`` with the reward range otherwise. The decision is the argmax, ties split equally: the probability vector is
+    exact (one-hot, or uniform over the tied arms) before the floor.
+    """
+
+    algorithm = "UCB1"
+
+    def __init__(
+        self,
+        arms: Sequence[str],
+        *,
+        c: float = 1.0,
+        priors: PriorsInput | None = None,
+        min_probability: float = 0.0,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
+        if not (isinstance(c, int | float) and math.isfinite(c) and c >= 0.0):
+            raise PolicyConfigError(f"c must be a finite number >= 0, got {c!r}", field="params.c")
+        self.c = float(c)
+        super().__init__(arms, priors=priors, min_probability=min_probability, rng=rng)
+
+    def _base_probabilities(self, x: FloatArray | None, eligible: list[int]) -> list[float]:
+        count, total = self._count, self._sum
+        spread = 2.0 * self.c * self.c * math.log(max(self._count_total, 1.0))
+        scores = [total[a] / count[a] + math.sqrt(spread / count[a]) if count[a] > 0.0 else math.inf for a in eligible]
+        return split_ties(scores, 1.0, 0.0)
+
+    def _posterior(self, arm: int) -> dict[str, float | list[float]]:
+        posterior = super()._posterior(arm)
+        count = self._count[arm]
+        if count > 0.0:
+            posterior["bonus"] = self.c * math.sqrt(2.0 * math.log(max(self._count_total, 1.0)) / count)
+        return posterior
