@@ -85,10 +85,11 @@ def _rules(node: Schema, path: str) -> Iterator[str]:
     for rule in node.get("x-kubernetes-validations", []):
         where = path + rule.get("fieldPath", "")
         yield f"| `{where}` | {_cell(rule['message'])} | `{_cell(rule['rule'])}` |"
-    target = node["items"] if node.get("type") == "array" else node
-    prefix = f"{path}[]" if node.get("type") == "array" else path
-    for name, sub in target.get("properties", {}).items():
-        yield from _rules(sub, f"{prefix}.{name}")
+    if node.get("type") == "array":
+        yield from _rules(node["items"], f"{path}[]")
+        return
+    for name, sub in node.get("properties", {}).items():
+        yield from _rules(sub, f"{path}.{name}")
 
 
 def render(crd: dict[str, Any], module: str) -> str:

@@ -209,6 +209,17 @@ def test_a_recursive_model_fails_generation() -> None:
         crdgen.structural_schema(Tree)
 
 
+def test_reference_lists_every_cel_rule_including_list_items(crds: dict[str, dict[str, Any]]) -> None:
+    for resource in crdgen.RESOURCES:
+        page = crdgen.render_docs()[f"{resource.plural}.md"]
+        schema = root_schema(crds[resource.kind])["properties"]["spec"]
+        rules = [r for n in all_nodes(schema) if isinstance(n, dict) for r in n.get("x-kubernetes-validations", [])]
+        assert rules
+        for rule in rules:
+            assert rule["message"] in page, (resource.kind, rule["message"])
+    assert "| `spec.variants[]` | set exactly one target" in crdgen.render_docs()["experiments.md"]
+
+
 def test_committed_files_parse_and_carry_the_generated_header() -> None:
     for resource in crdgen.RESOURCES:
         text = (ROOT / "crds" / resource.filename).read_text()
