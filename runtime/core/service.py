@@ -116,7 +116,8 @@ class DecisionService:
                 now + self._window,
                 None if context is None else context.tobytes(),
                 body,
-                response,
+                # A copy: orjson's output sits in a 4 KiB buffer, which a queued record would hold until its commit.
+                bytes(memoryview(response)),
             )
         )
         self.counters.pulls[arm] += 1

@@ -100,6 +100,8 @@ _COUNT = (
 )
 _T = TypeVar("_T")
 SWEEP_BATCH = 5000
+# Bounds one transaction, so a reward request waiting behind a burst of decisions is acknowledged soon.
+MAX_DECISIONS_PER_COMMIT = 16384
 PRUNE_INTERVAL_SECONDS = 600.0
 
 
@@ -284,7 +286,9 @@ class SqliteStore:
                 self._wake.clear()
                 stopping = self._stopping
                 now = time.monotonic()
-                decisions = _drain(self._decisions)
+                decisions = _drain(self._decisions, MAX_DECISIONS_PER_COMMIT)
+                if self._decisions:
+                    self._wake.set()  # more waiting: commit them right after this one
                 jobs = _drain(self._jobs)
                 checkpoint, self._checkpoint = self._checkpoint, None
                 sweep = self._join and now >= next_sweep
@@ -494,9 +498,10 @@ class SqliteStore:
                 job.future.set_exception(StoreError(f"the reward could not be stored: {reason}"))
 
 
-def _drain(queue: collections.deque[_T]) -> list[_T]:
+def _drain(queue: collections.deque[_T], limit: int | None = None) -> list[_T]:
     popleft = queue.popleft
-    return [popleft() for _ in range(len(queue))]
+    count = len(queue) if limit is None else min(len(queue), limit)
+    return [popleft() for _ in range(count)]
 
 
 def iter_rows(conn: sqlite3.Connection, query: str, params: tuple[object, ...] = ()) -> Iterator[tuple[object, ...]]:

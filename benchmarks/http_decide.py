@@ -1,0 +1,255 @@
+"""HTTP benchmark of the decision API, side by side with two references, in one run on one server core.
+
+    uv run python benchmarks/http_decide.py [--duration 8] [--rounds 3] [--connections 32]
+
+Every server is pinned to core 0 (`taskset -c 0`), the load generator `wrk` (Debian package `wrk`) to core 1, with 32
+connections posting a decide body. Targets, measured in interleaved rounds (the median round is reported):
+
+- `runtime /v1/decide`: croupier-runtime serving a ThompsonSampling policy, every decision logged to SQLite;
+- `runtime /v1/decide (LinUCB, d=8)`: the same with a contextual policy (with --contextual);
+- `runtime /noop`: a route of the same server stack that returns `{}` (reference a);
+- `bare ASGI no-op`: the smallest possible ASGI app on uvicorn with the same options (reference b).
+
+After the load it checks that the runtime logged every decision it answered. Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER_CORE = "0"
+LOAD_CORE = "1"
+
+THOMPSON = """
+apiVersion: croupier.dev/v1alpha1
+kind: DecisionPolicy
+metadata: {name: bench-thompson, namespace: bench, generation: 1}
+spec:
+  arms: [{name: blue}, {name: green}, {name: red}, {name: gold}]
+  algorithm: {type: ThompsonSampling}
+  reward: {type: Binary, attributionWindowSeconds: 3600}
+  exploration: {minProbability: 0.01}
+"""
+LINUCB = """
+apiVersion: croupier.dev/v1alpha1
+kind: DecisionPolicy
+metadata: {name: bench-linucb, namespace: bench, generation: 1}
+spec:
+  arms: [{name: blue}, {name: green}, {name: red}, {name: gold}]
+  algorithm: {type: LinUCB}
+  context: {dimension: 8}
+  reward: {type: Continuous, attributionWindowSeconds: 3600}
+  exploration: {minProbability: 0.01}
+"""
+DECIDE_BODY = '{"unitId": "player-42"}'
+CONTEXT_BODY = '{"unitId": "player-42", "context": [0.5, 1.0, 0.0, 3.2, 0.1, 0.9, 2.0, 0.4]}'
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = %s
+wrk.headers["Content-Type"] = "application/json"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT {\\"requests\\": %%d, \\"duration_us\\": %%d, \\"p50_us\\": %%d, \\"p99_us\\": %%d, "
+    .. "\\"socket_errors\\": %%d, \\"non2xx\\": %%d}\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Target:
+    label: str
+    url: str
+    body: str
+    results: list[dict[str, float]]
+
+
+class Server:
+    def __init__(self, command: list[str], port: int, ready_path: str, env: dict[str, str] | None = None) -> None:
+        self.port = port
+        self.process = subprocess.Popen(
+            ["taskset", "-c", SERVER_CORE, *command],
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                method = httpx.post if ready_path == "/" else httpx.get
+                if method(f"http://127.0.0.1:{port}{ready_path}", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{command} did not start")
+
+    def rss_mib(self) -> float:
+        # taskset execs the server, so the pid is the server's.
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def run_wrk(target: Target, duration: float, connections: int, script_dir: Path) -> dict[str, float]:
+    script = script_dir / f"{abs(hash(target.body))}.lua"
+    script.write_text(WRK_SCRIPT % json.dumps(target.body))
+    command = [
+        "taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency",
+        "-s", str(script), target.url,
+    ]  # fmt: skip
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    line = next(line for line in output.splitlines() if line.startswith("RESULT "))
+    result = json.loads(line.removeprefix("RESULT "))
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=8.0, help="Seconds per measurement.")
+    parser.add_argument("--rounds", type=int, default=3, help="Interleaved rounds; the median is reported.")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--contextual", action="store_true", help="Also measure a LinUCB policy (d=8).")
+    args = parser.parse_args()
+    for tool in ("wrk", "taskset"):
+        if shutil.which(tool) is None:
+            print(f"{tool} is required (Debian: apt-get install {'wrk' if tool == 'wrk' else 'util-linux'})")
+            return 2
+    if (os.cpu_count() or 1) < 2:
+        print("needs two cores: the server on core 0, wrk on core 1")
+        return 2
+
+    work = Path(tempfile.mkdtemp(prefix="croupier-bench-"))
+    servers: list[Server] = []
+    try:
+        runtime_port = free_port()
+        (work / "thompson.yaml").write_text(THOMPSON)
+        runtime_command = [
+            sys.executable, "-m", "croupier.runtime.cli", "--policy", str(work / "thompson.yaml"),
+            "--host", "127.0.0.1", "--port", str(runtime_port), "--state-dir", str(work / "state"),
+            "--benchmark-routes", "--log-level", "warning",
+        ]  # fmt: skip
+        runtime = Server(runtime_command, runtime_port, "/readyz")
+        servers.append(runtime)
+        runtime_idle_rss = runtime.rss_mib()
+        noop_port = free_port()
+        noop_command = [
+            *(sys.executable, "-m", "uvicorn", "http_noop_app:app", "--app-dir", str(ROOT / "benchmarks")),
+            *f"--host 127.0.0.1 --port {noop_port} --loop uvloop --http httptools --no-access-log".split(),
+            *["--log-level", "warning", "--no-server-header", "--no-date-header", "--lifespan", "off"],
+        ]
+        noop = Server(noop_command, noop_port, "/")
+        servers.append(noop)
+        runtime_url = f"http://127.0.0.1:{runtime_port}"
+        targets = [
+            Target(
+                "runtime `POST /v1/decide` (ThompsonSampling, 4 arms, logged)",
+                f"{runtime_url}/v1/decide",
+                DECIDE_BODY,
+                [],
+            ),
+            Target("(a) runtime `POST /noop` (same server stack)", f"{runtime_url}/noop", DECIDE_BODY, []),
+            Target("(b) bare ASGI no-op on uvicorn", f"http://127.0.0.1:{noop_port}/", DECIDE_BODY, []),
+        ]
+        contextual_port = None
+        if args.contextual:
+            contextual_port = free_port()
+            (work / "linucb.yaml").write_text(LINUCB)
+            command = [
+                sys.executable, "-m", "croupier.runtime.cli", "--policy", str(work / "linucb.yaml"),
+                "--host", "127.0.0.1", "--port", str(contextual_port), "--state-dir", str(work / "state"),
+                "--log-level", "warning",
+            ]  # fmt: skip
+            servers.append(Server(command, contextual_port, "/readyz"))
+            targets.insert(
+                1,
+                Target(
+                    "runtime `POST /v1/decide` (LinUCB, d=8, logged)",
+                    f"http://127.0.0.1:{contextual_port}/v1/decide",
+                    CONTEXT_BODY,
+                    [],
+                ),
+            )
+        for target in targets:  # warm-up
+            run_wrk(target, 2, args.connections, work)
+        for _ in range(args.rounds):
+            for target in targets:
+                target.results.append(run_wrk(target, args.duration, args.connections, work))
+
+        # Every decision answered was logged: the runtime's durable count equals what wrk got back.
+        time.sleep(0.5)
+        answered = 0
+        for target in targets:
+            if target.url.endswith("/v1/decide") and f":{runtime_port}/" in target.url:
+                answered += sum(int(r["requests"] - r["non2xx"]) for r in target.results)
+        stats = httpx.get(f"{runtime_url}/v1/stats").json()
+        runtime_loaded_rss = runtime.rss_mib()
+        warmup_and_measured = stats["totals"]["decisions"]
+        runtime.stop()
+        servers.remove(runtime)
+        database = work / "state" / "bench.bench-thompson.sqlite3"
+        with contextlib.closing(sqlite3.connect(database)) as conn:
+            logged = int(conn.execute("SELECT COUNT(*) FROM decisions").fetchone()[0])
+
+        def middle(results: list[dict[str, float]]) -> dict[str, float]:
+            return sorted(results, key=lambda r: r["rps"])[(len(results) - 1) // 2]
+
+        reference = middle(targets[-1].results)["rps"]
+        print(
+            f"\n{args.rounds} rounds x {args.duration:g} s, {args.connections} connections; server on core "
+            f"{SERVER_CORE}, wrk on core {LOAD_CORE}; median round\n"
+        )
+        print("| target | req/s | p50 | p99 | vs (b) | errors |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for target in targets:
+            median = middle(target.results)
+            errors = sum(int(r["socket_errors"] + r["non2xx"]) for r in target.results)
+            print(
+                f"| {target.label} | {median['rps']:,.0f} | {median['p50_us'] / 1000:.2f} ms | "
+                f"{median['p99_us'] / 1000:.2f} ms | {median['rps'] / reference:.0%} | {errors} |"
+            )
+        print(
+            f"\nDecisions answered (warm-up included) {warmup_and_measured:,}; rows in the decision log after "
+            f"shutdown {logged:,} (measured rounds alone: {answered:,})."
+        )
+        print(f"Runtime RSS: {runtime_idle_rss:.1f} MiB at start, {runtime_loaded_rss:.1f} MiB after the load.")
+        return 0 if logged == warmup_and_measured else 1
+    finally:
+        for server in servers:
+            server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
