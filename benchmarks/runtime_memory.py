@@ -87,7 +87,8 @@ async def measure(decisions: int, policy: str) -> None:
         await runtime.stop()
         size = sum(p.stat().st_size for p in work.iterdir())
         print(
-            f"\n{policy}: {decisions:,} decisions in {elapsed:.1f} s ({decisions / elapsed:,.0f}/s in process, logged)\n"
+            f"\n{policy}: {decisions:,} decisions in {elapsed:.1f} s "
+            f"({decisions / elapsed:,.0f}/s in process, logged)\n"
         )
         print("| RSS | MiB |")
         print("| --- | ---: |")
