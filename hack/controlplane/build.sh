@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
 # Builds the test control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok)
-# from the Go modules pinned in this folder's go.mod, version-stamped, into a cache keyed by the pinned versions:
-#   ${CROUPIER_CACHE:-~/.cache/croupier}/controlplane/k8s-<ver>_etcd-<ver>_kwok-<ver>/bin
-# Prints that bin directory. A second run with the binaries present returns at once.
+# from the Go modules pinned in this folder (go.mod: Kubernetes and etcd; kwok/go.mod: kwok), version-stamped,
+# into a cache keyed by the pinned versions and the go.sum files:
+#   ${CROUPIER_CACHE:-~/.cache/croupier}/controlplane/k8s-<ver>_etcd-<ver>_kwok-<ver>_<sha12>/bin
+# Prints that bin directory on stdout (progress goes to stderr). With the binaries present it returns at once.
+# Concurrent runs (parallel CI jobs, a test session and `make`) wait for each other instead of building twice.
+# Env: CROUPIER_CACHE (cache root), CROUPIER_BUILD_JOBS (go build -p; default: number of CPUs).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"
-ver() { awk -v m="$1" '$1==m && $2 ~ /^v/ {print $2; exit}' go.mod; }
-K8S=$(ver k8s.io/kubernetes); ETCD=$(ver go.etcd.io/etcd/server/v3); KWOK=$(ver sigs.k8s.io/kwok)
-[ -n "$K8S" ] && [ -n "$ETCD" ] && [ -n "$KWOK" ] || { echo "build.sh: cannot read pinned versions from go.mod" >&2; exit 1; }
-key="k8s-${K8S}_etcd-${ETCD}_kwok-${KWOK}_$(sha256sum go.sum | cut -c1-12)"
+ver() { awk -v m="$1" '{ sub(/^require[ \t]+/, "") } $1==m && $2 ~ /^v/ {print $2; exit}' "$2"; }
+K8S=$(ver k8s.io/kubernetes go.mod); ETCD=$(ver go.etcd.io/etcd/server/v3 go.mod)
+KWOK=$(ver sigs.k8s.io/kwok kwok/go.mod)
+[ -n "$K8S" ] && [ -n "$ETCD" ] && [ -n "$KWOK" ] || { echo "build.sh: cannot read pinned versions from go.mod, kwok/go.mod" >&2; exit 1; }
+key="k8s-${K8S}_etcd-${ETCD}_kwok-${KWOK}_$(cat go.sum kwok/go.sum | sha256sum | cut -c1-12)"
 out="${CROUPIER_CACHE:-$HOME/.cache/croupier}/controlplane/${key}/bin"
 tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
-missing=0
-for t in "${tools[@]}"; do [ -x "$out/$t" ] || missing=1; done
-if [ "$missing" = 0 ]; then echo "$out"; exit 0; fi
+complete() { local t; for t in "${tools[@]}"; do [ -x "$out/$t" ] || return 1; done; }
+if complete; then echo "$out"; exit 0; fi
 
-mkdir -p "$out.tmp"
+mkdir -p "$(dirname "$out")"
+if command -v flock >/dev/null; then
+  exec 9>"$(dirname "$out")/build.lock"
+  flock 9
+  if complete; then echo "$out"; exit 0; fi  # another run finished the build while we waited
+fi
+
+rm -rf "$out.tmp"; mkdir -p "$out.tmp"
 minor=${K8S#v1.}; minor=${minor%%.*}
 stamp=""
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
@@ -30,6 +40,8 @@ go build -p "$P" -trimpath -ldflags "-s -w ${stamp}" -o "$out.tmp/" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl >&2
 go build -p "$P" -trimpath -ldflags "-s -w" -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3 >&2
-go build -p "$P" -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK}" -o "$out.tmp/kwok" sigs.k8s.io/kwok/cmd/kwok >&2
+(cd kwok && go build -p "$P" -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK}" \
+  -o "$out.tmp/kwok" sigs.k8s.io/kwok/cmd/kwok) >&2
 rm -rf "$out"; mv "$out.tmp" "$out"
+echo "build.sh: built ${out}" >&2
 echo "$out"

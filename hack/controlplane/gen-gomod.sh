@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Regenerates go.mod/go.sum of the control-plane wrapper module for one Kubernetes release.
+# Regenerates the Go modules of the control plane for one Kubernetes release and one kwok release.
 # Usage: hack/controlplane/gen-gomod.sh v1.35.4 [kwok-version]
-# The staging replaces are derived from Kubernetes' own go.mod, never hard-coded.
+#   go.mod       k8s.io/kubernetes (+ etcd server, from its dependency graph); the staging replaces are derived
+#                from Kubernetes' own go.mod, never hard-coded.
+#   kwok/go.mod  sigs.k8s.io/kwok alone, so kwok builds against the Kubernetes libraries it was released with.
 set -euo pipefail
 K8S=${1:?kubernetes version, e.g. v1.35.4}
 KWOK=${2:-v0.7.0}
@@ -17,10 +19,7 @@ GODEBUG=$(awk '/^godebug /{print $2; exit}' "$MOD")
   echo "go ${GOLINE}"
   [ -n "$GODEBUG" ] && { echo; echo "godebug ${GODEBUG}"; }
   echo
-  echo "require ("
-  echo "	k8s.io/kubernetes ${K8S}"
-  echo "	sigs.k8s.io/kwok ${KWOK}"
-  echo ")"
+  echo "require k8s.io/kubernetes ${K8S}"
   echo
   echo "replace ("
   awk '/=> .\/staging\/src\//{print $1}' "$MOD" | sort -u | while read -r m; do
@@ -28,5 +27,17 @@ GODEBUG=$(awk '/^godebug /{print $2; exit}' "$MOD")
   done
   echo ")"
 } > go.mod
+# tidy adds go.etcd.io/etcd/server/v3 (imported by tools.go) at the version Kubernetes' graph selects.
 GOFLAGS=-mod=mod go mod tidy
-echo "wrote go.mod for kubernetes ${K8S}, kwok ${KWOK}"
+
+go mod download -json "sigs.k8s.io/kwok@${KWOK}" >/dev/null
+KWOKMOD="$(go env GOMODCACHE)/cache/download/sigs.k8s.io/kwok/@v/${KWOK}.mod"
+{
+  echo "module croupier.dev/hack/controlplane/kwok"
+  echo
+  echo "go $(awk '/^go /{print $2; exit}' "$KWOKMOD")"
+  echo
+  echo "require sigs.k8s.io/kwok ${KWOK}"
+} > kwok/go.mod
+(cd kwok && GOFLAGS=-mod=mod go mod tidy)
+echo "wrote go.mod for kubernetes ${K8S} and kwok/go.mod for kwok ${KWOK}"
