@@ -32,7 +32,8 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise MalformedJson(f"the body is not valid JSON ({exc}); NaN and infinities are not JSON numbers") from None
+        hint = "; NaN and Infinity are not JSON numbers" if b"NaN" in body or b"Infinity" in body else ""
+        raise MalformedJson(f"the body is not valid JSON: {exc}{hint}") from None
     if type(value) is not dict:
         raise MalformedJson(f"the body must be a JSON object, got {_json_type(value)}")
     return value
