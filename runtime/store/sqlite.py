@@ -57,7 +57,6 @@ CREATE TABLE IF NOT EXISTS decisions (
     request BLOB NOT NULL,
     response BLOB NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS decisions_waiting ON decisions (expires_at) WHERE state = 0;
 CREATE TABLE IF NOT EXISTS rewards (
     seq INTEGER PRIMARY KEY,
     decision_id TEXT NOT NULL UNIQUE,
@@ -75,6 +74,10 @@ CREATE TABLE IF NOT EXISTS arm_counters (
     rewards INTEGER NOT NULL DEFAULT 0,
     reward_sum REAL NOT NULL DEFAULT 0,
     default_rewards INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS checkpoint (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -197,6 +200,8 @@ class SqliteStore:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_learned: Callable[[list[tuple[int, Learned]]], None] | None = None
         self.last_error: str | None = None
+        self._sweep_cursor = ""
+        self._pending_cursor: str | None = None
         metrics.track_backlog(lambda: len(self._decisions))
 
     # ---------------------------------------------------------------- start and restore (main thread, before serving)
@@ -215,6 +220,8 @@ class SqliteStore:
                     (seq,),
                 )
             ]
+            cursor = conn.execute("SELECT value FROM meta WHERE key = 'sweep_cursor'").fetchone()
+            self._sweep_cursor = cursor[0] if cursor else ""
             counters = {
                 arm: (pulls, rewards, reward_sum, defaults)
                 for arm, pulls, rewards, reward_sum, defaults in conn.execute(
@@ -361,7 +368,10 @@ class SqliteStore:
             if prune:
                 self._prune(conn)
             conn.execute("COMMIT")
+            if self._pending_cursor is not None:
+                self._sweep_cursor, self._pending_cursor = self._pending_cursor, None
         except BaseException:
+            self._pending_cursor = None
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             for job in jobs:
@@ -425,27 +435,48 @@ class SqliteStore:
         )
 
     def _sweep(self, conn: sqlite3.Connection, learned: list[tuple[int, Learned]]) -> int:
+        """Settle decisions whose window closed without a reward; returns how many rows it went through.
+
+        No index on the window's end: ids grow with time and one process uses one window, so waiting decisions
+        expire in id order. A cursor (kept in `meta`) marks where every earlier decision is settled; the sweep walks
+        from there and stops at the first decision still inside its window. (After a restart with a longer window
+        than before, decisions behind a long-window one get their default reward when it does: late, never twice.)
+        Saves one index insert per decision on the hot write path.
+        """
         now = time.time()
         rows = conn.execute(
-            "SELECT id, arm, features FROM decisions WHERE state = 0 AND expires_at < ? ORDER BY expires_at LIMIT ?",
-            (now, SWEEP_BATCH),
+            "SELECT id, arm, features, state, expires_at FROM decisions WHERE id > ? ORDER BY id LIMIT ?",
+            (self._sweep_cursor, SWEEP_BATCH),
         ).fetchall()
-        if not rows:
+        cursor = self._sweep_cursor
+        due: list[tuple[str, str, bytes | None]] = []
+        for decision_id, arm, features, state, expires_at in rows:
+            if state == WAITING:
+                if expires_at >= now:
+                    break
+                due.append((decision_id, arm, features))
+            cursor = decision_id
+        if cursor == self._sweep_cursor:
             return 0
+        scanned = SWEEP_BATCH if len(rows) == SWEEP_BATCH and cursor == rows[-1][0] else 0
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('sweep_cursor', ?)", (cursor,))
+        self._pending_cursor = cursor
         default = self._default_reward
+        if not due:
+            return scanned
         if default is None:
-            conn.executemany("UPDATE decisions SET state = 3 WHERE id = ?", [(r[0],) for r in rows])
-            return len(rows)
+            conn.executemany("UPDATE decisions SET state = 3 WHERE id = ?", [(d[0],) for d in due])
+            return scanned
         counts: collections.Counter[str] = collections.Counter()
-        for decision_id, arm, features in rows:
-            cursor = conn.execute(_INSERT_REWARD, (decision_id, now, arm, default, 1, int(self._learn), features, None))
-            assert cursor.lastrowid is not None
-            learned.append((cursor.lastrowid, Learned(arm, default, _vector(features), True)))
+        for decision_id, arm, features in due:
+            row = conn.execute(_INSERT_REWARD, (decision_id, now, arm, default, 1, int(self._learn), features, None))
+            assert row.lastrowid is not None
+            learned.append((row.lastrowid, Learned(arm, default, _vector(features), True)))
             counts[arm] += 1
-        conn.executemany("UPDATE decisions SET state = 2 WHERE id = ?", [(r[0],) for r in rows])
+        conn.executemany("UPDATE decisions SET state = 2 WHERE id = ?", [(d[0],) for d in due])
         conn.executemany(_COUNT, [(arm, 0, n, n * default, n) for arm, n in counts.items()])
-        log.info("default rewards assigned", count=len(rows), reward=default)
-        return len(rows)
+        log.info("default rewards assigned", count=len(due), reward=default)
+        return scanned
 
     def _prune(self, conn: sqlite3.Connection) -> None:
         horizon = time.time() - self._retention

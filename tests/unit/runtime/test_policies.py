@@ -119,12 +119,15 @@ def test_ucb1_exact_vector() -> None:
             policy.update(arm, reward)
     total = 12.0
     scores = [
-        sum(rewards) / len(rewards) + 0.5 * math.sqrt(2.0 * math.log(total) / len(rewards))
-        for rewards in history.values()
+        sum(rewards) / len(rewards) + math.sqrt(0.5 * math.log(total) / len(rewards)) for rewards in history.values()
     ]
     assert scores[1] > scores[0] > scores[2]  # 1.0 + bonus(2) beats 0.75 + bonus(4)
     assert policy.probabilities() == pytest.approx([0.0, 1.0, 0.0])
-    assert policy.describe()[1].posterior["bonus"] == pytest.approx(0.5 * math.sqrt(2.0 * math.log(total) / 2.0))
+    assert policy.describe()[1].posterior["bonus"] == pytest.approx(math.sqrt(0.5 * math.log(total) / 2.0))
+    # c = 0 is greedy on the means: arm 1 (mean 1.0) as well.
+    greedy = UCB1(["w", "x", "y"], c=0.0)
+    greedy.replace(policy.stats())
+    assert greedy.probabilities() == pytest.approx([0.0, 1.0, 0.0])
     # Identical statistics tie: the mass splits.
     twin = UCB1(["w", "x"], c=1.0)
     twin.update(0, 0.5)

@@ -182,3 +182,28 @@ def test_export_writes_one_evaluable_line_per_decision(tmp_path: Path, run: Any)
             assert lines[0]["unitId"] == "u0"
 
     run(scenario())
+
+
+def test_the_default_reward_sweep_resumes_after_a_restart_without_repeating(tmp_path: Path, run: Any) -> None:
+    served = served_policy(reward={"attributionWindowSeconds": 1, "defaultReward": 0})
+
+    async def first_life() -> list[str]:
+        async with running(served, tmp_path) as (_runtime, client):
+            ids = [(await client.post("/v1/decide", json={})).json()["decisionId"] for _ in range(6)]
+            await client.post("/v1/rewards", json={"decisionId": ids[0], "reward": 1})  # settled at the head
+            await asyncio.sleep(1.3)
+            assert (await client.get("/v1/stats")).json()["totals"]["defaultRewards"] == 5
+            return ids
+
+    ids = run(first_life())
+
+    async def second_life() -> None:
+        async with running(served, tmp_path) as (runtime, client):
+            fresh = (await client.post("/v1/decide", json={})).json()["decisionId"]
+            await asyncio.sleep(1.3)
+            totals = (await client.get("/v1/stats")).json()["totals"]
+            assert totals == {"decisions": 7, "rewards": 7, "defaultRewards": 6}
+            rows = _db(runtime).execute("SELECT decision_id FROM rewards WHERE is_default = 1").fetchall()
+            assert sorted(r[0] for r in rows) == sorted([*ids[1:], fresh])
+
+    run(second_life())
