@@ -7,6 +7,8 @@ own with ``perf_counter_ns``. Implementations run interleaved in rounds so machi
 What is timed, per library:
 
 * Croupier: ``policy.decide(x)`` (full floored probability vector + sampled arm) and ``policy.update(arm, r, x)``.
+  Rows marked ``update + prepare()`` time ``update`` followed by ``prepare()``, which computes the decision vector on
+  the reward path (what a service applying rewards in the background does), so ``decide`` reuses it.
 * MABWiser: ``predict`` (or ``predict_expectations``) and ``partial_fit`` with one row.
 * Vowpal Wabbit (``--cb_explore_adf -q sa``, ``--epsilon 0.1`` or ``--squarecb``): ``predict`` on a pre-built text
   example plus sampling the arm from the returned pmf, and ``learn`` on a pre-built labelled example. Building the
@@ -91,7 +93,7 @@ class Contender:
 
 
 def croupier_contender(
-    label: str, algorithm: str, params: dict[str, object], env: Environment, group: str
+    label: str, algorithm: str, params: dict[str, object], env: Environment, group: str, *, prepare: bool = False
 ) -> Contender:
     contextual = algorithm in ("LinUCB", "LinearThompson")
     policy: Policy = build_policy(
@@ -117,6 +119,8 @@ def croupier_contender(
 
         def update(t: int, arm: int) -> None:
             policy.update(arm, reward(t, arm))
+            if prepare:
+                policy.prepare()
 
     return Contender("Croupier", label, group, decide, update)
 
@@ -212,13 +216,29 @@ def build(env: Environment, *, expectations: bool) -> list[Contender]:
     contenders = [
         croupier_contender("EpsilonGreedy", "EpsilonGreedy", {"epsilon": 0.1}, env, GROUP_EG),
         mabwiser_contender("EpsilonGreedy", LearningPolicy.EpsilonGreedy(epsilon=0.1), env, GROUP_EG, contextual=False),
-        croupier_contender("UCB1", "UCB1", {"c": 1.0}, env, GROUP_UCB),
+        croupier_contender("UCB1", "UCB1", {"c": 2.0}, env, GROUP_UCB),
         mabwiser_contender("UCB1", LearningPolicy.UCB1(alpha=1.0), env, GROUP_UCB, contextual=False),
         croupier_contender("Softmax", "Softmax", {"temperature": 0.1}, env, GROUP_SOFTMAX),
         mabwiser_contender("Softmax", LearningPolicy.Softmax(tau=0.1), env, GROUP_SOFTMAX, contextual=False),
         croupier_contender("ThompsonSampling", "ThompsonSampling", {"likelihood": "Bernoulli"}, env, GROUP_TS),
+        croupier_contender(
+            "ThompsonSampling, update + prepare()",
+            "ThompsonSampling",
+            {"likelihood": "Bernoulli"},
+            env,
+            GROUP_TS,
+            prepare=True,
+        ),
         mabwiser_contender("ThompsonSampling", LearningPolicy.ThompsonSampling(), env, GROUP_TS, contextual=False),
         croupier_contender("ThompsonSampling", "ThompsonSampling", {"likelihood": "Gaussian"}, env, GROUP_TSG),
+        croupier_contender(
+            "ThompsonSampling, update + prepare()",
+            "ThompsonSampling",
+            {"likelihood": "Gaussian"},
+            env,
+            GROUP_TSG,
+            prepare=True,
+        ),
         croupier_contender("LinUCB", "LinUCB", {"alpha": 1.0, "regularization": 1.0}, env, GROUP_CTX),
         croupier_contender("LinearThompson", "LinearThompson", {"v": 0.25, "regularization": 1.0}, env, GROUP_CTX),
         mabwiser_contender("LinUCB", LearningPolicy.LinUCB(alpha=1.0, l2_lambda=1.0), env, GROUP_CTX, contextual=True),

@@ -232,6 +232,17 @@ class Policy(ABC):
                     break
         return Decision(arm, vector[arm], vector)
 
+    def prepare(self, eligible: Eligible = None) -> None:
+        """Compute and cache the decision vector of a non-contextual policy now (no-op for contextual ones).
+
+        A non-contextual vector depends on the state only, so it is computed once per state change and reused by
+        every decision until the next change. :meth:`update` stays cheap and leaves that work to the next decision;
+        a service that applies rewards off the request path can call ``prepare()`` after each batch of rewards so
+        that decisions (over the same ``eligible`` set) never pay for it.
+        """
+        if not self.contextual:
+            self._floored(None, eligible)
+
     def probabilities(self, x: npt.ArrayLike | None = None, eligible: Eligible = None) -> FloatArray:
         """The floored probability vector :meth:`decide` would sample from (length ``n_arms``), without choosing."""
         return np.array(self._floored(x, eligible)[2])

@@ -32,13 +32,14 @@ PARAMS_BLOCK: Final[Mapping[str, str]] = {
 
 DEFAULT_PARAMS: Final[Mapping[str, Mapping[str, Any]]] = {
     "EpsilonGreedy": {"epsilon": 0.1},
-    "UCB1": {"c": 1.0},
+    "UCB1": {"c": 2.0},
     "ThompsonSampling": {"likelihood": "Bernoulli"},
     "Softmax": {"temperature": 0.1},
     "LinUCB": {"alpha": 1.0, "regularization": 1.0},
     "LinearThompson": {"v": 0.25, "regularization": 1.0},
 }
-"""Defaults for parameters the spec leaves out (see docs/benchmarks/policies.md for how they were chosen)."""
+"""Defaults for parameters the spec leaves out: the same as the DecisionPolicy API's (``api/decisionpolicy.py``), which
+the service fills in anyway. docs/benchmarks/policies.md shows how they fare and which values a regret sweep prefers."""
 
 # spec name -> constructor keyword, per algorithm
 _KEYWORDS: Final[Mapping[str, Mapping[str, str]]] = {
