@@ -1,0 +1,280 @@
+"""The embedded demo: Croupier end to end on one machine, without Docker or a cloud.
+
+1. starts the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) and a Redis server;
+2. installs the CRDs and runs the operator as a process, exactly as it runs in a cluster;
+3. applies the DecisionPolicies in examples/; kwok runs their pods as fakes, so the demo runs each policy's runtime
+   as a local process from the very ConfigMap the operator rendered (the file a pod would mount);
+4. sends simulated traffic (decisions, and rewards drawn from hidden click rates) and shows `kubectl get croupier`
+   and the per-arm table in `status` while the policies learn.
+
+    python hack/demo.py [--dir .demo] [--seconds 40] [--keep]      # `make demo`
+    python hack/demo.py --dir .demo --down                         # stop what --keep left running
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMESPACE = "demo"
+POLICY_EXAMPLES = sorted((ROOT / "examples").glob("decisionpolicy-*.yaml"))
+
+
+def say(message: str) -> None:
+    print(f"\n\033[1m==> {message}\033[0m", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Demo:
+    def __init__(self, workdir: Path) -> None:
+        self.dir = workdir.resolve()
+        self.cluster_dir = self.dir / "cluster"
+        self.kubeconfig = self.cluster_dir / "kubeconfig"
+        self.pids_file = self.dir / "pids.json"
+        self.bin_dir = Path(subprocess.check_output([sys.executable, "-m", "croupier.devcluster", "build"], text=True)
+                            .strip().splitlines()[-1])
+        self.env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PATH": f"{self.bin_dir}:{os.environ['PATH']}"}
+
+    # -- processes ------------------------------------------------------------------------------------------------
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        log = (self.dir / "logs" / f"{name}.log").open("ab")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env or self.env, cwd=ROOT,
+                                start_new_session=True)
+        pids = json.loads(self.pids_file.read_text()) if self.pids_file.exists() else {}
+        pids[name] = proc.pid
+        self.pids_file.write_text(json.dumps(pids))
+        return proc
+
+    def kubectl(self, *args: str, check: bool = True, capture: bool = False) -> str:
+        out = subprocess.run([str(self.bin_dir / "kubectl"), *args], env=self.env, check=check, text=True,
+                             capture_output=capture)
+        return out.stdout if capture else ""
+
+    def down(self) -> None:
+        if self.pids_file.exists():
+            for name, pid in json.loads(self.pids_file.read_text()).items():
+                try:
+                    os.killpg(pid, signal.SIGTERM)
+                    print(f"stopped {name} (pid {pid})")
+                except ProcessLookupError:
+                    pass
+            self.pids_file.unlink()
+        subprocess.run([sys.executable, "-m", "croupier.devcluster", "down", "--dir", str(self.cluster_dir)],
+                       check=False)
+
+    # -- steps ------------------------------------------------------------------------------------------------------
+    def start_cluster(self) -> None:
+        say("Starting the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
+        subprocess.run([sys.executable, "-m", "croupier.devcluster", "up", "--dir", str(self.cluster_dir), "--detach"],
+                       check=True)
+        self.kubectl("get", "nodes")
+
+    def start_redis(self) -> str:
+        port = free_port()
+        redis = shutil.which("redis-server")
+        if redis is None:
+            raise SystemExit("demo: redis-server is missing (make bootstrap installs it)")
+        (self.dir / "redis").mkdir(exist_ok=True)
+        self.spawn("redis", [redis, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+                             "--dir", str(self.dir / "redis")])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    return f"redis://127.0.0.1:{port}/0"
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit("demo: redis-server did not start")
+
+    def install(self) -> None:
+        say("Installing the CRDs")
+        self.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+        self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        self.kubectl("create", "namespace", NAMESPACE, check=False, capture=True)
+
+    def start_operator(self, overrides: dict[str, str]) -> None:
+        say("Starting the operator (croupier-operator)")
+        env = {
+            **self.env,
+            "CROUPIER_OPERATOR_RUNTIME_URL_OVERRIDES": json.dumps(overrides),
+            "CROUPIER_OPERATOR_RESYNC_INTERVAL_SECONDS": "3",
+            "CROUPIER_OPERATOR_RESYNC_INITIAL_DELAY_SECONDS": "0",
+            "CROUPIER_OPERATOR_LOG_FORMAT": "console",
+            "CROUPIER_OPERATOR_METRICS_PORT": "0",
+        }
+        self.spawn("operator", [sys.executable, "-m", "croupier.operator.cli"], env=env)
+
+    def policy_manifest(self, name: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = self.kubectl("get", "configmap", "-n", NAMESPACE, "-l", f"croupier.dev/policy={name}",
+                               "-o", "json", check=False, capture=True)
+            items = json.loads(out or "{}").get("items", [])
+            if items and "policy.yaml" in items[0].get("data", {}):
+                return str(items[0]["data"]["policy.yaml"])
+            time.sleep(0.5)
+        raise SystemExit(f"demo: the operator rendered no ConfigMap for {name} in {timeout:.0f}s "
+                         f"(see {self.dir}/logs/operator.log)")
+
+    def start_runtime(self, name: str, port: int, redis_url: str | None) -> str:
+        manifest = self.policy_manifest(name)
+        policy_file = self.dir / "policies" / f"{name}.yaml"
+        policy_file.parent.mkdir(exist_ok=True)
+        policy_file.write_text(manifest)
+        argv = [sys.executable, "-m", "croupier.runtime.cli", "--policy", str(policy_file), "--port", str(port),
+                "--state-dir", str(self.dir / "state" / name)]
+        if redis_url:
+            argv += ["--redis-url", redis_url]
+        self.spawn(f"runtime-{name}", argv)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    return url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise SystemExit(f"demo: runtime of {name} did not get ready (see {self.dir}/logs/runtime-{name}.log)")
+
+
+class Traffic:
+    """Simulated users: each arm has a hidden reward rate (or a hidden linear model) the policy must discover."""
+
+    def __init__(self, url: str, spec: dict[str, Any], seed: int) -> None:
+        self.client = httpx.Client(base_url=url, timeout=5)
+        self.rng = np.random.default_rng(seed)
+        self.arms = [a["name"] for a in spec["arms"]]
+        self.features: list[str] = (spec.get("context") or {}).get("features") or []
+        self.binary = (spec.get("reward") or {}).get("type", "Binary") == "Binary"
+        self.rates = dict(zip(self.arms, np.linspace(0.02, 0.12, len(self.arms))[self.rng.permutation(len(self.arms))],
+                              strict=True))
+        self.weights = {a: self.rng.normal(0, 1, len(self.features)) for a in self.arms}
+
+    def step(self, n: int) -> None:
+        rewards = []
+        for _ in range(n):
+            body: dict[str, Any] = {"unitId": f"user-{self.rng.integers(1_000_000)}"}
+            x = self.rng.uniform(-1, 1, len(self.features))
+            if self.features:
+                body["context"] = {f: float(v) for f, v in zip(self.features, x, strict=True)}
+            decision = self.client.post("/v1/decide", json=body).json()
+            arm = decision["arm"]
+            if self.features:
+                reward = float(self.weights[arm] @ x + self.rng.normal(0, 0.1))
+            else:
+                reward = float(self.rng.random() < self.rates[arm])
+            rewards.append({"decisionId": decision["decisionId"], "reward": reward})
+        for start in range(0, len(rewards), 200):
+            self.client.post("/v1/rewards", json={"rewards": rewards[start:start + 200]}).raise_for_status()
+
+
+@contextmanager
+def running(demo: Demo, keep: bool) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if keep:
+            say(f"Left running. KUBECONFIG={demo.kubeconfig}; stop with `make demo-down`")
+        else:
+            say("Stopping the demo")
+            demo.down()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dir", type=Path, default=ROOT / ".demo")
+    parser.add_argument("--seconds", type=float, default=40, help="how long to send traffic")
+    parser.add_argument("--keep", action="store_true", default=os.environ.get("KEEP") == "1",
+                        help="leave everything running (KEEP=1)")
+    parser.add_argument("--down", action="store_true", help="stop what a --keep run left running")
+    args = parser.parse_args()
+
+    args.dir.mkdir(parents=True, exist_ok=True)
+    (args.dir / "logs").mkdir(exist_ok=True)
+    demo = Demo(args.dir)
+    if args.down:
+        demo.down()
+        return 0
+    demo.down()  # a previous run's leftovers
+
+    with ExitStack() as stack:
+        stack.enter_context(running(demo, args.keep))
+        demo.start_cluster()
+        redis_url = demo.start_redis()
+        demo.install()
+        specs = {yaml.safe_load(p.read_text())["metadata"]["name"]: p for p in POLICY_EXAMPLES}
+        ports = {name: free_port() for name in specs}
+        demo.start_operator({f"{NAMESPACE}/{name}": f"http://127.0.0.1:{port}" for name, port in ports.items()})
+        demo.kubectl("create", "secret", "generic", "croupier-redis", "-n", NAMESPACE,
+                     f"--from-literal=url={redis_url}", check=False, capture=True)
+
+        say(f"Applying {', '.join(p.name for p in POLICY_EXAMPLES)} to namespace {NAMESPACE}")
+        for path in POLICY_EXAMPLES:
+            demo.kubectl("apply", "-n", NAMESPACE, "-f", str(path))
+        traffic = []
+        for seed, (name, path) in enumerate(specs.items()):
+            spec = yaml.safe_load(path.read_text())["spec"]
+            backend = (spec.get("state") or {}).get("backend", "Embedded")
+            url = demo.start_runtime(name, ports[name], redis_url if backend == "Redis" else None)
+            print(f"   runtime of {name} serves {url} (state: {backend})")
+            traffic.append(Traffic(url, spec, seed))
+
+        say("Waiting for the policies to be Ready (kubectl wait --for=condition=Ready dp --all)")
+        demo.kubectl("wait", "-n", NAMESPACE, "--for=condition=Ready", "dp", "--all", "--timeout=120s")
+        demo.kubectl("get", "croupier", "-n", NAMESPACE)
+
+        say(f"Sending simulated traffic for {args.seconds:.0f}s; the operator copies the runtimes' statistics "
+            "into status")
+        end = time.monotonic() + args.seconds
+        next_show = time.monotonic() + 10
+        while time.monotonic() < end:
+            for t in traffic:
+                t.step(50)
+            if time.monotonic() >= next_show:
+                demo.kubectl("get", "dp", "-n", NAMESPACE)
+                next_show += 10
+        time.sleep(4)  # one more status refresh
+        for t in traffic:
+            if not t.features:
+                hidden = ", ".join(f"{a}={r:.3f}" for a, r in t.rates.items())
+                print(f"   hidden click rates: {hidden}")
+        say("kubectl get croupier -n demo")
+        demo.kubectl("get", "croupier", "-n", NAMESPACE, "-o", "wide")
+        for name in specs:
+            say(f"Per-arm status of dp/{name}")
+            out = demo.kubectl("get", "dp", name, "-n", NAMESPACE, "-o", "json", capture=True)
+            status = json.loads(out)["status"]
+            print(f"   {'arm':<16}{'pulls':>8}{'rewards':>9}{'mean':>9}{'probability':>13}")
+            for arm in status.get("arms", []):
+                mean = "-" if arm.get("mean") is None else f"{arm['mean']:.3f}"
+                prob = "-" if arm.get("probability") is None else f"{arm['probability']:.3f}"
+                print(f"   {arm['name']:<16}{arm.get('pulls', 0):>8}{arm.get('rewards', 0):>9}{mean:>9}{prob:>13}")
+            totals = status.get("totals", {})
+            print(f"   totals: {totals}; best arm: {status.get('bestArm')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
