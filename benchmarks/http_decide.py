@@ -60,15 +60,37 @@ spec:
 DECIDE_BODY = '{"unitId": "player-42"}'
 CONTEXT_BODY = '{"unitId": "player-42", "context": [0.5, 1.0, 0.0, 3.2, 0.1, 0.9, 2.0, 0.4]}'
 
-WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.body = %s
-wrk.headers["Content-Type"] = "application/json"
+DONE_SCRIPT = """
 done = function(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format("RESULT {\\"requests\\": %%d, \\"duration_us\\": %%d, \\"p50_us\\": %%d, \\"p99_us\\": %%d, "
-    .. "\\"socket_errors\\": %%d, \\"non2xx\\": %%d}\\n", summary.requests, summary.duration,
+  io.write(string.format("RESULT {\\"requests\\": %d, \\"duration_us\\": %d, \\"p50_us\\": %d, \\"p99_us\\": %d, "
+    .. "\\"socket_errors\\": %d, \\"non2xx\\": %d}\\n", summary.requests, summary.duration,
     latency:percentile(50), latency:percentile(99), e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+BODY_SCRIPT = """
+wrk.method = "POST"
+wrk.body = {body}
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+# Every decision gets its reward: decide, then POST the reward for the id it returned (one wrk thread, so the
+# pending id is shared by its connections; a rare id is dropped when two decisions land between two requests).
+MIXED_SCRIPT = """
+local pending = nil
+local headers = {["Content-Type"] = "application/json"}
+request = function()
+  if pending then
+    local body = '{"decisionId":"' .. pending .. '","reward":1}'
+    pending = nil
+    return wrk.format("POST", "/v1/rewards", headers, body)
+  end
+  return wrk.format("POST", "/v1/decide", headers, '{"unitId":"player-42"}')
+end
+response = function(status, headers, body)
+  local id = string.match(body, '"decisionId":"(%w+)","arm"')
+  if id then pending = id end
 end
 """
 
@@ -123,7 +145,10 @@ class Server:
 
 def run_wrk(target: Target, duration: float, connections: int, script_dir: Path) -> dict[str, float]:
     script = script_dir / f"{abs(hash(target.body))}.lua"
-    script.write_text(WRK_SCRIPT % json.dumps(target.body))
+    if target.body == "mixed":
+        script.write_text(MIXED_SCRIPT + DONE_SCRIPT)
+    else:
+        script.write_text(BODY_SCRIPT.format(body=json.dumps(target.body)) + DONE_SCRIPT)
     command = [
         "taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency",
         "-s", str(script), target.url,
@@ -141,6 +166,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="Interleaved rounds; the median is reported.")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--contextual", action="store_true", help="Also measure a LinUCB policy (d=8).")
+    parser.add_argument(
+        "--rewards", action="store_true", help="Also measure decide + reward for every decision (group commits)."
+    )
     args = parser.parse_args()
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
@@ -182,6 +210,10 @@ def main() -> int:
             Target("(a) runtime `POST /noop` (same server stack)", f"{runtime_url}/noop", DECIDE_BODY, []),
             Target("(b) bare ASGI no-op on uvicorn", f"http://127.0.0.1:{noop_port}/", DECIDE_BODY, []),
         ]
+        if args.rewards:
+            targets.insert(
+                1, Target("runtime decide, then reward it (reward acked after fsync)", runtime_url, "mixed", [])
+            )
         contextual_port = None
         if args.contextual:
             contextual_port = free_port()
