@@ -372,8 +372,7 @@ class RedisStore:
             if 0 <= index < self._flat_size:
                 flat[index] = float(value)
         total = SufficientStats.from_flat(len(self._arm_names), self._dimension, flat)
-        if self._learn:
-            self._engine.adopt_total(total)
+        self._engine.adopt_total(total)  # paused too: decide with the shared state, learn nothing new
         k = len(self._arm_names)
         pulls, rewards, sums, defaults = [0] * k, [0] * k, [0.0] * k, [0] * k
         for key, value in counters_raw.items():

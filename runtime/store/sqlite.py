@@ -293,10 +293,12 @@ class SqliteStore:
                 self._wake.clear()
                 stopping = self._stopping
                 now = time.monotonic()
-                decisions = _drain(self._decisions, MAX_DECISIONS_PER_COMMIT)
+                # Jobs first, then decisions: a reward's decision was queued before the reward, so it is in this
+                # transaction or an earlier one. With rewards waiting, take every queued decision.
+                jobs = _drain(self._jobs)
+                decisions = _drain(self._decisions, None if jobs else MAX_DECISIONS_PER_COMMIT)
                 if self._decisions:
                     self._wake.set()  # more waiting: commit them right after this one
-                jobs = _drain(self._jobs)
                 checkpoint, self._checkpoint = self._checkpoint, None
                 sweep = self._join and now >= next_sweep
                 prune = now >= next_prune
