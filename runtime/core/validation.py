@@ -55,7 +55,7 @@ def _json_type(value: object) -> str:
 
 def _is_number(value: object) -> bool:
     # bool is an int subclass; JSON true is not a number.
-    return (type(value) is float or type(value) is int) and -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE  # type: ignore[operator]
+    return (type(value) is float or type(value) is int) and -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE
 
 
 def _not_a_number(value: object) -> str:

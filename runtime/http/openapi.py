@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from croupier.api import wire
@@ -17,7 +17,7 @@ from croupier.api.decisionpolicy import RewardType
 from croupier.runtime.policy_file import ServedPolicy
 
 _REF = "#/components/schemas/{model}"
-_RESPONSES = [
+_RESPONSES: list[type[BaseModel]] = [
     wire.DecideResponse,
     wire.RewardResponse,
     wire.StatsResponse,

@@ -293,7 +293,7 @@ class RedisStore:
         learned = []
         rows = []
         for (item, decision, record), ok in zip(candidates, accepted, strict=True):
-            if ok:
+            if ok and record is not None:
                 learned.append((0, self._learned(decision, item.reward, False)))
                 rows.append(
                     self._row(item.decision_id, received_at, decision, item.reward, is_default=False, record=record)
@@ -312,8 +312,8 @@ class RedisStore:
 
     async def _lookup(self, ids: list[str]) -> tuple[list[bytes | None], list[bytes | None]]:
         keys = [f"{self._prefix}:d:{i}" for i in ids] + [f"{self._prefix}:rw:{i}" for i in ids]
-        values = await self._redis.mget(keys)
-        return list(values[: len(ids)]), list(values[len(ids) :])
+        values = [v if v is None or isinstance(v, bytes) else str(v).encode() for v in await self._redis.mget(keys)]
+        return values[: len(ids)], values[len(ids) :]
 
     def _features(self, decision: dict[str, Any]) -> np.ndarray | None:
         features = decision.get("features")
@@ -368,9 +368,9 @@ class RedisStore:
         stats_raw, counters_raw = await pipe.execute()
         flat = np.zeros(self._flat_size)
         for key, value in stats_raw.items():
-            index = int(key)
-            if 0 <= index < self._flat_size:
-                flat[index] = float(value)
+            position = int(key)
+            if 0 <= position < self._flat_size:
+                flat[position] = float(value)
         total = SufficientStats.from_flat(len(self._arm_names), self._dimension, flat)
         self._engine.adopt_total(total)  # paused too: decide with the shared state, learn nothing new
         k = len(self._arm_names)
@@ -390,9 +390,9 @@ class RedisStore:
                 defaults[index] = int(value)
         # Decisions not yet flushed count locally until Redis has them.
         for record in self._queue:
-            index = self._arm_index.get(record.arm)
-            if index is not None:
-                pulls[index] += 1
+            queued = self._arm_index.get(record.arm)
+            if queued is not None:
+                pulls[queued] += 1
         self._counters.replace(pulls, rewards, sums, defaults)
         self._synced_at = time.monotonic()
         self._synced.set()
@@ -410,10 +410,8 @@ class RedisStore:
 
     async def _sweep_once(self) -> int:
         now = time.time()
-        ids = [
-            i.decode()
-            for i in await self._redis.zrangebyscore(f"{self._prefix}:pending", "-inf", now, start=0, num=SWEEP_BATCH)
-        ]
+        due = await self._redis.zrangebyscore(f"{self._prefix}:pending", "-inf", now, start=0, num=SWEEP_BATCH)
+        ids = [i.decode() if isinstance(i, bytes) else str(i) for i in due]
         if not ids:
             return 0
         records, _ = await self._lookup(ids)
