@@ -57,7 +57,8 @@ class ControlPlane:
     """Start with :meth:`start` (or ``with ControlPlane() as cp:``), stop with :meth:`stop`.
 
     ``work_dir``: where state, logs and the kubeconfig go. Default: a new temporary directory, removed on stop unless
-    ``keep``. A given directory is never removed; its previous cluster state is cleared on start, logs are appended.
+    ``keep``. A given directory is never removed: state from an earlier cluster is cleared on start, logs are appended
+    to, and on stop everything but the logs is removed unless ``keep``.
     """
 
     def __init__(
@@ -184,10 +185,20 @@ class ControlPlane:
         )
 
     def stop(self) -> None:
-        """Stop every component (SIGTERM, then SIGKILL after a grace period) and remove a temporary work dir."""
+        """Stop every component (SIGTERM, then SIGKILL after a grace period) and remove what ``keep`` does not keep.
+
+        A temporary work dir goes entirely; in a given work dir only the logs stay (the kubeconfig goes too, so that
+        nothing points at a server that is gone).
+        """
         self._stop_components()
-        if self._layout is not None and self._given_work_dir is None and not self.keep:
+        if self._layout is None or self.keep:
+            return
+        if self._given_work_dir is None:
             shutil.rmtree(self._layout.root, ignore_errors=True)
+            return
+        for directory in self._layout.fresh_state_dirs():
+            shutil.rmtree(directory, ignore_errors=True)
+        self._layout.kubeconfig.unlink(missing_ok=True)
 
     def __enter__(self) -> ControlPlane:
         self.start()

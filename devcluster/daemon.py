@@ -211,6 +211,7 @@ def stop(directory: Path, timeout: float = 60.0) -> int:
     _kill_orphans(info)
     cluster.ready_file.unlink(missing_ok=True)
     cluster.pid_file.unlink(missing_ok=True)
+    cluster.kubeconfig.unlink(missing_ok=True)  # a supervisor killed outright could not remove it itself
     return 0
 
 

@@ -54,7 +54,7 @@ def _name(common_name: str) -> x509.Name:
 
 def write_pki(directory: Path, service_ips: list[str]) -> Pki:
     """Write a fresh CA, a serving certificate for 127.0.0.1 plus ``service_ips`` and the in-cluster names."""
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # also holds the static token file
     now = datetime.datetime.now(datetime.UTC)
     not_before = now - datetime.timedelta(minutes=5)  # tolerate small clock differences
 

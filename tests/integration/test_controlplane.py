@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,10 @@ from croupier.devcluster.process import pid_alive
 from croupier.devcluster.waiting import wait_for
 
 
-def _gone(read: object) -> bool:
+def _gone(read: Callable[[], object]) -> bool:
+    """True once ``read`` answers 404."""
     try:
-        read()  # type: ignore[operator]
+        read()
     except ApiException as error:
         if error.status == 404:
             return True
