@@ -7,6 +7,7 @@ within its flush bound. Rewards are answered only after the store made them dura
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -19,7 +20,7 @@ from croupier.runtime.core.engine import Engine
 from croupier.runtime.core.ids import DecisionIds
 from croupier.runtime.core.records import DecisionRecord, Learned
 from croupier.runtime.core.validation import DecideSchema, parse_rewards
-from croupier.runtime.errors import InvalidField
+from croupier.runtime.errors import CroupierError, InvalidField
 from croupier.runtime.metrics import RuntimeMetrics
 from croupier.runtime.policies.errors import PolicyInputError
 from croupier.runtime.policy_file import ServedPolicy
@@ -93,6 +94,8 @@ class DecisionService:
         self._rewarded = [metrics.rewards.labels(name, "reward") for name in self.arm_names]
         self._defaulted = [metrics.rewards.labels(name, "default") for name in self.arm_names]
         metrics.policy_info.labels(served.name, served.version, spec.algorithm.type).set(1)
+        # Per-decision log lines only at debug level, decided once (a disabled call still costs on the hot path).
+        self._debug = log.is_enabled_for(logging.DEBUG)
 
     # ------------------------------------------------------------------ decide (hot path)
     def decide(self, body: bytes) -> bytes:
@@ -134,13 +137,29 @@ class DecisionService:
         decided = self._decided
         decided.by_arm[arm] += 1
         decided.observe(time.perf_counter() - started)
+        if self._debug:
+            log.debug("decided", decision_id=decision_id, arm=name, unit_id=_unit_id)
         return response
 
     # ------------------------------------------------------------------ rewards
     async def reward(self, body: bytes) -> bytes:
         received_at = time.time()
         items = parse_rewards(body, binary=self._binary)
-        outcomes = await self.store.submit_rewards(items, received_at)
+        try:
+            outcomes = await self.store.submit_rewards(items, received_at)
+        except CroupierError as exc:
+            log.info(
+                "rewards rejected",
+                error=exc.code,
+                field=exc.field,
+                decision_ids=[item.decision_id for item in items[:10]],
+                count=len(items),
+                reason=exc.message,
+            )
+            raise
+        if self._debug:
+            for outcome in outcomes:
+                log.debug("reward", decision_id=outcome.decision_id, accepted=outcome.accepted)
         accepted = sum(1 for o in outcomes if o.accepted)
         duplicates = len(outcomes) - accepted
         if duplicates:

@@ -178,3 +178,22 @@ def test_replace_rejects_stats_of_another_shape() -> None:
     with pytest.raises(PolicyInputError, match="this policy has arms=4, dimension=3") as caught:
         make("LinUCB").replace(SufficientStats.zeros(4, 2))
     assert caught.value.field == "stats"
+
+
+def test_replace_and_merge_reject_states_the_policy_cannot_hold() -> None:
+    policy = make("ThompsonSampling")
+    policy.update(1, 1.0)
+    before = policy.stats().to_flat()
+    impossible = SufficientStats.zeros(4, 0)
+    impossible.n[0], impossible.s[0] = 2.0, 3.0  # three successes in two pulls
+    negative = SufficientStats.zeros(4, 0)
+    negative.n[2] = -1.0
+    broken = SufficientStats.zeros(4, 0)
+    broken.s[3] = math.nan
+    for stats, field in ((impossible, "stats.s"), (negative, "stats.n"), (broken, "stats.s")):
+        for call in (policy.replace, policy.merge):
+            with pytest.raises(PolicyInputError) as caught:
+                call(stats)
+            assert caught.value.field == field
+    assert np.array_equal(policy.stats().to_flat(), before)
+    assert policy.version == 1
