@@ -44,7 +44,7 @@ lint: sync ## Lint and check formatting (ruff) and types (mypy --strict on contr
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	@mkdir -p .typecheck/croupier && for d in api operator runtime devcluster; do ln -sfn ../../$$d .typecheck/croupier/$$d; done
-	MYPYPATH=.typecheck $(RUN) mypy --namespace-packages -p croupier.api -p croupier.operator -p croupier.runtime
+	MYPYPATH=.typecheck $(RUN) mypy --namespace-packages -p croupier.api -p croupier.operator -p croupier.runtime -p croupier.devcluster
 
 .PHONY: crds
 crds: sync ## Regenerate crds/*.yaml from the typed models in api/
@@ -66,6 +66,10 @@ demo-down: ## Stop whatever a `make demo KEEP=1` left running
 cluster-up: sync controlplane ## Start the local control plane in the background (kubeconfig in .demo/cluster)
 	$(RUN) croupier-devcluster up --dir $(DEMO_DIR)/cluster --detach
 	@echo "export KUBECONFIG=$(CURDIR)/$(DEMO_DIR)/cluster/kubeconfig"
+
+.PHONY: cluster-status
+cluster-status: ## Exit 0 when the local control plane is ready (1 starting, 3 not running)
+	@$(RUN) croupier-devcluster status --dir $(DEMO_DIR)/cluster
 
 .PHONY: cluster-down
 cluster-down: ## Stop the local control plane
