@@ -47,11 +47,17 @@ KINDS: dict[str, KindInfo] = {
 class KubeError(RuntimeError):
     """An API call failed; ``status`` is the HTTP status (0 when no answer came)."""
 
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(self, status: int, reason: str, message: str, causes: tuple[str, ...] = ()) -> None:
         super().__init__(f"{status} {reason}: {message}")
         self.status = status
         self.reason = reason
         self.message = message
+        self.causes = causes
+
+    @property
+    def namespace_terminating(self) -> bool:
+        """The namespace is being deleted: nothing new can be created in it, and nothing needs to be."""
+        return "NamespaceTerminating" in self.causes
 
     @property
     def rejected(self) -> bool:
@@ -94,7 +100,7 @@ class KubeClient:
         path: str,
         *,
         query: list[tuple[str, str]] | None = None,
-        body: bytes | None = None,
+        body: bytes | dict[str, Any] | None = None,
         content_type: str | None = None,
     ) -> dict[str, Any]:
         headers = {"Accept": "application/json"}
@@ -136,7 +142,7 @@ class KubeClient:
 
     def patch_status(self, kind: str, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any]:
         """JSON merge patch of the status subresource (lists are replaced whole, as conditions must be)."""
-        body = json.dumps({"status": status}, separators=(",", ":")).encode()
+        body = {"status": dict(status)}  # the client serializes JSON bodies itself
         metrics.API_WRITES.labels(verb="patch_status", kind=kind).inc()
         path = object_path(kind, namespace, name, "status")
         return self._call("PATCH", path, body=body, content_type="application/merge-patch+json")
@@ -144,11 +150,14 @@ class KubeClient:
 
 def _error_from(status: int, reason: str, data: bytes) -> KubeError:
     message = data.decode(errors="replace")
+    causes: tuple[str, ...] = ()
     try:
         parsed = json.loads(data)
         if isinstance(parsed, dict) and parsed.get("message"):
             message = str(parsed["message"])
             reason = str(parsed.get("reason") or reason)
+            details = parsed.get("details") or {}
+            causes = tuple(str(c.get("reason")) for c in details.get("causes") or () if isinstance(c, dict))
     except ValueError:
         pass
-    return KubeError(status, reason, message)
+    return KubeError(status, reason, message, causes)

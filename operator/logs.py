@@ -29,6 +29,13 @@ def _kopf_object_ref(_: WrappedLogger, __: str, event_dict: EventDict) -> EventD
     return event_dict
 
 
+class _QuietPokes(logging.Filter):
+    """Kopf logs every successful event handler; the child-event pokes would drown everything else."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno <= logging.INFO and str(record.msg).startswith("Handler 'poke_owner_"))
+
+
 def configure_logging(log_format: LogFormat = LogFormat.AUTO, level: str = "info", *, force: bool = False) -> None:
     """Route structlog and stdlib logging (Kopf's included) through one renderer. Idempotent unless ``force``."""
     global _configured  # noqa: PLW0603 - one configuration per process, by design
@@ -64,6 +71,7 @@ def configure_logging(log_format: LogFormat = LogFormat.AUTO, level: str = "info
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(_QuietPokes())
     root = logging.getLogger()
     root.handlers[:] = [handler]  # replaces the handler `kopf run` installed: one format for everything
     root.setLevel(level.upper())

@@ -53,8 +53,14 @@ ChildKey = tuple[str, str]  # (kind, name)
 FRESH_APPLY_SECONDS = 10.0
 CONFLICT_RETRY_SECONDS = 30.0
 FAILURE_RETRY_SECONDS = 10.0
+# Events are best-effort: a few quick retries, not Kopf's default minute of them (e.g. into a deleted namespace).
+EVENT_BACKOFFS = (1.0, 3.0)
 
 log = structlog.get_logger("croupier.operator.decisionpolicy")
+
+
+class NamespaceTerminatingError(Exception):
+    """The policy's namespace is being deleted: the policy goes with it, there is nothing to apply or report."""
 
 
 class ApplyProblemError(Exception):
@@ -177,6 +183,8 @@ class PolicyReconciler:
         try:
             await self._call(self.kube.apply, child)
         except KubeError as error:
+            if error.namespace_terminating:
+                raise NamespaceTerminatingError(policy.namespace) from error
             message = f"applying {kind} {name} failed: {error.message}"
             if error.rejected:
                 self.rejected[key] = (manifest_hash, message)
@@ -222,6 +230,9 @@ class PolicyReconciler:
             raise kopf.PermanentError(f"{error.reason}: {error.message}") from error
         try:
             applied = await self.ensure_children(policy, _live_children(uid, indexes.values()))
+        except NamespaceTerminatingError:
+            bound.info("skipped reconcile: the namespace is being deleted")
+            return
         except ApplyProblemError as problem:
             metrics.RECONCILES.labels(kind=KIND, trigger=trigger, outcome="problem").inc()
             self.poke(uid)
@@ -278,6 +289,8 @@ class PolicyReconciler:
         if policy is not None:
             try:
                 await self.ensure_children(policy, live)
+            except NamespaceTerminatingError:
+                return  # everything here is about to be deleted; a status or an Event would be noise
             except ApplyProblemError as error:
                 problem = (error.reason, error.message)
         observed = await self.observe(
@@ -317,6 +330,7 @@ class PolicyReconciler:
                     type="Warning" if problem_now else "Normal",
                     reason=change.reason,
                     message=f"{change.type} is {change.status}: {change.message}"[:1024],
+                    backoffs=EVENT_BACKOFFS,
                 )
 
     async def observe(
