@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import operator
 import sqlite3
 import threading
 import time
@@ -102,6 +103,7 @@ _COUNT = (
     "reward_sum = reward_sum + excluded.reward_sum, default_rewards = default_rewards + excluded.default_rewards"
 )
 _T = TypeVar("_T")
+_ARM_OF = operator.itemgetter(2)  # DecisionRecord.arm
 SWEEP_BATCH = 5000
 # Bounds one transaction, so a reward request waiting behind a burst of decisions is acknowledged soon.
 MAX_DECISIONS_PER_COMMIT = 16384
@@ -353,7 +355,7 @@ class SqliteStore:
         try:
             if decisions:
                 conn.executemany(_INSERT_DECISION, decisions)
-                pulls = collections.Counter(record.arm for record in decisions)
+                pulls = collections.Counter(map(_ARM_OF, decisions))
                 conn.executemany(_COUNT, [(arm, n, 0, 0.0, 0) for arm, n in pulls.items()])
             for job in jobs:
                 if isinstance(job, _RewardJob):
