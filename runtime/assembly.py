@@ -134,6 +134,12 @@ class Runtime:
         await self.sqlite.close()
         log.info("runtime stopped", policy=self.served.name)
 
+    def liveness(self) -> str | None:
+        """None while the process can serve; otherwise why it needs a restart."""
+        if not self._started:
+            return None  # still starting: the readiness probe holds traffic back
+        return self.sqlite.liveness()
+
     def readiness(self) -> str | None:
         if not self._started:
             return "restoring state"

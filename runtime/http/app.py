@@ -55,7 +55,7 @@ class HttpApp:
         }
         self._get: dict[str, Callable[[], tuple[int, bytes, bytes]]] = {
             wire.STATS_PATH: lambda: (200, orjson.dumps(self.service.stats()), _JSON),
-            wire.HEALTH_PATH: lambda: (200, self._ok, _JSON),
+            wire.HEALTH_PATH: self._health,
             wire.READY_PATH: self._ready,
             wire.METRICS_PATH: lambda: (200, runtime.metrics.exposition(), _METRICS_TYPE),
             wire.OPENAPI_PATH: lambda: (200, self._openapi, _JSON),
@@ -128,6 +128,12 @@ class HttpApp:
             start["headers"].append((b"allow", b"POST" if path in self._post else b"GET, HEAD"))
         await send(start)
         await send({"type": "http.response.body", "body": payload})
+
+    def _health(self) -> tuple[int, bytes, bytes]:
+        problem = self.runtime.liveness()
+        if problem is None:
+            return 200, self._ok, _JSON
+        return 503, orjson.dumps({"status": "failing", "detail": problem}), _JSON
 
     def _ready(self) -> tuple[int, bytes, bytes]:
         problem = self.runtime.readiness()

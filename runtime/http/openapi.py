@@ -134,7 +134,10 @@ def openapi_document(served: ServedPolicy) -> dict[str, Any]:
                 "get": {
                     "operationId": "health",
                     "summary": "Liveness.",
-                    "responses": {"200": {"description": "Alive.", "content": _json("HealthResponse")}},
+                    "responses": {
+                        "200": {"description": "Alive.", "content": _json("HealthResponse")},
+                        "503": {"description": "Needs a restart.", "content": _json("HealthResponse")},
+                    },
                 }
             },
             wire.READY_PATH: {

@@ -248,9 +248,15 @@ class SqliteStore:
             await asyncio.to_thread(self._thread.join)
 
     def health(self) -> str | None:
-        if self._thread is None or not self._thread.is_alive():
+        return self.liveness() or self.last_error
+
+    def liveness(self) -> str | None:
+        """None while the writer thread runs (a dead writer needs a process restart, not a retry)."""
+        if self._thread is not None and not self._thread.is_alive() and not self._stopping:
+            return "the SQLite writer thread died"
+        if self._thread is None:
             return "the SQLite writer is not running"
-        return self.last_error
+        return None
 
     # ---------------------------------------------------------------- called on the event loop
     def log_decision(self, record: DecisionRecord) -> None:
@@ -317,7 +323,7 @@ class SqliteStore:
                     learned, swept = self._transaction(
                         conn, decisions=decisions, jobs=jobs, checkpoint=checkpoint, sweep=sweep, prune=prune
                     )
-                except sqlite3.Error as exc:
+                except Exception as exc:  # the writer must outlive any one bad commit
                     self._failed(exc, decisions, jobs)
                     if stopping:
                         break
