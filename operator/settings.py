@@ -58,6 +58,13 @@ class OperatorSettings(BaseSettings):
         "configuration (the served generation is not verified) and the status carries no per-arm table.",
     )
     probe_timeout_seconds: float = Field(2.0, gt=0, le=30)
+    probe_failure_threshold: int = Field(
+        2,
+        ge=1,
+        le=20,
+        description="Consecutive failed reads of the runtime's statistics before Degraded/RuntimeUnreachable "
+        "(one slow answer on a busy node is not a degradation).",
+    )
     resync_interval_seconds: float = Field(
         15.0, ge=1, le=3600, description="How often each policy's health, drift and statistics are checked."
     )

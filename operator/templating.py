@@ -14,6 +14,8 @@ from typing import Any
 import jinja2
 import yaml
 
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 class TemplateError(RuntimeError):
     """A template failed to render or did not produce one YAML mapping."""
@@ -43,7 +45,7 @@ def render_manifest(templates_dir: Path, name: str, context: dict[str, Any]) -> 
         text = environment(templates_dir).get_template(name).render(**context)
     except jinja2.TemplateError as error:
         raise TemplateError(f"{name}: {error}") from error
-    document = yaml.safe_load(text)
+    document = yaml.load(text, Loader=_Loader)
     if not isinstance(document, dict):
         raise TemplateError(f"{name}: rendered to {type(document).__name__}, expected one YAML mapping")
     return document

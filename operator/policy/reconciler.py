@@ -73,6 +73,16 @@ class ApplyProblemError(Exception):
         self.retry_after = retry_after
 
 
+@dataclass(frozen=True)
+class Rendered:
+    """A policy generation parsed and rendered once (a generation's spec never changes, so neither does this)."""
+
+    policy: PolicyObject | None
+    invalid: InvalidPolicyError | None
+    children: tuple[dict[str, Any], ...] = ()
+    config_hash: str | None = None
+
+
 @dataclass
 class PolicyHandle:
     """Per-policy coordination between the reconcile handler and the supervisor."""
@@ -125,6 +135,9 @@ class PolicyReconciler:
         self.applied: dict[tuple[str, str, str], tuple[str, float]] = {}  # (uid, kind, name) -> (hash, when)
         self.rejected: dict[tuple[str, str, str], tuple[str, str]] = {}  # (uid, kind, name) -> (hash, message)
         self.ready: dict[str, str] = {}
+        self.rendered_cache: dict[str, tuple[int, Rendered]] = {}  # uid -> (generation, rendered)
+        self.written: dict[str, tuple[int, dict[str, Any]]] = {}  # uid -> (resourceVersion, status) of our last patch
+        self.probe_failures: dict[str, int] = {}
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -143,8 +156,8 @@ class PolicyReconciler:
             self.handles[uid].wakeup.set()
 
     def forget(self, uid: str) -> None:
-        self.handles.pop(uid, None)
-        self.ready.pop(uid, None)
+        for per_policy in (self.handles, self.ready, self.rendered_cache, self.written, self.probe_failures):
+            per_policy.pop(uid, None)
         for cache in (self.applied, self.rejected):
             for key in [k for k in cache if k[0] == uid]:
                 del cache[key]
@@ -152,14 +165,42 @@ class PolicyReconciler:
 
     # --- children --------------------------------------------------------------------------------------------------
 
-    async def ensure_children(self, policy: PolicyObject, live: Mapping[ChildKey, Any]) -> int:
+    def rendered(self, body: Mapping[str, Any]) -> Rendered:
+        metadata = body["metadata"]
+        uid, generation = str(metadata["uid"]), int(metadata.get("generation") or 0)
+        cached = self.rendered_cache.get(uid)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        try:
+            policy = parse_policy(body)
+        except InvalidPolicyError as error:
+            result = Rendered(policy=None, invalid=error)
+        else:
+            result = Rendered(
+                policy=policy,
+                invalid=None,
+                children=tuple(desired_children(policy, self.settings)),
+                config_hash=digest(policy_yaml(policy)),
+            )
+        self.rendered_cache[uid] = (generation, result)
+        return result
+
+    async def ensure_children(
+        self, policy: PolicyObject, children: Iterable[dict[str, Any]], live: Mapping[ChildKey, Any]
+    ) -> int:
         """Apply every child that is missing or differs from its desired manifest; return how many were applied."""
-        applied = 0
         async with self.handle(policy.uid).lock:
-            for child in desired_children(policy, self.settings):
-                if await self._ensure_child(policy, child, live.get((child["kind"], child["metadata"]["name"]))):
-                    applied += 1
-        return applied
+            results = await asyncio.gather(
+                *(self._ensure_child(policy, c, live.get((c["kind"], c["metadata"]["name"]))) for c in children),
+                return_exceptions=True,
+            )
+        for result in results:  # the first problem wins, namespace termination over everything
+            if isinstance(result, NamespaceTerminatingError):
+                raise result
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return sum(1 for result in results if result is True)
 
     async def _ensure_child(self, policy: PolicyObject, child: dict[str, Any], live: Any) -> bool:
         kind, name = child["kind"], child["metadata"]["name"]
@@ -222,14 +263,16 @@ class PolicyReconciler:
         bound = log.bind(namespace=body["metadata"].get("namespace"), name=body["metadata"].get("name"))
         bound = bound.bind(generation=body["metadata"].get("generation"), trigger=trigger)
         self.handle(uid)
-        try:
-            policy = parse_policy(body)
-        except InvalidPolicyError as error:
+        rendered = self.rendered(body)
+        if rendered.policy is None:
+            error = rendered.invalid
             metrics.RECONCILES.labels(kind=KIND, trigger=trigger, outcome="invalid").inc()
             self.poke(uid)  # the supervisor writes the condition
-            raise kopf.PermanentError(f"{error.reason}: {error.message}") from error
+            raise kopf.PermanentError(f"{error.reason}: {error.message}" if error else "invalid policy")
         try:
-            applied = await self.ensure_children(policy, _live_children(uid, indexes.values()))
+            applied = await self.ensure_children(
+                rendered.policy, rendered.children, _live_children(uid, indexes.values())
+            )
         except NamespaceTerminatingError:
             bound.info("skipped reconcile: the namespace is being deleted")
             return
@@ -279,30 +322,19 @@ class PolicyReconciler:
         if metadata.get("deletionTimestamp"):
             return
         live = _live_children(uid, indexes.values())
-        policy: PolicyObject | None = None
-        invalid: InvalidPolicyError | None = None
+        rendered = self.rendered(body)
         problem: tuple[str, str] | None = None
-        try:
-            policy = parse_policy(body)
-        except InvalidPolicyError as error:
-            invalid = error
-        if policy is not None:
+        if rendered.policy is not None:
             try:
-                await self.ensure_children(policy, live)
+                await self.ensure_children(rendered.policy, rendered.children, live)
             except NamespaceTerminatingError:
                 return  # everything here is about to be deleted; a status or an Event would be noise
             except ApplyProblemError as error:
                 problem = (error.reason, error.message)
         observed = await self.observe(
-            policy=policy,
-            invalid=invalid,
-            problem=problem,
-            live=live,
-            generation=generation,
-            namespace=namespace,
-            name=name,
+            rendered=rendered, problem=problem, live=live, generation=generation, namespace=namespace, name=name
         )
-        current = dict(body.get("status") or {})
+        current = self._current_status(uid, body)
         desired = desired_status(observed, current, now())
         patch = status_patch(current, desired)
         self.ready[uid] = next(
@@ -311,8 +343,9 @@ class PolicyReconciler:
         self._update_ready_gauge()
         if patch is None:
             return
-        await self._call(self.kube.patch_status, KIND, namespace, name, patch)
+        response = await self._call(self.kube.patch_status, KIND, namespace, name, patch)
         metrics.STATUS_WRITES.labels(kind=KIND).inc()
+        self._remember_written(uid, response)
         changes = transitions(current.get("conditions"), desired["conditions"])
         log.info(
             "wrote status",
@@ -333,45 +366,75 @@ class PolicyReconciler:
                     backoffs=EVENT_BACKOFFS,
                 )
 
+    def _current_status(self, uid: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """The stored status: Kopf's view of the body, unless our own last patch is newer than that view.
+
+        The supervisor is the only status writer, but the body it sees arrives through the watch and may lag behind
+        its own last patch (a poke can come first). Comparing against a stale status would rewrite it with fresh
+        transition times and post Events for transitions that already happened.
+        """
+        status = dict(body.get("status") or {})
+        written = self.written.get(uid)
+        if written is None:
+            return status
+        try:
+            seen = int(body["metadata"]["resourceVersion"])
+        except (KeyError, TypeError, ValueError):
+            return status
+        if seen >= written[0]:
+            del self.written[uid]  # the watch caught up
+            return status
+        return dict(written[1])
+
+    def _remember_written(self, uid: str, response: Mapping[str, Any]) -> None:
+        try:
+            version = int(response["metadata"]["resourceVersion"])
+        except (KeyError, TypeError, ValueError):
+            return  # opaque resourceVersions: rely on the watch
+        self.written[uid] = (version, dict(response.get("status") or {}))
+
     async def observe(
         self,
         *,
-        policy: PolicyObject | None,
-        invalid: InvalidPolicyError | None,
+        rendered: Rendered,
         problem: tuple[str, str] | None,
         live: Mapping[ChildKey, Any],
         generation: int,
         namespace: str,
         name: str,
     ) -> Observations:
+        policy, invalid = rendered.policy, rendered.invalid
         names = child_names(name)
         deployment_obj = live.get(("Deployment", names.deployment))
         deployment = (
             DeploymentState.from_object(deployment_obj, CONFIG_HASH_ANNOTATION) if deployment_obj is not None else None
         )
-        config_hash = digest(policy_yaml(policy)) if policy is not None else None
         probe: ProbeResult | None = None
+        uid = str(policy.uid) if policy is not None else ""
         if (
             policy is not None
             and problem is None
             and self.settings.probe_enabled
             and deployment is not None
             and policy.spec.serving.replicas > 0
-            and deployment.rolled_out(config_hash)
+            and deployment.rolled_out(rendered.config_hash)
         ):
             url = self.settings.runtime_url(name=name, namespace=namespace, service=names.service)
             probe = await probe_stats(self.http, url)
+            self.probe_failures[uid] = 0 if probe.ok else self.probe_failures.get(uid, 0) + 1
         return Observations(
             generation=generation,
             endpoint=endpoint(name, namespace) if invalid is None or invalid.reason != "InvalidName" else None,
             desired_replicas=policy.spec.serving.replicas if policy is not None else None,
-            config_hash=config_hash,
+            config_hash=rendered.config_hash,
             paused=policy.spec.paused if policy is not None else False,
             invalid=invalid,
             apply_problem=problem,
             deployment=deployment,
             probe_enabled=self.settings.probe_enabled,
             probe=probe,
+            probe_failures=self.probe_failures.get(uid, 0),
+            probe_failure_threshold=self.settings.probe_failure_threshold,
         )
 
     def _update_ready_gauge(self) -> None:

@@ -119,6 +119,9 @@ class Observations:
     deployment: DeploymentState | None = None
     probe_enabled: bool = True
     probe: ProbeResult | None = None
+    probe_failures: int = 1
+    """Consecutive failed probes, this one included (read only when ``probe`` failed)."""
+    probe_failure_threshold: int = 1
 
 
 def _serving(observed: Observations, deployment: DeploymentState, detail: str) -> DesiredCondition:
@@ -172,13 +175,27 @@ def desired_conditions(observed: Observations, current: list[Mapping[str, Any]] 
             f"the runtime serves generation {served if served is not None else 'unknown'}, want {observed.generation}",
         )
     error = probe.error if probe is not None and probe.error else "the runtime's statistics were not read"
+    if observed.probe_failures < observed.probe_failure_threshold:
+        # Inconclusive: one failed read teaches nothing yet. Keep what was concluded for this generation, if anything.
+        previous = [
+            DesiredCondition(
+                ConditionType(str(c["type"])),
+                ConditionStatus(str(c["status"])),
+                str(c["reason"]),
+                str(c.get("message") or ""),
+            )
+            for c in current or ()
+            if c.get("type") in (READY, PROGRESSING, DEGRADED) and c.get("observedGeneration") == observed.generation
+        ]
+        if len(previous) == 3:
+            return previous
     unreachable = DesiredCondition(DEGRADED, TRUE, Reason.RUNTIME_UNREACHABLE, error)
     before = find(current, READY)
     if before is not None and before.get("status") == TRUE and before.get("observedGeneration") == observed.generation:
         # Confirmed earlier for this generation and the pods are still available: a failed read is no reason to
         # flap Ready. Degraded says what is wrong; the last table stays.
-        kept = DesiredCondition(READY, TRUE, str(before.get("reason")), str(before.get("message") or ""))
-        return [kept, complete, unreachable]
+        still = DesiredCondition(READY, TRUE, str(before.get("reason")), str(before.get("message") or ""))
+        return [still, complete, unreachable]
     return [
         DesiredCondition(READY, FALSE, Reason.RUNTIME_UNREACHABLE, error),
         DesiredCondition(PROGRESSING, FALSE, Reason.RUNTIME_UNREACHABLE, error),

@@ -292,3 +292,16 @@ def test_deployment_state_from_an_object() -> None:
     assert not state.rolled_out(HASH)
     assert state.stalled_message == "ReplicaSet x has timed out progressing."
     assert state.progress() == "2/2 runtime pods updated, 1 available"
+
+
+def test_a_single_failed_read_below_the_threshold_changes_nothing() -> None:
+    ready = desired_status(observed(), None, T0)
+    once = observed(
+        probe=ProbeResult(url="u", error="GET u failed (ReadTimeout)"), probe_failures=1, probe_failure_threshold=2
+    )
+    assert status_patch(ready, desired_status(once, ready, T1)) is None
+    twice = observed(
+        probe=ProbeResult(url="u", error="GET u failed (ReadTimeout)"), probe_failures=2, probe_failure_threshold=2
+    )
+    degraded = {c["type"]: c for c in desired_status(twice, ready, T1)["conditions"]}["Degraded"]
+    assert (degraded["status"], degraded["reason"]) == ("True", "RuntimeUnreachable")
