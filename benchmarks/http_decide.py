@@ -8,7 +8,8 @@ connections posting a decide body. Targets, measured in interleaved rounds (the 
 - `runtime /v1/decide`: croupier-runtime serving a ThompsonSampling policy, every decision logged to SQLite;
 - `runtime /v1/decide (LinUCB, d=8)`: the same with a contextual policy (with --contextual);
 - `runtime /noop`: a route of the same server stack that returns `{}` (reference a);
-- `bare ASGI no-op`: the smallest possible ASGI app on uvicorn with the same options (reference b).
+- `bare ASGI no-op`: the smallest possible ASGI app on uvicorn with the runtime's uvicorn options: uvloop, httptools,
+  no access log, no proxy-headers middleware, no server/date headers (reference b).
 
 After the load it checks that the runtime logged every decision it answered. Prints a markdown table.
 """
@@ -195,7 +196,8 @@ def main() -> int:
         noop_command = [
             *(sys.executable, "-m", "uvicorn", "http_noop_app:app", "--app-dir", str(ROOT / "benchmarks")),
             *f"--host 127.0.0.1 --port {noop_port} --loop uvloop --http httptools --no-access-log".split(),
-            *["--log-level", "warning", "--no-server-header", "--no-date-header", "--lifespan", "off"],
+            *["--no-proxy-headers", "--log-level", "warning", "--no-server-header", "--no-date-header"],
+            *["--lifespan", "off"],
         ]
         noop = Server(noop_command, noop_port, "/")
         servers.append(noop)

@@ -1,6 +1,7 @@
 """Reference (b) of the HTTP benchmark: the barest ASGI app, answering every request with `{}`.
 
-Served by uvicorn with the same options as the runtime: `uvicorn benchmarks.http_noop_app:app --app-dir .`
+Served by uvicorn with the runtime's options (uvloop, httptools, no access log, no proxy-headers middleware, no
+server/date headers); benchmarks/http_decide.py starts it.
 """
 
 from __future__ import annotations

@@ -91,6 +91,7 @@ def serve(argv: list[str]) -> int:
         log_level="warning",
         server_header=False,
         date_header=False,
+        proxy_headers=False,  # the runtime never looks at client addresses: skip the middleware per request
         backlog=4096,
         timeout_graceful_shutdown=10,
     )

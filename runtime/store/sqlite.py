@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import operator
 import sqlite3
 import threading
@@ -96,6 +97,10 @@ _INSERT_DECISION += "VALUES (?, ?, ?, ?, ?, ?, ?)"
 _INSERT_REWARD = (
     "INSERT INTO rewards (decision_id, ts, arm, reward, is_default, learned, features, decision) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+ROWS_PER_INSERT = 64
+_INSERT_DECISIONS = _INSERT_DECISION.replace(
+    "VALUES (?, ?, ?, ?, ?, ?, ?)", "VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * ROWS_PER_INSERT)
 )
 _COUNT = (
     "INSERT INTO arm_counters (arm, pulls, rewards, reward_sum, default_rewards) VALUES (?, ?, ?, ?, ?) "
@@ -360,7 +365,7 @@ class SqliteStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             if decisions:
-                conn.executemany(_INSERT_DECISION, decisions)
+                _insert_decisions(conn, decisions)
                 pulls = collections.Counter(map(_ARM_OF, decisions))
                 conn.executemany(_COUNT, [(arm, n, 0, 0.0, 0) for arm, n in pulls.items()])
             for job in jobs:
@@ -537,6 +542,18 @@ class SqliteStore:
         for job in jobs:
             if not job.future.done():
                 job.future.set_exception(StoreError(f"the reward could not be stored: {reason}"))
+
+
+def _insert_decisions(conn: sqlite3.Connection, decisions: list[DecisionRecord]) -> None:
+    # One statement per ROWS_PER_INSERT records: about half the writer's CPU per record of executemany (one
+    # statement step per record), and the writer shares the server's core.
+    full = len(decisions) - len(decisions) % ROWS_PER_INSERT
+    for start in range(0, full, ROWS_PER_INSERT):
+        conn.execute(
+            _INSERT_DECISIONS, tuple(itertools.chain.from_iterable(decisions[start : start + ROWS_PER_INSERT]))
+        )
+    if full < len(decisions):
+        conn.executemany(_INSERT_DECISION, decisions[full:])
 
 
 def _drain(queue: collections.deque[_T], limit: int | None = None) -> list[_T]:
