@@ -217,6 +217,7 @@ def build(env: Environment, *, expectations: bool) -> list[Contender]:
         croupier_contender("EpsilonGreedy", "EpsilonGreedy", {"epsilon": 0.1}, env, GROUP_EG),
         mabwiser_contender("EpsilonGreedy", LearningPolicy.EpsilonGreedy(epsilon=0.1), env, GROUP_EG, contextual=False),
         croupier_contender("UCB1", "UCB1", {"c": 2.0}, env, GROUP_UCB),
+        croupier_contender("UCB1, update + prepare()", "UCB1", {"c": 2.0}, env, GROUP_UCB, prepare=True),
         mabwiser_contender("UCB1", LearningPolicy.UCB1(alpha=1.0), env, GROUP_UCB, contextual=False),
         croupier_contender("Softmax", "Softmax", {"temperature": 0.1}, env, GROUP_SOFTMAX),
         mabwiser_contender("Softmax", LearningPolicy.Softmax(tau=0.1), env, GROUP_SOFTMAX, contextual=False),

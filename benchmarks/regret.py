@@ -109,12 +109,24 @@ def mabwiser(learning_policy: Any) -> Factory:
         # MABWiser needs a fit before it predicts: the round robin over the first K steps.
         decisions = list(range(K))
         rewards = [float(env.observed[t, t]) for t in range(K)]
-        if contexts is None:
+        rows = None if contexts is None else contexts[:, None, :]
+        if rows is None:
             mab.fit(decisions, rewards)
-            return Learner(lambda t: int(mab.predict()), lambda t, arm, r: mab.partial_fit([arm], [r]))
-        mab.fit(decisions, rewards, contexts[:K])
-        rows = contexts[:, None, :]
-        return Learner(lambda t: int(mab.predict(rows[t])), lambda t, arm, r: mab.partial_fit([arm], [r], rows[t]))
+        else:
+            mab.fit(decisions, rewards, rows[:K, 0, :])
+
+        def decide(t: int) -> int:
+            return int(mab.predict() if rows is None else mab.predict(rows[t]))
+
+        def learn(t: int, arm: int, reward: float) -> None:
+            if t < K:  # learned by the fit above
+                return
+            if rows is None:
+                mab.partial_fit([arm], [reward])
+            else:
+                mab.partial_fit([arm], [reward], rows[t])
+
+        return Learner(decide, learn)
 
     return factory
 
@@ -199,8 +211,12 @@ def contenders(kind: str) -> list[Contender]:
             Contender(
                 "Croupier", f"Softmax tau={TUNED['Softmax']['temperature']}", croupier("Softmax", TUNED["Softmax"])
             ),
-            Contender("MABWiser", "EpsilonGreedy epsilon=0.05 (default)", mabwiser(LearningPolicy.EpsilonGreedy())),
-            Contender("MABWiser", "EpsilonGreedy epsilon=0.1", mabwiser(LearningPolicy.EpsilonGreedy(epsilon=0.1))),
+            Contender("MABWiser", "EpsilonGreedy epsilon=0.1 (default)", mabwiser(LearningPolicy.EpsilonGreedy())),
+            Contender(
+                "MABWiser",
+                f"EpsilonGreedy epsilon={TUNED['EpsilonGreedy']['epsilon']}",
+                mabwiser(LearningPolicy.EpsilonGreedy(epsilon=TUNED["EpsilonGreedy"]["epsilon"])),
+            ),
             Contender("MABWiser", "UCB1 alpha=1 (default, = c 2)", mabwiser(LearningPolicy.UCB1())),
             Contender(
                 "MABWiser",

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import ClassVar, NamedTuple, TypeAlias
 
 import numpy as np
@@ -163,7 +165,7 @@ class Policy(ABC):
         self._version = 0
         self._all_arms: list[int] = list(range(self._k))
         self._cache_key: tuple[int, tuple[int, ...] | None] | None = None
-        self._cache_floored: list[float] = []
+        self._cache_cumulative: list[float] = []
         self._cache_vector: tuple[float, ...] = ()
         self._uniforms: list[float] = []
         self._uniform_position = _UNIFORM_BLOCK
@@ -203,7 +205,7 @@ class Policy(ABC):
 
     @property
     def version(self) -> int:
-        """Increments on every state change (update, merge, replace); equal versions mean equal decisions."""
+        """Increments on every state change (update, merge, replace); equal versions give equal probability vectors."""
         return self._version
 
     # ------------------------------------------------------------------ deciding
@@ -214,22 +216,19 @@ class Policy(ABC):
         otherwise). ``eligible``: the candidate arms (indices or a boolean mask); None means all.
         Returns the arm index, its probability and the full floored probability vector (see :class:`Decision`).
         """
-        floored, indices, vector = self._floored(x, eligible)
+        cumulative, indices, vector = self._floored(x, eligible)
         # Uniforms are drawn from the generator in blocks: one numpy call per 256 decisions instead of one each.
         position = self._uniform_position
         if position >= _UNIFORM_BLOCK:
             self._uniforms = self._rng.random(_UNIFORM_BLOCK).tolist()
             position = 0
         self._uniform_position = position + 1
-        u = self._uniforms[position]
-        arm = -1
-        acc = 0.0
-        for index, p in zip(indices, floored, strict=True):
-            if p > 0.0:
-                arm = index
-                acc += p
-                if u < acc:
-                    break
+        # The first arm whose cumulative probability exceeds u: chosen with exactly its probability, and never an arm
+        # with probability 0 (its cumulative value equals its predecessor's).
+        chosen = bisect_right(cumulative, self._uniforms[position])
+        if chosen == len(cumulative):  # u at or above a total that rounded below 1: the last arm that can be chosen
+            chosen = max(i for i, c in enumerate(cumulative) if c > (cumulative[i - 1] if i else 0.0))
+        arm = indices[chosen]
         return Decision(arm, vector[arm], vector)
 
     def prepare(self, eligible: Eligible = None) -> None:
@@ -248,10 +247,11 @@ class Policy(ABC):
         return np.array(self._floored(x, eligible)[2])
 
     def _floored(self, x: npt.ArrayLike | None, eligible: Eligible) -> tuple[list[float], list[int], tuple[float, ...]]:
+        """``(cumulative floored probabilities over indices, eligible indices, full vector)``."""
         context = self._check_context(x)
         indices, key = self._eligible(eligible)
         if not self.contextual and self._cache_key == (self._version, key):
-            return self._cache_floored, indices, self._cache_vector
+            return self._cache_cumulative, indices, self._cache_vector
         raw = self._base_probabilities(context, indices)
         f = self._min_probability
         k = len(indices)
@@ -267,11 +267,12 @@ class Policy(ABC):
             for index, p in zip(indices, floored, strict=True):
                 full[index] = p
             vector = tuple(full)
+        cumulative = list(accumulate(floored))
         if not self.contextual:
             self._cache_key = (self._version, key)
-            self._cache_floored = floored
+            self._cache_cumulative = cumulative
             self._cache_vector = vector
-        return floored, indices, vector
+        return cumulative, indices, vector
 
     # ------------------------------------------------------------------ learning
     def update(self, arm: int, reward: float, x: npt.ArrayLike | None = None) -> None:
@@ -301,18 +302,40 @@ class Policy(ABC):
         return delta
 
     def merge(self, delta: SufficientStats) -> None:
-        """Add statistics learned elsewhere (another replica's delta, a replayed log) to the view."""
+        """Add statistics learned elsewhere (another replica's delta, a replayed log) to the view.
+
+        Raises :class:`PolicyInputError` (``field="stats"``) and changes nothing if the result is not a state this
+        policy can hold (other shapes, NaN/inf, negative counts, Bernoulli successes outside ``[0, n]``).
+        """
         self._check_stats_shape(delta)
-        self._total.merge(delta)
+        total = self._total + delta
+        self._check_view(total)
+        self._total = total
         self._version += 1
         self._rebuild()
 
     def replace(self, total: SufficientStats) -> None:
-        """Set the shared total (which must include every delta taken from this policy); pending rewards stay."""
+        """Set the shared total (which must include every delta taken from this policy); pending rewards stay.
+
+        Validated like :meth:`merge`; nothing changes when it fails.
+        """
         self._check_stats_shape(total)
+        self._check_view(total)
         self._total = total.copy()
         self._version += 1
         self._rebuild()
+
+    def _check_view(self, total: SufficientStats) -> None:
+        view = total + self._pending
+        for name in ("n", "s", "s2", "A", "b", "sx"):
+            if not np.isfinite(getattr(view, name)).all():
+                raise PolicyInputError(f"stats field {name!r} contains NaN or infinite values", field=f"stats.{name}")
+        if (view.n < 0.0).any() or (view.s2 < 0.0).any():
+            raise PolicyInputError("stats have negative pull counts or sums of squares", field="stats.n")
+        self._check_stats(view)
+
+    def _check_stats(self, view: SufficientStats) -> None:  # noqa: B027 - optional hook
+        """Algorithm-specific checks of a state about to be adopted; none by default."""
 
     @property
     def _view(self) -> SufficientStats:

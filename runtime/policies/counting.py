@@ -80,5 +80,9 @@ def split_ties(scores: list[float], exploit: float, explore: float) -> list[floa
     """``explore`` to every entry plus ``exploit`` split equally among the entries equal to the maximum."""
     best = max(scores)
     ties = scores.count(best)
+    if ties == 1:
+        probabilities = [explore] * len(scores)
+        probabilities[scores.index(best)] += exploit
+        return probabilities
     share = exploit / ties
     return [explore + share if score == best else explore for score in scores]

@@ -55,15 +55,17 @@ class LinearPolicy(Policy, ABC):
         self.refresh_interval = refresh_interval
         super().__init__(arms, dimension=dimension, priors=priors, min_probability=min_probability, rng=rng)
         k, d = self._k, self._d
-        self._a_inv: FloatArray = np.zeros((k, d, d))
-        self._theta: FloatArray = np.zeros((k, d))
+        # Every A_a⁻¹ (as K·d rows) and every θ_a (K more rows) in one matrix, so that one matrix-vector product
+        # gives both A_a⁻¹x and θ_aᵀx for all arms; _a_inv and _theta are views into it.
+        self._model: FloatArray = np.zeros((k * d + k, d))
+        self._a_inv: FloatArray = self._model[: k * d].reshape(k, d, d)
+        self._theta: FloatArray = self._model[k * d :]
         self._offset: FloatArray = np.array(self._prior_mean)
         self._has_offset = any(m != 0.0 for m in self._prior_mean)
         self._since_exact = [0] * k
         # Work buffers reused by every decision.
-        self._work_kd: FloatArray = np.empty((k, d))
-        self._width: FloatArray = np.empty(k)
-        self._mean: FloatArray = np.empty(k)
+        self._projection: FloatArray = np.empty(k * d + k)
+        self._quadratic: FloatArray = np.empty(k)
         self._rebuild()
 
     # ------------------------------------------------------------------ model access
@@ -77,16 +79,21 @@ class LinearPolicy(Policy, ABC):
         theta: FloatArray = self._theta[arm].copy()
         return theta
 
-    def _score_parts(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """``(mean, width)`` for every arm: ``m_a + θ_aᵀx`` and ``sqrt(xᵀA_a⁻¹x)``, in the shared work buffers."""
-        np.matmul(self._a_inv, x, out=self._work_kd)
-        np.matmul(self._work_kd, x, out=self._width)
-        np.maximum(self._width, 0.0, out=self._width)  # round-off can leave a tiny negative quadratic form
-        np.sqrt(self._width, out=self._width)
-        np.matmul(self._theta, x, out=self._mean)
+    def _score_parts(self, x: FloatArray) -> tuple[list[float], list[float]]:
+        """``(mean, width)`` for every arm: ``m_a + θ_aᵀx`` and ``sqrt(xᵀA_a⁻¹x)``.
+
+        Two matrix-vector products, then plain Python over the K values (cheaper than more numpy calls at small K).
+        """
+        k, d = self._k, self._d
+        projection = self._projection
+        np.matmul(self._model, x, out=projection)
+        np.matmul(projection[: k * d].reshape(k, d), x, out=self._quadratic)
+        # Round-off can leave a tiny negative quadratic form: clamp before the square root.
+        width = [math.sqrt(q) if q > 0.0 else 0.0 for q in self._quadratic.tolist()]
+        mean = projection[k * d :].tolist()
         if self._has_offset:
-            self._mean += self._offset
-        return self._mean, self._width
+            mean = [m + offset for m, offset in zip(mean, self._prior_mean, strict=True)]
+        return mean, width
 
     # ------------------------------------------------------------------ hooks
     def _learn(self, arm: int, reward: float, x: FloatArray | None) -> None:
@@ -172,9 +179,8 @@ class LinUCB(LinearPolicy):
     def _base_probabilities(self, x: FloatArray | None, eligible: list[int]) -> list[float]:
         assert x is not None
         mean, width = self._score_parts(x)
-        width *= self.alpha
-        mean += width
-        scores = mean.tolist()
+        alpha = self.alpha
+        scores = [m + alpha * w for m, w in zip(mean, width, strict=True)]
         if len(eligible) < self._k:
             scores = [scores[a] for a in eligible]
         return split_ties(scores, 1.0, 0.0)
@@ -222,9 +228,9 @@ class LinearThompson(LinearPolicy):
 
     def _base_probabilities(self, x: FloatArray | None, eligible: list[int]) -> list[float]:
         assert x is not None
-        mean, width = self._score_parts(x)
-        width *= self.v
-        means, sds = mean.tolist(), width.tolist()
+        means, width = self._score_parts(x)
+        v = self.v
+        sds = [v * w for w in width]
         if len(eligible) < self._k:
             means = [means[a] for a in eligible]
             sds = [sds[a] for a in eligible]

@@ -115,12 +115,17 @@ def _chunks(k: int, n: int) -> list[tuple[int, int]]:
 
 
 class GaussianMaxProbability:
-    """Win probabilities of independent Gaussian draws ``N(mean[a], sd[a]²)`` (Gaussian TS, LinTS scores)."""
+    """Win probabilities of independent Gaussian draws ``N(mean[a], sd[a]²)`` (Gaussian TS, LinTS scores).
 
-    __slots__ = ("rule",)
+    Keeps small work buffers between calls: one instance per policy, not shared between threads.
+    """
+
+    __slots__ = ("_nodes", "rule")
 
     def __init__(self, rule: QuadratureRule | None = None) -> None:
         self.rule = rule if rule is not None else QuadratureRule()
+        # Per number of arms in contention: row 0 takes the nodes, row 1 stays ones (the offsets' column).
+        self._nodes: dict[int, FloatArray] = {}
 
     def __call__(self, means: list[float], sds: list[float]) -> list[float]:
         """Win probabilities (aligned with the inputs) for equal-length lists of means and standard deviations.
@@ -167,9 +172,12 @@ class GaussianMaxProbability:
         # t_aj·scale_b + offset_b. Two small matrix products; sd >= 1e-9·max(sd) and pruning keep |position| far
         # below 2⁶³, so the cast is exact, and take(mode="clip") reads below the table as Φ(-8.5), above it as 1.
         scales = [_CELLS_PER_SD / s for s in sds]
-        transform = np.array([scales, [_CENTRE - m * c for m, c in zip(means, scales, strict=True)]]).T
-        nodes = np.ones((2, k * n))
-        np.matmul(np.array([sds, means]).T, rule.z_and_one, out=nodes[0].reshape(k, n))
+        parameters = np.array([sds, means, scales, [_CENTRE - m * c for m, c in zip(means, scales, strict=True)]])
+        nodes = self._nodes.get(k)
+        if nodes is None:
+            nodes = self._nodes[k] = np.ones((2, k * n))
+        np.matmul(parameters[:2].T, rule.z_and_one, out=nodes[0].reshape(k, n))
+        transform = parameters[2:].T
         won: list[float] = []
         for start, stop in _chunks(k, n):
             width = stop - start

@@ -16,7 +16,7 @@ from .quadrature import (
     GaussianMaxProbability,
     QuadratureRule,
 )
-from .stats import FloatArray
+from .stats import FloatArray, SufficientStats
 
 __all__ = ["Likelihood", "ThompsonSampling"]
 
@@ -104,6 +104,10 @@ class ThompsonSampling(Policy):
                     f"a Bernoulli prior mean must be in [0, 1], got {mean} for arm {index}",
                     field=f"arms[{index}].prior",
                 )
+
+    def _check_stats(self, view: SufficientStats) -> None:
+        if self.likelihood == "Bernoulli" and ((view.s < -1e-9).any() or (view.s > view.n + 1e-9).any()):
+            raise PolicyInputError("Bernoulli stats need 0 <= reward sum <= pulls for every arm", field="stats.s")
 
     def _check_reward(self, reward: float) -> float:
         value = super()._check_reward(reward)

@@ -43,9 +43,13 @@ class UCB1(CountingPolicy):
         super().__init__(arms, priors=priors, min_probability=min_probability, rng=rng)
 
     def _base_probabilities(self, x: FloatArray | None, eligible: list[int]) -> list[float]:
-        count, total = self._count, self._sum
-        spread = 2.0 * self.c * self.c * math.log(max(self._count_total, 1.0))
-        scores = [total[a] / count[a] + math.sqrt(spread / count[a]) if count[a] > 0.0 else math.inf for a in eligible]
+        # mean_a + sqrt(c·ln N / n_a) = mean_a + sqrt(c·ln N)·(1/sqrt(n_a)); untried arms have mean +inf.
+        factor = math.sqrt(self.c * math.log(max(self._count_total, 1.0)))
+        mean, inv_sqrt = self._mean, self._inv_sqrt
+        if len(eligible) == self._k:
+            scores = [m + factor * r for m, r in zip(mean, inv_sqrt, strict=True)]
+        else:
+            scores = [mean[a] + factor * inv_sqrt[a] for a in eligible]
         return split_ties(scores, 1.0, 0.0)
 
     def _posterior(self, arm: int) -> dict[str, float | list[float]]:

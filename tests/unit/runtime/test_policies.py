@@ -111,28 +111,31 @@ def test_untried_arms_are_tried_first() -> None:
     assert softmax.probabilities() == pytest.approx([1 / 3] * 3)
 
 
-def test_ucb1_exact_vector() -> None:
-    policy = UCB1(["w", "x", "y"], c=0.5)
-    history = {0: [1.0, 0.0, 1.0, 1.0], 1: [1.0, 1.0], 2: [0.0, 1.0, 0.0, 0.0, 1.0, 0.0]}
+@pytest.mark.parametrize("c", [0.3, 2.0])
+def test_ucb1_exact_vector(c: float) -> None:
+    policy = UCB1(["w", "x", "y"], c=c)
+    history = {0: [1.0, 0.0, 1.0, 1.0], 1: [0.0, 1.0], 2: [0.0, 1.0, 0.0, 0.0, 1.0, 0.0]}
     for arm, rewards in history.items():
         for reward in rewards:
             policy.update(arm, reward)
-    total = 12.0
+    # Hand-computed: mean + sqrt(c·ln N / n) with N = 12 pulls.
     scores = [
-        sum(rewards) / len(rewards) + math.sqrt(0.5 * math.log(total) / len(rewards)) for rewards in history.values()
+        sum(rewards) / len(rewards) + math.sqrt(c * math.log(12.0) / len(rewards)) for rewards in history.values()
     ]
-    assert scores[1] > scores[0] > scores[2]  # 1.0 + bonus(2) beats 0.75 + bonus(4)
-    assert policy.probabilities() == pytest.approx([0.0, 1.0, 0.0])
-    assert policy.describe()[1].posterior["bonus"] == pytest.approx(math.sqrt(0.5 * math.log(total) / 2.0))
-    # c = 0 is greedy on the means: arm 1 (mean 1.0) as well.
-    greedy = UCB1(["w", "x", "y"], c=0.0)
-    greedy.replace(policy.stats())
-    assert greedy.probabilities() == pytest.approx([0.0, 1.0, 0.0])
-    # Identical statistics tie: the mass splits.
+    expected = [0.0, 0.0, 0.0]
+    expected[int(np.argmax(scores))] = 1.0
+    assert policy.probabilities() == pytest.approx(expected)
+    assert policy.describe()[1].posterior["bonus"] == pytest.approx(math.sqrt(c * math.log(12.0) / 2.0))
+    # The two values of c pick different arms: 0.75 + 0.43 beats 0.5 + 0.61 (c = 0.3); 0.5 + 1.58 beats 0.75 + 1.11.
+    assert expected == ([1.0, 0.0, 0.0] if c == 0.3 else [0.0, 1.0, 0.0])
+    # Identical statistics tie: the mass splits; c = 0 is greedy on the means.
     twin = UCB1(["w", "x"], c=1.0)
     twin.update(0, 0.5)
     twin.update(1, 0.5)
     assert twin.probabilities() == pytest.approx([0.5, 0.5])
+    greedy = UCB1(["w", "x", "y"], c=0.0)
+    greedy.replace(policy.stats())
+    assert greedy.probabilities() == pytest.approx([1.0, 0.0, 0.0])
 
 
 def test_softmax_exact_vector() -> None:
