@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import http.server
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -46,29 +48,72 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class StatsRouter(http.server.ThreadingHTTPServer):
+    """Stands in for the policies' Services on this machine: GET /<namespace>/<name>/<path> goes to that policy's
+    local runtime process. The operator reaches it through its documented setting
+    CROUPIER_OPERATOR_RUNTIME_URL_TEMPLATE=http://127.0.0.1:<port>/{namespace}/{name}."""
+
+    def __init__(self, routes: dict[str, str]) -> None:
+        self.routes = routes
+        client = httpx.Client(timeout=2)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                namespace, _, rest = self.path.lstrip("/").partition("/")
+                name, _, path = rest.partition("/")
+                target = routes.get(f"{namespace}/{name}")
+                try:
+                    if target is None:
+                        raise httpx.ConnectError("no runtime")
+                    upstream = client.get(f"{target}/{path}")
+                    status, body = upstream.status_code, upstream.content
+                except httpx.HTTPError:
+                    status, body = 502, b'{"error": "runtime unreachable"}'
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url_template(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/{{namespace}}/{{name}}"
+
+
 class Demo:
     def __init__(self, workdir: Path) -> None:
         self.dir = workdir.resolve()
         self.cluster_dir = self.dir / "cluster"
         self.kubeconfig = self.cluster_dir / "kubeconfig"
         self.pids_file = self.dir / "pids.json"
-        self.bin_dir = Path(subprocess.check_output([sys.executable, "-m", "croupier.devcluster", "build"], text=True)
-                            .strip().splitlines()[-1])
+        self.bin_dir = Path(
+            subprocess.check_output([sys.executable, "-m", "croupier.devcluster", "build"], text=True)
+            .strip()
+            .splitlines()[-1]
+        )
         self.env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PATH": f"{self.bin_dir}:{os.environ['PATH']}"}
 
     # -- processes ------------------------------------------------------------------------------------------------
     def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = (self.dir / "logs" / f"{name}.log").open("ab")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env or self.env, cwd=ROOT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, env=env or self.env, cwd=ROOT, start_new_session=True
+        )
         pids = json.loads(self.pids_file.read_text()) if self.pids_file.exists() else {}
         pids[name] = proc.pid
         self.pids_file.write_text(json.dumps(pids))
         return proc
 
     def kubectl(self, *args: str, check: bool = True, capture: bool = False) -> str:
-        out = subprocess.run([str(self.bin_dir / "kubectl"), *args], env=self.env, check=check, text=True,
-                             capture_output=capture)
+        out = subprocess.run(
+            [str(self.bin_dir / "kubectl"), *args], env=self.env, check=check, text=True, capture_output=capture
+        )
         return out.stdout if capture else ""
 
     def down(self) -> None:
@@ -80,14 +125,16 @@ class Demo:
                 except ProcessLookupError:
                     pass
             self.pids_file.unlink()
-        subprocess.run([sys.executable, "-m", "croupier.devcluster", "down", "--dir", str(self.cluster_dir)],
-                       check=False)
+        subprocess.run(
+            [sys.executable, "-m", "croupier.devcluster", "down", "--dir", str(self.cluster_dir)], check=False
+        )
 
     # -- steps ------------------------------------------------------------------------------------------------------
     def start_cluster(self) -> None:
         say("Starting the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
-        subprocess.run([sys.executable, "-m", "croupier.devcluster", "up", "--dir", str(self.cluster_dir), "--detach"],
-                       check=True)
+        subprocess.run(
+            [sys.executable, "-m", "croupier.devcluster", "up", "--dir", str(self.cluster_dir), "--detach"], check=True
+        )
         self.kubectl("get", "nodes")
 
     def start_redis(self) -> str:
@@ -96,8 +143,22 @@ class Demo:
         if redis is None:
             raise SystemExit("demo: redis-server is missing (make bootstrap installs it)")
         (self.dir / "redis").mkdir(exist_ok=True)
-        self.spawn("redis", [redis, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-                             "--dir", str(self.dir / "redis")])
+        self.spawn(
+            "redis",
+            [
+                redis,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir / "redis"),
+            ],
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -112,12 +173,38 @@ class Demo:
         self.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
         self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         self.kubectl("create", "namespace", NAMESPACE, check=False, capture=True)
+        # This control plane has no storage provisioner: provide volumes the way a cluster admin would, so that
+        # the PersistentVolumeClaims of policies with embedded state bind (kube-controller-manager binds them).
+        volumes = [
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": f"croupier-demo-{i}"},
+                "spec": {
+                    "capacity": {"storage": "1Gi"},
+                    "accessModes": ["ReadWriteOnce"],
+                    "persistentVolumeReclaimPolicy": "Retain",
+                    "hostPath": {"path": str(self.dir / "volumes" / str(i))},
+                },
+            }
+            for i in range(len(POLICY_EXAMPLES))
+        ]
+        self.kubectl_apply({"apiVersion": "v1", "kind": "List", "items": volumes})
 
-    def start_operator(self, overrides: dict[str, str]) -> None:
+    def kubectl_apply(self, manifest: dict[str, Any]) -> None:
+        subprocess.run(
+            [str(self.bin_dir / "kubectl"), "apply", "-f", "-"],
+            input=json.dumps(manifest),
+            text=True,
+            env=self.env,
+            check=True,
+        )
+
+    def start_operator(self, runtime_url_template: str) -> None:
         say("Starting the operator (croupier-operator)")
         env = {
             **self.env,
-            "CROUPIER_OPERATOR_RUNTIME_URL_OVERRIDES": json.dumps(overrides),
+            "CROUPIER_OPERATOR_RUNTIME_URL_TEMPLATE": runtime_url_template,
             "CROUPIER_OPERATOR_RESYNC_INTERVAL_SECONDS": "3",
             "CROUPIER_OPERATOR_RESYNC_INITIAL_DELAY_SECONDS": "0",
             "CROUPIER_OPERATOR_LOG_FORMAT": "console",
@@ -128,22 +215,42 @@ class Demo:
     def policy_manifest(self, name: str, timeout: float = 60) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            out = self.kubectl("get", "configmap", "-n", NAMESPACE, "-l", f"croupier.dev/policy={name}",
-                               "-o", "json", check=False, capture=True)
+            out = self.kubectl(
+                "get",
+                "configmap",
+                "-n",
+                NAMESPACE,
+                "-l",
+                f"croupier.dev/policy={name}",
+                "-o",
+                "json",
+                check=False,
+                capture=True,
+            )
             items = json.loads(out or "{}").get("items", [])
             if items and "policy.yaml" in items[0].get("data", {}):
                 return str(items[0]["data"]["policy.yaml"])
             time.sleep(0.5)
-        raise SystemExit(f"demo: the operator rendered no ConfigMap for {name} in {timeout:.0f}s "
-                         f"(see {self.dir}/logs/operator.log)")
+        raise SystemExit(
+            f"demo: the operator rendered no ConfigMap for {name} in {timeout:.0f}s (see {self.dir}/logs/operator.log)"
+        )
 
     def start_runtime(self, name: str, port: int, redis_url: str | None) -> str:
         manifest = self.policy_manifest(name)
         policy_file = self.dir / "policies" / f"{name}.yaml"
         policy_file.parent.mkdir(exist_ok=True)
         policy_file.write_text(manifest)
-        argv = [sys.executable, "-m", "croupier.runtime.cli", "--policy", str(policy_file), "--port", str(port),
-                "--state-dir", str(self.dir / "state" / name)]
+        argv = [
+            sys.executable,
+            "-m",
+            "croupier.runtime.cli",
+            "--policy",
+            str(policy_file),
+            "--port",
+            str(port),
+            "--state-dir",
+            str(self.dir / "state" / name),
+        ]
         if redis_url:
             argv += ["--redis-url", redis_url]
         self.spawn(f"runtime-{name}", argv)
@@ -168,8 +275,9 @@ class Traffic:
         self.arms = [a["name"] for a in spec["arms"]]
         self.features: list[str] = (spec.get("context") or {}).get("features") or []
         self.binary = (spec.get("reward") or {}).get("type", "Binary") == "Binary"
-        self.rates = dict(zip(self.arms, np.linspace(0.02, 0.12, len(self.arms))[self.rng.permutation(len(self.arms))],
-                              strict=True))
+        self.rates = dict(
+            zip(self.arms, np.linspace(0.02, 0.12, len(self.arms))[self.rng.permutation(len(self.arms))], strict=True)
+        )
         self.weights = {a: self.rng.normal(0, 1, len(self.features)) for a in self.arms}
 
     def step(self, n: int) -> None:
@@ -187,7 +295,7 @@ class Traffic:
                 reward = float(self.rng.random() < self.rates[arm])
             rewards.append({"decisionId": decision["decisionId"], "reward": reward})
         for start in range(0, len(rewards), 200):
-            self.client.post("/v1/rewards", json={"rewards": rewards[start:start + 200]}).raise_for_status()
+            self.client.post("/v1/rewards", json={"rewards": rewards[start : start + 200]}).raise_for_status()
 
 
 @contextmanager
@@ -206,8 +314,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", type=Path, default=ROOT / ".demo")
     parser.add_argument("--seconds", type=float, default=40, help="how long to send traffic")
-    parser.add_argument("--keep", action="store_true", default=os.environ.get("KEEP") == "1",
-                        help="leave everything running (KEEP=1)")
+    parser.add_argument(
+        "--keep", action="store_true", default=os.environ.get("KEEP") == "1", help="leave everything running (KEEP=1)"
+    )
     parser.add_argument("--down", action="store_true", help="stop what a --keep run left running")
     args = parser.parse_args()
 
@@ -226,9 +335,19 @@ def main() -> int:
         demo.install()
         specs = {yaml.safe_load(p.read_text())["metadata"]["name"]: p for p in POLICY_EXAMPLES}
         ports = {name: free_port() for name in specs}
-        demo.start_operator({f"{NAMESPACE}/{name}": f"http://127.0.0.1:{port}" for name, port in ports.items()})
-        demo.kubectl("create", "secret", "generic", "croupier-redis", "-n", NAMESPACE,
-                     f"--from-literal=url={redis_url}", check=False, capture=True)
+        router = StatsRouter({f"{NAMESPACE}/{name}": f"http://127.0.0.1:{port}" for name, port in ports.items()})
+        demo.start_operator(router.url_template)
+        demo.kubectl(
+            "create",
+            "secret",
+            "generic",
+            "croupier-redis",
+            "-n",
+            NAMESPACE,
+            f"--from-literal=url={redis_url}",
+            check=False,
+            capture=True,
+        )
 
         say(f"Applying {', '.join(p.name for p in POLICY_EXAMPLES)} to namespace {NAMESPACE}")
         for path in POLICY_EXAMPLES:
@@ -245,8 +364,10 @@ def main() -> int:
         demo.kubectl("wait", "-n", NAMESPACE, "--for=condition=Ready", "dp", "--all", "--timeout=120s")
         demo.kubectl("get", "croupier", "-n", NAMESPACE)
 
-        say(f"Sending simulated traffic for {args.seconds:.0f}s; the operator copies the runtimes' statistics "
-            "into status")
+        say(
+            f"Sending simulated traffic for {args.seconds:.0f}s; the operator copies the runtimes' statistics "
+            "into status"
+        )
         end = time.monotonic() + args.seconds
         next_show = time.monotonic() + 10
         while time.monotonic() < end:
