@@ -24,6 +24,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -108,6 +109,7 @@ class Target:
     url: str
     body: str
     results: list[dict[str, float]]
+    server: Server | None = None
 
 
 class Server:
@@ -136,6 +138,11 @@ class Server:
                 return int(line.split()[1]) / 1024
         return float("nan")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the server process, all threads (the decision log's writer included)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -154,10 +161,13 @@ def run_wrk(target: Target, duration: float, connections: int, script_dir: Path)
         "taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency",
         "-s", str(script), target.url,
     ]  # fmt: skip
+    cpu_before = target.server.cpu_seconds() if target.server else 0.0
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    cpu = (target.server.cpu_seconds() - cpu_before) if target.server else 0.0
     line = next(line for line in output.splitlines() if line.startswith("RESULT "))
     result = json.loads(line.removeprefix("RESULT "))
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    result["cpu_us"] = cpu * 1e6 / max(1, result["requests"])
     return result
 
 
@@ -208,13 +218,15 @@ def main() -> int:
                 f"{runtime_url}/v1/decide",
                 DECIDE_BODY,
                 [],
+                runtime,
             ),
-            Target("(a) runtime `POST /noop` (same server stack)", f"{runtime_url}/noop", DECIDE_BODY, []),
-            Target("(b) bare ASGI no-op on uvicorn", f"http://127.0.0.1:{noop_port}/", DECIDE_BODY, []),
+            Target("(a) runtime `POST /noop` (same server stack)", f"{runtime_url}/noop", DECIDE_BODY, [], runtime),
+            Target("(b) bare ASGI no-op on uvicorn", f"http://127.0.0.1:{noop_port}/", DECIDE_BODY, [], noop),
         ]
         if args.rewards:
             targets.insert(
-                1, Target("runtime decide, then reward it (reward acked after fsync)", runtime_url, "mixed", [])
+                1,
+                Target("runtime decide, then reward it (reward acked after fsync)", runtime_url, "mixed", [], runtime),
             )
         contextual_port = None
         if args.contextual:
@@ -225,7 +237,8 @@ def main() -> int:
                 "--host", "127.0.0.1", "--port", str(contextual_port), "--state-dir", str(work / "state"),
                 "--log-level", "warning",
             ]  # fmt: skip
-            servers.append(Server(command, contextual_port, "/readyz"))
+            contextual = Server(command, contextual_port, "/readyz")
+            servers.append(contextual)
             targets.insert(
                 1,
                 Target(
@@ -233,6 +246,7 @@ def main() -> int:
                     f"http://127.0.0.1:{contextual_port}/v1/decide",
                     CONTEXT_BODY,
                     [],
+                    contextual,
                 ),
             )
         for target in targets:  # warm-up
@@ -264,14 +278,19 @@ def main() -> int:
             f"\n{args.rounds} rounds x {args.duration:g} s, {args.connections} connections; server on core "
             f"{SERVER_CORE}, wrk on core {LOAD_CORE}; median round\n"
         )
-        print("| target | req/s | p50 | p99 | vs (b) | errors |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        # Server CPU per request (all threads) is what another process on the machine cannot inflate much; its
+        # inverse is the throughput one dedicated core would give.
+        reference_cpu = statistics.median(r["cpu_us"] for r in targets[-1].results)
+        print("| target | req/s | p50 | p99 | vs (b) | server CPU / request | req/s per CPU-second | vs (b) | errors |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for target in targets:
             median = middle(target.results)
+            cpu_us = statistics.median(r["cpu_us"] for r in target.results)
             errors = sum(int(r["socket_errors"] + r["non2xx"]) for r in target.results)
             print(
                 f"| {target.label} | {median['rps']:,.0f} | {median['p50_us'] / 1000:.2f} ms | "
-                f"{median['p99_us'] / 1000:.2f} ms | {median['rps'] / reference:.0%} | {errors} |"
+                f"{median['p99_us'] / 1000:.2f} ms | {median['rps'] / reference:.0%} | {cpu_us:.1f} us | "
+                f"{1e6 / cpu_us:,.0f} | {reference_cpu / cpu_us:.0%} | {errors} |"
             )
         print(
             f"\nDecisions answered (warm-up included) {warmup_and_measured:,}; rows in the decision log after "
