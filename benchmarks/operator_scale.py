@@ -205,6 +205,11 @@ class Operator:
                 return int(line.split()[1]) / 1024
         return float("nan")
 
+    def cpu_seconds(self) -> float:
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
     def rss_mib(self) -> float:
         assert self.process is not None
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -325,6 +330,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["latency"] = latencies
 
             names = [f"scale-{i:04d}" for i in range(args.policies)]
+            cpu_before = operator.cpu_seconds()
             started = time.perf_counter()
             with ThreadPoolExecutor(max_workers=16) as pool:
                 list(
@@ -339,6 +345,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             last_ready = watcher.wait({("bench-scale", n) for n in names}, timeout=args.scale_timeout)
             results["scale_create_seconds"] = created - started
             results["scale_all_ready_seconds"] = last_ready - started
+            results["scale_operator_cpu_seconds"] = operator.cpu_seconds() - cpu_before
             results["rss_peak_mib"] = operator.peak_rss_mib()
             results["rss_after_scale_mib"] = operator.rss_mib()
 
@@ -351,6 +358,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             children_before = children_versions(kubectl)
             server_before = operator_writes_seen_by_apiserver(kubectl)
             ours_before = operator.writes()
+            steady_cpu = operator.cpu_seconds()
             time.sleep(args.steady_seconds)
             versions_after = {
                 i["metadata"]["name"]: i["metadata"]["resourceVersion"]
@@ -367,6 +375,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 1 for k, v in versions_after.items() if versions_before.get(k) != v
             )
             results["steady_seconds"] = args.steady_seconds
+            results["steady_operator_cpu_seconds"] = operator.cpu_seconds() - steady_cpu
             results["rss_end_mib"] = operator.rss_mib()
         finally:
             watcher.stop()
@@ -415,6 +424,10 @@ def table(results: dict[str, Any], args: argparse.Namespace) -> str:
         (f"{args.policies} policies created at once: creates done", f"{results['scale_create_seconds']:.1f} s"),
         (f"{args.policies} policies created at once: all Ready", f"{results['scale_all_ready_seconds']:.1f} s"),
         (
+            f"{args.policies} policies created at once: operator CPU time until all Ready",
+            f"{results['scale_operator_cpu_seconds']:.1f} s",
+        ),
+        (
             "operator RSS idle / after scale / peak (VmHWM)",
             f"{results['rss_idle_mib']:.0f} / {results['rss_after_scale_mib']:.0f} / {results['rss_peak_mib']:.0f} MiB",
         ),
@@ -425,6 +438,10 @@ def table(results: dict[str, Any], args: argparse.Namespace) -> str:
         (
             f"steady state {results['steady_seconds']} s: writes counted by the operator itself",
             f"{results['steady_operator_writes']:.0f}",
+        ),
+        (
+            f"steady state {results['steady_seconds']} s: operator CPU time (probes, drift checks)",
+            f"{results['steady_operator_cpu_seconds']:.1f} s",
         ),
         (
             f"steady state {results['steady_seconds']} s: DecisionPolicies whose resourceVersion changed",

@@ -31,6 +31,10 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=DOMAIN, key="last-handled-configuration"
     )
+    # After its own patch Kopf waits for the watch to deliver that version before handling the object again; past the
+    # timeout it handles the older version it has. Under load (hundreds of policies created at once) the watch lags
+    # by more than Kopf's default 5 s, and a policy without its last-handled-configuration looks new: created twice.
+    settings.persistence.consistency_timeout = 30.0
     settings.posting.enabled = True
     settings.posting.loggers = False  # log lines stay logs; Events are posted explicitly, on transitions only
     settings.posting.level = logging.INFO

@@ -53,6 +53,7 @@ ChildKey = tuple[str, str]  # (kind, name)
 FRESH_APPLY_SECONDS = 10.0
 CONFLICT_RETRY_SECONDS = 30.0
 FAILURE_RETRY_SECONDS = 10.0
+PROBE_RETRY_SECONDS = 2.0
 # Events are best-effort: a few quick retries, not Kopf's default minute of them (e.g. into a deleted namespace).
 EVENT_BACKOFFS = (1.0, 3.0)
 
@@ -309,7 +310,10 @@ class PolicyReconciler:
                         namespace=body["metadata"].get("namespace"),
                         name=body["metadata"].get("name"),
                     )
-                await handle.sleep(self.settings.resync_interval_seconds)
+                # A failed stats read is retried soon (it only counts once it repeats), everything else waits.
+                failures = self.probe_failures.get(uid, 0)
+                interval = self.settings.resync_interval_seconds
+                await handle.sleep(min(interval, PROBE_RETRY_SECONDS * failures) if failures else interval)
         finally:
             stop_watcher.cancel()
             self.forget(uid)
