@@ -53,7 +53,14 @@ class Runtime:
             join=spec.state.backend != StateBackend.REDIS,
         )
         self.store: Store = self.sqlite
-        self.service = DecisionService(served, self.engine, self.sqlite, self.metrics, replica=settings.replica)
+        self.service = DecisionService(
+            served,
+            self.engine,
+            self.sqlite,
+            self.metrics,
+            replica=settings.replica,
+            debug=settings.log_level.lower() == "debug",
+        )
         if spec.state.backend == StateBackend.REDIS:
             from croupier.runtime.store.redis import RedisStore  # noqa: PLC0415 - only Redis mode needs the client
 

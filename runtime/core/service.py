@@ -7,7 +7,6 @@ within its flush bound. Rewards are answered only after the store made them dura
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -63,6 +62,7 @@ class DecisionService:
         metrics: RuntimeMetrics,
         *,
         replica: str | None = None,
+        debug: bool = False,
     ) -> None:
         spec = served.spec
         self.served = served
@@ -94,8 +94,9 @@ class DecisionService:
         self._rewarded = [metrics.rewards.labels(name, "reward") for name in self.arm_names]
         self._defaulted = [metrics.rewards.labels(name, "default") for name in self.arm_names]
         metrics.policy_info.labels(served.name, served.version, spec.algorithm.type).set(1)
-        # Per-decision log lines only at debug level, decided once (a disabled call still costs on the hot path).
-        self._debug = log.is_enabled_for(logging.DEBUG)
+        # Per-decision log lines only when asked for (log level debug), decided once: even a disabled structlog
+        # call costs on the hot path.
+        self._debug = debug
 
     # ------------------------------------------------------------------ decide (hot path)
     def decide(self, body: bytes) -> bytes:

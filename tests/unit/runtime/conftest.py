@@ -53,7 +53,6 @@ async def running(
     options: dict[str, Any] = {"state_dir": state_dir, "seed": 7, "sweep_interval_seconds": 0.05}
     options.update(settings)
     runtime = Runtime(RuntimeSettings(**options), served, metrics=RuntimeMetrics())
-    runtime.service._debug = False  # structlog's default configuration enables debug: no line per decision here
     await runtime.start()
     transport = httpx.ASGITransport(app=HttpApp(runtime))
     try:

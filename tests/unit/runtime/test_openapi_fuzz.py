@@ -40,7 +40,6 @@ def live_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     state_dir: Path = tmp_path_factory.mktemp("fuzz-state")
     served = served_policy(**{**CONTEXTUAL, "reward": {"type": "Binary", "attributionWindowSeconds": 60}})
     runtime = Runtime(RuntimeSettings(state_dir=state_dir, seed=1), served, metrics=RuntimeMetrics())
-    runtime.service._debug = False
     port = _free_port()
     config = uvicorn.Config(
         HttpApp(runtime), host="127.0.0.1", port=port, loop="asyncio", lifespan="on", log_level="warning"
