@@ -93,3 +93,33 @@ def find(conditions: Sequence[Mapping[str, Any]] | None, kind: ConditionType) ->
         if condition.get("type") == kind:
             return condition
     return None
+
+
+@dataclass(frozen=True)
+class EventNote:
+    """A Kubernetes Event to post for a transition."""
+
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+def events_for(changes: Sequence[Transition]) -> list[EventNote]:
+    """Which transitions deserve an Event: becoming Ready, losing Ready, becoming Degraded, recovering.
+
+    A condition that merely appears in a healthy or in-progress state (a new object) is not news.
+    """
+    notes = []
+    for change in changes:
+        appeared = change.previous_status is None
+        if change.type == ConditionType.READY:
+            if change.status == ConditionStatus.TRUE:
+                notes.append(EventNote("Normal", change.reason, f"Ready: {change.message}"))
+            elif not appeared:
+                notes.append(EventNote("Warning", change.reason, f"Not ready: {change.message}"))
+        elif change.type == ConditionType.DEGRADED:
+            if change.status == ConditionStatus.TRUE:
+                notes.append(EventNote("Warning", change.reason, f"Degraded: {change.message}"))
+            elif not appeared:
+                notes.append(EventNote("Normal", "Recovered", "No longer degraded"))
+    return notes

@@ -29,7 +29,7 @@ import structlog
 from croupier.api.common import API_VERSION, ConditionStatus, now
 from croupier.api.decisionpolicy import KIND
 from croupier.operator import metrics
-from croupier.operator.conditions import transitions
+from croupier.operator.conditions import events_for, transitions
 from croupier.operator.kube import KubeClient, KubeError
 from croupier.operator.matching import up_to_date
 from croupier.operator.policy.children import (
@@ -359,16 +359,14 @@ class PolicyReconciler:
             fields=sorted(patch),
             ready=self.ready[uid],
         )
-        for change in changes:
-            if change.type in ("Ready", "Degraded"):
-                problem_now = (change.type == "Ready") != (change.status == ConditionStatus.TRUE)
-                kopf.event(
-                    body,  # type: ignore[arg-type]
-                    type="Warning" if problem_now else "Normal",
-                    reason=change.reason,
-                    message=f"{change.type} is {change.status}: {change.message}"[:1024],
-                    backoffs=EVENT_BACKOFFS,
-                )
+        for note in events_for(changes):
+            kopf.event(
+                body,  # type: ignore[arg-type]
+                type=note.type,
+                reason=note.reason,
+                message=note.message[:1024],
+                backoffs=EVENT_BACKOFFS,
+            )
 
     def _current_status(self, uid: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """The stored status: Kopf's view of the body, unless our own last patch is newer than that view.

@@ -251,5 +251,15 @@ def test_embedded_state_on_a_volume_claim(policies, kubectl) -> None:
         )
         policies.serve(name, 1)
         policies.wait_condition(name, "Ready", "True", "Available", timeout=90)
+        # An update the API server refuses (a claim cannot shrink) is reported, not retried in a loop, and undone.
+        shrink = '{"spec": {"state": {"persistence": {"size": "512Mi"}}}}'
+        kubectl("patch", "dp", name, "-n", namespace, "--type=merge", "-p", shrink)
+        body = policies.wait_condition(name, "Degraded", "True", "ApplyRejected")
+        assert "PersistentVolumeClaim durable-state" in policies.condition(body, "Degraded")["message"]
+        grow_back = '{"spec": {"state": {"persistence": {"size": "1Gi"}}}}'
+        kubectl("patch", "dp", name, "-n", namespace, "--type=merge", "-p", grow_back)
+        policies.wait_condition(name, "Degraded", "False")
+        policies.serve(name, 3)
+        policies.wait_condition(name, "Ready", "True", "Available", timeout=60)
     finally:
         kubectl("delete", "pv", f"{namespace}-state", "--wait=false", check=False)

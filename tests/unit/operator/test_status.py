@@ -10,7 +10,7 @@ import pytest
 from croupier.api.common import ConditionStatus, ConditionType
 from croupier.api.decisionpolicy import DecisionPolicyStatus
 from croupier.api.wire import StatsResponse
-from croupier.operator.conditions import DesiredCondition, find, merge_conditions, transitions
+from croupier.operator.conditions import DesiredCondition, EventNote, events_for, find, merge_conditions, transitions
 from croupier.operator.policy.model import InvalidPolicyError
 from croupier.operator.policy.probe import ProbeResult
 from croupier.operator.policy.status import (
@@ -305,3 +305,22 @@ def test_a_single_failed_read_below_the_threshold_changes_nothing() -> None:
     )
     degraded = {c["type"]: c for c in desired_status(twice, ready, T1)["conditions"]}["Degraded"]
     assert (degraded["status"], degraded["reason"]) == ("True", "RuntimeUnreachable")
+
+
+def test_events_only_for_news() -> None:
+    created = desired_status(observed(deployment=None, probe=None), None, T0)
+    assert events_for(transitions(None, created["conditions"])) == []  # a new object progressing is not news
+    ready = desired_status(observed(), created, T1)
+    assert [(n.type, n.reason) for n in events_for(transitions(created["conditions"], ready["conditions"]))] == [
+        ("Normal", "Available")
+    ]
+    stalled = desired_status(
+        observed(deployment=deployment(available=0, stalled_message="timed out"), probe=None), ready, T1
+    )
+    notes = events_for(transitions(ready["conditions"], stalled["conditions"]))
+    assert [(n.type, n.reason) for n in notes] == [("Warning", "RolloutStalled"), ("Warning", "RolloutStalled")]
+    recovered = desired_status(observed(), stalled, T1)
+    assert events_for(transitions(stalled["conditions"], recovered["conditions"])) == [
+        EventNote("Normal", "Available", "Ready: 1/1 runtime pods available; the runtime serves generation 3"),
+        EventNote("Normal", "Recovered", "No longer degraded"),
+    ]
