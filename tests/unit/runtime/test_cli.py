@@ -1,0 +1,77 @@
+"""The console script's argument handling: a policy it cannot serve exits 2 with the reason; export writes JSONL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+import structlog
+import yaml
+
+from croupier.runtime.cli import main
+from croupier.runtime.errors import PolicyConfigError
+from croupier.runtime.policy_file import load_policy
+
+from .conftest import policy_document, running
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(autouse=True)
+def _keep_logging_configuration() -> Iterator[None]:
+    """`main` configures structlog for the process; give the next tests the configuration they had."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+
+
+def test_a_file_that_is_not_a_decision_policy_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump({**policy_document(), "kind": "Experiment"}))
+    assert main(["--policy", str(policy), "--state-dir", str(tmp_path), "--port", "0"]) == 2
+    assert "expected 'DecisionPolicy'" in capsys.readouterr().err
+
+
+def test_redis_backend_without_a_url_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    document = policy_document(state={"backend": "Redis", "redis": {"urlSecretRef": {"name": "r", "key": "url"}}})
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump(document))
+    assert main(["--policy", str(policy), "--state-dir", str(tmp_path), "--port", "0"]) == 2
+    assert "CROUPIER_RUNTIME_REDIS_URL" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"apiVersion": "v1"}, "apiVersion"),
+        ({"metadata": {}}, "metadata.name"),
+        ({"spec": {"arms": [], "algorithm": {"type": "UCB1"}}}, "invalid spec"),
+    ],
+)
+def test_invalid_manifests_are_refused_with_the_reason(tmp_path: Path, change: dict[str, object], message: str) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump({**policy_document(), **change}))
+    with pytest.raises(PolicyConfigError, match=message):
+        load_policy(policy)
+
+
+def test_export_writes_the_decision_log_as_json_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump(policy_document()))
+    served = load_policy(policy)
+
+    async def decide() -> list[str]:
+        async with running(served, tmp_path / "state") as (_runtime, client):
+            return [(await client.post("/v1/decide", json={})).json()["decisionId"] for _ in range(3)]
+
+    ids = asyncio.run(decide())
+    out = tmp_path / "decisions.jsonl"
+    args = ["export", "--policy", str(policy), "--state-dir", str(tmp_path / "state"), "--output", str(out)]
+    assert main(args) == 0
+    assert [orjson.loads(line)["decisionId"] for line in out.read_bytes().splitlines()] == ids
+    assert main([*args[:5], "--output", str(out), "--after", ids[0]]) == 0
+    assert len(out.read_bytes().splitlines()) == 2
+    assert main(["export", "--database", str(tmp_path / "missing.sqlite3")]) == 2
