@@ -1,0 +1,107 @@
+"""Redis goes away under a running replica: rewards answer 503 (never a false acknowledgement), readiness fails,
+decisions keep being served and logged locally, and everything recovers when Redis is back."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from croupier.runtime.assembly import Runtime
+from croupier.runtime.http.app import HttpApp
+from croupier.runtime.metrics import RuntimeMetrics
+from croupier.runtime.policy_file import parse_policy
+from croupier.runtime.settings import RuntimeSettings
+
+from .conftest import free_port
+
+
+def _redis(port: int, work: Path) -> subprocess.Popen[bytes]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
+    command = [
+        binary,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(work),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return process
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError("redis-server did not start")
+
+
+def test_rewards_fail_loudly_while_redis_is_down_and_recover(tmp_path: Path) -> None:
+    port = free_port()
+    redis = _redis(port, tmp_path)
+    document = {
+        "apiVersion": "croupier.dev/v1alpha1",
+        "kind": "DecisionPolicy",
+        "metadata": {"name": "outage", "namespace": "games"},
+        "spec": {
+            "arms": [{"name": "blue"}, {"name": "green"}],
+            "algorithm": {"type": "EpsilonGreedy"},
+            "serving": {"replicas": 2},
+            "state": {"backend": "Redis", "redis": {"url": f"redis://127.0.0.1:{port}/0"}},
+        },
+    }
+    served = parse_policy(document)
+
+    async def scenario() -> None:
+        metrics = RuntimeMetrics()
+        runtime = Runtime(RuntimeSettings(state_dir=tmp_path / "state", seed=1), served, metrics=metrics)
+        await runtime.start()
+        transport = httpx.ASGITransport(app=HttpApp(runtime))
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://runtime") as client:
+                decision = (await client.post("/v1/decide", json={})).json()
+                await asyncio.sleep(0.2)
+                redis.kill()
+                redis.wait()
+
+                failed = await client.post("/v1/rewards", json={"decisionId": decision["decisionId"], "reward": 1})
+                assert failed.status_code == 503, failed.text
+                assert failed.json()["error"] == "StoreError"
+                served_meanwhile = await client.post("/v1/decide", json={})
+                assert served_meanwhile.status_code == 200
+                await asyncio.sleep(0.3)
+                assert (await client.get("/readyz")).status_code == 503
+                assert 'croupier_store_errors_total{operation="redis_' in (await client.get("/metrics")).text
+
+                restarted = _redis(port, tmp_path)  # an empty Redis: the shared records are gone
+                try:
+                    deadline = time.monotonic() + 10
+                    while (await client.get("/readyz")).status_code != 200:
+                        assert time.monotonic() < deadline, "the runtime did not recover"
+                        await asyncio.sleep(0.1)
+                    fresh = (await client.post("/v1/decide", json={})).json()
+                    await asyncio.sleep(0.2)
+                    ok = await client.post("/v1/rewards", json={"decisionId": fresh["decisionId"], "reward": 1})
+                    assert ok.status_code == 200, ok.text
+                    assert ok.json()["accepted"] == 1
+                finally:
+                    restarted.kill()
+                    restarted.wait()
+        finally:
+            await runtime.stop()
+
+    asyncio.run(scenario())
