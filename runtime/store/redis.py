@@ -302,13 +302,14 @@ class RedisStore:
             self._on_learned(learned)
         if rows:
             self._log.record_rewards(rows)
-        return [
-            RewardOutcome(item.decision_id, item.decision_id in taken and self._first(item, items)) for item in items
-        ]
-
-    @staticmethod
-    def _first(item: RewardItem, items: list[RewardItem]) -> bool:
-        return next(i for i in items if i.decision_id == item.decision_id) is item
+        outcomes = []
+        answered: set[str] = set()
+        for item in items:  # a decisionId repeated in one request counts once, at its first occurrence
+            outcomes.append(
+                RewardOutcome(item.decision_id, item.decision_id in taken and item.decision_id not in answered)
+            )
+            answered.add(item.decision_id)
+        return outcomes
 
     async def _lookup(self, ids: list[str]) -> tuple[list[bytes | None], list[bytes | None]]:
         keys = [f"{self._prefix}:d:{i}" for i in ids] + [f"{self._prefix}:rw:{i}" for i in ids]
