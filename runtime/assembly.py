@@ -117,6 +117,12 @@ class Runtime:
         gc.collect()
         gc.freeze()
         self._started = True
+        if self.served.spec.scoring is not None:
+            log.warning(
+                "spec.scoring is not implemented by this runtime: decisions use the policy's own estimates "
+                "(as with fallback Policy)",
+                model_deployment=self.served.spec.scoring.model_deployment_ref.name,
+            )
         log.info(
             "runtime started",
             policy=self.served.name,
