@@ -42,11 +42,16 @@ def _schemas(served: ServedPolicy) -> dict[str, Any]:
     names = served.spec.arm_names
     decide["properties"]["candidates"] = {
         "description": decide["properties"]["candidates"].get("description", ""),
-        "type": "array",
-        "items": {"type": "string", "enum": names},
-        "minItems": 1,
-        "maxItems": len(names),
-        "uniqueItems": True,
+        "anyOf": [
+            {
+                "type": "array",
+                "items": {"type": "string", "enum": names},
+                "minItems": 1,
+                "maxItems": len(names),
+                "uniqueItems": True,
+            },
+            {"type": "null"},  # as in the wire model: null means all arms
+        ],
     }
     context = decide["properties"]["context"]
     number = {"type": "number", "minimum": -wire.MAX_MAGNITUDE, "maximum": wire.MAX_MAGNITUDE}

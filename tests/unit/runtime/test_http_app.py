@@ -68,7 +68,7 @@ def test_the_openapi_document_describes_the_served_policy(tmp_path: Path, run: A
             document = (await client.get("/openapi.json")).json()
             assert set(document["paths"]) >= {"/v1/decide", "/v1/rewards", "/v1/stats", "/healthz", "/readyz"}
             decide = document["components"]["schemas"]["DecideRequest"]
-            assert decide["properties"]["candidates"]["items"]["enum"] == ["blue", "green", "red"]
+            assert decide["properties"]["candidates"]["anyOf"][0]["items"]["enum"] == ["blue", "green", "red"]
             assert decide["required"] == ["context"]
             assert document["info"]["version"] == runtime.served.version
 
