@@ -375,10 +375,15 @@ def crd(resource: Resource) -> dict[str, Any]:
     spec["description"] = str(spec.get("description") or f"Desired state of the {resource.kind}.")
     status = structural_schema(resource.status, "status")
     status["description"] = str(status.get("description") or f"Observed state of the {resource.kind}.")
+    metadata: Schema = dict(_OBJECT_META["metadata"])
+    name_schema = getattr(resource.module, "NAME_SCHEMA", None)
+    if name_schema:
+        # Kinds whose name becomes a Service name are held to what a Service accepts, at admission.
+        metadata["properties"] = {"name": {"type": "string", **name_schema}}
     root: Schema = {
         "type": "object",
         "description": resource.description,
-        "properties": {**_OBJECT_META, "spec": spec, "status": status},
+        "properties": {**_OBJECT_META, "metadata": metadata, "spec": spec, "status": status},
     }
     if resource.required_spec:
         root["required"] = ["spec"]

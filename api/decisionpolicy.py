@@ -27,6 +27,9 @@ PLURAL = "decisionpolicies"
 SINGULAR = "decisionpolicy"
 SHORT_NAMES = ["dp"]
 
+# The policy's name names its Service, so it must be a DNS-1035 label (what a Service name may be).
+NAME_SCHEMA = {"maxLength": 63, "pattern": r"^[a-z]([-a-z0-9]*[a-z0-9])?$"}
+
 MAX_ARMS = 256
 MAX_FEATURES = 512
 
@@ -484,6 +487,7 @@ class DecisionPolicyStatus(ApiModel):
     ] = None
     totals: Annotated[DecisionTotals | None, Field(description="Totals over all arms.")] = None
     best_arm: Annotated[str | None, Field(description="Arm with the highest mean reward so far.")] = None
+    arm_count: Annotated[int | None, Field(description="Number of arms in the served spec.", ge=0)] = None
     last_probe_time: Annotated[
         str | None, Field(description="When the runtime's statistics were last read (RFC 3339).")
     ] = None
@@ -492,7 +496,7 @@ class DecisionPolicyStatus(ApiModel):
 PRINTER_COLUMNS = [
     {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
     {"name": "Algorithm", "type": "string", "jsonPath": ".spec.algorithm.type"},
-    {"name": "Arms", "type": "string", "jsonPath": ".spec.arms[*].name", "priority": 1},
+    {"name": "Arms", "type": "integer", "jsonPath": ".status.armCount"},
     {"name": "Replicas", "type": "string", "jsonPath": ".status.readyReplicas"},
     {"name": "Decisions", "type": "integer", "jsonPath": ".status.totals.decisions"},
     {"name": "Best", "type": "string", "jsonPath": ".status.bestArm"},

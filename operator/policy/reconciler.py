@@ -428,6 +428,7 @@ class PolicyReconciler:
             generation=generation,
             endpoint=endpoint(name, namespace) if invalid is None or invalid.reason != "InvalidName" else None,
             desired_replicas=policy.spec.serving.replicas if policy is not None else None,
+            arm_count=len(policy.spec.arms) if policy is not None else None,
             config_hash=rendered.config_hash,
             paused=policy.spec.paused if policy is not None else False,
             invalid=invalid,

@@ -47,6 +47,7 @@ STATUS_KEYS = (
     "endpoint",
     "replicas",
     "readyReplicas",
+    "armCount",
     "servedGeneration",
     "arms",
     "totals",
@@ -122,6 +123,8 @@ class Observations:
     probe_failures: int = 1
     """Consecutive failed probes, this one included (read only when ``probe`` failed)."""
     probe_failure_threshold: int = 1
+    arm_count: int | None = None
+    """Arms in the spec (the `Arms` printer column)."""
 
 
 def _serving(observed: Observations, deployment: DeploymentState, detail: str) -> DesiredCondition:
@@ -265,6 +268,7 @@ def desired_status(observed: Observations, current: Mapping[str, Any] | None, no
         "endpoint": observed.endpoint,
         "replicas": deployment.spec_replicas if deployment is not None else observed.desired_replicas,
         "readyReplicas": deployment.ready if deployment is not None else (0 if observed.desired_replicas else None),
+        "armCount": observed.arm_count,
     }
     kept = {key: current.get(key) for key in _TABLE_KEYS}
     probe = observed.probe

@@ -119,6 +119,15 @@ def test_invalid_case_is_rejected_naming_the_field(
         assert case["message"] in message, message
 
 
+@pytest.mark.parametrize("name", ["7-banners", "a" * 64, "banner.v2"])
+def test_policy_names_must_be_service_names(custom: client.CustomObjectsApi, namespace: str, name: str) -> None:
+    # A DecisionPolicy's name names its Service (a DNS-1035 label): refuse at admission what the operator could not
+    # serve, instead of accepting it and failing later.
+    doc = yaml.safe_load((EXAMPLES / "decisionpolicy-thompson.yaml").read_text())
+    doc["metadata"]["name"] = name
+    assert "metadata.name" in rejection(custom, namespace, doc)
+
+
 def test_unknown_field_rejected_when_strict_and_pruned_otherwise(
     custom: client.CustomObjectsApi, kubectl: Kubectl, namespace: str
 ) -> None:
