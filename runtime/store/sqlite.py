@@ -505,7 +505,7 @@ class SqliteStore:
             log.info("old records pruned", count=deleted, older_than=horizon)
 
     def _failed(
-        self, exc: sqlite3.Error, decisions: list[DecisionRecord], jobs: list[_RewardJob | _LoggedRewards]
+        self, exc: Exception, decisions: list[DecisionRecord], jobs: list[_RewardJob | _LoggedRewards]
     ) -> None:
         self.last_error = f"SQLite commit failed: {exc}"
         self._metrics.store_errors.labels("commit").inc()
