@@ -462,3 +462,23 @@ def test_errors_share_one_hierarchy() -> None:
     assert issubclass(PolicyInputError, PolicyError)
     assert issubclass(PolicyConfigError, PolicyError)
     assert issubclass(PolicyError, ValueError)
+
+
+def test_prepare_computes_the_vector_before_the_decision() -> None:
+    policy = make("ThompsonSampling", seed=3)
+    policy.update(1, 1.0)
+    policy.prepare()
+    prepared = policy._cache_vector
+    assert policy.decide().probabilities is prepared
+    subset = policy.decide(eligible=[0, 1]).probabilities
+    assert subset[2:] == (0.0, 0.0, 0.0)
+    make("LinUCB").prepare()  # contextual: nothing to prepare, no error
+
+
+def test_a_uniform_above_the_rounded_total_picks_the_last_possible_arm() -> None:
+    policy = EpsilonGreedy([f"arm{i}" for i in range(10)], epsilon=1.0)
+    assert sum(policy.probabilities()) < 1.0  # ten times 0.1 rounds to 0.9999999999999999
+    policy._uniforms = [0.9999999999999999] * 256
+    policy._uniform_position = 0
+    assert policy.decide().arm == 9
+    assert policy.decide(eligible=[2, 5]).arm == 5
