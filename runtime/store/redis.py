@@ -46,6 +46,9 @@ log = structlog.get_logger("croupier.runtime.redis")
 TTL_MARGIN_SECONDS = 600
 SWEEP_BATCH = 500
 MAX_PENDING = 200_000
+# No call into Redis may wait longer than this, whatever the client library does on a dead connection: a reward
+# is answered 503 (never left hanging) and the background loops retry on their next tick.
+OPERATION_TIMEOUT = 3.0
 
 # ARGV: prefix, ttl, n, then n x (id, expires_at, arm, record).
 _FLUSH = """
@@ -194,7 +197,8 @@ class RedisStore:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         with contextlib.suppress(RedisError, OSError):
-            await self._flush_once()
+            async with asyncio.timeout(OPERATION_TIMEOUT):
+                await self._flush_once()
         await self._redis.aclose()
 
     def health(self) -> str | None:
@@ -222,7 +226,8 @@ class RedisStore:
         while True:
             await asyncio.sleep(self._flush_interval)
             try:
-                await self._flush_once()
+                async with asyncio.timeout(OPERATION_TIMEOUT):
+                    await self._flush_once()
             except (RedisError, OSError) as exc:
                 self._failed("flush", exc)
 
@@ -243,8 +248,9 @@ class RedisStore:
     # ---------------------------------------------------------------- rewards
     async def submit_rewards(self, items: list[RewardItem], received_at: float) -> list[RewardOutcome]:
         try:
-            return await self._submit(items, received_at)
-        except (RedisError, OSError) as exc:
+            async with asyncio.timeout(OPERATION_TIMEOUT):
+                return await self._submit(items, received_at)
+        except (RedisError, OSError) as exc:  # OSError includes TimeoutError
             self._failed("reward", exc)
             raise StoreError(f"the reward could not be stored in Redis: {exc}") from None
 
@@ -356,7 +362,8 @@ class RedisStore:
     async def _sync_loop(self) -> None:
         while True:
             try:
-                await self._sync_once()
+                async with asyncio.timeout(OPERATION_TIMEOUT):
+                    await self._sync_once()
             except (RedisError, OSError) as exc:
                 self._failed("sync", exc)
             self._metrics.redis_sync_age.set(-1.0 if self._synced_at is None else time.monotonic() - self._synced_at)
@@ -404,8 +411,9 @@ class RedisStore:
         while True:
             await asyncio.sleep(self._sweep_interval)
             try:
-                while await self._sweep_once() >= SWEEP_BATCH:
-                    pass
+                async with asyncio.timeout(OPERATION_TIMEOUT):
+                    while await self._sweep_once() >= SWEEP_BATCH:
+                        pass
             except (RedisError, OSError) as exc:
                 self._failed("sweep", exc)
 

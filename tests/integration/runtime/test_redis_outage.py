@@ -104,4 +104,9 @@ def test_rewards_fail_loudly_while_redis_is_down_and_recover(tmp_path: Path) -> 
         finally:
             await runtime.stop()
 
-    asyncio.run(scenario())
+    async def bounded() -> None:
+        # A hang would otherwise wait for pytest's session timeout; this fails fast, at the await that hung.
+        async with asyncio.timeout(60):
+            await scenario()
+
+    asyncio.run(bounded())
