@@ -7,6 +7,7 @@ bootstrap installs it); without the binary the Redis tests are skipped with that
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -26,6 +27,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def server_port() -> int:
+    """A free port for a server that clients reconnect to (Redis), below the ephemeral range.
+
+    A port from the ephemeral range can be taken while its server is down by a client's own reconnect attempt: Linux
+    lets a connect() to a local port with no listener pick that very port as its source and connect to itself. The
+    restarted server then cannot bind. Real deployments never hit this (Redis listens on 6379)."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for port in random.Random().sample(range(max(1024, low - 12000), low), 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def write_policy(path: Path, name: str = "banner", **spec: Any) -> Path:
@@ -122,7 +140,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
-    port = free_port()
+    port = server_port()
     work = tmp_path_factory.mktemp("redis")
     command = [
         binary,

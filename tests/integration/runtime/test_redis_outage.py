@@ -19,7 +19,7 @@ from croupier.runtime.metrics import RuntimeMetrics
 from croupier.runtime.policy_file import parse_policy
 from croupier.runtime.settings import RuntimeSettings
 
-from .conftest import free_port
+from .conftest import server_port
 
 
 def _redis(port: int, work: Path) -> subprocess.Popen[bytes]:
@@ -51,7 +51,7 @@ def _redis(port: int, work: Path) -> subprocess.Popen[bytes]:
 
 
 def test_rewards_fail_loudly_while_redis_is_down_and_recover(tmp_path: Path) -> None:
-    port = free_port()
+    port = server_port()
     redis = _redis(port, tmp_path)
     document = {
         "apiVersion": "croupier.dev/v1alpha1",
