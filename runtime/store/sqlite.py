@@ -504,9 +504,7 @@ class SqliteStore:
         if deleted:
             log.info("old records pruned", count=deleted, older_than=horizon)
 
-    def _failed(
-        self, exc: Exception, decisions: list[DecisionRecord], jobs: list[_RewardJob | _LoggedRewards]
-    ) -> None:
+    def _failed(self, exc: Exception, decisions: list[DecisionRecord], jobs: list[_RewardJob | _LoggedRewards]) -> None:
         self.last_error = f"SQLite commit failed: {exc}"
         self._metrics.store_errors.labels("commit").inc()
         log.error("commit failed", error=str(exc), decisions=len(decisions), jobs=len(jobs))
