@@ -47,6 +47,10 @@ class Engine(Protocol):
         """Current probability of each arm for a non-contextual policy (None for contextual ones)."""
         ...
 
+    def prepare(self) -> None:
+        """Compute the decision vector now, off the decide path (after a batch of rewards or a shared-state sync)."""
+        ...
+
     def posteriors(self) -> list[dict[str, Any]]:
         """Per-arm algorithm parameters for /v1/stats."""
         ...
@@ -89,6 +93,10 @@ class PolicyEngine:
     def adopt_total(self, total: SufficientStats) -> None:
         self.policy.take_delta()
         self.policy.replace(total)
+        self.policy.prepare()
+
+    def prepare(self) -> None:
+        self.policy.prepare()
 
     def probabilities(self) -> Sequence[float] | None:
         return None if self.contextual else [float(p) for p in self.policy.probabilities()]

@@ -180,6 +180,7 @@ class DecisionService:
     def learn(self, learned: Iterable[tuple[int, Learned]]) -> None:
         """Apply durable rewards in store order (called by the store on the event loop, before it acknowledges)."""
         engine, counters, index = self.engine, self.counters, self.arm_index
+        changed = False
         for seq, item in learned:
             arm = index.get(item.arm)
             if arm is None:  # an arm removed from the spec since the decision
@@ -187,6 +188,7 @@ class DecisionService:
             if not self.paused:
                 try:
                     engine.learn(arm, item.reward, item.features)
+                    changed = True
                 except PolicyInputError as exc:  # stored already; the policy cannot use it (e.g. overflowing values)
                     log.warning("reward not learned", arm=item.arm, reward=item.reward, error=str(exc))
             counters.rewards[arm] += 1
@@ -197,6 +199,10 @@ class DecisionService:
             else:
                 self._rewarded[arm].inc()
             self.applied_seq = max(self.applied_seq, seq)
+        if changed:
+            # Once per batch, on the reward path: decisions then reuse the vector (Thompson sampling's quadrature
+            # would otherwise run on the first decision after every reward).
+            engine.prepare()
 
     def replay(self, learned: Iterable[tuple[int, Learned]]) -> int:
         """Learn rewards again at start (after a checkpoint); counters are restored separately."""
