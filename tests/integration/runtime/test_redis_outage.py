@@ -4,14 +4,10 @@ decisions keep being served and logged locally, and everything recovers when Red
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
 import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from croupier.runtime.assembly import Runtime
 from croupier.runtime.http.app import HttpApp
@@ -19,40 +15,12 @@ from croupier.runtime.metrics import RuntimeMetrics
 from croupier.runtime.policy_file import parse_policy
 from croupier.runtime.settings import RuntimeSettings
 
-from .conftest import server_port
-
-
-def _redis(port: int, work: Path) -> subprocess.Popen[bytes]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
-    command = [
-        binary,
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(work),
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError("redis-server did not start")
+from .conftest import server_port, start_redis
 
 
 def test_rewards_fail_loudly_while_redis_is_down_and_recover(tmp_path: Path) -> None:
     port = server_port()
-    redis = _redis(port, tmp_path)
+    redis = start_redis(port, tmp_path)
     document = {
         "apiVersion": "croupier.dev/v1alpha1",
         "kind": "DecisionPolicy",
@@ -87,7 +55,7 @@ def test_rewards_fail_loudly_while_redis_is_down_and_recover(tmp_path: Path) -> 
                 assert (await client.get("/readyz")).status_code == 503
                 assert 'croupier_store_errors_total{operation="redis_' in (await client.get("/metrics")).text
 
-                restarted = _redis(port, tmp_path)  # an empty Redis: the shared records are gone
+                restarted = start_redis(port, tmp_path)  # an empty Redis: the shared records are gone
                 try:
                     deadline = time.monotonic() + 10
                     while (await client.get("/readyz")).status_code != 200:
