@@ -53,40 +53,13 @@ from croupier.devcluster.kubectl import Kubectl
 from croupier.devcluster.node import FakeNode
 from croupier.devcluster.ports import free_ports
 from croupier.devcluster.waiting import wait_for
+from croupier.devcluster.writes import dispatched_writes, sum_metric, writes_flow_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUP, VERSION, PLURAL = "croupier.dev", "v1alpha1", "decisionpolicies"
 OPERATOR_NAMESPACE = "croupier-system"
 WRITES_FLOW = "croupier-operator-writes"
-WRITES_FLOW_SCHEMA = {
-    "apiVersion": "flowcontrol.apiserver.k8s.io/v1",
-    "kind": "FlowSchema",
-    "metadata": {"name": WRITES_FLOW},
-    "spec": {
-        "matchingPrecedence": 500,
-        "priorityLevelConfiguration": {"name": "workload-high"},
-        "distinguisherMethod": {"type": "ByUser"},
-        "rules": [
-            {
-                "subjects": [
-                    {
-                        "kind": "ServiceAccount",
-                        "serviceAccount": {"name": "croupier-operator", "namespace": OPERATOR_NAMESPACE},
-                    }
-                ],
-                "resourceRules": [
-                    {
-                        "verbs": ["create", "update", "patch", "delete", "deletecollection"],
-                        "apiGroups": ["*"],
-                        "resources": ["*"],
-                        "namespaces": ["*"],
-                        "clusterScope": True,
-                    }
-                ],
-            }
-        ],
-    },
-}
+WRITES_FLOW_SCHEMA = writes_flow_schema(WRITES_FLOW, "croupier-operator", OPERATOR_NAMESPACE)
 
 
 def policy(name: str, namespace: str) -> dict[str, Any]:
@@ -108,23 +81,6 @@ def is_ready(body: dict[str, Any]) -> bool:
         if condition.get("type") == "Ready":
             return bool(condition.get("status") == "True" and condition.get("observedGeneration") == generation)
     return False
-
-
-def sum_metric(text: str, name: str, labels: dict[str, str]) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith("#") or not line.startswith(name):
-            continue
-        series, _, value = line.rpartition(" ")
-        metric, _, rest = series.partition("{")
-        if metric != name:
-            continue
-        found = dict(
-            (k, v.strip('"')) for k, _, v in (p.partition("=") for p in rest.rstrip("}").split(",") if "=" in p)
-        )
-        if all(found.get(k) == v for k, v in labels.items()):
-            total += float(value)
-    return total
 
 
 class ReadyWatcher:
@@ -391,8 +347,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def operator_writes_seen_by_apiserver(kubectl: Kubectl) -> float:
-    text = kubectl("get", "--raw", "/metrics").stdout
-    return sum_metric(text, "apiserver_flowcontrol_dispatched_requests_total", {"flow_schema": WRITES_FLOW})
+    return dispatched_writes(kubectl, WRITES_FLOW)
 
 
 def operator_kubeconfig(kubectl: Kubectl, admin: Path, path: Path) -> Path:

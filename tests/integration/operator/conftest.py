@@ -28,40 +28,13 @@ import yaml
 from croupier.devcluster.kubectl import Kubectl
 from croupier.devcluster.ports import free_ports
 from croupier.devcluster.waiting import wait_for
+from croupier.devcluster.writes import dispatched_writes, sum_metric, writes_flow_schema
 
 ROOT = Path(__file__).resolve().parents[3]
 OPERATOR_NAMESPACE = "croupier-system"
 RESYNC_SECONDS = 2.0
 WRITES_FLOW = "croupier-operator-writes"
-WRITES_FLOW_SCHEMA = {
-    "apiVersion": "flowcontrol.apiserver.k8s.io/v1",
-    "kind": "FlowSchema",
-    "metadata": {"name": WRITES_FLOW},
-    "spec": {
-        "matchingPrecedence": 500,
-        "priorityLevelConfiguration": {"name": "workload-high"},
-        "distinguisherMethod": {"type": "ByUser"},
-        "rules": [
-            {
-                "subjects": [
-                    {
-                        "kind": "ServiceAccount",
-                        "serviceAccount": {"name": "croupier-operator", "namespace": OPERATOR_NAMESPACE},
-                    }
-                ],
-                "resourceRules": [
-                    {
-                        "verbs": ["create", "update", "patch", "delete", "deletecollection"],
-                        "apiGroups": ["*"],
-                        "resources": ["*"],
-                        "namespaces": ["*"],
-                        "clusterScope": True,
-                    }
-                ],
-            }
-        ],
-    },
-}
+WRITES_FLOW_SCHEMA = writes_flow_schema(WRITES_FLOW, "croupier-operator", OPERATOR_NAMESPACE)
 
 
 @pytest.fixture(scope="session")
@@ -206,23 +179,6 @@ class OperatorProcess:
         """Sum of a Prometheus counter/gauge of the operator over the series matching ``labels``."""
         text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5, trust_env=False).text
         return sum_metric(text, name, labels)
-
-
-def sum_metric(text: str, name: str, labels: dict[str, str] | None = None) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name) or line.startswith("#"):
-            continue
-        series, _, value = line.rpartition(" ")
-        metric, _, rest = series.partition("{")
-        if metric != name:
-            continue
-        found = dict(
-            (k, v.strip('"')) for k, _, v in (p.partition("=") for p in rest.rstrip("}").split(",") if "=" in p)
-        )
-        if all(found.get(k) == v for k, v in (labels or {}).items()):
-            total += float(value)
-    return total
 
 
 @pytest.fixture(scope="session")
@@ -403,8 +359,7 @@ class Policies:
 
     def operator_writes(self) -> float:
         """Every mutating request the operator's ServiceAccount made (API server's count, Kopf's writes included)."""
-        text = self.kubectl("get", "--raw", "/metrics").stdout
-        return sum_metric(text, "apiserver_flowcontrol_dispatched_requests_total", {"flow_schema": WRITES_FLOW})
+        return dispatched_writes(self.kubectl, WRITES_FLOW)
 
 
 @pytest.fixture
