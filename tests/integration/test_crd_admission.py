@@ -7,7 +7,6 @@ The cases are shared with the unit tests (tests/unit/api/cases.yaml), so pydanti
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import time
@@ -24,31 +23,11 @@ from croupier.api import crdgen
 from croupier.api.common import GROUP, VERSION
 from croupier.devcluster.kubectl import Kubectl
 
+from ..unit.api.cases import CASES, EXAMPLES, manifest
+
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = ROOT / "crds"
-EXAMPLES = ROOT / "examples"
-CASES = yaml.safe_load((ROOT / "tests" / "unit" / "api" / "cases.yaml").read_text())
 PLURALS = {r.kind: r.plural for r in crdgen.RESOURCES}
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch: objects merge, null deletes, anything else replaces."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
-
-
-def manifest(case: dict[str, Any]) -> dict[str, Any]:
-    doc: dict[str, Any] = yaml.safe_load((EXAMPLES / case["base"]).read_text())
-    doc["spec"] = merge_patch(doc["spec"], case.get("patch") or {})
-    doc["metadata"] = {"name": case["name"][:63]}
-    return doc
 
 
 def table(text: str) -> list[dict[str, str]]:

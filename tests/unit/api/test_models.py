@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 from collections import Counter
 from pathlib import Path
@@ -15,36 +14,17 @@ from pydantic import BaseModel, ValidationError
 from croupier.api import decisionpolicy, experiment, modeldeployment
 from croupier.api.common import Condition
 
+from .cases import CASES, EXAMPLES, manifest
+
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[3]
-EXAMPLES = ROOT / "examples"
-CASES = yaml.safe_load((Path(__file__).with_name("cases.yaml")).read_text())
 
 SPECS: dict[str, type[BaseModel]] = {
     "DecisionPolicy": decisionpolicy.DecisionPolicySpec,
     "ModelDeployment": modeldeployment.ModelDeploymentSpec,
     "Experiment": experiment.ExperimentSpec,
 }
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch: objects merge, null deletes, anything else replaces."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
-
-
-def manifest(case: dict[str, Any]) -> dict[str, Any]:
-    base = yaml.safe_load((EXAMPLES / case["base"]).read_text())
-    base["spec"] = merge_patch(base["spec"], case.get("patch") or {})
-    return dict(base)
 
 
 def test_examples_are_namespace_less_and_valid() -> None:
