@@ -2,7 +2,9 @@
 
 The adapter owns the one thing the policy does not: the intercept. With `spec.context.intercept` the policy's
 dimension is the request's context size plus one, and a constant 1 is appended to every context it sees. Decision
-records keep the context as the client sent it (without the intercept).
+records keep the context as the client sent it (without the intercept): `vector` builds the policy's input from a
+request's values, `logged` turns that input back into the bytes a decision record keeps, and `learn` takes the
+context as recorded.
 """
 
 from __future__ import annotations
@@ -20,8 +22,18 @@ from croupier.runtime.policy_file import ServedPolicy
 class Engine(Protocol):
     """A bandit policy as the service drives it: decide, learn, and expose additive sufficient statistics."""
 
-    def decide(self, context: np.ndarray | None, eligible: list[int] | None) -> tuple[int, Sequence[float]]:
-        """The chosen arm index and the probability of every arm (0 for arms outside `eligible`), as floats."""
+    def vector(self, values: list[float]) -> np.ndarray:
+        """The policy's input for a request's context values (in feature order, validated)."""
+        ...
+
+    def logged(self, x: np.ndarray) -> bytes:
+        """The context of policy input `x` as a decision record keeps it (float64, without the intercept)."""
+        ...
+
+    def decide(self, x: np.ndarray | None, eligible: list[int] | None) -> tuple[int, tuple[float, ...]]:
+        """The chosen arm index and the probability of every arm (0 for arms outside `eligible`), as floats.
+
+        `x` is the policy input made by `vector` (None for non-contextual policies)."""
         ...
 
     def learn(self, arm: int, reward: float, context: np.ndarray | None) -> None: ...
@@ -56,6 +68,9 @@ class Engine(Protocol):
         ...
 
 
+_ONE = np.ones(1)
+
+
 class PolicyEngine:
     """`Engine` over a `croupier.runtime.policies.base.Policy`."""
 
@@ -63,16 +78,25 @@ class PolicyEngine:
         self.policy = policy
         self.contextual = policy.contextual
         self._intercept = intercept and policy.contextual
+        self._size = policy.dimension - 1 if self._intercept else policy.dimension
 
     def _x(self, context: np.ndarray | None) -> np.ndarray | None:
         if context is None or not self.contextual:
             return None
         if self._intercept:
-            return np.append(context, 1.0)
+            return np.concatenate((context, _ONE))
         return context
 
-    def decide(self, context: np.ndarray | None, eligible: list[int] | None) -> tuple[int, Sequence[float]]:
-        decision = self.policy.decide(self._x(context), eligible)
+    def vector(self, values: list[float]) -> np.ndarray:
+        # One array construction (a list append is cheaper than any numpy call at these sizes).
+        return np.array([*values, 1.0] if self._intercept else values, dtype=np.float64)
+
+    def logged(self, x: np.ndarray) -> bytes:
+        return x.tobytes()[: 8 * self._size] if self._intercept else x.tobytes()
+
+    def decide(self, x: np.ndarray | None, eligible: list[int] | None) -> tuple[int, tuple[float, ...]]:
+        # `x` comes from `vector`: float64 values validated by the request schema (finite, |v| <= 1e12).
+        decision = self.policy.decide(x, eligible, validated=True)
         return decision.arm, decision.probabilities
 
     def learn(self, arm: int, reward: float, context: np.ndarray | None) -> None:

@@ -34,6 +34,9 @@ _HEAD = b'{"decisionId":"'
 _ARM = b'","arm":'
 _PROBABILITIES = b',"probabilities":'
 
+# Encoded probability vectors kept for reuse (see decide).
+_SHOWN_MEMO = 256
+
 # A decision record keeps the request as received; a padded body is re-encoded compactly first.
 _MAX_LOGGED_REQUEST = 8192
 
@@ -86,8 +89,7 @@ class DecisionService:
         self._version = served.version
         self._arm_json = [orjson.dumps(name) for name in self.arm_names]
         self._tail = b',"policyVersion":' + orjson.dumps(served.version) + b"}"
-        self._cached_probabilities: object = None
-        self._cached_json = b""
+        self._shown: dict[tuple[float, ...], bytes] = {}
         self._ids = DecisionIds()
         self.id_prefix = self._ids.prefix
         self._decided = metrics.decision_counts(self.arm_names)
@@ -101,20 +103,24 @@ class DecisionService:
     # ------------------------------------------------------------------ decide (hot path)
     def decide(self, body: bytes) -> bytes:
         started = time.perf_counter()
-        _unit_id, context, eligible = self._schema.parse(body)
+        _unit_id, values, eligible = self._schema.parse(body)
+        x = None if values is None else self.engine.vector(values)
         try:
-            arm, probabilities = self.engine.decide(context, eligible)
+            arm, probabilities = self.engine.decide(x, eligible)
         except PolicyInputError as exc:
             raise InvalidField(str(exc), field=_POLICY_FIELDS.get(exc.field or "", exc.field)) from None
         names = self.arm_names
         name = names[arm]
         decision_id = self._ids.next()
         if eligible is None:
-            # Non-contextual policies return the same vector object until their state changes: encode it once.
-            if probabilities is not self._cached_probabilities:
-                self._cached_json = orjson.dumps(dict(zip(names, probabilities, strict=True)))
-                self._cached_probabilities = probabilities
-            shown = self._cached_json
+            # Vectors repeat: a non-contextual policy's until its state changes, LinUCB's and ε-greedy's are one of a
+            # few (the floored one-hot vector of each arm). Encode each once; the memo is bounded.
+            shown = self._shown.get(probabilities)
+            if shown is None:
+                shown = orjson.dumps(dict(zip(names, probabilities, strict=True)))
+                if len(self._shown) >= _SHOWN_MEMO:
+                    self._shown.clear()
+                self._shown[probabilities] = shown
         else:
             shown = orjson.dumps({names[i]: probabilities[i] for i in eligible})
         # Assembled from pre-encoded parts: an exact-size object (orjson's own output sits in a 4 KiB buffer, which
@@ -129,7 +135,7 @@ class DecisionService:
                 now,
                 name,
                 now + self._window,
-                None if context is None else context.tobytes(),
+                None if x is None else self.engine.logged(x),
                 body,
                 response,
             )

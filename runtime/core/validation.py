@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import orjson
 
 from croupier.api.decisionpolicy import MAX_ARMS, MAX_FEATURES
@@ -25,7 +24,6 @@ from croupier.runtime.errors import (
 )
 
 _DECIDE_FIELDS = frozenset({"unitId", "context", "candidates"})
-_NUMBER_TYPES = (int, float)
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
@@ -58,6 +56,19 @@ def _is_number(value: object) -> bool:
     return (type(value) is float or type(value) is int) and -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE
 
 
+_NUMBER_TYPES_SET = frozenset({int, float})
+
+
+def _all_numbers(values: list[Any]) -> bool:
+    """Every value a JSON number within +-MAX_MAGNITUDE: C-speed checks of the whole list (the hot path); the
+    per-value loop that names the offending value runs only when this fails."""
+    if not values:
+        return True
+    if not _NUMBER_TYPES_SET.issuperset(map(type, values)):
+        return False
+    return bool(min(values) >= -MAX_MAGNITUDE and max(values) <= MAX_MAGNITUDE)
+
+
 def _not_a_number(value: object) -> str:
     if type(value) is float or type(value) is int:
         return f"{value} (outside +-{MAX_MAGNITUDE:g})"
@@ -76,8 +87,9 @@ class DecideSchema:
         self.feature_index = {name: i for i, name in enumerate(feature_names)} if feature_names else None
         self.size = size
 
-    def parse(self, body: bytes) -> tuple[str | None, np.ndarray | None, list[int] | None]:
-        """The unit id, the context vector (contextual policies) and the eligible arm indexes (None: all arms)."""
+    def parse(self, body: bytes) -> tuple[str | None, list[float] | None, list[int] | None]:
+        """The unit id, the context values in feature order (contextual policies) and the eligible arm indexes
+        (None: all arms)."""
         request = parse_json_object(body)
         if len(request) > 3 or not _DECIDE_FIELDS.issuperset(request):
             unknown = sorted(set(request) - _DECIDE_FIELDS)
@@ -90,54 +102,62 @@ class DecideSchema:
                 raise InvalidField(f"unitId must be a string, got {_json_type(unit_id)}", field="unitId")
             raise InvalidField(f"unitId must have 1 to {MAX_UNIT_ID_LENGTH} characters", field="unitId")
         context = request.get("context")
-        features = self._context(context)
+        features = None if context is None and not self.contextual else self._context(context)
         candidates = request.get("candidates")
         eligible = None if candidates is None else self._candidates(candidates)
         return unit_id, features, eligible
 
-    def _context(self, context: object) -> np.ndarray | None:
+    def _context(self, context: object) -> list[float] | None:
         if context is None:
-            if self.contextual:
-                raise MissingField(f"context is required: this policy needs {self._expected()}", field="context")
-            return None
+            raise MissingField(f"context is required: this policy needs {self._expected()}", field="context")
         if type(context) is list:
-            if len(context) > MAX_FEATURES:
+            values: list[float] = context
+            if len(values) > MAX_FEATURES:
                 raise InvalidContext(f"context has more than {MAX_FEATURES} values", field="context")
-            for i, value in enumerate(context):
-                if not _is_number(value):
-                    raise InvalidContext(f"context values must be numbers, got {_not_a_number(value)}", f"context[{i}]")
+            if not _all_numbers(values):
+                for i, value in enumerate(values):
+                    if not _is_number(value):
+                        raise InvalidContext(
+                            f"context values must be numbers, got {_not_a_number(value)}", f"context[{i}]"
+                        )
             if not self.contextual:
                 return None
-            if len(context) != self.size:
+            if len(values) != self.size:
                 raise InvalidContext(
-                    f"context has {len(context)} values, this policy needs {self._expected()}", field="context"
+                    f"context has {len(values)} values, this policy needs {self._expected()}", field="context"
                 )
-            return np.array(context, dtype=np.float64)
+            return values
         if type(context) is dict:
             if len(context) > MAX_FEATURES:
                 raise InvalidContext(f"context has more than {MAX_FEATURES} features", field="context")
-            for name, value in context.items():
-                if not _is_number(value):
-                    raise InvalidContext(
-                        f"context values must be numbers, got {_not_a_number(value)}", field=f"context.{name}"
-                    )
+            values = list(context.values())
+            if not _all_numbers(values):
+                for name, value in context.items():
+                    if not _is_number(value):
+                        raise InvalidContext(
+                            f"context values must be numbers, got {_not_a_number(value)}", field=f"context.{name}"
+                        )
             if not self.contextual:
                 return None
-            index = self.feature_index
-            if index is None:
+            names = self.feature_names
+            if names is None:
                 raise InvalidContext(
                     f"this policy has no feature names: send context as a list of {self.size} numbers", "context"
                 )
-            vector = np.empty(self.size, dtype=np.float64)
+            if len(context) == self.size and all(map(str.__eq__, context, names)):
+                return values  # the features in the policy's order: the common case, no reordering
+            index = self.feature_index
+            assert index is not None
+            ordered = [0.0] * self.size
             for name, value in context.items():
                 position = index.get(name)
                 if position is None:
                     raise InvalidContext(f"unknown feature {name!r}; expected {self._expected()}", f"context.{name}")
-                vector[position] = value
+                ordered[position] = value
             if len(context) != self.size:
                 missing = [n for n in index if n not in context]
                 raise InvalidContext(f"missing feature {missing[0]!r}", field=f"context.{missing[0]}")
-            return vector
+            return ordered
         raise InvalidContext(
             f"context must be an object of feature values or a list of numbers, got {_json_type(context)}", "context"
         )

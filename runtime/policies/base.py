@@ -209,14 +209,17 @@ class Policy(ABC):
         return self._version
 
     # ------------------------------------------------------------------ deciding
-    def decide(self, x: npt.ArrayLike | None = None, eligible: Eligible = None) -> Decision:
+    def decide(self, x: npt.ArrayLike | None = None, eligible: Eligible = None, *, validated: bool = False) -> Decision:
         """Choose an arm for one request.
 
         ``x``: the context, a float vector of length :attr:`dimension` (contextual policies only; leave None
         otherwise). ``eligible``: the candidate arms (indices or a boolean mask); None means all.
+        ``validated=True`` skips the checks of ``x`` for a caller that already made it a float64 vector of length
+        :attr:`dimension` with finite values whose squares sum to a finite number (the decision service does).
         Returns the arm index, its probability and the full floored probability vector (see :class:`Decision`).
         """
-        cumulative, indices, vector = self._floored(x, eligible)
+        context: FloatArray | None = x if validated else self._check_context(x)  # type: ignore[assignment]
+        cumulative, indices, vector = self._floored(context, eligible)
         # Uniforms are drawn from the generator in blocks: one numpy call per 256 decisions instead of one each.
         position = self._uniform_position
         if position >= _UNIFORM_BLOCK:
@@ -244,15 +247,24 @@ class Policy(ABC):
 
     def probabilities(self, x: npt.ArrayLike | None = None, eligible: Eligible = None) -> FloatArray:
         """The floored probability vector :meth:`decide` would sample from (length ``n_arms``), without choosing."""
-        return np.array(self._floored(x, eligible)[2])
+        return np.array(self._floored(self._check_context(x), eligible)[2])
 
-    def _floored(self, x: npt.ArrayLike | None, eligible: Eligible) -> tuple[list[float], list[int], tuple[float, ...]]:
-        """``(cumulative floored probabilities over indices, eligible indices, full vector)``."""
-        context = self._check_context(x)
+    def _floored(
+        self, context: FloatArray | None, eligible: Eligible
+    ) -> tuple[list[float], list[int], tuple[float, ...]]:
+        """``(cumulative floored probabilities over indices, eligible indices, full vector)`` for a checked context."""
         indices, key = self._eligible(eligible)
         if not self.contextual and self._cache_key == (self._version, key):
             return self._cache_cumulative, indices, self._cache_vector
-        raw = self._base_probabilities(context, indices)
+        cumulative, vector = self._apply_floor(self._base_probabilities(context, indices), indices)
+        if not self.contextual:
+            self._cache_key = (self._version, key)
+            self._cache_cumulative = cumulative
+            self._cache_vector = vector
+        return cumulative, indices, vector
+
+    def _apply_floor(self, raw: list[float], indices: list[int]) -> tuple[list[float], tuple[float, ...]]:
+        """``(cumulative floored probabilities over indices, full vector)`` of unfloored ``raw`` over ``indices``."""
         f = self._min_probability
         k = len(indices)
         if f > 0.0:
@@ -267,12 +279,7 @@ class Policy(ABC):
             for index, p in zip(indices, floored, strict=True):
                 full[index] = p
             vector = tuple(full)
-        cumulative = list(accumulate(floored))
-        if not self.contextual:
-            self._cache_key = (self._version, key)
-            self._cache_cumulative = cumulative
-            self._cache_vector = vector
-        return cumulative, indices, vector
+        return list(accumulate(floored)), vector
 
     # ------------------------------------------------------------------ learning
     def update(self, arm: int, reward: float, x: npt.ArrayLike | None = None) -> None:

@@ -98,10 +98,13 @@ _INSERT_REWARD = (
     "INSERT INTO rewards (decision_id, ts, arm, reward, is_default, learned, features, decision) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-ROWS_PER_INSERT = 64
-_INSERT_DECISIONS = _INSERT_DECISION.replace(
-    "VALUES (?, ?, ?, ?, ?, ?, ?)", "VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * ROWS_PER_INSERT)
-)
+# Multi-row INSERTs of 2**i rows, largest first: any batch takes at most log2(ROWS_PER_INSERT) + 1 statements.
+ROWS_PER_INSERT = 512
+_ROW = "(?, ?, ?, ?, ?, ?, ?)"
+_INSERT_DECISIONS = {
+    rows: _INSERT_DECISION.replace(f"VALUES {_ROW}", "VALUES " + ", ".join([_ROW] * rows))
+    for rows in (2**i for i in range(ROWS_PER_INSERT.bit_length()))
+}
 _COUNT = (
     "INSERT INTO arm_counters (arm, pulls, rewards, reward_sum, default_rewards) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (arm) DO UPDATE SET pulls = pulls + excluded.pulls, rewards = rewards + excluded.rewards, "
@@ -543,15 +546,15 @@ class SqliteStore:
 
 
 def _insert_decisions(conn: sqlite3.Connection, decisions: list[DecisionRecord]) -> None:
-    # One statement per ROWS_PER_INSERT records: about half the writer's CPU per record of executemany (one
-    # statement step per record), and the writer shares the server's core.
-    full = len(decisions) - len(decisions) % ROWS_PER_INSERT
-    for start in range(0, full, ROWS_PER_INSERT):
-        conn.execute(
-            _INSERT_DECISIONS, tuple(itertools.chain.from_iterable(decisions[start : start + ROWS_PER_INSERT]))
-        )
-    if full < len(decisions):
-        conn.executemany(_INSERT_DECISION, decisions[full:])
+    # Few statements per batch, each a multi-row INSERT: the sqlite3 module releases and retakes the GIL around every
+    # statement step, and the writer shares the server's core with the event loop, so a step per record (executemany)
+    # costs the decide path a GIL hand-over per decision.
+    start, left = 0, len(decisions)
+    while left:
+        rows = min(ROWS_PER_INSERT, 1 << (left.bit_length() - 1))
+        conn.execute(_INSERT_DECISIONS[rows], tuple(itertools.chain.from_iterable(decisions[start : start + rows])))
+        start += rows
+        left -= rows
 
 
 def _drain(queue: collections.deque[_T], limit: int | None = None) -> list[_T]:

@@ -157,6 +157,34 @@ def test_linucb_exact_vector_is_the_argmax() -> None:
     assert policy.probabilities([1.0, 1.0]) == pytest.approx([0.5, 0.5])
 
 
+@given(
+    floor=st.floats(0.0, 0.2),
+    seed=st.integers(0, 2**16),
+    steps=st.integers(0, 30),
+    prior=st.booleans(),
+    tie=st.sampled_from([None, (0, 1), (1, 3, 4), tuple(range(K))]),
+)
+@settings(max_examples=60, deadline=None)
+def test_linucb_fast_path_equals_the_generic_vector(
+    floor: float, seed: int, steps: int, prior: bool, tie: tuple[int, ...] | None
+) -> None:
+    # Over all arms LinUCB returns precomputed one-hot / tied vectors; they must be what the generic floor computes.
+    priors = [(0.1 * i, 2.0) for i in range(K)] if prior else None
+    policy = LinUCB(ARMS, dimension=D, alpha=0.7, priors=priors, min_probability=floor / K, rng=seed)
+    rng = np.random.default_rng(seed)
+    train(policy, rng, steps)
+    x = rng.normal(size=D)
+    if tie is not None:  # force the tie through the scores the fast path sees
+        scores = policy._scores(x)
+        best = max(scores) + 1.0
+        policy._scores = lambda _x: [best if i in tie else s - 1.0 for i, s in enumerate(scores)]  # type: ignore[method-assign]
+    fast = policy.decide(x)
+    _, indices, generic = Policy._floored(policy, x, list(range(K)))
+    assert fast.probabilities == pytest.approx(generic, abs=1e-15)
+    assert indices == list(range(K))
+    assert fast.probability == fast.probabilities[fast.arm]
+
+
 @pytest.mark.parametrize(
     "variant",
     [VARIANTS[0], VARIANTS[2], VARIANTS[4], VARIANTS[6]],
