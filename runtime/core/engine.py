@@ -3,8 +3,7 @@
 The adapter owns the one thing the policy does not: the intercept. With `spec.context.intercept` the policy's
 dimension is the request's context size plus one, and a constant 1 is appended to every context it sees. Decision
 records keep the context as the client sent it (without the intercept): `vector` builds the policy's input from a
-request's values, `logged` turns that input back into the bytes a decision record keeps, and `learn` takes the
-context as recorded.
+request's values, and `learn` takes the context as recorded.
 """
 
 from __future__ import annotations
@@ -24,10 +23,6 @@ class Engine(Protocol):
 
     def vector(self, values: list[float]) -> np.ndarray:
         """The policy's input for a request's context values (in feature order, validated)."""
-        ...
-
-    def logged(self, x: np.ndarray) -> bytes:
-        """The context of policy input `x` as a decision record keeps it (float64, without the intercept)."""
         ...
 
     def decide(self, x: np.ndarray | None, eligible: list[int] | None) -> tuple[int, tuple[float, ...]]:
@@ -78,7 +73,6 @@ class PolicyEngine:
         self.policy = policy
         self.contextual = policy.contextual
         self._intercept = intercept and policy.contextual
-        self._size = policy.dimension - 1 if self._intercept else policy.dimension
 
     def _x(self, context: np.ndarray | None) -> np.ndarray | None:
         if context is None or not self.contextual:
@@ -90,9 +84,6 @@ class PolicyEngine:
     def vector(self, values: list[float]) -> np.ndarray:
         # One array construction (a list append is cheaper than any numpy call at these sizes).
         return np.array([*values, 1.0] if self._intercept else values, dtype=np.float64)
-
-    def logged(self, x: np.ndarray) -> bytes:
-        return x.tobytes()[: 8 * self._size] if self._intercept else x.tobytes()
 
     def decide(self, x: np.ndarray | None, eligible: list[int] | None) -> tuple[int, tuple[float, ...]]:
         # `x` comes from `vector`: float64 values validated by the request schema (finite, |v| <= 1e12).

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from array import array
 from typing import NamedTuple
 
 import numpy as np
+
+
+def pack_features(values: list[float] | None) -> bytes | None:
+    """Context values as the decision log stores them: float64, native byte order (`numpy.frombuffer` reads them)."""
+    return None if values is None else array("d", values).tobytes()
 
 
 class DecisionRecord(NamedTuple):
@@ -14,8 +20,9 @@ class DecisionRecord(NamedTuple):
     timestamp: float
     arm: str
     expires_at: float
-    features: bytes | None
-    """The context vector the policy saw (float64, without intercept), for contextual policies."""
+    features: list[float] | None
+    """The context values the policy saw (in feature order, without the intercept), for contextual policies; the
+    SQLite log stores them as float64 bytes (`pack_features`), off the decide path."""
     request: bytes
     """The request body as received (validated JSON): unitId, context, candidates."""
     response: bytes

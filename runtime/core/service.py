@@ -135,7 +135,7 @@ class DecisionService:
                 now,
                 name,
                 now + self._window,
-                None if x is None else self.engine.logged(x),
+                values,
                 body,
                 response,
             )

@@ -103,7 +103,7 @@ return out
 
 def _record(record: DecisionRecord) -> bytes:
     """The shared decision record: request and response are JSON already and are embedded as they are."""
-    features = b"null" if record.features is None else orjson.dumps(np.frombuffer(record.features).tolist())
+    features = orjson.dumps(record.features)  # null for non-contextual policies
     head = orjson.dumps({"arm": record.arm, "ts": record.timestamp, "expires": record.expires_at})
     return (
         head[:-1]

@@ -36,7 +36,7 @@ from typing import TypeVar
 import numpy as np
 import structlog
 
-from croupier.runtime.core.records import DecisionRecord, Learned, RewardItem, RewardOutcome
+from croupier.runtime.core.records import DecisionRecord, Learned, RewardItem, RewardOutcome, pack_features
 from croupier.runtime.errors import (
     AttributionWindowExpired,
     CroupierError,
@@ -545,6 +545,12 @@ class SqliteStore:
                 job.future.set_exception(StoreError(f"the reward could not be stored: {reason}"))
 
 
+def _row(record: DecisionRecord) -> DecisionRecord | tuple[object, ...]:
+    if record.features is None:
+        return record
+    return (*record[:4], pack_features(record.features), *record[5:])
+
+
 def _insert_decisions(conn: sqlite3.Connection, decisions: list[DecisionRecord]) -> None:
     # Few statements per batch, each a multi-row INSERT: the sqlite3 module releases and retakes the GIL around every
     # statement step, and the writer shares the server's core with the event loop, so a step per record (executemany)
@@ -552,7 +558,10 @@ def _insert_decisions(conn: sqlite3.Connection, decisions: list[DecisionRecord])
     start, left = 0, len(decisions)
     while left:
         rows = min(ROWS_PER_INSERT, 1 << (left.bit_length() - 1))
-        conn.execute(_INSERT_DECISIONS[rows], tuple(itertools.chain.from_iterable(decisions[start : start + rows])))
+        conn.execute(
+            _INSERT_DECISIONS[rows],
+            tuple(itertools.chain.from_iterable(_row(record) for record in decisions[start : start + rows])),
+        )
         start += rows
         left -= rows
 
