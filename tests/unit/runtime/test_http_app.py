@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from croupier.api import wire
+from croupier.runtime.http.app import HttpApp
 
 from .conftest import CONTEXTUAL, running, served_policy
 
@@ -71,5 +73,43 @@ def test_the_openapi_document_describes_the_served_policy(tmp_path: Path, run: A
             assert decide["properties"]["candidates"]["anyOf"][0]["items"]["enum"] == ["blue", "green", "red"]
             assert decide["required"] == ["context"]
             assert document["info"]["version"] == runtime.served.version
+
+    run(scenario())
+
+
+async def _call(app: HttpApp, messages: list[dict[str, Any]], path: str = "/v1/decide") -> tuple[int, bytes]:
+    """One raw ASGI request: the body arrives in the given messages, in order."""
+    queue = list(messages)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return queue.pop(0) if queue else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": path, "headers": []}
+    await app(scope, receive, send)
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def test_decide_bodies_in_several_messages_and_errors_on_the_fast_route(tmp_path: Path, run: Any) -> None:
+    async def scenario() -> None:
+        async with running(served_policy(), tmp_path, max_body_bytes=1024) as (runtime, _client):
+            app = HttpApp(runtime)
+            chunks = [
+                {"type": "http.request", "body": b'{"unitId": ', "more_body": True},
+                {"type": "http.request", "body": b'"u1"}', "more_body": False},
+            ]
+            status, body = await _call(app, chunks)
+            assert status == 200 and orjson.loads(body)["arm"] in {"blue", "green", "red"}
+            status, body = await _call(app, [{"type": "http.request", "body": b'{"candidates": ["pink"]}'}])
+            assert status == 422 and orjson.loads(body)["error"] == "UnknownArm"
+            too_long = [{"type": "http.request", "body": b" " * 600, "more_body": True}] * 2 + [
+                {"type": "http.request", "body": b"{}"}
+            ]
+            status, body = await _call(app, too_long)
+            assert status == 413 and orjson.loads(body)["error"] == "PayloadTooLarge"
+            assert runtime.service.stats()["totals"]["decisions"] == 1
 
     run(scenario())
