@@ -273,24 +273,27 @@ def main() -> int:
         def middle(results: list[dict[str, float]]) -> dict[str, float]:
             return sorted(results, key=lambda r: r["rps"])[(len(results) - 1) // 2]
 
-        reference = middle(targets[-1].results)["rps"]
+        reference = targets[-1].results
         print(
             f"\n{args.rounds} rounds x {args.duration:g} s, {args.connections} connections; server on core "
-            f"{SERVER_CORE}, wrk on core {LOAD_CORE}; median round\n"
+            f"{SERVER_CORE}, wrk on core {LOAD_CORE}; median round. The 'vs (b)' columns are the median over rounds "
+            "of the ratio to (b) measured in the same round (the machine's load drifts between rounds)\n"
         )
         # Server CPU per request (all threads) is what another process on the machine cannot inflate much; its
         # inverse is the throughput one dedicated core would give.
-        reference_cpu = statistics.median(r["cpu_us"] for r in targets[-1].results)
         print("| target | req/s | p50 | p99 | vs (b) | server CPU / request | req/s per CPU-second | vs (b) | errors |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for target in targets:
             median = middle(target.results)
             cpu_us = statistics.median(r["cpu_us"] for r in target.results)
+            pairs = list(zip(target.results, reference, strict=True))
+            rps_ratio = statistics.median(r["rps"] / b["rps"] for r, b in pairs)
+            cpu_ratio = statistics.median(b["cpu_us"] / r["cpu_us"] for r, b in pairs)
             errors = sum(int(r["socket_errors"] + r["non2xx"]) for r in target.results)
             print(
                 f"| {target.label} | {median['rps']:,.0f} | {median['p50_us'] / 1000:.2f} ms | "
-                f"{median['p99_us'] / 1000:.2f} ms | {median['rps'] / reference:.0%} | {cpu_us:.1f} us | "
-                f"{1e6 / cpu_us:,.0f} | {reference_cpu / cpu_us:.0%} | {errors} |"
+                f"{median['p99_us'] / 1000:.2f} ms | {rps_ratio:.0%} | {cpu_us:.1f} us | "
+                f"{1e6 / cpu_us:,.0f} | {cpu_ratio:.0%} | {errors} |"
             )
         print(
             f"\nDecisions answered (warm-up included) {warmup_and_measured:,}; rows in the decision log after "

@@ -9,6 +9,7 @@ Flags override `CROUPIER_RUNTIME_*` environment variables (see `croupier.runtime
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from pathlib import Path
 from typing import Any
@@ -96,9 +97,23 @@ def serve(argv: list[str]) -> int:
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
+    _tune_gc()
     log.info("serving", host=settings.host, port=settings.port, policy=served.name, state_dir=str(settings.state_dir))
     server.run()
     return 0 if server.started else 1
+
+
+# Young-generation collections every 20k container allocations instead of 700: a decide request allocates a few
+# dozen short-lived containers, almost none in cycles, and each young collection also walks the request objects in
+# flight. Together with freezing the start-up heap (modules, the policy, the OpenAPI document) out of the collector's
+# view, this takes about 7% off the CPU per decision (docs/benchmarks/http.md).
+GC_THRESHOLDS = (20_000, 20, 10)
+
+
+def _tune_gc() -> None:
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def export(argv: list[str]) -> int:
