@@ -12,6 +12,11 @@ connections posting a decide body. Targets, measured in interleaved rounds (the 
   no access log, no proxy-headers middleware, no server/date headers (reference b).
 
 After the load it checks that the runtime logged every decision it answered. Prints a markdown table.
+
+With `--paced-rate R` it then measures latency at a fixed offered load: the same 32 connections, each pausing between
+its requests so that together they offer about R requests/s (wrk's `delay()`), for every target. Closed-loop at full
+speed, latency is mostly queueing behind the other 31 connections (mean latency = connections / throughput); paced
+below saturation it is the service time plus what scheduling adds.
 """
 
 from __future__ import annotations
@@ -74,6 +79,15 @@ BODY_SCRIPT = """
 wrk.method = "POST"
 wrk.body = {body}
 wrk.headers["Content-Type"] = "application/json"
+"""
+# Each connection waits a random time before each request, exponential with this mean (ms): the connections do not
+# fall into step (equal fixed delays would send all 32 requests at once), and connections / mean delay is the offered
+# load in requests per ms.
+PACE_SCRIPT = """
+math.randomseed(os.time())
+delay = function()
+  return math.floor(-math.log(1 - math.random()) * {delay_ms})
+end
 """
 
 
@@ -151,12 +165,15 @@ class Server:
             self.process.kill()
 
 
-def run_wrk(target: Target, duration: float, connections: int, script_dir: Path) -> dict[str, float]:
-    script = script_dir / f"{abs(hash(target.body))}.lua"
+def run_wrk(
+    target: Target, duration: float, connections: int, script_dir: Path, paced_rate: float = 0.0
+) -> dict[str, float]:
+    script = script_dir / f"{abs(hash(target.body))}-{paced_rate:g}.lua"
+    pace = PACE_SCRIPT.format(delay_ms=round(connections * 1000 / paced_rate)) if paced_rate else ""
     if target.body == "mixed":
-        script.write_text(MIXED_SCRIPT + DONE_SCRIPT)
+        script.write_text(MIXED_SCRIPT + pace + DONE_SCRIPT)
     else:
-        script.write_text(BODY_SCRIPT.format(body=json.dumps(target.body)) + DONE_SCRIPT)
+        script.write_text(BODY_SCRIPT.format(body=json.dumps(target.body)) + pace + DONE_SCRIPT)
     command = [
         "taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency",
         "-s", str(script), target.url,
@@ -179,6 +196,9 @@ def main() -> int:
     parser.add_argument("--contextual", action="store_true", help="Also measure a LinUCB policy (d=8).")
     parser.add_argument(
         "--rewards", action="store_true", help="Also measure decide + reward for every decision (group commits)."
+    )
+    parser.add_argument(
+        "--paced-rate", type=float, default=0.0, help="Then measure latency at this offered load (requests/s)."
     )
     args = parser.parse_args()
     for tool in ("wrk", "taskset"):
@@ -255,12 +275,19 @@ def main() -> int:
             for target in targets:
                 target.results.append(run_wrk(target, args.duration, args.connections, work))
 
+        paced: dict[str, list[dict[str, float]]] = {target.label: [] for target in targets}
+        if args.paced_rate:
+            for _ in range(args.rounds):
+                for target in targets:
+                    paced[target.label].append(run_wrk(target, args.duration, args.connections, work, args.paced_rate))
+
         # Every decision answered was logged: the runtime's durable count equals what wrk got back.
         time.sleep(0.5)
         answered = 0
         for target in targets:
             if target.url.endswith("/v1/decide") and f":{runtime_port}/" in target.url:
-                answered += sum(int(r["requests"] - r["non2xx"]) for r in target.results)
+                measured = target.results + paced[target.label]
+                answered += sum(int(r["requests"] - r["non2xx"]) for r in measured)
         stats = httpx.get(f"{runtime_url}/v1/stats").json()
         runtime_loaded_rss = runtime.rss_mib()
         warmup_and_measured = stats["totals"]["decisions"]
@@ -295,6 +322,23 @@ def main() -> int:
                 f"{median['p99_us'] / 1000:.2f} ms | {rps_ratio:.0%} | {cpu_us:.1f} us | "
                 f"{1e6 / cpu_us:,.0f} | {cpu_ratio:.0%} | {errors} |"
             )
+        if args.paced_rate:
+            print(
+                f"\nPaced: {args.connections} connections, each waiting a random time (exponential, mean "
+                f"{round(args.connections * 1000 / args.paced_rate)} ms) before each request (about "
+                f"{args.paced_rate:,.0f} requests/s offered); {args.rounds} rounds x {args.duration:g} s, median round "
+                "by p99\n"
+            )
+            print("| target | req/s | p50 | p99 | worst round's p99 | errors |")
+            print("| --- | ---: | ---: | ---: | ---: | ---: |")
+            for target in targets:
+                rounds = sorted(paced[target.label], key=lambda r: r["p99_us"])
+                median = rounds[(len(rounds) - 1) // 2]
+                errors = sum(int(r["socket_errors"] + r["non2xx"]) for r in rounds)
+                print(
+                    f"| {target.label} | {median['rps']:,.0f} | {median['p50_us'] / 1000:.2f} ms | "
+                    f"{median['p99_us'] / 1000:.2f} ms | {rounds[-1]['p99_us'] / 1000:.2f} ms | {errors} |"
+                )
         print(
             f"\nDecisions answered (warm-up included) {warmup_and_measured:,}; rows in the decision log after "
             f"shutdown {logged:,} (measured rounds alone: {answered:,})."
