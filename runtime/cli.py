@@ -105,14 +105,12 @@ def serve(argv: list[str]) -> int:
 
 # Young-generation collections every 20k container allocations instead of 700: a decide request allocates a few
 # dozen short-lived containers, almost none in cycles, and each young collection also walks the request objects in
-# flight. Together with freezing the start-up heap (modules, the policy, the OpenAPI document) out of the collector's
-# view, this takes about 7% off the CPU per decision (docs/benchmarks/http.md).
+# flight. Measured at about 7% of the CPU per decision (docs/benchmarks/http.md). The start-up heap is frozen out of
+# the collector by `Runtime.start`.
 GC_THRESHOLDS = (20_000, 20, 10)
 
 
 def _tune_gc() -> None:
-    gc.collect()
-    gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
 
 
