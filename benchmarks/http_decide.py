@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -34,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,6 +154,19 @@ class Server:
                 return int(line.split()[1]) / 1024
         return float("nan")
 
+    def decide_histogram(self) -> tuple[float, float] | None:
+        """(sum, count) of the runtime's `croupier_decide_duration_seconds`: time inside the decide call, no HTTP."""
+        try:
+            text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
+        except httpx.HTTPError:
+            return None
+        values = {}
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name in ("croupier_decide_duration_seconds_sum", "croupier_decide_duration_seconds_count"):
+                values[name.rsplit("_", 1)[1]] = float(value)
+        return (values["sum"], values["count"]) if len(values) == 2 else None
+
     def cpu_seconds(self) -> float:
         """User + system CPU of the server process, all threads (the decision log's writer included)."""
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -178,14 +193,25 @@ def run_wrk(
         "taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency",
         "-s", str(script), target.url,
     ]  # fmt: skip
+    histogram_before = target.server.decide_histogram() if target.server else None
     cpu_before = target.server.cpu_seconds() if target.server else 0.0
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     cpu = (target.server.cpu_seconds() - cpu_before) if target.server else 0.0
+    histogram_after = target.server.decide_histogram() if target.server else None
     line = next(line for line in output.splitlines() if line.startswith("RESULT "))
     result = json.loads(line.removeprefix("RESULT "))
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
     result["cpu_us"] = cpu * 1e6 / max(1, result["requests"])
+    result["decide_us"] = float("nan")
+    if histogram_before and histogram_after and histogram_after[1] > histogram_before[1]:
+        decisions = histogram_after[1] - histogram_before[1]
+        result["decide_us"] = (histogram_after[0] - histogram_before[0]) * 1e6 / decisions
     return result
+
+
+def _us(values: Iterable[float]) -> str:
+    measured = [v for v in values if not math.isnan(v)]  # NaN: no decisions in that run
+    return f"{statistics.median(measured):.1f} us" if measured else "-"
 
 
 def main() -> int:
@@ -308,8 +334,11 @@ def main() -> int:
         )
         # Server CPU per request (all threads) is what another process on the machine cannot inflate much; its
         # inverse is the throughput one dedicated core would give.
-        print("| target | req/s | p50 | p99 | vs (b) | server CPU / request | req/s per CPU-second | vs (b) | errors |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        print(
+            "| target | req/s | p50 | p99 | vs (b) | server CPU / request | req/s per CPU-second | vs (b) "
+            "| in the decide call | errors |"
+        )
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for target in targets:
             median = middle(target.results)
             cpu_us = statistics.median(r["cpu_us"] for r in target.results)
@@ -320,7 +349,7 @@ def main() -> int:
             print(
                 f"| {target.label} | {median['rps']:,.0f} | {median['p50_us'] / 1000:.2f} ms | "
                 f"{median['p99_us'] / 1000:.2f} ms | {rps_ratio:.0%} | {cpu_us:.1f} us | "
-                f"{1e6 / cpu_us:,.0f} | {cpu_ratio:.0%} | {errors} |"
+                f"{1e6 / cpu_us:,.0f} | {cpu_ratio:.0%} | {_us(r['decide_us'] for r in target.results)} | {errors} |"
             )
         if args.paced_rate:
             print(
