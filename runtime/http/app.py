@@ -14,6 +14,7 @@ import structlog
 from croupier.api import wire
 from croupier.runtime.assembly import Runtime
 from croupier.runtime.errors import CroupierError, MethodNotAllowed, NotFound, PayloadTooLarge
+from croupier.runtime.http.batching import DecideBatcher
 from croupier.runtime.http.openapi import openapi_document
 
 log = structlog.get_logger("croupier.runtime.http")
@@ -86,20 +87,21 @@ class HttpApp:
             wire.METRICS_PATH: lambda: (200, runtime.metrics.exposition(), _METRICS_TYPE),
             wire.OPENAPI_PATH: lambda: (200, self._openapi, _JSON),
         }
+        self._batcher = DecideBatcher(self.service.decide)
         if benchmark_routes:
             self._post["/noop"] = None
         self._benchmark_routes = benchmark_routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("path") == _DECIDE and scope["method"] == "POST":
-            # The hot route first: one receive, the synchronous decide, two sends. Anything unusual (a body in
-            # several messages, an error) takes the general path below.
+            # The hot route first: one receive, the decide (batched with the requests of the same loop turn, see
+            # batching.py), two sends. Anything unusual (a body in several messages, an error) takes the general path.
             message = await receive()
             if not message.get("more_body", False):
                 body: bytes = message.get("body", b"")
                 if len(body) <= self.max_body:
                     try:
-                        payload = self.service.decide(body)
+                        payload = await self._batcher.submit(body)
                     except CroupierError as error:
                         await self._error(send, _DECIDE, error)
                         return
