@@ -97,7 +97,7 @@ def serve(argv: list[str]) -> int:
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
-    _tune_gc()
+    gc.set_threshold(*GC_THRESHOLDS)
     log.info("serving", host=settings.host, port=settings.port, policy=served.name, state_dir=str(settings.state_dir))
     server.run()
     return 0 if server.started else 1
@@ -105,13 +105,8 @@ def serve(argv: list[str]) -> int:
 
 # Young-generation collections every 20k container allocations instead of 700: a decide request allocates a few
 # dozen short-lived containers, almost none in cycles, and each young collection also walks the request objects in
-# flight. Measured at about 7% of the CPU per decision (docs/benchmarks/http.md). The start-up heap is frozen out of
-# the collector by `Runtime.start`.
+# flight. The start-up heap is frozen out of the collector by `Runtime.start`.
 GC_THRESHOLDS = (20_000, 20, 10)
-
-
-def _tune_gc() -> None:
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def export(argv: list[str]) -> int:

@@ -21,7 +21,7 @@ from croupier.runtime.policy_file import ServedPolicy
 class Engine(Protocol):
     """A bandit policy as the service drives it: decide, learn, and expose additive sufficient statistics."""
 
-    def vector(self, values: list[float]) -> np.ndarray:
+    def vector(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
         """The policy's input for a request's context values (in feature order, validated)."""
         ...
 
@@ -63,9 +63,6 @@ class Engine(Protocol):
         ...
 
 
-_ONE = np.ones(1)
-
-
 class PolicyEngine:
     """`Engine` over a `croupier.runtime.policies.base.Policy`."""
 
@@ -77,11 +74,9 @@ class PolicyEngine:
     def _x(self, context: np.ndarray | None) -> np.ndarray | None:
         if context is None or not self.contextual:
             return None
-        if self._intercept:
-            return np.concatenate((context, _ONE))
-        return context
+        return self.vector(context) if self._intercept else context
 
-    def vector(self, values: list[float]) -> np.ndarray:
+    def vector(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
         # One array construction (a list append is cheaper than any numpy call at these sizes).
         return np.array([*values, 1.0] if self._intercept else values, dtype=np.float64)
 

@@ -77,7 +77,7 @@ class HttpApp:
         self._errors = runtime.metrics.request_errors
         # path -> (method, handler); handlers take the body (or nothing) and return (status, body, content type).
         self._post: dict[str, Callable[[bytes], Awaitable[bytes]] | None] = {
-            wire.DECIDE_PATH: None,  # synchronous fast path, see __call__
+            wire.DECIDE_PATH: None,  # through the DecideBatcher, see __call__
             wire.REWARDS_PATH: self.service.reward,
         }
         self._get: dict[str, Callable[[], tuple[int, bytes, bytes]]] = {
@@ -102,12 +102,8 @@ class HttpApp:
                 if len(body) <= self.max_body:
                     try:
                         payload = await self._batcher.submit(body)
-                    except CroupierError as error:
-                        await self._error(send, _DECIDE, error)
-                        return
-                    except Exception:
-                        log.exception("request failed", path=_DECIDE, method="POST")
-                        await self._error(send, _DECIDE, CroupierError("internal error; see the runtime's log"))
+                    except Exception as exc:
+                        await self._fail(send, _DECIDE, "POST", exc)
                         return
                     await send(_ok_start(payload))
                     await send({"type": "http.response.body", "body": payload})
@@ -129,8 +125,8 @@ class HttpApp:
                 body: bytes = message.get("body", b"")
                 if message.get("more_body", False) or len(body) > self.max_body:
                     body = await self._rest_of_body(body, message, receive)
-                if path == wire.DECIDE_PATH:
-                    payload = self.service.decide(body)
+                if path == _DECIDE:
+                    payload = await self._batcher.submit(body)
                 elif path == "/noop":
                     payload = b"{}"
                 else:
@@ -149,13 +145,18 @@ class HttpApp:
                 allowed = "POST" if path in self._post else "GET, HEAD"
                 raise MethodNotAllowed(f"{method} is not allowed on {path}; use {allowed}")
             raise NotFound(f"no route {path}; see {wire.OPENAPI_PATH}")
-        except CroupierError as error:
-            await self._error(send, path, error)
         except _ClientGone:
             return
-        except Exception:
+        except Exception as exc:
+            await self._fail(send, path, method, exc)
+
+    async def _fail(self, send: Send, path: str, method: str, exc: Exception) -> None:
+        """The error answer (called while handling `exc`): a CroupierError as it is, anything else as a logged internal
+        error."""
+        if not isinstance(exc, CroupierError):
             log.exception("request failed", path=path, method=method)
-            await self._error(send, path, CroupierError("internal error; see the runtime's log"))
+            exc = CroupierError("internal error; see the runtime's log")
+        await self._error(send, path, exc)
 
     async def _rest_of_body(self, body: bytes, message: dict[str, Any], receive: Receive) -> bytes:
         chunks = bytearray(body)

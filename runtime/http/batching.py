@@ -2,9 +2,9 @@
 
 Under load the event loop makes several requests ready in the same turn. Run as they come, each decide call sits
 between the HTTP stack's work for its own request and the next one's, and starts with the CPU caches full of that
-work; run back to back, the decide path's code and data stay hot from one decision to the next. Measured at 6% less
-CPU per decision for Thompson sampling and 12% for LinUCB with a context (docs/benchmarks/http.md). A request that
-arrives alone waits one turn of the loop.
+work; run back to back, the decide path's code and data stay hot from one decision to the next (the time inside the
+decide call and the CPU per request before and after are in docs/benchmarks/http.md). A request that arrives alone
+waits one turn of the loop.
 
 Every request still gets its own decision, made in arrival order by the same synchronous `DecisionService.decide`; a
 failure reaches only the request that caused it, and a request whose task was cancelled (client gone, shutdown) before

@@ -98,7 +98,7 @@ _INSERT_REWARD = (
     "INSERT INTO rewards (decision_id, ts, arm, reward, is_default, learned, features, decision) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-# Multi-row INSERTs of 2**i rows, largest first: any batch takes at most log2(ROWS_PER_INSERT) + 1 statements.
+# Multi-row INSERTs of 2**i rows, largest first: n records take n // ROWS_PER_INSERT statements plus at most 9 more.
 ROWS_PER_INSERT = 512
 _ROW = "(?, ?, ?, ?, ?, ?, ?)"
 _INSERT_DECISIONS = {

@@ -113,3 +113,22 @@ def test_decide_bodies_in_several_messages_and_errors_on_the_fast_route(tmp_path
             assert runtime.service.stats()["totals"]["decisions"] == 1
 
     run(scenario())
+
+
+def test_an_unexpected_failure_is_a_logged_500_on_both_routes(tmp_path: Path, run: Any) -> None:
+    async def scenario() -> None:
+        async with running(served_policy(), tmp_path) as (runtime, _client):
+
+            def broken(body: bytes) -> bytes:
+                raise RuntimeError("boom")
+
+            runtime.service.decide = broken  # type: ignore[method-assign]
+            app = HttpApp(runtime)
+            whole = [{"type": "http.request", "body": b"{}"}]
+            parts = [{"type": "http.request", "body": b"{", "more_body": True}, {"type": "http.request", "body": b"}"}]
+            for messages in (whole, parts):  # the decide route, then the general router
+                status, body = await _call(app, messages)
+                assert status == 500
+                assert "internal error" in orjson.loads(body)["message"]
+
+    run(scenario())
