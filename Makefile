@@ -43,16 +43,18 @@ test-integration: sync controlplane ## Run the integration tests (local control 
 lint: sync ## Lint and check formatting (ruff) and types (mypy --strict on contracts, operator, runtime)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	@mkdir -p .typecheck/croupier && for d in api operator runtime devcluster; do ln -sfn ../../$$d .typecheck/croupier/$$d; done
-	MYPYPATH=.typecheck $(RUN) mypy --namespace-packages -p croupier.api -p croupier.operator -p croupier.runtime -p croupier.devcluster
+	@mkdir -p .typecheck/croupier && for d in api operator runtime templates devtools/devcluster devtools/generators; do \
+		ln -sfn ../../$$d .typecheck/croupier/$${d#devtools/}; done
+	MYPYPATH=.typecheck $(RUN) mypy --namespace-packages -p croupier.api -p croupier.operator -p croupier.runtime \
+		-p croupier.templates -p croupier.devcluster -p croupier.generators
 
 .PHONY: crds
 crds: sync ## Regenerate crds/*.yaml from the typed models in api/
-	$(RUN) python -m croupier.api.crdgen
+	$(RUN) python -m croupier.generators.crdgen
 
 .PHONY: crds-check
 crds-check: sync ## Fail if crds/*.yaml drifted from the models
-	$(RUN) python -m croupier.api.crdgen --check
+	$(RUN) python -m croupier.generators.crdgen --check
 
 .PHONY: demo
 demo: sync controlplane ## Run the embedded demo: local control plane, operator, runtimes, examples, simulated traffic

@@ -13,13 +13,15 @@ ENV UV_COMPILE_BYTECODE=1 \
     PATH=/app/.venv/bin:$PATH
 WORKDIR /app
 
-COPY pyproject.toml uv.lock README.md ./
-RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --no-install-project
+COPY pyproject.toml uv.lock README.md LICENSE ./
+# The workspace's development-tools member is never installed (--no-dev); uv reads its pyproject.toml only.
+COPY devtools/pyproject.toml devtools/
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --no-install-workspace
 
 COPY api/ api/
 COPY operator/ operator/
 COPY runtime/ runtime/
-COPY devcluster/ devcluster/
+COPY templates/ templates/
 RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev \
     && croupier-runtime --help >/dev/null \
     && mkdir -p /var/lib/croupier && chown 65532:65532 /var/lib/croupier

@@ -1,11 +1,11 @@
-"""The repo's top-level folders never shadow the standard library, and the wheel carries every package."""
+"""The repo's top-level folders never shadow the standard library, and every package is listed for the wheel.
 
-import os
-import shutil
+What the wheel holds, built and installed, is tests/integration/test_wheel.py's.
+"""
+
 import subprocess
 import sys
 import tomllib
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -49,16 +49,3 @@ def test_every_subpackage_is_listed_for_the_wheel() -> None:
             if relative.parts and "__pycache__" not in relative.parts:
                 found.add(".".join([package, *relative.parts]))
     assert found == set(SETUPTOOLS["packages"]), f"[tool.setuptools] packages must list exactly {sorted(found)}"
-
-
-def test_wheel_contains_every_module(tmp_path: Path) -> None:
-    uv = os.environ.get("UV") or shutil.which("uv")  # `uv run` exports UV
-    assert uv, "uv is needed to build the wheel"
-    subprocess.run([uv, "build", "--wheel", "--out-dir", str(tmp_path), str(ROOT)], check=True, capture_output=True)
-    (wheel,) = tmp_path.glob("*.whl")
-    names = set(zipfile.ZipFile(wheel).namelist())
-    for package, folder in SETUPTOOLS["package-dir"].items():
-        prefix = package.replace(".", "/")
-        for source in (ROOT / folder).rglob("*.py"):
-            if "__pycache__" not in source.parts:
-                assert f"{prefix}/{source.relative_to(ROOT / folder)}" in names
