@@ -49,11 +49,11 @@ lint: sync ## Lint and check formatting (ruff) and types (mypy --strict on contr
 		-p croupier.templates -p croupier.devcluster -p croupier.generators
 
 .PHONY: crds
-crds: sync ## Regenerate crds/*.yaml from the typed models in api/
+crds: sync ## Regenerate crds/ (CRDs and their kustomization) and docs/api/ from the typed models in api/
 	$(RUN) python -m croupier.generators.crdgen
 
 .PHONY: crds-check
-crds-check: sync ## Fail if crds/*.yaml drifted from the models
+crds-check: sync ## Fail if crds/ or docs/api/ drifted from the models
 	$(RUN) python -m croupier.generators.crdgen --check
 
 .PHONY: demo

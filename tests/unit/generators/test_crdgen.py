@@ -58,12 +58,15 @@ def test_check_cli_exits_zero_on_the_repo_and_one_with_a_diff_on_drift(tmp_path:
     target.write_text(target.read_text().replace("sha256-v1", "md5"))
     (tmp_path / "croupier.dev_olds.yaml").write_text(f"# {crdgen._GENERATED_MARK} from api/old.py\n")
     (tmp_path / "croupier.dev_handwritten.yaml").write_text("{}\n")  # not ours: never reported
+    kustomization = tmp_path / "kustomization.yaml"
+    kustomization.write_text(kustomization.read_text().replace("- croupier.dev_experiments.yaml\n", ""))
     out = io.StringIO()
     assert crdgen.main(["--check", "--output-dir", str(tmp_path)], out=out.write) == 1
     report = out.getvalue()
     assert any(line.startswith("-") and line.endswith("- md5") for line in report.splitlines()), report
     assert any(line.startswith("+") and line.endswith("- sha256-v1") for line in report.splitlines()), report
     assert "croupier.dev_olds.yaml" in report
+    assert "+- croupier.dev_experiments.yaml" in report.splitlines()  # kustomize would skip a CRD
     assert "handwritten" not in report
 
 
