@@ -117,7 +117,7 @@ kind-down: ## Delete the kind cluster
 	kind delete cluster --name $(KIND_CLUSTER)
 
 .PHONY: e2e
-e2e: sync ## Run the e2e tests against the current kind cluster (needs Docker)
+e2e: sync ## e2e on kind: kind-up (unless it exists), kind-load, deploy, then a policy end to end; skips without Docker/kind
 	$(RUN) pytest -m e2e $(PYTEST_ARGS)
 
 .PHONY: clean
