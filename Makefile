@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+# hack/bootstrap.sh installs uv with `pip install --user`, into ~/.local/bin, which is often not on PATH: use it there.
+UV := $(shell command -v uv 2>/dev/null || { test -x "$(HOME)/.local/bin/uv" && echo "$(HOME)/.local/bin/uv"; } || echo "python3 -m uv")
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 KIND_CLUSTER ?= croupier
@@ -65,9 +66,21 @@ demo-down: ## Stop whatever a `make demo KEEP=1` left running
 	-$(RUN) python hack/demo.py --dir $(DEMO_DIR) --down
 
 .PHONY: cluster-up
-cluster-up: sync controlplane ## Start the local control plane in the background (kubeconfig in .demo/cluster)
-	$(RUN) croupier-devcluster up --dir $(DEMO_DIR)/cluster --detach
-	@echo "export KUBECONFIG=$(CURDIR)/$(DEMO_DIR)/cluster/kubeconfig"
+cluster-up: sync controlplane ## Start the local control plane in the background, install the CRDs, print the lines to paste
+	@$(RUN) croupier-devcluster up --dir $(DEMO_DIR)/cluster --detach >/dev/null
+	@kubectl="$$($(RUN) croupier-devcluster build)/kubectl" \
+		&& "$$kubectl" --kubeconfig "$(DEMO_DIR)/cluster/kubeconfig" apply --server-side -k crds >/dev/null \
+		&& "$$kubectl" --kubeconfig "$(DEMO_DIR)/cluster/kubeconfig" wait --for=condition=Established crd --all \
+			--timeout=60s >/dev/null
+	@echo "Local control plane ready in $(DEMO_DIR)/cluster, Croupier's CRDs installed. Paste into your shell:"
+	@echo
+	@$(RUN) croupier-devcluster env --dir $(DEMO_DIR)/cluster
+	@echo
+	@echo "(the second line puts first on PATH the kubectl built with the server, so its version matches)"
+
+.PHONY: kubectl-path
+kubectl-path: sync ## Print the path of the kubectl built with the local control plane (same version)
+	@echo "$$($(RUN) croupier-devcluster build)/kubectl"
 
 .PHONY: cluster-status
 cluster-status: ## Exit 0 when the local control plane is ready (1 starting, 3 not running)
