@@ -58,7 +58,7 @@ def test_check_cli_exits_zero_on_the_repo_and_one_with_a_diff_on_drift(tmp_path:
     target.write_text(target.read_text().replace("sha256-v1", "md5"))
     (tmp_path / "croupier.dev_olds.yaml").write_text(f"# {crdgen._GENERATED_MARK} from api/old.py\n")
     (tmp_path / "croupier.dev_handwritten.yaml").write_text("{}\n")  # not ours: never reported
-    kustomization = tmp_path / "kustomization.yaml"
+    kustomization = tmp_path / crdgen.KUSTOMIZATION
     kustomization.write_text(kustomization.read_text().replace("- croupier.dev_experiments.yaml\n", ""))
     out = io.StringIO()
     assert crdgen.main(["--check", "--output-dir", str(tmp_path)], out=out.write) == 1
@@ -221,6 +221,13 @@ def test_reference_lists_every_cel_rule_including_list_items(crds: dict[str, dic
         for rule in rules:
             assert rule["message"] in page, (resource.kind, rule["message"])
     assert "| `spec.variants[]` | set exactly one target" in crdgen.render_docs()["experiments.md"]
+
+
+def test_kubectl_apply_f_on_the_folder_reads_the_crds_only() -> None:
+    # `kubectl apply -f crds/` (tests, demo, benchmarks) reads every .yaml, .yml and .json file of the folder.
+    read = [p for p in (ROOT / "crds").iterdir() if p.suffix in (".yaml", ".yml", ".json")]
+    assert sorted(p.name for p in read) == sorted(r.filename for r in crdgen.RESOURCES)
+    assert (ROOT / "crds" / crdgen.KUSTOMIZATION).is_file()
 
 
 def test_committed_files_parse_and_carry_the_generated_header() -> None:

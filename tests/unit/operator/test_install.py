@@ -25,7 +25,7 @@ def test_the_install_takes_the_crds_from_the_one_generated_folder() -> None:
     # crds/ is a kustomization of its own (generated with the CRDs, checked by `make crds-check`): no copies to drift.
     assert not (CONFIG / "crd").exists(), "config/crd/ is gone: the CRDs live in crds/ only"
     assert "../../crds" in _docs(CONFIG / "default" / "kustomization.yaml")[0]["resources"]
-    listed = _docs(ROOT / "crds" / "kustomization.yaml")[0]["resources"]
+    listed = _docs(ROOT / "crds" / "Kustomization")[0]["resources"]
     assert sorted(listed) == sorted(p.name for p in (ROOT / "crds").glob("croupier.dev_*.yaml"))
 
 
