@@ -23,7 +23,8 @@ COPY api/ api/
 COPY operator/ operator/
 COPY runtime/ runtime/
 COPY templates/ templates/
-RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev \
+# --no-editable: the image runs the built wheel (templates from its package data), as tests/integration/test_wheel.py does.
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --no-editable \
     && python -c "import croupier.operator.main" >/dev/null
 
 ENV CROUPIER_OPERATOR_LOG_FORMAT=json
