@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+# hack/bootstrap.sh installs uv with `pip install --user`, into ~/.local/bin, which is often not on PATH: use it there.
+UV := $(shell command -v uv 2>/dev/null || { test -x "$(HOME)/.local/bin/uv" && echo "$(HOME)/.local/bin/uv"; } || echo "python3 -m uv")
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 KIND_CLUSTER ?= croupier
@@ -43,16 +44,18 @@ test-integration: sync controlplane ## Run the integration tests (local control 
 lint: sync ## Lint and check formatting (ruff) and types (mypy --strict on contracts, operator, runtime)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	@mkdir -p .typecheck/croupier && for d in api operator runtime devcluster; do ln -sfn ../../$$d .typecheck/croupier/$$d; done
-	MYPYPATH=.typecheck $(RUN) mypy --namespace-packages -p croupier.api -p croupier.operator -p croupier.runtime -p croupier.devcluster
+	@mkdir -p .typecheck/croupier && for d in api operator runtime templates devtools/devcluster devtools/generators; do \
+		ln -sfn ../../$$d .typecheck/croupier/$${d#devtools/}; done
+	MYPYPATH=.typecheck $(RUN) mypy --namespace-packages -p croupier.api -p croupier.operator -p croupier.runtime \
+		-p croupier.templates -p croupier.devcluster -p croupier.generators
 
 .PHONY: crds
-crds: sync ## Regenerate crds/*.yaml from the typed models in api/
-	$(RUN) python -m croupier.api.crdgen
+crds: sync ## Regenerate crds/ (CRDs and their kustomization) and docs/api/ from the typed models in api/
+	$(RUN) python -m croupier.generators.crdgen
 
 .PHONY: crds-check
-crds-check: sync ## Fail if crds/*.yaml drifted from the models
-	$(RUN) python -m croupier.api.crdgen --check
+crds-check: sync ## Fail if crds/ or docs/api/ drifted from the models
+	$(RUN) python -m croupier.generators.crdgen --check
 
 .PHONY: demo
 demo: sync controlplane ## Run the embedded demo: local control plane, operator, runtimes, examples, simulated traffic
@@ -63,9 +66,21 @@ demo-down: ## Stop whatever a `make demo KEEP=1` left running
 	-$(RUN) python hack/demo.py --dir $(DEMO_DIR) --down
 
 .PHONY: cluster-up
-cluster-up: sync controlplane ## Start the local control plane in the background (kubeconfig in .demo/cluster)
-	$(RUN) croupier-devcluster up --dir $(DEMO_DIR)/cluster --detach
-	@echo "export KUBECONFIG=$(CURDIR)/$(DEMO_DIR)/cluster/kubeconfig"
+cluster-up: sync controlplane ## Start the local control plane in the background, install the CRDs, print the lines to paste
+	@$(RUN) croupier-devcluster up --dir $(DEMO_DIR)/cluster --detach >/dev/null
+	@kubectl="$$($(RUN) croupier-devcluster build)/kubectl" \
+		&& "$$kubectl" --kubeconfig "$(DEMO_DIR)/cluster/kubeconfig" apply --server-side -k crds >/dev/null \
+		&& "$$kubectl" --kubeconfig "$(DEMO_DIR)/cluster/kubeconfig" wait --for=condition=Established crd --all \
+			--timeout=60s >/dev/null
+	@echo "Local control plane ready in $(DEMO_DIR)/cluster, Croupier's CRDs installed. Paste into your shell:"
+	@echo
+	@$(RUN) croupier-devcluster env --dir $(DEMO_DIR)/cluster
+	@echo
+	@echo "(the second line puts first on PATH the kubectl built with the server, so its version matches)"
+
+.PHONY: kubectl-path
+kubectl-path: sync ## Print the path of the kubectl built with the local control plane (same version)
+	@echo "$$($(RUN) croupier-devcluster build)/kubectl"
 
 .PHONY: cluster-status
 cluster-status: ## Exit 0 when the local control plane is ready (1 starting, 3 not running)
@@ -115,7 +130,7 @@ kind-down: ## Delete the kind cluster
 	kind delete cluster --name $(KIND_CLUSTER)
 
 .PHONY: e2e
-e2e: sync ## Run the e2e tests against the current kind cluster (needs Docker)
+e2e: sync ## e2e on kind: kind-up (unless it exists), kind-load, deploy, then a policy end to end; skips without Docker/kind
 	$(RUN) pytest -m e2e $(PYTEST_ARGS)
 
 .PHONY: clean

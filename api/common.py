@@ -1,7 +1,7 @@
 """Shared building blocks of Croupier's API: model base class, conditions, references.
 
 Every CRD spec/status is a pydantic model deriving from :class:`ApiModel`. The CRD schemas in ``crds/`` are generated
-from these models (``croupier.api.crdgen``), so descriptions written here are what ``kubectl explain`` shows.
+from these models (``croupier.generators.crdgen``), so descriptions written here are what ``kubectl explain`` shows.
 """
 
 from __future__ import annotations

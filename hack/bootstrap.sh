@@ -24,7 +24,12 @@ if ! command -v go >/dev/null 2>&1; then
   [ -n "${CROUPIER_CONTROLPLANE_BIN:-}" ] || exit 1
 fi
 
-if ! command -v uv >/dev/null 2>&1; then
+# pip --user puts uv into ~/.local/bin, which is often not on PATH: the Makefile's UV looks there too.
+if ! command -v uv >/dev/null 2>&1 && [ ! -x "$HOME/.local/bin/uv" ]; then
   echo "bootstrap: installing uv" >&2
   python3 -m pip install --quiet --user uv >&2 || python3 -m pip install --quiet --break-system-packages uv >&2
+  if ! command -v uv >/dev/null 2>&1 && [ -x "$HOME/.local/bin/uv" ]; then
+    echo "bootstrap: uv is in ~/.local/bin, not on your PATH (make finds it); to run uv yourself:" \
+         'export PATH="$HOME/.local/bin:$PATH"' >&2
+  fi
 fi

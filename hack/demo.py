@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.server
 import json
 import os
@@ -38,14 +39,48 @@ NAMESPACE = "demo"
 POLICY_EXAMPLES = sorted((ROOT / "examples").glob("decisionpolicy-*.yaml"))
 
 
+# Bold headings on a terminal only: a log file or a pipe gets plain text, not escape codes.
+BOLD, PLAIN = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("", "")
+
+
 def say(message: str) -> None:
-    print(f"\n\033[1m==> {message}\033[0m", flush=True)
+    print(f"\n{BOLD}==> {message}{PLAIN}", flush=True)
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _exited(pid: int) -> bool:
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)  # our child (this run): reap it, or it lingers as a zombie
+        return reaped == pid
+    except ChildProcessError:  # not our child (a --keep run stopped by --down)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+
+def stop_group(pid: int, timeout: float = 15) -> bool:
+    """SIGTERM a process group and wait until its leader has exited (SIGKILL after ``timeout``); False if none."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline, killed = time.monotonic() + timeout, False
+    while not _exited(pid):
+        if time.monotonic() > deadline:
+            if killed:
+                break
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            deadline, killed = time.monotonic() + 5, True
+        time.sleep(0.05)
+    return True
 
 
 class StatsRouter(http.server.ThreadingHTTPServer):
@@ -117,13 +152,12 @@ class Demo:
         return out.stdout if capture else ""
 
     def down(self) -> None:
+        # Reverse start order, each gone before the next: the runtimes (they write to Redis) and the operator (it
+        # probes the runtimes) stop before Redis, and all of them before the control plane.
         if self.pids_file.exists():
-            for name, pid in json.loads(self.pids_file.read_text()).items():
-                try:
-                    os.killpg(pid, signal.SIGTERM)
+            for name, pid in reversed(json.loads(self.pids_file.read_text()).items()):
+                if stop_group(pid):
                     print(f"stopped {name} (pid {pid})")
-                except ProcessLookupError:
-                    pass
             self.pids_file.unlink()
         subprocess.run(
             [sys.executable, "-m", "croupier.devcluster", "down", "--dir", str(self.cluster_dir)], check=False

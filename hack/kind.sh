@@ -56,7 +56,7 @@ deploy() {
   local dir
   dir="$(overlay "$@")"
   # CRDs first and established before anything refers to them.
-  "$KUBECTL" apply --server-side -k "$ROOT/config/crd"
+  "$KUBECTL" apply --server-side -k "$ROOT/crds"
   "$KUBECTL" wait --for=condition=Established --timeout=60s crd --all
   "$KUBECTL" apply --server-side -k "$dir"
   rm -rf "$dir"

@@ -13,20 +13,21 @@ ENV UV_COMPILE_BYTECODE=1 \
 WORKDIR /app
 
 # Dependencies first (a layer that changes only with uv.lock).
-COPY pyproject.toml uv.lock README.md ./
-RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --no-install-project
+COPY pyproject.toml uv.lock README.md LICENSE ./
+# The workspace's development-tools member is never installed (--no-dev); uv reads its pyproject.toml only.
+COPY devtools/pyproject.toml devtools/
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --no-install-workspace
 
-# The project: every folder the package mapping names, plus the child-manifest templates.
+# The project: every folder the package mapping names (the child-manifest templates are package data).
 COPY api/ api/
 COPY operator/ operator/
 COPY runtime/ runtime/
-COPY devcluster/ devcluster/
 COPY templates/ templates/
-RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev \
+# --no-editable: the image runs the built wheel (templates from its package data), as tests/integration/test_wheel.py does.
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --no-editable \
     && python -c "import croupier.operator.main" >/dev/null
 
-ENV CROUPIER_OPERATOR_TEMPLATES_DIR=/app/templates \
-    CROUPIER_OPERATOR_LOG_FORMAT=json
+ENV CROUPIER_OPERATOR_LOG_FORMAT=json
 USER 65532:65532
 EXPOSE 8080 9090
 ENTRYPOINT ["kopf"]

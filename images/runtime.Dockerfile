@@ -13,14 +13,17 @@ ENV UV_COMPILE_BYTECODE=1 \
     PATH=/app/.venv/bin:$PATH
 WORKDIR /app
 
-COPY pyproject.toml uv.lock README.md ./
-RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --no-install-project
+COPY pyproject.toml uv.lock README.md LICENSE ./
+# The workspace's development-tools member is never installed (--no-dev); uv reads its pyproject.toml only.
+COPY devtools/pyproject.toml devtools/
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --no-install-workspace
 
 COPY api/ api/
 COPY operator/ operator/
 COPY runtime/ runtime/
-COPY devcluster/ devcluster/
-RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev \
+COPY templates/ templates/
+# --no-editable: the image runs the built wheel (templates from its package data), as tests/integration/test_wheel.py does.
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --no-editable \
     && croupier-runtime --help >/dev/null \
     && mkdir -p /var/lib/croupier && chown 65532:65532 /var/lib/croupier
 

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from croupier.api.wire import DEFAULT_PORT
+from croupier.templates import directory as templates_directory
 
 FIELD_MANAGER = "croupier-operator"
 DOMAIN = "croupier.dev"
@@ -88,7 +89,7 @@ class OperatorSettings(BaseSettings):
     api_workers: int = Field(16, ge=1, le=256, description="Threads for Kubernetes API calls (the client is sync).")
     watch_server_timeout_seconds: int = Field(300, ge=10, le=3600)
     watch_client_timeout_seconds: int = Field(330, ge=10, le=3900)
-    templates_dir: Path = Field(default_factory=_default_templates_dir)
+    templates_dir: Path = Field(default_factory=templates_directory)
     log_format: LogFormat = LogFormat.AUTO
     log_level: str = Field("info", pattern=r"(?i)^(debug|info|warning|error)$")
     runtime_port: int = Field(DEFAULT_PORT, ge=1, le=65535, description="Container port of the runtime.")

@@ -19,9 +19,9 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from croupier.api import crdgen
 from croupier.api.common import GROUP, VERSION
 from croupier.devcluster.kubectl import Kubectl
+from croupier.generators import crdgen
 
 from ..unit.api.cases import CASES, EXAMPLES, manifest
 

@@ -37,13 +37,13 @@ class Binaries:
 
 
 def repo_root() -> Path:
-    """The checkout holding ``hack/controlplane``: next to this package first, then the working directory upwards."""
-    here = Path(__file__).resolve().parent.parent
-    for candidate in (here, Path.cwd(), *Path.cwd().parents):
+    """The checkout holding ``hack/controlplane``: above this package first, then the working directory upwards."""
+    here = Path(__file__).resolve().parent
+    for candidate in (*here.parents, Path.cwd(), *Path.cwd().parents):
         if (candidate / _BUILD_SCRIPT).is_file():
             return candidate
     raise BinariesNotFoundError(
-        f"cannot find {_BUILD_SCRIPT} next to {here} or above {Path.cwd()}; set {BIN_DIR_ENV} to a directory "
+        f"cannot find {_BUILD_SCRIPT} above {here} or {Path.cwd()}; set {BIN_DIR_ENV} to a directory "
         f"holding {', '.join(TOOLS)}"
     )
 
