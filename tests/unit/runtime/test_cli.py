@@ -75,3 +75,21 @@ def test_export_writes_the_decision_log_as_json_lines(tmp_path: Path, capsys: py
     assert main([*args[:5], "--output", str(out), "--after", ids[0]]) == 0
     assert len(out.read_bytes().splitlines()) == 2
     assert main(["export", "--database", str(tmp_path / "missing.sqlite3")]) == 2
+
+
+def test_a_policy_the_policy_core_refuses_exits_2_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The spec model accepts any float as a prior mean; `build_policy` refuses a non-finite one.
+    document = policy_document(
+        algorithm={"type": "UCB1"},
+        reward={"type": "Continuous"},
+        arms=[{"name": "blue", "prior": {"mean": float("inf"), "weight": 1}}, {"name": "green"}],
+    )
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump(document))
+    assert main(["--policy", str(policy), "--state-dir", str(tmp_path), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot serve the policy" in err
+    assert "needs a finite mean" in err
+    assert "Traceback" not in err
