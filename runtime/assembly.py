@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import time
 
 import structlog
@@ -111,11 +110,6 @@ class Runtime:
             self._tasks.append(asyncio.create_task(self._checkpoints(), name="checkpoints"))
         else:
             await self.store.wait_synced()  # type: ignore[attr-defined]
-        # Everything allocated so far (modules, the policy, restored state) lives as long as the process: move it out
-        # of the collector's reach, so full collections under load scan only what requests allocate (no 10-100 ms
-        # pauses in the decide path's p99).
-        gc.collect()
-        gc.freeze()
         self._started = True
         if self.served.spec.scoring is not None:
             log.warning(

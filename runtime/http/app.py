@@ -68,8 +68,11 @@ def _ok_start(body: bytes) -> dict[str, Any]:
 class HttpApp:
     """The runtime's ASGI application."""
 
-    def __init__(self, runtime: Runtime, *, benchmark_routes: bool = False) -> None:
+    def __init__(
+        self, runtime: Runtime, *, benchmark_routes: bool = False, on_started: Callable[[], None] | None = None
+    ) -> None:
         self.runtime = runtime
+        self._on_started = on_started
         self.service = runtime.service
         self.max_body = runtime.settings.max_body_bytes
         self._openapi = orjson.dumps(openapi_document(runtime.served))
@@ -201,6 +204,8 @@ class HttpApp:
                     log.exception("startup failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                if self._on_started is not None:
+                    self._on_started()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 try:

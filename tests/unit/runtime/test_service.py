@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import sqlite3
 from pathlib import Path
@@ -207,3 +208,15 @@ def test_the_default_reward_sweep_resumes_after_a_restart_without_repeating(tmp_
             assert sorted(r[0] for r in rows) == sorted([*ids[1:], fresh])
 
     run(second_life())
+
+
+def test_starting_an_embedded_runtime_leaves_the_process_heap_collectable(tmp_path: Path, run: Any) -> None:
+    """Freezing the start-up heap is the server's choice (its CLI entry point), not every embedder's."""
+    frozen = gc.get_freeze_count()
+
+    async def scenario() -> None:
+        async with running(served_policy(), tmp_path) as (_runtime, client):
+            assert (await client.post("/v1/decide", json={})).status_code == 200
+            assert gc.get_freeze_count() == frozen
+
+    run(scenario())
