@@ -1,4 +1,4 @@
-"""HTTP benchmark of the decision API, side by side with two references, in one run on one server core.
+"""HTTP benchmark of the decision API, side by side with a bare ASGI no-op, in one run on one server core.
 
     uv run python benchmarks/http_decide.py [--duration 8] [--rounds 3] [--connections 32]
 
@@ -7,9 +7,9 @@ connections posting a decide body. Targets, measured in interleaved rounds (the 
 
 - `runtime /v1/decide`: croupier-runtime serving a ThompsonSampling policy, every decision logged to SQLite;
 - `runtime /v1/decide (LinUCB, d=8)`: the same with a contextual policy (with --contextual);
-- `runtime /noop`: a route of the same server stack that returns `{}` (reference a);
 - `bare ASGI no-op`: the smallest possible ASGI app on uvicorn with the runtime's uvicorn options: uvloop, httptools,
-  no access log, no proxy-headers middleware, no server/date headers (reference b).
+  no access log, no proxy-headers middleware, no server/date headers (reference b, `benchmarks/http_noop_app.py`;
+  the runtime's production app has no benchmark route).
 
 After the load it checks that the runtime logged every decision it answered. Prints a markdown table.
 
@@ -243,7 +243,7 @@ def main() -> int:
         runtime_command = [
             sys.executable, "-m", "croupier.runtime.cli", "--policy", str(work / "thompson.yaml"),
             "--host", "127.0.0.1", "--port", str(runtime_port), "--state-dir", str(work / "state"),
-            "--benchmark-routes", "--log-level", "warning",
+            "--log-level", "warning",
         ]  # fmt: skip
         runtime = Server(runtime_command, runtime_port, "/readyz")
         servers.append(runtime)
@@ -266,7 +266,6 @@ def main() -> int:
                 [],
                 runtime,
             ),
-            Target("(a) runtime `POST /noop` (same server stack)", f"{runtime_url}/noop", DECIDE_BODY, [], runtime),
             Target("(b) bare ASGI no-op on uvicorn", f"http://127.0.0.1:{noop_port}/", DECIDE_BODY, [], noop),
         ]
         if args.rewards:

@@ -31,7 +31,6 @@ def _serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--redis-url", help="Redis URL for state.backend Redis (overrides the spec).")
     parser.add_argument("--log-level", help="debug, info, warning, error.")
     parser.add_argument("--seed", type=int, help="Seed of the decision RNG (reproducible runs).")
-    parser.add_argument("--benchmark-routes", action="store_true", help="Also serve POST /noop (benchmarks).")
     return parser
 
 
@@ -78,7 +77,7 @@ def serve(argv: list[str]) -> int:
     except PolicyConfigError as exc:
         log.error("cannot serve the policy", error=str(exc))
         return 2
-    app = HttpApp(runtime, benchmark_routes=args.benchmark_routes, on_started=freeze_start_up_heap)
+    app = HttpApp(runtime, on_started=freeze_start_up_heap)
     import uvicorn  # noqa: PLC0415
 
     config = uvicorn.Config(

@@ -46,6 +46,12 @@ class UnknownField(InvalidField):
     code = "UnknownField"
 
 
+class DuplicateField(InvalidField):
+    """A key that appears twice in one JSON object (JSON decoders would keep the last value silently)."""
+
+    code = "DuplicateField"
+
+
 class MissingField(InvalidField):
     code = "MissingField"
 

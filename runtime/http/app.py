@@ -1,6 +1,8 @@
-"""A raw ASGI app: exact-path routing, orjson bodies, precomputed headers, one place that maps errors to HTTP.
+"""A raw ASGI app: exact-path routing, JSON bodies (`codec`), precomputed headers, one place that maps errors to HTTP.
 
-No framework: the decide route costs a dict lookup, one `receive` and two `send`s on top of the core's own work.
+No framework: the decide route costs a dict lookup, one `receive` and two `send`s on top of the codec's and the
+core's own work. The app composes the data-plane services of the process: today the decision service's routes
+(decide, rewards, stats); a model router or an experiment assignment service adds its routes to `_post`/`_get`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from croupier.api import wire
 from croupier.runtime.assembly import Runtime
 from croupier.runtime.errors import CroupierError, MethodNotAllowed, NotFound, PayloadTooLarge
 from croupier.runtime.http.batching import DecideBatcher
+from croupier.runtime.http.codec import DecideCodec, decode_rewards, encode_rewards
 from croupier.runtime.http.openapi import openapi_document
 
 log = structlog.get_logger("croupier.runtime.http")
@@ -68,12 +71,10 @@ def _ok_start(body: bytes) -> dict[str, Any]:
 class HttpApp:
     """The runtime's ASGI application."""
 
-    def __init__(
-        self, runtime: Runtime, *, benchmark_routes: bool = False, on_started: Callable[[], None] | None = None
-    ) -> None:
+    def __init__(self, runtime: Runtime, *, on_started: Callable[[], None] | None = None) -> None:
         self.runtime = runtime
         self._on_started = on_started
-        self.service = runtime.service
+        self.service = service = runtime.service
         self.max_body = runtime.settings.max_body_bytes
         self._openapi = orjson.dumps(openapi_document(runtime.served))
         self._ok = orjson.dumps({"status": "ok"})
@@ -81,7 +82,7 @@ class HttpApp:
         # path -> (method, handler); handlers take the body (or nothing) and return (status, body, content type).
         self._post: dict[str, Callable[[bytes], Awaitable[bytes]] | None] = {
             wire.DECIDE_PATH: None,  # through the DecideBatcher, see __call__
-            wire.REWARDS_PATH: self.service.reward,
+            wire.REWARDS_PATH: self._rewards,
         }
         self._get: dict[str, Callable[[], tuple[int, bytes, bytes]]] = {
             wire.STATS_PATH: lambda: (200, orjson.dumps(self.service.stats()), _JSON),
@@ -90,10 +91,13 @@ class HttpApp:
             wire.METRICS_PATH: lambda: (200, runtime.metrics.exposition(), _METRICS_TYPE),
             wire.OPENAPI_PATH: lambda: (200, self._openapi, _JSON),
         }
-        self._batcher = DecideBatcher(self.service.decide)
-        if benchmark_routes:
-            self._post["/noop"] = None
-        self._benchmark_routes = benchmark_routes
+        codec = DecideCodec(service.schema, service.arm_names, runtime.served.version)
+        decode, decide, encode = codec.decode, service.decide, codec.encode
+
+        def decide_json(body: bytes) -> bytes:
+            return encode(decide(decode(body)))
+
+        self._batcher = DecideBatcher(decide_json)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("path") == _DECIDE and scope["method"] == "POST":
@@ -130,8 +134,6 @@ class HttpApp:
                     body = await self._rest_of_body(body, message, receive)
                 if path == _DECIDE:
                     payload = await self._batcher.submit(body)
-                elif path == "/noop":
-                    payload = b"{}"
                 else:
                     handler = self._post[path]
                     assert handler is not None
@@ -152,6 +154,11 @@ class HttpApp:
             return
         except Exception as exc:
             await self._fail(send, path, method, exc)
+
+    async def _rewards(self, body: bytes) -> bytes:
+        service = self.service
+        items = decode_rewards(body, binary=service.binary)
+        return encode_rewards(await service.rewards(items))
 
     async def _fail(self, send: Send, path: str, method: str, exc: Exception) -> None:
         """The error answer (called while handling `exc`): a CroupierError as it is, anything else as a logged internal

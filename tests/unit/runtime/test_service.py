@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from croupier.api import wire
-from croupier.runtime.store.export import export_jsonl
+from croupier.runtime.store.export import decision_records, export_jsonl
 
 from .conftest import CONTEXTUAL, running, served_policy
 
@@ -35,10 +35,13 @@ def test_decide_logs_the_full_probability_vector_within_the_flush_bound(tmp_path
             assert sum(body.probabilities.values()) == pytest.approx(1.0)
             assert body.policy_version == runtime.served.version
             await asyncio.sleep(0.2)
-            row = _db(runtime).execute("SELECT arm, request, response FROM decisions").fetchone()
-            assert row[0] == body.arm
-            assert orjson.loads(row[1])["unitId"] == "u1"
-            assert orjson.loads(row[2])["probabilities"] == body.probabilities
+            [logged] = decision_records(runtime.sqlite.path)  # the log as typed records, no JSON
+            decision, arms = logged.shared.decision, logged.shared.arms
+            assert decision.arm == body.arm
+            assert decision.unit_id == "u1"
+            assert decision.eligible is not None
+            assert {arms[i]: decision.probabilities[i] for i in decision.eligible} == body.probabilities
+            assert decision.policy_version == runtime.served.version
 
     run(scenario())
 
@@ -106,28 +109,31 @@ def test_late_rewards_are_rejected_and_expired_decisions_get_the_default_once(tm
 
 
 def test_a_restart_restores_learned_statistics_and_counters(tmp_path: Path, run: Any) -> None:
+    """From the last periodic checkpoint plus the rewards stored after it (replayed): both must take part."""
     served = served_policy()
 
     async def first_life() -> tuple[np.ndarray, dict[str, Any]]:
-        async with running(served, tmp_path, checkpoint_interval_seconds=0.1) as (runtime, client):
+        async with running(served, tmp_path, checkpoint_interval_seconds=3600) as (runtime, client):
             for i in range(40):
                 decision = (await client.post("/v1/decide", json={})).json()
                 await client.post("/v1/rewards", json={"decisionId": decision["decisionId"], "reward": i % 2})
                 if i == 20:
-                    await asyncio.sleep(0.3)  # a checkpoint lands; the rest is replayed from the tail
+                    runtime.checkpoint()  # as the periodic task does; the rest is replayed from the tail
+                    await asyncio.sleep(0.3)
             stats = (await client.get("/v1/stats")).json()
             flat = runtime.engine.stats.to_flat()
-            # Crash-like stop: the writer commits what it has, but no final checkpoint is taken.
-            for task in runtime._tasks:
-                task.cancel()
-            await runtime.sqlite.close()
-            runtime._checkpointed_seq = 10**9
+            # Crash-like stop: the store commits what it has, but no final checkpoint is taken.
+            await runtime.stop(checkpoint=False)
             return flat, stats
 
     flat, stats = run(first_life())
 
     async def second_life() -> None:
         async with running(served, tmp_path) as (runtime, client):
+            assert runtime.started is not None
+            # The checkpoint taken after the 21st reward (store sequence 21), then the 19 rewards after it.
+            assert runtime.started.checkpoint_seq == 21
+            assert runtime.started.replayed_rewards == 19
             np.testing.assert_allclose(runtime.engine.stats.to_flat(), flat)
             restored = (await client.get("/v1/stats")).json()
             assert restored["arms"] == stats["arms"]
