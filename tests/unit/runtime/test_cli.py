@@ -55,6 +55,11 @@ def test_redis_backend_without_a_url_exits_2(tmp_path: Path, capsys: pytest.Capt
         ({"apiVersion": "v1"}, "apiVersion"),
         ({"metadata": {}}, "metadata.name"),
         ({"spec": {"arms": [], "algorithm": {"type": "UCB1"}}}, "invalid spec"),
+        (
+            {"spec": {"arms": [{"name": "a"}, {"name": "a"}], "algorithm": {"type": "UCB1"}}},
+            "(?s)invalid spec.*duplicate arm names",
+        ),
+        ({"spec": {"arms": [{"name": "a"}], "algorithm": {"type": "LinUCB"}}}, "(?s)invalid spec.*context"),
     ],
 )
 def test_invalid_manifests_are_refused_with_the_reason(tmp_path: Path, change: dict[str, object], message: str) -> None:
