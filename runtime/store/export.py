@@ -85,11 +85,32 @@ def decision_records(database: Path, *, after: str | None = None) -> Iterator[Lo
             joined = None if reward is None else (reward, reward_ts, bool(is_default))
             yield LoggedDecision(SharedDecision(decision, arms, feature_names), joined)
         for decision_id, record, reward, reward_ts, is_default in conn.execute(_FOREIGN, (after or "",)):
-            shared = _decode_shared(record)
-            assert shared.decision.decision_id == decision_id
+            shared = _legacy(decision_id, record) if record[:1] == b"{" else _decode_shared(record)
             yield LoggedDecision(shared, (reward, reward_ts, bool(is_default)))
     finally:
         conn.close()
+
+
+def _legacy(decision_id: str, record: bytes) -> SharedDecision:
+    """A shared record of a runtime that logged request and response JSON (a rolling upgrade in Redis mode): the arms
+    it names are those its response showed; its context is the values the policy saw, by position."""
+    legacy = orjson.loads(record)
+    asked, answered = (v if isinstance(v, dict) else orjson.loads(v) for v in (legacy["request"], legacy["response"]))
+    shown: dict[str, float] = answered["probabilities"]
+    arms = list(shown)
+    decision = Decision(
+        decision_id,
+        legacy["ts"],
+        answered["arm"],
+        arms.index(answered["arm"]),
+        tuple(shown.values()),
+        None,
+        legacy.get("features"),
+        asked.get("unitId"),
+        answered["policyVersion"],
+        legacy["expires"],
+    )
+    return SharedDecision(decision, arms, None)
 
 
 def decision_line(logged: LoggedDecision) -> dict[str, Any]:

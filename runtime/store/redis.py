@@ -31,6 +31,7 @@ from typing import Any
 
 import msgspec
 import numpy as np
+import orjson
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -127,8 +128,17 @@ def _sparse(delta: SufficientStats) -> list[str | float]:
     return fields
 
 
-def _features(decision: Decision) -> np.ndarray | None:
-    return None if decision.features is None else np.asarray(decision.features, dtype=np.float64)
+def _joinable(record: bytes, state: DecisionState) -> Joinable:
+    """A shared decision record as the join reads it. Also reads the records of runtimes that logged request and
+    response JSON (a JSON object, where a `SharedDecision` is an array), which a rolling upgrade leaves in Redis for
+    one attribution window."""
+    if record[:1] == b"{":
+        legacy = orjson.loads(record)
+        arm, ts, expires, features = legacy["arm"], legacy["ts"], legacy["expires"], legacy.get("features")
+    else:
+        d = _decode_shared(record).decision
+        arm, ts, expires, features = d.arm, d.timestamp, d.expires_at, d.features
+    return Joinable(arm, ts, expires, state, None if features is None else np.asarray(features, dtype=np.float64))
 
 
 class RedisStore:
@@ -280,18 +290,9 @@ class RedisStore:
             again, again_marks = await self._lookup([ids[i] for i in missing])
             for j, i in enumerate(missing):
                 records[i], marks[i] = again[j], again_marks[j]
-        shared = [None if record is None else _decode_shared(record) for record in records]
         found = [
-            None
-            if s is None
-            else Joinable(
-                s.decision.arm,
-                s.decision.timestamp,
-                s.decision.expires_at,
-                _MARKS.get(mark or b"", DecisionState.WAITING),
-                _features(s.decision),
-            )
-            for s, mark in zip(shared, marks, strict=True)
+            None if record is None else _joinable(record, _MARKS.get(mark or b"", DecisionState.WAITING))
+            for record, mark in zip(records, marks, strict=True)
         ]
         joined = rules.join(items, found, received_at)
         records_by_id = {item.decision_id: record for item, record in zip(items, records, strict=True)}
@@ -426,14 +427,7 @@ class RedisStore:
             if record is None:
                 gone.append(decision_id)
             else:
-                d = _decode_shared(record).decision
-                claims.append(
-                    (
-                        decision_id,
-                        Joinable(d.arm, d.timestamp, d.expires_at, DecisionState.WAITING, _features(d)),
-                        record,
-                    )
-                )
+                claims.append((decision_id, _joinable(record, DecisionState.WAITING), record))
         if gone:
             await self._redis.zrem(f"{self._prefix}:pending", *gone)
         if not claims:
