@@ -282,3 +282,29 @@ def test_rewards_stored_while_paused_are_never_learned_not_even_after_the_pause(
 
     run(paused())
     run(resumed())
+
+
+def test_a_decision_log_of_the_json_layout_is_kept_aside_and_the_runtime_starts(tmp_path: Path, run: Any) -> None:
+    served = served_policy()
+    path = tmp_path / "games.banner.sqlite3"
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE decisions (id TEXT PRIMARY KEY, ts REAL NOT NULL, arm TEXT NOT NULL, "
+            "expires_at REAL NOT NULL, state INTEGER NOT NULL DEFAULT 0, features BLOB, request BLOB NOT NULL, "
+            "response BLOB NOT NULL) WITHOUT ROWID"
+        )
+        old.execute("INSERT INTO decisions VALUES ('old-1', 1.0, 'blue', 2.0, 0, NULL, '{}', '{}')")
+
+    async def scenario() -> None:
+        async with running(served, tmp_path) as (runtime, client):
+            assert runtime.sqlite.path == path
+            decision = (await client.post("/v1/decide", json={})).json()
+            assert (
+                await client.post("/v1/rewards", json={"decisionId": decision["decisionId"], "reward": 1})
+            ).is_success
+            assert (await client.post("/v1/rewards", json={"decisionId": "old-1", "reward": 1})).status_code == 404
+
+    run(scenario())
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT id FROM decisions_layout1").fetchall() == [("old-1",)]
+        assert db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 1
