@@ -1,8 +1,8 @@
 """A raw ASGI app: exact-path routing, JSON bodies (`codec`), precomputed headers, one place that maps errors to HTTP.
 
 No framework: the decide route costs a dict lookup, one `receive` and two `send`s on top of the codec's and the
-core's own work. The app composes the data-plane services of the process: today the decision service's routes
-(decide, rewards, stats); a model router or an experiment assignment service adds its routes to `_post`/`_get`.
+core's own work. The app mounts the routes of the process's data-plane services (`routes.py`: today the decision
+service's decide, rewards and stats) beside its own health, readiness, metrics and OpenAPI routes.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import structlog
 from croupier.api import wire
 from croupier.runtime.assembly import Runtime
 from croupier.runtime.errors import CroupierError, MethodNotAllowed, NotFound, PayloadTooLarge
-from croupier.runtime.http.batching import DecideBatcher
-from croupier.runtime.http.codec import DecideCodec, decode_rewards, encode_rewards
 from croupier.runtime.http.openapi import openapi_document
+from croupier.runtime.http.routes import JSON as _JSON
+from croupier.runtime.http.routes import GetHandler, PostHandler, decision_routes
 
 log = structlog.get_logger("croupier.runtime.http")
 
@@ -26,7 +26,6 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-_JSON = b"application/json"
 _METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -74,30 +73,22 @@ class HttpApp:
     def __init__(self, runtime: Runtime, *, on_started: Callable[[], None] | None = None) -> None:
         self.runtime = runtime
         self._on_started = on_started
-        self.service = service = runtime.service
+        self.service = runtime.service
         self.max_body = runtime.settings.max_body_bytes
         self._openapi = orjson.dumps(openapi_document(runtime.served))
         self._ok = orjson.dumps({"status": "ok"})
         self._errors = runtime.metrics.request_errors
-        # path -> (method, handler); handlers take the body (or nothing) and return (status, body, content type).
-        self._post: dict[str, Callable[[bytes], Awaitable[bytes]] | None] = {
-            wire.DECIDE_PATH: None,  # through the DecideBatcher, see __call__
-            wire.REWARDS_PATH: self._rewards,
-        }
-        self._get: dict[str, Callable[[], tuple[int, bytes, bytes]]] = {
-            wire.STATS_PATH: lambda: (200, orjson.dumps(self.service.stats()), _JSON),
+        self._post: dict[str, PostHandler] = {}
+        self._get: dict[str, GetHandler] = {
             wire.HEALTH_PATH: self._health,
             wire.READY_PATH: self._ready,
             wire.METRICS_PATH: lambda: (200, runtime.metrics.exposition(), _METRICS_TYPE),
             wire.OPENAPI_PATH: lambda: (200, self._openapi, _JSON),
         }
-        codec = DecideCodec(service.schema, service.arm_names, runtime.served.version)
-        decode, decide, encode = codec.decode, service.decide, codec.encode
-
-        def decide_json(body: bytes) -> bytes:
-            return encode(decide(decode(body)))
-
-        self._batcher = DecideBatcher(decide_json)
+        for routes in (decision_routes(runtime.service, runtime.served.version),):
+            self._post.update(routes.post)
+            self._get.update(routes.get)
+        self._decide = self._post[_DECIDE]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("path") == _DECIDE and scope["method"] == "POST":
@@ -108,7 +99,7 @@ class HttpApp:
                 body: bytes = message.get("body", b"")
                 if len(body) <= self.max_body:
                     try:
-                        payload = await self._batcher.submit(body)
+                        payload = await self._decide(body)
                     except Exception as exc:
                         await self._fail(send, _DECIDE, "POST", exc)
                         return
@@ -132,12 +123,7 @@ class HttpApp:
                 body: bytes = message.get("body", b"")
                 if message.get("more_body", False) or len(body) > self.max_body:
                     body = await self._rest_of_body(body, message, receive)
-                if path == _DECIDE:
-                    payload = await self._batcher.submit(body)
-                else:
-                    handler = self._post[path]
-                    assert handler is not None
-                    payload = await handler(body)
+                payload = await self._post[path](body)
                 await send(_ok_start(payload))
                 await send({"type": "http.response.body", "body": payload})
                 return
@@ -154,11 +140,6 @@ class HttpApp:
             return
         except Exception as exc:
             await self._fail(send, path, method, exc)
-
-    async def _rewards(self, body: bytes) -> bytes:
-        service = self.service
-        items = decode_rewards(body, binary=service.binary)
-        return encode_rewards(await service.rewards(items))
 
     async def _fail(self, send: Send, path: str, method: str, exc: Exception) -> None:
         """The error answer (called while handling `exc`): a CroupierError as it is, anything else as a logged internal
