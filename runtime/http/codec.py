@@ -17,17 +17,28 @@ from typing import Any
 
 import msgspec
 import orjson
+from pydantic import BaseModel
 
+from croupier.api import wire
 from croupier.api.wire import MAX_DECISION_ID_LENGTH, MAX_REWARDS_PER_REQUEST, MAX_UNIT_ID_LENGTH
 from croupier.runtime.decisions.records import DecideRequest, Decision, RewardItem, RewardsAnswer
 from croupier.runtime.decisions.validation import DecideSchema, check_reward, json_type
 from croupier.runtime.errors import DuplicateField, InvalidField, MalformedJson, MissingField, UnknownField
 
-_DECIDE_FIELDS = frozenset({"unitId", "context", "candidates"})
 
-_HEAD = b'{"decisionId":"'
-_ARM = b'","arm":'
-_PROBABILITIES = b',"probabilities":'
+def _names(model: type[BaseModel]) -> dict[str, str]:
+    """The wire names of a model's fields (the wire contract is the source of every name written here)."""
+    return {name: field.alias or name for name, field in model.model_fields.items()}
+
+
+_DECIDE_FIELDS = frozenset(_names(wire.DecideRequest).values())
+_DECIDED = _names(wire.DecideResponse)
+_HEAD = b'{"' + _DECIDED["decision_id"].encode() + b'":"'
+_ARM = b'","' + _DECIDED["arm"].encode() + b'":'
+_PROBABILITIES = b',"' + _DECIDED["probabilities"].encode() + b'":'
+_VERSION = b',"' + _DECIDED["policy_version"].encode() + b'":'
+_ANSWER = _names(wire.RewardResponse)
+_RESULT = _names(wire.RewardResult)
 
 # Encoded probability vectors kept for reuse (see DecideCodec.encode).
 _SHOWN_MEMO = 256
@@ -111,7 +122,7 @@ class DecideCodec:
         self._schema = schema
         self._names = arm_names
         self._arm_json = [orjson.dumps(name) for name in arm_names]
-        self._tail = b',"policyVersion":' + orjson.dumps(policy_version) + b"}"
+        self._tail = _VERSION + orjson.dumps(policy_version) + b"}"
         self._shown: dict[tuple[float, ...], bytes] = {}
 
     def decode(self, body: bytes) -> DecideRequest:
@@ -225,13 +236,14 @@ def _reward(entry: dict[str, Any], prefix: str, binary: bool) -> RewardItem:
 
 
 def encode_rewards(answer: RewardsAnswer) -> bytes:
+    decision_id, outcome = _RESULT["decision_id"], _RESULT["outcome"]
+    accepted, duplicate = wire.RewardOutcome.ACCEPTED.value, wire.RewardOutcome.DUPLICATE.value
     return orjson.dumps(
         {
-            "accepted": answer.accepted,
-            "duplicates": answer.duplicates,
-            "results": [
-                {"decisionId": o.decision_id, "outcome": "accepted" if o.accepted else "duplicate"}
-                for o in answer.outcomes
+            _ANSWER["accepted"]: answer.accepted,
+            _ANSWER["duplicates"]: answer.duplicates,
+            _ANSWER["results"]: [
+                {decision_id: o.decision_id, outcome: accepted if o.accepted else duplicate} for o in answer.outcomes
             ],
         }
     )
