@@ -1,4 +1,4 @@
-"""HTTP benchmark of the decision API, side by side with two references, in one run on one server core.
+"""HTTP benchmark of the decision API, side by side with a bare ASGI no-op, in one run on one server core.
 
     uv run python benchmarks/http_decide.py [--duration 8] [--rounds 3] [--connections 32]
 
@@ -7,9 +7,9 @@ connections posting a decide body. Targets, measured in interleaved rounds (the 
 
 - `runtime /v1/decide`: croupier-runtime serving a ThompsonSampling policy, every decision logged to SQLite;
 - `runtime /v1/decide (LinUCB, d=8)`: the same with a contextual policy (with --contextual);
-- `runtime /noop`: a route of the same server stack that returns `{}` (reference a);
 - `bare ASGI no-op`: the smallest possible ASGI app on uvicorn with the runtime's uvicorn options: uvloop, httptools,
-  no access log, no proxy-headers middleware, no server/date headers (reference b).
+  no access log, no proxy-headers middleware, no server/date headers (reference b, `benchmarks/http_noop_app.py`;
+  the runtime's production app has no benchmark route).
 
 After the load it checks that the runtime logged every decision it answered. Prints a markdown table.
 
@@ -129,11 +129,14 @@ class Target:
 
 
 class Server:
-    def __init__(self, command: list[str], port: int, ready_path: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, command: list[str], port: int, ready_path: str, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> None:
         self.port = port
         self.process = subprocess.Popen(
             ["taskset", "-c", SERVER_CORE, *command],
             env={**os.environ, **(env or {})},
+            cwd=cwd,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -214,6 +217,49 @@ def _us(values: Iterable[float]) -> str:
     return f"{statistics.median(measured):.1f} us" if measured else "-"
 
 
+def decode_guard_cost() -> None:
+    """Nanoseconds the duplicate-key guard adds to decoding a decide body: `DecideCodec.decode` with and without it,
+    in this process (pinned to the server's core), best of 9 x 200k calls each."""
+    import timeit  # noqa: PLC0415
+
+    import msgspec  # noqa: PLC0415
+
+    from croupier.runtime.decisions.validation import DecideSchema  # noqa: PLC0415
+    from croupier.runtime.http import codec  # noqa: PLC0415
+
+    os.sched_setaffinity(0, {int(SERVER_CORE)})
+
+    class Unguarded(codec.DecideCodec):
+        __slots__ = ()
+
+        def decode(self, body: bytes) -> codec.DecideRequest:
+            try:
+                return codec._decode_decide(body)
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                self.explain(body)
+                raise
+
+    arms = ["blue", "green", "red", "gold"]
+    cases = [
+        ("ThompsonSampling body", DecideSchema(arms, contextual=False, feature_names=None, size=0), DECIDE_BODY),
+        ("LinUCB d=8 body", DecideSchema(arms, contextual=True, feature_names=None, size=8), CONTEXT_BODY),
+        (
+            "named context body",
+            DecideSchema(arms, contextual=True, feature_names=["level", "spend"], size=2),
+            '{"unitId": "player-42", "context": {"level": 3, "spend": 0.5}}',
+        ),
+    ]
+    print("| decide body | decode without the guard | with it | difference |")
+    print("| --- | ---: | ---: | ---: |")
+    for label, schema, text in cases:
+        body = text.encode()
+        guarded, plain = codec.DecideCodec(schema, arms, "g1"), Unguarded(schema, arms, "g1")
+        n = 200_000
+        without = min(timeit.repeat(lambda: plain.decode(body), number=n, repeat=9)) / n * 1e9  # noqa: B023
+        with_guard = min(timeit.repeat(lambda: guarded.decode(body), number=n, repeat=9)) / n * 1e9  # noqa: B023
+        print(f"| {label} | {without:.0f} ns | {with_guard:.0f} ns | {with_guard - without:+.0f} ns |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=8.0, help="Seconds per measurement.")
@@ -226,7 +272,20 @@ def main() -> int:
     parser.add_argument(
         "--paced-rate", type=float, default=0.0, help="Then measure latency at this offered load (requests/s)."
     )
+    parser.add_argument(
+        "--baseline-python",
+        help="Also measure the decide targets of another checkout, served by this interpreter (e.g. an older commit's "
+        "`.venv/bin/python`), in the same rounds: a before/after comparison that the machine's drift cannot skew.",
+    )
+    parser.add_argument(
+        "--decode-guard-cost",
+        action="store_true",
+        help="Only measure what the duplicate-key guard adds to decoding a decide body (in process), then exit.",
+    )
     args = parser.parse_args()
+    if args.decode_guard_cost:
+        decode_guard_cost()
+        return 0
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
             print(f"{tool} is required (Debian: apt-get install {'wrk' if tool == 'wrk' else 'util-linux'})")
@@ -243,7 +302,7 @@ def main() -> int:
         runtime_command = [
             sys.executable, "-m", "croupier.runtime.cli", "--policy", str(work / "thompson.yaml"),
             "--host", "127.0.0.1", "--port", str(runtime_port), "--state-dir", str(work / "state"),
-            "--benchmark-routes", "--log-level", "warning",
+            "--log-level", "warning",
         ]  # fmt: skip
         runtime = Server(runtime_command, runtime_port, "/readyz")
         servers.append(runtime)
@@ -266,7 +325,6 @@ def main() -> int:
                 [],
                 runtime,
             ),
-            Target("(a) runtime `POST /noop` (same server stack)", f"{runtime_url}/noop", DECIDE_BODY, [], runtime),
             Target("(b) bare ASGI no-op on uvicorn", f"http://127.0.0.1:{noop_port}/", DECIDE_BODY, [], noop),
         ]
         if args.rewards:
@@ -295,6 +353,28 @@ def main() -> int:
                     contextual,
                 ),
             )
+        if args.baseline_python:
+            for policy, label, body in [("thompson", "ThompsonSampling", DECIDE_BODY)] + (
+                [("linucb", "LinUCB, d=8", CONTEXT_BODY)] if args.contextual else []
+            ):
+                port = free_port()
+                command = [
+                    args.baseline_python, "-m", "croupier.runtime.cli", "--policy", str(work / f"{policy}.yaml"),
+                    "--host", "127.0.0.1", "--port", str(port), "--state-dir", str(work / "baseline"),
+                    "--log-level", "warning",
+                ]  # fmt: skip
+                baseline = Server(command, port, "/readyz", cwd=work)
+                servers.append(baseline)
+                targets.insert(
+                    len(targets) - 1,
+                    Target(
+                        f"baseline `POST /v1/decide` ({label}, logged)",
+                        f"http://127.0.0.1:{port}/v1/decide",
+                        body,
+                        [],
+                        baseline,
+                    ),
+                )
         for target in targets:  # warm-up
             run_wrk(target, 2, args.connections, work)
         for _ in range(args.rounds):

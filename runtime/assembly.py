@@ -4,23 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import time
+from typing import NamedTuple
 
 import structlog
 
 from croupier.api.decisionpolicy import StateBackend
-from croupier.runtime.core.engine import Engine, build_engine
-from croupier.runtime.core.service import DecisionService
+from croupier.runtime.decisions.engine import Engine, build_engine
+from croupier.runtime.decisions.ids import DecisionIds
+from croupier.runtime.decisions.join import JoinRules
+from croupier.runtime.decisions.service import DecisionService
 from croupier.runtime.errors import PolicyConfigError
 from croupier.runtime.metrics import RuntimeMetrics, get_metrics
-from croupier.runtime.policies.stats import SufficientStats
 from croupier.runtime.policy_file import ServedPolicy
 from croupier.runtime.settings import RewardSync, RuntimeSettings
 from croupier.runtime.store.base import Store
 from croupier.runtime.store.sqlite import SqliteStore, database_path
 
 log = structlog.get_logger("croupier.runtime")
+
+
+class StartReport(NamedTuple):
+    """How the runtime's learned state came back at start."""
+
+    checkpoint_seq: int
+    """Store sequence number of the checkpoint it started from (0: none)."""
+    replayed_rewards: int
+    """Rewards stored after that checkpoint and learned again."""
 
 
 class Runtime:
@@ -39,29 +49,27 @@ class Runtime:
         self.metrics = metrics or get_metrics()
         self.engine = engine or build_engine(served, seed=settings.seed)
         spec = served.spec
+        rules = JoinRules.of(spec)
+        redis = spec.state.backend == StateBackend.REDIS
+        # The SQLite decision log: the whole state when embedded, this replica's decisions and rewards with Redis.
         self.sqlite = SqliteStore(
             database_path(settings.state_dir, served.namespace, served.name),
             metrics=self.metrics,
-            learn=not spec.paused,
-            default_reward=spec.reward.default_reward,
+            rules=rules,
+            version=served.version,
+            arm_names=spec.arm_names,
+            feature_names=served.feature_names,
             flush_interval=settings.decision_flush_interval_ms / 1000.0,
             flush_max_records=settings.decision_flush_max_records,
             max_pending=settings.max_pending_decisions,
             full_sync=settings.reward_sync == RewardSync.FULL,
             sweep_interval=settings.sweep_interval_seconds,
             retention_seconds=settings.retention_hours * 3600.0,
-            join=spec.state.backend != StateBackend.REDIS,
+            join=not redis,
         )
+        ids = DecisionIds()
         self.store: Store = self.sqlite
-        self.service = DecisionService(
-            served,
-            self.engine,
-            self.sqlite,
-            self.metrics,
-            replica=settings.replica,
-            debug=settings.log_level.lower() == "debug",
-        )
-        if spec.state.backend == StateBackend.REDIS:
+        if redis:
             from croupier.runtime.store.redis import RedisStore  # noqa: PLC0415 - only Redis mode needs the client
 
             url = settings.redis_url or (spec.state.redis.url if spec.state.redis else None)
@@ -77,46 +85,42 @@ class Runtime:
             self.store = RedisStore(
                 url,
                 prefix,
-                served=served,
                 log=self.sqlite,
                 metrics=self.metrics,
-                engine=self.engine,
-                counters=self.service.counters,
-                local_prefix=self.service.id_prefix,
+                rules=rules,
+                fingerprint=served.fingerprint,
+                arm_names=spec.arm_names,
+                feature_names=served.feature_names,
+                context_size=served.context_size,
+                dimension=self.engine.stats.dimension,
+                delta_of=self.engine.delta_of,
+                local_prefix=ids.prefix,
                 sync_interval=settings.redis_sync_interval_ms / 1000.0,
                 flush_interval=settings.decision_flush_interval_ms / 1000.0,
                 sweep_interval=settings.sweep_interval_seconds,
             )
-            self.service.store = self.store
+        self.service = DecisionService(
+            served,
+            self.engine,
+            self.store,
+            self.metrics,
+            ids=ids,
+            replica=settings.replica,
+            debug=settings.log_level.lower() == "debug",
+        )
+        self.started: StartReport | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._started = False
         self._checkpointed_seq = 0
+        self._stopped = False
 
     async def start(self) -> None:
         started = time.perf_counter()
-        restored = await asyncio.to_thread(self.sqlite.restore, self.served.fingerprint)
-        replayed = 0
-        if self.store is self.sqlite:
-            if restored.stats is not None:
-                self.engine.replace_stats(SufficientStats.from_bytes(restored.stats))
-                self.service.applied_seq = restored.seq
-                self._checkpointed_seq = restored.seq
-            replayed = self.service.replay(restored.tail)
-            self.service.restore_counters(restored.counters)
-        loop = asyncio.get_running_loop()
-        if self.store is not self.sqlite:
-            self.sqlite.start(loop, lambda learned: None)
-        self.store.start(loop, self.service.learn)
-        if self.store is self.sqlite:
-            self._tasks.append(asyncio.create_task(self._checkpoints(), name="checkpoints"))
-        else:
-            await self.store.wait_synced()  # type: ignore[attr-defined]
-        # Everything allocated so far (modules, the policy, restored state) lives as long as the process: move it out
-        # of the collector's reach, so full collections under load scan only what requests allocate (no 10-100 ms
-        # pauses in the decide path's p99).
-        gc.collect()
-        gc.freeze()
-        self._started = True
+        restored = await self.store.restore(self.served.fingerprint)
+        replayed = self.service.restore(restored)
+        self._checkpointed_seq = restored.seq
+        await self.store.start(self.service)
+        self._tasks.append(asyncio.create_task(self._checkpoints(), name="checkpoints"))
+        self.started = StartReport(checkpoint_seq=restored.seq, replayed_rewards=replayed)
         if self.served.spec.scoring is not None:
             log.warning(
                 "spec.scoring is not implemented by this runtime: decisions use the policy's own estimates "
@@ -134,37 +138,41 @@ class Runtime:
             restore_seconds=round(time.perf_counter() - started, 3),
         )
 
-    async def stop(self) -> None:
+    async def stop(self, *, checkpoint: bool = True) -> None:
+        """Commit everything queued and stop. `checkpoint=False` skips the final checkpoint, as a crash would (the
+        next start replays the rewards stored after the last periodic one). A second call does nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self.store is self.sqlite:
-            self._checkpoint()
-        else:
-            await self.store.close()
-        await self.sqlite.close()
+        if checkpoint:
+            self.checkpoint()
+        await self.store.close()
         log.info("runtime stopped", policy=self.served.name)
 
     def liveness(self) -> str | None:
         """None while the process can serve; otherwise why it needs a restart."""
-        if not self._started:
+        if self.started is None:
             return None  # still starting: the readiness probe holds traffic back
-        return self.sqlite.liveness()
+        return self.store.liveness()
 
     def readiness(self) -> str | None:
-        if not self._started:
+        if self.started is None:
             return "restoring state"
         return self.service.health()
 
-    def _checkpoint(self) -> None:
+    def checkpoint(self) -> None:
+        """Save the learned statistics (with the store's next commit) if rewards were learned since the last one."""
         seq = self.service.applied_seq
         if seq > self._checkpointed_seq:
-            self.sqlite.save_checkpoint(self.served.fingerprint, seq, self.engine.stats.to_bytes())
+            self.store.checkpoint(self.served.fingerprint, seq, self.engine.stats.to_bytes())
             self._checkpointed_seq = seq
 
     async def _checkpoints(self) -> None:
         while True:
             await asyncio.sleep(self.settings.checkpoint_interval_seconds)
-            self._checkpoint()
+            self.checkpoint()

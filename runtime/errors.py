@@ -46,6 +46,12 @@ class UnknownField(InvalidField):
     code = "UnknownField"
 
 
+class DuplicateField(InvalidField):
+    """A key that appears twice in one JSON object (JSON decoders would keep the last value silently)."""
+
+    code = "DuplicateField"
+
+
 class MissingField(InvalidField):
     code = "MissingField"
 
@@ -98,5 +104,16 @@ class StoreError(Unavailable):
     code = "StoreError"
 
 
-class PolicyConfigError(Exception):
-    """The policy file cannot be served (not a DecisionPolicy, invalid spec). Not an HTTP error: the process exits."""
+class PolicyError(ValueError):
+    """Base of the errors the policy core raises on purpose (`croupier.runtime.policies`); `field` names the offender
+    (``"arm"``, ``"context"``, ``"params.epsilon"`` ...) so the error can point at it without parsing the message."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class PolicyConfigError(PolicyError):
+    """The policy cannot be served: not a DecisionPolicy, an invalid spec, or a configuration the policy core refuses
+    (`build_policy`). Not an HTTP error: the process exits with the reason. The one class for every such failure, so
+    the CLI catches all of them."""

@@ -47,7 +47,8 @@ class _DecisionCollector(Collector):
         decisions = CounterMetricFamily("croupier_decisions", "Decisions served, by chosen arm.", labels=["arm"])
         latency = HistogramMetricFamily(
             "croupier_decide_duration_seconds",
-            "Time to validate, decide and log one decision (inside the server, without HTTP).",
+            "Time inside the decision service's decide: the policy's checks of the request, the decision, queueing its "
+            "record (no HTTP, no JSON).",
         )
         if counts is not None:
             for name, value in zip(counts.arm_names, list(counts.by_arm), strict=True):

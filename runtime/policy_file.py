@@ -62,11 +62,7 @@ def parse_policy(document: object, source: str = "<policy>") -> ServedPolicy:
         spec = DecisionPolicySpec.model_validate(document.get("spec"))
     except ValidationError as exc:
         raise PolicyConfigError(f"{source}: invalid spec: {exc}") from exc
-    names = spec.arm_names
-    if len(set(names)) != len(names):
-        raise PolicyConfigError(f"{source}: arm names must be unique")
-    if spec.algorithm.type in CONTEXTUAL_ALGORITHMS and spec.context is None:
-        raise PolicyConfigError(f"{source}: {spec.algorithm.type} needs spec.context")
+    # Unique arm names, a context for contextual algorithms, the floor...: the spec model's rules (and the CRD's).
     wire = spec.to_wire()
     shape = {k: wire.get(k) for k in ("arms", "algorithm", "context")}
     return ServedPolicy(

@@ -1,6 +1,8 @@
-"""A raw ASGI app: exact-path routing, orjson bodies, precomputed headers, one place that maps errors to HTTP.
+"""A raw ASGI app: exact-path routing, JSON bodies (`codec`), precomputed headers, one place that maps errors to HTTP.
 
-No framework: the decide route costs a dict lookup, one `receive` and two `send`s on top of the core's own work.
+No framework: the decide route costs a dict lookup, one `receive` and two `send`s on top of the codec's and the
+core's own work. The app mounts the routes of the process's data-plane services (`routes.py`: today the decision
+service's decide, rewards and stats) beside its own health, readiness, metrics and OpenAPI routes.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import structlog
 from croupier.api import wire
 from croupier.runtime.assembly import Runtime
 from croupier.runtime.errors import CroupierError, MethodNotAllowed, NotFound, PayloadTooLarge
-from croupier.runtime.http.batching import DecideBatcher
 from croupier.runtime.http.openapi import openapi_document
+from croupier.runtime.http.routes import JSON as _JSON
+from croupier.runtime.http.routes import GetHandler, PostHandler, decision_routes
 
 log = structlog.get_logger("croupier.runtime.http")
 
@@ -23,7 +26,6 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-_JSON = b"application/json"
 _METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -68,29 +70,25 @@ def _ok_start(body: bytes) -> dict[str, Any]:
 class HttpApp:
     """The runtime's ASGI application."""
 
-    def __init__(self, runtime: Runtime, *, benchmark_routes: bool = False) -> None:
+    def __init__(self, runtime: Runtime, *, on_started: Callable[[], None] | None = None) -> None:
         self.runtime = runtime
+        self._on_started = on_started
         self.service = runtime.service
         self.max_body = runtime.settings.max_body_bytes
         self._openapi = orjson.dumps(openapi_document(runtime.served))
         self._ok = orjson.dumps({"status": "ok"})
         self._errors = runtime.metrics.request_errors
-        # path -> (method, handler); handlers take the body (or nothing) and return (status, body, content type).
-        self._post: dict[str, Callable[[bytes], Awaitable[bytes]] | None] = {
-            wire.DECIDE_PATH: None,  # through the DecideBatcher, see __call__
-            wire.REWARDS_PATH: self.service.reward,
-        }
-        self._get: dict[str, Callable[[], tuple[int, bytes, bytes]]] = {
-            wire.STATS_PATH: lambda: (200, orjson.dumps(self.service.stats()), _JSON),
+        self._post: dict[str, PostHandler] = {}
+        self._get: dict[str, GetHandler] = {
             wire.HEALTH_PATH: self._health,
             wire.READY_PATH: self._ready,
             wire.METRICS_PATH: lambda: (200, runtime.metrics.exposition(), _METRICS_TYPE),
             wire.OPENAPI_PATH: lambda: (200, self._openapi, _JSON),
         }
-        self._batcher = DecideBatcher(self.service.decide)
-        if benchmark_routes:
-            self._post["/noop"] = None
-        self._benchmark_routes = benchmark_routes
+        for routes in (decision_routes(runtime.service, runtime.served.version),):
+            self._post.update(routes.post)
+            self._get.update(routes.get)
+        self._decide = self._post[_DECIDE]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("path") == _DECIDE and scope["method"] == "POST":
@@ -101,7 +99,7 @@ class HttpApp:
                 body: bytes = message.get("body", b"")
                 if len(body) <= self.max_body:
                     try:
-                        payload = await self._batcher.submit(body)
+                        payload = await self._decide(body)
                     except Exception as exc:
                         await self._fail(send, _DECIDE, "POST", exc)
                         return
@@ -125,14 +123,7 @@ class HttpApp:
                 body: bytes = message.get("body", b"")
                 if message.get("more_body", False) or len(body) > self.max_body:
                     body = await self._rest_of_body(body, message, receive)
-                if path == _DECIDE:
-                    payload = await self._batcher.submit(body)
-                elif path == "/noop":
-                    payload = b"{}"
-                else:
-                    handler = self._post[path]
-                    assert handler is not None
-                    payload = await handler(body)
+                payload = await self._post[path](body)
                 await send(_ok_start(payload))
                 await send({"type": "http.response.body", "body": payload})
                 return
@@ -201,6 +192,8 @@ class HttpApp:
                     log.exception("startup failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                if self._on_started is not None:
+                    self._on_started()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 try:

@@ -6,9 +6,9 @@ work; run back to back, the decide path's code and data stay hot from one decisi
 decide call and the CPU per request before and after are in docs/benchmarks/http.md). A request that arrives alone
 waits one turn of the loop.
 
-Every request still gets its own decision, made in arrival order by the same synchronous `DecisionService.decide`; a
-failure reaches only the request that caused it, and a request whose task was cancelled (client gone, shutdown) before
-its turn is not decided.
+Every request still gets its own decision, made in arrival order by the same synchronous decode,
+`DecisionService.decide` and encode; a failure reaches only the request that caused it, and a request whose task was
+cancelled (client gone, shutdown) before its turn is not decided.
 """
 
 from __future__ import annotations

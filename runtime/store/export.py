@@ -1,76 +1,149 @@
 """Export the decision log as JSON lines for off-policy evaluation: one line per decision, its reward joined.
 
 Each line: decisionId, timestamp, unitId, context, candidates, arm, probabilities (every eligible arm), propensity (the
-chosen arm's probability), policyVersion, and reward, rewardTimestamp, defaultReward when a reward was joined. In Redis
-mode a line is also written for each reward this replica accepted for a decision another replica made (its decision
-fields come from the shared decision record): concatenate the replicas' exports and keep one line per decisionId.
-Reads through a read-only connection: safe while the runtime writes (WAL).
+chosen arm's probability), policyVersion, and reward, rewardTimestamp, defaultReward when a reward was joined. The
+context is the one the policy saw: an object by feature name (a list for a policy without feature names; null for a
+non-contextual policy). In Redis mode a line is also written for each reward this replica accepted for a decision
+another replica made (from the shared decision record): concatenate the replicas' exports and keep one line per
+decisionId. Reads through a read-only connection: safe while the runtime writes (WAL).
+
+`decision_records` reads the same log as typed `Decision`s (no JSON), for an evaluator in Python.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
+import msgspec
 import orjson
 
+from croupier.runtime.decisions.records import Decision, SharedDecision, unpack_floats, unpack_indexes
 from croupier.runtime.store.sqlite import connect
 
 _QUERY = """
-SELECT d.id, d.ts, d.request, d.response, r.reward, r.ts, r.is_default
-FROM decisions d LEFT JOIN rewards r ON r.decision_id = d.id
+SELECT d.id, d.ts, d.arm, d.expires_at, d.unit_id, d.features, d.candidates, d.probabilities,
+       v.version, v.arms, v.features, r.reward, r.ts, r.is_default
+FROM decisions d JOIN policy_versions v ON v.id = d.version LEFT JOIN rewards r ON r.decision_id = d.id
 WHERE d.id > ? ORDER BY d.id
 """
 _FOREIGN = """
 SELECT r.decision_id, r.decision, r.reward, r.ts, r.is_default FROM rewards r
 WHERE r.decision IS NOT NULL AND r.decision_id > ? ORDER BY r.decision_id
 """
+_decode_shared = msgspec.json.Decoder(SharedDecision).decode
 
 
-def decision_line(
-    decision_id: str, ts: float, request: bytes, response: bytes, reward: tuple[float, float, int] | None
-) -> dict[str, Any]:
-    asked = orjson.loads(request)
-    answered = orjson.loads(response)
-    probabilities = answered["probabilities"]
+class LoggedDecision(NamedTuple):
+    """A decision of the log with the names its indexes refer to, and its reward when one was joined."""
+
+    shared: SharedDecision
+    reward: tuple[float, float, bool] | None
+    """(reward, when it was stored, whether it is the default reward)."""
+
+
+def decision_records(database: Path, *, after: str | None = None) -> Iterator[LoggedDecision]:
+    conn = connect(database, readonly=True)
+    versions: dict[str, tuple[list[str], list[str] | None]] = {}
+    try:
+        for (
+            decision_id,
+            ts,
+            arm,
+            expires_at,
+            unit_id,
+            features,
+            candidates,
+            probabilities,
+            version,
+            arms_json,
+            features_json,
+            reward,
+            reward_ts,
+            is_default,
+        ) in conn.execute(_QUERY, (after or "",)):
+            names = versions.get(version)
+            if names is None:
+                names = (orjson.loads(arms_json), None if features_json is None else orjson.loads(features_json))
+                versions[version] = names
+            arms, feature_names = names
+            vector = unpack_floats(probabilities)
+            assert vector is not None
+            decision = Decision(
+                decision_id,
+                ts,
+                arm,
+                arms.index(arm),
+                tuple(vector),
+                unpack_indexes(candidates),
+                unpack_floats(features),
+                unit_id,
+                version,
+                expires_at,
+            )
+            joined = None if reward is None else (reward, reward_ts, bool(is_default))
+            yield LoggedDecision(SharedDecision(decision, arms, feature_names), joined)
+        for decision_id, record, reward, reward_ts, is_default in conn.execute(_FOREIGN, (after or "",)):
+            shared = _legacy(decision_id, record) if record[:1] == b"{" else _decode_shared(record)
+            yield LoggedDecision(shared, (reward, reward_ts, bool(is_default)))
+    finally:
+        conn.close()
+
+
+def _legacy(decision_id: str, record: bytes) -> SharedDecision:
+    """A shared record of a runtime that logged request and response JSON (a rolling upgrade in Redis mode): the arms
+    it names are those its response showed; its context is the values the policy saw, by position."""
+    legacy = orjson.loads(record)
+    asked, answered = (v if isinstance(v, dict) else orjson.loads(v) for v in (legacy["request"], legacy["response"]))
+    shown: dict[str, float] = answered["probabilities"]
+    arms = list(shown)
+    decision = Decision(
+        decision_id,
+        legacy["ts"],
+        answered["arm"],
+        arms.index(answered["arm"]),
+        tuple(shown.values()),
+        None,
+        legacy.get("features"),
+        asked.get("unitId"),
+        answered["policyVersion"],
+        legacy["expires"],
+    )
+    return SharedDecision(decision, arms, None)
+
+
+def decision_line(logged: LoggedDecision) -> dict[str, Any]:
+    shared, reward = logged
+    decision, arms = shared.decision, shared.arms
+    shown = range(len(arms)) if decision.eligible is None else decision.eligible
+    probabilities = {arms[i]: decision.probabilities[i] for i in shown}
+    values = decision.features
+    context: dict[str, float] | list[float] | None = values
+    if values is not None and shared.feature_names is not None:
+        context = dict(zip(shared.feature_names, values, strict=True))
     line: dict[str, Any] = {
-        "decisionId": decision_id,
-        "timestamp": ts,
-        "unitId": asked.get("unitId"),
-        "context": asked.get("context"),
-        "candidates": asked.get("candidates"),
-        "arm": answered["arm"],
+        "decisionId": decision.decision_id,
+        "timestamp": decision.timestamp,
+        "unitId": decision.unit_id,
+        "context": context,
+        "candidates": None if decision.eligible is None else [arms[i] for i in decision.eligible],
+        "arm": decision.arm,
         "probabilities": probabilities,
-        "propensity": probabilities[answered["arm"]],
-        "policyVersion": answered["policyVersion"],
+        "propensity": probabilities[decision.arm],
+        "policyVersion": decision.policy_version,
         "reward": None,
         "rewardTimestamp": None,
         "defaultReward": False,
     }
     if reward is not None:
-        line["reward"], line["rewardTimestamp"], line["defaultReward"] = reward[0], reward[1], bool(reward[2])
+        line["reward"], line["rewardTimestamp"], line["defaultReward"] = reward
     return line
 
 
 def export_jsonl(database: Path, out: IO[bytes], *, after: str | None = None) -> int:
-    conn = connect(database, readonly=True)
     count = 0
-    try:
-        for decision_id, ts, request, response, reward, reward_ts, is_default in conn.execute(_QUERY, (after or "",)):
-            joined = None if reward is None else (reward, reward_ts, is_default)
-            out.write(orjson.dumps(decision_line(decision_id, ts, request, response, joined)) + b"\n")
-            count += 1
-        for decision_id, record, reward, reward_ts, is_default in conn.execute(_FOREIGN, (after or "",)):
-            decision = orjson.loads(record)
-            line = decision_line(
-                decision_id,
-                decision["ts"],
-                decision["request"].encode(),
-                decision["response"].encode(),
-                (reward, reward_ts, is_default),
-            )
-            out.write(orjson.dumps(line) + b"\n")
-            count += 1
-    finally:
-        conn.close()
+    for logged in decision_records(database, after=after):
+        out.write(orjson.dumps(decision_line(logged)) + b"\n")
+        count += 1
     return count

@@ -1,12 +1,15 @@
 """Redis state: replicas of one DecisionPolicy share learned statistics, reward deduplication and decision records.
 
+The join rules are `croupier.runtime.decisions.join`'s, shared with the SQLite store.
+
 Keys, under the prefix P (default `croupier:<namespace>:<name>`):
 
 - `P:stats:<fingerprint>` hash: the total sufficient statistics, field `i` = element `i` of `SufficientStats.to_flat()`.
   Replicas add deltas with HINCRBYFLOAT and read the total back every `redis_sync_interval_ms` (default 100 ms).
 - `P:counters` hash: `pulls:<arm>`, `rewards:<arm>`, `sum:<arm>`, `defaults:<arm>` (what /v1/stats shows).
-- `P:d:<decisionId>` string (TTL = attribution window + 10 min): the decision record (arm, time, window end, context,
-  request, response), so a reward is joined on whichever replica it reaches.
+- `P:d:<decisionId>` string (TTL = attribution window + 10 min): the decision record, a `SharedDecision` (the
+  structured decision with the arm and feature names it refers to) in msgspec's JSON, so a reward is joined on
+  whichever replica it reaches.
 - `P:rw:<decisionId>` string (same TTL): `r` (rewarded) or `d` (default reward); SET NX makes a reward count once.
 - `P:pending` sorted set: decisions waiting for a reward, scored by the end of their window (the default-reward sweep).
 
@@ -26,19 +29,27 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import numpy as np
 import orjson
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from croupier.runtime.core.engine import Engine
-from croupier.runtime.core.records import DecisionRecord, Learned, RewardItem, RewardOutcome
-from croupier.runtime.core.service import ArmCounters
-from croupier.runtime.errors import AttributionWindowExpired, StoreError, Unavailable, UnknownDecision
+from croupier.runtime.decisions import join as rules
+from croupier.runtime.decisions.join import DecisionState, Joinable, JoinRules
+from croupier.runtime.decisions.records import (
+    Decision,
+    Learned,
+    RestoredState,
+    RewardItem,
+    RewardOutcome,
+    SharedDecision,
+)
+from croupier.runtime.errors import StoreError, Unavailable
 from croupier.runtime.metrics import RuntimeMetrics
 from croupier.runtime.policies.stats import SufficientStats
-from croupier.runtime.policy_file import ServedPolicy
+from croupier.runtime.store.base import Learner, SharedTotals
 from croupier.runtime.store.sqlite import SqliteStore
 
 log = structlog.get_logger("croupier.runtime.redis")
@@ -101,20 +112,12 @@ return out
 """
 
 
-def _record(record: DecisionRecord) -> bytes:
-    """The shared decision record: request and response are JSON already and are embedded as they are."""
-    features = orjson.dumps(record.features)  # null for non-contextual policies
-    head = orjson.dumps({"arm": record.arm, "ts": record.timestamp, "expires": record.expires_at})
-    return (
-        head[:-1]
-        + b',"features":'
-        + features
-        + b',"request":'
-        + record.request
-        + b',"response":'
-        + record.response
-        + b"}"
-    )
+_encode_shared = msgspec.json.Encoder().encode
+_decode_shared = msgspec.json.Decoder(SharedDecision).decode
+_MARKS = {b"r": DecisionState.REWARDED, b"d": DecisionState.DEFAULTED}
+
+StatisticsDelta = Callable[[int, float, np.ndarray | None], SufficientStats]
+"""The statistics one observation (arm index, reward, context as recorded) adds to the policy's."""
 
 
 def _sparse(delta: SufficientStats) -> list[str | float]:
@@ -125,6 +128,19 @@ def _sparse(delta: SufficientStats) -> list[str | float]:
     return fields
 
 
+def _joinable(record: bytes, state: DecisionState) -> Joinable:
+    """A shared decision record as the join reads it. Also reads the records of runtimes that logged request and
+    response JSON (a JSON object, where a `SharedDecision` is an array), which a rolling upgrade leaves in Redis for
+    one attribution window."""
+    if record[:1] == b"{":
+        legacy = orjson.loads(record)
+        arm, ts, expires, features = legacy["arm"], legacy["ts"], legacy["expires"], legacy.get("features")
+    else:
+        d = _decode_shared(record).decision
+        arm, ts, expires, features = d.arm, d.timestamp, d.expires_at, d.features
+    return Joinable(arm, ts, expires, state, None if features is None else np.asarray(features, dtype=np.float64))
+
+
 class RedisStore:
     backend = "Redis"
 
@@ -133,11 +149,15 @@ class RedisStore:
         url: str,
         prefix: str,
         *,
-        served: ServedPolicy,
         log: SqliteStore,
         metrics: RuntimeMetrics,
-        engine: Engine,
-        counters: ArmCounters,
+        rules: JoinRules,
+        fingerprint: str,
+        arm_names: list[str],
+        feature_names: list[str] | None,
+        context_size: int,
+        dimension: int,
+        delta_of: StatisticsDelta,
         local_prefix: str,
         sync_interval: float = 0.1,
         flush_interval: float = 0.05,
@@ -145,54 +165,52 @@ class RedisStore:
     ) -> None:
         self._redis = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10)
         self._prefix = prefix
-        self._stats_key = f"{prefix}:stats:{served.fingerprint}"
-        self._served = served
+        self._stats_key = f"{prefix}:stats:{fingerprint}"
         self._log = log
         self._metrics = metrics
-        self._engine = engine
-        self._counters = counters
-        self._arm_names = served.spec.arm_names
-        self._arm_index = {name: i for i, name in enumerate(self._arm_names)}
+        self._rules = rules
+        self._delta_of = delta_of
+        self._arm_names = arm_names
+        self._feature_names = feature_names
+        self._context_size = context_size
+        self._arm_index = {name: i for i, name in enumerate(arm_names)}
         self._local_prefix = local_prefix
-        self._learn = not served.spec.paused
-        self._default = served.spec.reward.default_reward
-        self._ttl = served.spec.reward.attribution_window_seconds + TTL_MARGIN_SECONDS
+        self._ttl = int(rules.window) + TTL_MARGIN_SECONDS
         self._sync_interval = sync_interval
         self._flush_interval = flush_interval
         self._sweep_interval = sweep_interval
-        self._queue: collections.deque[DecisionRecord] = collections.deque()
-        self._flush_now = asyncio.Event()
+        self._queue: collections.deque[Decision] = collections.deque()
         self._tasks: list[asyncio.Task[None]] = []
-        self._on_learned: Callable[[list[tuple[int, Learned]]], None] | None = None
+        self._learner: Learner | None = None
         self._synced_at: float | None = None
         self._synced = asyncio.Event()
         self._error: str | None = None
         self._flush_script = self._redis.register_script(_FLUSH)
         self._accept_script = self._redis.register_script(_ACCEPT)
-        k = len(self._arm_names)
-        self._flat_size = SufficientStats.flat_size(k, engine.stats.dimension)
-        self._dimension = engine.stats.dimension
+        self._dimension = dimension
+        self._flat_size = SufficientStats.flat_size(len(arm_names), dimension)
 
     # ---------------------------------------------------------------- lifecycle
-    def start(self, loop: asyncio.AbstractEventLoop, on_learned: Callable[[list[tuple[int, Learned]]], None]) -> None:
-        self._on_learned = on_learned
+    async def restore(self, fingerprint: str) -> RestoredState:
+        """The shared totals come from Redis once started; the local log only needs its schema."""
+        await self._log.restore(fingerprint)
+        return RestoredState(stats=None, seq=0, tail=[], counters={})
+
+    async def start(self, learner: Learner) -> None:
+        self._learner = learner
+        await self._log.start(learner)  # a decision log only: it joins and learns nothing itself
+        loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._sync_loop(), name="redis-sync"),
             loop.create_task(self._flush_loop(), name="redis-flush"),
             loop.create_task(self._sweep_loop(), name="redis-sweep"),
         ]
-
-    async def wait_synced(self, timeout: float = 5.0) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._synced.wait(), timeout)
+            await asyncio.wait_for(self._synced.wait(), 5.0)
 
     async def close(self) -> None:
-        flush = self._tasks[1] if len(self._tasks) > 1 else None
         for task in self._tasks:
-            if task is not flush:
-                task.cancel()
-        if flush is not None:
-            flush.cancel()
+            task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
@@ -200,6 +218,10 @@ class RedisStore:
             async with asyncio.timeout(OPERATION_TIMEOUT):
                 await self._flush_once()
         await self._redis.aclose()
+        await self._log.close()
+
+    def checkpoint(self, fingerprint: str, seq: int, stats: bytes) -> None:
+        """Nothing to save: the learned state is the shared total in Redis."""
 
     def health(self) -> str | None:
         if self._error is not None:
@@ -211,16 +233,16 @@ class RedisStore:
             return f"learned totals not read from Redis for {age:.1f} s"
         return self._log.health()
 
-    def pending_decisions(self) -> int:
-        return len(self._queue)
+    def liveness(self) -> str | None:
+        return self._log.liveness()
 
     # ---------------------------------------------------------------- decisions
-    def log_decision(self, record: DecisionRecord) -> None:
+    def log_decision(self, decision: Decision) -> None:
         queue = self._queue
         if len(queue) >= MAX_PENDING:
             raise Unavailable("decision records cannot reach Redis; retry shortly")
-        queue.append(record)
-        self._log.log_decision(record)
+        queue.append(decision)
+        self._log.log_decision(decision)
 
     async def _flush_loop(self) -> None:
         while True:
@@ -233,11 +255,13 @@ class RedisStore:
 
     async def _flush_once(self) -> None:
         queue = self._queue
+        arms, features = self._arm_names, self._feature_names
         while queue:
             batch = [queue.popleft() for _ in range(min(len(queue), 2000))]
             args: list[Any] = [self._prefix, self._ttl, len(batch)]
-            for record in batch:
-                args += [record.decision_id, repr(record.expires_at), record.arm, _record(record)]
+            for decision in batch:
+                record = _encode_shared(SharedDecision(decision, arms, features))
+                args += [decision.decision_id, repr(decision.expires_at), decision.arm, record]
             try:
                 await self._flush_script(args=args)
             except BaseException:
@@ -256,107 +280,77 @@ class RedisStore:
 
     async def _submit(self, items: list[RewardItem], received_at: float) -> list[RewardOutcome]:
         ids = [item.decision_id for item in items]
-        records, rewarded = await self._lookup(ids)
+        records, marks = await self._lookup(ids)
         for attempt in range(3):
             missing = [i for i, record in enumerate(records) if record is None]
             if not missing:
                 break
             # The decision may be on its way from another replica (decision records flush every interval).
             await asyncio.sleep(self._flush_interval * (attempt + 1))
-            again, again_rewarded = await self._lookup([ids[i] for i in missing])
+            again, again_marks = await self._lookup([ids[i] for i in missing])
             for j, i in enumerate(missing):
-                records[i], rewarded[i] = again[j], again_rewarded[j]
-        decisions: list[dict[str, Any] | None] = []
-        seen: set[str] = set()
-        for item, record, mark in zip(items, records, rewarded, strict=True):
-            if record is None:
-                self._metrics.join_misses.labels("unknown").inc()
-                raise UnknownDecision(
-                    f"no decision {item.decision_id!r} (never made, or its attribution window closed long ago)",
-                    field=item.field + "decisionId",
-                )
-            decision = orjson.loads(record)
-            if mark == b"r" or item.decision_id in seen:
-                decisions.append(None)
-                continue
-            if mark == b"d" or received_at > decision["expires"]:
-                self._metrics.join_misses.labels("late").inc()
-                raise AttributionWindowExpired(
-                    f"the attribution window of decision {item.decision_id!r} closed "
-                    f"{received_at - decision['expires']:.3f} s before this reward arrived"
-                    + ("; it got the default reward" if mark == b"d" else ""),
-                    field=item.field + "decisionId",
-                )
-            seen.add(item.decision_id)
-            decisions.append(decision)
-        candidates = [(item, d, record) for item, d, record in zip(items, decisions, records, strict=True) if d]
+                records[i], marks[i] = again[j], again_marks[j]
+        found = [
+            None if record is None else _joinable(record, _MARKS.get(mark or b"", DecisionState.WAITING))
+            for record, mark in zip(records, marks, strict=True)
+        ]
+        joined = rules.join(items, found, received_at)
+        records_by_id = {item.decision_id: record for item, record in zip(items, records, strict=True)}
         accepted = (
-            await self._accept([(item.decision_id, "r", d, item.reward) for item, d, _ in candidates])
-            if candidates
+            await self._accept([(item.decision_id, "r", d, item.reward) for item, d in joined.accepted])
+            if joined.accepted
             else []
         )
-        taken = {item.decision_id for (item, _, _), ok in zip(candidates, accepted, strict=True) if ok}
-        learned = []
+        taken: set[str] = set()
+        learned: list[tuple[int, Learned]] = []
         rows = []
-        for (item, decision, record), ok in zip(candidates, accepted, strict=True):
-            if ok and record is not None:
-                learned.append((0, self._learned(decision, item.reward, False)))
-                rows.append(
-                    self._row(item.decision_id, received_at, decision, item.reward, is_default=False, record=record)
-                )
-        if learned and self._on_learned is not None:
-            self._on_learned(learned)
+        for (item, _decision), (ok, reward) in zip(joined.accepted, accepted, strict=True):
+            if ok:
+                taken.add(item.decision_id)
+                learned.append((0, reward))
+                rows.append(self._row(item.decision_id, received_at, reward, records_by_id[item.decision_id]))
+        if learned and self._learner is not None:
+            self._learner.learn(learned)
         if rows:
             self._log.record_rewards(rows)
-        outcomes = []
-        answered: set[str] = set()
-        for item in items:  # a decisionId repeated in one request counts once, at its first occurrence
-            outcomes.append(
-                RewardOutcome(item.decision_id, item.decision_id in taken and item.decision_id not in answered)
-            )
-            answered.add(item.decision_id)
-        return outcomes
+        # A decision another replica rewarded between the lookup and the claim is a duplicate too.
+        return [RewardOutcome(o.decision_id, o.accepted and o.decision_id in taken) for o in joined.outcomes]
 
     async def _lookup(self, ids: list[str]) -> tuple[list[bytes | None], list[bytes | None]]:
         keys = [f"{self._prefix}:d:{i}" for i in ids] + [f"{self._prefix}:rw:{i}" for i in ids]
         values = [v if v is None or isinstance(v, bytes) else str(v).encode() for v in await self._redis.mget(keys)]
         return values[: len(ids)], values[len(ids) :]
 
-    def _features(self, decision: dict[str, Any]) -> np.ndarray | None:
-        features = decision.get("features")
-        return None if features is None else np.asarray(features, dtype=np.float64)
-
-    def _learned(self, decision: dict[str, Any], reward: float, is_default: bool) -> Learned:
-        return Learned(decision["arm"], reward, self._features(decision), is_default)
-
     def _row(
-        self, decision_id: str, ts: float, decision: dict[str, Any], reward: float, *, is_default: bool, record: bytes
+        self, decision_id: str, ts: float, reward: Learned, record: bytes | None
     ) -> tuple[str, float, str, float, int, int, bytes | None, bytes | None]:
-        features = self._features(decision)
         local = decision_id.startswith(self._local_prefix)
         return (
             decision_id,
             ts,
-            decision["arm"],
-            reward,
-            int(is_default),
-            int(self._learn),
-            None if features is None else features.tobytes(),
+            reward.arm,
+            reward.reward,
+            int(reward.is_default),
+            int(reward.learn),
+            None if reward.features is None else reward.features.tobytes(),
             None if local else record,
         )
 
-    async def _accept(self, rewards: list[tuple[str, str, dict[str, Any], float]]) -> list[bool]:
+    async def _accept(self, rewards: list[tuple[str, str, Joinable, float]]) -> list[tuple[bool, Learned]]:
         """Run the accept script: claim each decision once and add its statistics delta and counters."""
         args: list[Any] = [self._prefix, self._stats_key, self._ttl, len(rewards)]
-        for decision_id, kind, decision, reward in rewards:
-            arm = self._arm_index.get(decision["arm"])
+        learned: list[Learned] = []
+        for decision_id, kind, decision, value in rewards:
+            reward = rules.learned(self._rules, decision.arm, value, decision.features, default=kind == "d")
+            learned.append(reward)
+            arm = self._arm_index.get(decision.arm)
             fields: list[str | float] = []
-            features = self._features(decision)
-            if self._learn and arm is not None and (features is None or features.shape[0] == self._served.context_size):
-                fields = _sparse(self._engine.delta_of(arm, reward, features))
-            args += [decision_id, kind, decision["arm"], repr(float(reward)), len(fields) // 2, *fields]
+            features = decision.features
+            if reward.learn and arm is not None and (features is None or features.shape[0] == self._context_size):
+                fields = _sparse(self._delta_of(arm, value, features))
+            args += [decision_id, kind, decision.arm, repr(float(value)), len(fields) // 2, *fields]
         flags = await self._accept_script(args=args)
-        return [bool(flag) for flag in flags]
+        return [(bool(flag), reward) for flag, reward in zip(flags, learned, strict=True)]
 
     # ---------------------------------------------------------------- shared totals
     async def _sync_loop(self) -> None:
@@ -380,7 +374,6 @@ class RedisStore:
             if 0 <= position < self._flat_size:
                 flat[position] = float(value)
         total = SufficientStats.from_flat(len(self._arm_names), self._dimension, flat)
-        self._engine.adopt_total(total)  # paused too: decide with the shared state, learn nothing new
         k = len(self._arm_names)
         pulls, rewards, sums, defaults = [0] * k, [0] * k, [0.0] * k, [0] * k
         for key, value in counters_raw.items():
@@ -397,11 +390,10 @@ class RedisStore:
             elif kind == "defaults":
                 defaults[index] = int(value)
         # Decisions not yet flushed count locally until Redis has them.
-        for record in self._queue:
-            queued = self._arm_index.get(record.arm)
-            if queued is not None:
-                pulls[queued] += 1
-        self._counters.replace(pulls, rewards, sums, defaults)
+        for decision in self._queue:
+            pulls[decision.arm_index] += 1
+        if self._learner is not None:
+            self._learner.adopt_shared(SharedTotals(total, pulls, rewards, sums, defaults))
         self._synced_at = time.monotonic()
         self._synced.set()
         self._error = None
@@ -419,36 +411,39 @@ class RedisStore:
 
     async def _sweep_once(self) -> int:
         now = time.time()
-        due = await self._redis.zrangebyscore(f"{self._prefix}:pending", "-inf", now, start=0, num=SWEEP_BATCH)
+        # Exclusive bound: a window closes once `now` is past its end (`croupier.runtime.decisions.join`).
+        due = await self._redis.zrangebyscore(f"{self._prefix}:pending", "-inf", f"({now!r}", start=0, num=SWEEP_BATCH)
         ids = [i.decode() if isinstance(i, bytes) else str(i) for i in due]
         if not ids:
             return 0
         records, _ = await self._lookup(ids)
-        if self._default is None:
+        _, default = rules.settle(self._rules)
+        if default is None:
             await self._redis.zrem(f"{self._prefix}:pending", *ids)
             return len(ids)
-        claims = []
+        claims: list[tuple[str, Joinable, bytes]] = []
         gone = []
         for decision_id, record in zip(ids, records, strict=True):
             if record is None:
                 gone.append(decision_id)
             else:
-                claims.append((decision_id, "d", orjson.loads(record), self._default, record))
+                claims.append((decision_id, _joinable(record, DecisionState.WAITING), record))
         if gone:
             await self._redis.zrem(f"{self._prefix}:pending", *gone)
         if not claims:
             return len(ids)
-        accepted = await self._accept([(i, k, d, r) for i, k, d, r, _ in claims])
-        learned, rows = [], []
-        for (decision_id, _, decision, reward, record), ok in zip(claims, accepted, strict=True):
+        accepted = await self._accept([(i, "d", d, default) for i, d, _ in claims])
+        learned: list[tuple[int, Learned]] = []
+        rows = []
+        for (decision_id, _, record), (ok, reward) in zip(claims, accepted, strict=True):
             if ok:
-                learned.append((0, self._learned(decision, reward, True)))
-                rows.append(self._row(decision_id, now, decision, reward, is_default=True, record=record))
-        if learned and self._on_learned is not None:
-            self._on_learned(learned)
+                learned.append((0, reward))
+                rows.append(self._row(decision_id, now, reward, record))
+        if learned and self._learner is not None:
+            self._learner.learn(learned)
         if rows:
             self._log.record_rewards(rows)
-            log.info("default rewards assigned", count=len(rows), reward=self._default)
+            log.info("default rewards assigned", count=len(rows), reward=default)
         return len(ids)
 
     def _failed(self, operation: str, exc: BaseException) -> None:

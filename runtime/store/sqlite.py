@@ -2,7 +2,8 @@
 
 One writer thread owns the write connection and commits in groups:
 
-- Decision records are appended to an in-memory queue by the decide path (no I/O, no lock) and committed by the
+- Decision records (`croupier.runtime.decisions.records.Decision`, structured: columns and float64 blobs, no JSON)
+  are appended to an in-memory queue by the decide path (no I/O, no lock) and committed by the
   writer at least every `decision_flush_interval_ms` (default 50 ms), sooner once `decision_flush_max_records` wait.
   A crash loses at most the decisions of the last interval plus the commit in flight; a decision's reward is accepted
   as soon as the reward's own commit includes the decision (the queue is drained in order, decisions first).
@@ -15,7 +16,9 @@ One writer thread owns the write connection and commits in groups:
   `rewards.decision_id` is UNIQUE and both paths run in this one thread), saves learned-statistics checkpoints, and
   prunes records past the retention.
 
-Learned statistics are restored at start from the last checkpoint plus the rewards committed after it.
+The join rules (window, duplicates, default and late rewards, pause) are `croupier.runtime.decisions.join`'s, shared
+with the Redis store. Learned statistics are restored at start from the last checkpoint plus the rewards committed
+after it.
 """
 
 from __future__ import annotations
@@ -28,36 +31,51 @@ import operator
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
+import orjson
 import structlog
 
-from croupier.runtime.core.records import DecisionRecord, Learned, RewardItem, RewardOutcome, pack_features
-from croupier.runtime.errors import (
-    AttributionWindowExpired,
-    CroupierError,
-    StoreError,
-    Unavailable,
-    UnknownDecision,
+from croupier.runtime.decisions import join as rules
+from croupier.runtime.decisions.join import DecisionState, Joinable, JoinRules
+from croupier.runtime.decisions.records import (
+    Decision,
+    Learned,
+    RestoredState,
+    RewardItem,
+    RewardOutcome,
+    pack_floats,
+    pack_indexes,
 )
+from croupier.runtime.errors import CroupierError, StoreError, Unavailable
 from croupier.runtime.metrics import RuntimeMetrics
+from croupier.runtime.store.base import Learner
 
 log = structlog.get_logger("croupier.runtime.store")
 
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS policy_versions (
+    id INTEGER PRIMARY KEY,
+    version TEXT NOT NULL UNIQUE,
+    arms BLOB NOT NULL,
+    features BLOB
+);
 CREATE TABLE IF NOT EXISTS decisions (
     id TEXT PRIMARY KEY,
     ts REAL NOT NULL,
     arm TEXT NOT NULL,
     expires_at REAL NOT NULL,
     state INTEGER NOT NULL DEFAULT 0,
+    version INTEGER NOT NULL,
+    unit_id TEXT,
     features BLOB,
-    request BLOB NOT NULL,
-    response BLOB NOT NULL
+    candidates BLOB,
+    probabilities BLOB NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rewards (
     seq INTEGER PRIMARY KEY,
@@ -89,18 +107,23 @@ CREATE TABLE IF NOT EXISTS checkpoint (
     ts REAL NOT NULL
 );
 """
-# Decision states.
-WAITING, REWARDED, DEFAULTED, EXPIRED = 0, 1, 2, 3
+# The decision log's layout (`decisions`): one row per decision, no JSON. `version` refers to `policy_versions`, whose
+# `arms` (a JSON list) name the indexes of `candidates` (uint16, NULL: every arm) and `probabilities` (float64, every
+# arm of that version, 0 outside the candidates); `features` (float64) are the context values the policy saw, in the
+# order of `policy_versions.features` (a JSON list, NULL without feature names). Layout 1 kept the request and response
+# bodies as JSON; a log of that layout is renamed `decisions_layout1` at start and no longer joined.
+LAYOUT = 2
 
-_INSERT_DECISION = "INSERT OR IGNORE INTO decisions (id, ts, arm, expires_at, features, request, response) "
-_INSERT_DECISION += "VALUES (?, ?, ?, ?, ?, ?, ?)"
+_INSERT_DECISION = "INSERT OR IGNORE INTO decisions "
+_INSERT_DECISION += "(id, ts, arm, expires_at, version, unit_id, features, candidates, probabilities) "
+_INSERT_DECISION += "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _INSERT_REWARD = (
     "INSERT INTO rewards (decision_id, ts, arm, reward, is_default, learned, features, decision) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # Multi-row INSERTs of 2**i rows, largest first: n records take n // ROWS_PER_INSERT statements plus at most 9 more.
 ROWS_PER_INSERT = 512
-_ROW = "(?, ?, ?, ?, ?, ?, ?)"
+_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _INSERT_DECISIONS = {
     rows: _INSERT_DECISION.replace(f"VALUES {_ROW}", "VALUES " + ", ".join([_ROW] * rows))
     for rows in (2**i for i in range(ROWS_PER_INSERT.bit_length()))
@@ -111,7 +134,7 @@ _COUNT = (
     "reward_sum = reward_sum + excluded.reward_sum, default_rewards = default_rewards + excluded.default_rewards"
 )
 _T = TypeVar("_T")
-_ARM_OF = operator.itemgetter(2)  # DecisionRecord.arm
+_ARM_OF = operator.attrgetter("arm")
 SWEEP_BATCH = 5000
 # Bounds one transaction, so a reward request waiting behind a burst of decisions is acknowledged soon.
 MAX_DECISIONS_PER_COMMIT = 16384
@@ -131,16 +154,6 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA busy_timeout = 5000")
     return conn
-
-
-@dataclass(slots=True)
-class Restored:
-    """What a restart gets back: the checkpoint (if its fingerprint matches) and what to replay on top."""
-
-    stats: bytes | None
-    seq: int
-    tail: list[tuple[int, Learned]]
-    counters: dict[str, tuple[int, int, float, int]]
 
 
 @dataclass(slots=True, eq=False)
@@ -170,6 +183,14 @@ def _vector(blob: bytes | None) -> np.ndarray | None:
     return None if blob is None else np.frombuffer(blob, dtype=np.float64)
 
 
+class _NoLearner:
+    def learn(self, learned: object) -> None:
+        pass
+
+    def adopt_shared(self, shared: object) -> None:
+        pass
+
+
 class SqliteStore:
     """Embedded state (join=True) or a replica's decision log in Redis mode (join=False)."""
 
@@ -180,8 +201,10 @@ class SqliteStore:
         path: Path,
         *,
         metrics: RuntimeMetrics,
-        learn: bool,
-        default_reward: float | None,
+        rules: JoinRules,
+        version: str,
+        arm_names: list[str],
+        feature_names: list[str] | None,
         flush_interval: float = 0.05,
         flush_max_records: int = 4096,
         max_pending: int = 200_000,
@@ -192,8 +215,15 @@ class SqliteStore:
     ) -> None:
         self.path = path
         self._metrics = metrics
-        self._learn = learn
-        self._default_reward = default_reward
+        self._rules = rules
+        self._version = version
+        self._version_row: tuple[str, bytes, bytes | None] = (
+            version,
+            orjson.dumps(arm_names),
+            None if feature_names is None else orjson.dumps(feature_names),
+        )
+        self._version_id = 0
+        self._probabilities: dict[tuple[float, ...], bytes] = {}
         self._flush_interval = flush_interval
         self._flush_max = flush_max_records
         self._max_pending = max_pending
@@ -201,29 +231,43 @@ class SqliteStore:
         self._sweep_interval = sweep_interval
         self._retention = retention_seconds
         self._join = join
-        self._decisions: collections.deque[DecisionRecord] = collections.deque()
+        self._decisions: collections.deque[Decision] = collections.deque()
         self._jobs: collections.deque[_RewardJob | _LoggedRewards] = collections.deque()
         self._checkpoint: _Checkpoint | None = None
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._on_learned: Callable[[list[tuple[int, Learned]]], None] | None = None
+        self._learner: Learner = _NoLearner()
         self.last_error: str | None = None
         self._sweep_cursor = ""
         self._pending_cursor: str | None = None
         metrics.track_backlog(lambda: len(self._decisions))
 
-    # ---------------------------------------------------------------- start and restore (main thread, before serving)
-    def restore(self, fingerprint: str) -> Restored:
+    # ---------------------------------------------------------------- start and restore (before serving)
+    async def restore(self, fingerprint: str) -> RestoredState:
+        return await asyncio.to_thread(self._restore, fingerprint)
+
+    def _restore(self, fingerprint: str) -> RestoredState:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = connect(self.path)
         try:
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(decisions)")}
+            if "request" in columns:
+                conn.execute("ALTER TABLE decisions RENAME TO decisions_layout1")
+                log.warning("decision log of layout 1 kept as decisions_layout1; its decisions are no longer joined")
             conn.executescript(SCHEMA)
+            conn.execute(
+                "INSERT OR IGNORE INTO policy_versions (version, arms, features) VALUES (?, ?, ?)", self._version_row
+            )
+            self._version_id = conn.execute(
+                "SELECT id FROM policy_versions WHERE version = ?", (self._version,)
+            ).fetchone()[0]
             row = conn.execute("SELECT fingerprint, seq, stats FROM checkpoint WHERE id = 1").fetchone()
             stats, seq = (row[2], row[1]) if row is not None and row[0] == fingerprint else (None, 0)
             tail = [
-                (s, Learned(arm, reward, _vector(features), bool(is_default)))
+                # learned = 1: the policy learned it when it was stored (the pause decided then)
+                (s, Learned(arm, reward, _vector(features), bool(is_default), True))
                 for s, arm, reward, features, is_default in conn.execute(
                     "SELECT seq, arm, reward, features, is_default FROM rewards WHERE seq > ? AND learned = 1 "
                     "ORDER BY seq",
@@ -240,11 +284,11 @@ class SqliteStore:
             }
         finally:
             conn.close()
-        return Restored(stats=stats, seq=seq, tail=tail, counters=counters)
+        return RestoredState(stats=stats, seq=seq, tail=tail, counters=counters)
 
-    def start(self, loop: asyncio.AbstractEventLoop, on_learned: Callable[[list[tuple[int, Learned]]], None]) -> None:
-        self._loop = loop
-        self._on_learned = on_learned
+    async def start(self, learner: Learner) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._learner = learner
         self._thread = threading.Thread(target=self._run, name="croupier-sqlite-writer", daemon=True)
         self._thread.start()
 
@@ -267,7 +311,7 @@ class SqliteStore:
         return None
 
     # ---------------------------------------------------------------- called on the event loop
-    def log_decision(self, record: DecisionRecord) -> None:
+    def log_decision(self, decision: Decision) -> None:
         """Queue a decision record (hot path: no I/O). Refuses when the writer is far behind (bounded memory)."""
         queue = self._decisions
         size = len(queue)
@@ -275,10 +319,7 @@ class SqliteStore:
             if size >= self._max_pending:
                 raise Unavailable("the decision log is behind; retry shortly")
             self._wake.set()
-        queue.append(record)
-
-    def pending_decisions(self) -> int:
-        return len(self._decisions)
+        queue.append(decision)
 
     async def submit_rewards(self, items: list[RewardItem], received_at: float) -> list[RewardOutcome]:
         """Join, deduplicate and durably store rewards; all or nothing. Returns after COMMIT."""
@@ -293,11 +334,32 @@ class SqliteStore:
         self._jobs.append(_LoggedRewards(rows))
         self._wake.set()
 
-    def save_checkpoint(self, fingerprint: str, seq: int, stats: bytes) -> None:
+    def checkpoint(self, fingerprint: str, seq: int, stats: bytes) -> None:
         self._checkpoint = _Checkpoint(fingerprint, seq, stats)
         self._wake.set()
 
     # ---------------------------------------------------------------- the writer thread
+    def _row(self, decision: Decision) -> tuple[object, ...]:
+        """A decision as a row of the log (on the writer thread, off the decide path)."""
+        probabilities = decision.probabilities
+        packed = self._probabilities.get(probabilities)
+        if packed is None:  # vectors repeat (see DecideCodec.encode): pack each once; the memo is bounded
+            packed = array("d", probabilities).tobytes()
+            if len(self._probabilities) >= 256:
+                self._probabilities.clear()
+            self._probabilities[probabilities] = packed
+        return (
+            decision.decision_id,
+            decision.timestamp,
+            decision.arm,
+            decision.expires_at,
+            self._version_id,
+            decision.unit_id,
+            None if decision.features is None else pack_floats(decision.features),
+            None if decision.eligible is None else pack_indexes(decision.eligible),
+            packed,
+        )
+
     def _run(self) -> None:
         conn = connect(self.path)
         full_now = False
@@ -357,7 +419,7 @@ class SqliteStore:
         self,
         conn: sqlite3.Connection,
         *,
-        decisions: list[DecisionRecord],
+        decisions: list[Decision],
         jobs: list[_RewardJob | _LoggedRewards],
         checkpoint: _Checkpoint | None,
         sweep: bool,
@@ -368,7 +430,7 @@ class SqliteStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             if decisions:
-                _insert_decisions(conn, decisions)
+                _insert_decisions(conn, [self._row(d) for d in decisions])
                 pulls = collections.Counter(map(_ARM_OF, decisions))
                 conn.executemany(_COUNT, [(arm, n, 0, 0.0, 0) for arm, n in pulls.items()])
             for job in jobs:
@@ -399,57 +461,52 @@ class SqliteStore:
         return learned, swept
 
     def _join_rewards(self, conn: sqlite3.Connection, job: _RewardJob, learned: list[tuple[int, Learned]]) -> None:
-        """Validate every reward of the request first (no writes), then write them all: all or nothing."""
-        accepted: list[tuple[RewardItem, str, bytes | None]] = []
-        outcomes: list[RewardOutcome] = []
-        seen: set[str] = set()
+        """Join every reward of the request first (no writes), then write them all: all or nothing."""
+        found: list[Joinable | None] = []
         for item in job.items:
             row = conn.execute(
                 "SELECT arm, ts, expires_at, state, features FROM decisions WHERE id = ?", (item.decision_id,)
             ).fetchone()
+            found.append(
+                None if row is None else Joinable(row[0], row[1], row[2], DecisionState(row[3]), _vector(row[4]))
+            )
             if row is None:
-                self._metrics.join_misses.labels("unknown").inc()
-                job.error = UnknownDecision(
-                    f"no decision {item.decision_id!r} (never made here, or older than the log's retention)",
-                    field=item.field + "decisionId",
-                )
-                return
-            arm, ts, expires_at, state, features = row
-            if state == REWARDED or item.decision_id in seen:
-                outcomes.append(RewardOutcome(item.decision_id, False))
-                continue
-            if state in (DEFAULTED, EXPIRED) or job.received_at > expires_at:
-                self._metrics.join_misses.labels("late").inc()
-                job.error = AttributionWindowExpired(
-                    f"the attribution window of decision {item.decision_id!r} closed {job.received_at - expires_at:.3f}"
-                    f" s before this reward arrived (window {expires_at - ts:.0f} s"
-                    + ("; it got the default reward)" if state == DEFAULTED else ")"),
-                    field=item.field + "decisionId",
-                )
-                return
-            seen.add(item.decision_id)
-            accepted.append((item, arm, features))
-            outcomes.append(RewardOutcome(item.decision_id, True))
+                break  # the join refuses the request at this item
+        try:
+            joined = rules.join(job.items[: len(found)], found, job.received_at)
+        except CroupierError as exc:
+            job.error = exc
+            return
         counts: dict[str, list[float]] = {}
-        for item, arm, features in accepted:
+        for item, decision in joined.accepted:
+            reward = rules.learned(self._rules, decision.arm, item.reward, decision.features, default=False)
             cursor = conn.execute(
                 _INSERT_REWARD,
-                (item.decision_id, job.received_at, arm, item.reward, 0, int(self._learn), features, None),
+                (
+                    item.decision_id,
+                    job.received_at,
+                    decision.arm,
+                    item.reward,
+                    0,
+                    int(reward.learn),
+                    None if decision.features is None else decision.features.tobytes(),
+                    None,
+                ),
             )
-            conn.execute("UPDATE decisions SET state = 1 WHERE id = ?", (item.decision_id,))
+            conn.execute("UPDATE decisions SET state = ? WHERE id = ?", (DecisionState.REWARDED, item.decision_id))
             assert cursor.lastrowid is not None
-            learned.append((cursor.lastrowid, Learned(arm, item.reward, _vector(features), False)))
-            c = counts.setdefault(arm, [0, 0.0])
+            learned.append((cursor.lastrowid, reward))
+            c = counts.setdefault(decision.arm, [0, 0.0])
             c[0] += 1
             c[1] += item.reward
         conn.executemany(_COUNT, [(arm, 0, int(n), s, 0) for arm, (n, s) in counts.items()])
-        job.outcomes = outcomes
+        job.outcomes = joined.outcomes
 
     def _log_rewards(self, conn: sqlite3.Connection, job: _LoggedRewards) -> None:
         conn.executemany(_INSERT_REWARD.replace("INSERT", "INSERT OR IGNORE", 1), job.rows)
         conn.executemany(
             "UPDATE decisions SET state = ? WHERE id = ? AND state = 0",
-            [(DEFAULTED if row[4] else REWARDED, row[0]) for row in job.rows],
+            [(DecisionState.DEFAULTED if row[4] else DecisionState.REWARDED, row[0]) for row in job.rows],
         )
 
     def _sweep(self, conn: sqlite3.Connection, learned: list[tuple[int, Learned]]) -> int:
@@ -469,8 +526,8 @@ class SqliteStore:
         cursor = self._sweep_cursor
         due: list[tuple[str, str, bytes | None]] = []
         for decision_id, arm, features, state, expires_at in rows:
-            if state == WAITING:
-                if expires_at >= now:
+            if state == DecisionState.WAITING:
+                if not rules.window_closed(expires_at, now):
                     break
                 due.append((decision_id, arm, features))
             cursor = decision_id
@@ -479,19 +536,20 @@ class SqliteStore:
         scanned = SWEEP_BATCH if len(rows) == SWEEP_BATCH and cursor == rows[-1][0] else 0
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('sweep_cursor', ?)", (cursor,))
         self._pending_cursor = cursor
-        default = self._default_reward
         if not due:
             return scanned
+        state, default = rules.settle(self._rules)
         if default is None:
-            conn.executemany("UPDATE decisions SET state = 3 WHERE id = ?", [(d[0],) for d in due])
+            conn.executemany("UPDATE decisions SET state = ? WHERE id = ?", [(state, d[0]) for d in due])
             return scanned
         counts: collections.Counter[str] = collections.Counter()
         for decision_id, arm, features in due:
-            row = conn.execute(_INSERT_REWARD, (decision_id, now, arm, default, 1, int(self._learn), features, None))
+            reward = rules.learned(self._rules, arm, default, _vector(features), default=True)
+            row = conn.execute(_INSERT_REWARD, (decision_id, now, arm, default, 1, int(reward.learn), features, None))
             assert row.lastrowid is not None
-            learned.append((row.lastrowid, Learned(arm, default, _vector(features), True)))
+            learned.append((row.lastrowid, reward))
             counts[arm] += 1
-        conn.executemany("UPDATE decisions SET state = 2 WHERE id = ?", [(d[0],) for d in due])
+        conn.executemany("UPDATE decisions SET state = ? WHERE id = ?", [(state, d[0]) for d in due])
         conn.executemany(_COUNT, [(arm, 0, n, n * default, n) for arm, n in counts.items()])
         log.info("default rewards assigned", count=len(due), reward=default)
         return scanned
@@ -507,7 +565,7 @@ class SqliteStore:
         if deleted:
             log.info("old records pruned", count=deleted, older_than=horizon)
 
-    def _failed(self, exc: Exception, decisions: list[DecisionRecord], jobs: list[_RewardJob | _LoggedRewards]) -> None:
+    def _failed(self, exc: Exception, decisions: list[Decision], jobs: list[_RewardJob | _LoggedRewards]) -> None:
         self.last_error = f"SQLite commit failed: {exc}"
         self._metrics.store_errors.labels("commit").inc()
         log.error("commit failed", error=str(exc), decisions=len(decisions), jobs=len(jobs))
@@ -526,9 +584,9 @@ class SqliteStore:
 
     # ---------------------------------------------------------------- back on the event loop
     def _deliver(self, learned: list[tuple[int, Learned]], jobs: list[_RewardJob]) -> None:
-        if learned and self._on_learned is not None:
+        if learned:
             try:
-                self._on_learned(learned)
+                self._learner.learn(learned)
             except Exception:  # the rewards are durable; answer the requests whatever learning did
                 log.exception("learning committed rewards failed", rewards=len(learned))
         for job in jobs:
@@ -545,13 +603,7 @@ class SqliteStore:
                 job.future.set_exception(StoreError(f"the reward could not be stored: {reason}"))
 
 
-def _row(record: DecisionRecord) -> DecisionRecord | tuple[object, ...]:
-    if record.features is None:
-        return record
-    return (*record[:4], pack_features(record.features), *record[5:])
-
-
-def _insert_decisions(conn: sqlite3.Connection, decisions: list[DecisionRecord]) -> None:
+def _insert_decisions(conn: sqlite3.Connection, decisions: list[tuple[object, ...]]) -> None:
     # Few statements per batch, each a multi-row INSERT: the sqlite3 module releases and retakes the GIL around every
     # statement step, and the writer shares the server's core with the event loop, so a step per record (executemany)
     # costs the decide path a GIL hand-over per decision.
@@ -560,7 +612,7 @@ def _insert_decisions(conn: sqlite3.Connection, decisions: list[DecisionRecord])
         rows = min(ROWS_PER_INSERT, 1 << (left.bit_length() - 1))
         conn.execute(
             _INSERT_DECISIONS[rows],
-            tuple(itertools.chain.from_iterable(_row(record) for record in decisions[start : start + rows])),
+            tuple(itertools.chain.from_iterable(decisions[start : start + rows])),
         )
         start += rows
         left -= rows
@@ -570,7 +622,3 @@ def _drain(queue: collections.deque[_T], limit: int | None = None) -> list[_T]:
     popleft = queue.popleft
     count = len(queue) if limit is None else min(len(queue), limit)
     return [popleft() for _ in range(count)]
-
-
-def iter_rows(conn: sqlite3.Connection, query: str, params: tuple[object, ...] = ()) -> Iterator[tuple[object, ...]]:
-    yield from conn.execute(query, params)

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 import structlog
 import yaml
 
-from croupier.runtime.cli import main
+from croupier.runtime.assembly import Runtime
+from croupier.runtime.cli import freeze_start_up_heap, main
 from croupier.runtime.errors import PolicyConfigError
+from croupier.runtime.http.app import HttpApp
+from croupier.runtime.metrics import RuntimeMetrics
 from croupier.runtime.policy_file import load_policy
+from croupier.runtime.settings import RuntimeSettings
 
 from .conftest import policy_document, running
 
@@ -49,6 +55,11 @@ def test_redis_backend_without_a_url_exits_2(tmp_path: Path, capsys: pytest.Capt
         ({"apiVersion": "v1"}, "apiVersion"),
         ({"metadata": {}}, "metadata.name"),
         ({"spec": {"arms": [], "algorithm": {"type": "UCB1"}}}, "invalid spec"),
+        (
+            {"spec": {"arms": [{"name": "a"}, {"name": "a"}], "algorithm": {"type": "UCB1"}}},
+            "(?s)invalid spec.*duplicate arm names",
+        ),
+        ({"spec": {"arms": [{"name": "a"}], "algorithm": {"type": "LinUCB"}}}, "(?s)invalid spec.*context"),
     ],
 )
 def test_invalid_manifests_are_refused_with_the_reason(tmp_path: Path, change: dict[str, object], message: str) -> None:
@@ -75,3 +86,52 @@ def test_export_writes_the_decision_log_as_json_lines(tmp_path: Path, capsys: py
     assert main([*args[:5], "--output", str(out), "--after", ids[0]]) == 0
     assert len(out.read_bytes().splitlines()) == 2
     assert main(["export", "--database", str(tmp_path / "missing.sqlite3")]) == 2
+
+
+def test_a_policy_the_policy_core_refuses_exits_2_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The spec model accepts any float as a prior mean; `build_policy` refuses a non-finite one.
+    document = policy_document(
+        algorithm={"type": "UCB1"},
+        reward={"type": "Continuous"},
+        arms=[{"name": "blue", "prior": {"mean": float("inf"), "weight": 1}}, {"name": "green"}],
+    )
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump(document))
+    assert main(["--policy", str(policy), "--state-dir", str(tmp_path), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot serve the policy" in err
+    assert "needs a finite mean" in err
+    assert "Traceback" not in err
+
+
+def test_the_server_freezes_its_start_up_heap_once_the_runtime_started(tmp_path: Path, run: Any) -> None:
+    calls: list[int] = []
+    served = load_policy(_write(tmp_path, policy_document()))
+    runtime = Runtime(RuntimeSettings(state_dir=tmp_path, seed=1), served, metrics=RuntimeMetrics())
+    app = HttpApp(runtime, on_started=lambda: calls.append(gc.get_freeze_count()))
+    messages = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    run(app({"type": "lifespan"}, receive, send))
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert len(calls) == 1
+    before = gc.get_freeze_count()
+    try:
+        freeze_start_up_heap()
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
+
+
+def _write(tmp_path: Path, document: dict[str, Any]) -> Path:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump(document))
+    return policy

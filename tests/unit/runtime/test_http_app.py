@@ -132,3 +132,58 @@ def test_an_unexpected_failure_is_a_logged_500_on_both_routes(tmp_path: Path, ru
                 assert "internal error" in orjson.loads(body)["message"]
 
     run(scenario())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"unitId":"\xff\xfe"}',
+        b'{"context":{"\xff":1}}',
+        b'{"candidates":["\xc3"]}',
+    ],
+)
+def test_a_body_that_is_not_utf8_is_a_400_json_error_on_both_routes(tmp_path: Path, run: Any, body: bytes) -> None:
+    async def scenario() -> None:
+        async with running(served_policy(**CONTEXTUAL), tmp_path) as (runtime, client):
+            for path in ("/v1/decide", "/v1/rewards"):
+                response = await client.post(path, content=body)
+                assert response.status_code == 400, response.text
+                error = wire.ErrorResponse.model_validate(response.json())
+                assert (error.status, error.error) == (400, "MalformedJson")
+                assert "UTF-8" in error.message
+            assert runtime.service.stats()["totals"]["decisions"] == 0
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/rewards", b'{"decisionId":"d1","reward":1,"reward":0}', "reward"),
+        ("/v1/rewards", b'{"rewards":[{"decisionId":"d1","reward":1,"reward":0}]}', "rewards[0].reward"),
+        ("/v1/rewards", b'{"rewards":[],"rewards":[{"decisionId":"d1","reward":1}]}', "rewards"),
+        ("/v1/decide", b'{"unitId":"a","unitId":"b"}', "unitId"),
+        ("/v1/decide", b'{"context":{"level":1,"spend":2,"level":3}}', "context.level"),
+        ("/v1/decide", b'{"context":[1,2],"candidates":["blue"],"context":{"level":1,"spend":2}}', "context"),
+        ("/v1/decide", b'{"unitId":"a:b","candidates":["red"],"candidates":["blue"]}', "candidates"),
+    ],
+)
+def test_duplicate_keys_are_refused_naming_the_key(
+    tmp_path: Path, run: Any, path: str, body: bytes, field: str
+) -> None:
+    async def scenario() -> None:
+        async with running(served_policy(**CONTEXTUAL), tmp_path) as (runtime, client):
+            response = await client.post(path, content=body)
+            assert response.status_code == 422, response.text
+            error = wire.ErrorResponse.model_validate(response.json())
+            assert (error.status, error.error, error.field) == (422, "DuplicateField", field)
+            assert f"duplicate key {field.rsplit('.', 1)[-1]!r}" in error.message
+            assert runtime.service.stats()["totals"]["decisions"] == 0
+            # The same bodies without the repetition are served.
+            fine = {
+                "/v1/decide": b'{"unitId":"a:b","context":{"level":1,"spend":2},"candidates":["red"]}',
+                "/v1/rewards": b'{"rewards":[{"decisionId":"nope","reward":1}]}',
+            }[path]
+            assert (await client.post(path, content=fine)).status_code in (200, 404)
+
+    run(scenario())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import sqlite3
 from pathlib import Path
@@ -13,7 +14,10 @@ import orjson
 import pytest
 
 from croupier.api import wire
-from croupier.runtime.store.export import export_jsonl
+from croupier.runtime.decisions.join import DecisionState, Joinable, JoinRules, join, learned, settle
+from croupier.runtime.decisions.records import Learned, RewardItem
+from croupier.runtime.errors import AttributionWindowExpired, UnknownDecision
+from croupier.runtime.store.export import decision_records, export_jsonl
 
 from .conftest import CONTEXTUAL, running, served_policy
 
@@ -34,10 +38,13 @@ def test_decide_logs_the_full_probability_vector_within_the_flush_bound(tmp_path
             assert sum(body.probabilities.values()) == pytest.approx(1.0)
             assert body.policy_version == runtime.served.version
             await asyncio.sleep(0.2)
-            row = _db(runtime).execute("SELECT arm, request, response FROM decisions").fetchone()
-            assert row[0] == body.arm
-            assert orjson.loads(row[1])["unitId"] == "u1"
-            assert orjson.loads(row[2])["probabilities"] == body.probabilities
+            [logged] = decision_records(runtime.sqlite.path)  # the log as typed records, no JSON
+            decision, arms = logged.shared.decision, logged.shared.arms
+            assert decision.arm == body.arm
+            assert decision.unit_id == "u1"
+            assert decision.eligible is not None
+            assert {arms[i]: decision.probabilities[i] for i in decision.eligible} == body.probabilities
+            assert decision.policy_version == runtime.served.version
 
     run(scenario())
 
@@ -105,28 +112,31 @@ def test_late_rewards_are_rejected_and_expired_decisions_get_the_default_once(tm
 
 
 def test_a_restart_restores_learned_statistics_and_counters(tmp_path: Path, run: Any) -> None:
+    """From the last periodic checkpoint plus the rewards stored after it (replayed): both must take part."""
     served = served_policy()
 
     async def first_life() -> tuple[np.ndarray, dict[str, Any]]:
-        async with running(served, tmp_path, checkpoint_interval_seconds=0.1) as (runtime, client):
+        async with running(served, tmp_path, checkpoint_interval_seconds=3600) as (runtime, client):
             for i in range(40):
                 decision = (await client.post("/v1/decide", json={})).json()
                 await client.post("/v1/rewards", json={"decisionId": decision["decisionId"], "reward": i % 2})
                 if i == 20:
-                    await asyncio.sleep(0.3)  # a checkpoint lands; the rest is replayed from the tail
+                    runtime.checkpoint()  # as the periodic task does; the rest is replayed from the tail
+                    await asyncio.sleep(0.3)
             stats = (await client.get("/v1/stats")).json()
             flat = runtime.engine.stats.to_flat()
-            # Crash-like stop: the writer commits what it has, but no final checkpoint is taken.
-            for task in runtime._tasks:
-                task.cancel()
-            await runtime.sqlite.close()
-            runtime._checkpointed_seq = 10**9
+            # Crash-like stop: the store commits what it has, but no final checkpoint is taken.
+            await runtime.stop(checkpoint=False)
             return flat, stats
 
     flat, stats = run(first_life())
 
     async def second_life() -> None:
         async with running(served, tmp_path) as (runtime, client):
+            assert runtime.started is not None
+            # The checkpoint taken after the 21st reward (store sequence 21), then the 19 rewards after it.
+            assert runtime.started.checkpoint_seq == 21
+            assert runtime.started.replayed_rewards == 19
             np.testing.assert_allclose(runtime.engine.stats.to_flat(), flat)
             restored = (await client.get("/v1/stats")).json()
             assert restored["arms"] == stats["arms"]
@@ -207,3 +217,94 @@ def test_the_default_reward_sweep_resumes_after_a_restart_without_repeating(tmp_
             assert sorted(r[0] for r in rows) == sorted([*ids[1:], fresh])
 
     run(second_life())
+
+
+def test_starting_an_embedded_runtime_leaves_the_process_heap_collectable(tmp_path: Path, run: Any) -> None:
+    """Freezing the start-up heap is the server's choice (its CLI entry point), not every embedder's."""
+    frozen = gc.get_freeze_count()
+
+    async def scenario() -> None:
+        async with running(served_policy(), tmp_path) as (_runtime, client):
+            assert (await client.post("/v1/decide", json={})).status_code == 200
+            assert gc.get_freeze_count() == frozen
+
+    run(scenario())
+
+
+def _joinable(state: DecisionState = DecisionState.WAITING, expires_at: float = 110.0) -> Joinable:
+    return Joinable("blue", 100.0, expires_at, state, None)
+
+
+def test_the_join_answers_each_outcome_once_for_every_store() -> None:
+    items = [RewardItem("a", 1.0, "rewards[0]."), RewardItem("b", 0.0, "rewards[1]."), RewardItem("a", 1.0, "x.")]
+    joined = join(items, [_joinable(), _joinable(DecisionState.REWARDED), _joinable()], received_at=105.0)
+    assert [item.decision_id for item, _ in joined.accepted] == ["a"]
+    assert [(o.decision_id, o.accepted) for o in joined.outcomes] == [("a", True), ("b", False), ("a", False)]
+
+    with pytest.raises(UnknownDecision) as unknown:
+        join(items[:2], [_joinable(), None], received_at=105.0)
+    assert unknown.value.field == "rewards[1].decisionId"
+    assert "never made" in unknown.value.message
+
+    for state, default in ((DecisionState.WAITING, ""), (DecisionState.EXPIRED, ""), (DecisionState.DEFAULTED, "; it")):
+        with pytest.raises(AttributionWindowExpired) as late:
+            join(items[:1], [_joinable(state, expires_at=104.0)], received_at=105.5)
+        assert late.value.field == "rewards[0].decisionId"
+        assert late.value.message == (
+            "the attribution window of decision 'a' closed 1.500 s before this reward arrived (window 4 s"
+            + ("; it got the default reward)" if default else ")")
+        )
+
+
+def test_pause_is_decided_by_the_join_rules_and_carried_by_every_stored_reward() -> None:
+    paused = JoinRules.of(served_policy(paused=True).spec)
+    running_rules = JoinRules.of(served_policy(reward={"defaultReward": 0}).spec)
+    assert not learned(paused, "blue", 1.0, None, default=False).learn
+    assert learned(running_rules, "blue", 1.0, None, default=True) == Learned("blue", 1.0, None, True, True)
+    assert settle(paused) == (DecisionState.EXPIRED, None)
+    assert settle(running_rules) == (DecisionState.DEFAULTED, 0.0)
+
+
+def test_rewards_stored_while_paused_are_never_learned_not_even_after_the_pause(tmp_path: Path, run: Any) -> None:
+    async def paused() -> None:
+        async with running(served_policy(paused=True), tmp_path) as (runtime, client):
+            decision = (await client.post("/v1/decide", json={})).json()
+            reward = await client.post("/v1/rewards", json={"decisionId": decision["decisionId"], "reward": 1})
+            assert reward.json()["accepted"] == 1
+            assert runtime.engine.stats.is_zero()
+            await runtime.stop(checkpoint=False)  # no checkpoint: the restart reads the stored rewards themselves
+
+    async def resumed() -> None:
+        async with running(served_policy(), tmp_path) as (runtime, client):
+            assert runtime.started is not None and runtime.started.replayed_rewards == 0
+            assert runtime.engine.stats.is_zero()
+            assert (await client.get("/v1/stats")).json()["totals"]["rewards"] == 1
+
+    run(paused())
+    run(resumed())
+
+
+def test_a_decision_log_of_the_json_layout_is_kept_aside_and_the_runtime_starts(tmp_path: Path, run: Any) -> None:
+    served = served_policy()
+    path = tmp_path / "games.banner.sqlite3"
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE decisions (id TEXT PRIMARY KEY, ts REAL NOT NULL, arm TEXT NOT NULL, "
+            "expires_at REAL NOT NULL, state INTEGER NOT NULL DEFAULT 0, features BLOB, request BLOB NOT NULL, "
+            "response BLOB NOT NULL) WITHOUT ROWID"
+        )
+        old.execute("INSERT INTO decisions VALUES ('old-1', 1.0, 'blue', 2.0, 0, NULL, '{}', '{}')")
+
+    async def scenario() -> None:
+        async with running(served, tmp_path) as (runtime, client):
+            assert runtime.sqlite.path == path
+            decision = (await client.post("/v1/decide", json={})).json()
+            assert (
+                await client.post("/v1/rewards", json={"decisionId": decision["decisionId"], "reward": 1})
+            ).is_success
+            assert (await client.post("/v1/rewards", json={"decisionId": "old-1", "reward": 1})).status_code == 404
+
+    run(scenario())
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT id FROM decisions_layout1").fetchall() == [("old-1",)]
+        assert db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 1

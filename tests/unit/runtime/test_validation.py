@@ -1,4 +1,4 @@
-"""The hand-written request checks: precise errors, same rules as the wire models."""
+"""The request checks (the JSON codec's and the policy's own): precise errors, same rules as the wire models."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from croupier.api import wire
-from croupier.runtime.core.validation import DecideSchema, parse_rewards
+from croupier.runtime.decisions.validation import DecideSchema
 from croupier.runtime.errors import (
     CroupierError,
     InvalidContext,
@@ -21,6 +21,8 @@ from croupier.runtime.errors import (
     UnknownArm,
     UnknownField,
 )
+from croupier.runtime.http.codec import DecideCodec
+from croupier.runtime.http.codec import decode_rewards as parse_rewards
 
 pytestmark = pytest.mark.unit
 
@@ -30,25 +32,40 @@ NAMED = DecideSchema(ARMS, contextual=True, feature_names=["level", "spend"], si
 UNNAMED = DecideSchema(ARMS, contextual=True, feature_names=None, size=3)
 
 
+def _codec(schema: DecideSchema) -> DecideCodec:
+    return DecideCodec(schema, ARMS, "g1-test")
+
+
+def parse(schema: DecideSchema, body: bytes) -> tuple[str | None, list[float] | None, list[int] | None]:
+    """What the decide route hands the policy: the JSON decoder's request, then the policy's own checks."""
+    request = _codec(schema).decode(body)
+    features, eligible = schema.check(request)
+    return request.unit_id, features, eligible
+
+
+def explain(schema: DecideSchema, body: bytes) -> tuple[str | None, list[float] | None, list[int] | None]:
+    return _codec(schema).explain(body)
+
+
 def test_empty_request_decides_over_all_arms() -> None:
-    assert PLAIN.parse(b"{}") == (None, None, None)
+    assert parse(PLAIN, b"{}") == (None, None, None)
 
 
 def test_candidates_become_arm_indexes() -> None:
-    assert PLAIN.parse(b'{"unitId": "u1", "candidates": ["red", "blue"]}') == ("u1", None, [2, 0])
+    assert parse(PLAIN, b'{"unitId": "u1", "candidates": ["red", "blue"]}') == ("u1", None, [2, 0])
 
 
 def test_named_context_is_put_in_feature_order() -> None:
-    _, vector, _ = NAMED.parse(b'{"context": {"spend": 2.5, "level": 3}}')
+    _, vector, _ = parse(NAMED, b'{"context": {"spend": 2.5, "level": 3}}')
     assert vector is not None
     np.testing.assert_array_equal(vector, [3.0, 2.5])
-    _, vector, _ = NAMED.parse(b'{"context": [1, 2]}')
+    _, vector, _ = parse(NAMED, b'{"context": [1, 2]}')
     assert vector is not None
     np.testing.assert_array_equal(vector, [1.0, 2.0])
 
 
 def test_non_contextual_policy_accepts_and_ignores_a_context() -> None:
-    assert PLAIN.parse(b'{"context": {"level": 1}}') == (None, None, None)
+    assert parse(PLAIN, b'{"context": {"level": 1}}') == (None, None, None)
 
 
 @pytest.mark.parametrize(
@@ -72,7 +89,7 @@ def test_non_contextual_policy_accepts_and_ignores_a_context() -> None:
 )
 def test_bad_decide_requests_name_the_field(body: bytes, error: type[CroupierError], field: str | None) -> None:
     with pytest.raises(error) as caught:
-        PLAIN.parse(body)
+        parse(PLAIN, body)
     assert caught.value.field == field
     assert 400 <= caught.value.status < 500
 
@@ -93,7 +110,7 @@ def test_contexts_of_the_wrong_shape_are_rejected(
     schema: DecideSchema, body: bytes, error: type[CroupierError], field: str
 ) -> None:
     with pytest.raises(error) as caught:
-        schema.parse(body)
+        parse(schema, body)
     assert caught.value.field == field
 
 
@@ -162,7 +179,7 @@ def test_hand_checks_agree_with_the_wire_model(request_body: dict[str, object]) 
     except ValidationError:
         model_ok = False
     try:
-        PLAIN.parse(orjson.dumps(request_body))
+        parse(PLAIN, orjson.dumps(request_body))
         hand_ok = True
     except CroupierError:
         hand_ok = False
@@ -230,11 +247,11 @@ def test_the_decoder_and_the_hand_checks_agree(body: dict[str, object], schema: 
     refuses gets the hand-written error."""
     raw = orjson.dumps(body)
     try:
-        expected: object = schema.explain(raw)
+        expected: object = explain(schema, raw)
     except CroupierError as exc:
         expected = (type(exc), exc.field)
     try:
-        got: object = schema.parse(raw)
+        got: object = parse(schema, raw)
     except CroupierError as exc:
         got = (type(exc), exc.field)
     assert got == expected

@@ -1,8 +1,9 @@
-"""The decision service: validates requests, decides, logs every decision, joins rewards and learns from them.
+"""The decision service: decides, logs every decision, joins rewards through its store and learns from them.
 
-Transport-free: it takes request bodies (bytes) and returns response bodies (bytes) or raises a CroupierError. The
-decide path is synchronous and does no I/O: the decision record goes to the store's queue, and the store commits it
-within its flush bound. Rewards are answered only after the store made them durable.
+Transport-free, on typed values: `decide(DecideRequest) -> Decision`, `rewards(list[RewardItem]) -> RewardsAnswer`.
+Adapters (`croupier.runtime.http`) decode and encode bodies. The decide path is synchronous and does no I/O: the
+decision goes to the store's queue, and the store commits it within its flush bound. Rewards are answered only after
+the store made them durable; the store hands what it stored to `learn` (in store order, before it answers).
 """
 
 from __future__ import annotations
@@ -11,34 +12,33 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
 import structlog
 
 from croupier.api.decisionpolicy import RewardType
-from croupier.runtime.core.engine import Engine
-from croupier.runtime.core.ids import DecisionIds
-from croupier.runtime.core.records import DecisionRecord, Learned
-from croupier.runtime.core.validation import DecideSchema, parse_rewards
-from croupier.runtime.errors import CroupierError, InvalidField
+from croupier.runtime.decisions.engine import Engine
+from croupier.runtime.decisions.ids import DecisionIds
+from croupier.runtime.decisions.join import JoinRules
+from croupier.runtime.decisions.records import (
+    DecideRequest,
+    Decision,
+    Learned,
+    RestoredState,
+    RewardItem,
+    RewardsAnswer,
+)
+from croupier.runtime.decisions.validation import DecideSchema, check_rewards
+from croupier.runtime.errors import AttributionWindowExpired, CroupierError, InvalidField, UnknownDecision
 from croupier.runtime.metrics import RuntimeMetrics
 from croupier.runtime.policies.errors import PolicyInputError
+from croupier.runtime.policies.stats import SufficientStats
 from croupier.runtime.policy_file import ServedPolicy
-from croupier.runtime.store.base import Store
+from croupier.runtime.store.base import SharedTotals, Store
 
 log = structlog.get_logger("croupier.runtime")
 
 # Policy error fields, as the request names them.
 _POLICY_FIELDS = {"eligible": "candidates", "context": "context"}
-
-_HEAD = b'{"decisionId":"'
-_ARM = b'","arm":'
-_PROBABILITIES = b',"probabilities":'
-
-# Encoded probability vectors kept for reuse (see decide).
-_SHOWN_MEMO = 256
-
-# A decision record keeps the request as received; a padded body is re-encoded compactly first.
-_MAX_LOGGED_REQUEST = 8192
+_JOIN_MISSES: dict[type[CroupierError], str] = {UnknownDecision: "unknown", AttributionWindowExpired: "late"}
 
 
 class ArmCounters:
@@ -52,9 +52,6 @@ class ArmCounters:
         self.reward_sum = [0.0] * arms
         self.default_rewards = [0] * arms
 
-    def replace(self, pulls: list[int], rewards: list[int], reward_sum: list[float], defaults: list[int]) -> None:
-        self.pulls, self.rewards, self.reward_sum, self.default_rewards = pulls, rewards, reward_sum, defaults
-
 
 class DecisionService:
     def __init__(
@@ -64,6 +61,7 @@ class DecisionService:
         store: Store,
         metrics: RuntimeMetrics,
         *,
+        ids: DecisionIds | None = None,
         replica: str | None = None,
         debug: bool = False,
     ) -> None:
@@ -73,25 +71,21 @@ class DecisionService:
         self.store = store
         self.metrics = metrics
         self.replica = replica
+        self.rules = JoinRules.of(spec)
         self.arm_names = spec.arm_names
         self.arm_index = {name: i for i, name in enumerate(self.arm_names)}
         self.counters = ArmCounters(len(self.arm_names))
-        self.paused = spec.paused
         self.applied_seq = 0
-        self._schema = DecideSchema(
+        self.schema = DecideSchema(
             self.arm_names,
             contextual=served.contextual,
             feature_names=served.feature_names,
             size=served.context_size,
         )
-        self._binary = spec.reward.type == RewardType.BINARY
-        self._window = float(spec.reward.attribution_window_seconds)
+        self.binary = spec.reward.type == RewardType.BINARY
+        self._window = self.rules.window
         self._version = served.version
-        self._arm_json = [orjson.dumps(name) for name in self.arm_names]
-        self._tail = b',"policyVersion":' + orjson.dumps(served.version) + b"}"
-        self._shown: dict[tuple[float, ...], bytes] = {}
-        self._ids = DecisionIds()
-        self.id_prefix = self._ids.prefix
+        self._ids = ids or DecisionIds()
         self._decided = metrics.decision_counts(self.arm_names)
         self._rewarded = [metrics.rewards.labels(name, "reward") for name in self.arm_names]
         self._defaulted = [metrics.rewards.labels(name, "default") for name in self.arm_names]
@@ -101,60 +95,47 @@ class DecisionService:
         self._debug = debug
 
     # ------------------------------------------------------------------ decide (hot path)
-    def decide(self, body: bytes) -> bytes:
+    def decide(self, request: DecideRequest) -> Decision:
         started = time.perf_counter()
-        _unit_id, values, eligible = self._schema.parse(body)
+        values, eligible = self.schema.check(request)
         x = None if values is None else self.engine.vector(values)
         try:
             arm, probabilities = self.engine.decide(x, eligible)
         except PolicyInputError as exc:
             raise InvalidField(str(exc), field=_POLICY_FIELDS.get(exc.field or "", exc.field)) from None
-        names = self.arm_names
-        name = names[arm]
-        decision_id = self._ids.next()
-        if eligible is None:
-            # Vectors repeat: a non-contextual policy's until its state changes, LinUCB's and ε-greedy's are one of a
-            # few (the floored one-hot vector of each arm). Encode each once; the memo is bounded.
-            shown = self._shown.get(probabilities)
-            if shown is None:
-                shown = orjson.dumps(dict(zip(names, probabilities, strict=True)))
-                if len(self._shown) >= _SHOWN_MEMO:
-                    self._shown.clear()
-                self._shown[probabilities] = shown
-        else:
-            shown = orjson.dumps({names[i]: probabilities[i] for i in eligible})
-        # Assembled from pre-encoded parts: an exact-size object (orjson's own output sits in a 4 KiB buffer, which
-        # a queued decision record would hold until its commit), and cheaper than encoding the whole dict.
-        response = b"".join((_HEAD, decision_id.encode(), _ARM, self._arm_json[arm], _PROBABILITIES, shown, self._tail))
-        if len(body) > _MAX_LOGGED_REQUEST:
-            body = orjson.dumps(orjson.loads(body))
         now = time.time()
-        self.store.log_decision(
-            DecisionRecord(
-                decision_id,
-                now,
-                name,
-                now + self._window,
-                values,
-                body,
-                response,
-            )
+        decision = Decision(
+            self._ids.next(),
+            now,
+            self.arm_names[arm],
+            arm,
+            probabilities,
+            eligible,
+            values,
+            request.unit_id,
+            self._version,
+            now + self._window,
         )
+        self.store.log_decision(decision)
         self.counters.pulls[arm] += 1
         decided = self._decided
         decided.by_arm[arm] += 1
         decided.observe(time.perf_counter() - started)
         if self._debug:
-            log.debug("decided", decision_id=decision_id, arm=name, unit_id=_unit_id)
-        return response
+            log.debug("decided", decision_id=decision.decision_id, arm=decision.arm, unit_id=request.unit_id)
+        return decision
 
     # ------------------------------------------------------------------ rewards
-    async def reward(self, body: bytes) -> bytes:
-        received_at = time.time()
-        items = parse_rewards(body, binary=self._binary)
+    async def rewards(self, items: list[RewardItem], *, received_at: float | None = None) -> RewardsAnswer:
+        """Join, store and learn the rewards of one request, all or nothing; answered once they are durable."""
+        received_at = time.time() if received_at is None else received_at
+        check_rewards(items, binary=self.binary)
         try:
             outcomes = await self.store.submit_rewards(items, received_at)
         except CroupierError as exc:
+            miss = _JOIN_MISSES.get(type(exc))
+            if miss is not None:
+                self.metrics.join_misses.labels(miss).inc()
             log.info(
                 "rewards rejected",
                 error=exc.code,
@@ -172,17 +153,9 @@ class DecisionService:
         if duplicates:
             self.metrics.reward_duplicates.inc(duplicates)
         self.metrics.reward_latency.observe(time.time() - received_at)
-        return orjson.dumps(
-            {
-                "accepted": accepted,
-                "duplicates": duplicates,
-                "results": [
-                    {"decisionId": o.decision_id, "outcome": "accepted" if o.accepted else "duplicate"}
-                    for o in outcomes
-                ],
-            }
-        )
+        return RewardsAnswer(accepted, duplicates, outcomes)
 
+    # ------------------------------------------------------------------ what the store hands back
     def learn(self, learned: Iterable[tuple[int, Learned]]) -> None:
         """Apply durable rewards in store order (called by the store on the event loop, before it acknowledges)."""
         engine, counters, index = self.engine, self.counters, self.arm_index
@@ -191,7 +164,7 @@ class DecisionService:
             arm = index.get(item.arm)
             if arm is None:  # an arm removed from the spec since the decision
                 continue
-            if not self.paused:
+            if item.learn:
                 try:
                     engine.learn(arm, item.reward, item.features)
                     changed = True
@@ -210,23 +183,34 @@ class DecisionService:
             # would otherwise run on the first decision after every reward).
             engine.prepare()
 
-    def replay(self, learned: Iterable[tuple[int, Learned]]) -> int:
-        """Learn rewards again at start (after a checkpoint); counters are restored separately."""
+    def adopt_shared(self, shared: SharedTotals) -> None:
+        """Redis mode: the replicas' shared totals replace this replica's view (paused too: decide with the shared
+        state; the rewards stored while paused added nothing to it)."""
+        self.engine.adopt_total(shared.stats)
+        c = self.counters
+        c.pulls, c.rewards, c.reward_sum, c.default_rewards = shared.pulls, shared.rewards, shared.sums, shared.defaults
+
+    def restore(self, restored: RestoredState) -> int:
+        """Adopt the store's checkpoint and replay the rewards after it; returns how many were learned again."""
+        if restored.stats is not None:
+            self.engine.replace_stats(SufficientStats.from_bytes(restored.stats))
+            self.applied_seq = restored.seq
         count = 0
-        for seq, item in learned:
+        for seq, item in restored.tail:
             arm = self.arm_index.get(item.arm)
-            if arm is not None and (item.features is None or item.features.shape[0] == self.served.context_size):
+            if (
+                item.learn
+                and arm is not None
+                and (item.features is None or item.features.shape[0] == self.served.context_size)
+            ):
                 try:
                     self.engine.learn(arm, item.reward, item.features)
                 except PolicyInputError:
                     continue
                 count += 1
             self.applied_seq = max(self.applied_seq, seq)
-        return count
-
-    def restore_counters(self, counters: dict[str, tuple[int, int, float, int]]) -> None:
         c = self.counters
-        for name, (pulls, rewards, reward_sum, defaults) in counters.items():
+        for name, (pulls, rewards, reward_sum, defaults) in restored.counters.items():
             arm = self.arm_index.get(name)
             if arm is not None:
                 c.pulls[arm], c.rewards[arm], c.reward_sum[arm], c.default_rewards[arm] = (
@@ -235,6 +219,7 @@ class DecisionService:
                     reward_sum,
                     defaults,
                 )
+        return count
 
     # ------------------------------------------------------------------ stats
     def stats(self) -> dict[str, Any]:
@@ -264,7 +249,7 @@ class DecisionService:
             "generation": served.generation,
             "policyVersion": served.version,
             "algorithm": served.spec.algorithm.type,
-            "paused": self.paused,
+            "paused": not self.rules.learn,
             "backend": self.store.backend,
             "replica": self.replica,
             "arms": arms,

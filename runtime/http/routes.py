@@ -1,0 +1,49 @@
+"""The HTTP routes of the data-plane services, as the app mounts them.
+
+Each service contributes its POST and GET handlers (decoding and encoding bodies with its codec); the app adds
+health, readiness, metrics and the OpenAPI document, routes by exact path and maps every error in one place. A model
+router or an experiment assignment service adds a function like `decision_routes`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import orjson
+
+from croupier.api import wire
+from croupier.runtime.decisions.service import DecisionService
+from croupier.runtime.http.batching import DecideBatcher
+from croupier.runtime.http.codec import DecideCodec, decode_rewards, encode_rewards
+
+JSON = b"application/json"
+
+PostHandler = Callable[[bytes], Awaitable[bytes]]
+"""Takes the request body, returns the 200 response body (JSON) or raises a CroupierError."""
+GetHandler = Callable[[], tuple[int, bytes, bytes]]
+"""Returns the status, the body and its content type."""
+
+
+@dataclass(frozen=True, slots=True)
+class Routes:
+    post: dict[str, PostHandler]
+    get: dict[str, GetHandler]
+
+
+def decision_routes(service: DecisionService, policy_version: str) -> Routes:
+    """Decide (through the DecideBatcher: the decisions of one loop turn run back to back), rewards, stats."""
+    codec = DecideCodec(service.schema, service.arm_names, policy_version)
+    decode, decide, encode = codec.decode, service.decide, codec.encode
+
+    def decide_json(body: bytes) -> bytes:
+        return encode(decide(decode(body)))
+
+    async def rewards(body: bytes) -> bytes:
+        items = decode_rewards(body, binary=service.binary)
+        return encode_rewards(await service.rewards(items))
+
+    return Routes(
+        post={wire.DECIDE_PATH: DecideBatcher(decide_json).submit, wire.REWARDS_PATH: rewards},
+        get={wire.STATS_PATH: lambda: (200, orjson.dumps(service.stats()), JSON)},
+    )
