@@ -16,5 +16,7 @@ startup.register(SETTINGS)
 
 # Importing a Kind's handlers registers it (after the settings: a bad environment fails before anything runs).
 from croupier.operator.decisionpolicy import handlers as decisionpolicy  # noqa: E402
+from croupier.operator.experiment import handlers as experiment  # noqa: E402
+from croupier.operator.modeldeployment import handlers as modeldeployment  # noqa: E402
 
-__all__ = ["SETTINGS", "decisionpolicy", "startup"]
+__all__ = ["SETTINGS", "decisionpolicy", "experiment", "modeldeployment", "startup"]
