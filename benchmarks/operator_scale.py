@@ -60,6 +60,11 @@ GROUP, VERSION, PLURAL = "croupier.dev", "v1alpha1", "decisionpolicies"
 OPERATOR_NAMESPACE = "croupier-system"
 WRITES_FLOW = "croupier-operator-writes"
 WRITES_FLOW_SCHEMA = writes_flow_schema(WRITES_FLOW, "croupier-operator", OPERATOR_NAMESPACE)
+# The same for the operator's single-object reads (GET; Kopf's list/watch excluded): reads the indexes could answer.
+GETS_FLOW = "croupier-operator-gets"
+GETS_FLOW_SCHEMA = writes_flow_schema(GETS_FLOW, "croupier-operator", OPERATOR_NAMESPACE)
+GETS_FLOW_SCHEMA["spec"]["matchingPrecedence"] = 501
+GETS_FLOW_SCHEMA["spec"]["rules"][0]["resourceRules"][0]["verbs"] = ["get"]
 
 
 def policy(name: str, namespace: str) -> dict[str, Any]:
@@ -174,8 +179,11 @@ class Operator:
         return float("nan")
 
     def writes(self) -> float:
+        return self.metric("croupier_operator_api_writes_total")
+
+    def metric(self, name: str, **labels: str) -> float:
         text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5, trust_env=False).text
-        return sum_metric(text, "croupier_operator_api_writes_total", {})
+        return sum_metric(text, name, labels)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -287,6 +295,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
             names = [f"scale-{i:04d}" for i in range(args.policies)]
             cpu_before = operator.cpu_seconds()
+            requests_before = operator_requests_seen_by_apiserver(kubectl)
+            status_writes_before = operator.metric("croupier_operator_status_writes_total")
             started = time.perf_counter()
             with ThreadPoolExecutor(max_workers=16) as pool:
                 list(
@@ -302,6 +312,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["scale_create_seconds"] = created - started
             results["scale_all_ready_seconds"] = last_ready - started
             results["scale_operator_cpu_seconds"] = operator.cpu_seconds() - cpu_before
+            requests_after = operator_requests_seen_by_apiserver(kubectl)
+            results["scale_writes_per_policy"] = (requests_after[0] - requests_before[0]) / args.policies
+            results["scale_gets_per_policy"] = (requests_after[1] - requests_before[1]) / args.policies
+            results["scale_status_writes_per_policy"] = (
+                operator.metric("croupier_operator_status_writes_total") - status_writes_before
+            ) / args.policies
             results["rss_peak_mib"] = operator.peak_rss_mib()
             results["rss_after_scale_mib"] = operator.rss_mib()
 
@@ -350,11 +366,17 @@ def operator_writes_seen_by_apiserver(kubectl: Kubectl) -> float:
     return dispatched_writes(kubectl, WRITES_FLOW)
 
 
+def operator_requests_seen_by_apiserver(kubectl: Kubectl) -> tuple[float, float]:
+    """(mutating requests, GETs) of the operator's ServiceAccount since the API server started."""
+    return dispatched_writes(kubectl, WRITES_FLOW), dispatched_writes(kubectl, GETS_FLOW)
+
+
 def operator_kubeconfig(kubectl: Kubectl, admin: Path, path: Path) -> Path:
     """Least-privilege identity: the ServiceAccount of config/rbac, with a TokenRequest token."""
     kubectl("create", "namespace", OPERATOR_NAMESPACE)
     kubectl("apply", "--server-side", "-k", str(ROOT / "config" / "rbac"))
     kubectl("apply", "-f", "-", input=json.dumps(WRITES_FLOW_SCHEMA))
+    kubectl("apply", "-f", "-", input=json.dumps(GETS_FLOW_SCHEMA))
     token = kubectl("create", "token", "croupier-operator", "-n", OPERATOR_NAMESPACE, "--duration=4h").stdout.strip()
     config_ = yaml.safe_load(admin.read_text())
     cluster_name = config_["clusters"][0]["name"]
@@ -381,6 +403,12 @@ def table(results: dict[str, Any], args: argparse.Namespace) -> str:
         (
             f"{args.policies} policies created at once: operator CPU time until all Ready",
             f"{results['scale_operator_cpu_seconds']:.1f} s",
+        ),
+        (
+            f"{args.policies} policies created at once: operator requests per policy until all Ready",
+            f"{results['scale_writes_per_policy']:.1f} writes (of them "
+            f"{results['scale_status_writes_per_policy']:.1f} status patches), "
+            f"{results['scale_gets_per_policy']:.1f} GETs",
         ),
         (
             "operator RSS idle / after scale / peak (VmHWM)",
