@@ -189,7 +189,7 @@ class Supervisor:
     async def resync(self, controller: AnyController, body: kopf.Body, indexes: Mapping[str, Any]) -> float | None:
         """Repair drift, observe and write the status if it changed. Body is Kopf's live view.
 
-        Returns how soon the Kind wants to look again if sooner than the resync interval (e.g. a failed probe).
+        Returns how soon to look again if sooner than the resync interval (a failed probe, a held-back write).
         """
         if body["metadata"].get("deletionTimestamp"):
             return None
@@ -220,8 +220,9 @@ class Supervisor:
         desired = controller.status(observed, current, now())
         self.ready.setdefault(controller.kind, {})[target.uid] = ready_status(desired)
         self._update_ready_gauge(controller)
-        await self.writer.write(target, body, stored, current, desired)
-        return observer.recheck_after(target.uid)
+        held = await self.writer.write(target, body, stored, current, desired)
+        wanted = [s for s in (held, observer.recheck_after(target.uid)) if s is not None]
+        return min(wanted) if wanted else None
 
     def _update_ready_gauge(self, controller: AnyController) -> None:
         if controller.ready_gauge is None:
