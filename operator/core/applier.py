@@ -84,15 +84,28 @@ class ChildApplier:
         if rejected is not None and rejected[0] == manifest_hash:
             raise ApplyProblemError(ApplyProblem(ChildReason.APPLY_REJECTED, rejected[1]), retry_after=None)
         if live is None:
-            # Not in our index: absent, not ours, or not indexed yet. Look before taking anything over.
+            # Not in our index: absent (the usual case: a new object), not ours, or not indexed yet. Create it if it is
+            # absent, in one request; if something holds the name, look before taking anything over.
+            if await self._send(target, child, key, manifest_hash, create_only=True):
+                return self._applied(target, child, key, manifest_hash)
             found = await self.kube.get(kind, target.namespace, name)
             if found is not None:
                 _refuse_foreign(target, found)
                 if up_to_date(found, child, MANIFEST_HASH_ANNOTATION):
                     return False
+        await self._send(target, child, key, manifest_hash, create_only=False)
+        return self._applied(target, child, key, manifest_hash)
+
+    async def _send(
+        self, target: Target, child: Mapping[str, Any], key: ChildRef, manifest_hash: str, *, create_only: bool
+    ) -> bool:
+        """Apply; False when ``create_only`` and the object exists."""
+        kind, name = child["kind"], child["metadata"]["name"]
         try:
-            await self.kube.apply(child)
+            await self.kube.apply(child, create_only=create_only)
         except KubeError as error:
+            if create_only and error.conflict:
+                return False
             if error.namespace_terminating:
                 raise NamespaceTerminatingError(target.namespace) from error
             message = f"applying {kind} {name} failed: {error.message}"
@@ -102,6 +115,10 @@ class ChildApplier:
             raise ApplyProblemError(
                 ApplyProblem(ChildReason.APPLY_FAILED, message), retry_after=FAILURE_RETRY_SECONDS
             ) from error
+        return True
+
+    def _applied(self, target: Target, child: Mapping[str, Any], key: ChildRef, manifest_hash: str) -> bool:
+        kind, name = child["kind"], child["metadata"]["name"]
         self.applied[key] = (manifest_hash, time.monotonic())
         self.rejected.pop(key, None)
         metrics.CHILDREN_APPLIED.labels(kind=kind).inc()

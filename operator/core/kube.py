@@ -23,6 +23,10 @@ from croupier.operator.settings import FIELD_MANAGER, OPERATOR_VERSION
 
 USER_AGENT = f"croupier-operator/{OPERATOR_VERSION}"
 REQUEST_TIMEOUT = 30
+# A resourceVersion in an applied configuration is a precondition on an existing object, and ignored when the apply
+# creates the object. No live object has resourceVersion 1 (etcd's first revision), so an apply that carries it
+# creates the object if it is absent and fails with 409 Conflict if it exists: a create-only apply.
+CREATE_ONLY_RESOURCE_VERSION = "1"
 
 
 class KubeError(RuntimeError):
@@ -39,6 +43,11 @@ class KubeError(RuntimeError):
     def namespace_terminating(self) -> bool:
         """The namespace is being deleted: nothing new can be created in it, and nothing needs to be."""
         return "NamespaceTerminating" in self.causes
+
+    @property
+    def conflict(self) -> bool:
+        """409: the object exists (a create-only apply), or changed under a precondition."""
+        return self.status == 409
 
     @property
     def rejected(self) -> bool:
@@ -131,10 +140,16 @@ class KubeClient:
                 return None
             raise
 
-    async def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
-        """Server-side apply under our one field manager, forcing ownership of the fields we set."""
+    async def apply(self, obj: Mapping[str, Any], *, create_only: bool = False) -> dict[str, Any]:
+        """Server-side apply under our one field manager, forcing ownership of the fields we set.
+
+        ``create_only``: create the object if it is absent, else fail with 409 (``KubeError.conflict``) and change
+        nothing - one request where a read and an apply would otherwise be needed.
+        """
         meta = obj["metadata"]
         path = BY_KIND[obj["kind"]].path(meta["namespace"], meta["name"])
+        if create_only:
+            obj = {**obj, "metadata": {**meta, "resourceVersion": CREATE_ONLY_RESOURCE_VERSION}}
         query = {"fieldManager": FIELD_MANAGER, "force": "true"}
         metrics.API_WRITES.labels(verb="apply", kind=obj["kind"]).inc()
         return await self._call("PATCH", path, query=query, body=obj, content_type="application/apply-patch+yaml")

@@ -1,7 +1,8 @@
 """observations -> status: the conditions, replica counts and statistics table of a DecisionPolicy.
 
-Pure and deterministic: the same observations and the same current status give the same result, and when nothing
-changed the result equals the current status, so ``status_patch`` returns None and the operator writes nothing.
+Pure and deterministic: the same observations and the same current status give the same ``DecisionPolicyStatus``,
+and when nothing changed the result equals the current status, so ``core.status.status_patch`` returns None and the
+operator writes nothing.
 Timestamps move only on change: ``lastTransitionTime`` when a condition's status flips, ``lastProbeTime`` when the
 runtime's counters (pulls, rewards, reward sums, totals, served generation) changed since the stored table.
 """
