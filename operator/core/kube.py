@@ -113,7 +113,9 @@ class KubeClient:
         query: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
         content_type: str | None = None,
+        parse: bool = True,
     ) -> dict[str, Any]:
+        """One request; the answer's JSON (``parse`` False: not decoded, ``{}``; large objects nobody reads)."""
         headers = self._authorization()
         data = None
         if body is not None:
@@ -129,7 +131,7 @@ class KubeClient:
             raise KubeError(0, type(error).__name__, str(error) or type(error).__name__) from error
         if not 200 <= status < 300:
             raise _error_from(status, reason, payload)
-        parsed: dict[str, Any] = json.loads(payload) if payload else {}
+        parsed: dict[str, Any] = json.loads(payload) if payload and parse else {}
         return parsed
 
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -140,7 +142,7 @@ class KubeClient:
                 return None
             raise
 
-    async def apply(self, obj: Mapping[str, Any], *, create_only: bool = False) -> dict[str, Any]:
+    async def apply(self, obj: Mapping[str, Any], *, create_only: bool = False) -> None:
         """Server-side apply under our one field manager, forcing ownership of the fields we set.
 
         ``create_only``: create the object if it is absent, else fail with 409 (``KubeError.conflict``) and change
@@ -152,7 +154,7 @@ class KubeClient:
             obj = {**obj, "metadata": {**meta, "resourceVersion": CREATE_ONLY_RESOURCE_VERSION}}
         query = {"fieldManager": FIELD_MANAGER, "force": "true"}
         metrics.API_WRITES.labels(verb="apply", kind=obj["kind"]).inc()
-        return await self._call("PATCH", path, query=query, body=obj, content_type="application/apply-patch+yaml")
+        await self._call("PATCH", path, query=query, body=obj, content_type="application/apply-patch+yaml", parse=False)
 
     async def patch_status(self, kind: str, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any]:
         """JSON merge patch of the status subresource (lists are replaced whole, as conditions must be)."""
