@@ -41,6 +41,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ import httpx
 import yaml
 from kubernetes import client, config, watch
 
+from croupier.devcluster import flags
 from croupier.devcluster.controlplane import ControlPlane
 from croupier.devcluster.kubectl import Kubectl
 from croupier.devcluster.node import FakeNode
@@ -61,6 +63,7 @@ OPERATOR_NAMESPACE = "croupier-system"
 WRITES_FLOW = "croupier-operator-writes"
 WRITES_FLOW_SCHEMA = writes_flow_schema(WRITES_FLOW, "croupier-operator", OPERATOR_NAMESPACE)
 # The same for the operator's single-object reads (GET; Kopf's list/watch excluded): reads the indexes could answer.
+MANAGED = "app.kubernetes.io/managed-by=croupier-operator"
 GETS_FLOW = "croupier-operator-gets"
 GETS_FLOW_SCHEMA = writes_flow_schema(GETS_FLOW, "croupier-operator", OPERATOR_NAMESPACE)
 GETS_FLOW_SCHEMA["spec"]["matchingPrecedence"] = 501
@@ -201,12 +204,22 @@ def percentile(values: list[float], q: float) -> float:
 
 
 @contextlib.contextmanager
-def cluster(keep: bool) -> Iterator[tuple[Path, Kubectl]]:
+def cluster(keep: bool, controller_manager_qps: int | None = None) -> Iterator[tuple[Path, Kubectl]]:
     external = os.environ.get("CROUPIER_KUBECONFIG")
     if external:
         kubeconfig = Path(external)
         yield kubeconfig, Kubectl(binary=Path(os.environ.get("KUBECTL", "kubectl")), kubeconfig=kubeconfig)
         return
+    if controller_manager_qps:
+        # Diagnosis only: lift kube-controller-manager's client rate limit (default 20 requests/s, burst 30), which
+        # paces the Deployment -> ReplicaSet -> Pod -> status chain of a burst of new policies.
+        default_flags = flags.kube_controller_manager
+        qps = controller_manager_qps
+
+        def lifted(*args: Any, **kwargs: Any) -> list[str]:
+            return [*default_flags(*args, **kwargs), f"--kube-api-qps={qps}", f"--kube-api-burst={qps * 3 // 2}"]
+
+        flags.kube_controller_manager = lifted  # type: ignore[assignment]
     # Room for every policy's pod plus the latency runs' pods still terminating.
     with ControlPlane(node=FakeNode(pods="1000"), keep=keep) as plane:
         yield plane.kubeconfig, Kubectl(binary=plane.binaries.path("kubectl"), kubeconfig=plane.kubeconfig)
@@ -232,6 +245,14 @@ def control_plane_cpu_seconds(exclude: set[int]) -> dict[str, float]:
     return found
 
 
+def last_child_created(kubectl: Kubectl) -> float:
+    found = kubectl.json(
+        "get", "configmaps,deployments,services,poddisruptionbudgets", "-n", "bench-scale", "-l", MANAGED
+    )
+    stamps = [i["metadata"]["creationTimestamp"] for i in found["items"]]
+    return max(datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp() for s in stamps)
+
+
 def children_versions(kubectl: Kubectl) -> dict[str, str]:
     found = kubectl.json(
         "get",
@@ -239,14 +260,14 @@ def children_versions(kubectl: Kubectl) -> dict[str, str]:
         "-n",
         "bench-scale",
         "-l",
-        "app.kubernetes.io/managed-by=croupier-operator",
+        MANAGED,
     )
     return {f"{i['kind']}/{i['metadata']['name']}": i["metadata"]["resourceVersion"] for i in found["items"]}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    with cluster(args.keep) as (kubeconfig, kubectl), tempfile.TemporaryDirectory() as tmp:
+    with cluster(args.keep, args.controller_manager_qps) as (kubeconfig, kubectl), tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
         kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", f"{PLURAL}.{GROUP}")
@@ -319,6 +340,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             plane_before = control_plane_cpu_seconds(not_control_plane)
             requests_before = operator_requests_seen_by_apiserver(kubectl)
             status_writes_before = operator.metric("croupier_operator_status_writes_total")
+            started_wall = time.time()
             started = time.perf_counter()
             with ThreadPoolExecutor(max_workers=16) as pool:
                 list(
@@ -332,6 +354,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             created = time.perf_counter()
             last_ready = watcher.wait({("bench-scale", n) for n in names}, timeout=args.scale_timeout)
             results["scale_create_seconds"] = created - started
+            # When the operator had created every child (creationTimestamp: whole seconds, rounded down).
+            results["scale_children_created_seconds"] = last_child_created(kubectl) - int(started_wall)
             results["scale_all_ready_seconds"] = last_ready - started
             results["scale_operator_cpu_seconds"] = operator.cpu_seconds() - cpu_before
             plane_after = control_plane_cpu_seconds(not_control_plane)
@@ -425,6 +449,10 @@ def table(results: dict[str, Any], args: argparse.Namespace) -> str:
             f"{(statistics.stdev(latency) if len(latency) > 1 else 0) * 1000:.0f} ms ({len(latency)} runs)",
         ),
         (f"{args.policies} policies created at once: creates done", f"{results['scale_create_seconds']:.1f} s"),
+        (
+            f"{args.policies} policies created at once: every child created by the operator",
+            f"{results['scale_children_created_seconds']:.0f} s (±1 s)",
+        ),
         (f"{args.policies} policies created at once: all Ready", f"{results['scale_all_ready_seconds']:.1f} s"),
         (
             f"{args.policies} policies created at once: operator CPU time until all Ready",
@@ -480,6 +508,11 @@ def main() -> int:
     parser.add_argument("--scale-timeout", type=float, default=600, help="seconds to wait for all Ready")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--keep", action="store_true", help="keep the control plane's work dir")
+    parser.add_argument(
+        "--controller-manager-qps",
+        type=int,
+        help="diagnosis: kube-controller-manager's --kube-api-qps (default: its own, 20)",
+    )
     parser.add_argument("--logs", type=Path, help="copy the operator's and the runtime's logs (info level) here")
     args = parser.parse_args()
     results = run(args)
