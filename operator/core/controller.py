@@ -131,6 +131,9 @@ class KindController(Generic[ParsedT, ObservedT, StatusT]):
     observer: Callable[[Services], KindObserver[ParsedT, ObservedT]]
     status: Callable[[ObservedT, StatusT | None, datetime], StatusT]
     children: tuple[Resource, ...] = ()
+    owned_status: tuple[str, ...] | None = None
+    """The stored status fields ``status`` computes (camelCase); None: every field of ``status_model``. Fields not
+    owned are left as they are (a kind that does not compute them yet must not erase them)."""
     ready_gauge: Gauge | None = None
     """Objects of this kind by their Ready status, as last computed (optional)."""
 

@@ -38,11 +38,15 @@ def status_fields(model: type[ApiModel]) -> tuple[str, ...]:
     return tuple(field.alias or name for name, field in model.model_fields.items())
 
 
-def status_patch(current: Mapping[str, Any] | ApiModel | None, desired: ApiModel) -> dict[str, Any] | None:
-    """The merge patch that turns ``current`` into ``desired`` (None: nothing to write)."""
+def status_patch(
+    current: Mapping[str, Any] | ApiModel | None, desired: ApiModel, fields: Sequence[str] | None = None
+) -> dict[str, Any] | None:
+    """The merge patch that turns ``current`` into ``desired`` in ``fields`` (default: all the model's; None: no
+    change to write)."""
     stored = current.to_wire() if isinstance(current, ApiModel) else dict(current or {})
     wanted = desired.to_wire()
-    patch = {key: wanted.get(key) for key in status_fields(type(desired)) if stored.get(key) != wanted.get(key)}
+    owned = status_fields(type(desired)) if fields is None else fields
+    patch = {key: wanted.get(key) for key in owned if stored.get(key) != wanted.get(key)}
     return patch or None
 
 
@@ -154,12 +158,14 @@ class StatusWriter:
         stored: Mapping[str, Any],
         current: ApiModel | None,
         desired: ApiModel,
+        *,
+        fields: Sequence[str] | None = None,
     ) -> float | None:
         """Patch the status if it differs from ``stored`` (``current`` typed); post Events for the transitions.
 
         Returns the seconds after which a held-back in-progress write is due (None: written, or nothing to write).
         """
-        patch = status_patch(stored, desired)
+        patch = status_patch(stored, desired, fields)
         if patch is None:
             return None
         moment = time.monotonic()

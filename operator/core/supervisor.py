@@ -220,7 +220,7 @@ class Supervisor:
         desired = controller.status(observed, current, now())
         self.ready.setdefault(controller.kind, {})[target.uid] = ready_status(desired)
         self._update_ready_gauge(controller)
-        held = await self.writer.write(target, body, stored, current, desired)
+        held = await self.writer.write(target, body, stored, current, desired, fields=controller.owned_status)
         wanted = [s for s in (held, observer.recheck_after(target.uid)) if s is not None]
         return min(wanted) if wanted else None
 

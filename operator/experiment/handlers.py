@@ -8,7 +8,7 @@ from croupier.api.experiment import ExperimentStatus
 from croupier.operator.core.controller import KindController, NothingToObserve, Snapshot, no_children, spec_not_read
 from croupier.operator.core.registration import register
 from croupier.operator.core.resources import EXPERIMENT
-from croupier.operator.experiment.status import desired_status
+from croupier.operator.experiment.status import OWNED_STATUS, desired_status
 
 CONTROLLER: KindController[None, Snapshot[Any], ExperimentStatus] = KindController(
     resource=EXPERIMENT,
@@ -17,6 +17,7 @@ CONTROLLER: KindController[None, Snapshot[Any], ExperimentStatus] = KindControll
     render=no_children,
     observer=NothingToObserve,
     status=desired_status,
+    owned_status=OWNED_STATUS,
 )
 
 register(CONTROLLER)

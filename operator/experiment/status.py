@@ -10,6 +10,9 @@ from croupier.operator.core.controller import Snapshot
 from croupier.operator.core.unimplemented import not_implemented_conditions
 from croupier.operator.settings import OPERATOR_VERSION
 
+# All this version computes; the rest of the status (written by nothing yet) is left alone.
+OWNED_STATUS = ("observedGeneration", "conditions")
+
 
 def desired_status(observed: Snapshot[Any], current: ExperimentStatus | None, now: datetime) -> ExperimentStatus:
     generation = observed.target.generation

@@ -8,7 +8,7 @@ from croupier.api.modeldeployment import ModelDeploymentStatus
 from croupier.operator.core.controller import KindController, NothingToObserve, Snapshot, no_children, spec_not_read
 from croupier.operator.core.registration import register
 from croupier.operator.core.resources import MODEL_DEPLOYMENT
-from croupier.operator.modeldeployment.status import desired_status
+from croupier.operator.modeldeployment.status import OWNED_STATUS, desired_status
 
 CONTROLLER: KindController[None, Snapshot[Any], ModelDeploymentStatus] = KindController(
     resource=MODEL_DEPLOYMENT,
@@ -17,6 +17,7 @@ CONTROLLER: KindController[None, Snapshot[Any], ModelDeploymentStatus] = KindCon
     render=no_children,
     observer=NothingToObserve,
     status=desired_status,
+    owned_status=OWNED_STATUS,
 )
 
 register(CONTROLLER)

@@ -47,8 +47,12 @@ def test_not_implemented_on_every_condition_with_the_generation(controller: Any,
 @pytest.mark.parametrize(("controller", "reason"), CASES, ids=["ModelDeployment", "Experiment"])
 def test_unchanged_writes_nothing_and_a_new_generation_keeps_transition_times(controller: Any, reason: Any) -> None:
     first = controller.status(snapshot(controller.kind, 1), None, T0)
-    assert status_patch(first.to_wire(), controller.status(snapshot(controller.kind, 1), first, T1)) is None
+    fields = controller.owned_status
+    assert status_patch(first.to_wire(), controller.status(snapshot(controller.kind, 1), first, T1), fields) is None
     newer = controller.status(snapshot(controller.kind, 2), first, T1)
-    patch = status_patch(first.to_wire(), newer)
+    # Status fields this version does not compute (written by someone else) are left alone, not nulled.
+    stored = {**first.to_wire(), "observedGeneration": 1, "conditions": first.to_wire()["conditions"]}
+    stored |= {"split": "a=50,b=50"} if controller.kind == "Experiment" else {"canaryWeight": 10}
+    patch = status_patch(stored, newer, fields)
     assert patch is not None and set(patch) == {"observedGeneration", "conditions"}
     assert {c["lastTransitionTime"] for c in patch["conditions"]} == {"2025-01-01T12:00:00Z"}
