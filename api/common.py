@@ -87,6 +87,17 @@ class ConditionType(StrEnum):
     DEGRADED = "Degraded"
 
 
+class ChildReason(StrEnum):
+    """Condition reasons every kind shares: a child object could not be applied."""
+
+    CHILD_CONFLICT = "ChildConflict"
+    """An object of the child's name exists and belongs to someone else; the operator does not take it over."""
+    APPLY_REJECTED = "ApplyRejected"
+    """The API server refused the child (invalid, forbidden): retried only when the spec changes."""
+    APPLY_FAILED = "ApplyFailed"
+    """Applying the child failed for another reason (retried)."""
+
+
 class Condition(ApiModel):
     """An observation of one aspect of the resource's state, following the Kubernetes API conventions (kstatus)."""
 

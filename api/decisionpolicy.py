@@ -441,6 +441,25 @@ class DecisionPolicySpec(ApiModel):
         return [a.name for a in self.arms]
 
 
+class Reason(StrEnum):
+    """Condition reasons the operator writes on a DecisionPolicy (CamelCase, stable: tools and alerts match on them).
+
+    A child that cannot be applied uses the reasons every kind shares (``croupier.api.common.ChildReason``).
+    """
+
+    AVAILABLE = "Available"
+    PAUSED = "Paused"
+    ROLLOUT_COMPLETE = "RolloutComplete"
+    AS_EXPECTED = "AsExpected"
+    ROLLOUT_IN_PROGRESS = "RolloutInProgress"
+    ROLLOUT_STALLED = "RolloutStalled"
+    STALE_GENERATION = "StaleGeneration"
+    RUNTIME_UNREACHABLE = "RuntimeUnreachable"
+    SCALED_TO_ZERO = "ScaledToZero"
+    INVALID_NAME = "InvalidName"
+    INVALID_SPEC = "InvalidSpec"
+
+
 class ArmStatus(ApiModel):
     """Live statistics of one arm, as served by the runtime."""
 

@@ -369,6 +369,8 @@ class Reason(StrEnum):
     WINNER_FOUND = "WinnerFound"
     NO_SIGNIFICANT_DIFFERENCE = "NoSignificantDifference"
     TARGET_NOT_FOUND = "TargetNotFound"
+    NOT_IMPLEMENTED = "NotImplemented"
+    """This operator version does not reconcile the kind yet (Ready, Progressing and Degraded are False)."""
 
 
 class Lift(ApiModel):

@@ -524,6 +524,8 @@ class Reason(StrEnum):
     PAUSED = "Paused"
     CANARY_COMPLETE = "CanaryComplete"
     ROUTE_NOT_ACCEPTED = "RouteNotAccepted"
+    NOT_IMPLEMENTED = "NotImplemented"
+    """This operator version does not reconcile the kind yet (Ready, Progressing and Degraded are False)."""
 
 
 class VersionStatus(ApiModel):

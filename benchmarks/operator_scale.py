@@ -41,6 +41,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ import httpx
 import yaml
 from kubernetes import client, config, watch
 
+from croupier.devcluster import flags
 from croupier.devcluster.controlplane import ControlPlane
 from croupier.devcluster.kubectl import Kubectl
 from croupier.devcluster.node import FakeNode
@@ -60,6 +62,12 @@ GROUP, VERSION, PLURAL = "croupier.dev", "v1alpha1", "decisionpolicies"
 OPERATOR_NAMESPACE = "croupier-system"
 WRITES_FLOW = "croupier-operator-writes"
 WRITES_FLOW_SCHEMA = writes_flow_schema(WRITES_FLOW, "croupier-operator", OPERATOR_NAMESPACE)
+# The same for the operator's single-object reads (GET; Kopf's list/watch excluded): reads the indexes could answer.
+MANAGED = "app.kubernetes.io/managed-by=croupier-operator"
+GETS_FLOW = "croupier-operator-gets"
+GETS_FLOW_SCHEMA = writes_flow_schema(GETS_FLOW, "croupier-operator", OPERATOR_NAMESPACE)
+GETS_FLOW_SCHEMA["spec"]["matchingPrecedence"] = 501
+GETS_FLOW_SCHEMA["spec"]["rules"][0]["resourceRules"][0]["verbs"] = ["get"]
 
 
 def policy(name: str, namespace: str) -> dict[str, Any]:
@@ -174,8 +182,11 @@ class Operator:
         return float("nan")
 
     def writes(self) -> float:
+        return self.metric("croupier_operator_api_writes_total")
+
+    def metric(self, name: str, **labels: str) -> float:
         text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5, trust_env=False).text
-        return sum_metric(text, "croupier_operator_api_writes_total", {})
+        return sum_metric(text, name, labels)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -193,15 +204,53 @@ def percentile(values: list[float], q: float) -> float:
 
 
 @contextlib.contextmanager
-def cluster(keep: bool) -> Iterator[tuple[Path, Kubectl]]:
+def cluster(keep: bool, controller_manager_qps: int | None = None) -> Iterator[tuple[Path, Kubectl]]:
     external = os.environ.get("CROUPIER_KUBECONFIG")
     if external:
         kubeconfig = Path(external)
         yield kubeconfig, Kubectl(binary=Path(os.environ.get("KUBECTL", "kubectl")), kubeconfig=kubeconfig)
         return
+    if controller_manager_qps:
+        # Diagnosis only: lift kube-controller-manager's client rate limit (default 20 requests/s, burst 30), which
+        # paces the Deployment -> ReplicaSet -> Pod -> status chain of a burst of new policies.
+        default_flags = flags.kube_controller_manager
+        qps = controller_manager_qps
+
+        def lifted(*args: Any, **kwargs: Any) -> list[str]:
+            return [*default_flags(*args, **kwargs), f"--kube-api-qps={qps}", f"--kube-api-burst={qps * 3 // 2}"]
+
+        flags.kube_controller_manager = lifted  # type: ignore[assignment]
     # Room for every policy's pod plus the latency runs' pods still terminating.
     with ControlPlane(node=FakeNode(pods="1000"), keep=keep) as plane:
         yield plane.kubeconfig, Kubectl(binary=plane.binaries.path("kubectl"), kubeconfig=plane.kubeconfig)
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def control_plane_cpu_seconds(exclude: set[int]) -> dict[str, float]:
+    """CPU time of this process's other children (etcd, the API server, controllers, scheduler, kwok), by name."""
+    me = str(os.getpid())
+    found: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in exclude:
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = (entry / "stat").read_text()
+            if stat.rpartition(")")[2].split()[1] == me:
+                name = stat[stat.index("(") + 1 : stat.rindex(")")]
+                found[name] = found.get(name, 0.0) + _cpu_seconds(int(entry.name))
+    return found
+
+
+def last_child_created(kubectl: Kubectl) -> float:
+    found = kubectl.json(
+        "get", "configmaps,deployments,services,poddisruptionbudgets", "-n", "bench-scale", "-l", MANAGED
+    )
+    stamps = [i["metadata"]["creationTimestamp"] for i in found["items"]]
+    return max(datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp() for s in stamps)
 
 
 def children_versions(kubectl: Kubectl) -> dict[str, str]:
@@ -211,14 +260,14 @@ def children_versions(kubectl: Kubectl) -> dict[str, str]:
         "-n",
         "bench-scale",
         "-l",
-        "app.kubernetes.io/managed-by=croupier-operator",
+        MANAGED,
     )
     return {f"{i['kind']}/{i['metadata']['name']}": i["metadata"]["resourceVersion"] for i in found["items"]}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    with cluster(args.keep) as (kubeconfig, kubectl), tempfile.TemporaryDirectory() as tmp:
+    with cluster(args.keep, args.controller_manager_qps) as (kubeconfig, kubectl), tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
         kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", f"{PLURAL}.{GROUP}")
@@ -287,6 +336,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
             names = [f"scale-{i:04d}" for i in range(args.policies)]
             cpu_before = operator.cpu_seconds()
+            not_control_plane = {p.pid for p in (operator.process, runtime) if p is not None}
+            plane_before = control_plane_cpu_seconds(not_control_plane)
+            requests_before = operator_requests_seen_by_apiserver(kubectl)
+            status_writes_before = operator.metric("croupier_operator_status_writes_total")
+            started_wall = time.time()
             started = time.perf_counter()
             with ThreadPoolExecutor(max_workers=16) as pool:
                 list(
@@ -300,8 +354,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             created = time.perf_counter()
             last_ready = watcher.wait({("bench-scale", n) for n in names}, timeout=args.scale_timeout)
             results["scale_create_seconds"] = created - started
+            # When the operator had created every child (creationTimestamp: whole seconds, rounded down).
+            results["scale_children_created_seconds"] = last_child_created(kubectl) - int(started_wall)
             results["scale_all_ready_seconds"] = last_ready - started
             results["scale_operator_cpu_seconds"] = operator.cpu_seconds() - cpu_before
+            plane_after = control_plane_cpu_seconds(not_control_plane)
+            results["scale_control_plane_cpu_seconds"] = {
+                name: round(seconds - plane_before.get(name, 0.0), 1) for name, seconds in sorted(plane_after.items())
+            }
+            requests_after = operator_requests_seen_by_apiserver(kubectl)
+            results["scale_writes_per_policy"] = (requests_after[0] - requests_before[0]) / args.policies
+            results["scale_gets_per_policy"] = (requests_after[1] - requests_before[1]) / args.policies
+            results["scale_status_writes_per_policy"] = (
+                operator.metric("croupier_operator_status_writes_total") - status_writes_before
+            ) / args.policies
             results["rss_peak_mib"] = operator.peak_rss_mib()
             results["rss_after_scale_mib"] = operator.rss_mib()
 
@@ -350,11 +416,17 @@ def operator_writes_seen_by_apiserver(kubectl: Kubectl) -> float:
     return dispatched_writes(kubectl, WRITES_FLOW)
 
 
+def operator_requests_seen_by_apiserver(kubectl: Kubectl) -> tuple[float, float]:
+    """(mutating requests, GETs) of the operator's ServiceAccount since the API server started."""
+    return dispatched_writes(kubectl, WRITES_FLOW), dispatched_writes(kubectl, GETS_FLOW)
+
+
 def operator_kubeconfig(kubectl: Kubectl, admin: Path, path: Path) -> Path:
     """Least-privilege identity: the ServiceAccount of config/rbac, with a TokenRequest token."""
     kubectl("create", "namespace", OPERATOR_NAMESPACE)
     kubectl("apply", "--server-side", "-k", str(ROOT / "config" / "rbac"))
     kubectl("apply", "-f", "-", input=json.dumps(WRITES_FLOW_SCHEMA))
+    kubectl("apply", "-f", "-", input=json.dumps(GETS_FLOW_SCHEMA))
     token = kubectl("create", "token", "croupier-operator", "-n", OPERATOR_NAMESPACE, "--duration=4h").stdout.strip()
     config_ = yaml.safe_load(admin.read_text())
     cluster_name = config_["clusters"][0]["name"]
@@ -377,10 +449,26 @@ def table(results: dict[str, Any], args: argparse.Namespace) -> str:
             f"{(statistics.stdev(latency) if len(latency) > 1 else 0) * 1000:.0f} ms ({len(latency)} runs)",
         ),
         (f"{args.policies} policies created at once: creates done", f"{results['scale_create_seconds']:.1f} s"),
+        (
+            f"{args.policies} policies created at once: every child created by the operator",
+            f"{results['scale_children_created_seconds']:.0f} s (±1 s)",
+        ),
         (f"{args.policies} policies created at once: all Ready", f"{results['scale_all_ready_seconds']:.1f} s"),
         (
             f"{args.policies} policies created at once: operator CPU time until all Ready",
             f"{results['scale_operator_cpu_seconds']:.1f} s",
+        ),
+        (
+            f"{args.policies} policies created at once: control plane CPU time until all Ready",
+            f"{sum(results['scale_control_plane_cpu_seconds'].values()):.1f} s ("
+            + ", ".join(f"{k} {v:.1f}" for k, v in results["scale_control_plane_cpu_seconds"].items() if v >= 0.1)
+            + ")",
+        ),
+        (
+            f"{args.policies} policies created at once: operator requests per policy until all Ready",
+            f"{results['scale_writes_per_policy']:.1f} writes (of them "
+            f"{results['scale_status_writes_per_policy']:.1f} status patches), "
+            f"{results['scale_gets_per_policy']:.1f} GETs",
         ),
         (
             "operator RSS idle / after scale / peak (VmHWM)",
@@ -420,6 +508,11 @@ def main() -> int:
     parser.add_argument("--scale-timeout", type=float, default=600, help="seconds to wait for all Ready")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--keep", action="store_true", help="keep the control plane's work dir")
+    parser.add_argument(
+        "--controller-manager-qps",
+        type=int,
+        help="diagnosis: kube-controller-manager's --kube-api-qps (default: its own, 20)",
+    )
     parser.add_argument("--logs", type=Path, help="copy the operator's and the runtime's logs (info level) here")
     args = parser.parse_args()
     results = run(args)

@@ -10,9 +10,7 @@ import sys
 
 import kopf
 
-from croupier.operator import main as _handlers  # noqa: F401 - importing registers the handlers
-from croupier.operator.logs import configure_logging
-from croupier.operator.settings import load_settings
+from croupier.operator.settings import settings_help
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,18 +18,16 @@ def main(argv: list[str] | None = None) -> int:
         argv = sys.argv[1:]
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__)
-        print("Settings (environment):")
-        for name, info in load_settings().model_fields.items():
-            print(f"  CROUPIER_OPERATOR_{name.upper()}: {info.description or ''}")
+        print(settings_help())
         return 0
-    settings = load_settings()
-    configure_logging(settings.log_format, settings.log_level)
+    from croupier.operator.main import SETTINGS  # noqa: PLC0415 - importing reads the settings, registers handlers
+
     kopf.run(
-        clusterwide=not settings.namespaces,
-        namespaces=settings.namespaces,
-        liveness_endpoint=settings.liveness_endpoint,
-        standalone=settings.peering_name is None,
-        peering_name=settings.peering_name,
+        clusterwide=not SETTINGS.namespaces,
+        namespaces=SETTINGS.namespaces,
+        liveness_endpoint=SETTINGS.liveness_endpoint,
+        standalone=SETTINGS.peering_name is None,
+        peering_name=SETTINGS.peering_name,
         priority=0,
     )
     return 0

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import string
 from enum import StrEnum
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
@@ -31,11 +30,6 @@ class LogFormat(StrEnum):
     CONSOLE = "console"
 
 
-def _default_templates_dir() -> Path:
-    # operator/ and templates/ are siblings in the repository and in the image (/app).
-    return Path(__file__).resolve().parent.parent / "templates"
-
-
 class OperatorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CROUPIER_OPERATOR_", extra="ignore", frozen=True)
 
@@ -43,7 +37,9 @@ class OperatorSettings(BaseSettings):
         f"ghcr.io/croupier-dev/croupier-runtime:{OPERATOR_VERSION}",
         description="Runtime image used when a DecisionPolicy sets no spec.serving.image.",
     )
-    runtime_image_pull_policy: str = Field("IfNotPresent", pattern=r"^(Always|IfNotPresent|Never)$")
+    runtime_image_pull_policy: str = Field(
+        "IfNotPresent", pattern=r"^(Always|IfNotPresent|Never)$", description="imagePullPolicy of runtime pods."
+    )
     runtime_url_template: str = Field(
         "http://{service}.{namespace}.svc:80",
         description=(
@@ -58,7 +54,7 @@ class OperatorSettings(BaseSettings):
         description="Read the runtime's statistics. When false, Ready means available pods with the current "
         "configuration (the served generation is not verified) and the status carries no per-arm table.",
     )
-    probe_timeout_seconds: float = Field(2.0, gt=0, le=30)
+    probe_timeout_seconds: float = Field(2.0, gt=0, le=30, description="Timeout of one GET /v1/stats.")
     probe_failure_threshold: int = Field(
         2,
         ge=1,
@@ -86,12 +82,20 @@ class OperatorSettings(BaseSettings):
     )
     metrics_host: str = Field("127.0.0.1", description="Prometheus metrics listener address (0.0.0.0 in a pod).")
     metrics_port: int = Field(9090, ge=0, le=65535, description="Prometheus metrics port; 0 disables the listener.")
-    api_workers: int = Field(16, ge=1, le=256, description="Threads for Kubernetes API calls (the client is sync).")
-    watch_server_timeout_seconds: int = Field(300, ge=10, le=3600)
-    watch_client_timeout_seconds: int = Field(330, ge=10, le=3900)
-    templates_dir: Path = Field(default_factory=templates_directory)
-    log_format: LogFormat = LogFormat.AUTO
-    log_level: str = Field("info", pattern=r"(?i)^(debug|info|warning|error)$")
+    api_workers: int = Field(
+        16, ge=1, le=256, description="Concurrent connections of the operator's own Kubernetes API client."
+    )
+    watch_server_timeout_seconds: int = Field(
+        300, ge=10, le=3600, description="Server-side timeout of each watch request (the API server ends it)."
+    )
+    watch_client_timeout_seconds: int = Field(
+        330, ge=10, le=3900, description="Client-side timeout of each watch request (a stuck watch is restarted)."
+    )
+    templates_dir: Path = Field(
+        default_factory=templates_directory, description="Where the child manifests' Jinja2 templates are."
+    )
+    log_format: LogFormat = Field(LogFormat.AUTO, description="auto (JSON unless a terminal), json or console.")
+    log_level: str = Field("info", pattern=r"(?i)^(debug|info|warning|error)$", description="debug, info, ...")
     runtime_port: int = Field(DEFAULT_PORT, ge=1, le=65535, description="Container port of the runtime.")
 
     @field_validator("namespaces", mode="before")
@@ -114,7 +118,31 @@ class OperatorSettings(BaseSettings):
         return self.runtime_url_template.format(name=name, namespace=namespace, service=service).rstrip("/")
 
 
-@lru_cache(maxsize=1)
-def load_settings() -> OperatorSettings:
-    """The process's settings, read once from the environment."""
-    return OperatorSettings()
+ENV_PREFIX = "CROUPIER_OPERATOR_"
+
+
+def env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def default_of(field: str) -> str:
+    """A setting's default as an environment value would spell it."""
+    info = OperatorSettings.model_fields[field]
+    value = info.get_default(call_default_factory=True)
+    if value is None:
+        return "(unset)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value) or "(empty)"
+    return str(value.value if isinstance(value, StrEnum) else value)
+
+
+def settings_help() -> str:
+    """Every setting with its environment variable, default and description (``croupier-operator --help``)."""
+    lines = ["Settings (environment variable, default):"]
+    for name, info in OperatorSettings.model_fields.items():
+        lines.append(f"  {env_name(name)}  [default: {default_of(name)}]")
+        if info.description:
+            lines.append(f"      {info.description}")
+    return "\n".join(lines)

@@ -3,6 +3,8 @@
 Chosen so that a steady state writes nothing: handler progress and the last-handled spec live in annotations under
 our own domain (purged after success; the status schema stays ours alone), Kopf posts only the Events we post
 explicitly, and peering (periodic writes to a KopfPeering object) is off unless a peering name is configured.
+The services every Kind's handlers use (the API client, the probe's HTTP client, the ``Supervisor``) are built
+here once and kept in Kopf's memo.
 """
 
 from __future__ import annotations
@@ -12,20 +14,21 @@ import os
 import socket
 from typing import Any
 
+import httpx
 import kopf
 
 from croupier.api.common import GROUP
 from croupier.operator import metrics
-from croupier.operator.decisionpolicy import CHILD_RESOURCES
-from croupier.operator.kube import KubeClient, load_api_client
-from croupier.operator.logs import configure_logging, get_logger
-from croupier.operator.policy.children import MANAGED_BY_SELECTOR
-from croupier.operator.policy.reconciler import PolicyReconciler
-from croupier.operator.settings import DOMAIN, FIELD_MANAGER, load_settings
+from croupier.operator.core.controller import Services
+from croupier.operator.core.kube import KubeClient
+from croupier.operator.core.observer import MANAGED_BY_SELECTOR
+from croupier.operator.core.registration import watched_children
+from croupier.operator.core.supervisor import Supervisor
+from croupier.operator.logs import get_logger
+from croupier.operator.settings import DOMAIN, FIELD_MANAGER, OperatorSettings
 
 
-def configure_kopf(settings: kopf.OperatorSettings) -> None:
-    ours = load_settings()
+def configure_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
     settings.persistence.finalizer = f"{DOMAIN}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=DOMAIN)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -44,9 +47,9 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.watching.server_timeout = ours.watch_server_timeout_seconds
     settings.watching.client_timeout = ours.watch_client_timeout_seconds
     settings.watching.connect_timeout = 10
-    for group, version, plural in CHILD_RESOURCES.values():
+    for resource in watched_children():
         # Server-side: the operator never receives (or caches) other people's ConfigMaps and Deployments.
-        settings.watching.label_selectors[group, version, plural] = MANAGED_BY_SELECTOR
+        settings.watching.label_selectors[resource.group, resource.version, resource.plural] = MANAGED_BY_SELECTOR
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
     if ours.peering_name:
@@ -60,32 +63,33 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.execution.max_workers = ours.api_workers
 
 
-@kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    ours = load_settings()
-    configure_logging(ours.log_format, ours.log_level)
-    configure_kopf(settings)
-    api = load_api_client(pool_size=ours.api_workers)
-    memo.policy_reconciler = PolicyReconciler(KubeClient(api), ours)
-    memo.api_client = api
-    metrics.serve(ours.metrics_host, ours.metrics_port)
-    get_logger("croupier.operator").info(
-        "operator started",
-        group=GROUP,
-        runtime_image=ours.runtime_image,
-        runtime_url_template=ours.runtime_url_template,
-        probe_enabled=ours.probe_enabled,
-        resync_interval_seconds=ours.resync_interval_seconds,
-        peering=ours.peering_name or "standalone",
-        metrics_port=ours.metrics_port,
-    )
+def register(ours: OperatorSettings) -> None:
+    """Register the startup and cleanup handlers for these settings (the entry module calls this once)."""
 
+    @kopf.on.startup()
+    async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+        configure_kopf(settings, ours)
+        kube = KubeClient.from_kubeconfig(max_connections=ours.api_workers)
+        http = httpx.AsyncClient(timeout=ours.probe_timeout_seconds, trust_env=False)
+        memo.kube, memo.http = kube, http
+        memo.supervisor = Supervisor(kube, Services(settings=ours, http=http))
+        metrics.serve(ours.metrics_host, ours.metrics_port)
+        get_logger("croupier.operator").info(
+            "operator started",
+            group=GROUP,
+            runtime_image=ours.runtime_image,
+            runtime_url_template=ours.runtime_url_template,
+            probe_enabled=ours.probe_enabled,
+            resync_interval_seconds=ours.resync_interval_seconds,
+            peering=ours.peering_name or "standalone",
+            metrics_port=ours.metrics_port,
+        )
 
-@kopf.on.cleanup()
-async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    found = getattr(memo, "policy_reconciler", None)
-    if isinstance(found, PolicyReconciler):
-        await found.aclose()
-    api = getattr(memo, "api_client", None)
-    if api is not None:
-        api.close()
+    @kopf.on.cleanup()
+    async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        http = getattr(memo, "http", None)
+        if isinstance(http, httpx.AsyncClient):
+            await http.aclose()
+        kube = getattr(memo, "kube", None)
+        if isinstance(kube, KubeClient):
+            await kube.aclose()

@@ -31,8 +31,8 @@ OPERATOR_TESTS = ROOT / "tests" / "unit" / "operator"
 # The one place that knows which operator function renders a DecisionPolicy's children: given `body` (the object)
 # and `settings` (OperatorSettings), it binds `children`. When the operator's modules move, only this changes.
 RENDER_CHILDREN = """
-from croupier.operator.policy.children import desired_children
-from croupier.operator.policy.model import parse_policy
+from croupier.operator.decisionpolicy.children import desired_children
+from croupier.operator.decisionpolicy.model import parse_policy
 children = desired_children(parse_policy(body), settings)
 """
 

@@ -191,7 +191,9 @@ def local_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun
         runtime.stop()
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: the operator writes status on every kind, and tests elsewhere in the session play the
+# operator's part on those kinds themselves (tests/integration/test_crd_admission.py).
+@pytest.fixture(scope="module")
 def operator(
     crds: None,
     operator_kubeconfig: Path,

@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 import yaml
 
-from croupier.operator.policy.children import (
+from croupier.operator.decisionpolicy.children import (
     CONFIG_HASH_ANNOTATION,
     POLICY_KEY,
     desired_children,
     endpoint,
     policy_document,
 )
-from croupier.operator.policy.model import parse_policy
+from croupier.operator.decisionpolicy.model import parse_policy
 from croupier.operator.settings import OperatorSettings
 
 pytestmark = pytest.mark.unit

@@ -52,6 +52,10 @@ def test_rbac_is_least_privilege() -> None:
     assert _allowed("croupier.dev", "decisionpolicies") == {"get", "list", "watch", "patch"}
     assert _allowed("croupier.dev", "decisionpolicies/status") == {"get", "patch"}
     assert _allowed("croupier.dev", "decisionpolicies/finalizers") == {"update"}
+    for plural in ("modeldeployments", "experiments"):  # registered; their status says they are not reconciled yet
+        assert _allowed("croupier.dev", plural) == {"get", "list", "watch", "patch"}
+        assert _allowed("croupier.dev", f"{plural}/status") == {"get", "patch"}
+        assert _allowed("croupier.dev", f"{plural}/finalizers") == set()
     for group, resource in [
         ("", "configmaps"),
         ("", "services"),

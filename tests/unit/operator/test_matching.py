@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from croupier.operator.matching import contains, up_to_date
+from croupier.operator.core.matching import contains, up_to_date
 
 pytestmark = pytest.mark.unit
 

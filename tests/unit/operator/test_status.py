@@ -7,21 +7,38 @@ from typing import Any
 
 import pytest
 
-from croupier.api.common import ConditionStatus, ConditionType
-from croupier.api.decisionpolicy import DecisionPolicyStatus
+from croupier.api.common import ApiModel, ChildReason, ConditionStatus, ConditionType
+from croupier.api.decisionpolicy import DecisionPolicyStatus, Reason
 from croupier.api.wire import StatsResponse
-from croupier.operator.conditions import DesiredCondition, EventNote, events_for, find, merge_conditions, transitions
-from croupier.operator.policy.model import InvalidPolicyError
-from croupier.operator.policy.probe import ProbeResult
-from croupier.operator.policy.status import (
+from croupier.operator.core.conditions import (
+    DesiredCondition,
+    EventNote,
+    events_for,
+    find,
+    merge_conditions,
+    transitions,
+)
+from croupier.operator.core.controller import ApplyProblem, InvalidObjectError
+from croupier.operator.core.status import status_patch
+from croupier.operator.decisionpolicy.probe import ProbeResult
+from croupier.operator.decisionpolicy.status import (
     DeploymentState,
     Observations,
     desired_conditions,
     desired_status,
-    status_patch,
 )
 
 pytestmark = pytest.mark.unit
+
+
+def wire(model: ApiModel | None) -> dict[str, Any]:
+    """The stored form of a status (or condition): what the operator patches and Kubernetes keeps."""
+    return model.to_wire() if model is not None else {}
+
+
+def wire_conditions(status: DecisionPolicyStatus) -> list[dict[str, Any]]:
+    return [c.to_wire() for c in status.conditions or ()]
+
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 T1 = T0 + timedelta(seconds=15)
@@ -137,7 +154,7 @@ def test_a_stalled_rollout_is_degraded() -> None:
 
 
 def test_an_invalid_spec_says_why_in_every_condition() -> None:
-    error = InvalidPolicyError("InvalidSpec", "spec.arms: duplicate arm names ['a']")
+    error = InvalidObjectError(Reason.INVALID_SPEC, "spec.arms: duplicate arm names ['a']")
     result = desired_conditions(observed(invalid=error, deployment=None, probe=None), None)
     assert {(c.type, c.status, c.reason) for c in result} == {
         ("Ready", "False", "InvalidSpec"),
@@ -148,7 +165,9 @@ def test_an_invalid_spec_says_why_in_every_condition() -> None:
 
 
 def test_apply_problems_are_degraded() -> None:
-    result = conditions_of(observed(apply_problem=("ChildConflict", "Service banner exists"), probe=None))
+    result = conditions_of(
+        observed(apply_problem=ApplyProblem(ChildReason.CHILD_CONFLICT, "Service banner exists"), probe=None)
+    )
     assert result["Ready"] == ("False", "ChildConflict")
     assert result["Degraded"] == ("True", "ChildConflict")
 
@@ -169,24 +188,24 @@ def test_probing_disabled_means_ready_on_available_pods() -> None:
 def test_an_unreachable_runtime_does_not_flap_ready_once_confirmed_for_this_generation() -> None:
     ready = desired_status(observed(), None, T0)
     unreachable = observed(probe=ProbeResult(url="u", error="GET u failed (ConnectError)"))
-    after = desired_status(unreachable, ready, T1)
+    after = wire(desired_status(unreachable, ready, T1))
     by_type = {c["type"]: c for c in after["conditions"]}
     assert by_type["Ready"]["status"] == "True"
     assert by_type["Ready"]["lastTransitionTime"] == "2025-01-01T12:00:00Z"
     assert (by_type["Degraded"]["status"], by_type["Degraded"]["reason"]) == ("True", "RuntimeUnreachable")
-    assert after["arms"] == ready["arms"] and after["lastProbeTime"] == ready["lastProbeTime"]  # last table kept
+    assert after["arms"] == wire(ready)["arms"] and after["lastProbeTime"] == wire(ready)["lastProbeTime"]  # kept
 
 
 def test_an_unreachable_runtime_blocks_ready_for_a_new_generation() -> None:
     ready = desired_status(observed(), None, T0)
     newer = observed(generation=4, probe=ProbeResult(url="u", error="GET u failed (ConnectError)"))
-    result = {c["type"]: c for c in desired_status(newer, ready, T1)["conditions"]}
+    result = {c["type"]: c for c in wire_conditions(desired_status(newer, ready, T1))}
     assert (result["Ready"]["status"], result["Ready"]["reason"]) == ("False", "RuntimeUnreachable")
     assert result["Ready"]["observedGeneration"] == 4
 
 
 def test_status_carries_replicas_endpoint_generation_and_the_table() -> None:
-    status = desired_status(observed(), None, T0)
+    status = wire(desired_status(observed(), None, T0))
     assert status["observedGeneration"] == 3
     assert status["endpoint"] == "http://banner.shop.svc:80"
     assert (status["replicas"], status["readyReplicas"]) == (1, 1)
@@ -231,40 +250,47 @@ def test_new_counts_refresh_the_table_and_the_probe_time_only() -> None:
 def test_a_condition_change_moves_only_its_transition_time() -> None:
     first = desired_status(observed(), None, T0)
     stale = desired_status(observed(probe=ProbeResult(url="u", stats=stats(generation=2))), first, T1)
-    before = {c["type"]: c for c in first["conditions"]}
-    after = {c["type"]: c for c in stale["conditions"]}
+    before = {c["type"]: c for c in wire_conditions(first)}
+    after = {c["type"]: c for c in wire_conditions(stale)}
     assert after["Ready"]["lastTransitionTime"] == "2025-01-01T12:00:15Z"
     assert after["Progressing"]["lastTransitionTime"] == "2025-01-01T12:00:15Z"
     assert after["Degraded"]["lastTransitionTime"] == before["Degraded"]["lastTransitionTime"]
 
 
 def test_status_patch_removes_fields_with_null() -> None:
-    patch = status_patch({"bestArm": "blue", "observedGeneration": 1}, {"observedGeneration": 1})
+    patch = status_patch({"bestArm": "blue", "observedGeneration": 1}, DecisionPolicyStatus(observed_generation=1))
     assert patch == {"bestArm": None}
 
 
 def test_the_status_validates_against_the_api_model() -> None:
     status = desired_status(observed(), None, T0)
-    DecisionPolicyStatus.model_validate(status)
+    assert isinstance(status, DecisionPolicyStatus)
+    assert DecisionPolicyStatus.model_validate(wire(status)) == status  # the stored form reads back the same
 
 
 def test_merge_conditions_keeps_transition_time_when_only_the_reason_changes() -> None:
     first = merge_conditions(
-        None, [DesiredCondition(ConditionType.READY, ConditionStatus.FALSE, "RolloutInProgress")], generation=1, now=T0
+        None,
+        [DesiredCondition(ConditionType.READY, ConditionStatus.FALSE, Reason.ROLLOUT_IN_PROGRESS)],
+        generation=1,
+        now=T0,
     )
     second = merge_conditions(
-        first, [DesiredCondition(ConditionType.READY, ConditionStatus.FALSE, "StaleGeneration")], generation=1, now=T1
+        first,
+        [DesiredCondition(ConditionType.READY, ConditionStatus.FALSE, Reason.STALE_GENERATION)],
+        generation=1,
+        now=T1,
     )
-    assert second[0]["lastTransitionTime"] == "2025-01-01T12:00:00Z"
-    assert second[0]["reason"] == "StaleGeneration"
+    assert wire(second[0])["lastTransitionTime"] == "2025-01-01T12:00:00Z"
+    assert wire(second[0])["reason"] == "StaleGeneration"
     assert transitions(first, second) == []
     third = merge_conditions(
-        second, [DesiredCondition(ConditionType.READY, ConditionStatus.TRUE, "Available")], generation=1, now=T1
+        second, [DesiredCondition(ConditionType.READY, ConditionStatus.TRUE, Reason.AVAILABLE)], generation=1, now=T1
     )
     (change,) = transitions(second, third)
     assert (change.type, change.status, change.previous_status) == ("Ready", "True", "False")
     ready = find(third, ConditionType.READY)
-    assert ready is not None and ready["lastTransitionTime"] == "2025-01-01T12:00:15Z"
+    assert ready is not None and wire(ready)["lastTransitionTime"] == "2025-01-01T12:00:15Z"
 
 
 def test_deployment_state_from_an_object() -> None:
@@ -303,24 +329,24 @@ def test_a_single_failed_read_below_the_threshold_changes_nothing() -> None:
     twice = observed(
         probe=ProbeResult(url="u", error="GET u failed (ReadTimeout)"), probe_failures=2, probe_failure_threshold=2
     )
-    degraded = {c["type"]: c for c in desired_status(twice, ready, T1)["conditions"]}["Degraded"]
+    degraded = {c["type"]: c for c in wire_conditions(desired_status(twice, ready, T1))}["Degraded"]
     assert (degraded["status"], degraded["reason"]) == ("True", "RuntimeUnreachable")
 
 
 def test_events_only_for_news() -> None:
     created = desired_status(observed(deployment=None, probe=None), None, T0)
-    assert events_for(transitions(None, created["conditions"])) == []  # a new object progressing is not news
+    assert events_for(transitions(None, created.conditions)) == []  # a new object progressing is not news
     ready = desired_status(observed(), created, T1)
-    assert [(n.type, n.reason) for n in events_for(transitions(created["conditions"], ready["conditions"]))] == [
+    assert [(n.type, n.reason) for n in events_for(transitions(created.conditions, ready.conditions))] == [
         ("Normal", "Available")
     ]
     stalled = desired_status(
         observed(deployment=deployment(available=0, stalled_message="timed out"), probe=None), ready, T1
     )
-    notes = events_for(transitions(ready["conditions"], stalled["conditions"]))
+    notes = events_for(transitions(ready.conditions, stalled.conditions))
     assert [(n.type, n.reason) for n in notes] == [("Warning", "RolloutStalled"), ("Warning", "RolloutStalled")]
     recovered = desired_status(observed(), stalled, T1)
-    assert events_for(transitions(stalled["conditions"], recovered["conditions"])) == [
+    assert events_for(transitions(stalled.conditions, recovered.conditions)) == [
         EventNote("Normal", "Available", "Ready: 1/1 runtime pods available; the runtime serves generation 3"),
         EventNote("Normal", "Recovered", "No longer degraded"),
     ]

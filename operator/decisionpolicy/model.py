@@ -9,20 +9,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from croupier.api.common import API_VERSION
-from croupier.api.decisionpolicy import KIND, DecisionPolicySpec
+from croupier.api.decisionpolicy import KIND, DecisionPolicySpec, Reason
+from croupier.operator.core.controller import InvalidObjectError
+from croupier.operator.core.ownership import owner_reference
 
 # Children share the policy's name, and a Service name must be a DNS-1035 label.
 DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
-
-
-class InvalidPolicyError(ValueError):
-    """The object cannot be served as it is; ``reason`` is the CamelCase condition reason."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -35,23 +27,16 @@ class PolicyObject:
 
     @property
     def owner_reference(self) -> dict[str, Any]:
-        return {
-            "apiVersion": API_VERSION,
-            "kind": KIND,
-            "name": self.name,
-            "uid": self.uid,
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
+        return owner_reference(KIND, self.name, self.uid)
 
 
 def parse_policy(body: Mapping[str, Any]) -> PolicyObject:
-    """Validate a DecisionPolicy body; raise InvalidPolicyError naming what cannot work."""
+    """Validate a DecisionPolicy body; raise InvalidObjectError naming what cannot work."""
     metadata = body.get("metadata") or {}
     name = str(metadata.get("name", ""))
     if not DNS_1035_LABEL.match(name):
-        raise InvalidPolicyError(
-            "InvalidName",
+        raise InvalidObjectError(
+            Reason.INVALID_NAME,
             f"metadata.name {name!r} must be a DNS-1035 label (lower-case letters, digits and '-', starting with a "
             "letter, at most 63 characters): the runtime's Service and labels carry it",
         )
@@ -62,7 +47,7 @@ def parse_policy(body: Mapping[str, Any]) -> PolicyObject:
             f"{'.'.join(['spec', *(str(p) for p in e['loc'])])}: {e['msg'].removeprefix('Value error, ')}"
             for e in error.errors(include_url=False)
         )
-        raise InvalidPolicyError("InvalidSpec", problems) from error
+        raise InvalidObjectError(Reason.INVALID_SPEC, problems) from error
     return PolicyObject(
         name=name,
         namespace=str(metadata.get("namespace", "")),

@@ -7,22 +7,29 @@ state yields an identical list (and the operator writes nothing).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
 
-from croupier.api.common import ConditionStatus, ConditionType
+from croupier.api.common import Condition, ConditionStatus, ConditionType
 
 # Stable order in status: what `kubectl describe` shows and what diffs compare.
 ORDER = (ConditionType.READY, ConditionType.PROGRESSING, ConditionType.DEGRADED)
+
+
+class EventReason(StrEnum):
+    """Event reasons that are not a condition's reason."""
+
+    RECOVERED = "Recovered"
 
 
 @dataclass(frozen=True)
 class DesiredCondition:
     type: ConditionType
     status: ConditionStatus
-    reason: str
+    reason: StrEnum
+    """One of the kind's reason enum (``croupier.api.<kind>.Reason``) or ``ChildReason``: never a string literal."""
     message: str = ""
 
 
@@ -42,55 +49,55 @@ def rfc3339(moment: datetime) -> str:
 
 
 def merge_conditions(
-    current: Sequence[Mapping[str, Any]] | None,
+    current: Sequence[Condition] | None,
     desired: Iterable[DesiredCondition],
     *,
     generation: int,
     now: datetime,
-) -> list[dict[str, Any]]:
+) -> list[Condition]:
     """The conditions to store: desired values, previous lastTransitionTime where the status did not change."""
-    previous = {c.get("type"): c for c in current or ()}
+    previous = {c.type: c for c in current or ()}
     rank = {t.value: i for i, t in enumerate(ORDER)}
     merged = []
     for condition in sorted(desired, key=lambda c: rank.get(c.type, len(rank))):
         before = previous.get(condition.type)
-        unchanged = before is not None and before.get("status") == condition.status and before.get("lastTransitionTime")
+        unchanged = before is not None and before.status == condition.status
         merged.append(
-            {
-                "type": str(condition.type),
-                "status": str(condition.status),
-                "reason": condition.reason,
-                "message": condition.message,
-                "observedGeneration": generation,
-                "lastTransitionTime": before["lastTransitionTime"] if unchanged and before else rfc3339(now),
-            }
+            Condition(
+                type=str(condition.type),
+                status=condition.status,
+                reason=str(condition.reason),
+                message=condition.message,
+                observed_generation=generation,
+                last_transition_time=before.last_transition_time if unchanged and before else now,
+            )
         )
     return merged
 
 
-def transitions(current: Sequence[Mapping[str, Any]] | None, merged: Sequence[Mapping[str, Any]]) -> list[Transition]:
+def transitions(current: Sequence[Condition] | None, merged: Sequence[Condition]) -> list[Transition]:
     """Conditions whose status differs from before, in condition order."""
-    previous = {c.get("type"): c for c in current or ()}
+    previous = {c.type: c for c in current or ()}
     found = []
     for condition in merged:
-        before = previous.get(condition["type"])
-        before_status = before.get("status") if before else None
-        if before_status != condition["status"]:
+        before = previous.get(condition.type)
+        before_status = str(before.status) if before else None
+        if before_status != str(condition.status):
             found.append(
                 Transition(
-                    type=condition["type"],
-                    status=condition["status"],
-                    reason=condition["reason"],
-                    message=condition["message"],
+                    type=condition.type,
+                    status=str(condition.status),
+                    reason=condition.reason,
+                    message=condition.message,
                     previous_status=before_status,
                 )
             )
     return found
 
 
-def find(conditions: Sequence[Mapping[str, Any]] | None, kind: ConditionType) -> Mapping[str, Any] | None:
+def find(conditions: Sequence[Condition] | None, kind: ConditionType) -> Condition | None:
     for condition in conditions or ():
-        if condition.get("type") == kind:
+        if condition.type == kind:
             return condition
     return None
 
@@ -121,5 +128,5 @@ def events_for(changes: Sequence[Transition]) -> list[EventNote]:
             if change.status == ConditionStatus.TRUE:
                 notes.append(EventNote("Warning", change.reason, f"Degraded: {change.message}"))
             elif not appeared:
-                notes.append(EventNote("Normal", "Recovered", "No longer degraded"))
+                notes.append(EventNote("Normal", EventReason.RECOVERED, "No longer degraded"))
     return notes

@@ -11,13 +11,18 @@ Two checks, both needed:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from kubernetes.utils.quantity import parse_quantity as _untyped_parse_quantity
 
 parse_quantity: Callable[[object], Decimal] = _untyped_parse_quantity
+
+# The annotation every child carries: the hash of the manifest it was applied from.
+MANIFEST_HASH_ANNOTATION = "croupier.dev/manifest-hash"
 
 # Maps whose values are resource quantities (core/v1 ResourceList).
 _QUANTITY_MAPS = frozenset({"requests", "limits", "capacity"})
@@ -67,3 +72,19 @@ def up_to_date(live: Mapping[str, Any] | None, desired: Mapping[str, Any], hash_
     if annotation(live, hash_annotation) != annotation(desired, hash_annotation):
         return False
     return contains(live, {k: v for k, v in desired.items() if k not in ("apiVersion", "kind")})
+
+
+def digest(value: object) -> str:
+    """A short, stable hash of a string or a JSON-able value."""
+    payload = value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def with_manifest_hashes(children: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stamp each rendered child with the hash of its manifest (before the annotation was added)."""
+    stamped = []
+    for child in children:
+        annotations = child["metadata"].setdefault("annotations", {})
+        annotations[MANIFEST_HASH_ANNOTATION] = digest(child)
+        stamped.append(child)
+    return stamped

@@ -5,8 +5,7 @@ Pure: the same policy and settings always render the same objects, byte for byte
 
 from __future__ import annotations
 
-import hashlib
-import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +13,9 @@ import yaml
 
 from croupier.api.common import API_VERSION, GROUP
 from croupier.api.decisionpolicy import KIND, StateBackend
-from croupier.operator.policy.model import PolicyObject
+from croupier.operator.core.matching import digest, with_manifest_hashes
+from croupier.operator.core.observer import MANAGED_BY_LABEL
+from croupier.operator.decisionpolicy.model import PolicyObject
 from croupier.operator.settings import FIELD_MANAGER, OperatorSettings
 from croupier.operator.templating import render_manifest
 
@@ -28,8 +29,6 @@ APP_NAME = "croupier-runtime"
 PART_OF = "croupier"
 POLICY_LABEL = f"{GROUP}/policy"
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
-MANIFEST_HASH_ANNOTATION = f"{GROUP}/manifest-hash"
-MANAGED_BY_SELECTOR = f"app.kubernetes.io/managed-by={FIELD_MANAGER}"
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ def labels(policy: PolicyObject, component: str) -> dict[str, str]:
     return {
         **selector_labels(policy),
         "app.kubernetes.io/component": component,
-        "app.kubernetes.io/managed-by": FIELD_MANAGER,
+        MANAGED_BY_LABEL: FIELD_MANAGER,
         "app.kubernetes.io/part-of": PART_OF,
         POLICY_LABEL: policy.name,
     }
@@ -83,11 +82,6 @@ def policy_document(policy: PolicyObject) -> dict[str, Any]:
 
 def policy_yaml(policy: PolicyObject) -> str:
     return yaml.safe_dump(policy_document(policy), sort_keys=False, default_flow_style=False)
-
-
-def digest(value: object) -> str:
-    payload = value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def uses_volume_claim(policy: PolicyObject) -> bool:
@@ -156,18 +150,19 @@ def template_context(policy: PolicyObject, settings: OperatorSettings) -> dict[s
     }
 
 
-def desired_children(policy: PolicyObject, settings: OperatorSettings) -> list[dict[str, Any]]:
+def render(policy: PolicyObject, settings: OperatorSettings) -> Sequence[dict[str, Any]]:
     """Every child the policy needs, in apply order (config before the pods that mount it)."""
     context = template_context(policy, settings)
     templates = ["configmap.yaml.j2"]
     if uses_volume_claim(policy):
         templates.append("pvc.yaml.j2")
     templates += ["deployment.yaml.j2", "service.yaml.j2", "pdb.yaml.j2"]
-    children = [render_manifest(settings.templates_dir, f"{TEMPLATE_DIR}/{name}", context) for name in templates]
-    for child in children:
-        annotations = child["metadata"].setdefault("annotations", {})
-        annotations[MANIFEST_HASH_ANNOTATION] = digest(child)
-    return children
+    return [render_manifest(settings.templates_dir, f"{TEMPLATE_DIR}/{name}", context) for name in templates]
+
+
+def desired_children(policy: PolicyObject, settings: OperatorSettings) -> list[dict[str, Any]]:
+    """What is applied: the rendered children, each stamped with its manifest hash (as the applier does)."""
+    return with_manifest_hashes(render(policy, settings))
 
 
 def endpoint(policy_name: str, namespace: str) -> str:

@@ -1,60 +1,33 @@
 """observations -> status: the conditions, replica counts and statistics table of a DecisionPolicy.
 
-Pure and deterministic: the same observations and the same current status give the same result, and when nothing
-changed the result equals the current status, so ``status_patch`` returns None and the operator writes nothing.
+Pure and deterministic: the same observations and the same current status give the same ``DecisionPolicyStatus``,
+and when nothing changed the result equals the current status, so ``core.status.status_patch`` returns None and the
+operator writes nothing.
 Timestamps move only on change: ``lastTransitionTime`` when a condition's status flips, ``lastProbeTime`` when the
 runtime's counters (pulls, rewards, reward sums, totals, served generation) changed since the stored table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from croupier.api.common import ConditionStatus, ConditionType
+from croupier.api.common import ChildReason, Condition, ConditionStatus, ConditionType
+from croupier.api.decisionpolicy import ArmStatus, DecisionPolicyStatus, DecisionTotals, Reason
 from croupier.api.wire import StatsResponse
-from croupier.operator.conditions import DesiredCondition, find, merge_conditions, rfc3339
-from croupier.operator.policy.model import InvalidPolicyError
-from croupier.operator.policy.probe import ProbeResult
+from croupier.operator.core.conditions import DesiredCondition, find, merge_conditions, rfc3339
+from croupier.operator.core.controller import ApplyProblem, InvalidObjectError
+from croupier.operator.decisionpolicy.probe import ProbeResult
 
 TRUE, FALSE = ConditionStatus.TRUE, ConditionStatus.FALSE
 READY, PROGRESSING, DEGRADED = ConditionType.READY, ConditionType.PROGRESSING, ConditionType.DEGRADED
 
 
-class Reason:
-    """Condition reasons (CamelCase, stable: tools and alerts match on them)."""
-
-    AVAILABLE = "Available"
-    PAUSED = "Paused"
-    ROLLOUT_COMPLETE = "RolloutComplete"
-    AS_EXPECTED = "AsExpected"
-    ROLLOUT_IN_PROGRESS = "RolloutInProgress"
-    ROLLOUT_STALLED = "RolloutStalled"
-    STALE_GENERATION = "StaleGeneration"
-    RUNTIME_UNREACHABLE = "RuntimeUnreachable"
-    SCALED_TO_ZERO = "ScaledToZero"
-    CHILD_CONFLICT = "ChildConflict"
-    APPLY_REJECTED = "ApplyRejected"
-    APPLY_FAILED = "ApplyFailed"
-
-
-# Every status field the operator owns, in the order it writes them.
-STATUS_KEYS = (
-    "observedGeneration",
-    "conditions",
-    "endpoint",
-    "replicas",
-    "readyReplicas",
-    "armCount",
-    "servedGeneration",
-    "arms",
-    "totals",
-    "bestArm",
-    "lastProbeTime",
-)
-_TABLE_KEYS = ("servedGeneration", "arms", "totals", "bestArm", "lastProbeTime")
+# The statistics table: kept as stored while the runtime's counters did not change.
+_TABLE_FIELDS = ("served_generation", "arms", "totals", "best_arm", "last_probe_time")
 
 
 @dataclass(frozen=True)
@@ -115,8 +88,8 @@ class Observations:
     desired_replicas: int | None
     config_hash: str | None
     paused: bool = False
-    invalid: InvalidPolicyError | None = None
-    apply_problem: tuple[str, str] | None = None
+    invalid: InvalidObjectError | None = None
+    apply_problem: ApplyProblem | None = None
     deployment: DeploymentState | None = None
     probe_enabled: bool = True
     probe: ProbeResult | None = None
@@ -134,19 +107,39 @@ def _serving(observed: Observations, deployment: DeploymentState, detail: str) -
     return DesiredCondition(READY, TRUE, Reason.AVAILABLE, f"{pods}; {detail}")
 
 
-def desired_conditions(observed: Observations, current: list[Mapping[str, Any]] | None) -> list[DesiredCondition]:
+def _concluded(current: Sequence[Condition] | None, generation: int) -> list[DesiredCondition]:
+    """The conditions already concluded for this generation (reasons this operator writes only)."""
+    kept = []
+    for c in current or ():
+        if c.type in (READY, PROGRESSING, DEGRADED) and c.observed_generation == generation:
+            try:
+                reason = _reason(c.reason)
+            except ValueError:
+                continue
+            kept.append(DesiredCondition(ConditionType(c.type), ConditionStatus(c.status), reason, c.message))
+    return kept
+
+
+def _reason(value: str) -> Reason | ChildReason:
+    try:
+        return Reason(value)
+    except ValueError:
+        return ChildReason(value)
+
+
+def desired_conditions(observed: Observations, current: Sequence[Condition] | None) -> list[DesiredCondition]:
     """Ready, Progressing and Degraded from what was observed (see docs/decisionpolicy.md for the table)."""
     healthy = DesiredCondition(DEGRADED, FALSE, Reason.AS_EXPECTED)
     complete = DesiredCondition(PROGRESSING, FALSE, Reason.ROLLOUT_COMPLETE, "the runtime serves the current spec")
 
-    def blocked(reason: str, message: str, *, degraded: bool) -> list[DesiredCondition]:
+    def blocked(reason: Reason | ChildReason, message: str, *, degraded: bool) -> list[DesiredCondition]:
         return [
             DesiredCondition(READY, FALSE, reason, message),
             DesiredCondition(PROGRESSING, FALSE, reason, message),
             DesiredCondition(DEGRADED, TRUE, reason, message) if degraded else healthy,
         ]
 
-    def waiting(reason: str, message: str) -> list[DesiredCondition]:
+    def waiting(reason: Reason, message: str) -> list[DesiredCondition]:
         return [
             DesiredCondition(READY, FALSE, reason, message),
             DesiredCondition(PROGRESSING, TRUE, reason, message),
@@ -154,9 +147,9 @@ def desired_conditions(observed: Observations, current: list[Mapping[str, Any]] 
         ]
 
     if observed.invalid is not None:
-        return blocked(observed.invalid.reason, observed.invalid.message, degraded=True)
+        return blocked(_reason(observed.invalid.reason), observed.invalid.message, degraded=True)
     if observed.apply_problem is not None:
-        return blocked(*observed.apply_problem, degraded=True)
+        return blocked(_reason(observed.apply_problem.reason), observed.apply_problem.message, degraded=True)
     if observed.desired_replicas == 0:
         return blocked(Reason.SCALED_TO_ZERO, "spec.serving.replicas is 0: no runtime pod serves", degraded=False)
     deployment = observed.deployment
@@ -180,25 +173,17 @@ def desired_conditions(observed: Observations, current: list[Mapping[str, Any]] 
     error = probe.error if probe is not None and probe.error else "the runtime's statistics were not read"
     if observed.probe_failures < observed.probe_failure_threshold:
         # Inconclusive: one failed read teaches nothing yet. Keep what was concluded for this generation, if anything.
-        previous = [
-            DesiredCondition(
-                ConditionType(str(c["type"])),
-                ConditionStatus(str(c["status"])),
-                str(c["reason"]),
-                str(c.get("message") or ""),
-            )
-            for c in current or ()
-            if c.get("type") in (READY, PROGRESSING, DEGRADED) and c.get("observedGeneration") == observed.generation
-        ]
+        previous = _concluded(current, observed.generation)
         if len(previous) == 3:
             return previous
     unreachable = DesiredCondition(DEGRADED, TRUE, Reason.RUNTIME_UNREACHABLE, error)
     before = find(current, READY)
-    if before is not None and before.get("status") == TRUE and before.get("observedGeneration") == observed.generation:
+    if before is not None and before.status == TRUE and before.observed_generation == observed.generation:
         # Confirmed earlier for this generation and the pods are still available: a failed read is no reason to
         # flap Ready. Degraded says what is wrong; the last table stays.
-        still = DesiredCondition(READY, TRUE, str(before.get("reason")), str(before.get("message") or ""))
-        return [still, complete, unreachable]
+        with contextlib.suppress(ValueError):
+            still = DesiredCondition(READY, TRUE, _reason(before.reason), before.message)
+            return [still, complete, unreachable]
     return [
         DesiredCondition(READY, FALSE, Reason.RUNTIME_UNREACHABLE, error),
         DesiredCondition(PROGRESSING, FALSE, Reason.RUNTIME_UNREACHABLE, error),
@@ -211,81 +196,66 @@ def _round(value: float | None) -> float | None:
 
 
 def stats_table(stats: StatsResponse) -> dict[str, Any]:
-    arms = []
-    for arm in stats.arms:
-        entry: dict[str, Any] = {
-            "name": arm.name,
-            "pulls": arm.pulls,
-            "rewards": arm.rewards,
-            "rewardSum": round(arm.reward_sum, 9),
-        }
-        if arm.mean is not None:
-            entry["mean"] = _round(arm.mean)
-        if arm.probability is not None:
-            entry["probability"] = _round(arm.probability)
-        arms.append(entry)
+    """The runtime's statistics as the status fields (by model field name) they become."""
+    arms = [
+        ArmStatus(
+            name=arm.name,
+            pulls=arm.pulls,
+            rewards=arm.rewards,
+            reward_sum=round(arm.reward_sum, 9),
+            mean=_round(arm.mean),
+            probability=_round(arm.probability),
+        )
+        for arm in stats.arms
+    ]
     best = stats.best_arm
     if best is None:
         rewarded = [a for a in stats.arms if a.mean is not None and a.rewards > 0]
         best = max(rewarded, key=lambda a: a.mean or 0.0).name if rewarded else None
-    table: dict[str, Any] = {
-        "servedGeneration": stats.generation,
+    return {
+        "served_generation": stats.generation,
         "arms": arms,
-        "totals": {
-            "decisions": stats.totals.decisions,
-            "rewards": stats.totals.rewards,
-            "defaultRewards": stats.totals.default_rewards,
-        },
-        "bestArm": best,
+        "totals": DecisionTotals(
+            decisions=stats.totals.decisions,
+            rewards=stats.totals.rewards,
+            default_rewards=stats.totals.default_rewards,
+        ),
+        "best_arm": best,
     }
-    return table
 
 
 def _counters(table: Mapping[str, Any]) -> tuple[Any, ...]:
-    arms = tuple(
-        (a.get("name"), a.get("pulls"), a.get("rewards"), float(a.get("rewardSum") or 0.0))
-        for a in table.get("arms") or ()
-    )
-    totals = table.get("totals") or {}
+    arms = tuple((a.name, a.pulls, a.rewards, float(a.reward_sum)) for a in table.get("arms") or ())
+    totals = table.get("totals")
     return (
-        table.get("servedGeneration"),
+        table.get("served_generation"),
         arms,
-        (totals.get("decisions"), totals.get("rewards"), totals.get("defaultRewards")),
+        (totals.decisions, totals.rewards, totals.default_rewards) if totals is not None else (None, None, None),
     )
 
 
-def desired_status(observed: Observations, current: Mapping[str, Any] | None, now: datetime) -> dict[str, Any]:
-    """The complete status to store (keys of STATUS_KEYS; None means absent)."""
-    current = current or {}
-    current_conditions = list(current.get("conditions") or [])
+def desired_status(observed: Observations, current: DecisionPolicyStatus | None, now: datetime) -> DecisionPolicyStatus:
+    """The complete status to store, as the api's typed model (unset fields are absent from the stored form)."""
+    current_conditions = list(current.conditions or []) if current is not None else []
     conditions = merge_conditions(
         current_conditions, desired_conditions(observed, current_conditions), generation=observed.generation, now=now
     )
     deployment = observed.deployment
-    status: dict[str, Any] = {
-        "observedGeneration": observed.generation,
-        "conditions": conditions,
-        "endpoint": observed.endpoint,
-        "replicas": deployment.spec_replicas if deployment is not None else observed.desired_replicas,
-        "readyReplicas": deployment.ready if deployment is not None else (0 if observed.desired_replicas else None),
-        "armCount": observed.arm_count,
-    }
-    kept = {key: current.get(key) for key in _TABLE_KEYS}
+    kept = {key: getattr(current, key) if current is not None else None for key in _TABLE_FIELDS}
+    table = kept
     probe = observed.probe
     if probe is not None and probe.stats is not None:
         table = stats_table(probe.stats)
         if kept.get("arms") is not None and _counters(kept) == _counters(table):
-            table = {**kept}  # unchanged counters: keep the stored table, probabilities and probe time included
+            table = kept  # unchanged counters: keep the stored table, probabilities and probe time included
         else:
-            table["lastProbeTime"] = rfc3339(now)
-        status.update(table)
-    else:
-        status.update(kept)
-    return status
-
-
-def status_patch(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The merge patch that turns ``current`` into ``desired`` (None: nothing to write)."""
-    current = current or {}
-    patch = {key: desired.get(key) for key in STATUS_KEYS if current.get(key) != desired.get(key)}
-    return patch or None
+            table["last_probe_time"] = rfc3339(now)
+    return DecisionPolicyStatus(
+        observed_generation=observed.generation,
+        conditions=conditions,
+        endpoint=observed.endpoint,
+        replicas=deployment.spec_replicas if deployment is not None else observed.desired_replicas,
+        ready_replicas=deployment.ready if deployment is not None else (0 if observed.desired_replicas else None),
+        arm_count=observed.arm_count,
+        **table,
+    )

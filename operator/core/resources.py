@@ -1,0 +1,53 @@
+"""Every Kubernetes resource the operator reads or writes, defined once: its kind, group, version and plural.
+
+The child kinds a custom resource may own are listed here (``CHILD_KINDS``); each Kind declares which of them it uses,
+and the watches, indexes and API paths all derive from these definitions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from croupier.api import decisionpolicy, experiment, modeldeployment
+from croupier.api.common import GROUP, VERSION
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: str
+    group: str
+    version: str
+    plural: str
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def base(self) -> str:
+        return f"/apis/{self.api_version}" if self.group else f"/api/{self.version}"
+
+    def path(self, namespace: str, name: str | None = None, subresource: str | None = None) -> str:
+        path = f"{self.base}/namespaces/{namespace}/{self.plural}"
+        if name is not None:
+            path += f"/{name}"
+        if subresource is not None:
+            path += f"/{subresource}"
+        return path
+
+
+CONFIG_MAP = Resource("ConfigMap", "", "v1", "configmaps")
+SERVICE = Resource("Service", "", "v1", "services")
+PERSISTENT_VOLUME_CLAIM = Resource("PersistentVolumeClaim", "", "v1", "persistentvolumeclaims")
+DEPLOYMENT = Resource("Deployment", "apps", "v1", "deployments")
+POD_DISRUPTION_BUDGET = Resource("PodDisruptionBudget", "policy", "v1", "poddisruptionbudgets")
+
+# The kinds a custom resource may own (watched label-selected, indexed by owner, applied server-side).
+CHILD_KINDS: tuple[Resource, ...] = (CONFIG_MAP, SERVICE, PERSISTENT_VOLUME_CLAIM, DEPLOYMENT, POD_DISRUPTION_BUDGET)
+
+DECISION_POLICY = Resource(decisionpolicy.KIND, GROUP, VERSION, decisionpolicy.PLURAL)
+MODEL_DEPLOYMENT = Resource(modeldeployment.KIND, GROUP, VERSION, modeldeployment.PLURAL)
+EXPERIMENT = Resource(experiment.KIND, GROUP, VERSION, experiment.PLURAL)
+
+# Custom resources (the kinds with a controller) and children, by kind.
+BY_KIND: dict[str, Resource] = {r.kind: r for r in (*CHILD_KINDS, DECISION_POLICY, MODEL_DEPLOYMENT, EXPERIMENT)}

@@ -1,0 +1,234 @@
+"""The per-object control loop every Kind shares: apply children, observe, write status.
+
+Two entry points, and a per-object lock keeps them from applying at the same time:
+
+* ``reconcile`` - Kopf's create/update/resume handler: applies the children now, then wakes the supervisor;
+* ``supervise`` - one long-lived Kopf daemon per object, the only writer of ``status``: it wakes when poked (a spec
+  change, a child's watch event such as a Deployment becoming available) or every ``resync_interval_seconds``,
+  repairs drift, lets the Kind observe what it needs and writes the status when it differs from the stored one.
+
+Live children come from Kopf indexes fed by label-selected watches, so a steady state costs no API reads either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic
+
+import kopf
+import structlog
+
+from croupier.api.common import ConditionStatus, now
+from croupier.operator import metrics
+from croupier.operator.core.applier import ApplyProblemError, ChildApplier, NamespaceTerminatingError
+from croupier.operator.core.controller import (
+    ApplyProblem,
+    InvalidObjectError,
+    KindController,
+    KindObserver,
+    ParsedT,
+    Services,
+    Snapshot,
+    Target,
+)
+from croupier.operator.core.kube import KubeClient
+from croupier.operator.core.matching import with_manifest_hashes
+from croupier.operator.core.observer import live_children
+from croupier.operator.core.status import StatusWriter, ready_status
+
+log = structlog.get_logger("croupier.operator.supervisor")
+AnyController = KindController[Any, Any, Any]
+
+
+@dataclass
+class ObjectHandle:
+    """Per-object coordination between the reconcile handler and the supervisor."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep until poked or ``seconds`` passed; a poke during the previous cycle wakes at once."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wakeup.wait(), timeout=seconds)
+        self.wakeup.clear()
+
+
+@dataclass(frozen=True)
+class Rendered(Generic[ParsedT]):
+    """A generation parsed and rendered once (a generation's spec never changes, so neither does this)."""
+
+    generation: int
+    parsed: ParsedT | None
+    invalid: InvalidObjectError | None
+    children: tuple[dict[str, Any], ...] = ()
+
+
+class Supervisor:
+    """One per process, for every Kind: applier, status writer, the Kinds' observers and per-object handles."""
+
+    def __init__(self, kube: KubeClient, services: Services) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.applier = ChildApplier(kube)
+        self.writer = StatusWriter(kube)
+        self.observers: dict[str, KindObserver[Any, Any]] = {}
+        self.handles: dict[str, ObjectHandle] = {}
+        self.rendered_cache: dict[str, Rendered[Any]] = {}
+        self.ready: dict[str, dict[str, ConditionStatus]] = {}  # kind -> uid -> Ready status
+
+    def observer(self, controller: AnyController) -> KindObserver[Any, Any]:
+        if controller.kind not in self.observers:
+            self.observers[controller.kind] = controller.observer(self.services)
+        return self.observers[controller.kind]
+
+    def handle(self, uid: str) -> ObjectHandle:
+        if uid not in self.handles:
+            self.handles[uid] = ObjectHandle()
+        return self.handles[uid]
+
+    def poke(self, uid: str | None) -> None:
+        if uid is not None and uid in self.handles:
+            self.handles[uid].wakeup.set()
+
+    def forget(self, controller: AnyController, uid: str) -> None:
+        self.handles.pop(uid, None)
+        self.rendered_cache.pop(uid, None)
+        self.applier.forget(uid)
+        self.writer.forget(uid)
+        self.observer(controller).forget(uid)
+        self.ready.get(controller.kind, {}).pop(uid, None)
+        self._update_ready_gauge(controller)
+
+    def rendered(self, controller: AnyController, body: Mapping[str, Any]) -> Rendered[Any]:
+        target = Target.from_body(controller.kind, body)
+        cached = self.rendered_cache.get(target.uid)
+        if cached is not None and cached.generation == target.generation:
+            return cached
+        try:
+            parsed = controller.parse(body)
+        except InvalidObjectError as error:
+            result: Rendered[Any] = Rendered(target.generation, parsed=None, invalid=error)
+        else:
+            children = with_manifest_hashes(controller.render(parsed, self.settings))
+            result = Rendered(target.generation, parsed=parsed, invalid=None, children=tuple(children))
+        self.rendered_cache[target.uid] = result
+        return result
+
+    async def _apply(self, target: Target, rendered: Rendered[Any], live: Mapping[Any, Any]) -> int:
+        if not rendered.children:
+            return 0
+        async with self.handle(target.uid).lock:
+            return await self.applier.ensure(target, rendered.children, live)
+
+    # --- entry points ----------------------------------------------------------------------------------------------
+
+    async def reconcile(
+        self, controller: AnyController, body: Mapping[str, Any], indexes: Mapping[str, Any], trigger: str
+    ) -> None:
+        """Kopf's create/update/resume handler body. Raises Kopf's errors to retry or give up."""
+        target = Target.from_body(controller.kind, body)
+        bound = log.bind(
+            kind=target.kind,
+            namespace=target.namespace,
+            name=target.name,
+            generation=target.generation,
+            trigger=trigger,
+        )
+        self.handle(target.uid)
+        rendered = self.rendered(controller, body)
+        if rendered.invalid is not None:
+            error = rendered.invalid
+            metrics.RECONCILES.labels(kind=target.kind, trigger=trigger, outcome="invalid").inc()
+            self.poke(target.uid)  # the supervisor writes the condition
+            raise kopf.PermanentError(f"{error.reason}: {error.message}")
+        try:
+            applied = await self._apply(target, rendered, live_children(target.uid, controller.children, indexes))
+        except NamespaceTerminatingError:
+            bound.info("skipped reconcile: the namespace is being deleted")
+            return
+        except ApplyProblemError as error:
+            metrics.RECONCILES.labels(kind=target.kind, trigger=trigger, outcome="problem").inc()
+            self.poke(target.uid)
+            problem = f"{error.problem.reason}: {error.problem.message}"
+            if error.retry_after is None:
+                raise kopf.PermanentError(problem) from error
+            raise kopf.TemporaryError(problem, delay=error.retry_after) from error
+        metrics.RECONCILES.labels(kind=target.kind, trigger=trigger, outcome="ok").inc()
+        if applied:
+            bound.info("reconciled children", applied=applied)
+        self.poke(target.uid)
+
+    async def supervise(self, controller: AnyController, body: kopf.Body, indexes: Mapping[str, Any]) -> None:
+        """Kopf daemon body: resync on pokes and every interval, until Kopf cancels it (deletion or shutdown)."""
+        uid = str(body["metadata"]["uid"])
+        handle = self.handle(uid)
+        interval = self.settings.resync_interval_seconds
+        try:
+            # Spread the first resync of many objects after a restart (a poke still wakes it at once).
+            await handle.sleep(random.uniform(0, self.settings.resync_initial_delay_seconds))
+            while True:
+                sooner: float | None = None
+                try:
+                    sooner = await self.resync(controller, body, indexes)
+                except Exception:  # one bad cycle must not end supervision; the next poke or tick retries
+                    log.exception(
+                        "resync failed",
+                        kind=controller.kind,
+                        namespace=body["metadata"].get("namespace"),
+                        name=body["metadata"].get("name"),
+                    )
+                await handle.sleep(min(interval, sooner) if sooner is not None else interval)
+        finally:
+            self.forget(controller, uid)
+
+    async def resync(self, controller: AnyController, body: kopf.Body, indexes: Mapping[str, Any]) -> float | None:
+        """Repair drift, observe and write the status if it changed. Body is Kopf's live view.
+
+        Returns how soon to look again if sooner than the resync interval (a failed probe, a held-back write).
+        """
+        if body["metadata"].get("deletionTimestamp"):
+            return None
+        target = Target.from_body(controller.kind, body)
+        live = live_children(target.uid, controller.children, indexes)
+        rendered = self.rendered(controller, body)
+        problem: ApplyProblem | None = None
+        if rendered.parsed is not None:
+            try:
+                await self._apply(target, rendered, live)
+            except NamespaceTerminatingError:
+                return None  # everything here is about to be deleted; a status or an Event would be noise
+            except ApplyProblemError as error:
+                problem = error.problem
+        observer = self.observer(controller)
+        observed = await observer.observe(
+            Snapshot(
+                target=target,
+                parsed=rendered.parsed,
+                invalid=rendered.invalid,
+                problem=problem,
+                desired=rendered.children,
+                live=live,
+            )
+        )
+        stored = self.writer.current(target.uid, body)
+        current = self.writer.parse(controller.status_model, stored)
+        desired = controller.status(observed, current, now())
+        self.ready.setdefault(controller.kind, {})[target.uid] = ready_status(desired)
+        self._update_ready_gauge(controller)
+        held = await self.writer.write(target, body, stored, current, desired, fields=controller.owned_status)
+        wanted = [s for s in (held, observer.recheck_after(target.uid)) if s is not None]
+        return min(wanted) if wanted else None
+
+    def _update_ready_gauge(self, controller: AnyController) -> None:
+        if controller.ready_gauge is None:
+            return
+        counts: dict[str, int] = {str(s): 0 for s in ConditionStatus}
+        for status in self.ready.get(controller.kind, {}).values():
+            counts[str(status)] += 1
+        for ready, count in counts.items():
+            controller.ready_gauge.labels(ready=ready).set(count)

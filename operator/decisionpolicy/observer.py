@@ -1,0 +1,72 @@
+"""What a DecisionPolicy observes beyond its children: its Deployment's rollout and the runtime's statistics."""
+
+from __future__ import annotations
+
+from croupier.api.decisionpolicy import Reason
+from croupier.operator.core.controller import Services, Snapshot
+from croupier.operator.core.resources import DEPLOYMENT
+from croupier.operator.decisionpolicy.children import CONFIG_HASH_ANNOTATION, child_names, endpoint
+from croupier.operator.decisionpolicy.model import PolicyObject
+from croupier.operator.decisionpolicy.probe import ProbeResult, probe_stats
+from croupier.operator.decisionpolicy.status import DeploymentState, Observations
+
+PROBE_RETRY_SECONDS = 2.0
+
+
+class RuntimeObserver:
+    """What a DecisionPolicy observes beyond its children: the runtime's statistics, once its pods are rolled out.
+
+    Remembers consecutive failed reads per policy (one slow answer is not yet a degradation).
+    """
+
+    def __init__(self, services: Services) -> None:
+        self.settings = services.settings
+        self.http = services.http
+        self.failures: dict[str, int] = {}
+
+    def forget(self, uid: str) -> None:
+        self.failures.pop(uid, None)
+
+    def recheck_after(self, uid: str) -> float | None:
+        """A failed read is retried soon (it only counts once it repeats)."""
+        failures = self.failures.get(uid, 0)
+        return PROBE_RETRY_SECONDS * failures if failures else None
+
+    async def observe(self, snapshot: Snapshot[PolicyObject]) -> Observations:
+        target, policy, invalid = snapshot.target, snapshot.parsed, snapshot.invalid
+        names = child_names(target.name)
+        deployment_obj = snapshot.live.get((DEPLOYMENT.kind, names.deployment))
+        deployment = (
+            DeploymentState.from_object(deployment_obj, CONFIG_HASH_ANNOTATION) if deployment_obj is not None else None
+        )
+        desired = snapshot.desired_child(DEPLOYMENT.kind, names.deployment)
+        config_hash = DeploymentState.from_object(desired, CONFIG_HASH_ANNOTATION).config_hash if desired else None
+        probe: ProbeResult | None = None
+        if (
+            policy is not None
+            and snapshot.problem is None
+            and self.settings.probe_enabled
+            and deployment is not None
+            and policy.spec.serving.replicas > 0
+            and deployment.rolled_out(config_hash)
+        ):
+            url = self.settings.runtime_url(name=target.name, namespace=target.namespace, service=names.service)
+            probe = await probe_stats(self.http, url)
+            self.failures[target.uid] = 0 if probe.ok else self.failures.get(target.uid, 0) + 1
+        return Observations(
+            generation=target.generation,
+            endpoint=endpoint(target.name, target.namespace)
+            if invalid is None or invalid.reason != Reason.INVALID_NAME
+            else None,
+            desired_replicas=policy.spec.serving.replicas if policy is not None else None,
+            arm_count=len(policy.spec.arms) if policy is not None else None,
+            config_hash=config_hash,
+            paused=policy.spec.paused if policy is not None else False,
+            invalid=invalid,
+            apply_problem=snapshot.problem,
+            deployment=deployment,
+            probe_enabled=self.settings.probe_enabled,
+            probe=probe,
+            probe_failures=self.failures.get(target.uid, 0),
+            probe_failure_threshold=self.settings.probe_failure_threshold,
+        )

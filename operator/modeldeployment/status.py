@@ -1,0 +1,29 @@
+"""observations -> status of a ModelDeployment: not reconciled by this version yet (reason ``NotImplemented``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from croupier.api.modeldeployment import ModelDeploymentStatus, Reason
+from croupier.operator.core.controller import Snapshot
+from croupier.operator.core.unimplemented import not_implemented_conditions
+from croupier.operator.settings import OPERATOR_VERSION
+
+# All this version computes; the rest of the status (written by nothing yet) is left alone.
+OWNED_STATUS = ("observedGeneration", "conditions")
+
+
+def desired_status(
+    observed: Snapshot[Any], current: ModelDeploymentStatus | None, now: datetime
+) -> ModelDeploymentStatus:
+    generation = observed.target.generation
+    conditions = not_implemented_conditions(
+        "ModelDeployment",
+        Reason.NOT_IMPLEMENTED,
+        OPERATOR_VERSION,
+        current.conditions if current is not None else None,
+        generation=generation,
+        now=now,
+    )
+    return ModelDeploymentStatus(observed_generation=generation, conditions=conditions)

@@ -1,1 +1,0 @@
-"""DecisionPolicy logic as plain functions: spec -> desired children, observations -> status."""
