@@ -5,8 +5,10 @@ it from one thread (or under a lock). Calls that fail raise :class:`~croupier.ru
 and leave the policy unchanged.
 
 Decisions. :meth:`Policy.decide` computes the action-probability vector over the eligible arms, applies the
-``min_probability`` floor, then samples the arm *from that vector*, so the logged propensity is exactly the
-probability the arm was chosen with: the property off-policy evaluation needs.
+``min_probability`` floor (:func:`~croupier.runtime.policies.floor.apply_floor`: arms below it are raised to it,
+the mass comes proportionally from the others, a vector that already satisfies it is kept as is), then samples the
+arm *from that vector*, so the logged propensity is exactly the probability the arm was chosen with: the property
+off-policy evaluation needs.
 
 State. Everything learned lives in additive :class:`~croupier.runtime.policies.stats.SufficientStats`. The policy
 keeps the total it was last given (:meth:`Policy.replace`, :meth:`Policy.merge`) plus the *pending* delta of rewards
@@ -34,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import PolicyConfigError, PolicyInputError
+from .floor import apply_floor
 from .stats import FloatArray, SufficientStats
 
 __all__ = [
@@ -265,14 +268,8 @@ class Policy(ABC):
 
     def _apply_floor(self, raw: list[float], indices: list[int]) -> tuple[list[float], tuple[float, ...]]:
         """``(cumulative floored probabilities over indices, full vector)`` of unfloored ``raw`` over ``indices``."""
-        f = self._min_probability
-        k = len(indices)
-        if f > 0.0:
-            scale = 1.0 - k * f
-            floored = [f + scale * p for p in raw]
-        else:
-            floored = raw
-        if k == self._k:
+        floored = apply_floor(raw, self._min_probability)
+        if len(indices) == self._k:
             vector = tuple(floored)
         else:
             full = [0.0] * self._k
