@@ -32,11 +32,13 @@ def apply_floor(p: list[float], f: float) -> list[float]:
     if f <= 0.0 or min(p) >= f:
         return p
     k = len(p)
-    if k * f >= 1.0 - 1e-12:
-        return [1.0 / k] * k
+    if k * f >= 1.0 - 1e-12:  # the floor leaves no mass to distribute (k·f = 1 up to rounding): every arm gets f
+        return [f] * k
     raised = [value < f for value in p]
     while True:
         count = sum(raised)
+        if count == k:  # only rounding can get here (see below)
+            return [f] * k
         rest = sum(value for value, low in zip(p, raised, strict=True) if not low)
         # Some arm is never raised (were every arm left scaled below f, the total would be below k·f < 1), and arms
         # not raised have p_a ≥ f > 0 (zeros are raised first): rest > 0.
