@@ -411,7 +411,13 @@ def test_bernoulli_rewards_must_be_probabilities() -> None:
     with pytest.raises(PolicyInputError, match=r"rewards in \[0, 1\]"):
         policy.update(0, 2.0)
     policy.update(0, 0.25)  # fractional successes are fine
-    assert make("ThompsonSampling", {"likelihood": "Gaussian"}).update(0, 42.0) is None
+    assert (policy.describe()[0].pulls, policy.describe()[0].reward_sum) == (1, 0.25)
+    assert policy.beta_parameters(0) == pytest.approx((1.25, 1.75))
+    gaussian = make("ThompsonSampling", {"likelihood": "Gaussian"})
+    gaussian.update(0, 42.0)  # any finite reward under the Gaussian likelihood
+    assert (gaussian.describe()[0].pulls, gaussian.describe()[0].reward_sum) == (1, 42.0)
+    assert gaussian.version == 1
+    assert gaussian.gaussian_parameters(0) == pytest.approx((42.0, 1.0))
 
 
 @pytest.mark.parametrize(
