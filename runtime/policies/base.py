@@ -11,7 +11,7 @@ arm *from that vector*, so the logged propensity is exactly the probability the 
 off-policy evaluation needs.
 
 State. Everything learned lives in additive :class:`~croupier.runtime.policies.stats.SufficientStats`. The policy
-keeps the total it was last given (:meth:`Policy.replace`, :meth:`Policy.merge`) plus the *pending* delta of rewards
+keeps the total it was last given (:meth:`Policy.replace`) plus the *pending* delta of rewards
 it learned since the last :meth:`Policy.take_delta`; its view is their sum. A replica shares state with::
 
     delta = policy.take_delta()        # what this replica learned since its last push
@@ -208,7 +208,7 @@ class Policy(ABC):
 
     @property
     def version(self) -> int:
-        """Increments on every state change (update, merge, replace); equal versions give equal probability vectors."""
+        """Increments on every state change (update, replace); equal versions give equal probability vectors."""
         return self._version
 
     # ------------------------------------------------------------------ deciding
@@ -305,23 +305,11 @@ class Policy(ABC):
         self._pending = SufficientStats.zeros(self._k, self._d)
         return delta
 
-    def merge(self, delta: SufficientStats) -> None:
-        """Add statistics learned elsewhere (another replica's delta, a replayed log) to the view.
-
-        Raises :class:`PolicyInputError` (``field="stats"``) and changes nothing if the result is not a state this
-        policy can hold (other shapes, NaN/inf, negative counts, Bernoulli successes outside ``[0, n]``).
-        """
-        self._check_stats_shape(delta)
-        total = self._total + delta
-        self._check_view(total)
-        self._total = total
-        self._version += 1
-        self._rebuild()
-
     def replace(self, total: SufficientStats) -> None:
         """Set the shared total (which must include every delta taken from this policy); pending rewards stay.
 
-        Validated like :meth:`merge`; nothing changes when it fails.
+        Raises :class:`PolicyInputError` (``field="stats"``) and changes nothing if the result is not a state this
+        policy can hold (other shapes, NaN/inf, negative counts, Bernoulli successes outside ``[0, n]``).
         """
         self._check_stats_shape(total)
         self._check_view(total)
