@@ -34,16 +34,14 @@ def apply_floor(p: list[float], f: float) -> list[float]:
     k = len(p)
     if k * f >= 1.0 - 1e-12:  # the floor leaves no mass to distribute (k·f = 1 up to rounding): every arm gets f
         return [f] * k
-    raised = [value < f for value in p]
-    while True:
-        count = sum(raised)
-        if count == k:  # only rounding can get here (see below)
-            return [f] * k
-        rest = sum(value for value, low in zip(p, raised, strict=True) if not low)
-        # Some arm is never raised (were every arm left scaled below f, the total would be below k·f < 1), and arms
-        # not raised have p_a ≥ f > 0 (zeros are raised first): rest > 0.
-        scale = (1.0 - count * f) / rest
-        more = [not low and value * scale < f for value, low in zip(p, raised, strict=True)]
-        if not any(more):
-            return [f if low else max(f, value * scale) for value, low in zip(p, raised, strict=True)]
-        raised = [low or new for low, new in zip(raised, more, strict=True)]
+    # The arms raised to f are the m smallest, for the first m (in ascending order) at which the (m+1)-th smallest,
+    # scaled by c_m = (1 - m·f) / (mass of the others), stays at or above f. The test is monotone in m: once it
+    # holds, c_(m+1) ≥ c_m and it holds for every larger m, so the first m is the fixed point q = max(f, c·p), which
+    # is also what raising the arms below f and repeating while scaling pushes another below f converges to.
+    rest = sum(p)
+    for m, value in enumerate(sorted(p)):
+        scale = (1.0 - m * f) / rest
+        if value * scale >= f:
+            return [y if (y := x * scale) > f else f for x in p]  # max(f, x·scale), without the calls
+        rest -= value
+    return [f] * k  # only rounding gets here: some arm always stays above f while k·f < 1
