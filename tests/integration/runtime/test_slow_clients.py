@@ -95,14 +95,14 @@ def test_slow_or_incomplete_requests_are_answered_and_closed(
     assert error["status"] == status
     assert error["error"] == ("RequestTimeout" if status == 408 else "PayloadTooLarge")
     assert b"connection: close" in answer
-    assert deadline - 0.05 <= elapsed < deadline + 1.5, (case, elapsed)
+    assert deadline - 0.05 <= elapsed < deadline + 3.0, (case, elapsed)
 
 
 def test_a_connection_that_sends_nothing_is_closed_after_the_keep_alive_timeout(runtime: RuntimeProcess) -> None:
     with connect(runtime) as conn:
         answer, elapsed = read_answer(conn, timeout=10)
     assert answer == b""
-    assert 1.9 <= elapsed < 4.0
+    assert 1.9 <= elapsed < 5.0
 
 
 FRAMING_ERRORS = [
@@ -160,7 +160,7 @@ def test_500_stalled_clients_neither_lock_out_nor_slow_down_well_behaved_ones(
     """500 stallers of five kinds against a server that keeps at most 300 connections: well-behaved clients (a new
     connection per request) are all served quickly while the stallers hang, and every staller is cut off by a
     deadline (408) or evicted."""
-    timeout = 4.0
+    timeout = 6.0
     env = {
         "CROUPIER_RUNTIME_HEADER_TIMEOUT_SECONDS": str(timeout),
         "CROUPIER_RUNTIME_BODY_TIMEOUT_SECONDS": str(timeout),
@@ -219,7 +219,7 @@ def test_500_stalled_clients_neither_lock_out_nor_slow_down_well_behaved_ones(
     latencies: list[float] = []
     with httpx.Client(base_url=runtime.url, timeout=5, headers={"Connection": "close"}) as client:
         # Well-behaved clients while the stallers hang (before the first deadline can pass).
-        while time.monotonic() - started < timeout - 1.0:
+        while time.monotonic() - started < timeout - 2.5:
             pump(time.monotonic() + 0.03)
             before = time.monotonic()
             response = client.post("/v1/decide", json={"unitId": f"player-{len(latencies)}"})
@@ -231,8 +231,14 @@ def test_500_stalled_clients_neither_lock_out_nor_slow_down_well_behaved_ones(
         assert client.get("/readyz").status_code == 200
     for conn in stallers:
         conn.close()
+    closed_at = sorted(float(state["closed"] or 0.0) for state in stallers.values())  # type: ignore[arg-type]
+    print(  # shown with -s, and on failure
+        f"well-behaved: {len(latencies)} requests, max {max(latencies):.3f} s, median"
+        f" {sorted(latencies)[len(latencies) // 2]:.3f} s; stallers still open after that: {still_open}; last staller"
+        f" closed at {closed_at[-1]:.1f} s"
+    )
     assert len(latencies) >= 20
-    assert max(latencies) < 1.0, sorted(latencies)[-5:]
+    assert max(latencies) < 2.0, sorted(latencies)[-5:]
     # The stallers were hanging while the others were served: the 300 the limit allows, minus the ones the
     # well-behaved connections evicted.
     assert still_open >= 300 - len(latencies) - 5, still_open
