@@ -92,15 +92,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self._reading = _Reading.IDLE
         self._deadline: asyncio.TimerHandle | None = None
-        self._waiting_since = 0.0
-        self._rejected = False  # the request being parsed was answered by this class; its body goes nowhere
+        self._deadline_phase = _Reading.IDLE  # what the deadline bounds (IDLE: there is none)
 
     # ------------------------------------------------------------------ connections
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._waiting_since = self.loop.time()
         if len(self.connections) > self.limits.max_connections and not self._evict_one():
             self.connections.discard(self)
             transport.close()
@@ -111,28 +108,34 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _evict_one(self) -> bool:
         """Close the connection that has waited longest for its client; False if every other one is busy."""
         victim: GuardedHttpToolsProtocol | None = None
+        oldest = 0.0
         for connection in self.connections:
             if connection is self or not isinstance(connection, GuardedHttpToolsProtocol):
                 continue
-            if not connection._waits_for_client():
-                continue
-            if victim is None or connection._waiting_since < victim._waiting_since:
-                victim = connection
+            since = connection._waiting_since()
+            if since is not None and (victim is None or since < oldest):
+                victim, oldest = connection, since
         if victim is None:
             return False
         victim._give_up(RequestTimeout("the server is at its connection limit and closed this stalled connection"))
         return True
 
-    def _waits_for_client(self) -> bool:
-        """True while the connection waits for bytes from its client (idle, or a request not fully received)."""
+    def _waiting_since(self) -> float | None:
+        """Since when the connection waits for its client (idle, or a request not fully received), else None.
+
+        Read off the timer that bounds the wait (a deadline, or the keep-alive timer), so that the request path pays
+        for no clock reads.
+        """
         cycle = self.cycle
         if self.transport.is_closing() or (
             cycle is not None and cycle.response_started and not cycle.response_complete
         ):
-            return False  # closing, or an answer is being written
-        if self._reading is _Reading.IDLE:  # idle, unless a fully received request is in the app
-            return cycle is None or cycle.response_complete
-        return True
+            return None  # closing, or an answer is being written
+        if self._deadline is not None:
+            return self._deadline.when() - self._timeout(self._deadline_phase)
+        if self.timeout_keep_alive_task is not None:
+            return self.timeout_keep_alive_task.when() - self.timeout_keep_alive
+        return None  # a fully received request is in the app
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
@@ -140,7 +143,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     # ------------------------------------------------------------------ reading
     def data_received(self, data: bytes) -> None:
-        # uvicorn's data_received, keeping the parser's reason for a 400 (it only logs a generic message).
+        # uvicorn's data_received, keeping the parser's reason for a 400 (it only logs a generic message), then the
+        # deadlines. No parser callback is overridden: a request that arrives in one read costs one comparison here.
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
@@ -151,58 +155,47 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self._unsupported_upgrade_warning()
         except httptools.HttpParserError as exc:
             self._malformed(str(exc))
-        if self.parser is None or self.transport.is_closing():
-            self._cancel_deadline()
             return
-        if self._reading is _Reading.IDLE:
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope and not cycle.more_body:  # _reading() inlined: IDLE
+            phase = _Reading.IDLE
+        else:
+            phase = self._reading()
+        if phase is not self._deadline_phase:
             self._cancel_deadline()
-        elif self._deadline is None:
-            timeout = self.limits.header_timeout if self._reading is _Reading.HEADERS else self.limits.body_timeout
-            self._deadline = self.loop.call_later(timeout, self._deadline_passed, self._reading)
+            if phase is _Reading.IDLE or self.transport.is_closing():
+                return
+            if phase is _Reading.BODY and self._declared_length() > self.limits.max_body_bytes:
+                error = PayloadTooLarge(f"the body exceeds {self.limits.max_body_bytes} bytes")
+                self._reject(error, headers_complete=True)
+                return
+            # From now on the request's headers (or its body) have a deadline.
+            self._deadline = self.loop.call_later(self._timeout(phase), self._deadline_passed, phase)
+            self._deadline_phase = phase
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._rejected = False
-        self._reading = _Reading.HEADERS
-        self._waiting_since = self.loop.time()
+    def _reading(self) -> _Reading:
+        """Where the parser is, from uvicorn's own state: every request gets a new ``scope`` when it begins, and a
+        ``cycle`` holding that scope when its headers are complete; ``more_body`` drops when its body is complete
+        (uvicorn leaves it set when the app answered before the body ended: such a request stays bounded too)."""
+        scope, cycle = self.scope, self.cycle
+        if scope is None:
+            return _Reading.IDLE  # nothing received yet
+        if cycle is None or cycle.scope is not scope:
+            return _Reading.HEADERS
+        return _Reading.BODY if cycle.more_body else _Reading.IDLE
 
-    def on_headers_complete(self) -> None:
-        if self._deadline is not None:  # the header deadline is met; the body gets its own
-            self._deadline.cancel()
-            self._deadline = None
-        self._reading = _Reading.BODY
+    def _declared_length(self) -> int:
         for name, value in self.headers:
             if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    break  # the parser rejects it
-                if declared > self.limits.max_body_bytes:
-                    self._reading = _Reading.IDLE
-                    error = PayloadTooLarge(f"the body exceeds {self.limits.max_body_bytes} bytes")
-                    self._reject(error, headers_complete=False)
-                    return
-                break
-        super().on_headers_complete()
+                return int(value)  # the parser accepted it: digits only
+        return 0
 
-    def on_message_complete(self) -> None:
-        self._reading = _Reading.IDLE
-        self._cancel_deadline()
-        if not self._rejected:
-            super().on_message_complete()
-
-    def on_body(self, body: bytes) -> None:
-        if not self._rejected:
-            super().on_body(body)
-
-    def on_response_complete(self) -> None:
-        self._waiting_since = self.loop.time()
-        super().on_response_complete()
+    def _timeout(self, phase: _Reading) -> float:
+        return self.limits.header_timeout if phase is _Reading.HEADERS else self.limits.body_timeout
 
     def _malformed(self, reason: str) -> None:
         """The parser rejected the bytes (framing, chunk size, header syntax): 400 in the JSON shape, then close."""
         self._cancel_deadline()
-        self._reading = _Reading.IDLE
         cycle = self.cycle
         if cycle is not None and cycle.response_started and not cycle.response_complete:
             self.transport.close()  # an answer to an earlier request is being written: no room for another
@@ -217,16 +210,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # ------------------------------------------------------------------ deadlines
     def _deadline_passed(self, phase: _Reading) -> None:
         self._deadline = None
-        if self._reading is not phase or self.transport.is_closing():
+        self._deadline_phase = _Reading.IDLE
+        if self.transport.is_closing() or self._reading() is not phase:
             return
         what = "headers" if phase is _Reading.HEADERS else "body"
-        timeout = self.limits.header_timeout if phase is _Reading.HEADERS else self.limits.body_timeout
-        self._give_up(RequestTimeout(f"the request {what} did not arrive within {timeout:g} s"))
+        self._give_up(RequestTimeout(f"the request {what} did not arrive within {self._timeout(phase):g} s"))
 
     def _give_up(self, error: CroupierError) -> None:
         """Stop waiting for this client: answer ``error`` if nothing was answered yet, then close."""
         self._cancel_deadline()
-        phase, self._reading = self._reading, _Reading.IDLE
+        phase = self._reading()
         if phase is _Reading.IDLE:
             self.transport.close()  # nothing was asked: nothing to answer
             return
@@ -238,7 +231,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         ``headers_complete``: ``self.cycle`` is that request's (uvicorn made it, the app may be waiting for the body);
         otherwise ``self.cycle`` is an earlier request's. Nothing is written while another answer is being written.
         """
-        self._rejected = True
         cycle = self.cycle
         if headers_complete and cycle is not None:
             if not cycle.response_complete:  # the app sees a disconnect on its next receive; its answer is dropped
@@ -255,6 +247,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+        self._deadline_phase = _Reading.IDLE
 
 
 def guarded_protocol(limits: ConnectionLimits) -> type[GuardedHttpToolsProtocol]:
