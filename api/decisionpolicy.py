@@ -256,7 +256,17 @@ class ExplorationSpec(ApiModel):
 
     min_probability: Annotated[
         float,
-        Field(description="Floor on every eligible arm's probability (0 disables).", ge=0, le=1),
+        Field(
+            description=(
+                "Floor on every eligible arm's probability (0 disables). A probability vector that already gives "
+                "every eligible arm at least this much is used unchanged; otherwise the arms below the floor are "
+                "raised to it and the mass they need is taken from the other arms in proportion to their "
+                "probabilities (repeated while that pushes another arm below the floor): "
+                "p'(a) = max(floor, c * p(a)) with the one c <= 1 that makes the vector sum to 1."
+            ),
+            ge=0,
+            le=1,
+        ),
     ] = 0.0
 
 

@@ -16,7 +16,9 @@ tuning seeds preferred (``--sweep``). MABWiser rows are shown with their own def
 the algorithm is the same, so a tuned parameter is never the only difference.
 
 Run ``uv run --group bench python benchmarks/regret.py`` (``--quick`` for a short smoke run, ``--sweep`` for the
-parameter sweep on the tuning seeds (97-99, never reported) that chose Croupier's defaults).
+parameter sweep on the tuning seeds (97-99, never reported) that chose Croupier's defaults, ``--floor 0.01`` for
+Croupier alone at ``exploration.minProbability = 0.01`` under the floor rule in force, ``max(f, c·p)``, next to the
+rule it replaced, a mix with uniform).
 """
 
 from __future__ import annotations
@@ -88,16 +90,49 @@ class Learner:
 Factory = Callable[[Environment, int], Learner]
 
 
-def croupier(algorithm: str, params: dict[str, Any] | None = None) -> Factory:
+def croupier(algorithm: str, params: dict[str, Any] | None = None, floor: float = 0.0) -> Factory:
     def factory(env: Environment, seed: int) -> Learner:
         contextual = env.contexts is not None
         policy = build_policy(
-            algorithm, params or {}, [f"arm{i}" for i in range(K)], dimension=D if contextual else 0, seed=seed + 1
+            algorithm,
+            params or {},
+            [f"arm{i}" for i in range(K)],
+            dimension=D if contextual else 0,
+            min_probability=floor,
+            seed=seed + 1,
         )
         contexts = env.contexts
         if contexts is None:
             return Learner(lambda t: policy.decide().arm, lambda t, arm, r: policy.update(arm, r))
         return Learner(lambda t: policy.decide(contexts[t]).arm, lambda t, arm, r: policy.update(arm, r, contexts[t]))
+
+    return factory
+
+
+def mixed_floor(algorithm: str, params: dict[str, Any] | None, floor: float) -> Factory:
+    """Croupier's policy under the floor rule it replaced, ``p' = f + (1 - K·f)·p`` (a mix with uniform even when every
+    arm is already above ``f``): the unfloored vector is mixed and sampled here."""
+
+    def factory(env: Environment, seed: int) -> Learner:
+        contexts = env.contexts
+        policy = build_policy(
+            algorithm,
+            params or {},
+            [f"arm{i}" for i in range(K)],
+            dimension=0 if contexts is None else D,
+            seed=seed + 1,
+        )
+        rng = np.random.default_rng(seed + 3)
+        scale = 1.0 - K * floor
+
+        def decide(t: int) -> int:
+            p = floor + scale * policy.probabilities(None if contexts is None else contexts[t])
+            return min(int(np.searchsorted(np.cumsum(p), rng.random(), side="right")), K - 1)
+
+        def learn(t: int, arm: int, reward: float) -> None:
+            policy.update(arm, reward, None if contexts is None else contexts[t])
+
+        return Learner(decide, learn)
 
     return factory
 
@@ -250,6 +285,39 @@ def contenders(kind: str) -> list[Contender]:
     ]
 
 
+def floored_contenders(kind: str, floor: float) -> list[Contender]:
+    """Croupier's rows at ``minProbability = floor``: the floor rule in force next to the rule it replaced."""
+    eps, ucb, softmax = DEFAULT_PARAMS["EpsilonGreedy"], DEFAULT_PARAMS["UCB1"], DEFAULT_PARAMS["Softmax"]
+    linucb, lints = DEFAULT_PARAMS["LinUCB"], DEFAULT_PARAMS["LinearThompson"]
+    policies: list[tuple[str, str, dict[str, Any]]] = (
+        [
+            ("EpsilonGreedy", f"epsilon={eps['epsilon']} (default)", {}),
+            ("EpsilonGreedy", f"epsilon={TUNED['EpsilonGreedy']['epsilon']}", TUNED["EpsilonGreedy"]),
+            ("UCB1", f"c={ucb['c']} (default)", {}),
+            ("UCB1", f"c={TUNED['UCB1']['c']}", TUNED["UCB1"]),
+            ("ThompsonSampling", "Bernoulli", {}),
+            ("Softmax", f"tau={softmax['temperature']} (default)", {}),
+        ]
+        if kind == "bernoulli"
+        else [
+            ("LinUCB", f"alpha={linucb['alpha']} (default)", {}),
+            ("LinUCB", f"alpha={TUNED['LinUCB']['alpha']}", TUNED["LinUCB"]),
+            ("LinearThompson", f"v={lints['v']} (default)", {}),
+        ]
+    )
+    rows = []
+    for algorithm, label, params in policies:
+        rows.append(Contender("Croupier", f"{algorithm} {label}, floor {floor}", croupier(algorithm, params, floor)))
+        rows.append(
+            Contender(
+                "Croupier, previous floor (mix)",
+                f"{algorithm} {label}, floor {floor}",
+                mixed_floor(algorithm, params, floor),
+            )
+        )
+    return rows
+
+
 def regret(learner: Learner, env: Environment) -> FloatArray:
     """Cumulative regret after every step."""
     best = env.expected.max(axis=1)
@@ -351,6 +419,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sweep", action="store_true", help=f"parameter sweep of Croupier on the tuning seeds {TUNING_SEEDS}"
     )
+    parser.add_argument(
+        "--floor",
+        type=float,
+        default=None,
+        help="only Croupier at exploration.minProbability FLOOR, under the floor rule in force and the one it replaced",
+    )
     args = parser.parse_args(argv)
     steps, seeds = (2000, [1]) if args.quick else (args.steps, args.seeds)
     if args.sweep:
@@ -364,7 +438,8 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(f"### {kind}")
         print()
-        print(report(kind, steps, seeds, contenders(kind)))
+        rows = contenders(kind) if args.floor is None else floored_contenders(kind, args.floor)
+        print(report(kind, steps, seeds, rows))
     return 0
 
 

@@ -80,12 +80,22 @@ def serve(argv: list[str]) -> int:
     app = HttpApp(runtime, on_started=freeze_start_up_heap)
     import uvicorn  # noqa: PLC0415
 
+    from croupier.runtime.http.server import ConnectionLimits, guarded_protocol  # noqa: PLC0415
+
+    limits = ConnectionLimits(
+        header_timeout=settings.header_timeout_seconds,
+        body_timeout=settings.body_timeout_seconds,
+        max_connections=settings.max_connections,
+        max_body_bytes=settings.max_body_bytes,
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=guarded_protocol(limits),
+        ws="none",
+        timeout_keep_alive=settings.keep_alive_timeout_seconds,
         lifespan="on",
         access_log=False,
         log_level="warning",

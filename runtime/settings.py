@@ -57,6 +57,20 @@ class RuntimeSettings(BaseSettings):
     )
     redis_sync_interval_ms: int = Field(100, ge=10, le=1000, description="How often Redis totals are pulled.")
     max_body_bytes: int = Field(1 << 20, ge=1024)
+    header_timeout_seconds: float = Field(
+        5.0, gt=0, le=300, description="A request's headers must arrive within this long of its first byte, else 408."
+    )
+    body_timeout_seconds: float = Field(
+        10.0, gt=0, le=600, description="A request's whole body must arrive within this long of its headers, else 408."
+    )
+    keep_alive_timeout_seconds: int = Field(
+        5, ge=1, le=600, description="An idle connection (a new one before its first byte too) is closed after this."
+    )
+    max_connections: int = Field(
+        2048,
+        ge=1,
+        description="Open connections beyond this evict the one waiting longest for its client (idle or stalled).",
+    )
     log_level: str = Field("info")
     log_format: str = Field("auto", description="json, console, or auto (console on a terminal).")
     seed: int | None = Field(None, description="Seed of the decision RNG (tests and benchmarks).")

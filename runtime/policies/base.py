@@ -5,11 +5,13 @@ it from one thread (or under a lock). Calls that fail raise :class:`~croupier.ru
 and leave the policy unchanged.
 
 Decisions. :meth:`Policy.decide` computes the action-probability vector over the eligible arms, applies the
-``min_probability`` floor, then samples the arm *from that vector*, so the logged propensity is exactly the
-probability the arm was chosen with: the property off-policy evaluation needs.
+``min_probability`` floor (:func:`~croupier.runtime.policies.floor.apply_floor`: arms below it are raised to it,
+the mass comes proportionally from the others, a vector that already satisfies it is kept as is), then samples the
+arm *from that vector*, so the logged propensity is exactly the probability the arm was chosen with: the property
+off-policy evaluation needs.
 
 State. Everything learned lives in additive :class:`~croupier.runtime.policies.stats.SufficientStats`. The policy
-keeps the total it was last given (:meth:`Policy.replace`, :meth:`Policy.merge`) plus the *pending* delta of rewards
+keeps the total it was last given (:meth:`Policy.replace`) plus the *pending* delta of rewards
 it learned since the last :meth:`Policy.take_delta`; its view is their sum. A replica shares state with::
 
     delta = policy.take_delta()        # what this replica learned since its last push
@@ -34,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import PolicyConfigError, PolicyInputError
+from .floor import apply_floor
 from .stats import FloatArray, SufficientStats
 
 __all__ = [
@@ -205,7 +208,7 @@ class Policy(ABC):
 
     @property
     def version(self) -> int:
-        """Increments on every state change (update, merge, replace); equal versions give equal probability vectors."""
+        """Increments on every state change (update, replace); equal versions give equal probability vectors."""
         return self._version
 
     # ------------------------------------------------------------------ deciding
@@ -265,14 +268,8 @@ class Policy(ABC):
 
     def _apply_floor(self, raw: list[float], indices: list[int]) -> tuple[list[float], tuple[float, ...]]:
         """``(cumulative floored probabilities over indices, full vector)`` of unfloored ``raw`` over ``indices``."""
-        f = self._min_probability
-        k = len(indices)
-        if f > 0.0:
-            scale = 1.0 - k * f
-            floored = [f + scale * p for p in raw]
-        else:
-            floored = raw
-        if k == self._k:
+        floored = apply_floor(raw, self._min_probability)
+        if len(indices) == self._k:
             vector = tuple(floored)
         else:
             full = [0.0] * self._k
@@ -308,23 +305,11 @@ class Policy(ABC):
         self._pending = SufficientStats.zeros(self._k, self._d)
         return delta
 
-    def merge(self, delta: SufficientStats) -> None:
-        """Add statistics learned elsewhere (another replica's delta, a replayed log) to the view.
-
-        Raises :class:`PolicyInputError` (``field="stats"``) and changes nothing if the result is not a state this
-        policy can hold (other shapes, NaN/inf, negative counts, Bernoulli successes outside ``[0, n]``).
-        """
-        self._check_stats_shape(delta)
-        total = self._total + delta
-        self._check_view(total)
-        self._total = total
-        self._version += 1
-        self._rebuild()
-
     def replace(self, total: SufficientStats) -> None:
         """Set the shared total (which must include every delta taken from this policy); pending rewards stay.
 
-        Validated like :meth:`merge`; nothing changes when it fails.
+        Raises :class:`PolicyInputError` (``field="stats"``) and changes nothing if the result is not a state this
+        policy can hold (other shapes, NaN/inf, negative counts, Bernoulli successes outside ``[0, n]``).
         """
         self._check_stats_shape(total)
         self._check_view(total)

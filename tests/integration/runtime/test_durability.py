@@ -28,17 +28,31 @@ async def _decide(client: httpx.AsyncClient, count: int) -> list[str]:
     return ids
 
 
+OLD_DECISIONS = 20  # decisions of the load that must be older than the flush bound when the kill comes
+
+
 async def _load_then_kill(
     runtime: RuntimeProcess, decided: list[str]
 ) -> tuple[dict[str, int], list[tuple[str, float]], float]:
+    """Decide under load, then reward under load, and SIGKILL the runtime when a quarter of the rewards are
+    acknowledged (with more in flight). Conditions, not time windows, order the phases: rewarding starts once
+    ``OLD_DECISIONS`` decisions of the load are older than the flush bound, so the checks below always have both."""
     acked: dict[str, int] = {}
     decisions: list[tuple[str, float]] = []
     queue = list(decided)
     random.Random(3).shuffle(queue)
+    rewarding = asyncio.Event()
     killed = asyncio.Event()
     kill_time = 0.0
 
+    def kill() -> None:
+        nonlocal kill_time
+        kill_time = time.monotonic()
+        runtime.kill()
+        killed.set()
+
     async def rewarder(client: httpx.AsyncClient, worker: int) -> None:
+        await rewarding.wait()
         while queue and not killed.is_set():
             batch = [queue.pop() for _ in range(min(len(queue), 1 + worker % 4))]
             rewards = {d: random.randint(0, 1) for d in batch}
@@ -47,8 +61,12 @@ async def _load_then_kill(
                 response = await client.post("/v1/rewards", json=body)
             except httpx.TransportError:
                 return
-            if response.status_code == 200:
+            if response.status_code == 200 and not killed.is_set():
                 acked.update(rewards)
+                if len(acked) >= len(decided) // 4:
+                    kill()  # right here: the other workers' requests are in flight
+        if not killed.is_set():
+            kill()  # the queue ran dry first (rewards refused?): stop the load; the assertions below say what failed
 
     async def decider(client: httpx.AsyncClient) -> None:
         while not killed.is_set():
@@ -59,18 +77,18 @@ async def _load_then_kill(
             if response.status_code == 200:
                 decisions.append((response.json()["decisionId"], time.monotonic()))
 
-    async def killer() -> None:
-        nonlocal kill_time
-        deadline = time.monotonic() + 10
-        while len(acked) < len(decided) // 4 and time.monotonic() < deadline:
+    async def start_rewarding() -> None:
+        deadline = time.monotonic() + 120  # a bound against a hung runtime only; the phases wait for conditions
+        while sum(1 for _, at in decisions if at < time.monotonic() - FLUSH_BOUND_SECONDS) < OLD_DECISIONS:
+            assert time.monotonic() < deadline, f"only {len(decisions)} decisions in 120 s"
             await asyncio.sleep(0.01)
-        kill_time = time.monotonic()
-        runtime.kill()
-        killed.set()
+        rewarding.set()
 
     limits = httpx.Limits(max_connections=32)
-    async with httpx.AsyncClient(base_url=runtime.url, limits=limits, timeout=10) as client:
-        await asyncio.gather(killer(), decider(client), decider(client), *(rewarder(client, i) for i in range(16)))
+    async with httpx.AsyncClient(base_url=runtime.url, limits=limits, timeout=30) as client:
+        await asyncio.gather(
+            start_rewarding(), decider(client), decider(client), *(rewarder(client, i) for i in range(16))
+        )
     return acked, decisions, kill_time
 
 

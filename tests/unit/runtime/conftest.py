@@ -17,8 +17,6 @@ from croupier.runtime.metrics import RuntimeMetrics
 from croupier.runtime.policy_file import ServedPolicy, parse_policy
 from croupier.runtime.settings import RuntimeSettings
 
-pytestmark = pytest.mark.unit
-
 
 def policy_document(name: str = "banner", **spec: Any) -> dict[str, Any]:
     body: dict[str, Any] = {

@@ -94,8 +94,8 @@ def test_epsilon_greedy_exact_vector_with_ties_and_floor() -> None:
     assert policy.probabilities() == pytest.approx([0.05, 0.45, 0.45, 0.05])
     floored = EpsilonGreedy(["w", "x", "y", "z"], epsilon=0.2, min_probability=0.1)
     floored.replace(policy.stats())
-    # p' = f + (1 - 4f)·p = 0.1 + 0.6·p
-    assert floored.probabilities() == pytest.approx([0.13, 0.37, 0.37, 0.13])
+    # The two arms at 0.05 are raised to the floor 0.1; the 0.1 they need comes from the two at 0.45 in proportion.
+    assert floored.probabilities() == pytest.approx([0.1, 0.4, 0.4, 0.1])
     # Over the subset {0, 3}: arm 0 is best there.
     assert policy.probabilities(eligible=[0, 3]) == pytest.approx([0.9, 0.0, 0.0, 0.1])
 
@@ -143,7 +143,8 @@ def test_softmax_exact_vector() -> None:
     for arm, reward in [(0, 0.0), (1, 0.5), (2, 1.0), (2, 0.0)]:
         policy.update(arm, reward)
     weights = np.exp(np.array([0.0, 0.5, 0.5]) / 0.5)
-    expected = 0.05 + (1 - 3 * 0.05) * weights / weights.sum()
+    expected = weights / weights.sum()
+    assert expected.min() > 0.05  # already above the floor: the floor changes nothing
     assert policy.probabilities() == pytest.approx(expected.tolist())
 
 
@@ -410,7 +411,13 @@ def test_bernoulli_rewards_must_be_probabilities() -> None:
     with pytest.raises(PolicyInputError, match=r"rewards in \[0, 1\]"):
         policy.update(0, 2.0)
     policy.update(0, 0.25)  # fractional successes are fine
-    assert make("ThompsonSampling", {"likelihood": "Gaussian"}).update(0, 42.0) is None
+    assert (policy.describe()[0].pulls, policy.describe()[0].reward_sum) == (1, 0.25)
+    assert policy.beta_parameters(0) == pytest.approx((1.25, 1.75))
+    gaussian = make("ThompsonSampling", {"likelihood": "Gaussian"})
+    gaussian.update(0, 42.0)  # any finite reward under the Gaussian likelihood
+    assert (gaussian.describe()[0].pulls, gaussian.describe()[0].reward_sum) == (1, 42.0)
+    assert gaussian.version == 1
+    assert gaussian.gaussian_parameters(0) == pytest.approx((42.0, 1.0))
 
 
 @pytest.mark.parametrize(

@@ -163,12 +163,12 @@ def test_take_delta_resets_and_replace_keeps_pending_rewards() -> None:
     assert policy.take_delta().n.tolist() == [0.0, 1.0, 0.0, 0.0]
 
 
-def test_merge_adds_a_foreign_delta_without_re_exporting_it() -> None:
+def test_replace_adds_a_foreign_delta_without_re_exporting_it() -> None:
     policy = make("UCB1")
     foreign = SufficientStats.zeros(4, 0)
     foreign.add(3, 1.0)
     version = policy.version
-    policy.merge(foreign)
+    policy.replace(policy.stats() + foreign)  # the shared total now holds another replica's reward
     assert policy.version > version
     assert policy.stats().n.tolist() == [0.0, 0.0, 0.0, 1.0]
     assert policy.take_delta().is_zero()
@@ -180,7 +180,7 @@ def test_replace_rejects_stats_of_another_shape() -> None:
     assert caught.value.field == "stats"
 
 
-def test_replace_and_merge_reject_states_the_policy_cannot_hold() -> None:
+def test_replace_rejects_states_the_policy_cannot_hold() -> None:
     policy = make("ThompsonSampling")
     policy.update(1, 1.0)
     before = policy.stats().to_flat()
@@ -191,9 +191,8 @@ def test_replace_and_merge_reject_states_the_policy_cannot_hold() -> None:
     broken = SufficientStats.zeros(4, 0)
     broken.s[3] = math.nan
     for stats, field in ((impossible, "stats.s"), (negative, "stats.n"), (broken, "stats.s")):
-        for call in (policy.replace, policy.merge):
-            with pytest.raises(PolicyInputError) as caught:
-                call(stats)
-            assert caught.value.field == field
+        with pytest.raises(PolicyInputError) as caught:
+            policy.replace(stats)
+        assert caught.value.field == field
     assert np.array_equal(policy.stats().to_flat(), before)
     assert policy.version == 1

@@ -1,63 +1,55 @@
 """Fuzz the decision API against the OpenAPI document it serves: no input may cause a 5xx or break the schema.
 
-The runtime runs in a thread of the test process on 127.0.0.1 (uvicorn, as in production); schemathesis fetches its
-/openapi.json and generates valid and invalid requests for every operation.
+The runtime is a real `croupier-runtime` process on 127.0.0.1 (uvicorn with the runtime's connection handling, as in
+production); schemathesis fetches its /openapi.json and generates valid and invalid requests for every operation.
 """
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-from croupier.runtime.assembly import Runtime
-from croupier.runtime.http.app import HttpApp
-from croupier.runtime.metrics import RuntimeMetrics
-from croupier.runtime.settings import RuntimeSettings
+from .conftest import RuntimeProcess, write_policy
 
-from .conftest import CONTEXTUAL, served_policy
-
-pytestmark = pytest.mark.unit
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+CONTEXTUAL = {
+    "algorithm": {"type": "LinUCB"},
+    "context": {"features": ["level", "spend"]},
+    "reward": {"type": "Binary", "attributionWindowSeconds": 60},
+}
 
 
 @pytest.fixture(scope="module")
 def live_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    state_dir: Path = tmp_path_factory.mktemp("fuzz-state")
-    served = served_policy(**{**CONTEXTUAL, "reward": {"type": "Binary", "attributionWindowSeconds": 60}})
-    runtime = Runtime(RuntimeSettings(state_dir=state_dir, seed=1), served, metrics=RuntimeMetrics())
-    port = _free_port()
-    config = uvicorn.Config(
-        HttpApp(runtime), host="127.0.0.1", port=port, loop="asyncio", lifespan="on", log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=0.5).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    yield base
-    server.should_exit = True
-    thread.join(timeout=10)
+    directory: Path = tmp_path_factory.mktemp("fuzz")
+    runtime = RuntimeProcess(write_policy(directory / "policy.yaml", **CONTEXTUAL), directory / "state")
+    # start() raises (with the runtime's log) when the process exits or is not ready in time: no fuzzing of nothing.
+    runtime.start(timeout=30)
+    yield runtime.url
+    runtime.stop()
+
+
+def test_a_runtime_that_never_becomes_ready_fails_the_fixture_loudly(tmp_path: Path) -> None:
+    broken = tmp_path / "policy.yaml"
+    broken.write_text("kind: NotADecisionPolicy\n")
+    runtime = RuntimeProcess(broken, tmp_path / "state")
+    with pytest.raises(RuntimeError, match="the runtime exited with 2"):
+        runtime.start(timeout=30)
+    silent = RuntimeProcess(write_policy(tmp_path / "ok.yaml"), tmp_path / "state")
+    silent.log.touch()
+    silent.process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # alive, never listens
+    try:
+        with pytest.raises(TimeoutError, match="not ready within"):
+            silent.wait_ready(timeout=0.5)
+    finally:
+        silent.kill()
 
 
 def _operations(base: str) -> list[schemathesis.APIOperation]:

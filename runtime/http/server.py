@@ -1,0 +1,255 @@
+"""Connection handling in front of the ASGI app: uvicorn's httptools protocol with bounds on slow and idle clients.
+
+uvicorn bounds the idle time between requests (``timeout_keep_alive``) but not the time a client takes to send a
+request: a client that stops halfway through its headers, sends a ``Content-Length`` larger than its body, or
+trickles the body a byte at a time would hold a connection (and, past the headers, an ASGI task) forever. Like
+``client_header_timeout``/``client_body_timeout`` in nginx or ``ReadHeaderTimeout`` in Go's ``http.Server``,
+:func:`guarded_protocol` adds:
+
+- a new connection that sends nothing is closed after ``timeout_keep_alive``, like an idle keep-alive connection;
+- **header deadline**: from a request's first byte, its headers must be complete within ``header_timeout`` seconds;
+- **body deadline**: from the end of the headers, the whole body must arrive within ``body_timeout`` seconds (a total,
+  so a trickle of one byte every 0.3 s is cut off as surely as silence);
+- a ``Content-Length`` above ``max_body_bytes`` is answered 413 at once, without waiting for the body;
+- **connection bound**: with ``max_connections`` open, a new connection evicts the connection that has been waiting
+  longest for its client (idle, or still sending a request); when every connection has a request in the app, the new
+  one is closed instead. Stalled clients therefore cannot lock well-behaved ones out.
+
+A request that misses a deadline gets ``408`` with the runtime's JSON error shape (``RequestTimeout``) and the
+connection is closed; a connection that never started a request is just closed. Malformed framing (a negative or
+conflicting ``Content-Length``, ``Content-Length`` together with ``Transfer-Encoding: chunked``, a bad chunk size)
+is rejected by the parser; the answer is ``400`` with the JSON error shape (``MalformedHttp``) instead of uvicorn's
+plain text. The timers are armed only while a request is incomplete after a read, so a request that arrives in one
+read (the usual case) costs no timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import httptools
+import orjson
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from croupier.runtime.errors import BadRequest, CroupierError, PayloadTooLarge
+
+__all__ = ["ConnectionLimits", "MalformedHttp", "RequestTimeout", "guarded_protocol"]
+
+
+class RequestTimeout(CroupierError):
+    status = 408
+    code = "RequestTimeout"
+
+
+class MalformedHttp(BadRequest):
+    code = "MalformedHttp"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """Bounds on what a client may hold (see the module docstring); from the runtime's settings."""
+
+    header_timeout: float
+    body_timeout: float
+    max_connections: int
+    max_body_bytes: int
+
+
+class _Reading(Enum):
+    IDLE = 0  # no request started since the last one completed
+    HEADERS = 1  # a request started; its headers are incomplete
+    BODY = 2  # headers complete, body incomplete
+
+
+def _error_response(error: CroupierError) -> bytes:
+    body = orjson.dumps(error.to_wire())
+    return b"".join(
+        [
+            STATUS_LINE[error.status],
+            b"content-type: application/json\r\ncontent-length: ",
+            str(len(body)).encode(),
+            b"\r\nconnection: close\r\n\r\n",
+            body,
+        ]
+    )
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """:class:`HttpToolsProtocol` with read deadlines and a connection bound; built by :func:`guarded_protocol`."""
+
+    limits: ConnectionLimits
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline_phase = _Reading.IDLE  # what the deadline bounds (IDLE: there is none)
+
+    # ------------------------------------------------------------------ connections
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections and not self._evict_one():
+            self.connections.discard(self)
+            transport.close()
+            return
+        # Until its first byte a new connection is idle: the keep-alive timer closes it, as between requests.
+        self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+
+    def _evict_one(self) -> bool:
+        """Close the connection that has waited longest for its client; False if every other one is busy."""
+        victim: GuardedHttpToolsProtocol | None = None
+        oldest = 0.0
+        for connection in self.connections:
+            if connection is self or not isinstance(connection, GuardedHttpToolsProtocol):
+                continue
+            since = connection._waiting_since()
+            if since is not None and (victim is None or since < oldest):
+                victim, oldest = connection, since
+        if victim is None:
+            return False
+        victim._give_up(RequestTimeout("the server is at its connection limit and closed this stalled connection"))
+        return True
+
+    def _waiting_since(self) -> float | None:
+        """Since when the connection waits for its client (idle, or a request not fully received), else None.
+
+        Read off the timer that bounds the wait (a deadline, or the keep-alive timer), so that the request path pays
+        for no clock reads.
+        """
+        cycle = self.cycle
+        if self.transport.is_closing() or (
+            cycle is not None and cycle.response_started and not cycle.response_complete
+        ):
+            return None  # closing, or an answer is being written
+        if self._deadline is not None:
+            return self._deadline.when() - self._timeout(self._deadline_phase)
+        if self.timeout_keep_alive_task is not None:
+            return self.timeout_keep_alive_task.when() - self.timeout_keep_alive
+        return None  # a fully received request is in the app
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        super().connection_lost(exc)
+
+    # ------------------------------------------------------------------ reading
+    def data_received(self, data: bytes) -> None:
+        # uvicorn's data_received, keeping the parser's reason for a 400 (it only logs a generic message), then the
+        # deadlines. No parser callback is overridden: a request that arrives in one read costs one comparison here.
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+        except httptools.HttpParserError as exc:
+            self._malformed(str(exc))
+            return
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope and not cycle.more_body:  # _reading() inlined: IDLE
+            phase = _Reading.IDLE
+        else:
+            phase = self._reading()
+        if phase is not self._deadline_phase:
+            self._cancel_deadline()
+            if phase is _Reading.IDLE or self.transport.is_closing():
+                return
+            if phase is _Reading.BODY and self._declared_length() > self.limits.max_body_bytes:
+                error = PayloadTooLarge(f"the body exceeds {self.limits.max_body_bytes} bytes")
+                self._reject(error, headers_complete=True)
+                return
+            # From now on the request's headers (or its body) have a deadline.
+            self._deadline = self.loop.call_later(self._timeout(phase), self._deadline_passed, phase)
+            self._deadline_phase = phase
+
+    def _reading(self) -> _Reading:
+        """Where the parser is, from uvicorn's own state: every request gets a new ``scope`` when it begins, and a
+        ``cycle`` holding that scope when its headers are complete; ``more_body`` drops when its body is complete
+        (uvicorn leaves it set when the app answered before the body ended: such a request stays bounded too)."""
+        scope, cycle = self.scope, self.cycle
+        if scope is None:
+            return _Reading.IDLE  # nothing received yet
+        if cycle is None or cycle.scope is not scope:
+            return _Reading.HEADERS
+        return _Reading.BODY if cycle.more_body else _Reading.IDLE
+
+    def _declared_length(self) -> int:
+        for name, value in self.headers:
+            if name == b"content-length":
+                return int(value)  # the parser accepted it: digits only
+        return 0
+
+    def _timeout(self, phase: _Reading) -> float:
+        return self.limits.header_timeout if phase is _Reading.HEADERS else self.limits.body_timeout
+
+    def _malformed(self, reason: str) -> None:
+        """The parser rejected the bytes (framing, chunk size, header syntax): 400 in the JSON shape, then close."""
+        self._cancel_deadline()
+        cycle = self.cycle
+        if cycle is not None and cycle.response_started and not cycle.response_complete:
+            self.transport.close()  # an answer to an earlier request is being written: no room for another
+            return
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True  # the app, if it runs, sees a disconnect; its answer is dropped
+            cycle.message_event.set()
+        detail = reason.rstrip(".") or "invalid HTTP request"
+        self.transport.write(_error_response(MalformedHttp(f"malformed HTTP request: {detail}")))
+        self.transport.close()
+
+    # ------------------------------------------------------------------ deadlines
+    def _deadline_passed(self, phase: _Reading) -> None:
+        self._deadline = None
+        self._deadline_phase = _Reading.IDLE
+        if self.transport.is_closing() or self._reading() is not phase:
+            return
+        what = "headers" if phase is _Reading.HEADERS else "body"
+        self._give_up(RequestTimeout(f"the request {what} did not arrive within {self._timeout(phase):g} s"))
+
+    def _give_up(self, error: CroupierError) -> None:
+        """Stop waiting for this client: answer ``error`` if nothing was answered yet, then close."""
+        self._cancel_deadline()
+        phase = self._reading()
+        if phase is _Reading.IDLE:
+            self.transport.close()  # nothing was asked: nothing to answer
+            return
+        self._reject(error, headers_complete=phase is _Reading.BODY)
+
+    def _reject(self, error: CroupierError, *, headers_complete: bool) -> None:
+        """Answer ``error`` to the request being read and close the connection.
+
+        ``headers_complete``: ``self.cycle`` is that request's (uvicorn made it, the app may be waiting for the body);
+        otherwise ``self.cycle`` is an earlier request's. Nothing is written while another answer is being written.
+        """
+        cycle = self.cycle
+        if headers_complete and cycle is not None:
+            if not cycle.response_complete:  # the app sees a disconnect on its next receive; its answer is dropped
+                cycle.disconnected = True
+                cycle.message_event.set()
+            answer = not cycle.response_started and not self.pipeline
+        else:
+            answer = cycle is None or cycle.response_complete
+        if answer:
+            self.transport.write(_error_response(error))
+        self.transport.close()
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        self._deadline_phase = _Reading.IDLE
+
+
+def guarded_protocol(limits: ConnectionLimits) -> type[GuardedHttpToolsProtocol]:
+    """The protocol class to pass as ``uvicorn.Config(http=...)``, bound to ``limits``."""
+    return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), {"limits": limits})

@@ -1,0 +1,35 @@
+"""Every test under tests/unit is marked ``unit`` here (a ``pytestmark`` in a conftest is ignored by pytest), and a
+unit test that starts a server fails: servers belong in tests/integration."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # A conftest's collection hook sees the whole session's items: mark only ours.
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.unit)
+
+
+class ServerInUnitTest(AssertionError):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def no_listening_sockets(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail a unit test that listens on a socket (uvicorn, asyncio servers, http.server...)."""
+
+    def listen(self: socket.socket, *args: Any) -> None:
+        raise ServerInUnitTest("a unit test started a server; move it to tests/integration")
+
+    monkeypatch.setattr(socket.socket, "listen", listen)
+    yield
