@@ -1,9 +1,10 @@
 """Every test under tests/unit is marked ``unit`` here (a ``pytestmark`` in a conftest is ignored by pytest), and a
-unit test that starts a server fails: servers belong in tests/integration."""
+unit test that starts a server or a process fails: those belong in tests/integration."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,20 @@ class ServerInUnitTest(AssertionError):
     pass
 
 
+class ProcessInUnitTest(AssertionError):
+    pass
+
+
 @pytest.fixture(autouse=True)
-def no_listening_sockets(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Fail a unit test that listens on a socket (uvicorn, asyncio servers, http.server...)."""
+def no_servers_or_processes(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail a unit test that listens on a socket (uvicorn, asyncio servers, http.server...) or spawns a process."""
 
     def listen(self: socket.socket, *args: Any) -> None:
         raise ServerInUnitTest("a unit test started a server; move it to tests/integration")
 
+    def spawn(self: subprocess.Popen[Any], *args: Any, **kwargs: Any) -> None:
+        raise ProcessInUnitTest(f"a unit test started a process ({self.args!r}); move it to tests/integration")
+
     monkeypatch.setattr(socket.socket, "listen", listen)
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", spawn)
     yield

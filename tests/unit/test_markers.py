@@ -1,9 +1,12 @@
-"""The unit marker comes from tests/unit/conftest.py (this module sets none of its own) and servers are refused."""
+"""The unit marker comes from tests/unit/conftest.py (this module sets none of its own); servers and processes are
+refused."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -26,3 +29,8 @@ def test_a_unit_test_cannot_start_an_asyncio_server() -> None:
 
     with pytest.raises(AssertionError, match="move it to tests/integration"):
         asyncio.run(serve())
+
+
+def test_a_unit_test_cannot_start_a_process() -> None:
+    with pytest.raises(AssertionError, match="move it to tests/integration"):
+        subprocess.run([sys.executable, "-c", "pass"], check=True)

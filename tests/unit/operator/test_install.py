@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -79,23 +76,3 @@ def test_the_operator_pod_is_locked_down_and_probed() -> None:
     assert "--liveness=http://0.0.0.0:8080/healthz" in container["args"]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"]["type"] == "Recreate"
-
-
-def _kubectl() -> str | None:
-    """A kubectl that is already there (never builds one: this is a unit test)."""
-    candidates = [os.environ.get("KUBECTL"), shutil.which("kubectl")]
-    if os.environ.get("CROUPIER_CONTROLPLANE_BIN"):
-        candidates.append(str(Path(os.environ["CROUPIER_CONTROLPLANE_BIN"]) / "kubectl"))
-    candidates += [str(p) for p in sorted(Path.home().glob(".cache/croupier/controlplane/*/bin/kubectl"))]
-    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
-
-
-def test_kustomize_renders_the_default_install() -> None:
-    kubectl = _kubectl()
-    if kubectl is None:
-        pytest.skip("no kubectl to run kustomize with")
-    out = subprocess.run([kubectl, "kustomize", str(CONFIG / "default")], capture_output=True, text=True, check=True)
-    kinds = sorted((d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(out.stdout) if d)
-    assert ("Deployment", "croupier-operator") in kinds
-    assert ("ClusterRole", "croupier-operator") in kinds
-    assert ("CustomResourceDefinition", "decisionpolicies.croupier.dev") in kinds
