@@ -321,14 +321,18 @@ def writer_cost(decisions: int = 100_000, block: int = 450) -> None:
                     )
                 transaction = time.process_time() - started
                 started = time.process_time()
-                rows = [store._row(d) for d in made]
+                rows = store._rows(made)
                 building = time.process_time() - started
                 conn.execute("CREATE TABLE blocks (first TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID")
                 encode = msgspec.msgpack.Encoder().encode
+                columns = len(rows) // decisions
                 started = time.process_time()
                 for i in range(0, decisions, block):
                     conn.execute("BEGIN IMMEDIATE")
-                    conn.execute("INSERT INTO blocks VALUES (?, ?)", (made[i].decision_id, encode(rows[i : i + block])))
+                    conn.execute(
+                        "INSERT INTO blocks VALUES (?, ?)",
+                        (made[i].decision_id, encode(rows[i * columns : (i + block) * columns])),
+                    )
                     conn.execute("COMMIT")
                 blocks = time.process_time() - started + building
             print(

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import itertools
 import operator
 import sqlite3
 import threading
@@ -49,8 +48,6 @@ from croupier.runtime.decisions.records import (
     RestoredState,
     RewardItem,
     RewardOutcome,
-    pack_floats,
-    pack_indexes,
 )
 from croupier.runtime.errors import CroupierError, StoreError, Unavailable
 from croupier.runtime.metrics import RuntimeMetrics
@@ -124,6 +121,7 @@ _INSERT_REWARD = (
 # Multi-row INSERTs of 2**i rows, largest first: n records take n // ROWS_PER_INSERT statements plus at most 9 more.
 ROWS_PER_INSERT = 512
 _ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_COLUMNS = _ROW.count("?")
 _INSERT_DECISIONS = {
     rows: _INSERT_DECISION.replace(f"VALUES {_ROW}", "VALUES " + ", ".join([_ROW] * rows))
     for rows in (2**i for i in range(ROWS_PER_INSERT.bit_length()))
@@ -339,26 +337,36 @@ class SqliteStore:
         self._wake.set()
 
     # ---------------------------------------------------------------- the writer thread
-    def _row(self, decision: Decision) -> tuple[object, ...]:
-        """A decision as a row of the log (on the writer thread, off the decide path)."""
-        probabilities = decision.probabilities
-        packed = self._probabilities.get(probabilities)
-        if packed is None:  # vectors repeat (see DecideCodec.encode): pack each once; the memo is bounded
-            packed = array("d", probabilities).tobytes()
-            if len(self._probabilities) >= 256:
-                self._probabilities.clear()
-            self._probabilities[probabilities] = packed
-        return (
-            decision.decision_id,
-            decision.timestamp,
-            decision.arm,
-            decision.expires_at,
-            self._version_id,
-            decision.unit_id,
-            None if decision.features is None else pack_floats(decision.features),
-            None if decision.eligible is None else pack_indexes(decision.eligible),
-            packed,
-        )
+    def _rows(self, decisions: list[Decision]) -> list[object]:
+        """The decisions as the log's rows, flattened into one parameter list (`_COLUMNS` values per decision), built on
+        the writer thread, off the decide path: one list extended per decision, no tuple per row."""
+        flat: list[object] = []
+        add = flat.extend
+        version = self._version_id
+        memo = self._probabilities
+        for d in decisions:
+            probabilities = d.probabilities
+            packed = memo.get(probabilities)
+            if packed is None:  # vectors repeat (see DecideCodec.encode): pack each once; the memo is bounded
+                packed = array("d", probabilities).tobytes()
+                if len(memo) >= 256:
+                    memo.clear()
+                memo[probabilities] = packed
+            features, eligible = d.features, d.eligible
+            add(
+                (
+                    d.decision_id,
+                    d.timestamp,
+                    d.arm,
+                    d.expires_at,
+                    version,
+                    d.unit_id,
+                    None if features is None else array("d", features).tobytes(),
+                    None if eligible is None else array("H", eligible).tobytes(),
+                    packed,
+                )
+            )
+        return flat
 
     def _run(self) -> None:
         conn = connect(self.path)
@@ -430,7 +438,7 @@ class SqliteStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             if decisions:
-                _insert_decisions(conn, [self._row(d) for d in decisions])
+                _insert_decisions(conn, self._rows(decisions))
                 pulls = collections.Counter(map(_ARM_OF, decisions))
                 conn.executemany(_COUNT, [(arm, n, 0, 0.0, 0) for arm, n in pulls.items()])
             for job in jobs:
@@ -609,18 +617,16 @@ class SqliteStore:
                 job.future.set_exception(StoreError(f"the reward could not be stored: {reason}"))
 
 
-def _insert_decisions(conn: sqlite3.Connection, decisions: list[tuple[object, ...]]) -> None:
+def _insert_decisions(conn: sqlite3.Connection, flat: list[object]) -> None:
     # Few statements per batch, each a multi-row INSERT: the sqlite3 module releases and retakes the GIL around every
     # statement step, and the writer shares the server's core with the event loop, so a step per record (executemany)
     # costs the decide path a GIL hand-over per decision.
-    start, left = 0, len(decisions)
+    start, left = 0, len(flat) // _COLUMNS
     while left:
         rows = min(ROWS_PER_INSERT, 1 << (left.bit_length() - 1))
-        conn.execute(
-            _INSERT_DECISIONS[rows],
-            tuple(itertools.chain.from_iterable(decisions[start : start + rows])),
-        )
-        start += rows
+        end = start + rows * _COLUMNS
+        conn.execute(_INSERT_DECISIONS[rows], flat[start:end])
+        start = end
         left -= rows
 
 
