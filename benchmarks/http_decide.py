@@ -175,6 +175,19 @@ class Server:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def cpu_seconds_off_loop(self) -> float:
+        """User + system CPU of the server's threads other than the main one (the event loop runs on the main thread;
+        the decision log's writer is the one that counts among the others)."""
+        total = 0
+        pid = self.process.pid
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            if task.name == str(pid):
+                continue
+            with contextlib.suppress(OSError):
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -198,13 +211,16 @@ def run_wrk(
     ]  # fmt: skip
     histogram_before = target.server.decide_histogram() if target.server else None
     cpu_before = target.server.cpu_seconds() if target.server else 0.0
+    off_loop_before = target.server.cpu_seconds_off_loop() if target.server else 0.0
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     cpu = (target.server.cpu_seconds() - cpu_before) if target.server else 0.0
+    off_loop = (target.server.cpu_seconds_off_loop() - off_loop_before) if target.server else 0.0
     histogram_after = target.server.decide_histogram() if target.server else None
     line = next(line for line in output.splitlines() if line.startswith("RESULT "))
     result = json.loads(line.removeprefix("RESULT "))
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
     result["cpu_us"] = cpu * 1e6 / max(1, result["requests"])
+    result["off_loop_us"] = off_loop * 1e6 / max(1, result["requests"])
     result["decide_us"] = float("nan")
     if histogram_before and histogram_after and histogram_after[1] > histogram_before[1]:
         decisions = histogram_after[1] - histogram_before[1]
@@ -260,6 +276,73 @@ def decode_guard_cost() -> None:
         print(f"| {label} | {without:.0f} ns | {with_guard:.0f} ns | {with_guard - without:+.0f} ns |")
 
 
+def writer_cost(decisions: int = 100_000, block: int = 450) -> None:
+    """CPU per decision of the decision log's writer, in this process (pinned to the server's core): the store's own
+    transaction (rows built from `Decision`s, multi-row INSERTs, the pull counters, COMMIT) over blocks of `block`
+    decisions (about one 50 ms flush at 9,000 decisions/s), and what one row per flushed block would cost instead (the
+    same rows as one msgpack blob, one INSERT per block), for comparison."""
+    import msgspec  # noqa: PLC0415
+
+    from croupier.runtime.decisions.ids import DecisionIds  # noqa: PLC0415
+    from croupier.runtime.decisions.join import JoinRules  # noqa: PLC0415
+    from croupier.runtime.decisions.records import Decision  # noqa: PLC0415
+    from croupier.runtime.metrics import RuntimeMetrics  # noqa: PLC0415
+    from croupier.runtime.store import sqlite  # noqa: PLC0415
+
+    os.sched_setaffinity(0, {int(SERVER_CORE)})
+    arms = ["blue", "green", "red", "gold"]
+    rules = JoinRules(window=3600.0, default_reward=None, learn=True)
+    print(f"\n{decisions:,} decisions committed in blocks of {block}, CPU time per decision\n")
+    print("| decisions | the store's transaction | of which building rows | one row per block (msgpack blob) |")
+    print("| --- | ---: | ---: | ---: |")
+    for label, context in (
+        ("ThompsonSampling, 4 arms", None),
+        ("LinUCB, d=8", [0.5, 1.0, 0.0, 3.2, 0.1, 0.9, 2.0, 0.4]),
+    ):
+        ids = DecisionIds()
+        now = time.time()
+        vectors = [(0.97, 0.01, 0.01, 0.01), (0.01, 0.97, 0.01, 0.01)]
+        made = [
+            Decision(ids.next(), now, arms[i % 2], i % 2, vectors[i % 2], None, context, "player-42", "v1", now + 3600)
+            for i in range(decisions)
+        ]
+        work = Path(tempfile.mkdtemp(prefix="croupier-writer-"))
+        try:
+            store = sqlite.SqliteStore(
+                work / "log.sqlite3", metrics=RuntimeMetrics(), rules=rules, version="v1", arm_names=arms,
+                feature_names=None,
+            )  # fmt: skip
+            store._restore("bench")
+            with contextlib.closing(sqlite.connect(store.path)) as conn:
+                started = time.process_time()
+                for i in range(0, decisions, block):
+                    store._transaction(
+                        conn, decisions=made[i : i + block], jobs=[], checkpoint=None, sweep=False, prune=False
+                    )
+                transaction = time.process_time() - started
+                started = time.process_time()
+                rows = store._rows(made)
+                building = time.process_time() - started
+                conn.execute("CREATE TABLE blocks (first TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID")
+                encode = msgspec.msgpack.Encoder().encode
+                columns = len(rows) // decisions
+                started = time.process_time()
+                for i in range(0, decisions, block):
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.execute(
+                        "INSERT INTO blocks VALUES (?, ?)",
+                        (made[i].decision_id, encode(rows[i * columns : (i + block) * columns])),
+                    )
+                    conn.execute("COMMIT")
+                blocks = time.process_time() - started + building
+            print(
+                f"| {label} | {transaction / decisions * 1e6:.2f} us | {building / decisions * 1e6:.2f} us | "
+                f"{blocks / decisions * 1e6:.2f} us |"
+            )
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=8.0, help="Seconds per measurement.")
@@ -282,9 +365,17 @@ def main() -> int:
         action="store_true",
         help="Only measure what the duplicate-key guard adds to decoding a decide body (in process), then exit.",
     )
+    parser.add_argument(
+        "--writer-cost",
+        action="store_true",
+        help="Only measure the decision log writer's CPU per decision (in process, no HTTP), then exit.",
+    )
     args = parser.parse_args()
     if args.decode_guard_cost:
         decode_guard_cost()
+        return 0
+    if args.writer_cost:
+        writer_cost()
         return 0
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
@@ -416,12 +507,13 @@ def main() -> int:
         # inverse is the throughput one dedicated core would give.
         print(
             "| target | req/s | p50 | p99 | vs (b) | server CPU / request | req/s per CPU-second | vs (b) "
-            "| in the decide call | errors |"
+            "| of which off the loop thread | in the decide call | errors |"
         )
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for target in targets:
             median = middle(target.results)
             cpu_us = statistics.median(r["cpu_us"] for r in target.results)
+            off_loop_us = statistics.median(r["off_loop_us"] for r in target.results)
             pairs = list(zip(target.results, reference, strict=True))
             rps_ratio = statistics.median(r["rps"] / b["rps"] for r, b in pairs)
             cpu_ratio = statistics.median(b["cpu_us"] / r["cpu_us"] for r, b in pairs)
@@ -429,7 +521,8 @@ def main() -> int:
             print(
                 f"| {target.label} | {median['rps']:,.0f} | {median['p50_us'] / 1000:.2f} ms | "
                 f"{median['p99_us'] / 1000:.2f} ms | {rps_ratio:.0%} | {cpu_us:.1f} us | "
-                f"{1e6 / cpu_us:,.0f} | {cpu_ratio:.0%} | {_us(r['decide_us'] for r in target.results)} | {errors} |"
+                f"{1e6 / cpu_us:,.0f} | {cpu_ratio:.0%} | {off_loop_us:.1f} us | "
+                f"{_us(r['decide_us'] for r in target.results)} | {errors} |"
             )
         if args.paced_rate:
             print(

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import itertools
 import operator
 import sqlite3
 import threading
@@ -49,8 +48,6 @@ from croupier.runtime.decisions.records import (
     RestoredState,
     RewardItem,
     RewardOutcome,
-    pack_floats,
-    pack_indexes,
 )
 from croupier.runtime.errors import CroupierError, StoreError, Unavailable
 from croupier.runtime.metrics import RuntimeMetrics
@@ -124,6 +121,7 @@ _INSERT_REWARD = (
 # Multi-row INSERTs of 2**i rows, largest first: n records take n // ROWS_PER_INSERT statements plus at most 9 more.
 ROWS_PER_INSERT = 512
 _ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_COLUMNS = _ROW.count("?")
 _INSERT_DECISIONS = {
     rows: _INSERT_DECISION.replace(f"VALUES {_ROW}", "VALUES " + ", ".join([_ROW] * rows))
     for rows in (2**i for i in range(ROWS_PER_INSERT.bit_length()))
@@ -339,26 +337,36 @@ class SqliteStore:
         self._wake.set()
 
     # ---------------------------------------------------------------- the writer thread
-    def _row(self, decision: Decision) -> tuple[object, ...]:
-        """A decision as a row of the log (on the writer thread, off the decide path)."""
-        probabilities = decision.probabilities
-        packed = self._probabilities.get(probabilities)
-        if packed is None:  # vectors repeat (see DecideCodec.encode): pack each once; the memo is bounded
-            packed = array("d", probabilities).tobytes()
-            if len(self._probabilities) >= 256:
-                self._probabilities.clear()
-            self._probabilities[probabilities] = packed
-        return (
-            decision.decision_id,
-            decision.timestamp,
-            decision.arm,
-            decision.expires_at,
-            self._version_id,
-            decision.unit_id,
-            None if decision.features is None else pack_floats(decision.features),
-            None if decision.eligible is None else pack_indexes(decision.eligible),
-            packed,
-        )
+    def _rows(self, decisions: list[Decision]) -> list[object]:
+        """The decisions as the log's rows, flattened into one parameter list (`_COLUMNS` values per decision), built on
+        the writer thread, off the decide path: one list extended per decision, no tuple per row."""
+        flat: list[object] = []
+        add = flat.extend
+        version = self._version_id
+        memo = self._probabilities
+        for d in decisions:
+            probabilities = d.probabilities
+            packed = memo.get(probabilities)
+            if packed is None:  # vectors repeat (see DecideCodec.encode): pack each once; the memo is bounded
+                packed = array("d", probabilities).tobytes()
+                if len(memo) >= 256:
+                    memo.clear()
+                memo[probabilities] = packed
+            features, eligible = d.features, d.eligible
+            add(
+                (
+                    d.decision_id,
+                    d.timestamp,
+                    d.arm,
+                    d.expires_at,
+                    version,
+                    d.unit_id,
+                    None if features is None else array("d", features).tobytes(),
+                    None if eligible is None else array("H", eligible).tobytes(),
+                    packed,
+                )
+            )
+        return flat
 
     def _run(self) -> None:
         conn = connect(self.path)
@@ -430,7 +438,7 @@ class SqliteStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             if decisions:
-                _insert_decisions(conn, [self._row(d) for d in decisions])
+                _insert_decisions(conn, self._rows(decisions))
                 pulls = collections.Counter(map(_ARM_OF, decisions))
                 conn.executemany(_COUNT, [(arm, n, 0, 0.0, 0) for arm, n in pulls.items()])
             for job in jobs:
@@ -519,21 +527,27 @@ class SqliteStore:
         Saves one index insert per decision on the hot write path.
         """
         now = time.time()
+        # Read row by row: the walk usually stops at its first row (a decision still inside its window), and reading
+        # the whole batch every sweep would cost the writer (and the event loop, on the same core) thousands of rows
+        # converted to Python objects per second for nothing.
         rows = conn.execute(
             "SELECT id, arm, features, state, expires_at FROM decisions WHERE id > ? ORDER BY id LIMIT ?",
             (self._sweep_cursor, SWEEP_BATCH),
-        ).fetchall()
+        )
         cursor = self._sweep_cursor
         due: list[tuple[str, str, bytes | None]] = []
+        walked = 0
         for decision_id, arm, features, state, expires_at in rows:
+            if state == DecisionState.WAITING and not rules.window_closed(expires_at, now):
+                break
             if state == DecisionState.WAITING:
-                if not rules.window_closed(expires_at, now):
-                    break
                 due.append((decision_id, arm, features))
             cursor = decision_id
+            walked += 1
+        rows.close()
         if cursor == self._sweep_cursor:
             return 0
-        scanned = SWEEP_BATCH if len(rows) == SWEEP_BATCH and cursor == rows[-1][0] else 0
+        scanned = SWEEP_BATCH if walked == SWEEP_BATCH else 0
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('sweep_cursor', ?)", (cursor,))
         self._pending_cursor = cursor
         if not due:
@@ -603,18 +617,16 @@ class SqliteStore:
                 job.future.set_exception(StoreError(f"the reward could not be stored: {reason}"))
 
 
-def _insert_decisions(conn: sqlite3.Connection, decisions: list[tuple[object, ...]]) -> None:
+def _insert_decisions(conn: sqlite3.Connection, flat: list[object]) -> None:
     # Few statements per batch, each a multi-row INSERT: the sqlite3 module releases and retakes the GIL around every
     # statement step, and the writer shares the server's core with the event loop, so a step per record (executemany)
     # costs the decide path a GIL hand-over per decision.
-    start, left = 0, len(decisions)
+    start, left = 0, len(flat) // _COLUMNS
     while left:
         rows = min(ROWS_PER_INSERT, 1 << (left.bit_length() - 1))
-        conn.execute(
-            _INSERT_DECISIONS[rows],
-            tuple(itertools.chain.from_iterable(decisions[start : start + rows])),
-        )
-        start += rows
+        end = start + rows * _COLUMNS
+        conn.execute(_INSERT_DECISIONS[rows], flat[start:end])
+        start = end
         left -= rows
 
 

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import io
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -217,6 +218,59 @@ def test_the_default_reward_sweep_resumes_after_a_restart_without_repeating(tmp_
             assert sorted(r[0] for r in rows) == sorted([*ids[1:], fresh])
 
     run(second_life())
+
+
+class _RowsCounted:
+    """A cursor that counts the rows a caller takes from it, whether one by one or all at once."""
+
+    def __init__(self, cursor: sqlite3.Cursor, counted: list[int]) -> None:
+        self._cursor = cursor
+        self._counted = counted
+
+    def __iter__(self) -> Iterator[Any]:
+        for row in self._cursor:
+            self._counted[0] += 1
+            yield row
+
+    def fetchall(self) -> list[Any]:
+        rows = self._cursor.fetchall()
+        self._counted[0] += len(rows)
+        return rows
+
+    def close(self) -> None:
+        self._cursor.close()
+
+
+class _SweepReads:
+    """A connection whose decision scans count the rows read."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.rows = [0]
+
+    def execute(self, sql: str, parameters: tuple[Any, ...] = ()) -> Any:
+        cursor = self.conn.execute(sql, parameters)
+        return _RowsCounted(cursor, self.rows) if sql.startswith("SELECT id") else cursor
+
+
+def test_the_default_reward_sweep_stops_reading_at_the_first_decision_inside_its_window(
+    tmp_path: Path, run: Any
+) -> None:
+    """The sweep runs every second under load; it must not read a batch of rows to find that the first one waits."""
+
+    async def scenario() -> None:
+        async with running(served_policy(), tmp_path, sweep_interval_seconds=60) as (runtime, client):
+            for _ in range(40):
+                assert (await client.post("/v1/decide", json={})).status_code == 200
+            await asyncio.sleep(0.2)  # flushed (50 ms bound)
+            with _db(runtime) as raw:
+                conn = _SweepReads(raw)
+                found: list[Any] = []
+                assert runtime.sqlite._sweep(conn, found) == 0
+                assert found == []
+                assert conn.rows == [1]
+
+    run(scenario())
 
 
 def test_starting_an_embedded_runtime_leaves_the_process_heap_collectable(tmp_path: Path, run: Any) -> None:
