@@ -1,5 +1,5 @@
-"""The unit marker comes from tests/unit/conftest.py (this module sets none of its own); servers and processes are
-refused."""
+"""The unit marker comes from tests/unit/conftest.py (this module sets none of its own); servers, processes and
+threads are refused."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -34,3 +35,8 @@ def test_a_unit_test_cannot_start_an_asyncio_server() -> None:
 def test_a_unit_test_cannot_start_a_process() -> None:
     with pytest.raises(AssertionError, match="move it to tests/integration"):
         subprocess.run([sys.executable, "-c", "pass"], check=True)
+
+
+def test_a_unit_test_cannot_start_a_thread() -> None:
+    with pytest.raises(AssertionError, match="move it to tests/integration"):
+        threading.Thread(target=lambda: None).start()

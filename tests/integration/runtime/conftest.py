@@ -1,4 +1,5 @@
-"""Fixtures for runtime integration tests: a real `redis-server` and runtime processes (`croupier-runtime`).
+"""Fixtures for runtime integration tests: a real `redis-server`, runtime processes (`croupier-runtime`), and a runtime
+started inside the test process (its SQLite writer thread included) behind an in-process ASGI client.
 
 Everything binds 127.0.0.1 on free ports. `redis-server` comes from Debian (`apt-get install redis-server`; CI's
 bootstrap installs it); without the binary the Redis tests are skipped with that reason.
@@ -6,6 +7,7 @@ bootstrap installs it); without the binary the Redis tests are skipped with that
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import shutil
@@ -14,13 +16,20 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
+
+from croupier.runtime.assembly import Runtime
+from croupier.runtime.http.app import HttpApp
+from croupier.runtime.metrics import RuntimeMetrics
+from croupier.runtime.policy_file import ServedPolicy
+from croupier.runtime.settings import RuntimeSettings
 
 
 def free_port() -> int:
@@ -163,3 +172,26 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield f"redis://127.0.0.1:{port}/0"
     process.terminate()
     process.wait(timeout=10)
+
+
+@asynccontextmanager
+async def running(
+    served: ServedPolicy, state_dir: Path, **settings: Any
+) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
+    """A started runtime (real engine, real SQLite) and an HTTP client speaking to its ASGI app in process."""
+    options: dict[str, Any] = {"state_dir": state_dir, "seed": 7, "sweep_interval_seconds": 0.05}
+    options.update(settings)
+    runtime = Runtime(RuntimeSettings(**options), served, metrics=RuntimeMetrics())
+    await runtime.start()
+    transport = httpx.ASGITransport(app=HttpApp(runtime))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://runtime") as client:
+            yield runtime, client
+    finally:
+        await runtime.stop()
+
+
+@pytest.fixture
+def run() -> Callable[[Any], Any]:
+    """Run a coroutine to completion (the suite has no asyncio plugin)."""
+    return asyncio.run

@@ -13,16 +13,14 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
+from support.policies import CONTEXTUAL, served_policy
 
 from croupier.api import wire
-from croupier.runtime.decisions.join import DecisionState, Joinable, JoinRules, join, learned, settle
-from croupier.runtime.decisions.records import Learned, RewardItem
-from croupier.runtime.errors import AttributionWindowExpired, UnknownDecision
 from croupier.runtime.store.export import decision_records, export_jsonl
 
-from .conftest import CONTEXTUAL, running, served_policy
+from .conftest import running
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 
 def _db(runtime: Any) -> sqlite3.Connection:
@@ -283,40 +281,6 @@ def test_starting_an_embedded_runtime_leaves_the_process_heap_collectable(tmp_pa
             assert gc.get_freeze_count() == frozen
 
     run(scenario())
-
-
-def _joinable(state: DecisionState = DecisionState.WAITING, expires_at: float = 110.0) -> Joinable:
-    return Joinable("blue", 100.0, expires_at, state, None)
-
-
-def test_the_join_answers_each_outcome_once_for_every_store() -> None:
-    items = [RewardItem("a", 1.0, "rewards[0]."), RewardItem("b", 0.0, "rewards[1]."), RewardItem("a", 1.0, "x.")]
-    joined = join(items, [_joinable(), _joinable(DecisionState.REWARDED), _joinable()], received_at=105.0)
-    assert [item.decision_id for item, _ in joined.accepted] == ["a"]
-    assert [(o.decision_id, o.accepted) for o in joined.outcomes] == [("a", True), ("b", False), ("a", False)]
-
-    with pytest.raises(UnknownDecision) as unknown:
-        join(items[:2], [_joinable(), None], received_at=105.0)
-    assert unknown.value.field == "rewards[1].decisionId"
-    assert "never made" in unknown.value.message
-
-    for state, default in ((DecisionState.WAITING, ""), (DecisionState.EXPIRED, ""), (DecisionState.DEFAULTED, "; it")):
-        with pytest.raises(AttributionWindowExpired) as late:
-            join(items[:1], [_joinable(state, expires_at=104.0)], received_at=105.5)
-        assert late.value.field == "rewards[0].decisionId"
-        assert late.value.message == (
-            "the attribution window of decision 'a' closed 1.500 s before this reward arrived (window 4 s"
-            + ("; it got the default reward)" if default else ")")
-        )
-
-
-def test_pause_is_decided_by_the_join_rules_and_carried_by_every_stored_reward() -> None:
-    paused = JoinRules.of(served_policy(paused=True).spec)
-    running_rules = JoinRules.of(served_policy(reward={"defaultReward": 0}).spec)
-    assert not learned(paused, "blue", 1.0, None, default=False).learn
-    assert learned(running_rules, "blue", 1.0, None, default=True) == Learned("blue", 1.0, None, True, True)
-    assert settle(paused) == (DecisionState.EXPIRED, None)
-    assert settle(running_rules) == (DecisionState.DEFAULTED, 0.0)
 
 
 def test_rewards_stored_while_paused_are_never_learned_not_even_after_the_pause(tmp_path: Path, run: Any) -> None:

@@ -7,13 +7,14 @@ from typing import Any
 
 import orjson
 import pytest
+from support.policies import CONTEXTUAL, served_policy
 
 from croupier.api import wire
 from croupier.runtime.http.app import HttpApp
 
-from .conftest import CONTEXTUAL, running, served_policy
+from .conftest import running
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 
 def test_errors_are_json_with_a_code_and_change_nothing(tmp_path: Path, run: Any) -> None:
