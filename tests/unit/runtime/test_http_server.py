@@ -116,3 +116,58 @@ def test_a_small_answer_leaves_in_one_write(run: Callable[[Any], Any]) -> None:
     assert len(plain.writes) == 2  # uvicorn: the status line and headers, then the body
     assert guarded.writes == [b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"]
     assert not guarded.closed_by_server
+
+
+async def keep_alive_probe(app: App, request_at: float) -> tuple[float, float]:
+    """A guarded connection with a 0.2 s keep-alive timeout that receives one request `request_at` seconds after
+    connecting: when (seconds after connecting) the answer was written and when the server closed the connection."""
+    config = Config(app, loop="none", lifespan="off", access_log=False, log_level="critical", date_header=False)
+    config.server_header = False
+    config.timeout_keep_alive = 0.2  # type: ignore[assignment]
+    config.load()
+    connection = GUARDED(config, ServerState(), {})
+    transport = Recording()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    answered = closed = -1.0
+
+    def write(data: bytes | bytearray | memoryview) -> None:
+        nonlocal answered
+        answered = loop.time() - started
+
+    def close() -> None:
+        nonlocal closed
+        closed = loop.time() - started
+        transport.closed = True
+
+    transport.write = write  # type: ignore[method-assign]
+    transport.close = close  # type: ignore[method-assign]
+    connection.connection_made(transport)
+    await asyncio.sleep(request_at)
+    connection.data_received(CASES["small answer"][1])
+    deadline = loop.time() + 5
+    while closed < 0 and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+    connection.connection_lost(None)
+    return answered, closed
+
+
+def test_the_keep_alive_timeout_counts_from_the_last_answer(run: Callable[[Any], Any]) -> None:
+    # answered at ~0.15: the timer armed at connect fires at 0.2, finds the connection idle for 0.05 s only and
+    # waits for the rest
+    answered, closed = run(keep_alive_probe(CASES["small answer"][0], 0.15))
+    assert answered >= 0.15
+    assert answered + 0.2 <= closed < answered + 2
+
+
+def test_a_request_in_the_app_is_not_cut_off_by_the_keep_alive_timeout(run: Callable[[Any], Any]) -> None:
+    async def slow(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await asyncio.sleep(0.3)
+        await send(start(200, JSON))
+        await send(body(b"{}"))
+
+    # in the app from 0.05 to 0.35 (the timer fires at 0.2 meanwhile), idle from the answer on
+    answered, closed = run(keep_alive_probe(slow, 0.05))
+    assert answered >= 0.35
+    assert answered + 0.2 <= closed < answered + 2
