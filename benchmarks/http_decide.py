@@ -10,6 +10,8 @@ connections posting a decide body. Targets, measured in interleaved rounds (the 
 - `bare ASGI no-op`: the smallest possible ASGI app on uvicorn with the runtime's uvicorn options: uvloop, httptools,
   no access log, no proxy-headers middleware, no server/date headers (reference b, `benchmarks/http_noop_app.py`;
   the runtime's production app has no benchmark route).
+- with `--guard-cost`: the same no-op served through the runtime's own protocol class (`runtime/http/server.py`:
+  read deadlines, connection bound, one write per answer, a lasting keep-alive timer) with the runtime's limits.
 
 After the load it checks that the runtime logged every decision it answered. Prints a markdown table.
 
