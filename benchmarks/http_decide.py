@@ -10,6 +10,8 @@ connections posting a decide body. Targets, measured in interleaved rounds (the 
 - `bare ASGI no-op`: the smallest possible ASGI app on uvicorn with the runtime's uvicorn options: uvloop, httptools,
   no access log, no proxy-headers middleware, no server/date headers (reference b, `benchmarks/http_noop_app.py`;
   the runtime's production app has no benchmark route).
+- with `--guard-cost`: the same no-op served through the runtime's own protocol class (`runtime/http/server.py`:
+  read deadlines, connection bound, one write per answer, a lasting keep-alive timer) with the runtime's limits.
 
 After the load it checks that the runtime logged every decision it answered. Prints a markdown table.
 
@@ -110,6 +112,24 @@ response = function(status, headers, body)
   local id = string.match(body, '"decisionId":"(%w+)","arm"')
   if id then pending = id end
 end
+"""
+
+# The no-op of reference (b) served through the runtime's protocol class (read deadlines, connection bound, JSON
+# errors) with the runtime's default limits and otherwise the same uvicorn options (--guard-cost).
+GUARDED_NOOP = """
+import sys
+import uvicorn
+from http_noop_app import app
+from croupier.runtime.http.server import ConnectionLimits, guarded_protocol
+from croupier.runtime.settings import RuntimeSettings
+s = RuntimeSettings()
+limits = ConnectionLimits(s.header_timeout_seconds, s.body_timeout_seconds, s.max_connections, s.max_body_bytes)
+config = uvicorn.Config(
+    app, host="127.0.0.1", port=int(sys.argv[1]), loop="uvloop", http=guarded_protocol(limits), ws="none",
+    timeout_keep_alive=s.keep_alive_timeout_seconds, lifespan="off", access_log=False, log_level="warning",
+    server_header=False, date_header=False, proxy_headers=False,
+)
+uvicorn.Server(config).run()
 """
 
 
@@ -361,6 +381,12 @@ def main() -> int:
         "`.venv/bin/python`), in the same rounds: a before/after comparison that the machine's drift cannot skew.",
     )
     parser.add_argument(
+        "--guard-cost",
+        action="store_true",
+        help="Also measure the bare no-op behind the runtime's connection guard (runtime/http/server.py), with the "
+        "runtime's limits: what the guard costs per request.",
+    )
+    parser.add_argument(
         "--decode-guard-cost",
         action="store_true",
         help="Only measure what the duplicate-key guard adds to decoding a decide body (in process), then exit.",
@@ -408,6 +434,21 @@ def main() -> int:
         noop = Server(noop_command, noop_port, "/")
         servers.append(noop)
         runtime_url = f"http://127.0.0.1:{runtime_port}"
+        guarded: list[Target] = []
+        if args.guard_cost:
+            guarded_port = free_port()
+            command = [sys.executable, "-c", GUARDED_NOOP, str(guarded_port)]
+            guarded_noop = Server(command, guarded_port, "/", cwd=ROOT / "benchmarks")
+            servers.append(guarded_noop)
+            guarded.append(
+                Target(
+                    "bare ASGI no-op behind the runtime's connection guard",
+                    f"http://127.0.0.1:{guarded_port}/",
+                    DECIDE_BODY,
+                    [],
+                    guarded_noop,
+                )
+            )
         targets = [
             Target(
                 "runtime `POST /v1/decide` (ThompsonSampling, 4 arms, logged)",
@@ -416,6 +457,7 @@ def main() -> int:
                 [],
                 runtime,
             ),
+            *guarded,
             Target("(b) bare ASGI no-op on uvicorn", f"http://127.0.0.1:{noop_port}/", DECIDE_BODY, [], noop),
         ]
         if args.rewards:

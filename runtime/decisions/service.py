@@ -9,6 +9,7 @@ the store made them durable; the store hands what it stored to `learn` (in store
 from __future__ import annotations
 
 import time
+from bisect import bisect_left as _bisect_left
 from collections.abc import Iterable
 from typing import Any
 
@@ -35,6 +36,9 @@ from croupier.runtime.policy_file import ServedPolicy
 from croupier.runtime.store.base import SharedTotals, Store
 
 log = structlog.get_logger("croupier.runtime")
+
+_perf_counter = time.perf_counter
+_time = time.time
 
 # Policy error fields, as the request names them.
 _POLICY_FIELDS = {"eligible": "candidates", "context": "context"}
@@ -93,19 +97,28 @@ class DecisionService:
         # Per-decision log lines only when asked for (log level debug), decided once: even a disabled structlog
         # call costs on the hot path.
         self._debug = debug
+        # The decide path's callees, bound once (the store, the engine and the ids are fixed for the service's life).
+        self._contextual = served.contextual
+        self._engine_decide = engine.decide
+        self._next_id = self._ids.next
+        self._log_decision = store.log_decision
 
     # ------------------------------------------------------------------ decide (hot path)
     def decide(self, request: DecideRequest) -> Decision:
-        started = time.perf_counter()
-        values, eligible = self.schema.check(request)
-        x = None if values is None else self.engine.vector(values)
+        started = _perf_counter()
+        if request.context is None and request.candidates is None and not self._contextual:
+            values = eligible = None  # what `schema.check` gives such a request, without the call
+            x = None
+        else:
+            values, eligible = self.schema.check(request)
+            x = None if values is None else self.engine.vector(values)
         try:
-            arm, probabilities = self.engine.decide(x, eligible)
+            arm, probabilities = self._engine_decide(x, eligible)
         except PolicyInputError as exc:
             raise InvalidField(str(exc), field=_POLICY_FIELDS.get(exc.field or "", exc.field)) from None
-        now = time.time()
+        now = _time()
         decision = Decision(
-            self._ids.next(),
+            self._next_id(),
             now,
             self.arm_names[arm],
             arm,
@@ -116,11 +129,13 @@ class DecisionService:
             self._version,
             now + self._window,
         )
-        self.store.log_decision(decision)
+        self._log_decision(decision)
         self.counters.pulls[arm] += 1
         decided = self._decided
         decided.by_arm[arm] += 1
-        decided.observe(time.perf_counter() - started)
+        seconds = _perf_counter() - started
+        decided.bucket_counts[_bisect_left(decided.buckets, seconds)] += 1  # DecisionCounts.observe, inlined
+        decided.latency_sum += seconds
         if self._debug:
             log.debug("decided", decision_id=decision.decision_id, arm=decision.arm, unit_id=request.unit_id)
         return decision
