@@ -15,14 +15,20 @@ What is timed, per library:
   example strings is left out of VW's time (it favours VW).
 
 Run ``uv run --group bench python benchmarks/policies_inprocess.py`` (``--quick`` for a short smoke run).
+
+``--served`` times instead the decide call of the two policies ``benchmarks/http_decide.py`` serves (ThompsonSampling
+with 4 arms; LinUCB with 4 arms and a d=8 context plus the intercept; floor 0.01), as the decision service makes it:
+``engine.vector(values)`` then ``engine.decide(x, None)``, after 3,000 rewards, in CPU time of the calling thread.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -33,9 +39,12 @@ from importlib.metadata import version
 import numpy as np
 import numpy.typing as npt
 import vowpalwabbit
+import yaml
 from mabwiser.mab import MAB, LearningPolicy
 
+from croupier.runtime.decisions.engine import build_engine
 from croupier.runtime.policies import Policy, build_policy
+from croupier.runtime.policy_file import parse_policy
 
 K = 10
 D = 20
@@ -362,6 +371,40 @@ def machine() -> str:
     )
 
 
+def served(blocks: int = 9, calls: int = 20_000) -> None:
+    """Per decide call of the HTTP benchmark's policies (see the module docstring): best and median of the blocks."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from http_decide import CONTEXT_BODY, LINUCB, THOMPSON  # noqa: PLC0415
+
+    values: list[float] = json.loads(CONTEXT_BODY)["context"]
+    print(f"machine: {machine()}")
+    for label, document, context in (("ThompsonSampling, 4 arms", THOMPSON, None), ("LinUCB, d=8", LINUCB, values)):
+        engine = build_engine(parse_policy(yaml.safe_load(document)), seed=1)
+        rng = random.Random(3)
+        for i in range(3000):
+            arm = i % 4
+            if context is None:
+                engine.learn(arm, float(rng.random() < 0.2 + 0.1 * arm), None)
+            else:
+                row = np.array([rng.random() * 3 for _ in values])
+                engine.learn(arm, float(row.sum() * (arm + 1) / 10 + rng.gauss(0, 0.3)), row)
+        engine.prepare()
+        vector, decide = engine.vector, engine.decide
+        clock = time.thread_time_ns
+        per_call = []
+        for _ in range(blocks):
+            gc.collect()
+            started = clock()
+            if context is None:
+                for _ in range(calls):
+                    decide(None, None)
+            else:
+                for _ in range(calls):
+                    decide(vector(context), None)
+            per_call.append((clock() - started) / calls / 1000)
+        print(f"{label}: best {min(per_call):.2f} us, median {statistics.median(per_call):.2f} us per decide call")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short smoke run (300 timed calls per implementation)")
@@ -370,7 +413,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=8, help="interleaving rounds")
     parser.add_argument("--expectations", action="store_true", help="also time MABWiser predict_expectations")
     parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--served", action="store_true", help="time the decide call of http_decide.py's policies")
     args = parser.parse_args(argv)
+    if args.served:
+        served()
+        return 0
     steps, rounds = (300, 3) if args.quick else (args.steps, args.rounds)
     env = Environment.make(steps, args.warmup, args.seed)
     contenders = build(env, expectations=args.expectations)

@@ -82,8 +82,7 @@ class PolicyEngine:
 
     def decide(self, x: np.ndarray | None, eligible: list[int] | None) -> tuple[int, tuple[float, ...]]:
         # `x` comes from `vector`: float64 values validated by the request schema (finite, |v| <= 1e12).
-        decision = self.policy.decide(x, eligible, validated=True)
-        return decision.arm, decision.probabilities
+        return self.policy.choose(x, eligible)
 
     def learn(self, arm: int, reward: float, context: np.ndarray | None) -> None:
         self.policy.update(arm, reward, self._x(context))

@@ -222,7 +222,19 @@ class Policy(ABC):
         Returns the arm index, its probability and the full floored probability vector (see :class:`Decision`).
         """
         context: FloatArray | None = x if validated else self._check_context(x)  # type: ignore[assignment]
-        cumulative, indices, vector = self._floored(context, eligible)
+        arm, vector = self.choose(context, eligible)
+        return Decision(arm, vector[arm], vector)
+
+    def choose(self, x: FloatArray | None, eligible: Eligible = None) -> tuple[int, tuple[float, ...]]:
+        """:meth:`decide` without its checks of ``x`` and without the :class:`Decision`: ``(arm, probabilities)``.
+
+        For a caller that already made ``x`` what ``decide(..., validated=True)`` requires (the decision service).
+        """
+        cumulative, indices, vector = self._floored(x, eligible)
+        return indices[self._draw(cumulative)], vector
+
+    def _draw(self, cumulative: list[float]) -> int:
+        """The position in ``cumulative`` (cumulative floored probabilities) of the sampled arm."""
         # Uniforms are drawn from the generator in blocks: one numpy call per 256 decisions instead of one each.
         position = self._uniform_position
         if position >= _UNIFORM_BLOCK:
@@ -234,11 +246,10 @@ class Policy(ABC):
         chosen = bisect_right(cumulative, self._uniforms[position])
         if chosen == len(cumulative):  # u at or above a total that rounded below 1: the last arm that can be chosen
             chosen = max(i for i, c in enumerate(cumulative) if c > (cumulative[i - 1] if i else 0.0))
-        arm = indices[chosen]
-        return Decision(arm, vector[arm], vector)
+        return chosen
 
     def prepare(self, eligible: Eligible = None) -> None:
-        """Compute and cache the decision vector of a non-contextual policy now (no-op for contextual ones).
+        """Compute and cache the decision vector of a non-contextual policy now (linear policies: their factors).
 
         A non-contextual vector depends on the state only, so it is computed once per state change and reused by
         every decision until the next change. :meth:`update` stays cheap and leaves that work to the next decision;

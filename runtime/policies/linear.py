@@ -5,9 +5,16 @@ Each arm ``a`` fits ``r - m_a ≈ θ_aᵀx`` (``m_a`` is the prior mean, 0 witho
     A_a = (λ + w_a)·I + Σ x xᵀ,    b_a = Σ (r - m_a)·x = Σ r x - m_a·Σ x,    θ_a = A_a⁻¹ b_a
 
 with ``λ`` the ``regularization`` and ``w_a`` the prior weight. The policy caches ``A_a⁻¹`` and ``θ_a`` for every
-arm in two stacked arrays and updates them per reward with Sherman-Morrison (``O(d²)``, no refit); every
+arm in stacked arrays and updates them per reward with Sherman-Morrison (``O(d²)``, no refit); every
 ``refresh_interval`` updates of an arm its inverse is recomputed exactly from the statistics to bound round-off
-drift. Scoring all arms for one context is three batched matrix-vector products.
+drift.
+
+Scoring all arms for one context is one matrix-vector product. Next to ``θ_a`` the policy keeps a factor ``G_a`` of
+each inverse, ``G_aᵀG_a = A_a⁻¹`` (the transposed Cholesky factor), so that ``xᵀA_a⁻¹x = ‖G_a x‖²``: one product of
+the stacked ``[G_1; …; G_K; θ_1ᵀ; …; θ_Kᵀ]`` with ``x`` gives every arm's ``G_a x`` and ``θ_aᵀx``, and the widths are
+``math.hypot`` over each arm's ``d`` values. A reward marks its arm's factor stale; stale factors are recomputed in
+one batched call by :meth:`LinearPolicy.prepare` (which the decision service calls after each batch of rewards) or,
+failing that, by the next decision.
 """
 
 from __future__ import annotations
@@ -56,21 +63,19 @@ class LinearPolicy(Policy, ABC):
         self.refresh_interval = refresh_interval
         super().__init__(arms, dimension=dimension, priors=priors, min_probability=min_probability, rng=rng)
         k, d = self._k, self._d
-        # Every A_a⁻¹ (as K·d rows) and every θ_a (K more rows) in one matrix, so that one matrix-vector product
-        # gives both A_a⁻¹x and θ_aᵀx for all arms; _a_inv and _theta are views into it.
-        self._model: FloatArray = np.zeros((k * d + k, d))
-        self._a_inv: FloatArray = self._model[: k * d].reshape(k, d, d)
-        self._theta: FloatArray = self._model[k * d :]
+        self._a_inv: FloatArray = np.zeros((k, d, d))
+        # Every factor G_a (as K·d rows) and every θ_a (K more rows) in one matrix, so that one matrix-vector product
+        # gives both G_a x and θ_aᵀx for all arms; _factor and _theta are views into it.
+        self._scoring: FloatArray = np.zeros((k * d + k, d))
+        self._factor: FloatArray = self._scoring[: k * d].reshape(k, d, d)
+        self._theta: FloatArray = self._scoring[k * d :]
         self._offset: FloatArray = np.array(self._prior_mean)
         self._has_offset = any(m != 0.0 for m in self._prior_mean)
         self._since_exact = [0] * k
-        # One work buffer reused by every decision: [A_a⁻¹x for all arms (K·d) | θ_aᵀx (K) | xᵀA_a⁻¹x (K)], with fixed
-        # views for the two products to write into, so that one `tolist` reads both results.
-        self._work: FloatArray = np.empty(k * d + 2 * k)
-        self._projection: FloatArray = self._work[: k * d + k]
-        self._projected_inverse: FloatArray = self._work[: k * d].reshape(k, d)
-        self._quadratic: FloatArray = self._work[k * d + k :]
-        self._results: FloatArray = self._work[k * d :]
+        self._stale: set[int] = set()
+        # The buffer every decision's product is written into: [G_a x for all arms (K·d) | θ_aᵀx (K)].
+        self._projection: FloatArray = np.empty(k * d + k)
+        self._arm_rows = [slice(a * d, (a + 1) * d) for a in range(k)]
         self._rebuild()
 
     # ------------------------------------------------------------------ model access
@@ -84,23 +89,50 @@ class LinearPolicy(Policy, ABC):
         theta: FloatArray = self._theta[arm].copy()
         return theta
 
-    def _score_parts(self, x: FloatArray) -> tuple[list[float], list[float]]:
-        """``(mean, width)`` for every arm: ``m_a + θ_aᵀx`` and ``sqrt(xᵀA_a⁻¹x)``.
+    def prepare(self, eligible: Eligible = None) -> None:
+        """Recompute the factors of the arms that learned since the last decision, off the decide path."""
+        if self._stale:
+            self._refactor()
 
-        Two matrix-vector products into preallocated buffers, then plain Python over the K values (cheaper than more
-        numpy calls at small K). ``np.dot`` rather than ``matmul``: the same BLAS call with less overhead per call.
+    def _project(self, x: FloatArray) -> list[float]:
+        """``[G_a x for every arm | θ_aᵀx for every arm]`` as floats: one matrix-vector product into a fixed buffer.
+
+        ``ndarray.dot`` with a positional ``out`` rather than ``matmul`` or ``np.dot(..., out=)``: the same BLAS call
+        with the least overhead per call.
         """
-        np.dot(self._model, x, out=self._projection)
-        np.dot(self._projected_inverse, x, out=self._quadratic)
-        k = self._k
-        results = self._results.tolist()
-        mean = results[:k]
-        # Round-off can leave a tiny negative quadratic form: clamp before the square root.
-        sqrt = math.sqrt
-        width = [sqrt(q) if q > 0.0 else 0.0 for q in results[k:]]
+        if self._stale:
+            self._refactor()
+        projection = self._projection
+        self._scoring.dot(x, projection)
+        result: list[float] = projection.tolist()
+        return result
+
+    def _score_parts(self, x: FloatArray) -> tuple[list[float], list[float]]:
+        """``(mean, width)`` for every arm: ``m_a + θ_aᵀx`` and ``sqrt(xᵀA_a⁻¹x) = ‖G_a x‖``.
+
+        One matrix-vector product, then plain Python over the K arms (cheaper than more numpy calls at small K).
+        """
+        projected = self._project(x)
+        hypot = math.hypot
+        width = [hypot(*projected[rows]) for rows in self._arm_rows]
+        mean = projected[self._k * self._d :]
         if self._has_offset:
             mean = [m + offset for m, offset in zip(mean, self._prior_mean, strict=True)]
         return mean, width
+
+    def _refactor(self) -> None:
+        """Recompute ``G_a`` (``G_aᵀG_a = A_a⁻¹``) for every stale arm, in one batched Cholesky when it succeeds."""
+        arms = sorted(self._stale)
+        self._stale.clear()
+        try:
+            lower = np.linalg.cholesky(self._a_inv[arms])
+        except np.linalg.LinAlgError:
+            # Round-off left some inverse not numerically positive definite: a symmetric square root of its
+            # positive part gives the same widths up to that round-off, per arm.
+            for arm in arms:
+                self._factor[arm] = _root(self._a_inv[arm])
+            return
+        self._factor[arms] = np.swapaxes(lower, 1, 2)
 
     # ------------------------------------------------------------------ hooks
     def _learn(self, arm: int, reward: float, x: FloatArray | None) -> None:
@@ -120,6 +152,7 @@ class LinearPolicy(Policy, ABC):
         a_inv -= outer
         theta = self._theta[arm]
         theta += gain * (reward - self._prior_mean[arm] - float(theta @ x))
+        self._stale.add(arm)
 
     def _refresh_arm(self, arm: int) -> None:
         a = self._total.A[arm] + self._pending.A[arm]
@@ -129,6 +162,7 @@ class LinearPolicy(Policy, ABC):
         self._a_inv[arm] = np.linalg.inv(a)
         self._theta[arm] = self._a_inv[arm] @ (b - self._prior_mean[arm] * sx)
         self._since_exact[arm] = 0
+        self._stale.add(arm)
 
     def _rebuild(self) -> None:
         view = self._view
@@ -140,6 +174,8 @@ class LinearPolicy(Policy, ABC):
         b = view.b - self._offset[:, None] * view.sx
         self._theta[...] = np.einsum("kij,kj->ki", self._a_inv, b)
         self._since_exact = [0] * self._k
+        self._stale.update(range(self._k))
+        self._refactor()
 
     def _posterior(self, arm: int) -> dict[str, float | list[float]]:
         return {
@@ -147,6 +183,13 @@ class LinearPolicy(Policy, ABC):
             "intercept": self._prior_mean[arm],
             "ridge": self.regularization + self._prior_weight[arm],
         }
+
+
+def _root(inverse: FloatArray) -> FloatArray:
+    """A ``G`` with ``GᵀG`` the positive part of the symmetric ``inverse``: ``diag(sqrt(max(w, 0)))·Vᵀ``."""
+    eigenvalues, vectors = np.linalg.eigh(inverse)
+    root: FloatArray = np.sqrt(np.clip(eigenvalues, 0.0, None))[:, None] * vectors.T
+    return root
 
 
 class LinUCB(LinearPolicy):
@@ -192,10 +235,18 @@ class LinUCB(LinearPolicy):
         self._all_tied = (cumulative, indices, vector)
 
     def _scores(self, x: FloatArray) -> list[float]:
-        """``m_a + θ_aᵀx + alpha·sqrt(xᵀA_a⁻¹x)`` for every arm."""
-        mean, width = self._score_parts(x)
+        """``m_a + θ_aᵀx + alpha·sqrt(xᵀA_a⁻¹x)`` for every arm (one product; see :meth:`_score_parts`)."""
+        if self._stale:
+            self._refactor()
+        projection = self._projection
+        self._scoring.dot(x, projection)
+        projected: list[float] = projection.tolist()
+        mean = projected[self._k * self._d :]
+        if self._has_offset:
+            mean = [m + offset for m, offset in zip(mean, self._prior_mean, strict=True)]
         alpha = self.alpha
-        return [m + alpha * w for m, w in zip(mean, width, strict=True)]
+        hypot = math.hypot
+        return [m + alpha * hypot(*projected[rows]) for m, rows in zip(mean, self._arm_rows, strict=True)]
 
     def _base_probabilities(self, x: FloatArray | None, eligible: list[int]) -> list[float]:
         assert x is not None
@@ -204,31 +255,48 @@ class LinUCB(LinearPolicy):
             scores = [scores[a] for a in eligible]
         return split_ties(scores, 1.0, 0.0)
 
+    def choose(self, x: FloatArray | None, eligible: Eligible = None) -> tuple[int, tuple[float, ...]]:
+        # The decision service's path over all arms: the scores, then what `_best` does for a single best arm,
+        # inlined (a Python call costs about as much as the matrix-vector product), then the draw.
+        if eligible is not None or x is None:
+            return super().choose(x, eligible)
+        scores = self._scores(x)
+        best = max(scores)
+        if scores.count(best) == 1:
+            cumulative, _, vector = self._one_hot[scores.index(best)]
+            return self._draw(cumulative), vector
+        cumulative, indices, vector = self._best(scores)
+        return indices[self._draw(cumulative)], vector
+
     def _floored(
         self, context: FloatArray | None, eligible: Eligible
     ) -> tuple[list[float], list[int], tuple[float, ...]]:
-        # Over all arms the floored vector depends only on which arms share the best score: one of K with a single
-        # best arm, computed once; ties (e.g. every arm before any reward) are kept in a small memo. The decision then
-        # costs the scores and an argmax.
         if eligible is None and context is not None:
-            scores = self._scores(context)
-            best = max(scores)
-            ties = scores.count(best)
-            if ties == 1:
-                return self._one_hot[scores.index(best)]
-            if ties == self._k:
-                return self._all_tied
-            tied = tuple(i for i, score in enumerate(scores) if score == best)
-            floored = self._tied.get(tied)
-            if floored is None:
-                indices = self._all_arms
-                cumulative, vector = self._apply_floor(split_ties(scores, 1.0, 0.0), indices)
-                floored = (cumulative, indices, vector)
-                if len(self._tied) >= _TIED_MEMO:
-                    self._tied.clear()
-                self._tied[tied] = floored
-            return floored
+            return self._best(self._scores(context))
         return super()._floored(context, eligible)
+
+    def _best(self, scores: list[float]) -> tuple[list[float], list[int], tuple[float, ...]]:
+        """The floored vector over all arms for these scores.
+
+        It depends only on which arms share the best score: one of K with a single best arm, computed once; ties
+        (e.g. every arm before any reward) are kept in a small memo. The decision then costs the scores and an argmax.
+        """
+        best = max(scores)
+        ties = scores.count(best)
+        if ties == 1:
+            return self._one_hot[scores.index(best)]
+        if ties == self._k:
+            return self._all_tied
+        tied = tuple(i for i, score in enumerate(scores) if score == best)
+        floored = self._tied.get(tied)
+        if floored is None:
+            indices = self._all_arms
+            cumulative, vector = self._apply_floor(split_ties(scores, 1.0, 0.0), indices)
+            floored = (cumulative, indices, vector)
+            if len(self._tied) >= _TIED_MEMO:
+                self._tied.clear()
+            self._tied[tied] = floored
+        return floored
 
 
 class LinearThompson(LinearPolicy):

@@ -517,3 +517,36 @@ def test_a_uniform_above_the_rounded_total_picks_the_last_possible_arm() -> None
     policy._uniform_position = 0
     assert policy.decide().arm == 9
     assert policy.decide(eligible=[2, 5]).arm == 5
+
+
+# ---------------------------------------------------------------------------------------------- linear scoring
+@given(seed=st.integers(0, 2**16), steps=st.integers(0, 40), prior=st.booleans(), prepare=st.booleans())
+@settings(max_examples=40, deadline=None)
+def test_linucb_scores_are_the_ridge_mean_plus_the_width(seed: int, steps: int, prior: bool, prepare: bool) -> None:
+    # The scores come from one product with the stacked factors G_a (G_aᵀG_a = A_a⁻¹); they must be
+    # m_a + θ_aᵀx + alpha·sqrt(xᵀA_a⁻¹x) from the inverse itself, whether or not `prepare` ran after the rewards.
+    priors = [(0.1 * i, 2.0) for i in range(K)] if prior else None
+    policy = LinUCB(ARMS, dimension=D, alpha=0.7, priors=priors, rng=seed, refresh_interval=7)
+    rng = np.random.default_rng(seed)
+    train(policy, rng, steps)
+    if prepare:
+        policy.prepare()
+    x = context(policy, rng)
+    means = [m for m, _ in (priors or [(0.0, 0.0)] * K)]
+    expected = [
+        means[a] + float(policy.coefficients(a) @ x) + 0.7 * math.sqrt(float(x @ policy.inverse(a) @ x))
+        for a in range(K)
+    ]
+    assert policy._scores(x) == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    assert policy.choose(x)[1] == policy.decide(x).probabilities
+
+
+def test_linear_width_falls_back_when_an_inverse_is_not_positive_definite() -> None:
+    # Round-off can leave a cached inverse with a tiny negative eigenvalue; the width then uses its positive part.
+    policy = LinearThompson(ARMS, dimension=2, rng=0)
+    policy._a_inv[1] = np.array([[1.0, 0.0], [0.0, -1e-18]])
+    policy._stale.add(1)
+    policy.prepare()
+    _, widths = policy._score_parts(np.array([3.0, 4.0]))
+    assert widths[1] == pytest.approx(3.0)
+    assert widths[0] == pytest.approx(5.0)  # the other arms keep the exact factor of I/λ
