@@ -1,23 +1,18 @@
-"""Kopf registration of Experiment: no children and no observations yet, only a status saying so."""
+"""Kopf registration of Experiment: no children and no observations yet, only a status saying so (reason
+``NotImplemented``) until its reconciler lands."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from croupier.api.experiment import ExperimentStatus
-from croupier.operator.core.controller import KindController, NothingToObserve, Snapshot, no_children, spec_not_read
+from croupier.api.experiment import ExperimentStatus, Reason
+from croupier.operator.core.controller import KindController, Snapshot
 from croupier.operator.core.registration import register
 from croupier.operator.core.resources import EXPERIMENT
-from croupier.operator.experiment.status import OWNED_STATUS, desired_status
+from croupier.operator.core.unimplemented import unreconciled_controller
 
-CONTROLLER: KindController[None, Snapshot[Any], ExperimentStatus] = KindController(
-    resource=EXPERIMENT,
-    status_model=ExperimentStatus,
-    parse=spec_not_read,
-    render=no_children,
-    observer=NothingToObserve,
-    status=desired_status,
-    owned_status=OWNED_STATUS,
+CONTROLLER: KindController[None, Snapshot[Any], ExperimentStatus] = unreconciled_controller(
+    EXPERIMENT, ExperimentStatus, Reason.NOT_IMPLEMENTED
 )
 
 register(CONTROLLER)
