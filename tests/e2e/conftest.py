@@ -11,21 +11,12 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from .kind import CLUSTER, KindCluster, make, missing_tools
 
-HERE = Path(__file__).resolve().parent
 KEEP_ENV = "CROUPIER_KEEP_CLUSTER"
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # A conftest's collection hook sees the whole session's items: mark only ours.
-    for item in items:
-        if item.path.is_relative_to(HERE):
-            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")

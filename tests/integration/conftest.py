@@ -28,17 +28,9 @@ from croupier.devcluster.controlplane import ControlPlane
 from croupier.devcluster.kubectl import Kubectl
 from croupier.devcluster.waiting import wait_for
 
-HERE = Path(__file__).resolve().parent
 EXTERNAL_KUBECONFIG_ENV = "CROUPIER_KUBECONFIG"
 KEEP_ENV = "CROUPIER_KEEP_CLUSTER"
 TEST_NAMESPACE_LABEL = "croupier.dev/test-namespace"
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # A conftest's collection hook sees the whole session's items: mark only ours.
-    for item in items:
-        if item.path.is_relative_to(HERE):
-            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")

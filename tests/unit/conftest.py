@@ -1,4 +1,4 @@
-"""Every test under tests/unit is marked ``unit`` here (a ``pytestmark`` in a conftest is ignored by pytest), and a
+"""Every test under tests/unit is marked ``unit`` (by tests/conftest.py), and a
 unit test that starts a server, a process or a thread fails: those belong in tests/integration."""
 
 from __future__ import annotations
@@ -7,19 +7,9 @@ import socket
 import subprocess
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-HERE = Path(__file__).resolve().parent
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # A conftest's collection hook sees the whole session's items: mark only ours.
-    for item in items:
-        if item.path.is_relative_to(HERE):
-            item.add_marker(pytest.mark.unit)
 
 
 class ServerInUnitTest(AssertionError):

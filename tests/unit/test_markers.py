@@ -1,4 +1,4 @@
-"""The unit marker comes from tests/unit/conftest.py (this module sets none of its own); servers, processes and
+"""The unit marker comes from tests/conftest.py (this module sets none of its own); servers, processes and
 threads are refused."""
 
 from __future__ import annotations
