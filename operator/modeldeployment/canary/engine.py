@@ -292,54 +292,58 @@ def judge(
             "stable_p99_latency_milliseconds": _finite_or_none(s.p99_latency_milliseconds),
         }
     insufficient = AnalysisResult.INSUFFICIENT_DATA
-    wants_errors = analysis.max_error_rate is not None or analysis.max_error_rate_increase is not None
-    wants_latency = analysis.max_p99_latency_milliseconds is not None or analysis.max_p99_latency_ratio is not None
-    if missing(c.requests) or c.requests < analysis.min_requests:
+    if missing(c.requests) or (c.requests or 0.0) < analysis.min_requests:
         return verdict(
-            insufficient, f"canary served {_show(c.requests)} requests < minRequests {analysis.min_requests}"
+            insufficient,
+            f"canary served {_show(c.requests)} requests < minRequests {analysis.min_requests}{_why(c.gaps)}",
         )
-    if wants_errors and missing(c.error_rate):
-        return verdict(insufficient, "no error rate for the canary (no series or NaN)")
-    if wants_latency and missing(c.p99_latency_milliseconds):
-        return verdict(insufficient, "no p99 latency for the canary (no series or NaN)")
     if analysis.compares_with_stable:
         if s is None:
             return verdict(insufficient, f"no measurement of stable version {stable_version} to compare with")
-        if missing(s.requests) or s.requests < analysis.min_requests:
+        if missing(s.requests) or (s.requests or 0.0) < analysis.min_requests:
             return verdict(
                 insufficient,
                 f"stable version {stable_version} served {_show(s.requests)} requests < minRequests "
-                f"{analysis.min_requests}",
+                f"{analysis.min_requests}{_why(s.gaps)}",
             )
-        if analysis.max_error_rate_increase is not None and missing(s.error_rate):
-            return verdict(insufficient, f"no error rate for stable version {stable_version} (no series or NaN)")
-        if analysis.max_p99_latency_ratio is not None and (
-            missing(s.p99_latency_milliseconds) or math.isinf(s.p99_latency_milliseconds or 0.0)
-        ):
-            return verdict(insufficient, f"no finite p99 latency for stable version {stable_version}")
 
+    # Every threshold with its numbers is checked: one failure fails the interval even when another threshold lacks
+    # data (TF Serving records latency for successful requests only, so a canary failing every request has no p99).
     failed: list[str] = []
-    error_rate = c.error_rate or 0.0
-    p99 = c.p99_latency_milliseconds or 0.0
-    if analysis.max_error_rate is not None and error_rate > analysis.max_error_rate:
-        failed.append(f"error rate {error_rate:.4g} > maxErrorRate {analysis.max_error_rate:g}")
-    if analysis.max_p99_latency_milliseconds is not None and p99 > analysis.max_p99_latency_milliseconds:
-        failed.append(f"p99 latency {p99:.4g} ms > maxP99LatencyMilliseconds {analysis.max_p99_latency_milliseconds}")
+    gaps: list[str] = []
+    error_rate, p99 = c.error_rate, c.p99_latency_milliseconds
+    if analysis.max_error_rate is not None:
+        if missing(error_rate):
+            gaps.append(f"no canary error rate{_why(c.gaps)}")
+        elif (error_rate or 0.0) > analysis.max_error_rate:
+            failed.append(f"error rate {error_rate:.4g} > maxErrorRate {analysis.max_error_rate:g}")
+    if analysis.max_p99_latency_milliseconds is not None:
+        if missing(p99):
+            gaps.append(f"no canary p99 latency{_why(c.gaps)}")
+        elif (p99 or 0.0) > analysis.max_p99_latency_milliseconds:
+            failed.append(
+                f"p99 latency {p99:.4g} ms > maxP99LatencyMilliseconds {analysis.max_p99_latency_milliseconds}"
+            )
     if s is not None and analysis.max_error_rate_increase is not None:
-        limit = (s.error_rate or 0.0) + analysis.max_error_rate_increase
-        if error_rate > limit:
+        if missing(error_rate) or missing(s.error_rate):
+            gaps.append(f"no error rate of {'the canary' if missing(error_rate) else 'stable'}{_why(c.gaps + s.gaps)}")
+        elif (error_rate or 0.0) > (s.error_rate or 0.0) + analysis.max_error_rate_increase:
             failed.append(
                 f"error rate {error_rate:.4g} > stable's {s.error_rate:.4g} + maxErrorRateIncrease "
                 f"{analysis.max_error_rate_increase:g}"
             )
     if s is not None and analysis.max_p99_latency_ratio is not None:
-        stable_p99 = s.p99_latency_milliseconds or 0.0
-        if p99 > stable_p99 * analysis.max_p99_latency_ratio:
+        stable_p99 = s.p99_latency_milliseconds
+        if missing(p99) or missing(stable_p99) or math.isinf(stable_p99 or 0.0):
+            gaps.append(f"no finite p99 latency of {'the canary' if missing(p99) else 'stable'}{_why(c.gaps + s.gaps)}")
+        elif (p99 or 0.0) > (stable_p99 or 0.0) * analysis.max_p99_latency_ratio:
             failed.append(
                 f"p99 latency {p99:.4g} ms > {analysis.max_p99_latency_ratio:g} x stable's {stable_p99:.4g} ms"
             )
     if failed:
-        return verdict(AnalysisResult.FAILED, "; ".join(failed))
+        return verdict(AnalysisResult.FAILED, "; ".join(failed + gaps))
+    if gaps:
+        return verdict(insufficient, "; ".join(gaps))
     return verdict(AnalysisResult.PASSED, f"{_show(c.requests)} requests within every threshold")
 
 
@@ -395,8 +399,8 @@ def _update(rollout: RolloutStatus, **changes: object) -> RolloutStatus:
     return RolloutStatus.model_validate({**dict(rollout), **changes})
 
 
-def _count(value: float) -> int | None:
-    return None if missing(value) or math.isinf(value) else max(0, round(value))
+def _count(value: float | None) -> int | None:
+    return None if value is None or not math.isfinite(value) else max(0, round(value))
 
 
 def _finite_or_none(value: float | None) -> float | None:
@@ -404,5 +408,9 @@ def _finite_or_none(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else value
 
 
-def _show(value: float) -> str:
+def _show(value: float | None) -> str:
     return "no" if missing(value) else f"{value:.0f}"
+
+
+def _why(gaps: tuple[str, ...]) -> str:
+    return f" ({'; '.join(gaps)})" if gaps else ""

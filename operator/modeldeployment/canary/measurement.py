@@ -9,11 +9,13 @@ from datetime import datetime
 
 @dataclass(frozen=True)
 class VersionSample:
-    """One version's traffic over one interval. ``None`` means the source has no such number (not zero)."""
+    """One version's traffic over one interval. ``None`` (or NaN) means the source has no such number, not zero;
+    ``gaps`` says why (e.g. "p99 query returned no series"), for the InsufficientData message."""
 
-    requests: float
+    requests: float | None
     error_rate: float | None = None
     p99_latency_milliseconds: float | None = None
+    gaps: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -208,6 +208,25 @@ def test_a_pass_resets_the_insufficient_count_and_the_step_advances_only_on_the_
         ({"maxP99LatencyRatio": 1.5}, VersionSample(100, 0, 150), VersionSample(900, 0, 100), "Passed"),
         ({"maxP99LatencyRatio": 1.5}, VersionSample(100, 0, 151), VersionSample(900, 0, 100), "Failed"),
         ({"maxErrorRate": 0.5}, VersionSample(99, 0, 5), None, AnalysisResult.INSUFFICIENT_DATA),
+        # TF Serving records latency for successful requests only: a canary failing them all has no p99, and fails.
+        (
+            {"maxErrorRate": 0.01, "maxP99LatencyMilliseconds": 250},
+            VersionSample(300, 1.0, None, gaps=("no latency observations",)),
+            None,
+            AnalysisResult.FAILED,
+        ),
+        (
+            {"maxErrorRate": 0.01, "maxP99LatencyMilliseconds": 250},
+            VersionSample(300, 0.0, None, gaps=("p99 query returned no series",)),
+            None,
+            AnalysisResult.INSUFFICIENT_DATA,
+        ),
+        (
+            {"maxErrorRateIncrease": 0.01},
+            VersionSample(300, 0.0),
+            VersionSample(300, math.nan, gaps=("error-rate query returned NaN",)),
+            AnalysisResult.INSUFFICIENT_DATA,
+        ),
     ],
 )
 def test_judge_each_threshold(
