@@ -325,7 +325,7 @@ _PAUSE_COVERS_INTERVAL = cel(
 )
 _STABLE_NEEDS_TRAFFIC = cel(
     "!has(self.analysis) || (!has(self.analysis.maxErrorRateIncrease) && !has(self.analysis.maxP99LatencyRatio)) || "
-    "(has(self.steps) ? self.steps.all(s, s.weight < 100) : self.weight < 100)",
+    "(has(self.steps) ? self.steps.all(s, s.weight < 100) : (!has(self.weight) || self.weight < 100))",
     "maxErrorRateIncrease and maxP99LatencyRatio compare with the stable version, which gets no traffic at weight "
     "100: keep every weight below 100",
     field_path=".analysis",
