@@ -111,10 +111,17 @@ def analyze(
     metric: Metric,
     guardrails: Sequence[Guardrail] = (),
     config: AnalysisConfig | None = None,
+    *,
+    planned_samples: int | None = None,
 ) -> Analysis:
-    """Analyse one experiment; raises :class:`StatsInputError` on inconsistent input (and computes nothing)."""
+    """Analyse one experiment; raises :class:`StatsInputError` on inconsistent input (and computes nothing).
+
+    ``planned_samples`` is a FixedHorizon plan frozen earlier (the operator keeps the first plan it computed in
+    status, so the goal does not move with control's running mean); None plans from control's current data."""
     config = config or AnalysisConfig()
     _check(variants, control, metric, guardrails, config)
+    if planned_samples is not None and (isinstance(planned_samples, bool) or planned_samples < 1):
+        raise StatsInputError(f"plannedSamples: must be a positive integer, got {planned_samples!r}")
     by_name = {v.name: v for v in variants}
     control_data = by_name[control]
     active = [v for v in variants if v.weight > 0]
@@ -128,7 +135,10 @@ def analyze(
 
     required: float = config.minimum_samples_per_variant
     planned: int | None = None
-    if config.method is Method.FIXED_HORIZON and metric.minimum_detectable_effect is not None:
+    if config.method is Method.FIXED_HORIZON and planned_samples is not None:
+        planned = max(planned_samples, config.minimum_samples_per_variant)
+        required = planned
+    elif config.method is Method.FIXED_HORIZON and metric.minimum_detectable_effect is not None:
         planned = planned_samples_per_variant(metric, control_data.metrics[metric.name], len(treatments), config)
         required = planned if planned is not None else math.inf
     fewest = min(v.exposures for v in active)

@@ -66,12 +66,6 @@ class Moments:
         _finite(f"{where}.sumOfSquares", self.sum_of_squares)
         if self.sum_of_squares < 0:
             raise StatsInputError(f"{where}.sumOfSquares: must be >= 0, got {self.sum_of_squares!r}")
-        # Cauchy-Schwarz: n * sum(x^2) >= (sum x)^2, with room for rounding in the stored sums.
-        if self.n * self.sum_of_squares < self.total**2 * (1 - 1e-9) - 1e-9:
-            raise StatsInputError(
-                f"{where}: sum {self.total!r} and sumOfSquares {self.sum_of_squares!r} cannot come from {self.n} "
-                "values (n * sumOfSquares < sum^2)"
-            )
         if kind is MetricKind.BINARY:
             if not 0 <= self.total <= self.n or self.total != round(self.total):
                 raise StatsInputError(f"{where}.sum: a Binary metric counts units, 0..{self.n}; got {self.total!r}")
@@ -80,6 +74,12 @@ class Moments:
                     f"{where}.sumOfSquares: a Binary metric's values are 0 or 1, so it must equal sum "
                     f"({self.total!r}); got {self.sum_of_squares!r}"
                 )
+        # Cauchy-Schwarz: n * sum(x^2) >= (sum x)^2, with room for rounding in the stored sums.
+        if self.n * self.sum_of_squares < self.total**2 * (1 - 1e-9) - 1e-9:
+            raise StatsInputError(
+                f"{where}: sum {self.total!r} and sumOfSquares {self.sum_of_squares!r} cannot come from {self.n} "
+                "values (n * sumOfSquares < sum^2)"
+            )
         if kind is MetricKind.COUNT and self.total < 0:
             raise StatsInputError(f"{where}.sum: a Count metric cannot be negative, got {self.total!r}")
 
