@@ -73,7 +73,7 @@ def relative_lift(arm1: ArmMoments, arm2: ArmMoments) -> tuple[Array, Array]:
     Var = var1 / (n1 mean2^2) + var2 mean1^2 / (n2 mean2^4): the first-order expansion of the ratio of two
     independent means (the same whether mean2 is positive or negative, since only squares enter)."""
     (n1, m1, var1), (n2, m2, var2) = (tuple(_f(x) for x in arm) for arm in (arm1, arm2))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         lift = np.where(m2 != 0, (m1 - m2) / np.abs(m2), np.nan)
         variance = var1 / (n1 * m2**2) + var2 * m1**2 / (n2 * m2**4)
     return lift, np.where(m2 != 0, np.sqrt(variance), np.nan)
