@@ -97,6 +97,7 @@ bench: ## Run every benchmark (needs `make bench-deps`); tables go to stdout
 	$(RUN) --group bench python benchmarks/http_decide.py
 	$(RUN) --group bench python benchmarks/runtime_memory.py
 	$(RUN) --group bench python benchmarks/operator_scale.py
+	$(RUN) python benchmarks/experiment_stats.py
 
 .PHONY: bench-deps
 bench-deps: ## Install benchmark tools (wrk, Vowpal Wabbit, MABWiser)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats as distributions
+from scipy import special
 
 Array = NDArray[np.float64]
 
-_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(128)
+_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(64)
+"""64-point Gauss-Legendre: within 1e-12 of a 1024-point rule whenever both Beta parameters are >= 1 (any posterior
+under the default Beta(1, 1) prior); about 1e-6 when a prior parameter below 1 leaves the density singular."""
 _TAIL = 1e-13
 """The integral runs between these quantiles of the integration variable (the narrower posterior)."""
 
@@ -28,18 +30,25 @@ def beta_probability_greater(a1: ArrayLike, b1: ArrayLike, a2: ArrayLike, b2: Ar
     Integrates over the narrower of the two posteriors, P = E_1[F_2(X1)] or E_2[S_1(X2)], where the other's CDF is
     smooth; the quadrature mass normalises the integral, so its truncation at the 1e-13 quantiles cancels."""
     a1, b1, a2, b2 = np.broadcast_arrays(_f(a1), _f(b1), _f(a2), _f(b2))
-    var1 = distributions.beta.var(a1, b1)
-    var2 = distributions.beta.var(a2, b2)
-    over_first = var1 <= var2
+    over_first = beta_variance(a1, b1) <= beta_variance(a2, b2)
     a = np.where(over_first, a1, a2)[..., None]
     b = np.where(over_first, b1, b2)[..., None]
-    lo = distributions.beta.ppf(_TAIL, a, b)
-    hi = distributions.beta.isf(_TAIL, a, b)
+    # scipy.special rather than scipy.stats.beta: the same functions without the per-call argument handling.
+    lo = special.betaincinv(a, b, _TAIL)
+    hi = special.betainccinv(a, b, _TAIL)
     x = (hi - lo) / 2 * _NODES + (hi + lo) / 2
-    w = (hi - lo) / 2 * _WEIGHTS * distributions.beta.pdf(x, a, b)
-    other_cdf = distributions.beta.cdf(x, a2[..., None], b2[..., None])
-    other_sf = distributions.beta.sf(x, a1[..., None], b1[..., None])
-    integrand = np.where(over_first[..., None], other_cdf, other_sf)
+    log_pdf = special.xlogy(a - 1, x) + special.xlog1py(b - 1, -x) - special.betaln(a, b)
+    w = (hi - lo) / 2 * _WEIGHTS * np.exp(log_pdf)
+    # Only the needed one of the two (the incomplete beta function dominates the cost).
+    integrand = np.empty_like(x)
+    first = np.broadcast_to(over_first[..., None], x.shape)
+    integrand[first] = special.betainc(
+        np.broadcast_to(a2[..., None], x.shape)[first], np.broadcast_to(b2[..., None], x.shape)[first], x[first]
+    )
+    second = ~first
+    integrand[second] = special.betaincc(
+        np.broadcast_to(a1[..., None], x.shape)[second], np.broadcast_to(b1[..., None], x.shape)[second], x[second]
+    )
     probability: Array = np.clip(np.sum(w * integrand, axis=-1) / np.sum(w, axis=-1), 0.0, 1.0)
     return probability
 
@@ -62,7 +71,7 @@ def normal_probability_greater(mean1: ArrayLike, var1: ArrayLike, mean2: ArrayLi
     sd = np.sqrt(_f(var1) + _f(var2))
     with np.errstate(divide="ignore", invalid="ignore"):
         point_masses = np.where(diff > 0, 1.0, np.where(diff < 0, 0.0, 0.5))
-        return np.where(sd > 0, distributions.norm.cdf(diff / sd), point_masses)
+        return np.where(sd > 0, special.ndtr(diff / sd), point_masses)
 
 
 def normal_expected_loss(mean_t: ArrayLike, var_t: ArrayLike, mean_c: ArrayLike, var_c: ArrayLike) -> Array:
@@ -71,8 +80,14 @@ def normal_expected_loss(mean_t: ArrayLike, var_t: ArrayLike, mean_c: ArrayLike,
     s = np.sqrt(_f(var_t) + _f(var_c))
     with np.errstate(divide="ignore", invalid="ignore"):
         z = mu / s
-        loss = mu * distributions.norm.cdf(z) + s * distributions.norm.pdf(z)
+        loss = mu * special.ndtr(z) + s * np.exp(-0.5 * z**2) / np.sqrt(2 * np.pi)
     return np.where(s > 0, loss, np.maximum(mu, 0.0))
+
+
+def beta_variance(a: ArrayLike, b: ArrayLike) -> Array:
+    a, b = _f(a), _f(b)
+    variance: Array = a * b / ((a + b) ** 2 * (a + b + 1))
+    return variance
 
 
 def beta_posterior(n: ArrayLike, successes: ArrayLike, prior: tuple[float, float]) -> tuple[Array, Array]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats as distributions
+from scipy import special
 
 from croupier.stats import bayesian, frequentist
 from croupier.stats.inputs import Direction, Method, MetricKind
@@ -78,10 +78,10 @@ def compare_arms(
     if method is Method.FIXED_HORIZON:
         if kind is MetricKind.BINARY:
             test = frequentist.two_proportion_z_test(n_t, x_t, n_c, x_c, alpha)
-            critical: Array | float = float(distributions.norm.ppf(1 - alpha / 2))
+            critical: Array | float = float(special.ndtri(1 - alpha / 2))
         else:
             test, df = frequentist.welch_t_test((n_t, mean_t, var_t), (n_c, mean_c, var_c), alpha)
-            critical = distributions.t.ppf(1 - alpha / 2, df)
+            critical = special.stdtrit(df, 1 - alpha / 2)
         lift_width = critical * lift_se
         return ArmComparison(
             test.estimate, test.lower, test.upper, lift, lift - lift_width, lift + lift_width, test.p_value, nan, nan
@@ -123,8 +123,8 @@ def _bayesian(
         a_t, b_t = bayesian.beta_posterior(n_t, x_t, beta_prior)
         a_c, b_c = bayesian.beta_posterior(n_c, x_c, beta_prior)
         post_t, post_c = a_t / (a_t + b_t), a_c / (a_c + b_c)
-        pvar_t = distributions.beta.var(a_t, b_t)
-        pvar_c = distributions.beta.var(a_c, b_c)
+        pvar_t = bayesian.beta_variance(a_t, b_t)
+        pvar_c = bayesian.beta_variance(a_c, b_c)
         if direction is Direction.INCREASE:
             probability = bayesian.beta_probability_greater(a_t, b_t, a_c, b_c)
             loss = bayesian.beta_expected_loss(a_t, b_t, a_c, b_c)
@@ -140,7 +140,7 @@ def _bayesian(
         else:
             probability = bayesian.normal_probability_greater(post_c, pvar_c, post_t, pvar_t)
             loss = bayesian.normal_expected_loss(post_c, pvar_c, post_t, pvar_t)
-    z = float(distributions.norm.ppf(1 - alpha / 2))
+    z = float(special.ndtri(1 - alpha / 2))
     difference = post_t - post_c
     width = z * np.sqrt(pvar_t + pvar_c)
     # Posterior variances of the means take the place of var / n in the delta method.
