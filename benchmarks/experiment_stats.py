@@ -6,7 +6,7 @@ One analysis is what the operator runs per Experiment per analysis interval: inp
 the reference: the same 120 comparisons as 120 calls of scipy's ``ttest_ind_from_stats`` (Welch), the per-pair loop
 one would otherwise write, which computes p-values only (no intervals, lifts, guardrails or Holm).
 
-Run ``uv run python benchmarks/experiment_stats.py`` (``--repeats`` analyses per row; the median and best are shown).
+Run ``uv run python benchmarks/experiment_stats.py`` (``--repeats`` interleaved rounds; the median and best are shown).
 """
 
 from __future__ import annotations
@@ -77,13 +77,16 @@ def reference(variants: list[VariantData]) -> None:
             distributions.ttest_ind_from_stats(mean, sd, m.n, c_mean, c_sd, c.n, equal_var=False)
 
 
-def timed(call: Callable[[], object], repeats: int) -> list[float]:
-    call()  # warm caches and lazy imports
-    samples = []
+def timed(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Interleaved rounds (every row once per round), so drift in the machine's load hits every row alike."""
+    samples: dict[str, list[float]] = {label: [] for label in calls}
+    for call in calls.values():
+        call()  # warm caches and lazy imports
     for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - start)
+        for label, call in calls.items():
+            start = time.perf_counter()
+            call()
+            samples[label].append(time.perf_counter() - start)
     return samples
 
 
@@ -100,29 +103,27 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=30, help="analyses timed per row (default 30)")
+    parser.add_argument(
+        "--repeats", type=int, default=30, help="interleaved rounds, one analysis per row each (default 30)"
+    )
     args = parser.parse_args(argv)
     variants = experiment()
     comparisons = (VARIANTS - 1) * (1 + len(GUARDRAILS))
-    rows: list[tuple[str, list[float]]] = []
+    calls: dict[str, Callable[[], object]] = {}
     for method in Method:
         config = AnalysisConfig(method=method)
         result = analyze(variants, variants[0].name, PRIMARY, GUARDRAILS, config)
         assert result.state is AnalysisState.REPORTED, result.state
-        rows.append(
-            (
-                f"analyze, {method}",
-                timed(
-                    lambda config=config: analyze(variants, variants[0].name, PRIMARY, GUARDRAILS, config), args.repeats
-                ),
-            )
+        calls[f"analyze, {method}"] = lambda config=config: analyze(
+            variants, variants[0].name, PRIMARY, GUARDRAILS, config
         )
-    rows.append(("reference: 120 x scipy ttest_ind_from_stats", timed(lambda: reference(variants), args.repeats)))
+    calls["reference: 120 x scipy ttest_ind_from_stats"] = lambda: reference(variants)
+    rows = timed(calls, args.repeats)
     print(f"machine: {machine()}")
     print(f"{VARIANTS} variants x {1 + len(GUARDRAILS)} metrics = {comparisons} comparisons per analysis\n")
     print("| what | median ms per analysis | best ms | median us per comparison |")
     print("|---|---:|---:|---:|")
-    for label, samples in rows:
+    for label, samples in rows.items():
         median = statistics.median(samples)
         print(f"| {label} | {median * 1e3:.2f} | {min(samples) * 1e3:.2f} | {median / comparisons * 1e6:.1f} |")
     return 0

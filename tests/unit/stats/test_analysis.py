@@ -4,6 +4,8 @@ and bad input named."""
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -338,3 +340,14 @@ def test_impossible_sums_are_rejected() -> None:
     count = [VariantData("control", 50, 3, {"x": Moments(3, -3.0, 3.0)}), variants[1]]
     with pytest.raises(StatsInputError, match="a Count metric cannot be negative"):
         analyze(count, "control", Metric("x", MetricKind.COUNT))
+
+
+def test_the_docs_example_prints_what_the_docs_say(capsys: pytest.CaptureFixture[str]) -> None:
+    text = (Path(__file__).resolve().parents[3] / "docs" / "statistics.md").read_text()
+    block = re.search(r"```python\n(.*?)```", text, re.DOTALL)
+    assert block is not None
+    code = block.group(1)
+    expected = re.search(r"^# (.*)$", code, re.MULTILINE)
+    assert expected is not None
+    exec(compile(code, "docs/statistics.md", "exec"), {})
+    assert capsys.readouterr().out.strip() == expected.group(1)
