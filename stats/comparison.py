@@ -3,7 +3,7 @@ analysis and the simulations in the tests call (arrays of sufficient statistics 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -62,7 +62,36 @@ def compare_arms(
     FixedHorizon: Binary by the two-proportion z-test, Continuous and Count by Welch's t-test; the lift interval
     uses the delta method with the same critical value (normal for Binary, Welch's t otherwise).
     Sequential: the asymptotic confidence sequence on the difference and on the lift, n = both arms' units.
-    Bayesian: posterior means, normal-approximation credible intervals, probability to beat and expected loss."""
+    Bayesian: posterior means, normal-approximation credible intervals, probability to beat and expected loss.
+    A comparison with fewer than two units measured in either arm has no result: every field is NaN."""
+    with np.errstate(all="ignore"):
+        result = _compare_arms(
+            method,
+            kind,
+            direction,
+            treatment,
+            control,
+            alpha=alpha,
+            tuning_parameter=tuning_parameter,
+            beta_prior=beta_prior,
+        )
+    valid = (np.asarray(treatment[0]) >= 2) & (np.asarray(control[0]) >= 2)
+    if np.all(valid):
+        return result
+    return ArmComparison(*(np.where(valid, getattr(result, f.name), np.nan) for f in fields(ArmComparison)))
+
+
+def _compare_arms(
+    method: Method,
+    kind: MetricKind,
+    direction: Direction,
+    treatment: tuple[ArrayLike, ArrayLike, ArrayLike],
+    control: tuple[ArrayLike, ArrayLike, ArrayLike],
+    *,
+    alpha: float,
+    tuning_parameter: float,
+    beta_prior: tuple[float, float],
+) -> ArmComparison:
     n_t, x_t, _ = (np.asarray(v, dtype=np.float64) for v in treatment)
     n_c, x_c, _ = (np.asarray(v, dtype=np.float64) for v in control)
     mean_t, var_t = mean_and_variance(kind, *treatment)

@@ -351,3 +351,20 @@ def test_the_docs_example_prints_what_the_docs_say(capsys: pytest.CaptureFixture
     assert expected is not None
     exec(compile(code, "docs/statistics.md", "exec"), {})
     assert capsys.readouterr().out.strip() == expected.group(1)
+
+
+@pytest.mark.parametrize("method", list(Method))
+def test_a_metric_measured_on_fewer_than_two_units_has_no_result(method: Method) -> None:
+    guardrail = Guardrail("g", MetricKind.CONTINUOUS, Direction.DECREASE, 0.05)
+    variants = [
+        binary("control", 50, 1000, 100, g=Moments(1, 3.0, 9.0)),
+        binary("b", 50, 1000, 180, g=Moments(500, 1000.0, 2100.0)),
+    ]
+    result = analyze(variants, "control", CONVERSION, [guardrail], AnalysisConfig(method=method))
+    (guard,) = result.variants[1].guardrails
+    assert guard.state is GuardrailState.INSUFFICIENT
+    assert guard.lift is None
+    assert guard.mean == 2.0
+    comparison = result.variants[1].comparison
+    assert comparison is not None and comparison.significant  # the primary metric is unaffected
+    assert result.winner is None  # but an undecided guardrail holds the winner back
