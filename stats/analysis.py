@@ -56,12 +56,13 @@ class Interval:
 class Comparison:
     """A treatment against control on the primary metric.
 
-    ``difference`` is in the metric's units, ``lift`` relative to |control mean| (None when that is 0).
+    ``difference`` is in the metric's units (None when an arm has fewer than two units measured), ``lift`` relative
+    to |control mean| (None also when that is 0).
     ``p_value`` and ``adjusted_p_value`` (Holm across the treatments) are set by FixedHorizon and Sequential,
     ``probability_to_beat_control`` and ``expected_loss`` by Bayesian. ``significant``: the treatment beats
     control in the metric's direction by the method's rule (before guardrails)."""
 
-    difference: Interval
+    difference: Interval | None
     lift: Interval | None
     p_value: float | None
     adjusted_p_value: float | None
@@ -175,9 +176,7 @@ def analyze(
     candidates: list[tuple[float, str]] = []
     for i, variant in enumerate(treatments):
         comparison = Comparison(
-            difference=Interval(
-                float(primary.difference[i]), float(primary.difference_lower[i]), float(primary.difference_upper[i])
-            ),
+            difference=_interval(primary.difference[i], primary.difference_lower[i], primary.difference_upper[i]),
             lift=_interval(primary.lift[i], primary.lift_lower[i], primary.lift_upper[i]),
             p_value=_optional(p_values[i]),
             adjusted_p_value=_optional(adjusted[i]),
@@ -189,7 +188,11 @@ def analyze(
             GuardrailResult(g.name, states[i], _mean(variant, g.name, g.kind), lifts[i])
             for g, (states, lifts) in ((g, guard_results[g.name]) for g in guardrails)
         )
-        if comparison.significant and all(g.state is GuardrailState.OK for g in variant_guardrails):
+        if (
+            comparison.significant
+            and comparison.difference is not None
+            and all(g.state is GuardrailState.OK for g in variant_guardrails)
+        ):
             candidates.append((sign * comparison.difference.estimate, variant.name))
         results[variant.name] = _describe(variant, metric, comparison, variant_guardrails)
     winner = max(candidates)[1] if candidates else None

@@ -76,8 +76,9 @@ def relative_lift(arm1: ArmMoments, arm2: ArmMoments) -> tuple[Array, Array]:
     (n1, m1, var1), (n2, m2, var2) = (tuple(_f(x) for x in arm) for arm in (arm1, arm2))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         lift = np.where(m2 != 0, (m1 - m2) / np.abs(m2), np.nan)
-        variance = var1 / (n1 * m2**2) + var2 * m1**2 / (n2 * m2**4)
-    return lift, np.where(m2 != 0, np.sqrt(variance), np.nan)
+        # The same expression as sqrt(Var), arranged so that a tiny mean2 cannot overflow m2^4.
+        se = np.sqrt(var1 / n1 + var2 * (m1 / m2) ** 2 / n2) / np.abs(m2)
+    return lift, np.where(m2 != 0, se, np.nan)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

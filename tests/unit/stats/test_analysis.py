@@ -368,3 +368,12 @@ def test_a_metric_measured_on_fewer_than_two_units_has_no_result(method: Method)
     comparison = result.variants[1].comparison
     assert comparison is not None and comparison.significant  # the primary metric is unaffected
     assert result.winner is None  # but an undecided guardrail holds the winner back
+
+
+def test_treatments_without_weight_leave_nothing_to_compare() -> None:
+    variants = [binary("control", 100, 1000, 100), binary("b", 0, 0, 0)]
+    for method in Method:
+        result = analyze(variants, "control", CONVERSION, config=AnalysisConfig(method=method))
+        assert result.state is AnalysisState.REPORTED
+        assert [v.comparison for v in result.variants] == [None, None]
+        assert result.winner is None

@@ -25,7 +25,7 @@ from croupier.stats import (
     analyze,
 )
 
-PROPERTY = settings(max_examples=60, deadline=None)
+PROPERTY = settings(max_examples=60, deadline=None, derandomize=True)  # fixed examples: a failure reproduces
 GUARDRAIL = Guardrail("g", MetricKind.CONTINUOUS, Direction.DECREASE, 0.05)
 
 
@@ -116,7 +116,11 @@ def test_scaling_a_metric_leaves_p_values_and_probabilities_unchanged(
         assert a.comparison is not None
         for field in ("p_value", "adjusted_p_value", "probability_to_beat_control", "significant", "lift"):
             assert_close(getattr(b.comparison, field), getattr(a.comparison, field), field)
-        assert a.comparison.difference.estimate == pytest.approx(c * b.comparison.difference.estimate, rel=1e-6)
+        assert a.comparison.difference is not None and b.comparison.difference is not None
+        # Means up to 50 in size: a difference of 0 comes back as rounding noise of that order.
+        assert a.comparison.difference.estimate == pytest.approx(
+            c * b.comparison.difference.estimate, rel=1e-6, abs=c * 50 * 1e-12
+        )
         if b.comparison.expected_loss is not None:
             assert a.comparison.expected_loss == pytest.approx(c * b.comparison.expected_loss, rel=1e-6, abs=1e-12)
 
