@@ -13,6 +13,8 @@ from croupier.stats.analysis import (
     Interval,
     VariantResult,
     analyze,
+    guardrail_interval_alpha,
+    guardrail_states,
     planned_samples_per_variant,
 )
 from croupier.stats.comparison import ArmComparison, compare_arms, mean_and_variance
@@ -48,6 +50,8 @@ __all__ = [
     "VariantResult",
     "analyze",
     "compare_arms",
+    "guardrail_interval_alpha",
+    "guardrail_states",
     "mean_and_variance",
     "planned_samples_per_variant",
 ]

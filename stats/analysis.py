@@ -165,11 +165,9 @@ def analyze(
     else:
         significant = (adjusted < config.alpha) & (sign * primary.difference > 0)
 
-    # One-sided bounds at level alpha: the two-sided interval at 2 alpha, except Sequential, whose two-sided
-    # confidence sequence at alpha already bounds each side at alpha (conservatively).
-    guard_alpha = config.alpha if config.method is Method.SEQUENTIAL else 2 * config.alpha
+    guard_alpha = guardrail_interval_alpha(config.method, config.alpha)
     guard_results = {
-        g.name: _guardrail(g, _compare(treatments, control_data, g, config, guard_alpha)) for g in guardrails
+        g.name: guardrail_states(g, _compare(treatments, control_data, g, config, guard_alpha)) for g in guardrails
     }
 
     results: dict[str, VariantResult] = {}
@@ -267,8 +265,15 @@ def _compare(
     )
 
 
-def _guardrail(guardrail: Guardrail, result: ArmComparison) -> tuple[list[GuardrailState], list[Interval | None]]:
-    """Harm = the relative change in the wrong direction; compare its one-sided bounds with the threshold."""
+def guardrail_interval_alpha(method: Method, alpha: float) -> float:
+    """The two-sided level whose interval ends are one-sided bounds at ``alpha``: 2 alpha, except for Sequential,
+    whose two-sided confidence sequence at alpha already bounds each side at alpha (conservatively)."""
+    return alpha if method is Method.SEQUENTIAL else 2 * alpha
+
+
+def guardrail_states(guardrail: Guardrail, result: ArmComparison) -> tuple[list[GuardrailState], list[Interval | None]]:
+    """Harm = the relative change in the wrong direction; compare its one-sided bounds (the ends of ``result``'s lift
+    interval, computed at :func:`guardrail_interval_alpha`) with the threshold."""
     states: list[GuardrailState] = []
     lifts: list[Interval | None] = []
     for i in range(result.lift.size):

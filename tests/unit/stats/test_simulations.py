@@ -15,11 +15,15 @@ import numpy as np
 from croupier.stats import (
     AnalysisConfig,
     Direction,
+    Guardrail,
+    GuardrailState,
     Method,
     Metric,
     MetricKind,
     Moments,
     compare_arms,
+    guardrail_interval_alpha,
+    guardrail_states,
     planned_samples_per_variant,
 )
 
@@ -172,6 +176,40 @@ def test_sequential_and_bayesian_power_at_the_fixed_horizon_plan() -> None:
         assert result["bayesian"] > result["fixed"], kind
 
 
+@cache
+def guardrail_rates(method: Method, harm: float) -> dict[GuardrailState, float]:
+    """Share of each guardrail state over 2,000 experiments of 2,000 units per arm: a latency guardrail (lower is
+    better, threshold 5%) whose true harm is ``harm`` (control mean 100, sd 20, normal)."""
+    rng = np.random.default_rng(99 + int(harm * 1000) + len(method.value))
+    guardrail = Guardrail("latency", MetricKind.CONTINUOUS, Direction.DECREASE, threshold=0.05)
+    control = draw(rng, MetricKind.CONTINUOUS, 2000, 100.0, 20.0)
+    treatment = draw(rng, MetricKind.CONTINUOUS, 2000, 100.0 * (1 + harm), 20.0)
+    result = compare_arms(
+        method,
+        MetricKind.CONTINUOUS,
+        Direction.DECREASE,
+        treatment.as_tuple(),
+        control.as_tuple(),
+        alpha=guardrail_interval_alpha(method, ALPHA),
+        tuning_parameter=4000.0,
+    )
+    states, _ = guardrail_states(guardrail, result)
+    return {state: states.count(state) / len(states) for state in GuardrailState}
+
+
+def test_guardrail_errors_stay_within_alpha_at_the_threshold() -> None:
+    # True harm exactly at the threshold is the worst case for both errors: neither "violated" (harm > 5%) nor "ok"
+    # (harm < 5%) is true, and each may be declared in at most alpha of the experiments.
+    for method in Method:
+        rates = guardrail_rates(method, 0.05)
+        assert rates[GuardrailState.VIOLATED] <= ALPHA + 0.015, method
+        assert rates[GuardrailState.OK] <= ALPHA + 0.015, method
+    # Far from the threshold the right answer comes out.
+    for method in Method:
+        assert guardrail_rates(method, 0.0)[GuardrailState.OK] > 0.9, method
+        assert guardrail_rates(method, 0.12)[GuardrailState.VIOLATED] > 0.9, method
+
+
 def test_print_calibration_table() -> None:
     print(f"\nA/A: {EXPERIMENTS} experiments, {LOOKS} looks of {BATCH} units per arm, alpha {ALPHA}")
     print(
@@ -192,3 +230,13 @@ def test_print_calibration_table() -> None:
         print(
             f"| {kind} | {p['planned_per_arm']:.0f} | {p['fixed']:.2%} | {p['sequential']:.2%} | {p['bayesian']:.2%} |"
         )
+    print(f"Guardrail (threshold 5%, {EXPERIMENTS} experiments, 2000 units per arm): Violated / Ok / Insufficient")
+    print("| true harm | " + " | ".join(str(m) for m in Method) + " |")
+    for harm in (0.0, 0.05, 0.12):
+        cells = []
+        for method in Method:
+            r = guardrail_rates(method, harm)
+            cells.append(
+                f"{r[GuardrailState.VIOLATED]:.1%} / {r[GuardrailState.OK]:.1%} / {r[GuardrailState.INSUFFICIENT]:.1%}"
+            )
+        print(f"| {harm:.0%} | " + " | ".join(cells) + " |")
