@@ -303,7 +303,7 @@ def _srm_p_value(variants: Sequence[VariantData]) -> float | None:
     active = [v for v in variants if v.weight > 0]
     if sum(v.exposures for v in active) == 0:
         return None
-    return frequentist.chi_square_goodness_of_fit([v.exposures for v in active], [v.weight for v in active])[1]
+    return float(frequentist.chi_square_goodness_of_fit([v.exposures for v in active], [v.weight for v in active])[1])
 
 
 def _withheld(

@@ -149,10 +149,10 @@ def holm(p_values: ArrayLike) -> Array:
     return result
 
 
-def chi_square_goodness_of_fit(observed: ArrayLike, weights: ArrayLike) -> tuple[float, float]:
-    """Pearson's chi-square statistic of ``observed`` counts against expected shares proportional to ``weights``
-    (all positive) and its p-value with k - 1 degrees of freedom."""
+def chi_square_goodness_of_fit(observed: ArrayLike, weights: ArrayLike) -> tuple[Array, Array]:
+    """Pearson's chi-square statistic of ``observed`` counts (the last axis: k categories) against expected shares
+    proportional to ``weights`` (k, all positive) and its p-value with k - 1 degrees of freedom."""
     obs = _f(observed)
-    expected = _f(weights) / np.sum(weights) * obs.sum()
-    statistic = float(np.sum((obs - expected) ** 2 / expected))
-    return statistic, float(special.chdtrc(obs.size - 1, statistic))
+    expected = _f(weights) / np.sum(weights) * obs.sum(axis=-1, keepdims=True)
+    statistic = np.sum((obs - expected) ** 2 / expected, axis=-1)
+    return statistic, special.chdtrc(obs.shape[-1] - 1, statistic)
