@@ -232,6 +232,8 @@ def planned_samples_per_variant(
     else:
         variance_sum = 2 * variance
     alpha = config.alpha / max(1, treatments)
+    if config.power <= alpha:  # a two-sided test at alpha has that much power with no data at all
+        return config.minimum_samples_per_variant
     n = frequentist.samples_per_arm(effect, variance_sum, alpha, config.power)
     return max(config.minimum_samples_per_variant, math.ceil(n))
 

@@ -142,11 +142,8 @@ class AnalysisConfig:
             raise StatsInputError(f"alpha: must be in (0, 0.5), got {self.alpha!r}")
         if not 0 < self.power < 1:
             raise StatsInputError(f"power: must be in (0, 1), got {self.power!r}")
-        if self.minimum_samples_per_variant < 2:
-            raise StatsInputError(
-                f"minimumSamplesPerVariant: must be >= 2 (a variance needs two units), got "
-                f"{self.minimum_samples_per_variant!r}"
-            )
+        if self.minimum_samples_per_variant < 1:
+            raise StatsInputError(f"minimumSamplesPerVariant: must be >= 1, got {self.minimum_samples_per_variant!r}")
         if not 0 < self.srm_threshold < 0.5:
             raise StatsInputError(f"srmThreshold: must be in (0, 0.5), got {self.srm_threshold!r}")
         if not (math.isfinite(self.sequential_tuning_parameter) and self.sequential_tuning_parameter > 0):
