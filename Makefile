@@ -44,10 +44,10 @@ test-integration: sync controlplane ## Run the integration tests (local control 
 lint: sync ## Lint and check formatting (ruff) and types (mypy --strict on contracts, operator, runtime)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	@mkdir -p .typecheck/croupier && for d in api operator runtime templates devtools/devcluster devtools/generators; do \
+	@mkdir -p .typecheck/croupier && for d in api operator runtime stats templates devtools/devcluster devtools/generators; do \
 		ln -sfn ../../$$d .typecheck/croupier/$${d#devtools/}; done
 	MYPYPATH=.typecheck $(RUN) mypy --namespace-packages -p croupier.api -p croupier.operator -p croupier.runtime \
-		-p croupier.templates -p croupier.devcluster -p croupier.generators
+		-p croupier.stats -p croupier.templates -p croupier.devcluster -p croupier.generators
 
 .PHONY: crds
 crds: sync ## Regenerate crds/ (CRDs and their kustomization) and docs/api/ from the typed models in api/
@@ -97,6 +97,7 @@ bench: ## Run every benchmark (needs `make bench-deps`); tables go to stdout
 	$(RUN) --group bench python benchmarks/http_decide.py
 	$(RUN) --group bench python benchmarks/runtime_memory.py
 	$(RUN) --group bench python benchmarks/operator_scale.py
+	$(RUN) python benchmarks/experiment_stats.py
 
 .PHONY: bench-deps
 bench-deps: ## Install benchmark tools (wrk, Vowpal Wabbit, MABWiser)
