@@ -110,3 +110,17 @@ def test_decision_policy_blocked_states(policies, kubectl) -> None:
     kubectl.apply(json.dumps(service))
     policies.apply("taken")
     record(policies.wait_condition("taken", "Degraded", "True", "ChildConflict"))
+
+
+def test_decision_policy_waiting_for_storage(policies, kubectl) -> None:
+    """No provisioner: the state claim stays Pending, so the rollout waits; resizing an unbound claim is refused."""
+    namespace, name = policies.namespace, "stored"
+    policies.runtime.stop()
+    state = {"backend": "Embedded", "persistence": {"enabled": True, "size": "1Gi"}}
+    policies.apply(name, state=state)
+    record(policies.wait_condition(name, "Ready", "False", "RolloutInProgress"))
+    resize = '{"spec": {"state": {"persistence": {"size": "2Gi"}}}}'
+    kubectl("patch", "dp", name, "-n", namespace, "--type=merge", "-p", resize)
+    body = policies.wait_condition(name, "Degraded", "True", "ApplyRejected")
+    assert "PersistentVolumeClaim" in policies.condition(body, "Degraded")["message"]
+    record(body)
