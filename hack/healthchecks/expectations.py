@@ -63,12 +63,27 @@ for kind, table in ARGO.items():
             k = ("Current", "Resource is Ready")
         else:
             k = ("InProgress", conds["Ready"]["message"])
-        kst.append({"inputPath": f"croupier.dev/{kind}/testdata/{name}.yaml", "status": k[0], "message": k[1]})
+        # Flux with flux-healthcheckexprs.yaml: no status cannot be evaluated (Unknown: Flux keeps waiting);
+        # stale generation InProgress; Degraded Failed; Ready or settled (all False) Current; else InProgress.
+        values = {c["status"] for c in conds.values()}
+        if not conds:
+            flux = "Unknown"
+        elif st.get("observedGeneration") != gen:
+            flux = "InProgress"
+        elif conds["Degraded"]["status"] == "True":
+            flux = "Failed"
+        elif conds["Ready"]["status"] == "True" or values == {"False"}:
+            flux = "Current"
+        else:
+            flux = "InProgress"
+        kst.append({"inputPath": f"croupier.dev/{kind}/testdata/{name}.yaml", "status": k[0], "message": k[1],
+                    "flux": flux})
     with open(f"{ROOT}/{kind}/health_test.yaml", "w") as f:
         f.write("# Argo CD's format (resource_customizations/<group>/<Kind>/health_test.yaml); run by hack/healthchecks.\n")
         yaml.safe_dump({"tests": tests}, f, sort_keys=False, width=200)
 with open("hack/healthchecks/kstatus_expectations.yaml", "w") as f:
     f.write("# What kstatus (github.com/fluxcd/cli-utils, Flux's health checks) computes for each health-check object.\n"
             "# Flux sees Current only with Ready=True (or without any status: the operator writes one within seconds);\n"
-            "# a Degraded object is InProgress, never Failed (the operator writes no Stalled condition): docs/gitops.md.\n")
+            "# a Degraded object is InProgress, never Failed (the operator writes no Stalled condition): docs/gitops.md.\n"
+            "# `flux`: what Flux reports with the CEL checks of flux-healthcheckexprs.yaml (Failed on Degraded).\n")
     yaml.safe_dump({"tests": kst}, f, sort_keys=False, width=200)

@@ -1,5 +1,5 @@
 """The Go tests of hack/healthchecks: Argo CD's Lua harness (gopher-lua v1.1.2, layeh.com/gopher-json) over
-config/argocd's checks, and kstatus Compute (Flux) over the same objects. Modules are cached under
+config/argocd's checks, kstatus Compute and Flux's CEL health checks over the same objects. Modules are cached under
 ~/.cache/croupier/go (CROUPIER_CACHE); go.sum pins them."""
 
 from __future__ import annotations
@@ -29,3 +29,4 @@ def test_go_health_check_tests_pass() -> None:
     assert "--- PASS: TestArgoCDHealthChecks/" in done.stdout
     assert "--- PASS: TestKstatusCompute/" in done.stdout
     assert "--- PASS: TestHarnessLikeArgoCD" in done.stdout
+    assert "--- PASS: TestFluxHealthCheckExprs/" in done.stdout

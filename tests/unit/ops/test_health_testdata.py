@@ -97,3 +97,13 @@ def test_the_rules_the_issue_asks_for() -> None:
                 assert current and conditions["Ready"]["status"] == "True", test
             if current and conditions.get("Degraded", {}).get("status") == "True":
                 assert verdict == "Degraded", test
+
+
+def test_gitops_doc_shows_the_tested_flux_expressions() -> None:
+    tested = yaml.safe_load((ROOT / "hack" / "healthchecks" / "flux-healthcheckexprs.yaml").read_text())
+    doc = (ROOT / "docs" / "gitops.md").read_text()
+    blocks = [yaml.safe_load(b.split("```", 1)[0]) for b in doc.split("```yaml\n")[1:]]
+    (kustomization,) = [b for b in blocks if b.get("kind") == "Kustomization"]
+    assert kustomization["spec"]["healthCheckExprs"] == tested["healthCheckExprs"]
+    kinds = {check["kind"] for check in tested["healthCheckExprs"]}
+    assert kinds == set(KINDS)
