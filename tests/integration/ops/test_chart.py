@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from integration.ops.tools import ROOT, bin_dir, monitoring_crds, run
+from integration.ops.tools import ROOT, monitoring_crds, run
 
 from croupier.devcluster.kubectl import Kubectl
 
@@ -25,11 +25,6 @@ HELM_LABELS = (
 )
 # Prometheus Operator kinds: validated against its CRDs (installed by the `monitoring_crds` fixture).
 MONITORING = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
-
-
-@pytest.fixture(scope="module")
-def helm() -> Path:
-    return bin_dir("hack/helm/build.sh") / "helm"
 
 
 @pytest.fixture(scope="module")
