@@ -137,6 +137,15 @@ def test_settings_and_images_reach_the_operator(helm: Path) -> None:
     assert env["CROUPIER_OPERATOR_PROBE_ENABLED"] == "false"
 
 
+def test_dashboard_config_map_carries_the_tested_dashboard(helm: Path) -> None:
+    objects = _template(helm, "--set", "grafanaDashboard.enabled=true", "--set", "grafanaDashboard.namespace=grafana")
+    (config_map,) = [o for o in objects if o["kind"] == "ConfigMap"]
+    assert config_map["metadata"]["namespace"] == "grafana"
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = (ROOT / "config" / "grafana" / "croupier.json").read_text()
+    assert json.loads(config_map["data"]["croupier.json"]) == json.loads(dashboard)
+
+
 def test_prometheus_rule_carries_the_tested_rules(helm: Path) -> None:
     objects = _template(helm, "--set", "metrics.prometheusRule.enabled=true")
     (rule,) = [o for o in objects if o["kind"] == "PrometheusRule"]
@@ -155,6 +164,7 @@ def test_prometheus_rule_carries_the_tested_rules(helm: Path) -> None:
             "--set", "metrics.prometheusRule.enabled=true",
             "--set", "fullnameOverride=croupier-team",
             "--set", "settings.resyncIntervalSeconds=30",
+            "--set", "grafanaDashboard.enabled=true",
         ],
     ],
     ids=["defaults", "namespaced-with-monitoring"],

@@ -37,9 +37,13 @@ def test_chart_crds_are_the_generated_crds() -> None:
     assert "crds/Kustomization" in (CHART / ".helmignore").read_text().splitlines()
 
 
-def test_chart_rules_are_the_tested_rules() -> None:
-    rules = CHART / "files" / "croupier.rules.yaml"
-    assert rules.is_symlink() and rules.resolve() == (ROOT / "config" / "prometheus" / "croupier.rules.yaml").resolve()
+def test_chart_files_are_the_tested_rules_and_dashboard() -> None:
+    for link, target in (
+        ("croupier.rules.yaml", ROOT / "config" / "prometheus" / "croupier.rules.yaml"),
+        ("croupier-dashboard.json", ROOT / "config" / "grafana" / "croupier.json"),
+    ):
+        path = CHART / "files" / link
+        assert path.is_symlink() and path.resolve() == target.resolve(), link
 
 
 def test_chart_version_follows_the_operator() -> None:
