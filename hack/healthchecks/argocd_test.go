@@ -1,5 +1,5 @@
 // Runs config/argocd's health checks the way Argo CD runs them (util/lua in argo-cd): gopher-lua (Lua 5.1) with the
-// package, base and table libraries, the object decoded into the global `obj`, the returned table encoded with
+// package, base and table libraries and the json module, the object decoded into the global `obj`, the returned table encoded with
 // layeh.com/gopher-json, and a status outside Argo's set replaced by Unknown. Each kind's health_test.yaml lists
 // testdata objects and the health Argo CD must report for them, as Argo CD's own resource_customizations tests do.
 package healthchecks
@@ -87,6 +87,8 @@ func runHealth(script string, obj map[string]any) (*healthStatus, error) {
 			return nil, err
 		}
 	}
+	// Argo CD also preloads the json module (and opens a restricted os library, which the checks do not use).
+	luajson.Preload(l)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	l.SetContext(ctx)
@@ -188,6 +190,10 @@ func TestHarnessLikeArgoCD(t *testing.T) {
 	got, err = runHealth(`return {status = "Healthy", message = tostring(obj.metadata.generation)}`, obj)
 	if err != nil || *got != (healthStatus{Status: "Healthy", Message: "3"}) {
 		t.Errorf("obj global: got %+v, %v", got, err)
+	}
+	got, err = runHealth(`local json = require("json"); return {status = "Healthy", message = json.encode({a = 1})}`, obj)
+	if err != nil || *got != (healthStatus{Status: "Healthy", Message: `{"a":1}`}) {
+		t.Errorf("json module: got %+v, %v", got, err)
 	}
 	if _, err := runHealth(`return "Healthy"`, obj); err == nil {
 		t.Error("a string return must fail as in Argo CD")
