@@ -57,6 +57,19 @@ crds: sync ## Regenerate crds/ (CRDs and their kustomization) and docs/api/ from
 crds-check: sync ## Fail if crds/ or docs/api/ drifted from the models
 	$(RUN) python -m croupier.generators.crdgen --check
 
+.PHONY: helm
+helm: ## Build Helm (once, from the Go module proxy, cached under ~/.cache/croupier/helm) and print its bin folder
+	@hack/helm/build.sh
+
+.PHONY: chart-lint
+chart-lint: ## helm lint --strict and helm template of charts/croupier (tests/integration/ops/test_chart.py does more)
+	@helm="$$(hack/helm/build.sh)/helm" && "$$helm" lint --strict charts/croupier --kube-version 1.35.4 \
+		&& "$$helm" template croupier charts/croupier -n croupier-system --kube-version 1.35.4 >/dev/null
+
+.PHONY: healthchecks
+healthchecks: ## Run the Argo CD (gopher-lua) and kstatus tests of config/argocd (Go modules cached under ~/.cache/croupier/go)
+	cd hack/healthchecks && GOMODCACHE="$${CROUPIER_CACHE:-$$HOME/.cache/croupier}/go/mod" GOFLAGS=-mod=readonly go test -count=1 ./...
+
 .PHONY: demo
 demo: sync controlplane ## Run the embedded demo: local control plane, operator, runtimes, examples, simulated traffic
 	$(RUN) python hack/demo.py --dir $(DEMO_DIR)
