@@ -44,10 +44,10 @@ test-integration: sync controlplane ## Run the integration tests (local control 
 lint: sync ## Lint and check formatting (ruff) and types (mypy --strict on contracts, operator, runtime)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	@mkdir -p .typecheck/croupier && for d in api operator runtime templates devtools/devcluster devtools/generators; do \
+	@mkdir -p .typecheck/croupier && for d in api operator runtime templates devtools/devcluster devtools/generators devtools/modelserver; do \
 		ln -sfn ../../$$d .typecheck/croupier/$${d#devtools/}; done
 	MYPYPATH=.typecheck $(RUN) mypy --namespace-packages -p croupier.api -p croupier.operator -p croupier.runtime \
-		-p croupier.templates -p croupier.devcluster -p croupier.generators
+		-p croupier.templates -p croupier.devcluster -p croupier.generators -p croupier.modelserver
 
 .PHONY: crds
 crds: sync ## Regenerate crds/ (CRDs and their kustomization) and docs/api/ from the typed models in api/
