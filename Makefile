@@ -6,6 +6,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || { test -x "$(HOME)/.local/bin/uv" && echo "$(HOME)/.local/bin/uv"; } || echo "python3 -m uv")
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
+MODELSERVER_ARGS ?=
 KIND_CLUSTER ?= croupier
 IMAGE_TAG ?= dev
 OPERATOR_IMAGE ?= croupier-operator:$(IMAGE_TAG)
@@ -90,6 +91,10 @@ cluster-status: ## Exit 0 when the local control plane is ready (1 starting, 3 n
 cluster-down: ## Stop the local control plane
 	-$(RUN) croupier-devcluster down --dir $(DEMO_DIR)/cluster
 
+.PHONY: modelserver
+modelserver: sync ## Run the local TF Serving stand-in (TF Serving's flags in MODELSERVER_ARGS; docs/modelserver.md)
+	$(RUN) croupier-modelserver $(MODELSERVER_ARGS)
+
 .PHONY: bench
 bench: ## Run every benchmark (needs `make bench-deps`); tables go to stdout
 	$(RUN) --group bench python benchmarks/policies_inprocess.py
@@ -97,6 +102,7 @@ bench: ## Run every benchmark (needs `make bench-deps`); tables go to stdout
 	$(RUN) --group bench python benchmarks/http_decide.py
 	$(RUN) --group bench python benchmarks/runtime_memory.py
 	$(RUN) --group bench python benchmarks/operator_scale.py
+	$(RUN) --group bench python benchmarks/modelserver_predict.py
 
 .PHONY: bench-deps
 bench-deps: ## Install benchmark tools (wrk, Vowpal Wabbit, MABWiser)
