@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent import futures
 
@@ -47,22 +48,26 @@ class Poller:
     def run(self) -> None:
         settings = self.settings
         last_text = settings.config_file.read_text() if settings.config_file else None
-        intervals = [s for s in (settings.file_system_poll_seconds, settings.config_poll_seconds) if s > 0]
-        tick = min(intervals)
-        elapsed = 0
-        while not self.stop.wait(tick):
-            elapsed += tick
-            if settings.config_file and settings.config_poll_seconds and elapsed % settings.config_poll_seconds == 0:
+        now = time.monotonic()
+        next_config = now + settings.config_poll_seconds if settings.config_poll_seconds else None
+        next_scan = now + settings.file_system_poll_seconds if settings.file_system_poll_seconds else None
+        while True:
+            due = min(t for t in (next_config, next_scan) if t is not None)
+            if self.stop.wait(max(0.0, due - time.monotonic())):
+                return
+            now = time.monotonic()
+            if next_config is not None and settings.config_file is not None and now >= next_config:
+                next_config = now + settings.config_poll_seconds
                 try:
                     text = settings.config_file.read_text()
                     if text != last_text:
                         last_text = text
                         self._reload(load_server_config(settings.config_file))
                         _log(f"Reloaded model config from {settings.config_file}")
-                        continue
                 except (OSError, ConfigError, ServingError) as error:
                     _log(f"Failed to reload model config {settings.config_file}: {error}")
-            if settings.file_system_poll_seconds and elapsed % settings.file_system_poll_seconds == 0:
+            if next_scan is not None and now >= next_scan:
+                next_scan = now + settings.file_system_poll_seconds
                 self._rescan()
 
 

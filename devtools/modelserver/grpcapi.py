@@ -41,6 +41,14 @@ def model_request(spec: Any) -> ModelRequest:
     return ModelRequest(spec.name)
 
 
+def tensor_value(key: str, proto: Any) -> Any:
+    """A request TensorProto as an array; a malformed one is the client's error (INVALID_ARGUMENT)."""
+    try:
+        return tf.make_ndarray(proto)
+    except (TypeError, ValueError) as error:
+        raise invalid_argument(f"Input {key}: not a valid tensor: {error}") from error
+
+
 def _abort(context: grpc.ServicerContext, error: ServingError) -> NoReturn:
     context.abort(getattr(grpc.StatusCode, error.code.name), error.message)
     raise AssertionError("grpc abort returned")  # pragma: no cover - abort always raises
@@ -63,12 +71,13 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:
         def run() -> Any:
-            inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
+            inputs = {key: tensor_value(key, proto) for key, proto in request.inputs.items()}
             prediction = self.service.predict(
                 model_request(request.model_spec),
                 request.model_spec.signature_name,
                 inputs,
                 list(request.output_filter),
+                exact_dtypes=True,
             )
             response = predict_pb2.PredictResponse()
             response.model_spec.name = prediction.name

@@ -10,6 +10,7 @@ import asyncio
 import json
 import re
 import time
+import traceback
 import urllib.parse
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -112,6 +113,10 @@ class RestApi:
             code = error.code
             status = error.http_status
             text = json.dumps({"error": error.message}, indent=1)
+        except Exception as error:  # a defect of this server: answer TF Serving's shape, keep the trace in the log
+            traceback.print_exc()
+            code, status = Code.INTERNAL, 500
+            text = json.dumps({"error": f"{type(error).__name__}: {error}"}, indent=1)
         self.metrics.record(context["model_name"], context["method"], "REST", code, (time.perf_counter() - start) * 1e6)
         return web.Response(status=status, text=text, content_type="application/json")
 

@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
+from tensorflow.core.framework import types_pb2
 
 from croupier.modelserver.config import BatchingParameters, ServerConfig
 from croupier.modelserver.errors import Code, ServingError, failed_precondition, invalid_argument
@@ -77,7 +78,11 @@ class ModelService:
         signature_name: str,
         inputs: dict[str, Any],
         output_filter: list[str] | None = None,
+        *,
+        exact_dtypes: bool = False,
     ) -> Prediction:
+        """Run a signature. REST values are converted to the signature's dtypes (as TF Serving's JSON reader does);
+        gRPC tensors must already have them (``exact_dtypes``), as TF Serving's session requires."""
         servable = self.manager.resolve(request)
         name = signature_name or DEFAULT_SIGNATURE
         signature = servable.signature_defs.get(name)
@@ -109,17 +114,26 @@ class ModelService:
         if len(set(aliases)) != len(aliases):
             duplicate = next(a for a in aliases if aliases.count(a) > 1)
             raise invalid_argument(f"duplicate output tensor alias: {duplicate}")
-        arrays = {key: self._convert(key, value, signature.inputs[key]) for key, value in inputs.items()}
+        arrays = {
+            key: self._convert(index, key, value, signature.inputs[key], exact_dtypes)
+            for index, (key, value) in enumerate(sorted(inputs.items()))
+        }
         self._check_batch(arrays)
         outputs = self._run(servable, name, arrays)
         if aliases:
             outputs = {alias: outputs[alias] for alias in aliases}
         return Prediction(servable.name, servable.version, name, outputs)
 
-    def _convert(self, key: str, value: Any, tensor_info: Any) -> Array:
+    def _convert(self, index: int, key: str, value: Any, tensor_info: Any, exact: bool) -> Array:
         dtype = numpy_dtype(tensor_info.dtype)
-        if isinstance(value, np.ndarray) and value.dtype == dtype:
+        if isinstance(value, np.ndarray) and (value.dtype == dtype or (dtype.kind == "O" and value.dtype.kind in "OS")):
             return value
+        if exact and isinstance(value, np.ndarray):
+            expected = types_pb2.DataType.Name(tensor_info.dtype).removeprefix("DT_").lower()
+            given = (
+                types_pb2.DataType.Name(tf.dtypes.as_dtype(value.dtype).as_datatype_enum).removeprefix("DT_").lower()
+            )
+            raise invalid_argument(f"Expects arg[{index}] to be {expected} but {given} is provided")
         try:
             return np.asarray(value, dtype=dtype)
         except (TypeError, ValueError) as error:

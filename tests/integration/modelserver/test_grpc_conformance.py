@@ -189,3 +189,15 @@ def test_model_status_by_model_and_version(models: model_service_pb2_grpc.ModelS
     with pytest.raises(grpc.RpcError) as unknown:
         models.GetModelStatus(request, timeout=30)
     assert unknown.value.details() == "Could not find any versions of model nope"
+
+
+def test_tensors_of_another_dtype_are_refused_not_cast(prediction: Stub) -> None:
+    with pytest.raises(grpc.RpcError) as error:
+        prediction.Predict(predict_request(version=1, context=CONTEXT.astype(np.float64), arms=ARMS), timeout=30)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.value.details() == "Expects arg[1] to be float but double is provided"
+    malformed = predict_request(version=1)
+    malformed.inputs["context"].tensor_content = b"\x00\x01\x02"  # 3 bytes for a [3, 4] float tensor
+    with pytest.raises(grpc.RpcError) as broken:
+        prediction.Predict(malformed, timeout=30)
+    assert broken.value.code() == grpc.StatusCode.INVALID_ARGUMENT
