@@ -27,7 +27,7 @@ from croupier.modelserver.config import ConfigError, server_config_from_proto
 from croupier.modelserver.errors import Code, ServingError, invalid_argument
 from croupier.modelserver.manager import ModelRequest
 from croupier.modelserver.metrics import ServingMetrics
-from croupier.modelserver.service import CLASSIFY_METHOD, REGRESS_METHOD, ModelService
+from croupier.modelserver.service import ModelService
 
 T = TypeVar("T")
 
@@ -47,6 +47,24 @@ def tensor_value(key: str, proto: Any) -> Any:
         return tf.make_ndarray(proto)
     except (TypeError, ValueError) as error:
         raise invalid_argument(f"Input {key}: not a valid tensor: {error}") from error
+
+
+def serialized_examples(message: Any) -> list[bytes]:
+    """``tensorflow.serving.Input`` as serialized tf.Examples; a context is merged into each example (TF Serving
+    concatenates the serialized context and example, which protobuf parses as a merge)."""
+    kind = message.WhichOneof("kind")
+    if kind == "example_list":
+        return [e.SerializeToString() for e in message.example_list.examples]
+    if kind == "example_list_with_context":
+        context = message.example_list_with_context.context.SerializeToString()
+        return [context + e.SerializeToString() for e in message.example_list_with_context.examples]
+    return []
+
+
+def _answer_spec(spec: Any, name: str, version: int, signature_name: str) -> None:
+    spec.name = name
+    spec.version.value = version
+    spec.signature_name = signature_name
 
 
 def _abort(context: grpc.ServicerContext, error: ServingError) -> NoReturn:
@@ -103,19 +121,33 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         response.metadata["signature_def"].Pack(signature_map)
         return response
 
-    def _inference(self, request: Any, context: grpc.ServicerContext, api: str, method: str) -> NoReturn:
-        def run() -> NoReturn:
-            self.service.check_inference_signature(
-                model_request(request.model_spec), request.model_spec.signature_name, method
+    def Classify(self, request: Any, context: grpc.ServicerContext) -> Any:
+        def run() -> Any:
+            result = self.service.classify(
+                model_request(request.model_spec), request.model_spec.signature_name, serialized_examples(request.input)
             )
+            response = classification_pb2.ClassificationResponse()
+            _answer_spec(response.model_spec, result.name, result.version, result.signature_name)
+            for row in result.results:
+                classifications = response.result.classifications.add()
+                for label, score in row:
+                    classifications.classes.add(label=label, score=score)
+            return response
 
-        self._measured(api, request.model_spec.name, context, run)
+        return self._measured("Classify", request.model_spec.name, context, run)
 
-    def Classify(self, request: Any, context: grpc.ServicerContext) -> classification_pb2.ClassificationResponse:
-        self._inference(request, context, "Classify", CLASSIFY_METHOD)
+    def Regress(self, request: Any, context: grpc.ServicerContext) -> Any:
+        def run() -> Any:
+            result = self.service.regress(
+                model_request(request.model_spec), request.model_spec.signature_name, serialized_examples(request.input)
+            )
+            response = regression_pb2.RegressionResponse()
+            _answer_spec(response.model_spec, result.name, result.version, result.signature_name)
+            for value in result.values:
+                response.result.regressions.add(value=value)
+            return response
 
-    def Regress(self, request: Any, context: grpc.ServicerContext) -> regression_pb2.RegressionResponse:
-        self._inference(request, context, "Regress", REGRESS_METHOD)
+        return self._measured("Regress", request.model_spec.name, context, run)
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):  # type: ignore[misc]

@@ -23,8 +23,14 @@ from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 from croupier.modelserver.errors import Code, ServingError, invalid_argument
 from croupier.modelserver.manager import ModelRequest, VersionStatus
 from croupier.modelserver.metrics import ServingMetrics
-from croupier.modelserver.restjson import parse_body, request_inputs, response_body, signature_name
-from croupier.modelserver.service import CLASSIFY_METHOD, REGRESS_METHOD, Metadata, ModelService
+from croupier.modelserver.restjson import (
+    parse_body,
+    request_examples,
+    request_inputs,
+    response_body,
+    signature_name,
+)
+from croupier.modelserver.service import Metadata, ModelService
 
 PREDICTION_PATH = re.compile(
     r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)", re.IGNORECASE
@@ -156,10 +162,13 @@ class RestApi:
         document = parse_body(body)
         signature = signature_name(document)
         if verb in ("classify", "regress"):
-            target = CLASSIFY_METHOD if verb == "classify" else REGRESS_METHOD
+            examples = request_examples(document, verb)
 
             def inference() -> str:
-                self.service.check_inference_signature(spec, signature, target)
+                if verb == "classify":
+                    classes = self.service.classify(spec, signature, examples).results
+                    return json.dumps({"results": [[[label, score] for label, score in row] for row in classes]})
+                return json.dumps({"results": self.service.regress(spec, signature, examples).values})
 
             return await self._blocking(inference)
 

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import numpy as np
+from tensorflow.core.example import example_pb2
 
 from croupier.modelserver.errors import invalid_argument
 
@@ -143,3 +144,62 @@ def response_body(outputs: dict[str, np.ndarray[Any, Any]], row: bool) -> dict[s
     columns = {name: _jsonable(value) for name, value in outputs.items()}
     count = next(iter(sizes.values())) or 0
     return {"predictions": [{name: columns[name][i] for name in columns} for i in range(count)]}
+
+
+CONTEXT = "context"
+EXAMPLES = "examples"
+
+
+def _feature(name: str, content: Any, feature: Any) -> None:
+    """Add one JSON value (or a list of them) to a tf.train.Feature, TF Serving's typing rules (json_tensor.cc)."""
+    for value in content if isinstance(content, list) else [content]:
+        add: Any
+        if isinstance(value, bool):
+            kind, add = "int64_list", int(value)
+        elif isinstance(value, int):
+            if value >= 2**63:
+                raise invalid_argument(f"Feature: {name} has uint64_t element. Only int64_t is supported.")
+            kind, add = "int64_list", value
+        elif isinstance(value, float):
+            kind, add = "float_list", value
+        elif isinstance(value, str):
+            kind, add = "bytes_list", value.encode("utf-8")
+        elif isinstance(value, dict) and set(value) == {"b64"}:
+            kind, add = "bytes_list", _decode_b64(value)
+        else:
+            raise invalid_argument(f"Feature: {name} has element with unexpected JSON type: {_json_type(value)}")
+        current = feature.WhichOneof("kind")
+        if current not in (None, kind):
+            expected = {"bytes_list": "bytes", "float_list": "float", "int64_list": "int64"}[current]
+            raise invalid_argument(f"Unexpected element type in feature: {name} expecting type: {expected}")
+        getattr(feature, kind).value.append(add)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "Null"
+    return {dict: "Object", list: "Array", str: "String", bool: "Bool"}.get(type(value), "Number")
+
+
+def _example(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise invalid_argument(f"Example must be JSON object but got JSON {_json_type(value)}")
+    example = example_pb2.Example()
+    for name, content in value.items():
+        _feature(name, content, example.features.feature[name])
+    return example
+
+
+def request_examples(document: dict[str, Any], method: str) -> list[bytes]:
+    """``{"context"?: {...}, "examples": [{...}]}`` as serialized tf.Examples (the context merged into each)."""
+    context = _example(document[CONTEXT]).SerializeToString() if CONTEXT in document else b""
+    if EXAMPLES not in document:
+        raise invalid_argument(
+            f"JSON Value: {_debug(document)} When method is {method}, key 'examples' is expected and was not found"
+        )
+    examples = document[EXAMPLES]
+    if not isinstance(examples, list):
+        raise invalid_argument(f"JSON Value: {_debug(document)} Expecting 'examples' value to be an list/array")
+    if not examples:
+        raise invalid_argument(f"JSON Value: {_debug(document)} 'examples' value is an empty array")
+    return [context + _example(e).SerializeToString() for e in examples]

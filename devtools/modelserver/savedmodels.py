@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
 
 DEFAULT_DIMS = 4
 
@@ -131,5 +132,63 @@ def write_broken(base_path: Path, version: int) -> Path:
         path.mkdir()
         (path / "saved_model.pb").write_bytes(b"\x0a\xff\xff\xff\xff\x0fthis is not a SavedModel protocol buffer")
         (path / "variables").mkdir()
+
+    return _write_atomically(base_path, version, write)
+
+
+EXAMPLE_FEATURE = "x"
+EXAMPLE_CLASSES = (b"negative", b"positive")
+
+
+def example_score(version: int, features: Any, dims: int = DEFAULT_DIMS) -> npt.NDArray[np.float32]:
+    """What the example model's regress signature answers for feature vectors ``x`` [n, d]."""
+    weights, bias = ranker_weights(version, dims)
+    x = np.asarray(features, dtype=np.float32)
+    return np.asarray(x @ weights + np.float32(bias), dtype=np.float32)
+
+
+def write_example_model(base_path: Path, version: int, *, dims: int = DEFAULT_DIMS) -> Path:
+    """Write a SavedModel over serialized ``tf.Example`` inputs with a ``classify`` and a ``regress`` signature, as
+    Estimator exports had them (method names ``tensorflow/serving/classify`` and ``.../regress``; TF2's
+    ``tf.saved_model.save`` writes ``predict`` and the names are set in saved_model.pb afterwards).
+
+    Each example has a float feature ``x`` of length ``dims``; regress answers ``outputs`` = x·w + bias
+    (``example_score``); classify answers ``classes`` ["negative", "positive"] with ``scores`` [1 - p, p], p =
+    sigmoid(x·w + bias)."""
+    weights, bias = ranker_weights(version, dims)
+    spec = {EXAMPLE_FEATURE: tf.io.FixedLenFeature([dims], tf.float32)}
+
+    class ExampleModel(tf.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.weights = tf.Variable(weights, name="weights")
+            self.bias = tf.Variable(np.float32(bias), name="bias")
+
+        def score(self, serialized: Any) -> Any:
+            x = tf.io.parse_example(serialized, spec)[EXAMPLE_FEATURE]
+            return tf.linalg.matvec(x, self.weights) + self.bias
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])  # type: ignore[untyped-decorator]
+        def regress(self, inputs: Any) -> dict[str, Any]:
+            return {"outputs": self.score(inputs)}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])  # type: ignore[untyped-decorator]
+        def classify(self, inputs: Any) -> dict[str, Any]:
+            p = tf.sigmoid(self.score(inputs))
+            scores = tf.stack([1.0 - p, p], axis=1)
+            classes = tf.tile(tf.constant([list(EXAMPLE_CLASSES)]), [tf.shape(p)[0], 1])
+            return {"classes": classes, "scores": scores}
+
+    def write(path: Path) -> None:
+        module = ExampleModel()
+        signatures = {"classify": module.classify, "regress": module.regress, "serving_default": module.regress}
+        tf.saved_model.save(module, str(path), signatures=signatures)
+        proto = saved_model_pb2.SavedModel()
+        proto.ParseFromString((path / "saved_model.pb").read_bytes())
+        defs = proto.meta_graphs[0].signature_def
+        defs["classify"].method_name = "tensorflow/serving/classify"
+        defs["regress"].method_name = "tensorflow/serving/regress"
+        defs["serving_default"].method_name = "tensorflow/serving/regress"
+        (path / "saved_model.pb").write_bytes(proto.SerializeToString())
 
     return _write_atomically(base_path, version, write)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -21,9 +21,6 @@ from croupier.modelserver.errors import Code, ServingError, failed_precondition,
 from croupier.modelserver.manager import ModelManager, ModelRequest, Servable, VersionStatus
 
 DEFAULT_SIGNATURE = "serving_default"
-PREDICT_METHOD = "tensorflow/serving/predict"
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-REGRESS_METHOD = "tensorflow/serving/regress"
 
 Array = npt.NDArray[Any]
 
@@ -34,6 +31,22 @@ class Prediction:
     version: int
     signature_name: str
     outputs: dict[str, Array]
+
+
+@dataclass(frozen=True)
+class Classification:
+    name: str
+    version: int
+    signature_name: str
+    results: list[list[tuple[str, float]]]  # per example: (label, score) per class
+
+
+@dataclass(frozen=True)
+class Regression:
+    name: str
+    version: int
+    signature_name: str
+    values: list[float]
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,11 @@ _TRACE_PREFIX = re.compile(r"^Graph execution error:\n\n(?:.*\n)*?<stack traces 
 def _tf_message(message: str) -> str:
     """TensorFlow's status message without the Python-only 'Graph execution error' preamble TF Serving never shows."""
     return _TRACE_PREFIX.sub("", message).strip()
+
+
+def _short(signature: Any) -> str:
+    """A SignatureDef on one line (TF Serving prints its DebugString)."""
+    return " ".join(str(signature).split())
 
 
 class ModelService:
@@ -162,18 +180,90 @@ class ModelService:
         return {key: tensor.numpy() for key, tensor in result.items()}
 
     # --- Classify / Regress -----------------------------------------------------------------------------------------
-    def check_inference_signature(self, request: ModelRequest, signature_name: str, method: str) -> NoReturn:
-        """Classify/Regress: SavedModels written by TF2's ``tf.saved_model.save`` carry predict signatures only; the
-        same checks TF Serving makes (classifier.cc / regressor.cc, method-name check off, its default) apply."""
+    def _example_signature(self, request: ModelRequest, signature_name: str) -> tuple[Servable, str, Any]:
         servable = self.manager.resolve(request)
         name = signature_name or DEFAULT_SIGNATURE
         signature = servable.signature_defs.get(name)
         if signature is None:
             raise invalid_argument(f"No signature was found with the name: {name}")
+        return servable, name, signature
+
+    def _run_examples(self, servable: Servable, name: str, examples: list[bytes]) -> dict[str, Array]:
+        if not examples:
+            raise invalid_argument("Input is empty.")
+        self._check_batch({"inputs": np.empty((len(examples),))})
+        return self._run(servable, name, {"inputs": np.asarray(examples, dtype=object)})
+
+    def classify(self, request: ModelRequest, signature_name: str, examples: list[bytes]) -> Classification:
+        """Classify serialized tf.Examples (classifier.cc: one string input ``inputs``; ``classes`` and/or
+        ``scores`` outputs of shape [batch, classes]). The method-name check is off, TF Serving's default."""
+        servable, name, signature = self._example_signature(request, signature_name)
         if len(signature.inputs) != 1:
             raise invalid_argument("Expected one input Tensor.")
-        what = "classification" if method == CLASSIFY_METHOD else "regression"
-        raise invalid_argument(f"Expected {what} signature method_name to be {method}. Was: {signature.method_name}")
+        if len(signature.outputs) not in (1, 2):
+            raise invalid_argument(f"Expected one or two output Tensors, found {len(signature.outputs)}")
+        if "inputs" not in signature.inputs:
+            raise invalid_argument(f"No classification inputs found in SignatureDef: {_short(signature)}")
+        if "classes" not in signature.outputs and "scores" not in signature.outputs:
+            raise invalid_argument(
+                'Expected classification signature outputs to contain at least one of "classes" or "scores". '
+                f"Signature was: {_short(signature)}"
+            )
+        outputs = self._run_examples(servable, name, examples)
+        classes, scores = outputs.get("classes"), outputs.get("scores")
+        count = len(examples)
+        for key, array, kind in (("classes", classes, "DT_STRING"), ("scores", scores, "DT_FLOAT")):
+            if array is None:
+                continue
+            if array.ndim != 2:
+                raise invalid_argument(f"Expected Tensor shape: [batch_size num_classes] but got {list(array.shape)}")
+            if (kind == "DT_STRING") != (array.dtype.kind in "OS") or (
+                kind == "DT_FLOAT" and array.dtype != np.float32
+            ):
+                raise invalid_argument(f"Expected {key} Tensor of {kind}. Got: {array.dtype.name}")
+            if array.shape[0] != count:
+                raise invalid_argument(f"Expected {key} output batch size of {count}. Got: {array.shape[0]}")
+        if classes is not None and scores is not None and classes.shape[1] != scores.shape[1]:
+            raise invalid_argument(
+                f"Tensors class and score should match in dim_size(1). Got {classes.shape[1]} vs. {scores.shape[1]}"
+            )
+        width = (classes if classes is not None else scores).shape[1]  # type: ignore[union-attr]
+        rows = []
+        for i in range(count):
+            rows.append(
+                [
+                    (
+                        bytes(classes[i, j]).decode("utf-8", "replace") if classes is not None else "",
+                        float(scores[i, j]) if scores is not None else 0.0,
+                    )
+                    for j in range(width)
+                ]
+            )
+        return Classification(servable.name, servable.version, name, rows)
+
+    def regress(self, request: ModelRequest, signature_name: str, examples: list[bytes]) -> Regression:
+        """Regress serialized tf.Examples (regressor.cc: one string input ``inputs``, one output ``outputs`` of
+        shape [batch] or [batch, 1])."""
+        servable, name, signature = self._example_signature(request, signature_name)
+        if len(signature.inputs) != 1:
+            raise invalid_argument("Expected one input Tensor.")
+        if len(signature.outputs) != 1:
+            raise invalid_argument("Expected one output Tensor.")
+        if "inputs" not in signature.inputs:
+            raise invalid_argument(f"No regression inputs found in SignatureDef: {_short(signature)}")
+        if "outputs" not in signature.outputs:
+            raise invalid_argument(f"No regression outputs found in SignatureDef: {_short(signature)}")
+        values = self._run_examples(servable, name, examples)["outputs"]
+        if not (values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)):
+            raise invalid_argument(
+                "Expected output Tensor shape to be either [batch_size] or [batch_size, 1] but got "
+                f"{list(values.shape)}"
+            )
+        if values.shape[0] != len(examples):
+            raise invalid_argument(
+                f"Input batch size did not match output batch size: {len(examples)} vs. {values.shape[0]}"
+            )
+        return Regression(servable.name, servable.version, name, [float(v) for v in values.reshape(-1)])
 
     # --- Metadata and status ----------------------------------------------------------------------------------------
     def metadata(self, request: ModelRequest, fields: list[str]) -> Metadata:

@@ -8,6 +8,7 @@ from pathlib import Path
 from croupier.modelserver import savedmodels
 
 RANKER = "ranker"
+SCORER = "scorer"  # classify and regress signatures over tf.Example inputs
 DIMS = savedmodels.DEFAULT_DIMS
 FAILING_VERSION = 3  # fails for the half of the inputs whose first context feature falls in [0, 0.5) (mod 1)
 SLOW_VERSION = 4  # spins 60 ms per call before scoring
@@ -17,9 +18,10 @@ ERROR_FRACTION = 0.5
 
 @dataclass(frozen=True)
 class Repository:
-    """A model base path with versions 1 and 2 (rankers), 3 (failing), 4 (slow)."""
+    """A model base path with versions 1 and 2 (rankers), 3 (failing), 4 (slow); the scorer's base path (version 1)."""
 
     base_path: Path
+    scorer_path: Path
 
 
 def ranker_repository(root: Path) -> Repository:
@@ -28,7 +30,8 @@ def ranker_repository(root: Path) -> Repository:
     savedmodels.write_ranker(base, 2)
     savedmodels.write_ranker(base, FAILING_VERSION, weights_version=1, error_fraction=ERROR_FRACTION)
     savedmodels.write_ranker(base, SLOW_VERSION, weights_version=1, delay_ms=SLOW_MS)
-    return Repository(base)
+    savedmodels.write_example_model(root / SCORER, 1)
+    return Repository(base, root / SCORER)
 
 
 def model_config(

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import grpc
 import pytest
-from support.savedmodels import FAILING_VERSION, RANKER, SLOW_VERSION, Repository, model_config, ranker_repository
+from support.savedmodels import (
+    FAILING_VERSION,
+    RANKER,
+    SCORER,
+    SLOW_VERSION,
+    Repository,
+    model_config,
+    ranker_repository,
+)
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from croupier.modelserver.process import ModelServerProcess
@@ -22,11 +30,19 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Repository:
 
 @pytest.fixture(scope="session")
 def served(repository: Repository, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServerProcess]:
-    """One server for the read-only conformance tests: ranker versions 1-4, labels stable → 1, canary → 2."""
+    """One server for the read-only conformance tests: ranker versions 1-4, labels stable → 1, canary → 2; the
+    scorer (classify/regress) version 1."""
     work = tmp_path_factory.mktemp("served")
     config = work / "models.config"
     versions = [1, 2, FAILING_VERSION, SLOW_VERSION]
-    config.write_text(model_config([(RANKER, repository.base_path, versions, {"stable": 1, "canary": 2})]))
+    config.write_text(
+        model_config(
+            [
+                (RANKER, repository.base_path, versions, {"stable": 1, "canary": 2}),
+                (SCORER, repository.scorer_path, [1], {}),
+            ]
+        )
+    )
     (work / "monitoring.config").write_text(MONITORING)
     server = ModelServerProcess(
         [f"--model_config_file={config}", f"--monitoring_config_file={work / 'monitoring.config'}"],

@@ -8,7 +8,8 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from support.savedmodels import FAILING_VERSION, RANKER, SLOW_MS, SLOW_VERSION
+from support.savedmodels import FAILING_VERSION, RANKER, SCORER, SLOW_MS, SLOW_VERSION
+from tensorflow.core.example import example_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -19,7 +20,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from croupier.modelserver.savedmodels import expected_scores, failing_row
+from croupier.modelserver.savedmodels import example_score, expected_scores, failing_row
 
 Stub = prediction_service_pb2_grpc.PredictionServiceStub
 
@@ -201,3 +202,47 @@ def test_tensors_of_another_dtype_are_refused_not_cast(prediction: Stub) -> None
     with pytest.raises(grpc.RpcError) as broken:
         prediction.Predict(malformed, timeout=30)
     assert broken.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def example(**features: list[float]) -> example_pb2.Example:
+    message = example_pb2.Example()
+    for name, values in features.items():
+        message.features.feature[name].float_list.value.extend(values)
+    return message
+
+
+FEATURES = [[0.5, 1.0, -0.5, 2.0], [1.5, -1.0, 0.25, 0.0]]
+
+
+def test_classify_and_regress_on_example_signatures(prediction: Stub) -> None:
+    regress = regression_pb2.RegressionRequest()
+    regress.model_spec.name = SCORER
+    regress.model_spec.signature_name = "regress"
+    regress.input.example_list.examples.extend(example(x=f) for f in FEATURES)
+    answer = prediction.Regress(regress, timeout=30)
+    assert answer.model_spec.name == SCORER and answer.model_spec.version.value == 1
+    assert answer.model_spec.signature_name == "regress"
+    np.testing.assert_allclose([r.value for r in answer.result.regressions], example_score(1, FEATURES), rtol=1e-5)
+
+    classify = classification_pb2.ClassificationRequest()
+    classify.model_spec.name = SCORER
+    classify.model_spec.signature_name = "classify"
+    # The context carries the features; the examples are empty: TF Serving merges the context into each example.
+    classify.input.example_list_with_context.context.CopyFrom(example(x=FEATURES[0]))
+    classify.input.example_list_with_context.examples.extend([example(), example()])
+    result = prediction.Classify(classify, timeout=30).result
+    p = 1 / (1 + np.exp(-example_score(1, [FEATURES[0]])[0]))
+    for classification in result.classifications:
+        assert [c.label for c in classification.classes] == ["negative", "positive"]
+        np.testing.assert_allclose([c.score for c in classification.classes], [1 - p, p], rtol=1e-5)
+    assert len(result.classifications) == 2
+
+    classify.ClearField("input")
+    with pytest.raises(grpc.RpcError) as empty:
+        prediction.Classify(classify, timeout=30)
+    assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert empty.value.details() == "Input is empty."
+    regress.model_spec.signature_name = "classify"
+    with pytest.raises(grpc.RpcError) as two_outputs:
+        prediction.Regress(regress, timeout=30)
+    assert two_outputs.value.details() == "Expected one output Tensor."

@@ -7,10 +7,10 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from support.savedmodels import RANKER
+from support.savedmodels import RANKER, SCORER
 
 from croupier.modelserver.process import ModelServerProcess
-from croupier.modelserver.savedmodels import expected_scores
+from croupier.modelserver.savedmodels import example_score, expected_scores
 
 CONTEXT = [[0.6, 0.2, 0.1, 0.9], [0.7, 0.4, 0.3, 0.2]]
 ARMS = [[[1.0, 0.0, 0.5, 0.2], [0.1, 0.9, 0.3, 0.4]], [[0.2, 0.2, 0.2, 0.2], [0.5, 0.1, 0.8, 0.6]]]
@@ -120,6 +120,27 @@ def test_metadata(rest: httpx.Client) -> None:
         ),
         ("POST", f"/v1/models/{RANKER}:predict", {"rows": []}, 400, "Missing 'inputs' or 'instances' key"),
         ("POST", f"/v1/models/{RANKER}:classify", {"examples": [{}]}, 400, "Expected one input Tensor."),
+        (
+            "POST",
+            f"/v1/models/{SCORER}:regress",
+            {"instances": [1]},
+            400,
+            """JSON Value: {"instances":[1]} When method is regress, key 'examples' is expected and was not found""",
+        ),
+        (
+            "POST",
+            f"/v1/models/{SCORER}:classify",
+            {"examples": [{"x": [1, 2.5]}]},
+            400,
+            "Unexpected element type in feature: x expecting type: int64",
+        ),
+        (
+            "POST",
+            f"/v1/models/{SCORER}:classify",
+            {"examples": [3]},
+            400,
+            "Example must be JSON object but got JSON Number",
+        ),
     ],
 )
 def test_errors_have_tf_servings_codes_and_messages(rest: httpx.Client, case: tuple[str, str, Any, int, str]) -> None:
@@ -144,3 +165,24 @@ def test_values_of_the_wrong_type_or_shape(rest: httpx.Client) -> None:
     assert "context" in text.json()["error"]
     ragged = rest.post(f"/v1/models/{RANKER}:predict", json={"inputs": {"context": [[1, 2], [3]], "arms": ARMS}})
     assert ragged.status_code == 400
+
+
+def test_classify_and_regress(rest: httpx.Client) -> None:
+    features = [[0.5, 1.0, -0.5, 2.0], [1.5, -1.0, 0.25, 0.0]]
+    body = {"signature_name": "regress", "examples": [{"x": f} for f in features]}
+    answer = rest.post(f"/v1/models/{SCORER}/versions/1:regress", json=body)
+    assert answer.status_code == 200, answer.text
+    np.testing.assert_allclose(answer.json()["results"], example_score(1, features), rtol=1e-5)
+    body = {"signature_name": "classify", "context": {"x": features[1]}, "examples": [{}]}
+    answer = rest.post(f"/v1/models/{SCORER}:classify", json=body)
+    assert answer.status_code == 200, answer.text
+    ((negative, positive),) = answer.json()["results"]
+    p = 1 / (1 + np.exp(-example_score(1, [features[1]])[0]))
+    assert negative[0] == "negative" and positive[0] == "positive"
+    np.testing.assert_allclose([negative[1], positive[1]], [1 - p, p], rtol=1e-5)
+    # Integers for a float feature: the model's own parse fails (TensorFlow's INVALID_ARGUMENT).
+    wrong = rest.post(
+        f"/v1/models/{SCORER}:regress", json={"signature_name": "regress", "examples": [{"x": [1, 2, 3, 4]}]}
+    )
+    assert wrong.status_code == 400
+    assert "x" in wrong.json()["error"]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
+from tensorflow.core.example import example_pb2
 
 from croupier.modelserver.errors import Code, ServingError, http_status
-from croupier.modelserver.restjson import parse_body, request_inputs, response_body, signature_name
+from croupier.modelserver.restjson import parse_body, request_examples, request_inputs, response_body, signature_name
 
 NAMES = ["arms", "context"]
 
@@ -80,3 +83,35 @@ def test_tf_servings_http_status_for_each_code() -> None:
         Code.INTERNAL: 500, Code.UNAVAILABLE: 503, Code.DATA_LOSS: 500, Code.UNAUTHENTICATED: 401,
     }  # fmt: skip
     assert {code: http_status(code) for code in Code} == expected
+
+
+def test_classify_and_regress_bodies_become_serialized_examples() -> None:
+    document = {
+        "context": {"country": "fr"},
+        "examples": [{"x": [1.5, 2.0], "n": 3, "flag": True, "raw": {"b64": "aGk="}}],
+    }
+    (serialized,) = request_examples(document, "classify")
+    example = example_pb2.Example.FromString(serialized)
+    features = example.features.feature
+    assert list(features["x"].float_list.value) == [1.5, 2.0]
+    assert list(features["n"].int64_list.value) == [3] and list(features["flag"].int64_list.value) == [1]
+    assert list(features["raw"].bytes_list.value) == [b"hi"]
+    assert list(features["country"].bytes_list.value) == [b"fr"]  # the context, merged into the example
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"instances": []}, "When method is classify, key 'examples' is expected and was not found"),
+        ({"examples": {}}, "Expecting 'examples' value to be an list/array"),
+        ({"examples": []}, "'examples' value is an empty array"),
+        ({"examples": [[1]]}, "Example must be JSON object but got JSON Array"),
+        ({"examples": [{"x": [1, 2.5]}]}, "Unexpected element type in feature: x expecting type: int64"),
+        ({"examples": [{"x": None}]}, "Feature: x has element with unexpected JSON type: Null"),
+        ({"examples": [{"x": [[1]]}]}, "Feature: x has element with unexpected JSON type: Array"),
+        ({"examples": [{"x": 2**63}]}, "Feature: x has uint64_t element. Only int64_t is supported."),
+    ],
+)
+def test_bad_examples(document: dict[str, object], message: str) -> None:
+    with pytest.raises(ServingError, match=re.escape(message)):
+        request_examples(document, "classify")
