@@ -188,21 +188,9 @@ def test_startup_fails_when_a_model_does_not_load(tmp_path: Path) -> None:
     assert "1 model(s) did not become available: {{name: broken version: 1 due to error:" in done.stderr
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--bogus=1"], "unrecognized arguments: --bogus=1"),
-        (
-            ["--grpc_socket_path=/tmp/s"],
-            "--grpc_socket_path is a TF Serving flag this development server does not implement",
-        ),
-        (["--model_base_path=/x", "--batching_parameters_file=/b"], "batching_parameters_file is set without setting"),
-        ([], "Both server config file and model base path are empty"),
-    ],
-)
-def test_bad_command_lines_fail_with_a_clear_message(args: list[str], message: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "croupier.modelserver", *args], capture_output=True, text=True, timeout=120, check=False
-    )
+def test_a_bad_command_line_exits_2_with_a_clear_message() -> None:
+    # Every flag rule is covered in-process by tests/unit/modelserver/test_flags.py; this checks the process's answer.
+    command = [sys.executable, "-m", "croupier.modelserver", "--model_base_path=/m", "--bogus=1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2
-    assert message in done.stderr
+    assert done.stderr.strip().endswith("croupier-modelserver: unrecognized arguments: --bogus=1")

@@ -71,7 +71,9 @@ def test_request_count_and_latency_series(
     buckets = sorted(
         (float(dict(k[1])["le"]), v)
         for k, v in after.items()
-        if k[0] == f"{latency}_bucket" and dict(k[1])["le"] != "+Inf" and dict(k[1])["entrypoint"] == "GRPC"
+        if k[0] == f"{latency}_bucket"
+        and dict(k[1])["le"] != "+Inf"
+        and {n: v for n, v in k[1] if n != "le"} == grpc_labels
     )
     assert buckets[0][0] == 10 and len(buckets) == 33
     assert all(a[1] <= b[1] for a, b in itertools.pairwise(buckets))  # cumulative
