@@ -8,7 +8,9 @@ depend on the version (``ranker_weights``), so version 2 answers measurably diff
 
 from __future__ import annotations
 
+import argparse
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -192,3 +194,42 @@ def write_example_model(base_path: Path, version: int, *, dims: int = DEFAULT_DI
         (path / "saved_model.pb").write_bytes(proto.SerializeToString())
 
     return _write_atomically(base_path, version, write)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m croupier.modelserver.savedmodels BASE_PATH VERSION [...]``: write one version folder."""
+    parser = argparse.ArgumentParser(
+        prog="python -m croupier.modelserver.savedmodels", description="Write a test SavedModel version folder."
+    )
+    parser.add_argument("base_path", type=Path, help="the model's base path (version folders go under it)")
+    parser.add_argument("version", type=int)
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--broken", action="store_true", help="a folder whose saved_model.pb is not a SavedModel")
+    kind.add_argument("--examples", action="store_true", help="classify/regress signatures over tf.Example inputs")
+    parser.add_argument("--weights-version", type=int, default=None, help="ranker weights of this version")
+    parser.add_argument("--error-fraction", type=float, default=0.0, help="ranker: fail this fraction of inputs")
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="ranker: spin this long per call")
+    args = parser.parse_args(argv)
+    if args.version < 0:
+        parser.error(f"version must be non-negative, got {args.version}")
+    try:
+        if args.broken:
+            path = write_broken(args.base_path, args.version)
+        elif args.examples:
+            path = write_example_model(args.base_path, args.version)
+        else:
+            path = write_ranker(
+                args.base_path,
+                args.version,
+                weights_version=args.weights_version,
+                error_fraction=args.error_fraction,
+                delay_ms=args.delay_ms,
+            )
+    except (ValueError, FileExistsError) as error:
+        parser.error(str(error))
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
