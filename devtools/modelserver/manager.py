@@ -213,12 +213,15 @@ class ModelManager:
             failed = []
             for name in names:
                 version = latest(name)
-                if version is None or version.state != State.AVAILABLE:
-                    number = max(self._versions.get(name, {}) or [0])
+                if version is None:
+                    # TF Serving waits for a first version to appear; this server says at once that none is there.
+                    model = self._config.model(name)
+                    where = f" under {model.base_path}" if model is not None else ""
+                    failed.append(f"{{name: {name}: no version folder its version policy selects{where}}}")
+                elif version.state != State.AVAILABLE:
+                    number = max(self._versions.get(name, {}))
                     reason = (
-                        f" due to error: {version.error.code.name}: {version.error.message}"
-                        if version and version.error
-                        else ""
+                        f" due to error: {version.error.code.name}: {version.error.message}" if version.error else ""
                     )
                     failed.append(f"{{name: {name} version: {number}{reason}}}")
         if failed:

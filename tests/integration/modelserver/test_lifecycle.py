@@ -159,6 +159,22 @@ def test_a_reload_replaces_the_whole_config(life, stubs, repository: Repository)
     assert predict_version(prediction, "stable") == 2
 
 
+def test_a_new_model_without_versions_fails_the_reload(life, stubs) -> None:  # type: ignore[no-untyped-def]
+    models, prediction = stubs
+    _, base = life
+    empty = base.parent / "empty"
+    empty.mkdir()
+    with pytest.raises(grpc.RpcError) as failed:
+        reload(models, model_config([(MODEL, base, [2], {"stable": 2}), ("empty", empty, [1], {})]))
+    assert failed.value.code() == grpc.StatusCode.UNKNOWN
+    assert failed.value.details() == (
+        f"1 model(s) did not become available: {{{{name: empty: no version folder its version policy selects under "
+        f"{empty}}}, }}"
+    )
+    reload(models, model_config([(MODEL, base, [2], {"stable": 2})]))
+    assert predict_version(prediction, "stable") == 2
+
+
 def test_config_file_poll_and_version_folder_poll(life, stubs, repository: Repository) -> None:  # type: ignore[no-untyped-def]
     models, _ = stubs
     server, base = life
