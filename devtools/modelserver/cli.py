@@ -74,6 +74,8 @@ class Poller:
 def serve(settings: Settings) -> int:
     manager = ModelManager(
         load_delay_seconds=settings.load_delay_seconds,
+        max_load_retries=settings.max_load_retries,
+        load_retry_interval_seconds=settings.load_retry_interval_seconds,
         allow_version_labels_for_unavailable_models=settings.allow_labels_for_unavailable,
     )
     manager.start()

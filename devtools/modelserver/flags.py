@@ -38,8 +38,6 @@ NOT_IMPLEMENTED = {
     "xla_cpu_compilation_enabled",
     "use_tflite_model",
     "prefer_tflite_model",
-    "max_num_load_retries",
-    "load_retry_interval_micros",
     "enable_cors_support",
     "remove_unused_fields_from_bundle_metagraph",
     "num_load_threads",
@@ -91,6 +89,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--monitoring_config_file", default="", help="MonitoringConfig in text format (Prometheus)")
     p.add_argument("--enable_batching", type=_bool, nargs="?", const=True, default=False)
     p.add_argument("--batching_parameters_file", default="", help="BatchingParameters in text format")
+    p.add_argument(
+        "--max_num_load_retries", type=int, default=5, help="retries of a failed load, the version staying LOADING"
+    )
+    p.add_argument(
+        "--load_retry_interval_micros", type=int, default=60_000_000, help="wait between load retries (default 1 min)"
+    )
     p.add_argument("--allow_version_labels_for_unavailable_models", type=_bool, nargs="?", const=True, default=False)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (not a TF Serving flag; it binds 0.0.0.0)")
     p.add_argument(
@@ -116,6 +120,8 @@ class Settings:
     batching: BatchingParameters | None
     allow_labels_for_unavailable: bool
     load_delay_seconds: float
+    max_load_retries: int
+    load_retry_interval_seconds: float
 
 
 def parse(argv: list[str]) -> Settings:
@@ -138,6 +144,8 @@ def parse(argv: list[str]) -> Settings:
         raise FlagError(f"--rest_api_timeout_in_ms={args.rest_api_timeout_in_ms} must be positive")
     if args.model_config_file_poll_wait_seconds < 0 or args.file_system_poll_wait_seconds < 0:
         raise FlagError("poll intervals must be non-negative")
+    if args.max_num_load_retries < 0:
+        raise FlagError(f"--max_num_load_retries={args.max_num_load_retries} must be non-negative")
     if args.dev_load_delay_ms < 0:
         raise FlagError(f"--dev_load_delay_ms={args.dev_load_delay_ms} must be non-negative")
     try:
@@ -183,4 +191,6 @@ def parse(argv: list[str]) -> Settings:
         batching=batching,
         allow_labels_for_unavailable=args.allow_version_labels_for_unavailable_models,
         load_delay_seconds=args.dev_load_delay_ms / 1000.0,
+        max_load_retries=args.max_num_load_retries,
+        load_retry_interval_seconds=max(0, args.load_retry_interval_micros) / 1e6,
     )

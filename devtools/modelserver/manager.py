@@ -9,7 +9,8 @@ TF Serving's ServableStateMonitor) until they are aspired again.
 from __future__ import annotations
 
 import enum
-import queue
+import heapq
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -66,6 +67,7 @@ class Servable:
 
 
 Loader = Callable[[str, int, Path], Servable]
+_Action = tuple[str, str, int, int, int]  # kind ("load" | "unload"), model, version, generation, attempt
 
 
 def load_saved_model(name: str, version: int, path: Path) -> Servable:
@@ -109,6 +111,7 @@ class _Version:
     generation: int
     error: ServingError | None = None
     servable: Servable | None = None
+    aspired: bool = True  # False once the config or the folders stop asking for it
 
 
 class ModelManager:
@@ -119,17 +122,24 @@ class ModelManager:
         *,
         loader: Loader = load_saved_model,
         load_delay_seconds: float = 0.0,
+        max_load_retries: int = 5,
+        load_retry_interval_seconds: float = 60.0,
         allow_version_labels_for_unavailable_models: bool = False,
     ) -> None:
         self._loader = loader
         self._load_delay = load_delay_seconds
+        self._max_retries = max_load_retries
+        self._retry_interval = max(0.0, load_retry_interval_seconds)
         self._allow_unavailable_labels = allow_version_labels_for_unavailable_models
         self._changed = threading.Condition()
         self._config = ServerConfig(())
         self._versions: dict[str, dict[int, _Version]] = {}
         self._labels: dict[str, dict[str, int]] = {}
         self._generation = 0
-        self._actions: queue.Queue[tuple[str, str, int, int] | None] = queue.Queue()
+        # (due time, sequence, action): loads and unloads are due at once in order; a failed load's retry later.
+        self._actions: list[tuple[float, int, _Action]] = []
+        self._sequence = itertools.count()
+        self._stopping = False
         self._thread: threading.Thread | None = None
         self._reload_lock = threading.Lock()
 
@@ -140,7 +150,9 @@ class ModelManager:
 
     def stop(self) -> None:
         if self._thread is not None:
-            self._actions.put(None)
+            with self._changed:
+                self._stopping = True
+                self._changed.notify_all()
             self._thread.join(timeout=10)
             self._thread = None
 
@@ -177,22 +189,32 @@ class ModelManager:
             aspired = model.policy.aspired(versions_on_disk(model.base_path))
             for number in aspired:
                 current = versions.get(number)
-                if current is None or current.state == State.END:
+                # A version that failed to load stays failed while it is aspired (TF Serving does not retry it past
+                # --max_num_load_retries); one that was unloaded, or failed and was dropped, loads again.
+                if current is None or (current.state == State.END and not current.aspired):
                     self._generation += 1
                     versions[number] = _Version(model.base_path / str(number), State.START, self._generation)
                     loads.append((model.name, number))
             for number, current in versions.items():
-                if number not in aspired and current.state in (State.START, State.LOADING, State.AVAILABLE):
-                    unloads.append((model.name, number))
+                if number not in aspired:
+                    current.aspired = False
+                    if current.state in (State.START, State.LOADING, State.AVAILABLE):
+                        unloads.append((model.name, number))
         for name, versions in self._versions.items():
             if name not in configured:
-                unloads.extend((name, n) for n, v in versions.items() if v.state != State.END)
+                for number, current in versions.items():
+                    current.aspired = False
+                    if current.state != State.END:
+                        unloads.append((name, number))
         # Loads first: a model keeps serving its old version until the new one is AVAILABLE.
         for name, number in loads:
-            self._actions.put(("load", name, number, self._versions[name][number].generation))
+            self._schedule(0.0, ("load", name, number, self._versions[name][number].generation, 0))
         for name, number in unloads:
-            self._actions.put(("unload", name, number, self._versions[name][number].generation))
+            self._schedule(0.0, ("unload", name, number, self._versions[name][number].generation, 0))
         self._changed.notify_all()
+
+    def _schedule(self, due: float, action: _Action) -> None:
+        heapq.heappush(self._actions, (due, next(self._sequence), action))
 
     def _wait_for_models(self, names: list[str], wait_seconds: float | None) -> None:
         deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
@@ -247,9 +269,24 @@ class ModelManager:
             self._changed.notify_all()
 
     # --- the loader thread --------------------------------------------------------------------------------------
+    def _next_action(self) -> _Action | None:
+        """The next due action (None when stopping); waits on the condition, so new work wakes the loader."""
+        with self._changed:
+            while not self._stopping:
+                if self._actions:
+                    due, _, action = self._actions[0]
+                    wait = due - time.monotonic()
+                    if wait <= 0:
+                        heapq.heappop(self._actions)
+                        return action
+                    self._changed.wait(timeout=wait)
+                else:
+                    self._changed.wait()
+            return None
+
     def _run_loader(self) -> None:
-        while (action := self._actions.get()) is not None:
-            kind, name, number, generation = action
+        while (action := self._next_action()) is not None:
+            kind, name, number, generation, attempt = action
             with self._changed:
                 version = self._versions.get(name, {}).get(number)
                 if version is None or version.generation != generation:
@@ -259,8 +296,8 @@ class ModelManager:
                         continue
                     version.state = State.UNLOADING
                     self._changed.notify_all()
-                elif version.state != State.START:
-                    continue
+                elif version.state != (State.START if attempt == 0 else State.LOADING):
+                    continue  # unloaded while it waited for its retry
                 else:
                     version.state = State.LOADING
                     self._changed.notify_all()
@@ -270,7 +307,7 @@ class ModelManager:
                     version.state = State.END
                     self._changed.notify_all()
                 continue
-            if self._load_delay > 0:
+            if self._load_delay > 0 and attempt == 0:
                 time.sleep(self._load_delay)
             try:
                 servable = self._loader(name, number, version.path)
@@ -278,7 +315,15 @@ class ModelManager:
             except ServingError as failure:
                 servable, error = None, failure
             with self._changed:
-                if version.generation == generation and version.state == State.LOADING:
+                if version.generation != generation or version.state != State.LOADING:
+                    self._changed.notify_all()
+                    continue
+                if error is not None and attempt < self._max_retries:
+                    # TF Serving's LoaderHarness retries every failure; the version stays LOADING meanwhile.
+                    self._schedule(
+                        time.monotonic() + self._retry_interval, ("load", name, number, generation, attempt + 1)
+                    )
+                else:
                     version.servable = servable
                     version.error = error
                     version.state = State.AVAILABLE if servable is not None else State.END

@@ -31,6 +31,7 @@ from croupier.modelserver.process import ModelServerProcess
 State = get_model_status_pb2.ModelVersionStatus
 MODEL = "life"
 LOAD_DELAY_MS = 1500
+RETRY_INTERVAL_MS = 1500
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,8 @@ def life(repository: Repository, tmp_path_factory: pytest.TempPathFactory) -> It
             "--model_config_file_poll_wait_seconds=1",
             "--file_system_poll_wait_seconds=1",
             f"--dev_load_delay_ms={LOAD_DELAY_MS}",
+            "--max_num_load_retries=1",
+            f"--load_retry_interval_micros={RETRY_INTERVAL_MS * 1000}",
         ],
         work / "server.log",
     )
@@ -132,9 +135,12 @@ def test_labels_only_point_at_available_versions(life, stubs) -> None:  # type: 
 def test_a_version_that_fails_to_load_reports_its_error(life, stubs) -> None:  # type: ignore[no-untyped-def]
     models, _ = stubs
     _, base = life
+    start = time.monotonic()
     reload(models, model_config([(MODEL, base, [1, 2, 6], {"stable": 1, "canary": 2})]))
     seen = watch(models, 6, State.END)
     assert State.LOADING in seen
+    # One retry (--max_num_load_retries=1) after --load_retry_interval_micros, LOADING all along, then END.
+    assert time.monotonic() - start >= (LOAD_DELAY_MS + RETRY_INTERVAL_MS) / 1000
     request = get_model_status_pb2.GetModelStatusRequest()
     request.model_spec.name = MODEL
     request.model_spec.version.value = 6
@@ -142,6 +148,8 @@ def test_a_version_that_fails_to_load_reports_its_error(life, stubs) -> None:  #
     assert status.state == State.END
     assert status.status.error_code != 0
     assert "saved_model.pb" in status.status.error_message
+    time.sleep(2.5)  # two version-folder polls: a version that failed stays failed while it is aspired
+    assert states(models)[6] == State.END
 
 
 def test_a_reload_replaces_the_whole_config(life, stubs, repository: Repository) -> None:  # type: ignore[no-untyped-def]
@@ -196,6 +204,7 @@ def test_startup_fails_when_a_model_does_not_load(tmp_path: Path) -> None:
         "-m",
         "croupier.modelserver",
         "--port=1",
+        "--max_num_load_retries=0",
         "--model_name=broken",
         f"--model_base_path={base}",
     ]

@@ -31,6 +31,9 @@ def test_tf_serving_flags_and_defaults(tmp_path: Path) -> None:
     assert settings.rest_timeout_seconds == 1.5
     single = parse(["--model_name=ranker", "--model_base_path=/m/ranker", "--enable_batching=false"])
     assert single.grpc_port == 8500 and single.rest_port == 0 and single.batching is None
+    assert single.max_load_retries == 5 and single.load_retry_interval_seconds == 60.0  # TF Serving's defaults
+    quick = parse(["--model_base_path=/m", "--max_num_load_retries=0", "--load_retry_interval_micros=250000"])
+    assert quick.max_load_retries == 0 and quick.load_retry_interval_seconds == 0.25
     assert [m.name for m in single.config.models] == ["ranker"]
 
 
@@ -40,6 +43,7 @@ def test_tf_serving_flags_and_defaults(tmp_path: Path) -> None:
         (["--model_base_path=/m", "--nope"], "unrecognized arguments: --nope"),
         (["--model_base_path=/m", "--enable_model_warmup=true"], "--enable_model_warmup is a TF Serving flag"),
         (["--model_base_path=/m", "--port=0"], "the gRPC port must be set"),
+        (["--model_base_path=/m", "--max_num_load_retries=-1"], "must be non-negative"),
         (["--model_base_path=/m", "--port=70000"], "--port=70000 is not a port number"),
         (["--model_base_path=/m", "--rest_api_port=8500"], "must differ from --port"),
         (["--model_base_path=/m", "--enable_batching=maybe"], "expected true or false"),
