@@ -6,6 +6,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || { test -x "$(HOME)/.local/bin/uv" && echo "$(HOME)/.local/bin/uv"; } || echo "python3 -m uv")
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
+MODELSERVER_ARGS ?=
 KIND_CLUSTER ?= croupier
 IMAGE_TAG ?= dev
 OPERATOR_IMAGE ?= croupier-operator:$(IMAGE_TAG)
@@ -48,10 +49,10 @@ test-integration: sync controlplane ## Run the integration tests (local control 
 lint: sync ## Lint and check formatting (ruff) and types (mypy --strict on contracts, operator, runtime)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	@mkdir -p .typecheck/croupier && for d in api operator runtime templates devtools/devcluster devtools/generators; do \
+	@mkdir -p .typecheck/croupier && for d in api operator runtime stats templates devtools/devcluster devtools/generators devtools/modelserver; do \
 		ln -sfn ../../$$d .typecheck/croupier/$${d#devtools/}; done
 	MYPYPATH=.typecheck $(RUN) mypy --namespace-packages -p croupier.api -p croupier.operator -p croupier.runtime \
-		-p croupier.templates -p croupier.devcluster -p croupier.generators
+		-p croupier.stats -p croupier.templates -p croupier.devcluster -p croupier.generators -p croupier.modelserver
 
 .PHONY: crds
 crds: sync ## Regenerate crds/ (CRDs and their kustomization) and docs/api/ from the typed models in api/
@@ -60,6 +61,19 @@ crds: sync ## Regenerate crds/ (CRDs and their kustomization) and docs/api/ from
 .PHONY: crds-check
 crds-check: sync ## Fail if crds/ or docs/api/ drifted from the models
 	$(RUN) python -m croupier.generators.crdgen --check
+
+.PHONY: helm
+helm: ## Build Helm (once, from the Go module proxy, cached under ~/.cache/croupier/helm) and print its bin folder
+	@hack/helm/build.sh
+
+.PHONY: chart-lint
+chart-lint: ## helm lint --strict and helm template of charts/croupier (tests/integration/ops/test_chart.py does more)
+	@helm="$$(hack/helm/build.sh)/helm" && "$$helm" lint --strict charts/croupier --kube-version 1.35.4 \
+		&& "$$helm" template croupier charts/croupier -n croupier-system --kube-version 1.35.4 >/dev/null
+
+.PHONY: healthchecks
+healthchecks: ## Run the Argo CD (gopher-lua) and kstatus tests of config/argocd (Go modules cached under ~/.cache/croupier/go)
+	cd hack/healthchecks && GOMODCACHE="$${CROUPIER_CACHE:-$$HOME/.cache/croupier}/go/mod" GOFLAGS=-mod=readonly go test -count=1 ./...
 
 .PHONY: demo
 demo: sync controlplane ## Run the embedded demo: local control plane, operator, runtimes, examples, simulated traffic
@@ -94,6 +108,10 @@ cluster-status: ## Exit 0 when the local control plane is ready (1 starting, 3 n
 cluster-down: ## Stop the local control plane
 	-$(RUN) croupier-devcluster down --dir $(DEMO_DIR)/cluster
 
+.PHONY: modelserver
+modelserver: sync ## Run the local TF Serving stand-in (TF Serving's flags in MODELSERVER_ARGS; docs/modelserver.md)
+	$(RUN) croupier-modelserver $(MODELSERVER_ARGS)
+
 .PHONY: bench
 bench: ## Run every benchmark (needs `make bench-deps`); tables go to stdout
 	$(RUN) --group bench python benchmarks/policies_inprocess.py
@@ -101,6 +119,8 @@ bench: ## Run every benchmark (needs `make bench-deps`); tables go to stdout
 	$(RUN) --group bench python benchmarks/http_decide.py
 	$(RUN) --group bench python benchmarks/runtime_memory.py
 	$(RUN) --group bench python benchmarks/operator_scale.py
+	$(RUN) python benchmarks/experiment_stats.py
+	$(RUN) --group bench python benchmarks/modelserver_predict.py
 
 .PHONY: bench-deps
 bench-deps: ## Install benchmark tools (wrk, Vowpal Wabbit, MABWiser)
