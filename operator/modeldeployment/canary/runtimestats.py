@@ -19,6 +19,7 @@ interval InsufficientData, never a pass.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +39,12 @@ MAX_SCRAPES_PER_TARGET = 64
 
 @dataclass(frozen=True)
 class MetricNames:
-    """The request counter and latency histogram to read, and how to tell a success and scale latency to ms."""
+    """The request counter and latency histogram to read, and how to tell a success and scale latency to ms.
+
+    ``inference_apis``: TF Serving counts every REST request, status and metadata GETs included (its latency histogram
+    has them under ``API=""``), so probes would pad the request count with fast successes. When set, only latency
+    series of these APIs count, and an interval's requests are its timed inference successes plus its errors. None:
+    every series counts and requests are the request counter's total."""
 
     requests: str = ":tensorflow:serving:request_count"
     latency: str = ":tensorflow:serving:request_latency"
@@ -46,6 +52,10 @@ class MetricNames:
     status_label: str = "status"
     ok_status: str = "OK"
     latency_unit_milliseconds: float = 0.001  # TF Serving records microseconds
+    api_label: str = "API"
+    inference_apis: frozenset[str] | None = frozenset(
+        {"Predict", "Classify", "Regress", "MultiInference", "predict", "classify", "regress"}
+    )
 
 
 TF_SERVING = MetricNames()
@@ -76,10 +86,12 @@ class Scrape:
 
 
 def parse(text: str, model: str, names: MetricNames, labels: Mapping[str, str]) -> Counts:
-    """The model's request and error totals and latency buckets (summed over API/entrypoint) from one exposition."""
+    """The model's request and error totals and latency buckets (summed over the inference APIs and entrypoints) from
+    one exposition."""
     total = errors = 0.0
     buckets: dict[float, float] = {}
     wanted = {names.model_label: model, **labels}
+    apis = names.inference_apis
     for family in text_string_to_metric_families(text):
         if family.name not in (names.requests, names.latency):
             continue
@@ -90,9 +102,11 @@ def parse(text: str, model: str, names: MetricNames, labels: Mapping[str, str]) 
                 total += sample.value
                 if sample.labels.get(names.status_label) != names.ok_status:
                     errors += sample.value
-            elif sample.name.endswith("_bucket"):
+            elif sample.name.endswith("_bucket") and (apis is None or sample.labels.get(names.api_label) in apis):
                 bound = float(sample.labels["le"])
                 buckets[bound] = buckets.get(bound, 0.0) + sample.value
+    if apis is not None:
+        total = buckets.get(math.inf, 0.0) + errors
     return Counts(total, errors, buckets)
 
 

@@ -21,7 +21,9 @@ from .conftest import Pod, Prometheus, free_port
 
 REQUESTS = ':tensorflow:serving:request_count{model_name="{{model}}",version="{{version}}"}'
 ERRORS = ':tensorflow:serving:request_count{model_name="{{model}}",version="{{version}}",status!="OK"}'
-BUCKETS = ':tensorflow:serving:request_latency_bucket{model_name="{{model}}",version="{{version}}"}'
+BUCKETS = (
+    ':tensorflow:serving:request_latency_bucket{model_name="{{model}}",version="{{version}}",API=~"Predict|predict"}'
+)
 QUERIES = {
     "requests": "sum(increase(" + REQUESTS + "[{{interval}}]))",
     # `or vector(0)`: TF Serving creates a status series on its first error; no error series is a rate of 0.

@@ -4,6 +4,7 @@ placeholders, and Prometheus API answers turned into numbers or reasons."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -41,7 +42,7 @@ def test_quantile_rejects_a_q_outside_zero_one() -> None:
 
 
 EXPOSITION = """# TYPE :tensorflow:serving:request_count counter
-:tensorflow:serving:request_count{model_name="ranker",status="OK"} 90
+:tensorflow:serving:request_count{model_name="ranker",status="OK"} 590
 :tensorflow:serving:request_count{model_name="ranker",status="INVALID_ARGUMENT"} 7
 :tensorflow:serving:request_count{model_name="ranker",status="INTERNAL"} 3
 :tensorflow:serving:request_count{model_name="other",status="INTERNAL"} 1000
@@ -54,6 +55,9 @@ EXPOSITION = """# TYPE :tensorflow:serving:request_count counter
 :tensorflow:serving:request_latency_bucket{model_name="ranker",API="predict",entrypoint="GRPC",le="10"} 10
 :tensorflow:serving:request_latency_bucket{model_name="ranker",API="predict",entrypoint="GRPC",le="18"} 20
 :tensorflow:serving:request_latency_bucket{model_name="ranker",API="predict",entrypoint="GRPC",le="+Inf"} 30
+:tensorflow:serving:request_latency_bucket{model_name="ranker",API="",entrypoint="REST",le="10"} 500
+:tensorflow:serving:request_latency_bucket{model_name="ranker",API="",entrypoint="REST",le="18"} 500
+:tensorflow:serving:request_latency_bucket{model_name="ranker",API="",entrypoint="REST",le="+Inf"} 500
 :tensorflow:serving:request_latency_bucket{model_name="other",API="predict",entrypoint="GRPC",le="10"} 99
 :tensorflow:serving:request_latency_bucket{model_name="other",API="predict",entrypoint="GRPC",le="18"} 99
 :tensorflow:serving:request_latency_bucket{model_name="other",API="predict",entrypoint="GRPC",le="+Inf"} 99
@@ -62,8 +66,11 @@ EXPOSITION = """# TYPE :tensorflow:serving:request_count counter
 
 def test_parse_reads_tf_servings_names_for_one_model_over_every_entrypoint() -> None:
     counts = parse(EXPOSITION, "ranker", TF_SERVING, {})
+    # 500 REST status GETs (API="") are neither requests nor latency: inference successes (90) plus errors (10).
     assert (counts.total, counts.errors) == (100, 10)
     assert counts.buckets == {10.0: 10, 18.0: 60, INF: 90}
+    every_series = replace(TF_SERVING, inference_apis=None)
+    assert parse(EXPOSITION, "ranker", every_series, {}) == Counts(600, 10, {10.0: 510, 18.0: 560, INF: 590})
     assert parse(EXPOSITION, "ranker", TF_SERVING, {"version": "2"}) == Counts(0, 0, {})
 
 
