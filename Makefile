@@ -29,6 +29,10 @@ sync: bootstrap ## Install the locked Python dependencies into .venv
 controlplane: ## Build (once, cached under ~/.cache/croupier) etcd, kube-apiserver, controllers, kubectl and kwok
 	@hack/controlplane/build.sh
 
+.PHONY: prometheus
+prometheus: ## Unpack Debian's prometheus/promtool 2.42.0 (once, cached under ~/.cache/croupier), print the bin folder
+	@hack/prometheus/install.sh
+
 .PHONY: test
 test: sync controlplane ## Run every test that needs no Docker: unit + integration (real apiserver, etcd, Redis)
 	$(RUN) pytest -m "not e2e" $(PYTEST_ARGS)
