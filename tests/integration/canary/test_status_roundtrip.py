@@ -15,6 +15,7 @@ from kubernetes import client
 from croupier.api.common import GROUP, VERSION
 from croupier.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus, RolloutState, RolloutStatus
 from croupier.devcluster.kubectl import Kubectl
+from croupier.operator.core.status import merge_patch
 from croupier.operator.modeldeployment.canary.engine import advance
 from croupier.operator.modeldeployment.canary.measurement import Measurement, VersionSample
 
@@ -39,18 +40,6 @@ def custom(kubectl: Kubectl, k8s_api: client.ApiClient) -> Iterator[client.Custo
     kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=croupier-tests", "-f", str(crd))
     kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/modeldeployments.{GROUP}")
     yield client.CustomObjectsApi(k8s_api)
-
-
-def merge_diff(stored: Any, wanted: Any) -> Any:
-    """The RFC 7386 merge patch from ``stored`` to ``wanted``: nested keys that became unset are patched to null.
-    (A patch naming only the top-level key would merge into the stored object and keep stale nested fields.)"""
-    if not isinstance(stored, dict) or not isinstance(wanted, dict):
-        return wanted
-    patch = {key: None for key in stored if key not in wanted}
-    for key, value in wanted.items():
-        if stored.get(key) != value:
-            patch[key] = merge_diff(stored.get(key), value)
-    return patch
 
 
 def rollouts() -> list[RolloutStatus]:
@@ -81,7 +70,7 @@ def test_every_rollout_status_the_engine_writes_is_admitted_and_reads_back_equal
     stored: dict[str, Any] = {}
     for rollout in rollouts():
         status = ModelDeploymentStatus(canary_weight=rollout.weight, current_step=rollout.step, rollout=rollout)
-        patch = merge_diff(stored.get("status") or {}, status.to_wire())
+        patch = merge_patch(stored.get("status") or {}, status.to_wire())
         custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, "modeldeployments", "ranker", {"status": patch}
         )
