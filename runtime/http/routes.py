@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import orjson
 
 from croupier.api import wire
+from croupier.api.decisionpolicy import AuthScope
 from croupier.runtime.decisions.service import DecisionService
 from croupier.runtime.http.batching import DecideBatcher
 from croupier.runtime.http.codec import DecideCodec, decode_rewards, encode_rewards
@@ -29,6 +30,8 @@ GetHandler = Callable[[], tuple[int, bytes, bytes]]
 class Routes:
     post: dict[str, PostHandler]
     get: dict[str, GetHandler]
+    scopes: dict[str, AuthScope]
+    """The auth scope of every path above (the app refuses a route without one: fail closed)."""
 
 
 def decision_routes(service: DecisionService, policy_version: str) -> Routes:
@@ -46,4 +49,9 @@ def decision_routes(service: DecisionService, policy_version: str) -> Routes:
     return Routes(
         post={wire.DECIDE_PATH: DecideBatcher(decide_json).submit, wire.REWARDS_PATH: rewards},
         get={wire.STATS_PATH: lambda: (200, orjson.dumps(service.stats()), JSON)},
+        scopes={
+            wire.DECIDE_PATH: AuthScope.DECIDE,
+            wire.REWARDS_PATH: AuthScope.REWARDS,
+            wire.STATS_PATH: AuthScope.ADMIN,
+        },
     )
