@@ -108,7 +108,7 @@ def test_a_missing_key_grants_nothing_and_a_missing_directory_refuses_to_start(s
     assert auth.token_count == 0
     with pytest.raises(Unauthorized):
         auth.check(bearer("d-token-1"), "decide")
-    with pytest.raises(PolicyConfigError, match="spec.auth.mode: Disabled"):
+    with pytest.raises(PolicyConfigError, match=r"spec\.auth\.mode: Disabled"):
         TokenAuthenticator(tmp_path / "absent", spec.grants())
 
 
