@@ -55,6 +55,9 @@ CHILD_KINDS: tuple[Resource, ...] = (
     NETWORK_POLICY,
 )
 
+# Kinds the operator only reads, one object by name (never lists or watches them): RBAC grants them `get` alone.
+READ_BY_NAME: tuple[Resource, ...] = (SECRET,)
+
 DECISION_POLICY = Resource(decisionpolicy.KIND, GROUP, VERSION, decisionpolicy.PLURAL)
 MODEL_DEPLOYMENT = Resource(modeldeployment.KIND, GROUP, VERSION, modeldeployment.PLURAL)
 EXPERIMENT = Resource(experiment.KIND, GROUP, VERSION, experiment.PLURAL)
