@@ -146,6 +146,8 @@ class Target:
     body: str
     results: list[dict[str, float]]
     server: Server | None = None
+    token: str | None = None
+    """Sent as `Authorization: Bearer <token>` (the runtime with authentication on, --auth)."""
 
 
 class Server:
@@ -219,12 +221,13 @@ class Server:
 def run_wrk(
     target: Target, duration: float, connections: int, script_dir: Path, paced_rate: float = 0.0
 ) -> dict[str, float]:
-    script = script_dir / f"{abs(hash(target.body))}-{paced_rate:g}.lua"
+    script = script_dir / f"{abs(hash((target.body, target.token)))}-{paced_rate:g}.lua"
     pace = PACE_SCRIPT.format(delay_ms=round(connections * 1000 / paced_rate)) if paced_rate else ""
     if target.body == "mixed":
         script.write_text(MIXED_SCRIPT + pace + DONE_SCRIPT)
     else:
-        script.write_text(BODY_SCRIPT.format(body=json.dumps(target.body)) + pace + DONE_SCRIPT)
+        auth = f'wrk.headers["Authorization"] = "Bearer {target.token}"\n' if target.token else ""
+        script.write_text(BODY_SCRIPT.format(body=json.dumps(target.body)) + auth + pace + DONE_SCRIPT)
     command = [
         "taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency",
         "-s", str(script), target.url,
@@ -387,6 +390,12 @@ def main() -> int:
         "runtime's limits: what the guard costs per request.",
     )
     parser.add_argument(
+        "--auth",
+        action="store_true",
+        help="Also measure the Thompson decide on a second runtime with bearer-token authentication on (--auth-dir, "
+        "three tokens as spec.auth's default keys), in the same rounds: what the token check costs per request.",
+    )
+    parser.add_argument(
         "--decode-guard-cost",
         action="store_true",
         help="Only measure what the duplicate-key guard adds to decoding a decide body (in process), then exit.",
@@ -464,6 +473,29 @@ def main() -> int:
             targets.insert(
                 1,
                 Target("runtime decide, then reward it (reward acked after fsync)", runtime_url, "mixed", [], runtime),
+            )
+        if args.auth:
+            auth_port, auth_dir = free_port(), work / "auth"
+            auth_dir.mkdir()
+            for key in ("decide", "rewards", "admin"):
+                (auth_dir / key).write_text(f"bench-{key}-token-{os.getpid()}\n")
+            command = [
+                sys.executable, "-m", "croupier.runtime.cli", "--policy", str(work / "thompson.yaml"),
+                "--host", "127.0.0.1", "--port", str(auth_port), "--state-dir", str(work / "state-auth"),
+                "--log-level", "warning", "--auth-dir", str(auth_dir),
+            ]  # fmt: skip
+            authenticated = Server(command, auth_port, "/readyz")
+            servers.append(authenticated)
+            targets.insert(
+                1,
+                Target(
+                    "runtime `POST /v1/decide` (ThompsonSampling, logged), bearer-token auth on",
+                    f"http://127.0.0.1:{auth_port}/v1/decide",
+                    DECIDE_BODY,
+                    [],
+                    authenticated,
+                    token=f"bench-decide-token-{os.getpid()}",
+                ),
             )
         contextual_port = None
         if args.contextual:

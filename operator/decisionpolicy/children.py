@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from croupier.api.common import API_VERSION, GROUP
-from croupier.api.decisionpolicy import KIND, NetworkPeer, StateBackend
+from croupier.api.decisionpolicy import KIND, LabelSelector, NetworkPeer, StateBackend
 from croupier.operator.core.matching import digest, with_manifest_hashes
 from croupier.operator.core.observer import MANAGED_BY_LABEL
 from croupier.operator.decisionpolicy.model import PolicyObject
@@ -124,12 +124,18 @@ def _min_available(replicas: int) -> int | None:
     return replicas - 1 if replicas > 1 else None
 
 
+def _selector(selector: LabelSelector) -> dict[str, Any]:
+    # As the API server stores it: an empty matchLabels is dropped (omitempty), and a rendered `matchLabels: {}` would
+    # differ from the live object on every comparison.
+    return {"matchLabels": dict(selector.match_labels)} if selector.match_labels else {}
+
+
 def _peer(peer: NetworkPeer) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if peer.namespace_selector is not None:
-        out["namespaceSelector"] = {"matchLabels": dict(peer.namespace_selector.match_labels)}
+        out["namespaceSelector"] = _selector(peer.namespace_selector)
     if peer.pod_selector is not None:
-        out["podSelector"] = {"matchLabels": dict(peer.pod_selector.match_labels)}
+        out["podSelector"] = _selector(peer.pod_selector)
     return out
 
 
@@ -141,7 +147,7 @@ def network_ingress(policy: PolicyObject, port: int) -> list[dict[str, Any]]:
         return [{}]
     ports = [{"protocol": "TCP", "port": port}]
     operator = {"namespaceSelector": {}, "podSelector": {"matchLabels": OPERATOR_POD_LABELS}}
-    monitoring = {"namespaceSelector": {"matchLabels": dict(spec.metrics_namespace_selector.match_labels)}}
+    monitoring = {"namespaceSelector": _selector(spec.metrics_namespace_selector)}
     rules = [{"from": [operator, monitoring], "ports": ports}]
     if spec.ingress:
         rules.insert(0, {"from": [_peer(p) for p in spec.ingress], "ports": ports})
