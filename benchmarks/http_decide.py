@@ -256,6 +256,36 @@ def _us(values: Iterable[float]) -> str:
     return f"{statistics.median(measured):.1f} us" if measured else "-"
 
 
+def auth_check_cost() -> None:
+    """Nanoseconds of the bearer-token check of one request (`TokenAuthenticator.check`, in this process, pinned to the
+    server's core): with spec.auth's 3 default keys and with 32 tokens, best of 9 x 200k calls."""
+    import timeit  # noqa: PLC0415
+
+    from croupier.runtime.http.auth import TokenAuthenticator  # noqa: PLC0415
+
+    os.sched_setaffinity(0, {int(SERVER_CORE)})
+    headers = [(b"host", b"127.0.0.1:8080"), (b"content-type", b"application/json"), (b"content-length", b"23")]
+    print("| tokens known | check of a valid decide token | of an unknown token |")
+    print("| ---: | ---: | ---: |")
+    for count in (3, 32):
+        with tempfile.TemporaryDirectory() as tmp:
+            grants = {f"key{i}": frozenset({"decide" if i == 0 else "admin"}) for i in range(count)}
+            for i in range(count):
+                (Path(tmp) / f"key{i}").write_text(f"token-{i:04d}-{'x' * 40}\n")
+            auth = TokenAuthenticator(Path(tmp), grants)
+            good = [*headers, (b"authorization", f"Bearer token-0000-{'x' * 40}".encode())]
+            bad = [*headers, (b"authorization", f"Bearer token-9999-{'x' * 40}".encode())]
+
+            def unknown(auth: TokenAuthenticator = auth, bad: list[tuple[bytes, bytes]] = bad) -> None:
+                with contextlib.suppress(Exception):
+                    auth.check(bad, "decide")
+
+            n = 200_000
+            valid = min(timeit.repeat(lambda: auth.check(good, "decide"), number=n, repeat=9)) / n * 1e9  # noqa: B023
+            invalid = min(timeit.repeat(unknown, number=n, repeat=9)) / n * 1e9
+            print(f"| {count} | {valid:.0f} ns | {invalid:.0f} ns |")
+
+
 def decode_guard_cost() -> None:
     """Nanoseconds the duplicate-key guard adds to decoding a decide body: `DecideCodec.decode` with and without it,
     in this process (pinned to the server's core), best of 9 x 200k calls each."""
@@ -396,6 +426,11 @@ def main() -> int:
         "three tokens as spec.auth's default keys), in the same rounds: what the token check costs per request.",
     )
     parser.add_argument(
+        "--auth-check-cost",
+        action="store_true",
+        help="Only measure the bearer-token check of one request (in process, no HTTP), then exit.",
+    )
+    parser.add_argument(
         "--decode-guard-cost",
         action="store_true",
         help="Only measure what the duplicate-key guard adds to decoding a decide body (in process), then exit.",
@@ -406,6 +441,9 @@ def main() -> int:
         help="Only measure the decision log writer's CPU per decision (in process, no HTTP), then exit.",
     )
     args = parser.parse_args()
+    if args.auth_check_cost:
+        auth_check_cost()
+        return 0
     if args.decode_guard_cost:
         decode_guard_cost()
         return 0
