@@ -22,7 +22,7 @@ from croupier.runtime.errors import CroupierError, MethodNotAllowed, NotFound, P
 from croupier.runtime.http.auth import AuthError, TokenAuthenticator
 from croupier.runtime.http.openapi import openapi_document
 from croupier.runtime.http.routes import JSON as _JSON
-from croupier.runtime.http.routes import GetHandler, PostHandler, decision_routes
+from croupier.runtime.http.routes import GetHandler, PostHandler, Routes, decision_routes
 
 log = structlog.get_logger("croupier.runtime.http")
 
@@ -35,6 +35,25 @@ _METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
 _DECIDE = wire.DECIDE_PATH
 _DECIDE_SCOPE = AuthScope.DECIDE.value
+
+
+def mount(*services: Routes) -> Routes:
+    """The services' routes as one table; a path without an auth scope, or served twice, is a programming error."""
+    post: dict[str, PostHandler] = {}
+    get: dict[str, GetHandler] = {}
+    scopes: dict[str, AuthScope] = {}
+    for routes in services:
+        paths = routes.post.keys() | routes.get.keys()
+        unscoped = sorted(paths - routes.scopes.keys())
+        if unscoped:
+            raise ValueError(f"routes without an auth scope: {unscoped}")
+        twice = sorted(paths & (post.keys() | get.keys()))
+        if twice:
+            raise ValueError(f"routes served by two services: {twice}")
+        post.update(routes.post)
+        get.update(routes.get)
+        scopes.update(routes.scopes)
+    return Routes(post=post, get=get, scopes=scopes)
 
 
 def authenticator(runtime: Runtime) -> TokenAuthenticator | None:
@@ -107,14 +126,10 @@ class HttpApp:
             wire.METRICS_PATH: lambda: (200, runtime.metrics.exposition(), _METRICS_TYPE),
             wire.OPENAPI_PATH: lambda: (200, self._openapi, _JSON),
         }
-        self._scopes: dict[str, str] = {}
-        for routes in (decision_routes(runtime.service, runtime.served.version),):
-            unscoped = sorted((routes.post.keys() | routes.get.keys()) - routes.scopes.keys())
-            if unscoped:
-                raise ValueError(f"routes without an auth scope: {unscoped}")
-            self._post.update(routes.post)
-            self._get.update(routes.get)
-            self._scopes.update(routes.scopes)
+        routes = mount(decision_routes(runtime.service, runtime.served.version))
+        self._post.update(routes.post)
+        self._get.update(routes.get)
+        self._scopes: dict[str, str] = {path: str(scope) for path, scope in routes.scopes.items()}
         self._decide = self._post[_DECIDE]
         self._auth = authenticator(runtime)
 

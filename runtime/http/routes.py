@@ -3,6 +3,10 @@
 Each service contributes its POST and GET handlers (decoding and encoding bodies with its codec); the app adds
 health, readiness, metrics and the OpenAPI document, routes by exact path and maps every error in one place. A model
 router or an experiment assignment service adds a function like `decision_routes`.
+
+Every path a service contributes declares its auth scope in `Routes.scopes` (assign: decide; exposures and
+outcomes: rewards; anything that reads statistics: admin). The app refuses to start with a path that has none, so a
+new route is never served without the token check when authentication is on.
 """
 
 from __future__ import annotations

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from croupier.api.decisionpolicy import AuthSpec
+from croupier.api.decisionpolicy import AuthScope, AuthSpec
 from croupier.runtime.errors import PolicyConfigError
+from croupier.runtime.http.app import mount
 from croupier.runtime.http.auth import RELOAD_INTERVAL_SECONDS, Forbidden, TokenAuthenticator, Unauthorized
+from croupier.runtime.http.routes import Routes
 
 pytestmark = pytest.mark.unit
 
@@ -120,3 +122,18 @@ def test_the_spec_needs_an_admin_token_and_unique_keys() -> None:
     assert (
         AuthSpec.model_validate({"mode": "Disabled", "tokens": [{"key": "a", "scopes": ["decide"]}]}).enabled is False
     )
+
+
+def test_the_app_refuses_a_route_without_a_scope_or_served_twice() -> None:
+    async def post(body: bytes) -> bytes:
+        return body
+
+    def get() -> tuple[int, bytes, bytes]:
+        return 200, b"{}", b"application/json"
+
+    scoped = Routes(post={"/v1/assign": post}, get={}, scopes={"/v1/assign": AuthScope.DECIDE})
+    assert mount(scoped).scopes == {"/v1/assign": AuthScope.DECIDE}
+    with pytest.raises(ValueError, match=r"without an auth scope: \['/v1/experiments'\]"):
+        mount(scoped, Routes(post={}, get={"/v1/experiments": get}, scopes={}))
+    with pytest.raises(ValueError, match="served by two services"):
+        mount(scoped, scoped)
