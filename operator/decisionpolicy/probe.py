@@ -15,6 +15,9 @@ from croupier.operator import metrics
 from croupier.operator.core.kube import KubeClient, KubeError
 from croupier.operator.core.resources import SECRET
 
+AUTH_SECRET_LABEL = "croupier.dev/runtime-auth"
+"""The label (value "true") a Secret needs before the operator reads a token from it."""
+
 
 @dataclass(frozen=True)
 class ProbeResult:
@@ -71,6 +74,10 @@ async def admin_token(
         return None, f"reading Secret {namespace}/{secret_name} failed: HTTP {error.status} {error.reason}"
     if secret is None:
         return None, f"Secret {namespace}/{secret_name} (spec.auth.secretName) does not exist"
+    if (secret.get("metadata", {}).get("labels") or {}).get(AUTH_SECRET_LABEL) != "true":
+        # Without the opt-in, anyone allowed to write a DecisionPolicy could name any Secret of the namespace and
+        # receive one of its values through a runtime image of their own: the operator sends only opted-in tokens.
+        return None, f"Secret {namespace}/{secret_name} lacks the label {AUTH_SECRET_LABEL}=true"
     data = secret.get("data") or {}
     for key in keys:
         if key in data:

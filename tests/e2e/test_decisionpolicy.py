@@ -53,9 +53,11 @@ TOKENS = {"decide": "e2e-decide-3d1f", "rewards": "e2e-rewards-8a2c", "admin": "
 
 
 def test_a_decisionpolicy_becomes_ready_decides_and_learns(kind_cluster: KindCluster, namespace: str) -> None:
-    # spec.auth's defaults: the Secret <name>-auth with keys decide, rewards and admin (the operator probes with admin).
+    # spec.auth's defaults: the Secret <name>-auth with keys decide, rewards and admin (the operator probes with admin,
+    # once the Secret carries the opt-in label).
     literals = [f"--from-literal={key}={token}" for key, token in TOKENS.items()]
     kind_cluster.kubectl("-n", namespace, "create", "secret", "generic", f"{POLICY}-auth", *literals)
+    kind_cluster.kubectl("-n", namespace, "label", "secret", f"{POLICY}-auth", "croupier.dev/runtime-auth=true")
     kind_cluster.kubectl("-n", namespace, "apply", "-f", str(EXAMPLE))
     kind_cluster.kubectl(
         "-n", namespace, "wait", "--for=condition=Ready", f"dp/{POLICY}", "--timeout=300s", timeout=330

@@ -80,7 +80,7 @@ def test_restricted_namespace_admits_runtime_pods_and_the_probe_authenticates(
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": f"{name}-auth", "namespace": namespace},
+        "metadata": {"name": f"{name}-auth", "namespace": namespace, "labels": {"croupier.dev/runtime-auth": "true"}},
         "data": {k: base64.b64encode(f"{v}\n".encode()).decode() for k, v in TOKENS.items()},
     }
     kubectl.apply(json.dumps(secret))
@@ -147,24 +147,34 @@ def test_restricted_namespace_admits_runtime_pods_and_the_probe_authenticates(
         assert token not in logs, "a token reached a log"
 
 
-def test_an_unauthenticated_probe_names_the_missing_secret(
-    policies: Policies, local_runtime: LocalRuntime, tmp_path: Path
+def test_an_unauthenticated_probe_names_what_is_missing(
+    policies: Policies, kubectl: Kubectl, local_runtime: LocalRuntime, tmp_path: Path
 ) -> None:
-    name = "tokenless"
+    name, namespace = "tokenless", policies.namespace
     policies.apply(name)
     auth_dir = tmp_path / "auth"
     write_secret_volume(auth_dir, {k: f"{v}\n" for k, v in TOKENS.items()})
     process = serve_with_auth(local_runtime, policies.policy_yaml(name, 1), auth_dir)
+
+    def named(expected: str) -> str | None:
+        for entry in policies.status(name).get("conditions") or ():
+            if "HTTP 401" in entry.get("message", "") and expected in entry["message"]:
+                return str(entry["message"])
+        return None
+
     try:
-
-        def named() -> str | None:
-            for entry in policies.status(name).get("conditions") or ():
-                if "401" in entry.get("message", "") and f"{name}-auth" in entry["message"]:
-                    return str(entry["message"])
-            return None
-
-        message = wait_for(named, timeout=60, what="a condition naming the missing Secret")
-        assert "does not exist" in message
+        wait_for(lambda: named(f"{name}-auth (spec.auth.secretName) does not exist"), timeout=60, what="no Secret")
+        # A Secret without the opt-in label is never read: a policy cannot make the operator send any Secret's value.
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": f"{name}-auth", "namespace": namespace},
+            "stringData": TOKENS,
+        }
+        kubectl.apply(json.dumps(secret))
+        wait_for(lambda: named("lacks the label croupier.dev/runtime-auth=true"), timeout=60, what="unlabelled")
+        kubectl("label", "secret", f"{name}-auth", "-n", namespace, "croupier.dev/runtime-auth=true")
+        policies.wait_condition(name, "Ready", "True", "Available", timeout=60)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(15)
