@@ -61,6 +61,13 @@ Keep in step with config/rbac/cluster_role.yaml (the chart test compares the def
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# The auth Secret a DecisionPolicy names, read by name for the stats probe's admin token (never listed or watched).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
 # Events on condition transitions (Kopf posts core/v1 Events).
 - apiGroups: [""]
   resources: ["events"]
