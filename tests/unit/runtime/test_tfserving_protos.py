@@ -1,0 +1,57 @@
+"""The checked-in TF Serving protobuf modules are what `make protos` generates now, and they speak TF Serving's wire
+format: the field numbers of TF Serving's own messages (checked on hand-encoded bytes, so no TensorFlow is needed)."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+from grpc_tools import protoc
+
+from croupier.runtime.tfserving import model_service_pb2 as pb
+from croupier.runtime.tfserving.client import GET_MODEL_STATUS, ErrorCode, request, versions_of
+
+pytestmark = pytest.mark.unit
+
+RUNTIME = Path(__file__).resolve().parents[3] / "runtime"
+GENERATED = ("model_service_pb2.py", "model_service_pb2.pyi")
+
+
+def test_checked_in_code_is_what_make_protos_generates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    include = str(files("grpc_tools") / "_proto")
+    args = ["protoc", "-I.", f"-I{include}", f"--python_out={tmp_path}", f"--pyi_out={tmp_path}"]
+    monkeypatch.chdir(RUNTIME)  # protoc names the file by its path under -I, as `make protos` runs it
+    assert protoc.main([*args, "tfserving/model_service.proto"]) == 0
+    for name in GENERATED:
+        fresh = (tmp_path / "tfserving" / name).read_text()
+        assert fresh == (RUNTIME / "tfserving" / name).read_text(), f"runtime/tfserving/{name} is stale: make protos"
+
+
+def test_descriptors_live_in_croupiers_package_not_tensorflows() -> None:
+    assert pb.DESCRIPTOR.package == "croupier.tfserving.v1"
+    assert pb.DESCRIPTOR.name == "tfserving/model_service.proto"
+    assert GET_MODEL_STATUS == "/tensorflow.serving.ModelService/GetModelStatus"
+
+
+def test_request_bytes_match_tf_servings_field_numbers() -> None:
+    # GetModelStatusRequest{model_spec(1): ModelSpec{name(1): "ranker", version(2): Int64Value{value(1): 7}}}
+    spec = b"\x0a\x06ranker" + b"\x12\x02\x08\x07"
+    assert request("ranker", 7).SerializeToString() == b"\x0a" + bytes([len(spec)]) + spec
+    assert request("ranker").SerializeToString() == b"\x0a\x08\x0a\x06ranker"
+
+
+def test_response_bytes_from_tf_serving_decode_to_states_and_errors() -> None:
+    # ModelVersionStatus{version(1): 2, state(2): AVAILABLE=30, status(3): {}}
+    available = b"\x08\x02\x10\x1e\x1a\x00"
+    # ModelVersionStatus{version(1): 3, state(2): END=50, status(3): {error_code(1): NOT_FOUND=5, error_message(2)}}
+    message = b"not found"
+    status = b"\x08\x05\x12" + bytes([len(message)]) + message
+    failed = b"\x08\x03\x10\x32\x1a" + bytes([len(status)]) + status
+    wire = b"".join(b"\x0a" + bytes([len(m)]) + m for m in (failed, available))
+    versions = versions_of(pb.GetModelStatusResponse.FromString(wire))
+    assert [(v.version, str(v.state), v.error_code, v.error_message) for v in versions] == [
+        (2, "AVAILABLE", ErrorCode.OK, ""),
+        (3, "END", ErrorCode.NOT_FOUND, "not found"),
+    ]
+    assert versions[1].failed and not versions[0].failed
