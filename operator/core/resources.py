@@ -41,9 +41,20 @@ SERVICE = Resource("Service", "", "v1", "services")
 PERSISTENT_VOLUME_CLAIM = Resource("PersistentVolumeClaim", "", "v1", "persistentvolumeclaims")
 DEPLOYMENT = Resource("Deployment", "apps", "v1", "deployments")
 POD_DISRUPTION_BUDGET = Resource("PodDisruptionBudget", "policy", "v1", "poddisruptionbudgets")
+# Gateway API routes (a ModelDeployment in GatewayAPI mode); watched only where the Gateway API CRDs are installed.
+HTTP_ROUTE = Resource("HTTPRoute", "gateway.networking.k8s.io", "v1", "httproutes")
+GRPC_ROUTE = Resource("GRPCRoute", "gateway.networking.k8s.io", "v1", "grpcroutes")
 
 # The kinds a custom resource may own (watched label-selected, indexed by owner, applied server-side).
-CHILD_KINDS: tuple[Resource, ...] = (CONFIG_MAP, SERVICE, PERSISTENT_VOLUME_CLAIM, DEPLOYMENT, POD_DISRUPTION_BUDGET)
+CHILD_KINDS: tuple[Resource, ...] = (
+    CONFIG_MAP,
+    SERVICE,
+    PERSISTENT_VOLUME_CLAIM,
+    DEPLOYMENT,
+    POD_DISRUPTION_BUDGET,
+    HTTP_ROUTE,
+    GRPC_ROUTE,
+)
 
 DECISION_POLICY = Resource(decisionpolicy.KIND, GROUP, VERSION, decisionpolicy.PLURAL)
 MODEL_DEPLOYMENT = Resource(modeldeployment.KIND, GROUP, VERSION, modeldeployment.PLURAL)
