@@ -38,6 +38,8 @@ SERVER_LABEL = f"{GROUP}/server"
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
 LABELS_ANNOTATION = f"{GROUP}/version-labels"
 """On a models ConfigMap: the labels it gives TF Serving, as JSON (what the next plan starts from)."""
+FAILED_ANNOTATION = f"{GROUP}/failed-versions"
+"""On a models ConfigMap: versions TF Serving failed to load, left out of the config until the spec drops them."""
 CONFIG_MOUNT = "/etc/tfserving"
 MODELS_KEY = "models.config"
 ROUTING_KEY = "routing.json"
@@ -59,6 +61,8 @@ class ServerPlan:
     role: str
     versions: tuple[int, ...]
     labels: Mapping[str, int]
+    failed: tuple[int, ...] = ()
+    """Versions TF Serving failed to load: left out of the config (a new pod must not fail on them at start)."""
 
 
 @dataclass(frozen=True)
@@ -223,6 +227,8 @@ def _models_configmap(
         "labels": labels(md, "model-config", server.role),
         "labels_annotation": LABELS_ANNOTATION,
         "version_labels": json.dumps(dict(sorted(server.labels.items())), separators=(",", ":")),
+        "failed_annotation": FAILED_ANNOTATION,
+        "failed_versions": json.dumps(sorted(server.failed)),
         "data": data,
     }
     return render_manifest(settings.templates_dir, f"{TEMPLATE_DIR}/models-configmap.yaml.j2", context)

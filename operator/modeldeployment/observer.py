@@ -22,6 +22,7 @@ from croupier.operator.core.resources import CONFIG_MAP, DEPLOYMENT
 from croupier.operator.decisionpolicy.status import DeploymentState
 from croupier.operator.modeldeployment.children import (
     CONFIG_HASH_ANNOTATION,
+    FAILED_ANNOTATION,
     LABELS_ANNOTATION,
     ServingPlan,
     deployment_name,
@@ -52,6 +53,16 @@ def applied_labels(configmap: Mapping[str, Any] | None) -> dict[str, int] | None
     if not isinstance(found, dict):
         return None
     return {str(k): int(v) for k, v in found.items() if isinstance(v, int)}
+
+
+def applied_failed(configmap: Mapping[str, Any] | None) -> frozenset[int]:
+    """The versions a live model config ConfigMap leaves out because TF Serving failed to load them."""
+    raw = (((configmap or {}).get("metadata") or {}).get("annotations") or {}).get(FAILED_ANNOTATION)
+    try:
+        found = json.loads(raw) if isinstance(raw, str) else []
+    except ValueError:
+        return frozenset()
+    return frozenset(v for v in found if isinstance(v, int)) if isinstance(found, list) else frozenset()
 
 
 def served(desired: list[dict[str, Any]], live: Mapping[tuple[str, str], Mapping[str, Any]]) -> bool:
@@ -141,7 +152,7 @@ class ModelObserver:
                 )
             servers[role] = read
             models = snapshot.live.get((CONFIG_MAP.kind, models_configmap_name(md, role)))
-            views[role] = ServerView(role, read.versions, applied_labels(models))
+            views[role] = ServerView(role, read.versions, applied_labels(models), applied_failed(models))
         self.failures[target.uid] = self.failures.get(target.uid, 0) + 1 if failed else 0
         serving = plan(md, views)
         children = with_manifest_hashes(render_served(md, serving, self.settings))

@@ -8,6 +8,8 @@ read) and the labels its live model config carries (what the previous plan appli
 * a label points only at an AVAILABLE version (TF Serving refuses a config that labels anything else);
 * promotion (stable.version changed): the version the ``stable`` label points at now stays loaded and labelled until
   the new stable version is AVAILABLE, then it is dropped from the config (TF Serving unloads it);
+* a version TF Serving failed to load (END with an error) leaves the config and stays out, recorded on the live
+  config, while the spec names it (a TF Serving that cannot load its initial config exits: a new pod must not try);
 * the canary gets its weight (the static ``weight``, or the first step's until the canary engine drives the steps)
   only once it is AVAILABLE (and, with labels, labelled); the stable version gets the rest.
 
@@ -32,6 +34,11 @@ class ServerView:
     role: str
     versions: tuple[VersionStatus, ...] | None = None
     applied_labels: Mapping[str, int] | None = None
+    applied_failed: frozenset[int] = frozenset()
+
+    def failed(self) -> set[int]:
+        reported = {v.version for v in self.versions or () if v.failed and v.state == ModelVersionState.END}
+        return reported | set(self.applied_failed)
 
     def available(self) -> set[int]:
         if self.versions is None:
@@ -67,8 +74,10 @@ def server_for(md: ModelDeploymentObject, label: str) -> str:
 
 def plan_server(md: ModelDeploymentObject, role: str, view: ServerView) -> ServerPlan:
     wanted = role_labels(md, role)
-    versions = list(dict.fromkeys(wanted.values())) or [md.spec.stable.version]
-    available = view.available()
+    requested = list(dict.fromkeys(wanted.values())) or [md.spec.stable.version]
+    failed = view.failed() & set(requested)
+    versions = [v for v in requested if v not in failed] or requested  # never an empty config
+    available = view.available() - failed
     previous = view.applied_labels or {}
     labels: dict[str, int] = {}
     for label, version in wanted.items():
@@ -79,7 +88,7 @@ def plan_server(md: ModelDeploymentObject, role: str, view: ServerView) -> Serve
         if label == STABLE and kept is not None and kept != version and kept in available:
             versions.append(kept)  # promotion: the version serving as stable stays until the new one is AVAILABLE
             labels[label] = kept
-    return ServerPlan(role=role, versions=tuple(sorted(versions)), labels=labels)
+    return ServerPlan(role=role, versions=tuple(sorted(versions)), labels=labels, failed=tuple(sorted(failed)))
 
 
 def plan(md: ModelDeploymentObject, views: Mapping[str, ServerView]) -> ServingPlan:

@@ -100,7 +100,7 @@ def _versions(observed: Observations, current: ModelDeploymentStatus | None, now
         return []
     before = {v.version: v for v in (current.versions or [] if current is not None else [])}
     canary = md.spec.canary
-    numbers = sorted({v for server in plan.servers for v in server.versions})
+    numbers = sorted({v for server in plan.servers for v in (*server.versions, *server.failed)})
     rows = []
     for number in numbers:
         role = VersionRole.CANARY if canary is not None and number == canary.version else VersionRole.STABLE
@@ -115,9 +115,11 @@ def _versions(observed: Observations, current: ModelDeploymentStatus | None, now
             weight = 100 - plan.canary_weight
         previous = before.get(number)
         state = served.state if served is not None else ModelVersionState.UNKNOWN
-        if served is None and server is not None and server.versions is None and previous is not None:
-            state = previous.state  # not read this time: keep what was last seen
         message = served.error_message if served is not None and served.error_message else None
+        failed = any(number in s.failed for s in plan.servers)
+        if served is None and previous is not None and (failed or (server is not None and server.versions is None)):
+            # Not read this time, or no longer loaded because it failed: keep what was last seen.
+            state, message = previous.state, previous.message
         rows.append(
             VersionStatus(
                 version=number,
@@ -151,6 +153,10 @@ def _version_problem(
         if served is not None and served.failed and served.state == ModelVersionState.END:
             reason = failure_reason(served.error_code, served.error_message)
             return DesiredCondition(DEGRADED, TRUE, reason, f"{label}: {served.error_message}"), None
+        if served is None and observed.plan is not None and any(row.version in s.failed for s in observed.plan.servers):
+            text = row.message or "TF Serving failed to load it"
+            reason = failure_reason(ErrorCode.UNKNOWN, text)
+            return DesiredCondition(DEGRADED, TRUE, reason, f"{label}: {text} (left out of the model config)"), None
         waited = (now - row.requested_time).total_seconds() if row.requested_time else 0.0
         if waited > deadline:
             if served is None:

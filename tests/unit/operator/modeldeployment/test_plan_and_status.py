@@ -274,3 +274,28 @@ def test_example_manifest_parses() -> None:
     body = yaml.safe_load((root / "examples" / "modeldeployment-canary.yaml").read_text())
     body["metadata"].update(namespace="ml", uid="u", generation=1)
     assert parse_model_deployment(body).spec.model.name == "ranker"
+
+
+def test_a_version_that_failed_leaves_the_config_and_stays_out_while_the_spec_names_it() -> None:
+    obj = md(**CANARY_10)
+    text = "Can't parse /models/ranker/2/saved_model.pb as binary proto"
+    failed = observe(obj, {MAIN: (v(1, AVAILABLE), v(2, END, ErrorCode.DATA_LOSS, text))}, {MAIN: {"stable": 1}})
+    assert failed.plan is not None
+    server = failed.plan.servers[0]
+    assert (server.versions, server.failed, dict(server.labels)) == ((1,), (2,), {"stable": 1})
+    first = desired_status(failed, None, T0)
+    # A new pod no longer reports version 2 at all; the live config's record keeps it out, the status keeps the text.
+    views = {MAIN: ServerView(MAIN, (v(1, AVAILABLE),), {"stable": 1}, frozenset({2}))}
+    again = plan(obj, views)
+    assert (again.servers[0].versions, again.servers[0].failed, again.canary_weight) == ((1,), (2,), 0)
+    fresh_pod = ServerState(MAIN, 1, rolled_out(), HASH, versions=(v(1, AVAILABLE),))
+    later = Observations(**{**failed.__dict__, "plan": again, "servers": {MAIN: fresh_pod}})
+    status = desired_status(later, first, T0 + timedelta(minutes=1))
+    assert conditions(status)[2] == ("Degraded", "True", "SavedModelInvalid")
+    assert [(r.version, r.state, r.message) for r in status.versions or []] == [
+        (1, "AVAILABLE", None),
+        (2, "END", text),
+    ]
+    # A new canary version clears the record.
+    newer = md(canary={"version": 3, "weight": 10})
+    assert plan(newer, views).servers[0].failed == ()
