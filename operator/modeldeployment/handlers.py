@@ -7,7 +7,11 @@ by ``observer.ModelObserver`` after each GetModelStatus; status by ``status.desi
 
 from __future__ import annotations
 
-from croupier.api.modeldeployment import ModelDeploymentStatus
+from typing import Any
+
+import kopf
+
+from croupier.api.modeldeployment import KIND, ModelDeploymentStatus
 from croupier.operator.core.controller import KindController
 from croupier.operator.core.registration import register
 from croupier.operator.core.resources import (
@@ -48,3 +52,12 @@ CONTROLLER: KindController[ModelDeploymentObject, Observations, ModelDeploymentS
 )
 
 register(CONTROLLER)
+
+
+@kopf.on.cleanup()
+async def close_model_observer(memo: kopf.Memo, **_: Any) -> None:
+    """The observer's gRPC channels and API connections close with the operator."""
+    supervisor = getattr(memo, "supervisor", None)
+    observer = getattr(supervisor, "observers", {}).get(KIND)
+    if isinstance(observer, ModelObserver):
+        await observer.close()

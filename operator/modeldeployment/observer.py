@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -107,6 +108,14 @@ class ModelObserver:
         if self._applier is not None:
             self._applier.forget(uid)
 
+    async def close(self) -> None:
+        for client in self.clients.values():
+            await client.close()
+        self.clients.clear()
+        if self._applier is not None:
+            await self._applier.kube.aclose()
+            self._applier = None
+
     def recheck_after(self, uid: str) -> float | None:
         """Soon while a version loads or a read failed: readiness should not wait for the resync interval."""
         if self.failures.get(uid) or uid in self.loading:
@@ -128,6 +137,24 @@ class ModelObserver:
                 return ServerState(role, 0, None, None, versions=(), error=error.details, model_unknown=True)
             return ServerState(role, 0, None, None, error=str(error))
         return ServerState(role, 0, None, None, versions=versions)
+
+    async def unapplied_labels(
+        self, md: ModelDeploymentObject, role: str, labels: Mapping[str, int]
+    ) -> tuple[str, ...]:
+        """The planned labels TF Serving does not resolve to their version yet (GetModelStatus by label)."""
+        address = self.settings.model_server_address(
+            name=md.name, namespace=md.namespace, service=deployment_name(md, role)
+        )
+        behind = []
+        for label, version in sorted(labels.items()):
+            try:
+                found = await self.client(address).get_model_status(md.spec.model.name, label=label)
+            except ModelServerError:
+                behind.append(label)
+                continue
+            if [v.version for v in found] != [version]:
+                behind.append(label)
+        return tuple(behind)
 
     async def observe(self, snapshot: Snapshot[ModelDeploymentObject]) -> Observations:
         target, md = snapshot.target, snapshot.parsed
@@ -169,6 +196,11 @@ class ModelObserver:
                 canary_weight=serving.canary_weight,
                 servers={s.role: {"versions": list(s.versions), "labels": dict(s.labels)} for s in serving.servers},
             )
+        for role, server in list(servers.items()):
+            planned = serving.server(role)
+            if planned is not None and server.versions is not None and planned.labels:
+                behind = await self.unapplied_labels(md, role, planned.labels)
+                servers[role] = replace(server, unapplied_labels=behind)
         self._note_loading(target.uid, md, serving, servers)
         kind = route_kind(md)
         grpc_endpoint, rest_endpoint = endpoints(md)
@@ -192,7 +224,8 @@ class ModelObserver:
         wanted = {md.spec.stable.version} | ({md.spec.canary.version} if md.spec.canary is not None else set())
         labelled = {v for s in serving.servers for v in s.labels.values()}
         running = any(s.replicas and s.deployment is not None for s in servers.values())
-        if running and not wanted <= labelled:
+        behind = any(s.unapplied_labels for s in servers.values())
+        if running and (behind or not wanted <= labelled):
             self.loading.add(uid)
         else:
             self.loading.discard(uid)

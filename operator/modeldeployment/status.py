@@ -63,6 +63,8 @@ class ServerState:
     error: str | None = None
     model_unknown: bool = False
     """GetModelStatus answered NOT_FOUND for the model: TF Serving found no version of it (yet)."""
+    unapplied_labels: tuple[str, ...] = ()
+    """Planned labels TF Serving does not resolve to the planned version yet (its config poll is behind)."""
 
     def version(self, number: int) -> ServedVersion | None:
         return next((v for v in self.versions or () if v.version == number), None)
@@ -254,6 +256,10 @@ def desired_conditions(
         return waiting(Reason.VERSION_LOADING, "the canary gets traffic once it is AVAILABLE")
     if not observed.served:
         return waiting(Reason.WEIGHT_NOT_SERVED, f"applying the split: canary {plan.canary_weight}%")
+    behind = [f"{deployment_name(md, s.role)}: {', '.join(s.unapplied_labels)}" for s in observed.servers.values()]
+    behind = [b for b, s in zip(behind, observed.servers.values(), strict=True) if s.unapplied_labels]
+    if behind:
+        return waiting(Reason.WEIGHT_NOT_SERVED, f"TF Serving has not applied the labels yet ({'; '.join(behind)})")
     if observed.route_problem is not None:
         return blocked(Reason.ROUTE_NOT_ACCEPTED, observed.route_problem, degraded=True)
     for server in observed.servers.values():

@@ -79,10 +79,15 @@ class ModelServerError(Exception):
         self.details = details
 
 
-def request(model: str, version: int | None = None) -> pb.GetModelStatusRequest:
+def request(model: str, version: int | None = None, label: str | None = None) -> pb.GetModelStatusRequest:
+    """A GetModelStatusRequest for every version of ``model``, one ``version``, or the version a ``label`` names."""
+    if version is not None and label is not None:
+        raise ValueError("ask for a version or a label, not both")
     spec = pb.ModelSpec(name=model)
     if version is not None:
         spec.version.value = version
+    if label is not None:
+        spec.version_label = label
     return pb.GetModelStatusRequest(model_spec=spec)
 
 
@@ -113,10 +118,13 @@ class ModelServiceClient:
             response_deserializer=pb.GetModelStatusResponse.FromString,
         )
 
-    async def get_model_status(self, model: str, version: int | None = None) -> tuple[VersionStatus, ...]:
-        """Every version of ``model`` TF Serving manages (or just ``version``); raises ModelServerError."""
+    async def get_model_status(
+        self, model: str, version: int | None = None, *, label: str | None = None
+    ) -> tuple[VersionStatus, ...]:
+        """Every version of ``model`` TF Serving manages (or just ``version``, or the one ``label`` points at: TF
+        Serving resolves the label, so this shows which labels it has applied); raises ModelServerError."""
         try:
-            response = await self._get_model_status(request(model, version), timeout=self.timeout)
+            response = await self._get_model_status(request(model, version, label), timeout=self.timeout)
         except grpc.aio.AioRpcError as error:
             raise ModelServerError(self.address, error.code(), error.details() or "") from error
         if not isinstance(response, pb.GetModelStatusResponse):  # pragma: no cover - the deserializer guarantees it

@@ -86,7 +86,7 @@ def gateway_api(kubectl: Kubectl) -> Path:
 
 
 @pytest.fixture(scope="module")
-def closed_port_operator(operator: Any, gateway_api: Path) -> Iterator[Any]:
+def closed_port_operator(gateway_api: Path, operator: Any) -> Iterator[Any]:
     """The operator, calling GetModelStatus on a loopback port where nothing listens."""
     (port,) = free_ports(1)
     operator.extra_env = {ADDRESS_ENV: f"127.0.0.1:{port}", "CROUPIER_OPERATOR_PROBE_FAILURE_THRESHOLD": "2"}
@@ -181,7 +181,7 @@ class Kubelet:
 
 
 def test_readiness_weight_failure_and_promotion_follow_tf_servings_model_status(
-    operator: Any, gateway_api: Path, kubectl: Kubectl, namespace: str, tmp_path: Path
+    gateway_api: Path, operator: Any, kubectl: Kubectl, namespace: str, tmp_path: Path
 ) -> None:
     modelserver = pytest.importorskip(
         "croupier.modelserver", reason="the local model server (croupier.modelserver) is not in this checkout yet"
@@ -210,6 +210,7 @@ def test_readiness_weight_failure_and_promotion_follow_tf_servings_model_status(
             assert [(v["version"], v["state"], v["weight"]) for v in body["status"]["versions"]] == [
                 (1, "AVAILABLE", 100)
             ]
+            # Ready only once TF Serving resolves the label: the polled file carries it by then.
             assert 'key: "stable"' in config.read_text()
 
             kubectl("patch", "modeldeployment", "ranker", "-n", namespace, "--type=merge",

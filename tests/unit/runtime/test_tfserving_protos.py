@@ -55,3 +55,9 @@ def test_response_bytes_from_tf_serving_decode_to_states_and_errors() -> None:
         (3, "END", ErrorCode.NOT_FOUND, "not found"),
     ]
     assert versions[1].failed and not versions[0].failed
+
+
+def test_a_label_request_carries_version_label_field_4() -> None:
+    assert request("ranker", label="canary").SerializeToString() == b"\x0a\x10\x0a\x06ranker" + b"\x22\x06canary"
+    with pytest.raises(ValueError, match="not both"):
+        request("ranker", 1, "canary")

@@ -4,6 +4,7 @@ promotion that keeps the old stable until the new one is AVAILABLE, the progress
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -299,3 +300,13 @@ def test_a_version_that_failed_leaves_the_config_and_stays_out_while_the_spec_na
     # A new canary version clears the record.
     newer = md(canary={"version": 3, "weight": 10})
     assert plan(newer, views).servers[0].failed == ()
+
+
+def test_not_ready_until_tf_serving_resolves_the_planned_labels() -> None:
+    obj = md(**CANARY_10)
+    observed = observe(obj, {MAIN: (v(1, AVAILABLE), v(2, AVAILABLE))})
+    behind = replace(observed.servers[MAIN], unapplied_labels=("canary",))
+    lagging = Observations(**{**observed.__dict__, "servers": {MAIN: behind}})
+    status = desired_status(lagging, None, T0)
+    assert conditions(status)[0] == ("Ready", "False", "WeightNotServed")
+    assert status.conditions is not None and "canary" in status.conditions[0].message
