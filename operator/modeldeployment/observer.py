@@ -141,18 +141,18 @@ class ModelObserver:
     async def unapplied_labels(
         self, md: ModelDeploymentObject, role: str, labels: Mapping[str, int]
     ) -> tuple[str, ...]:
-        """The planned labels TF Serving does not resolve to their version yet (GetModelStatus by label)."""
+        """The planned labels TF Serving does not resolve to their version yet (GetModelMetadata by label)."""
         address = self.settings.model_server_address(
             name=md.name, namespace=md.namespace, service=deployment_name(md, role)
         )
         behind = []
         for label, version in sorted(labels.items()):
             try:
-                found = await self.client(address).get_model_status(md.spec.model.name, label=label)
+                resolved = await self.client(address).resolve_label(md.spec.model.name, label)
             except ModelServerError:
                 behind.append(label)
                 continue
-            if [v.version for v in found] != [version]:
+            if resolved != version:
                 behind.append(label)
         return tuple(behind)
 

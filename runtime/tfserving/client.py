@@ -1,4 +1,5 @@
-"""``ModelService.GetModelStatus`` over ``grpc.aio``: which versions of a model TF Serving manages, and their states.
+"""TF Serving over ``grpc.aio``: ``ModelService.GetModelStatus`` (which versions of a model TF Serving manages, and
+their states) and ``PredictionService.GetModelMetadata`` by label (which version a label resolves to now).
 
 The request and response are Croupier's mirror of TF Serving's messages (same field numbers), sent on TF Serving's own
 method path, so any TF Serving (the ``tensorflow/serving`` image, or the local model server of the development tools)
@@ -16,6 +17,7 @@ from croupier.api.modeldeployment import ModelVersionState
 from croupier.runtime.tfserving import model_service_pb2 as pb
 
 GET_MODEL_STATUS = "/tensorflow.serving.ModelService/GetModelStatus"
+GET_MODEL_METADATA = "/tensorflow.serving.PredictionService/GetModelMetadata"
 
 _STATES = {
     pb.ModelVersionStatus.START: ModelVersionState.START,
@@ -117,19 +119,34 @@ class ModelServiceClient:
             request_serializer=pb.GetModelStatusRequest.SerializeToString,
             response_deserializer=pb.GetModelStatusResponse.FromString,
         )
+        self._get_model_metadata = self._channel.unary_unary(
+            GET_MODEL_METADATA,
+            request_serializer=pb.GetModelMetadataRequest.SerializeToString,
+            response_deserializer=pb.GetModelMetadataResponse.FromString,
+        )
 
-    async def get_model_status(
-        self, model: str, version: int | None = None, *, label: str | None = None
-    ) -> tuple[VersionStatus, ...]:
-        """Every version of ``model`` TF Serving manages (or just ``version``, or the one ``label`` points at: TF
-        Serving resolves the label, so this shows which labels it has applied); raises ModelServerError."""
+    async def get_model_status(self, model: str, version: int | None = None) -> tuple[VersionStatus, ...]:
+        """Every version of ``model`` TF Serving manages (or just ``version``); raises ModelServerError."""
         try:
-            response = await self._get_model_status(request(model, version, label), timeout=self.timeout)
+            response = await self._get_model_status(request(model, version), timeout=self.timeout)
         except grpc.aio.AioRpcError as error:
             raise ModelServerError(self.address, error.code(), error.details() or "") from error
         if not isinstance(response, pb.GetModelStatusResponse):  # pragma: no cover - the deserializer guarantees it
             raise TypeError(f"unexpected response {type(response).__name__}")
         return versions_of(response)
+
+    async def resolve_label(self, model: str, label: str) -> int:
+        """The version TF Serving serves for ``label`` now (GetModelMetadata by label: GetModelStatus ignores labels);
+        raises ModelServerError (e.g. INVALID_ARGUMENT for a label it does not know yet)."""
+        spec = pb.ModelSpec(name=model, version_label=label)
+        ask = pb.GetModelMetadataRequest(model_spec=spec, metadata_field=["signature_def"])
+        try:
+            response = await self._get_model_metadata(ask, timeout=self.timeout)
+        except grpc.aio.AioRpcError as error:
+            raise ModelServerError(self.address, error.code(), error.details() or "") from error
+        if not isinstance(response, pb.GetModelMetadataResponse):  # pragma: no cover - the deserializer guarantees it
+            raise TypeError(f"unexpected response {type(response).__name__}")
+        return int(response.model_spec.version.value)
 
     async def close(self) -> None:
         await self._channel.close()

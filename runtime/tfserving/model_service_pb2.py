@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import wrappers_pb2 as google_dot_protobuf_dot_wrappers__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dtfserving/model_service.proto\x12\x15\x63roupier.tfserving.v1\x1a\x1egoogle/protobuf/wrappers.proto\"\x8c\x01\n\tModelSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x07version\x18\x02 \x01(\x0b\x32\x1b.google.protobuf.Int64ValueH\x00\x12\x17\n\rversion_label\x18\x04 \x01(\tH\x00\x12\x16\n\x0esignature_name\x18\x03 \x01(\tB\x10\n\x0eversion_choice\"M\n\x15GetModelStatusRequest\x12\x34\n\nmodel_spec\x18\x01 \x01(\x0b\x32 .croupier.tfserving.v1.ModelSpec\"8\n\x0bStatusProto\x12\x12\n\nerror_code\x18\x01 \x01(\x05\x12\x15\n\rerror_message\x18\x02 \x01(\t\"\xee\x01\n\x12ModelVersionStatus\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12>\n\x05state\x18\x02 \x01(\x0e\x32/.croupier.tfserving.v1.ModelVersionStatus.State\x12\x32\n\x06status\x18\x03 \x01(\x0b\x32\".croupier.tfserving.v1.StatusProto\"S\n\x05State\x12\x0b\n\x07UNKNOWN\x10\x00\x12\t\n\x05START\x10\n\x12\x0b\n\x07LOADING\x10\x14\x12\r\n\tAVAILABLE\x10\x1e\x12\r\n\tUNLOADING\x10(\x12\x07\n\x03\x45ND\x10\x32\"a\n\x16GetModelStatusResponse\x12G\n\x14model_version_status\x18\x01 \x03(\x0b\x32).croupier.tfserving.v1.ModelVersionStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dtfserving/model_service.proto\x12\x15\x63roupier.tfserving.v1\x1a\x1egoogle/protobuf/wrappers.proto\"\x8c\x01\n\tModelSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x07version\x18\x02 \x01(\x0b\x32\x1b.google.protobuf.Int64ValueH\x00\x12\x17\n\rversion_label\x18\x04 \x01(\tH\x00\x12\x16\n\x0esignature_name\x18\x03 \x01(\tB\x10\n\x0eversion_choice\"M\n\x15GetModelStatusRequest\x12\x34\n\nmodel_spec\x18\x01 \x01(\x0b\x32 .croupier.tfserving.v1.ModelSpec\"8\n\x0bStatusProto\x12\x12\n\nerror_code\x18\x01 \x01(\x05\x12\x15\n\rerror_message\x18\x02 \x01(\t\"\xee\x01\n\x12ModelVersionStatus\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12>\n\x05state\x18\x02 \x01(\x0e\x32/.croupier.tfserving.v1.ModelVersionStatus.State\x12\x32\n\x06status\x18\x03 \x01(\x0b\x32\".croupier.tfserving.v1.StatusProto\"S\n\x05State\x12\x0b\n\x07UNKNOWN\x10\x00\x12\t\n\x05START\x10\n\x12\x0b\n\x07LOADING\x10\x14\x12\r\n\tAVAILABLE\x10\x1e\x12\r\n\tUNLOADING\x10(\x12\x07\n\x03\x45ND\x10\x32\"a\n\x16GetModelStatusResponse\x12G\n\x14model_version_status\x18\x01 \x03(\x0b\x32).croupier.tfserving.v1.ModelVersionStatus\"g\n\x17GetModelMetadataRequest\x12\x34\n\nmodel_spec\x18\x01 \x01(\x0b\x32 .croupier.tfserving.v1.ModelSpec\x12\x16\n\x0emetadata_field\x18\x02 \x03(\t\"P\n\x18GetModelMetadataResponse\x12\x34\n\nmodel_spec\x18\x01 \x01(\x0b\x32 .croupier.tfserving.v1.ModelSpecb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,4 +44,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELVERSIONSTATUS_STATE']._serialized_end=607
   _globals['_GETMODELSTATUSRESPONSE']._serialized_start=609
   _globals['_GETMODELSTATUSRESPONSE']._serialized_end=706
+  _globals['_GETMODELMETADATAREQUEST']._serialized_start=708
+  _globals['_GETMODELMETADATAREQUEST']._serialized_end=811
+  _globals['_GETMODELMETADATARESPONSE']._serialized_start=813
+  _globals['_GETMODELMETADATARESPONSE']._serialized_end=893
 # @@protoc_insertion_point(module_scope)

@@ -61,3 +61,16 @@ def test_a_label_request_carries_version_label_field_4() -> None:
     assert request("ranker", label="canary").SerializeToString() == b"\x0a\x10\x0a\x06ranker" + b"\x22\x06canary"
     with pytest.raises(ValueError, match="not both"):
         request("ranker", 1, "canary")
+
+
+def test_metadata_response_keeps_the_resolved_version_and_skips_the_signature_map() -> None:
+    # GetModelMetadataResponse{model_spec(1): {name: "ranker", version: {value: 2}}, metadata(2): {signature_def: ..}}
+    spec = b"\x0a\x06ranker\x12\x02\x08\x02"
+    entry = b"\x0a\x0dsignature_def\x12\x04\x0a\x02xy"
+    wire = b"\x0a" + bytes([len(spec)]) + spec + b"\x12" + bytes([len(entry)]) + entry
+    response = pb.GetModelMetadataResponse.FromString(wire)
+    assert (response.model_spec.name, response.model_spec.version.value) == ("ranker", 2)
+    ask = pb.GetModelMetadataRequest(
+        model_spec=pb.ModelSpec(name="r", version_label="stable"), metadata_field=["signature_def"]
+    )
+    assert ask.SerializeToString() == b"\x0a\x0b\x0a\x01r\x22\x06stable" + b"\x12\x0dsignature_def"
