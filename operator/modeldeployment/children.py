@@ -250,11 +250,9 @@ def _route(md: ModelDeploymentObject, plan: ServingPlan, settings: OperatorSetti
         }
         for ref in md.spec.routing.parent_refs or ()
     ]
-    if grpc:
-        # Every TF Serving gRPC service: PredictionService, ModelService, SessionService.
-        matches = [{"method": {"type": "RegularExpression", "service": r"tensorflow\.serving\..+"}}]
-    else:
-        matches = [{"path": {"type": "PathPrefix", "value": f"/v1/models/{md.spec.model.name}"}}]
+    # gRPC: no match, so every TF Serving service (PredictionService, ModelService) on the route's hostnames (a
+    # method regular expression is implementation-specific in Gateway API). REST: the model's own paths (core).
+    matches = [] if grpc else [{"path": {"type": "PathPrefix", "value": f"/v1/models/{md.spec.model.name}"}}]
     context = {
         "api_version": GATEWAY_API,
         "kind": kind,
