@@ -127,16 +127,17 @@ class ModelObserver:
             self.clients[address] = ModelServiceClient(address, timeout=self.settings.model_status_timeout_seconds)
         return self.clients[address]
 
-    async def read(self, md: ModelDeploymentObject, role: str) -> ServerState:
-        service = deployment_name(md, role)
+    async def read(self, md: ModelDeploymentObject, server: ServerState) -> ServerState:
+        """The server with TF Serving's model status (or why it could not be read)."""
+        service = deployment_name(md, server.role)
         address = self.settings.model_server_address(name=md.name, namespace=md.namespace, service=service)
         try:
             versions = await self.client(address).get_model_status(md.spec.model.name)
         except ModelServerError as error:
-            if error.code == grpc.StatusCode.NOT_FOUND:
-                return ServerState(role, 0, None, None, versions=(), error=error.details, model_unknown=True)
-            return ServerState(role, 0, None, None, error=str(error))
-        return ServerState(role, 0, None, None, versions=versions)
+            if error.code == grpc.StatusCode.NOT_FOUND:  # TF Serving found no version of the model (yet)
+                return replace(server, versions=(), error=error.details, model_unknown=True)
+            return replace(server, error=str(error))
+        return replace(server, versions=versions)
 
     async def unapplied_labels(
         self, md: ModelDeploymentObject, role: str, labels: Mapping[str, int]
@@ -172,11 +173,8 @@ class ModelObserver:
             replicas = int((desired or {}).get("spec", {}).get("replicas", 0))
             read = ServerState(role, replicas, deployment, wanted_hash)
             if replicas and deployment is not None and deployment.available > 0:
-                found = await self.read(md, role)
-                failed = failed or (found.error is not None and not found.model_unknown)
-                read = ServerState(
-                    role, replicas, deployment, wanted_hash, found.versions, found.error, found.model_unknown
-                )
+                read = await self.read(md, read)
+                failed = failed or (read.error is not None and not read.model_unknown)
             servers[role] = read
             models = snapshot.live.get((CONFIG_MAP.kind, models_configmap_name(md, role)))
             views[role] = ServerView(role, read.versions, applied_labels(models), applied_failed(models))

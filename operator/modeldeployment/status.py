@@ -109,7 +109,8 @@ def _versions(observed: Observations, current: ModelDeploymentStatus | None, now
         server_role = server_for(md, CANARY if role == VersionRole.CANARY else STABLE)
         server = observed.servers.get(server_role)
         served = server.version(number) if server is not None else None
-        labels = plan.server(server_role).labels if plan.server(server_role) is not None else {}  # type: ignore[union-attr]
+        planned = plan.server(server_role)
+        labels = planned.labels if planned is not None else {}
         weight = 0
         if role == VersionRole.CANARY and labels.get(CANARY) == number:
             weight = plan.canary_weight
@@ -135,10 +136,16 @@ def _versions(observed: Observations, current: ModelDeploymentStatus | None, now
     return rows
 
 
+@dataclass(frozen=True)
+class VersionProblem:
+    role: VersionRole
+    condition: DesiredCondition
+
+
 def _version_problem(
     observed: Observations, rows: Sequence[VersionStatus], now: datetime
-) -> tuple[DesiredCondition | None, str | None]:
-    """(Degraded condition for the first version that failed or missed its deadline, message of one still loading)."""
+) -> tuple[VersionProblem | None, str | None]:
+    """(The first version that failed or missed its deadline, as a Degraded condition; message of one still loading)."""
     md = observed.md
     assert md is not None
     deadline = md.spec.progress_deadline_seconds
@@ -154,19 +161,21 @@ def _version_problem(
         label = f"{row.role} version {row.version}"
         if served is not None and served.failed and served.state == ModelVersionState.END:
             reason = failure_reason(served.error_code, served.error_message)
-            return DesiredCondition(DEGRADED, TRUE, reason, f"{label}: {served.error_message}"), None
+            return VersionProblem(
+                row.role, DesiredCondition(DEGRADED, TRUE, reason, f"{label}: {served.error_message}")
+            ), None
         if served is None and observed.plan is not None and any(row.version in s.failed for s in observed.plan.servers):
             text = row.message or "TF Serving failed to load it"
             reason = failure_reason(ErrorCode.UNKNOWN, text)
-            return DesiredCondition(DEGRADED, TRUE, reason, f"{label}: {text} (left out of the model config)"), None
+            message = f"{label}: {text} (left out of the model config)"
+            return VersionProblem(row.role, DesiredCondition(DEGRADED, TRUE, reason, message)), None
         waited = (now - row.requested_time).total_seconds() if row.requested_time else 0.0
         if waited > deadline:
             if served is None:
                 text = server.error or f"TF Serving does not list {label} under {md.spec.model.storage_uri}"
                 reason = failure_reason(ErrorCode.NOT_FOUND, text)
-                return DesiredCondition(
-                    DEGRADED, TRUE, reason, f"{label} not AVAILABLE after {deadline}s: {text}"
-                ), None
+                message = f"{label} not AVAILABLE after {deadline}s: {text}"
+                return VersionProblem(row.role, DesiredCondition(DEGRADED, TRUE, reason, message)), None
             text = served.error_message or f"state {served.state}"
             reason = (
                 failure_reason(served.error_code, served.error_message)
@@ -174,7 +183,7 @@ def _version_problem(
                 else Reason.VERSION_NOT_AVAILABLE
             )
             message = f"{label} not AVAILABLE after {deadline}s: {text}"
-            return DesiredCondition(DEGRADED, TRUE, reason, message), None
+            return VersionProblem(row.role, DesiredCondition(DEGRADED, TRUE, reason, message)), None
         if loading is None:
             state = served.state if served is not None else "not listed yet"
             loading = f"{label} is {state} in TF Serving ({int(waited)}s of the {deadline}s progress deadline)"
@@ -233,14 +242,15 @@ def desired_conditions(
     stable_row = next((r for r in rows if r.version == md.spec.stable.version), None)
     stable_available = stable_row is not None and stable_row.state == ModelVersionState.AVAILABLE
     if problem is not None:
-        if stable_available and md.spec.canary is not None and problem.message.startswith(VersionRole.CANARY):
+        failed = problem.condition
+        if stable_available and problem.role == VersionRole.CANARY:
             # The stable version serves everything; the canary gets nothing until its spec changes.
             return [
-                DesiredCondition(READY, FALSE, problem.reason, problem.message),
-                DesiredCondition(PROGRESSING, FALSE, problem.reason, problem.message),
-                problem,
+                DesiredCondition(READY, FALSE, failed.reason, failed.message),
+                DesiredCondition(PROGRESSING, FALSE, failed.reason, failed.message),
+                failed,
             ]
-        return blocked(_reason(str(problem.reason)), problem.message, degraded=True)
+        return blocked(_reason(str(failed.reason)), failed.message, degraded=True)
     promoting = any(
         v not in (md.spec.stable.version, md.spec.canary.version if md.spec.canary else None)
         for server in plan.servers
