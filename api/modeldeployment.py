@@ -603,8 +603,8 @@ class VersionStatus(ApiModel):
     requested_time: Annotated[
         datetime | None,
         Field(
-            description="When the operator first asked TF Serving to load this version (the progress deadline counts "
-            "from here)."
+            description="When a running TF Serving was first asked for this version (the progress deadline counts "
+            "from here; pods still starting do not count)."
         ),
     ] = None
 

@@ -117,6 +117,8 @@ def _versions(observed: Observations, current: ModelDeploymentStatus | None, now
         elif role == VersionRole.STABLE and labels.get(STABLE) == number:
             weight = 100 - plan.canary_weight
         previous = before.get(number)
+        # The deadline counts from when a running server could first be asked (not while pods pull their image).
+        asked = now if server is not None and (server.versions is not None or server.model_unknown) else None
         state = served.state if served is not None else ModelVersionState.UNKNOWN
         message = served.error_message if served is not None and served.error_message else None
         failed = any(number in s.failed for s in plan.servers)
@@ -130,7 +132,7 @@ def _versions(observed: Observations, current: ModelDeploymentStatus | None, now
                 state=state,
                 weight=weight,
                 message=message,
-                requested_time=previous.requested_time if previous and previous.requested_time else now,
+                requested_time=previous.requested_time if previous and previous.requested_time else asked,
             )
         )
     return rows

@@ -310,3 +310,14 @@ def test_not_ready_until_tf_serving_resolves_the_planned_labels() -> None:
     status = desired_status(lagging, None, T0)
     assert conditions(status)[0] == ("Ready", "False", "WeightNotServed")
     assert status.conditions is not None and "canary" in status.conditions[0].message
+
+
+def test_the_progress_deadline_starts_when_a_running_server_can_be_asked() -> None:
+    obj = md(progressDeadlineSeconds=60)
+    starting = observe(obj, {MAIN: None})
+    unread = Observations(**{**starting.__dict__, "servers": {MAIN: replace(starting.servers[MAIN], error=None)}})
+    first = desired_status(unread, None, T0)
+    assert [(r.version, r.requested_time) for r in first.versions or []] == [(1, None)]
+    asked = desired_status(observe(obj, {MAIN: (v(1, LOADING),)}), first, T0 + timedelta(minutes=30))
+    assert [r.requested_time for r in asked.versions or []] == [T0 + timedelta(minutes=30)]
+    assert conditions(asked)[1] == ("Progressing", "True", "VersionLoading")
