@@ -91,11 +91,17 @@ def plan_server(md: ModelDeploymentObject, role: str, view: ServerView) -> Serve
     return ServerPlan(role=role, versions=tuple(sorted(versions)), labels=labels, failed=tuple(sorted(failed)))
 
 
-def plan(md: ModelDeploymentObject, views: Mapping[str, ServerView]) -> ServingPlan:
+def canary_ready(md: ModelDeploymentObject, servers: tuple[ServerPlan, ...]) -> bool:
+    """The canary version is AVAILABLE where it is served (and labelled ``canary`` there)."""
+    if md.spec.canary is None:
+        return False
+    canary_server = next(s for s in servers if s.role == server_for(md, CANARY))
+    return canary_server.labels.get(CANARY) == md.spec.canary.version
+
+
+def plan(md: ModelDeploymentObject, views: Mapping[str, ServerView], desired_weight: int | None = None) -> ServingPlan:
+    """``desired_weight``: the canary weight a rollout engine decided (default: the spec's, see
+    ``desired_canary_weight``); it applies only once the canary is AVAILABLE."""
     servers = tuple(plan_server(md, role, views.get(role) or ServerView(role)) for role in server_roles(md))
-    weight = 0
-    if md.spec.canary is not None:
-        canary_server = next(s for s in servers if s.role == server_for(md, CANARY))
-        if canary_server.labels.get(CANARY) == md.spec.canary.version:
-            weight = desired_canary_weight(md)
-    return ServingPlan(servers=servers, canary_weight=weight)
+    wanted = desired_canary_weight(md) if desired_weight is None else desired_weight
+    return ServingPlan(servers=servers, canary_weight=wanted if canary_ready(md, servers) else 0)

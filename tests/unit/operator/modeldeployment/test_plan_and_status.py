@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from croupier.api.modeldeployment import ModelVersionState
 from croupier.operator.core.status import status_patch
@@ -20,6 +21,7 @@ from croupier.operator.modeldeployment.handlers import OWNED_STATUS
 from croupier.operator.modeldeployment.model import ModelDeploymentObject, parse_model_deployment
 from croupier.operator.modeldeployment.plan import ServerView, plan
 from croupier.operator.modeldeployment.status import Observations, ServerState, desired_status, failure_reason
+from croupier.operator.settings import OperatorSettings
 from croupier.runtime.tfserving.client import ErrorCode, VersionStatus
 
 pytestmark = pytest.mark.unit
@@ -321,3 +323,21 @@ def test_the_progress_deadline_starts_when_a_running_server_can_be_asked() -> No
     asked = desired_status(observe(obj, {MAIN: (v(1, LOADING),)}), first, T0 + timedelta(minutes=30))
     assert [r.requested_time for r in asked.versions or []] == [T0 + timedelta(minutes=30)]
     assert conditions(asked)[1] == ("Progressing", "True", "VersionLoading")
+
+
+def test_a_decided_weight_replaces_the_specs_only_once_the_canary_is_available() -> None:
+    obj = md(canary={"version": 2, "steps": [{"weight": 5}, {"weight": 50}]})
+    ready = {MAIN: ServerView(MAIN, (v(1, AVAILABLE), v(2, AVAILABLE)))}
+    assert plan(obj, ready, desired_weight=50).canary_weight == 50
+    loading = {MAIN: ServerView(MAIN, (v(1, AVAILABLE), v(2, LOADING)))}
+    assert plan(obj, loading, desired_weight=50).canary_weight == 0
+
+
+def test_the_model_server_address_is_the_service_unless_the_deployer_overrides_it() -> None:
+    assert (
+        OperatorSettings().model_server_address(name="r", namespace="ml", service="r-stable") == "r-stable.ml.svc:8500"
+    )
+    local = OperatorSettings(model_server_address_template="127.0.0.1:9000")
+    assert local.model_server_address(name="r", namespace="ml", service="r-stable") == "127.0.0.1:9000"
+    with pytest.raises(ValidationError, match="unknown placeholders"):
+        OperatorSettings(model_server_address_template="{pod}:8500")
