@@ -44,10 +44,10 @@ test-integration: sync controlplane ## Run the integration tests (local control 
 lint: sync ## Lint and check formatting (ruff) and types (mypy --strict on contracts, operator, runtime)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	@mkdir -p .typecheck/croupier && for d in api operator runtime templates devtools/devcluster devtools/generators; do \
+	@mkdir -p .typecheck/croupier && for d in api operator runtime stats templates devtools/devcluster devtools/generators; do \
 		ln -sfn ../../$$d .typecheck/croupier/$${d#devtools/}; done
 	MYPYPATH=.typecheck $(RUN) mypy --namespace-packages -p croupier.api -p croupier.operator -p croupier.runtime \
-		-p croupier.templates -p croupier.devcluster -p croupier.generators
+		-p croupier.stats -p croupier.templates -p croupier.devcluster -p croupier.generators
 
 .PHONY: crds
 crds: sync ## Regenerate crds/ (CRDs and their kustomization) and docs/api/ from the typed models in api/
@@ -60,6 +60,18 @@ crds-check: sync ## Fail if crds/ or docs/api/ drifted from the models
 .PHONY: protos
 protos: sync ## Regenerate the TF Serving protobuf modules (runtime/tfserving/*_pb2.py, .pyi) from their .proto
 	cd runtime && $(RUN) python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. tfserving/model_service.proto
+.PHONY: helm
+helm: ## Build Helm (once, from the Go module proxy, cached under ~/.cache/croupier/helm) and print its bin folder
+	@hack/helm/build.sh
+
+.PHONY: chart-lint
+chart-lint: ## helm lint --strict and helm template of charts/croupier (tests/integration/ops/test_chart.py does more)
+	@helm="$$(hack/helm/build.sh)/helm" && "$$helm" lint --strict charts/croupier --kube-version 1.35.4 \
+		&& "$$helm" template croupier charts/croupier -n croupier-system --kube-version 1.35.4 >/dev/null
+
+.PHONY: healthchecks
+healthchecks: ## Run the Argo CD (gopher-lua) and kstatus tests of config/argocd (Go modules cached under ~/.cache/croupier/go)
+	cd hack/healthchecks && GOMODCACHE="$${CROUPIER_CACHE:-$$HOME/.cache/croupier}/go/mod" GOFLAGS=-mod=readonly go test -count=1 ./...
 
 .PHONY: demo
 demo: sync controlplane ## Run the embedded demo: local control plane, operator, runtimes, examples, simulated traffic
@@ -101,6 +113,7 @@ bench: ## Run every benchmark (needs `make bench-deps`); tables go to stdout
 	$(RUN) --group bench python benchmarks/http_decide.py
 	$(RUN) --group bench python benchmarks/runtime_memory.py
 	$(RUN) --group bench python benchmarks/operator_scale.py
+	$(RUN) python benchmarks/experiment_stats.py
 
 .PHONY: bench-deps
 bench-deps: ## Install benchmark tools (wrk, Vowpal Wabbit, MABWiser)

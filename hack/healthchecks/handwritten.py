@@ -1,0 +1,141 @@
+"""Writes the hand-written health-check testdata: states no integration test produces yet (the ModelDeployment and
+Experiment reconcilers are not there; some DecisionPolicy states cannot be reached against kwok pods).
+
+Each object follows the condition patterns the operator writes (operator/decisionpolicy/status.py): ready (Ready True),
+waiting (Ready False, Progressing True), blocked (Ready/Progressing False, Degraded True), settled (all False), and for
+canaries and experiments serving while they progress or degrade, Ready True with Progressing or Degraded True.
+A file recorded by an integration test (first line `# source: integration ...`) is never overwritten; replace an
+entry here by a recording as soon as a test produces the state.
+
+    uv run python hack/healthchecks/handwritten.py
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+from integration.ops.health_recorder import file_stem  # noqa: E402
+
+OUT = ROOT / "config" / "argocd" / "resource_customizations" / "croupier.dev"
+HEADER = "# source: hand-written (no integration test produces this state yet)\n"
+T, F = "True", "False"
+
+# kind -> [(Ready, Progressing, Degraded) as (status, reason) pairs, message]
+# Specs from examples/ (valid objects); the health checks read only metadata and status.
+EXAMPLES = {"DecisionPolicy": "decisionpolicy-thompson.yaml", "ModelDeployment": "modeldeployment-canary.yaml",
+            "Experiment": "experiment-abn.yaml"}
+SPEC = {kind: yaml.safe_load((ROOT / "examples" / name).read_text())["spec"] for kind, name in EXAMPLES.items()}
+
+
+def waiting(reason: str, message: str, healthy: str) -> tuple:
+    return (F, reason), (T, reason), (F, healthy), message
+
+
+def blocked(reason: str, message: str) -> tuple:
+    return (F, reason), (F, reason), (T, reason), message
+
+
+def serving_progress(reason: str, message: str, healthy: str) -> tuple:
+    return (T, reason), (T, reason), (F, healthy), message
+
+
+def serving(reason: str, message: str, healthy: str) -> tuple:
+    return (T, reason), (F, reason), (F, healthy), message
+
+
+def serving_degraded(reason: str, message: str) -> tuple:
+    return (T, reason), (F, reason), (T, reason), message
+
+
+CHILD = {
+    "ChildConflict": "Service example already exists and is not owned by this object",
+    "ApplyRejected": "the API server refused the child: spec.resources.requests: Forbidden",
+    "ApplyFailed": "applying the child failed: the server was unable to return a response in the time allotted",
+}
+
+STATES: dict[str, list[tuple]] = {
+    "DecisionPolicy": [
+        waiting("RolloutInProgress", "0/1 runtime pods updated, 0 available", "AsExpected"),
+        blocked("RolloutStalled", 'ReplicaSet "banner-6d5f" has timed out progressing.'),
+        blocked("InvalidName", "metadata.name '1banner' must be a DNS-1035 label"),
+        blocked("InvalidSpec", "spec.exploration.minProbability: minProbability x arms must be <= 1"),
+        blocked("ApplyRejected", CHILD["ApplyRejected"]),
+        blocked("ApplyFailed", CHILD["ApplyFailed"]),
+    ],
+    "ModelDeployment": [
+        serving("Available", "version 1 AVAILABLE, 100% of traffic", "Available"),
+        waiting("VersionLoading", "version 2 is LOADING", "VersionLoading"),
+        blocked("VersionNotAvailable", "version 2 is END: the SavedModel failed to load"),
+        serving_progress("StepInProgress", "step 1 of 3: canary at 10%", "StepInProgress"),
+        serving_progress("WaitingForAnalysis", "step 1 of 3: waiting for the first analysis interval", "WaitingForAnalysis"),
+        serving_progress("InsufficientData", "12 requests in the interval, 100 needed", "InsufficientData"),
+        serving_degraded("AnalysisFailed", "error rate 0.08 above 0.05"),
+        serving_progress("AnalysisError", "the Prometheus query failed: connection refused", "AnalysisError"),
+        serving_degraded("RolledBack", "rolled back to version 1 after 3 failed intervals"),
+        serving("Paused", "the canary is paused at step 2 (spec.canary.paused)", "Paused"),
+        serving("CanaryComplete", "version 2 took 100% of traffic; promote it to stable", "CanaryComplete"),
+        blocked("RouteNotAccepted", "HTTPRoute ranker: not accepted by its Gateway"),
+        *(blocked(reason, message) for reason, message in CHILD.items()),
+    ],
+    "Experiment": [
+        serving("Running", "2 variants serving, 5000 exposures", "Running"),
+        serving("Paused", "paused: control=100", "Paused"),
+        serving("Concluded", "concluded: treatment keeps 100% of traffic", "Concluded"),
+        serving_progress("InsufficientTraffic", "120 exposures per variant, 1000 needed", "InsufficientTraffic"),
+        serving_degraded("SampleRatioMismatch", "SRM p-value 0.0001 below 0.001: winner withheld"),
+        serving_degraded("GuardrailViolated", "treatment: latency_ms up 14% (threshold 10%)"),
+        serving("WinnerFound", "treatment beats control: lift 4.1% [1.2%, 7.0%]", "WinnerFound"),
+        serving("NoSignificantDifference", "no variant differs from control at alpha 0.05", "NoSignificantDifference"),
+        blocked("TargetNotFound", "decisionPolicyRef homepage-banner: DecisionPolicy not found"),
+        *(blocked(reason, message) for reason, message in CHILD.items()),
+    ],
+}
+
+
+def kebab(reason: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", reason).lower()
+
+
+def main() -> None:
+    for kind, states in STATES.items():
+        for ready, progressing, degraded, message in states:
+            conditions = [
+                {"type": kind_, "status": status, "reason": reason, "message": message, "observedGeneration": 1,
+                 "lastTransitionTime": "2026-11-30T12:00:00Z"}
+                for kind_, (status, reason) in zip(("Ready", "Progressing", "Degraded"), (ready, progressing, degraded))
+            ]
+            if degraded[0] == F and degraded[1] != ready[1]:
+                conditions[2]["message"] = ""
+            obj = {
+                "apiVersion": "croupier.dev/v1alpha1",
+                "kind": kind,
+                "metadata": {"name": "example", "namespace": "example", "generation": 1},
+                "spec": SPEC[kind],
+                "status": {"observedGeneration": 1, "conditions": conditions},
+            }
+            path = OUT / kind / "testdata" / f"{file_stem(obj)}.yaml"
+            if path.exists() and path.read_text().startswith("# source: integration"):
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(HEADER + yaml.safe_dump(obj, sort_keys=False))
+            print(path.relative_to(ROOT))
+    # A spec change the operator has not seen yet: the recorded Ready policy with the next generation.
+    for kind, ready in (("DecisionPolicy", "ready-available"), ("ModelDeployment", "ready-available"),
+                        ("Experiment", "ready-running")):
+        source = OUT / kind / "testdata" / f"{ready}.yaml"
+        obj = yaml.safe_load(source.read_text())
+        obj["metadata"]["generation"] = obj["status"]["observedGeneration"] + 1
+        path = source.with_name("stale-observed-generation.yaml")
+        header = f"# source: hand-written ({source.name} with metadata.generation bumped: not observed yet)\n"
+        path.write_text(header + yaml.safe_dump(obj, sort_keys=False))
+        print(path.relative_to(ROOT))
+
+
+if __name__ == "__main__":
+    main()

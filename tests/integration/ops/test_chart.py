@@ -1,0 +1,187 @@
+"""The Helm chart, with Helm itself (v3.22.0 built from the Go module proxy, cached): lint, render, the default render
+equal to config/ (kustomize), and every render accepted by the API server (server-side dry-run)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from integration.ops.tools import ROOT, monitoring_crds, run
+
+from croupier.devcluster.kubectl import Kubectl
+
+CHART = ROOT / "charts" / "croupier"
+KUBE_VERSION = "1.35.4"
+# The labels the chart adds to config/'s (templates/_helpers.tpl, croupier.helmLabels).
+HELM_LABELS = (
+    "helm.sh/chart",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+)
+# Prometheus Operator kinds: validated against its CRDs (installed by the `monitoring_crds` fixture).
+MONITORING = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+
+
+@pytest.fixture(scope="module")
+def monitoring(kubectl: Kubectl) -> None:
+    """The Prometheus Operator's CRDs in the cluster, so the chart's monitors are validated by their schemas."""
+    for crd in monitoring_crds():
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd), timeout=120)
+    kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        *(f"crd/{n}.monitoring.coreos.com" for n in ("servicemonitors", "podmonitors", "prometheusrules")),
+    )
+
+
+def _template(helm: Path, *args: str, namespace: str = "croupier-system") -> list[dict[str, Any]]:
+    done = run([helm, "template", "croupier", CHART, "--namespace", namespace, "--kube-version", KUBE_VERSION, *args])
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
+    meta = obj["metadata"]
+    return obj["kind"], meta.get("namespace", ""), meta["name"]
+
+
+def _without_helm_labels(obj: dict[str, Any]) -> dict[str, Any]:
+    obj = copy.deepcopy(obj)
+    holders = [obj["metadata"], ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}]
+    for meta in holders:
+        labels = meta.get("labels") or {}
+        for label in HELM_LABELS:
+            labels.pop(label, None)
+    return obj
+
+
+@pytest.mark.timeout(1500)
+def test_helm_lint_passes_strictly(helm: Path) -> None:
+    for values in ([], ["--set", "watchNamespaces={team-a,team-b}", "--set", "metrics.prometheusRule.enabled=true"]):
+        done = run([helm, "lint", "--strict", CHART, "--kube-version", KUBE_VERSION, *values])
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_default_render_equals_kustomize_config(helm: Path, kubectl: Kubectl) -> None:
+    chart = {_key(o): _without_helm_labels(o) for o in _template(helm, "--include-crds")}
+    rendered = kubectl("kustomize", str(ROOT / "config" / "default")).stdout
+    kustomize = {_key(o): o for o in yaml.safe_load_all(rendered) if o}
+    # The one difference: Helm installs into a namespace it is given (--create-namespace); config/ creates it.
+    assert set(kustomize) - set(chart) == {("Namespace", "", "croupier-system")}
+    assert set(chart) - set(kustomize) == set()
+    for key, obj in chart.items():
+        assert obj == kustomize[key], f"{key} differs between the chart and config/"
+
+
+def test_bad_values_are_refused_with_the_field_named(helm: Path) -> None:
+    for args, words in (
+        (["--set", "settings.probTimeout=3"], ["settings", "probTimeout"]),
+        (["--set", "logLevel=loud"], ["logLevel"]),
+        (["--set", "watchNamespaces={Team_A}"], ["watchNamespaces"]),
+        (
+            ["--set", "metrics.service.enabled=false", "--set", "metrics.serviceMonitor.enabled=true"],
+            ["serviceMonitor"],
+        ),
+    ):
+        done = run([helm, "template", "croupier", CHART, "--kube-version", KUBE_VERSION, *args])
+        assert done.returncode != 0, args
+        assert all(word in done.stderr for word in words), done.stderr
+
+
+def test_namespaced_install_binds_only_the_watched_namespaces(helm: Path) -> None:
+    objects = _template(helm, "--set", "watchNamespaces={team-a,team-b}")
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for obj in objects:
+        by_kind.setdefault(obj["kind"], []).append(obj)
+    assert sorted((b["metadata"]["namespace"], b["roleRef"]["name"]) for b in by_kind["RoleBinding"]) == [
+        ("team-a", "croupier-operator-namespaced"),
+        ("team-b", "croupier-operator-namespaced"),
+    ]
+    cluster = {r["metadata"]["name"]: r for r in by_kind["ClusterRole"]}
+    # Cluster-wide: only CRD discovery and namespace reads.
+    cluster_resources = {res for rule in cluster["croupier-operator-cluster"]["rules"] for res in rule["resources"]}
+    assert cluster_resources == {"customresourcedefinitions", "namespaces"}
+    (binding,) = by_kind["ClusterRoleBinding"]
+    assert binding["roleRef"]["name"] == "croupier-operator-cluster"
+    container = by_kind["Deployment"][0]["spec"]["template"]["spec"]["containers"][0]
+    assert "--all-namespaces" not in container["args"]
+    assert {"--namespace=team-a", "--namespace=team-b"} <= set(container["args"])
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["CROUPIER_OPERATOR_NAMESPACES"] == "team-a,team-b"
+
+
+def test_settings_and_images_reach_the_operator(helm: Path) -> None:
+    objects = _template(
+        helm,
+        "--set", "image.tag=1.2.3",
+        "--set", "runtimeImage.repository=registry.example.com/runtime",
+        "--set", "runtimeImage.pullPolicy=Always",
+        "--set", "logLevel=debug",
+        "--set", "settings.probeTimeoutSeconds=3",
+        "--set", "settings.probeEnabled=false",
+    )  # fmt: skip
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "ghcr.io/croupier-dev/croupier-operator:1.2.3"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["CROUPIER_OPERATOR_RUNTIME_IMAGE"] == "registry.example.com/runtime:0.1.0"
+    assert env["CROUPIER_OPERATOR_RUNTIME_IMAGE_PULL_POLICY"] == "Always"
+    assert env["CROUPIER_OPERATOR_LOG_LEVEL"] == "debug"
+    assert env["CROUPIER_OPERATOR_PROBE_TIMEOUT_SECONDS"] == "3"
+    assert env["CROUPIER_OPERATOR_PROBE_ENABLED"] == "false"
+
+
+def test_dashboard_config_map_carries_the_tested_dashboard(helm: Path) -> None:
+    objects = _template(helm, "--set", "grafanaDashboard.enabled=true", "--set", "grafanaDashboard.namespace=grafana")
+    (config_map,) = [o for o in objects if o["kind"] == "ConfigMap"]
+    assert config_map["metadata"]["namespace"] == "grafana"
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = (ROOT / "config" / "grafana" / "croupier.json").read_text()
+    assert json.loads(config_map["data"]["croupier.json"]) == json.loads(dashboard)
+
+
+def test_prometheus_rule_carries_the_tested_rules(helm: Path) -> None:
+    objects = _template(helm, "--set", "metrics.prometheusRule.enabled=true")
+    (rule,) = [o for o in objects if o["kind"] == "PrometheusRule"]
+    assert rule["spec"] == yaml.safe_load((ROOT / "config" / "prometheus" / "croupier.rules.yaml").read_text())
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        [
+            "--set", "watchNamespaces={WATCHED}",
+            "--set", "metrics.serviceMonitor.enabled=true",
+            "--set", "metrics.podMonitor.enabled=true",
+            "--set", "metrics.runtimePodMonitor.enabled=true",
+            "--set", "metrics.prometheusRule.enabled=true",
+            "--set", "fullnameOverride=croupier-team",
+            "--set", "settings.resyncIntervalSeconds=30",
+            "--set", "grafanaDashboard.enabled=true",
+        ],
+    ],
+    ids=["defaults", "namespaced-with-monitoring"],
+)  # fmt: skip
+def test_rendered_chart_passes_server_side_dry_run(
+    helm: Path, kubectl: Kubectl, monitoring: None, namespace: str, values: list[str]
+) -> None:
+    values = [v.replace("WATCHED", namespace) for v in values]
+    objects = _template(helm, "--include-crds", *values, namespace=namespace)
+    kinds = {o["kind"] for o in objects}
+    assert {"CustomResourceDefinition", "Deployment", "ServiceAccount", "Service", "ClusterRole"} <= kinds
+    if values:
+        assert kinds & MONITORING == MONITORING
+    manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
+    done = kubectl(
+        "apply", "--server-side", "--dry-run=server", "--field-manager=helm-dry-run", "--force-conflicts", "-f", "-",
+        input=manifest, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len([line for line in done.stdout.splitlines() if "(server dry run)" in line]) == len(objects)

@@ -1,0 +1,109 @@
+"""The Argo CD / Flux health-check testdata (config/argocd/resource_customizations/croupier.dev/<Kind>/) stays in step
+with the API: every condition reason of every kind has a test object, every object is valid against the kind's status
+model, and each one says where it came from (an integration test's recording, or written by hand)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import BaseModel
+
+from croupier.api import decisionpolicy, experiment, modeldeployment
+from croupier.api.common import ChildReason
+
+ROOT = Path(__file__).resolve().parents[3]
+CHECKS = ROOT / "config" / "argocd" / "resource_customizations" / "croupier.dev"
+EXPECTATIONS = ROOT / "hack" / "healthchecks" / "kstatus_expectations.yaml"
+KINDS: dict[str, tuple[type[StrEnum], type[BaseModel]]] = {
+    "DecisionPolicy": (decisionpolicy.Reason, decisionpolicy.DecisionPolicyStatus),
+    "ModelDeployment": (modeldeployment.Reason, modeldeployment.ModelDeploymentStatus),
+    "Experiment": (experiment.Reason, experiment.ExperimentStatus),
+}
+SOURCES = ("# source: integration ", "# source: hand-written")
+ARGO_STATUSES = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
+
+
+def _testdata(kind: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    found = {}
+    for path in sorted((CHECKS / kind / "testdata").glob("*.yaml")):
+        text = path.read_text()
+        found[f"testdata/{path.name}"] = (text.splitlines()[0], yaml.safe_load(text))
+    return found
+
+
+def _health_tests(kind: str) -> list[dict[str, Any]]:
+    tests: list[dict[str, Any]] = yaml.safe_load((CHECKS / kind / "health_test.yaml").read_text())["tests"]
+    return tests
+
+
+def test_one_check_per_kind_and_no_other_kind() -> None:
+    assert sorted(p.name for p in CHECKS.iterdir()) == sorted(KINDS)
+    scripts = {kind: (CHECKS / kind / "health.lua").read_text() for kind in KINDS}
+    # One rule set for every kind (docs/gitops.md): the copies Argo CD's layout needs stay identical.
+    assert len(set(scripts.values())) == 1
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_reason_has_a_test_object(kind: str) -> None:
+    reasons, _ = KINDS[kind]
+    declared = {r.value for r in reasons} | {r.value for r in ChildReason}
+    seen = {
+        condition["reason"]
+        for _, obj in _testdata(kind).values()
+        for condition in (obj.get("status") or {}).get("conditions") or ()
+    }
+    missing = sorted(declared - seen)
+    assert not missing, f"{kind}: no health-check test object with reason {missing} (add one to testdata/)"
+    unknown = sorted(seen - declared)
+    assert not unknown, f"{kind}: testdata uses reasons the API does not declare: {unknown}"
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_testdata_matches_the_status_model_and_names_its_source(kind: str) -> None:
+    _, model = KINDS[kind]
+    for name, (first_line, obj) in _testdata(kind).items():
+        assert first_line.startswith(SOURCES), f"{kind}/{name}: first line must say its source"
+        assert obj["kind"] == kind and obj["apiVersion"] == "croupier.dev/v1alpha1", name
+        assert isinstance(obj["metadata"].get("generation"), int), name
+        if "status" in obj:
+            model.model_validate(obj["status"])
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_test_object_is_in_health_test_yaml_and_kstatus_expectations(kind: str) -> None:
+    tests = _health_tests(kind)
+    listed = [t["inputPath"] for t in tests]
+    assert sorted(listed) == sorted(_testdata(kind)), f"{kind}/health_test.yaml and testdata/ differ"
+    assert all(t["healthStatus"]["status"] in ARGO_STATUSES for t in tests)
+    expected = {e["inputPath"] for e in yaml.safe_load(EXPECTATIONS.read_text())["tests"]}
+    assert {f"croupier.dev/{kind}/{path}" for path in listed} <= expected
+
+
+def test_the_rules_the_issue_asks_for() -> None:
+    """Healthy only when observedGeneration is current and Ready is True; Degraded on Degraded=True."""
+    for kind in KINDS:
+        data = _testdata(kind)
+        for test in _health_tests(kind):
+            _, obj = data[test["inputPath"]]
+            status = obj.get("status") or {}
+            conditions = {c["type"]: c for c in status.get("conditions") or ()}
+            current = status.get("observedGeneration") == obj["metadata"]["generation"]
+            verdict = test["healthStatus"]["status"]
+            if verdict == "Healthy":
+                assert current and conditions["Ready"]["status"] == "True", test
+            if current and conditions.get("Degraded", {}).get("status") == "True":
+                assert verdict == "Degraded", test
+
+
+def test_gitops_doc_shows_the_tested_flux_expressions() -> None:
+    tested = yaml.safe_load((ROOT / "hack" / "healthchecks" / "flux-healthcheckexprs.yaml").read_text())
+    doc = (ROOT / "docs" / "gitops.md").read_text()
+    blocks = [yaml.safe_load(b.split("```", 1)[0]) for b in doc.split("```yaml\n")[1:]]
+    (kustomization,) = [b for b in blocks if b.get("kind") == "Kustomization"]
+    assert kustomization["spec"]["healthCheckExprs"] == tested["healthCheckExprs"]
+    kinds = {check["kind"] for check in tested["healthCheckExprs"]}
+    assert kinds == set(KINDS)
