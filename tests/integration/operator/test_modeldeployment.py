@@ -8,6 +8,7 @@ ConfigMap the operator writes into the file the model server polls. The operator
 
 from __future__ import annotations
 
+import importlib
 import json
 import threading
 from collections.abc import Iterator
@@ -183,12 +184,12 @@ class Kubelet:
 def test_readiness_weight_failure_and_promotion_follow_tf_servings_model_status(
     gateway_api: Path, operator: Any, kubectl: Kubectl, namespace: str, tmp_path: Path
 ) -> None:
-    modelserver = pytest.importorskip(
+    pytest.importorskip(
         "croupier.modelserver", reason="the local model server (croupier.modelserver) is not in this checkout yet"
     )
-    savedmodels = pytest.importorskip("croupier.modelserver.savedmodels")
-    process_module = pytest.importorskip("croupier.modelserver.process")
-    assert modelserver is not None
+    # Present from here on: a missing helper must fail the test, not skip it.
+    savedmodels = importlib.import_module("croupier.modelserver.savedmodels")
+    process_module = importlib.import_module("croupier.modelserver.process")
     base = tmp_path / "ranker"
     for version in (1, 2):
         savedmodels.write_ranker(base, version)
