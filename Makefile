@@ -6,6 +6,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || { test -x "$(HOME)/.local/bin/uv" && echo "$(HOME)/.local/bin/uv"; } || echo "python3 -m uv")
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
+MODELSERVER_ARGS ?=
 KIND_CLUSTER ?= croupier
 IMAGE_TAG ?= dev
 OPERATOR_IMAGE ?= croupier-operator:$(IMAGE_TAG)
@@ -44,10 +45,10 @@ test-integration: sync controlplane ## Run the integration tests (local control 
 lint: sync ## Lint and check formatting (ruff) and types (mypy --strict on contracts, operator, runtime)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	@mkdir -p .typecheck/croupier && for d in api operator runtime stats templates devtools/devcluster devtools/generators; do \
+	@mkdir -p .typecheck/croupier && for d in api operator runtime stats templates devtools/devcluster devtools/generators devtools/modelserver; do \
 		ln -sfn ../../$$d .typecheck/croupier/$${d#devtools/}; done
 	MYPYPATH=.typecheck $(RUN) mypy --namespace-packages -p croupier.api -p croupier.operator -p croupier.runtime \
-		-p croupier.stats -p croupier.templates -p croupier.devcluster -p croupier.generators
+		-p croupier.stats -p croupier.templates -p croupier.devcluster -p croupier.generators -p croupier.modelserver
 
 .PHONY: crds
 crds: sync ## Regenerate crds/ (CRDs and their kustomization) and docs/api/ from the typed models in api/
@@ -107,6 +108,10 @@ cluster-status: ## Exit 0 when the local control plane is ready (1 starting, 3 n
 cluster-down: ## Stop the local control plane
 	-$(RUN) croupier-devcluster down --dir $(DEMO_DIR)/cluster
 
+.PHONY: modelserver
+modelserver: sync ## Run the local TF Serving stand-in (TF Serving's flags in MODELSERVER_ARGS; docs/modelserver.md)
+	$(RUN) croupier-modelserver $(MODELSERVER_ARGS)
+
 .PHONY: bench
 bench: ## Run every benchmark (needs `make bench-deps`); tables go to stdout
 	$(RUN) --group bench python benchmarks/policies_inprocess.py
@@ -115,6 +120,7 @@ bench: ## Run every benchmark (needs `make bench-deps`); tables go to stdout
 	$(RUN) --group bench python benchmarks/runtime_memory.py
 	$(RUN) --group bench python benchmarks/operator_scale.py
 	$(RUN) python benchmarks/experiment_stats.py
+	$(RUN) --group bench python benchmarks/modelserver_predict.py
 
 .PHONY: bench-deps
 bench-deps: ## Install benchmark tools (wrk, Vowpal Wabbit, MABWiser)

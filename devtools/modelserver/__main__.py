@@ -1,0 +1,5 @@
+import sys
+
+from croupier.modelserver.cli import main
+
+sys.exit(main())
