@@ -200,9 +200,9 @@ def test_readiness_weight_failure_and_promotion_follow_tf_servings_model_status(
     spec = {"model": {"name": "ranker", "storageUri": f"file://{base}"}, "stable": {"version": 1}}
     kubectl.apply(json.dumps({**json.loads(manifest("ranker", namespace)), "spec": spec}))
     with Kubelet(kubectl, namespace, "ranker-models", config):
-        server = process_module.ModelServerProcess(
-            [f"--model_config_file={config}", "--model_config_file_poll_wait_seconds=1"], tmp_path / "modelserver.log"
-        )
+        # No load retries: TF Serving's default (5, a minute apart) keeps a corrupt version LOADING for five minutes.
+        flags = [f"--model_config_file={config}", "--model_config_file_poll_wait_seconds=1", "--max_num_load_retries=0"]
+        server = process_module.ModelServerProcess(flags, tmp_path / "modelserver.log")
         server.start(ready_model="ranker")
         try:
             operator.extra_env = {ADDRESS_ENV: server.grpc_target}
