@@ -1,31 +1,15 @@
-"""The checked-in TF Serving protobuf modules are what `make protos` generates now, and they speak TF Serving's wire
-format: the field numbers of TF Serving's own messages (checked on hand-encoded bytes, so no TensorFlow is needed)."""
+"""The TF Serving protobuf modules speak TF Serving's wire format: the field numbers of TF Serving's own messages
+(checked on hand-encoded bytes, so no TensorFlow is needed). That they are what `make protos` generates is checked in
+tests/integration/runtime/test_tfserving_protos_current.py (protoc runs as a process there)."""
 
 from __future__ import annotations
 
-from importlib.resources import files
-from pathlib import Path
-
 import pytest
-from grpc_tools import protoc
 
 from croupier.runtime.tfserving import model_service_pb2 as pb
 from croupier.runtime.tfserving.client import GET_MODEL_STATUS, ErrorCode, request, versions_of
 
 pytestmark = pytest.mark.unit
-
-RUNTIME = Path(__file__).resolve().parents[3] / "runtime"
-GENERATED = ("model_service_pb2.py", "model_service_pb2.pyi")
-
-
-def test_checked_in_code_is_what_make_protos_generates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    include = str(files("grpc_tools") / "_proto")
-    args = ["protoc", "-I.", f"-I{include}", f"--python_out={tmp_path}", f"--pyi_out={tmp_path}"]
-    monkeypatch.chdir(RUNTIME)  # protoc names the file by its path under -I, as `make protos` runs it
-    assert protoc.main([*args, "tfserving/model_service.proto"]) == 0
-    for name in GENERATED:
-        fresh = (tmp_path / "tfserving" / name).read_text()
-        assert fresh == (RUNTIME / "tfserving" / name).read_text(), f"runtime/tfserving/{name} is stale: make protos"
 
 
 def test_descriptors_live_in_croupiers_package_not_tensorflows() -> None:
