@@ -44,6 +44,9 @@ POD_DISRUPTION_BUDGET = Resource("PodDisruptionBudget", "policy", "v1", "poddisr
 NETWORK_POLICY = Resource("NetworkPolicy", "networking.k8s.io", "v1", "networkpolicies")
 # Read only (get, by name): the auth Secret a DecisionPolicy names, for the admin token of the stats probe.
 SECRET = Resource("Secret", "", "v1", "secrets")
+# Gateway API routes (a ModelDeployment in GatewayAPI mode); watched only where the Gateway API CRDs are installed.
+HTTP_ROUTE = Resource("HTTPRoute", "gateway.networking.k8s.io", "v1", "httproutes")
+GRPC_ROUTE = Resource("GRPCRoute", "gateway.networking.k8s.io", "v1", "grpcroutes")
 
 # The kinds a custom resource may own (watched label-selected, indexed by owner, applied server-side).
 CHILD_KINDS: tuple[Resource, ...] = (
@@ -53,6 +56,8 @@ CHILD_KINDS: tuple[Resource, ...] = (
     DEPLOYMENT,
     POD_DISRUPTION_BUDGET,
     NETWORK_POLICY,
+    HTTP_ROUTE,
+    GRPC_ROUTE,
 )
 
 # Kinds the operator only reads, one object by name (never lists or watches them): RBAC grants them `get` alone.
