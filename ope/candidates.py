@@ -121,7 +121,7 @@ def distributions(candidate: Candidate, log: DecisionLog, *, mode: Mode, warmup:
     in_log = {name: log.arms.index(name) for name in own if name in log.arms}
     unknown = tuple(name for name in own if name not in in_log)
     to_log = np.array([in_log.get(name, -1) for name in own])
-    own_of_log = {index: i for i, index in enumerate(to_log) if index >= 0}
+    own_of_log = {int(index): i for i, index in enumerate(to_log) if index >= 0}
     learns = not candidate.served.spec.paused
     start = int(warmup * log.size) if mode is Mode.FROZEN else 0
     learned = 0
@@ -152,18 +152,18 @@ def distributions(candidate: Candidate, log: DecisionLog, *, mode: Mode, warmup:
     target = np.zeros((len(rows), len(log.arms)))
     unknown_mass = np.zeros(len(rows))
     every_arm = list(range(len(own)))
-    for i, row in enumerate(rows):
-        allowed = log.candidates[row]
+    for i, position in enumerate(rows.tolist()):
+        allowed = log.candidates[position]
         eligible = [a for a in every_arm if to_log[a] < 0 or allowed[to_log[a]]]
         if not eligible:
             raise CandidateError(
-                f"decision {log.decision_ids[row]}: none of its candidate arms is an arm of {candidate.name}"
+                f"decision {log.decision_ids[position]}: none of its candidate arms is an arm of {candidate.name}"
             )
-        x = context(row)
+        x = context(position)
         vector = policy.probabilities(None if x is None else engine.vector(x), eligible)
         known = to_log >= 0
         target[i, to_log[known]] = vector[known]
         unknown_mass[i] = float(vector[~known].sum())
         if mode is Mode.ONLINE:
-            learn(int(row))
+            learn(position)
     return Distributions(rows, target, unknown_mass, unknown, learned)

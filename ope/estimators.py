@@ -126,6 +126,11 @@ def _bootstrap(
     return Estimate(name, value, float(low), float(high), float(values.std(ddof=1)), BOOTSTRAP, ess), values
 
 
+def _undefined(name: str) -> Estimate:
+    """A self-normalised estimate when the candidate gives probability 0 to every logged action (no weight at all)."""
+    return Estimate(name, math.nan, math.nan, math.nan, math.nan, NORMAL, 0.0)
+
+
 def ips(feedback: Feedback, level: float = 0.95) -> Estimate:
     w = feedback.weights
     terms = w * feedback.rewards
@@ -135,7 +140,7 @@ def ips(feedback: Feedback, level: float = 0.95) -> Estimate:
 def snips(feedback: Feedback, level: float = 0.95) -> Estimate:
     w = feedback.weights
     if w.sum() <= 0.0:
-        raise ValueError("SNIPS is undefined: the candidate gives probability 0 to every logged action")
+        return _undefined("SNIPS")
     value = float((w * feedback.rewards).sum() / w.sum())
     influence = w * (feedback.rewards - value) / w.mean()
     return _normal("SNIPS", value, influence, level, effective_sample_size(w))
@@ -169,7 +174,7 @@ def dr(feedback: Feedback, level: float = 0.95) -> Estimate:
 def sndr(feedback: Feedback, level: float = 0.95) -> Estimate:
     w = feedback.weights
     if w.sum() <= 0.0:
-        raise ValueError("SNDR is undefined: the candidate gives probability 0 to every logged action")
+        return _undefined("SNDR")
     direct, residuals = _direct_terms(feedback), _residuals(feedback)
     correction = float((w * residuals).sum() / w.sum())
     value = float(direct.mean()) + correction

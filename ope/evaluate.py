@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,10 +53,10 @@ class CandidateReport:
             "estimates": [
                 {
                     "estimator": e.estimator,
-                    "value": e.value,
-                    "low": e.low,
-                    "high": e.high,
-                    "stdError": e.std_error,
+                    "value": _number(e.value),
+                    "low": _number(e.low),
+                    "high": _number(e.high),
+                    "stdError": _number(e.std_error),
                     "interval": e.interval,
                     "effectiveSampleSize": e.effective_sample_size,
                     **({"tau": e.parameter} if e.parameter is not None else {}),
@@ -64,6 +65,11 @@ class CandidateReport:
             ],
             "warnings": self.warnings,
         }
+
+
+def _number(value: float) -> float | None:
+    """JSON has no NaN: an undefined estimate is null."""
+    return None if math.isnan(value) else value
 
 
 def evaluate(log: DecisionLog, candidates: list[Candidate], options: Options | None = None) -> list[CandidateReport]:
@@ -95,6 +101,11 @@ def evaluate_one(log: DecisionLog, candidate: Candidate, options: Options) -> Ca
         feedback, options.level, resamples=options.resamples, seed=options.seed, tau=options.switch_tau
     )
     warnings += _support_warnings(feedback, dists.unknown_mass[rewarded], dists.unknown_arms, options)
+    undefined = [e.estimator for e in estimates if math.isnan(e.value)]
+    if undefined:
+        warnings.append(
+            f"{', '.join(undefined)} undefined: the candidate gives probability 0 to every action the log took"
+        )
     ess = estimates[0].effective_sample_size
     if ess < 0.1 * len(rows):
         warnings.append(

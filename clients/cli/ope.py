@@ -65,7 +65,7 @@ def ope(
         mode=Mode(mode),
         warmup=warmup,
         level=level,
-        reward_model=reward_model,  # type: ignore[arg-type] - checked against REWARD_MODELS above
+        reward_model=reward_model,  # checked against REWARD_MODELS above
         folds=folds,
         resamples=resamples,
         seed=seed,
