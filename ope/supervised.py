@@ -72,3 +72,68 @@ def digits_bandit(
         logging=_softmax(logging_model.decision_function(test_x), logging_temperature, logging_uniform),
         target=_softmax(target_model.decision_function(test_x), target_temperature, 0.05),
     )
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    estimator: str
+    coverage: float
+    """Share of seeds whose interval holds the true value."""
+    bias: float
+    """Mean estimate minus the truth."""
+    bias_std_error: float
+    """Standard error of that mean (the spread of the estimates over the square root of the number of seeds)."""
+    mean_absolute_error: float
+    mean_width: float
+
+
+def sweep(seeds: int, *, level: float = 0.95, resamples: int = 1000) -> tuple[float, list[SweepRow]]:
+    """Every estimator on `seeds` logs of the digits problem (ridge reward model, 5-fold cross-fitting):
+    `(true value, one row per estimator)`."""
+    from .estimators import estimate_all  # noqa: PLC0415
+    from .reward_model import cross_fitted_predictions  # noqa: PLC0415
+
+    bandit = digits_bandit()
+    truth = bandit.true_value
+    found: dict[str, list[tuple[float, float, float]]] = {}
+    for seed in range(seeds):
+        actions, rewards = bandit.logged(seed)
+        predictions = cross_fitted_predictions(bandit.contexts, actions, rewards, 10, seed=seed)
+        for e in estimate_all(bandit.feedback(seed, predictions), level, resamples=resamples, seed=seed):
+            found.setdefault(e.estimator, []).append((e.value, e.low, e.high))
+    rows = []
+    for name, triples in found.items():
+        values, lows, highs = (np.array(column) for column in zip(*triples, strict=True))
+        rows.append(
+            SweepRow(
+                name,
+                float(((lows <= truth) & (truth <= highs)).mean()),
+                float(values.mean() - truth),
+                float(values.std(ddof=1) / np.sqrt(len(values))),
+                float(np.abs(values - truth).mean()),
+                float((highs - lows).mean()),
+            )
+        )
+    return truth, rows
+
+
+def main() -> None:
+    import argparse  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(description="The estimators on the digits bandit problem across seeds.")
+    parser.add_argument("--seeds", type=int, default=100)
+    parser.add_argument("--level", type=float, default=0.95)
+    args = parser.parse_args()
+    truth, rows = sweep(args.seeds, level=args.level)
+    print(f"true value {truth:.4f}; {args.seeds} seeds; {args.level:.0%} intervals")
+    print("| estimator | coverage | bias (± s.e.) | mean abs. error | mean width |")
+    print("|-----------|---------:|--------------:|----------------:|-----------:|")
+    for r in rows:
+        print(
+            f"| {r.estimator} | {r.coverage:.2f} | {r.bias:+.4f} (± {r.bias_std_error:.4f}) | "
+            f"{r.mean_absolute_error:.4f} | {r.mean_width:.4f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

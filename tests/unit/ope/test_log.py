@@ -54,7 +54,7 @@ def test_unreadable_files_are_refused(tmp_path: Path) -> None:
     with pytest.raises(LogError, match=r"log.jsonl:1: not JSON"):
         read_log(tmp_path / "log.jsonl")
     (tmp_path / "log.csv").write_text("a,b\n")
-    with pytest.raises(LogError, match="unknown log format '.csv'"):
+    with pytest.raises(LogError, match=r"unknown log format '\.csv'"):
         read_log(tmp_path / "log.csv")
     with pytest.raises(LogError, match="no decision log at"):
         read_log(tmp_path / "missing.jsonl")
