@@ -96,7 +96,14 @@ class _Row:
 
 
 def from_rows(rows: Iterable[_Row]) -> DecisionLog:
-    ordered = sorted(rows, key=lambda row: (row.timestamp, row.decision_id))
+    """The rows in time order, one per decision: when a decision appears more than once (the exports of several Redis
+    replicas, one of which joined its reward for a decision another made), the record with a reward wins."""
+    unique: dict[str, _Row] = {}
+    for row in rows:
+        seen = unique.get(row.decision_id)
+        if seen is None or (seen.reward is None and row.reward is not None):
+            unique[row.decision_id] = row
+    ordered = sorted(unique.values(), key=lambda row: (row.timestamp, row.decision_id))
     if not ordered:
         raise LogError("the decision log is empty")
     arms: dict[str, int] = {}
@@ -255,15 +262,21 @@ def _sqlite_rows(path: Path) -> Iterator[_Row]:
         )
 
 
-def read_log(path: Path) -> DecisionLog:
-    """Read a decision log: `.jsonl`/`.json` (JSON lines), `.parquet`, or `.sqlite3`/`.db` (the runtime's own log)."""
+def _rows(path: Path) -> Iterator[_Row]:
     if not path.is_file():
         raise LogError(f"no decision log at {path}")
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
-        return from_rows(_jsonl_rows(path))
+        return _jsonl_rows(path)
     if suffix in (".parquet", ".pq"):
-        return from_rows(_parquet_rows(path))
+        return _parquet_rows(path)
     if suffix in (".sqlite3", ".sqlite", ".db"):
-        return from_rows(_sqlite_rows(path))
+        return _sqlite_rows(path)
     raise LogError(f"{path}: unknown log format {suffix!r}; expected .jsonl, .parquet or .sqlite3")
+
+
+def read_log(*paths: Path) -> DecisionLog:
+    """Read a decision log from one or more files (e.g. each Redis replica's export): `.jsonl`/`.json` (JSON lines),
+    `.parquet`, or `.sqlite3`/`.db` (the runtime's own log); one row per decision, in time order."""
+    sources = [_rows(path) for path in paths]  # every path checked before any is read
+    return from_rows(row for source in sources for row in source)

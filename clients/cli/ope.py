@@ -23,7 +23,14 @@ class Output(StrEnum):
 
 
 def ope(
-    log: Annotated[Path, typer.Argument(help="The decision log: .jsonl, .parquet (croupier export) or .sqlite3.")],
+    logs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="The decision log: .jsonl, .parquet (croupier export) or .sqlite3; several files (one per Redis "
+            "replica) are merged, one row per decision.",
+            metavar="LOG...",
+        ),
+    ],
     *,
     policy: Annotated[
         list[Path], typer.Option("--policy", "-p", help="A candidate DecisionPolicy manifest (repeat for several).")
@@ -73,14 +80,14 @@ def ope(
     )
     try:
         candidates = [load_candidate(path) for path in policy]
-        decision_log = read_log(log)
+        decision_log = read_log(*logs)
         reports = evaluate(decision_log, candidates, options)
     except (CandidateError, LogError, ValueError) as exc:
         typer.echo(f"croupier ope: {exc}", err=True)
         raise typer.Exit(2) from exc
     document: dict[str, Any] = {
         "log": {
-            "path": str(log),
+            "paths": [str(path) for path in logs],
             "decisions": decision_log.size,
             "rewarded": int(decision_log.rewarded.sum()),
             "arms": list(decision_log.arms),

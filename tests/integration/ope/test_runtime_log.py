@@ -115,6 +115,10 @@ def test_a_runtime_log_exports_and_evaluates(tmp_path: Path) -> None:
     )
     assert exported.returncode == 0 and "exported 400 decisions" in exported.stderr, exported.stderr
 
+    refused = _run(str(BIN / "croupier-runtime"), "export", "--policy", str(policy), "--state-dir", str(state),
+                   "--format", "parquet")  # fmt: skip
+    assert refused.returncode == 2 and "--format parquet needs --output" in refused.stderr
+
     table = pq.read_table(parquet)
     assert table.num_rows == 400
     assert set(table.column_names) >= {"arms", "probabilities", "featureNames", "context", "scores", "reward"}

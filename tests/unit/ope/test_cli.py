@@ -20,7 +20,7 @@ def test_ope_prints_json_with_one_entry_per_candidate(log_file: Path, make_polic
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert document["log"] == {
-        "path": str(log_file),
+        "paths": [str(log_file)],
         "decisions": 600,
         "rewarded": 580,
         "arms": ["blue", "green", "red"],

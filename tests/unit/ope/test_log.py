@@ -61,3 +61,14 @@ def test_unreadable_files_are_refused(tmp_path: Path) -> None:
     (tmp_path / "empty.jsonl").write_text("")
     with pytest.raises(LogError, match="empty"):
         read_log(tmp_path / "empty.jsonl")
+
+
+def test_several_files_merge_into_one_row_per_decision_the_rewarded_record_winning(tmp_path: Path) -> None:
+    lines = simulated_lines(n=6)
+    mine = [dict(line, reward=None, rewardTimestamp=None) if i == 4 else line for i, line in enumerate(lines[:5])]
+    theirs = [lines[4], lines[5]]  # a replica that joined decision 4's reward, and its own decision 5
+    log = read_log(write_lines(tmp_path / "a.jsonl", mine), write_lines(tmp_path / "b.jsonl", theirs))
+    assert log.decision_ids == tuple(f"d{i:05d}" for i in range(6))
+    assert log.rewards[4] == lines[4]["reward"]
+    with pytest.raises(LogError, match="no decision log at"):
+        read_log(tmp_path / "a.jsonl", tmp_path / "missing.parquet")
