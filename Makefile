@@ -49,10 +49,11 @@ test-integration: sync controlplane ## Run the integration tests (local control 
 lint: sync ## Lint and check formatting (ruff) and types (mypy --strict on contracts, operator, runtime)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	@mkdir -p .typecheck/croupier && for d in api operator runtime stats templates devtools/devcluster devtools/generators devtools/modelserver; do \
-		ln -sfn ../../$$d .typecheck/croupier/$${d#devtools/}; done
+	@mkdir -p .typecheck/croupier && for d in api operator runtime stats templates ope clients/cli devtools/devcluster devtools/generators devtools/modelserver; do \
+		ln -sfn ../../$$d .typecheck/croupier/$${d##*/}; done
 	MYPYPATH=.typecheck $(RUN) mypy --namespace-packages -p croupier.api -p croupier.operator -p croupier.runtime \
-		-p croupier.stats -p croupier.templates -p croupier.devcluster -p croupier.generators -p croupier.modelserver
+		-p croupier.stats -p croupier.templates -p croupier.ope -p croupier.cli \
+		-p croupier.devcluster -p croupier.generators -p croupier.modelserver
 
 .PHONY: crds
 crds: sync ## Regenerate crds/ (CRDs and their kustomization) and docs/api/ from the typed models in api/

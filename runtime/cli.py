@@ -2,6 +2,7 @@
 
     croupier-runtime --policy examples/banner.yaml --port 8080 --state-dir ./state
     croupier-runtime export --policy examples/banner.yaml --state-dir ./state --output decisions.jsonl
+    croupier-runtime export --policy examples/banner.yaml --state-dir ./state --format parquet --output log.parquet
 
 Flags override `CROUPIER_RUNTIME_*` environment variables (see `croupier.runtime.settings`).
 """
@@ -37,12 +38,16 @@ def _serve_parser() -> argparse.ArgumentParser:
 
 def _export_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="croupier-runtime export", description="Write the decision log, joined with rewards, as JSON lines."
+        prog="croupier-runtime export",
+        description="Write the decision log, joined with rewards, as JSON lines or Parquet.",
     )
     parser.add_argument("--policy", type=Path, help="The DecisionPolicy manifest (finds the log in --state-dir).")
     parser.add_argument("--state-dir", type=Path, help="Directory of the SQLite decision log.")
     parser.add_argument("--database", type=Path, help="The SQLite file itself (instead of --policy/--state-dir).")
-    parser.add_argument("--output", type=Path, help="Output file (default: standard output).")
+    parser.add_argument("--output", type=Path, help="Output file (default: standard output; required for Parquet).")
+    parser.add_argument(
+        "--format", choices=("jsonl", "parquet"), default="jsonl", help="jsonl (default) or parquet (needs pyarrow)."
+    )
     parser.add_argument("--after", help="Only decisions with an id after this one (incremental export).")
     return parser
 
@@ -130,7 +135,7 @@ GC_THRESHOLDS = (20_000, 20, 10)
 
 
 def export(argv: list[str]) -> int:
-    from croupier.runtime.store.export import export_jsonl  # noqa: PLC0415
+    from croupier.runtime.store.export import ExportError, export_jsonl, export_parquet  # noqa: PLC0415
     from croupier.runtime.store.sqlite import database_path  # noqa: PLC0415
 
     args = _export_parser().parse_args(argv)
@@ -147,11 +152,20 @@ def export(argv: list[str]) -> int:
     if not database.exists():
         print(f"croupier-runtime export: no decision log at {database}", file=sys.stderr)
         return 2
-    if args.output is None:
-        count = export_jsonl(database, sys.stdout.buffer, after=args.after)
-    else:
-        with args.output.open("wb") as out:
-            count = export_jsonl(database, out, after=args.after)
+    if args.format == "parquet" and args.output is None:
+        print("croupier-runtime export: --format parquet needs --output (a file)", file=sys.stderr)
+        return 2
+    try:
+        if args.format == "parquet":
+            count = export_parquet(database, args.output, after=args.after)
+        elif args.output is None:
+            count = export_jsonl(database, sys.stdout.buffer, after=args.after)
+        else:
+            with args.output.open("wb") as out:
+                count = export_jsonl(database, out, after=args.after)
+    except ExportError as exc:
+        print(f"croupier-runtime export: {exc}", file=sys.stderr)
+        return 2
     print(f"exported {count} decisions from {database}", file=sys.stderr)
     return 0
 
