@@ -2,7 +2,8 @@
 
 No framework: the decide route costs a dict lookup, one `receive` and two `send`s on top of the codec's and the
 core's own work. The app mounts the routes of the process's data-plane services (`routes.py`: today the decision
-service's decide, rewards and stats) beside its own health, readiness, metrics and OpenAPI routes.
+service's decide, rewards and stats, or the experiment service's assign, exposures, outcomes and stats) beside its own
+health, readiness, metrics and OpenAPI routes.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import structlog
 from croupier.api import wire
 from croupier.runtime.assembly import Runtime
 from croupier.runtime.errors import CroupierError, MethodNotAllowed, NotFound, PayloadTooLarge
+from croupier.runtime.experiments.assembly import ExperimentRuntime
 from croupier.runtime.http.openapi import openapi_document
 from croupier.runtime.http.routes import JSON as _JSON
-from croupier.runtime.http.routes import GetHandler, PostHandler, decision_routes
+from croupier.runtime.http.routes import GetHandler, PostHandler, Routes, decision_routes
 
 log = structlog.get_logger("croupier.runtime.http")
 
@@ -67,15 +69,27 @@ def _ok_start(body: bytes) -> dict[str, Any]:
     return start
 
 
+def _services(runtime: Runtime | ExperimentRuntime) -> tuple[list[Routes], dict[str, Any]]:
+    """The routes and the OpenAPI document of what the process serves: a policy's decisions or an experiment."""
+    if isinstance(runtime, ExperimentRuntime):
+        from croupier.runtime.experiments.http import (  # noqa: PLC0415
+            experiment_openapi_document,
+            experiment_routes,
+        )
+
+        return [experiment_routes(runtime.service)], experiment_openapi_document(runtime.served)
+    return [decision_routes(runtime.service, runtime.served.version)], openapi_document(runtime.served)
+
+
 class HttpApp:
     """The runtime's ASGI application."""
 
-    def __init__(self, runtime: Runtime, *, on_started: Callable[[], None] | None = None) -> None:
+    def __init__(self, runtime: Runtime | ExperimentRuntime, *, on_started: Callable[[], None] | None = None) -> None:
         self.runtime = runtime
         self._on_started = on_started
-        self.service = runtime.service
         self.max_body = runtime.settings.max_body_bytes
-        self._openapi = orjson.dumps(openapi_document(runtime.served))
+        routes, document = _services(runtime)
+        self._openapi = orjson.dumps(document)
         self._ok = orjson.dumps({"status": "ok"})
         self._errors = runtime.metrics.request_errors
         self._post: dict[str, PostHandler] = {}
@@ -85,13 +99,15 @@ class HttpApp:
             wire.METRICS_PATH: lambda: (200, runtime.metrics.exposition(), _METRICS_TYPE),
             wire.OPENAPI_PATH: lambda: (200, self._openapi, _JSON),
         }
-        for routes in (decision_routes(runtime.service, runtime.served.version),):
-            self._post.update(routes.post)
-            self._get.update(routes.get)
-        self._decide = self._post[_DECIDE]
+        for service in routes:
+            self._post.update(service.post)
+            self._get.update(service.get)
+        # The hot route's path, matched first in `__call__`.
+        self._fast_path = _DECIDE if _DECIDE in self._post else "\0"  # "\0": no request path matches
+        self._decide = self._post.get(_DECIDE)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("path") == _DECIDE and scope["method"] == "POST":
+        if scope.get("path") == self._fast_path and scope["method"] == "POST":
             # The hot route first: one receive, the decide (batched with the requests of the same loop turn, see
             # batching.py), two sends. Anything unusual (a body in several messages, an error) takes the general path.
             message = await receive()
@@ -99,7 +115,7 @@ class HttpApp:
                 body: bytes = message.get("body", b"")
                 if len(body) <= self.max_body:
                     try:
-                        payload = await self._decide(body)
+                        payload = await self._decide(body)  # type: ignore[misc]  # set with _fast_path
                     except Exception as exc:
                         await self._fail(send, _DECIDE, "POST", exc)
                         return

@@ -2,7 +2,8 @@
 
 Each service contributes its POST and GET handlers (decoding and encoding bodies with its codec); the app adds
 health, readiness, metrics and the OpenAPI document, routes by exact path and maps every error in one place. A model
-router or an experiment assignment service adds a function like `decision_routes`.
+router adds a function like `decision_routes`; the experiment service's are `experiment_routes`
+(`croupier.runtime.experiments.http`).
 """
 
 from __future__ import annotations
