@@ -101,12 +101,15 @@ class ExperimentService:
             if state is not None and state.exposed_epoch == self.epoch:
                 counted = state.counted
             else:
+                # The target answers first: a unit whose DecisionPolicy did not answer saw nothing, so is not exposed.
                 row = self._exposure(unit_id, variant, state)
-                counted = row.counted
+                assignment = await self._target(variant, row.counted, request)
                 if not await self.store.expose(row, durable=False):
-                    state = await self.store.unit(unit_id)  # another request exposed it first: take its record
-                    if state is not None:
-                        variant, counted = state.variant, state.counted
+                    state = await self.store.unit(unit_id)  # another request exposed it first: its record counts
+                    if state is not None and state.counted != row.counted:
+                        assignment = assignment._replace(counted=state.counted)
+                self._assigned[variant] += 1
+                return assignment
         self._assigned[variant] += 1
         return await self._target(variant, counted, request)
 
