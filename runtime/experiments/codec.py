@@ -61,6 +61,15 @@ def _unknown(entry: dict[str, Any], known: frozenset[str], prefix: str, what: st
 
 
 def decode_assign(body: bytes) -> AssignRequest:
+    try:
+        request = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        request = None
+    # The common body, `{"unitId": "..."}`, in a few checks (one member: no key can repeat).
+    if type(request) is dict and len(request) == 1 and body.count(b":") == 1:
+        unit_id = request.get("unitId")
+        if type(unit_id) is str and 0 < len(unit_id) <= wire.MAX_UNIT_ID_LENGTH:
+            return AssignRequest(unit_id)
     request = _object(body)
     _unknown(request, _ASSIGN, "", "an assign request")
     unit_id = _string(request, "unitId", "", limit=wire.MAX_UNIT_ID_LENGTH, required=True)
@@ -143,6 +152,27 @@ def decode_outcomes(body: bytes) -> list[OutcomeItem]:
         assert unit_id is not None and metric is not None
         items.append(OutcomeItem(unit_id, metric, float(value), event_id, prefix))
     return items
+
+
+class AssignmentEncoder:
+    """Assign answers of one served experiment. A payload's or a model route's answer depends only on the variant and
+    whether the unit counts: each is encoded once."""
+
+    __slots__ = ("_epoch", "_fixed", "_version")
+
+    def __init__(self, version: str, epoch: str) -> None:
+        self._version = version
+        self._epoch = epoch
+        self._fixed: dict[tuple[str, bool], bytes] = {}
+
+    def encode(self, assignment: Assignment) -> bytes:
+        if assignment.decision is not None:
+            return encode_assignment(assignment, self._version, self._epoch)
+        key = (assignment.variant, assignment.counted)
+        answer = self._fixed.get(key)
+        if answer is None:
+            answer = self._fixed[key] = encode_assignment(assignment, self._version, self._epoch)
+        return answer
 
 
 def encode_assignment(assignment: Assignment, version: str, epoch: str) -> bytes:

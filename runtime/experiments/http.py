@@ -12,10 +12,10 @@ from pydantic.json_schema import models_json_schema
 from croupier.api import wire
 from croupier.api.experiment import MetricType
 from croupier.runtime.experiments.codec import (
+    AssignmentEncoder,
     decode_assign,
     decode_exposures,
     decode_outcomes,
-    encode_assignment,
     encode_exposures,
     encode_outcomes,
 )
@@ -27,11 +27,11 @@ from croupier.runtime.http.routes import JSON, Routes
 
 def experiment_routes(service: ExperimentService) -> Routes:
     """Assign, exposures, outcomes and stats of one experiment."""
-    version, epoch = service.served.version, service.epoch
     assign = service.assign
+    encode = AssignmentEncoder(service.served.version, service.epoch).encode
 
     async def assign_json(body: bytes) -> bytes:
-        return encode_assignment(await assign(decode_assign(body)), version, epoch)
+        return encode(await assign(decode_assign(body)))
 
     async def exposures_json(body: bytes) -> bytes:
         return encode_exposures(await service.expose(decode_exposures(body)))
@@ -46,6 +46,7 @@ def experiment_routes(service: ExperimentService) -> Routes:
             wire.OUTCOMES_PATH: outcomes_json,
         },
         get={wire.STATS_PATH: lambda: (200, orjson.dumps(service.stats()), JSON)},
+        hot=wire.ASSIGN_PATH,
     )
 
 

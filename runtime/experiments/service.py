@@ -83,6 +83,7 @@ class ExperimentService:
         self.sums: dict[SumsKey, list[float]] = {}
         self.epoch_started = _time()
         self._assigned = metrics.experiment_assignments
+        self._local_units = store.local_units
         self._exposed = metrics.experiment_exposures
         self._outcomes = metrics.experiment_outcomes
 
@@ -96,7 +97,8 @@ class ExperimentService:
             variant = self._variant_of(unit_id, state)
             counted = False
         else:
-            state = await self.store.unit(unit_id)
+            local = self._local_units
+            state = local.get(unit_id) if local is not None else await self.store.unit(unit_id)
             variant = self._variant_of(unit_id, state)
             if state is not None and state.exposed_epoch == self.epoch:
                 counted = state.counted

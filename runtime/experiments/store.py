@@ -36,6 +36,12 @@ class TotalsSink(Protocol):
 class ExperimentStore(Protocol):
     backend: str
 
+    @property
+    def local_units(self) -> dict[str, UnitState] | None:
+        """Embedded: every unit the store remembers, read without a call (the assign path); None when the units live
+        elsewhere (Redis: ask `unit`)."""
+        ...
+
     async def restore(self) -> Totals:
         """Before `start`: the epoch's totals (and, embedded, the units it remembers)."""
         ...

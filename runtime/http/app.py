@@ -31,9 +31,6 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 _METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
 
-_DECIDE = wire.DECIDE_PATH
-
-
 class _ClientGone(Exception):
     pass
 
@@ -102,22 +99,23 @@ class HttpApp:
         for service in routes:
             self._post.update(service.post)
             self._get.update(service.get)
-        # The hot route's path, matched first in `__call__`.
-        self._fast_path = _DECIDE if _DECIDE in self._post else "\0"  # "\0": no request path matches
-        self._decide = self._post.get(_DECIDE)
+        # The hot route (decide, or an experiment's assign), matched first in `__call__`.
+        self._fast_path = next((r.hot for r in routes if r.hot), "\0")  # "\0": no request path matches
+        self._hot = self._post.get(self._fast_path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("path") == self._fast_path and scope["method"] == "POST":
             # The hot route first: one receive, the decide (batched with the requests of the same loop turn, see
-            # batching.py), two sends. Anything unusual (a body in several messages, an error) takes the general path.
+            # batching.py) or the assign, two sends. Anything unusual (a body in several messages, an error) takes the
+            # general path.
             message = await receive()
             if not message.get("more_body", False):
                 body: bytes = message.get("body", b"")
                 if len(body) <= self.max_body:
                     try:
-                        payload = await self._decide(body)  # type: ignore[misc]  # set with _fast_path
+                        payload = await self._hot(body)  # type: ignore[misc]  # set with _fast_path
                     except Exception as exc:
-                        await self._fail(send, _DECIDE, "POST", exc)
+                        await self._fail(send, self._fast_path, "POST", exc)
                         return
                     await send(_ok_start(payload))
                     await send({"type": "http.response.body", "body": payload})

@@ -30,6 +30,8 @@ GetHandler = Callable[[], tuple[int, bytes, bytes]]
 class Routes:
     post: dict[str, PostHandler]
     get: dict[str, GetHandler]
+    hot: str | None = None
+    """The POST path the app matches first, on its shortest path (decide, or an experiment's assign)."""
 
 
 def decision_routes(service: DecisionService, policy_version: str) -> Routes:
@@ -47,4 +49,5 @@ def decision_routes(service: DecisionService, policy_version: str) -> Routes:
     return Routes(
         post={wire.DECIDE_PATH: DecideBatcher(decide_json).submit, wire.REWARDS_PATH: rewards},
         get={wire.STATS_PATH: lambda: (200, orjson.dumps(service.stats()), JSON)},
+        hot=wire.DECIDE_PATH,
     )

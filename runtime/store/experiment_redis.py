@@ -50,6 +50,7 @@ return 1
 
 class RedisExperimentStore:
     backend = "Redis"
+    local_units = None
 
     def __init__(
         self,

@@ -148,7 +148,7 @@ class SqliteExperimentStore:
         self._flush_interval = flush_interval
         self._max_pending = max_pending
         self._full_sync = full_sync
-        self._units: dict[str, UnitState] = {}
+        self.local_units: dict[str, UnitState] = {}
         self._queue: collections.deque[ExposureRow] = collections.deque()
         self._jobs: collections.deque[_Job] = collections.deque()
         self._wake = threading.Event()
@@ -190,7 +190,8 @@ class SqliteExperimentStore:
                     sums[(variant, metric)] = [count, total, squares]
         finally:
             conn.close()
-        self._units = units
+        self.local_units.clear()
+        self.local_units.update(units)
         return Totals(dict(exposures), sums, started)
 
     async def start(self, sink: TotalsSink) -> None:
@@ -217,10 +218,10 @@ class SqliteExperimentStore:
 
     # ---------------------------------------------------------------- on the event loop
     async def unit(self, unit_id: str) -> UnitState | None:
-        return self._units.get(unit_id)
+        return self.local_units.get(unit_id)
 
     async def expose(self, row: ExposureRow, *, durable: bool) -> bool:
-        units = self._units
+        units = self.local_units
         before = units.get(row.unit_id)
         if before is not None and before.exposed_epoch == row.epoch:
             return False
@@ -246,9 +247,9 @@ class SqliteExperimentStore:
 
     def _forget(self, unit_id: str, before: UnitState | None) -> None:
         if before is None:
-            self._units.pop(unit_id, None)
+            self.local_units.pop(unit_id, None)
         else:
-            self._units[unit_id] = before
+            self.local_units[unit_id] = before
 
     async def submit_outcomes(self, joined: list[JoinedOutcome]) -> list[bool]:
         assert self._loop is not None
