@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from croupier.api.wire import ExposureOutcome, OutcomeStatus
@@ -88,8 +87,7 @@ class JoinedOutcome(NamedTuple):
     timestamp: float
 
 
-@dataclass(slots=True)
-class UnitState:
+class UnitState(NamedTuple):
     """What the runtime remembers about a unit: its variant (sticky), where it came from, its exposure this epoch."""
 
     variant: str

@@ -219,11 +219,14 @@ class ExperimentService:
 
     # ------------------------------------------------------------------ what the store hands back
     def add_exposures(self, rows: list[ExposureRow]) -> None:
-        exposures = self.exposures
+        exposures, epoch = self.exposures, self.epoch
+        added: dict[str, int] = {}
         for row in rows:
-            if row.counted and row.epoch == self.epoch and row.variant in exposures:
-                exposures[row.variant] += 1
-                self._exposed.labels(row.variant).inc()
+            if row.counted and row.epoch == epoch and row.variant in exposures:
+                added[row.variant] = added.get(row.variant, 0) + 1
+        for variant, count in added.items():
+            exposures[variant] += count
+            self._exposed.labels(variant).inc(count)
 
     def add_outcomes(self, deltas: Iterable[tuple[str, str, int, float, float]]) -> None:
         sums = self.sums

@@ -13,7 +13,7 @@ and commits in groups.
   per-variant sums (`sums`) change in the same transaction, by `croupier.runtime.experiments.aggregation`.
 
 Every unit the experiment assigned is kept in memory (its variant and exposure in the current epoch: about 200 bytes
-a unit), restored from `units` and `exposures` at start.
+a unit), restored from `exposures` at start (a unit's latest exposure holds its variant and first epoch).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from croupier.runtime.experiments import aggregation
 from croupier.runtime.experiments.records import ExposureRow, JoinedOutcome, UnitState
 from croupier.runtime.experiments.store import SumsKey, Totals, TotalsSink
 from croupier.runtime.metrics import RuntimeMetrics
-from croupier.runtime.store.sqlite import _drain, connect
+from croupier.runtime.store.sqlite import ROWS_PER_INSERT, _drain, connect
 
 log = structlog.get_logger("croupier.runtime.store")
 
@@ -44,17 +44,13 @@ CREATE TABLE IF NOT EXISTS epochs (
     epoch TEXT PRIMARY KEY,
     started_at REAL NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS units (
-    unit_id TEXT PRIMARY KEY,
-    variant TEXT NOT NULL,
-    first_epoch TEXT NOT NULL
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS exposures (
     epoch TEXT NOT NULL,
     unit_id TEXT NOT NULL,
     variant TEXT NOT NULL,
     ts REAL NOT NULL,
     counted INTEGER NOT NULL,
+    first_epoch TEXT NOT NULL,
     PRIMARY KEY (epoch, unit_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
@@ -98,6 +94,12 @@ _SUM = (
     "sum = sum + excluded.sum, sum_squares = sum_squares + excluded.sum_squares"
 )
 MAX_EXPOSURES_PER_COMMIT = 16384
+_ROW = "(?, ?, ?, ?, ?, ?)"
+_INSERT_EXPOSURES = {
+    rows: "INSERT OR IGNORE INTO exposures (epoch, unit_id, variant, ts, counted, first_epoch) VALUES "
+    + ", ".join([_ROW] * rows)
+    for rows in (2**i for i in range(ROWS_PER_INSERT.bit_length()))
+}
 
 
 def experiment_database_path(state_dir: Path, namespace: str | None, name: str) -> Path:
@@ -169,18 +171,15 @@ class SqliteExperimentStore:
             conn.executescript(SCHEMA)
             conn.execute("INSERT OR IGNORE INTO epochs (epoch, started_at) VALUES (?, ?)", (self._epoch, time.time()))
             started = conn.execute("SELECT started_at FROM epochs WHERE epoch = ?", (self._epoch,)).fetchone()[0]
-            units = {
-                unit_id: UnitState(variant, first_epoch, None, 0.0, False)
-                for unit_id, variant, first_epoch in conn.execute("SELECT unit_id, variant, first_epoch FROM units")
-            }
+            # A unit's latest exposure holds its remembered variant and where it came from (the sticky record).
+            units: dict[str, UnitState] = {}
             exposures: collections.Counter[str] = collections.Counter()
-            for unit_id, ts, counted, variant in conn.execute(
-                "SELECT unit_id, ts, counted, variant FROM exposures WHERE epoch = ?", (self._epoch,)
+            for unit_id, epoch, variant, ts, counted, first_epoch in conn.execute(
+                "SELECT unit_id, epoch, variant, ts, counted, first_epoch FROM exposures ORDER BY ts"
             ):
-                state = units.get(unit_id)
-                if state is not None:
-                    state.exposed_epoch, state.exposed_at, state.counted = self._epoch, ts, bool(counted)
-                if counted:
+                current = epoch == self._epoch
+                units[unit_id] = UnitState(variant, first_epoch, epoch if current else None, ts, bool(counted))
+                if current and counted:
                     exposures[variant] += 1
             sums: dict[SumsKey, list[float]] = {}
             for variant, metric, kind, count, total, squares in conn.execute(
@@ -374,14 +373,14 @@ class SqliteExperimentStore:
 
 
 def _insert_exposures(conn: sqlite3.Connection, rows: list[ExposureRow]) -> None:
-    if not rows:
-        return
-    conn.executemany(
-        "INSERT OR IGNORE INTO exposures (epoch, unit_id, variant, ts, counted) VALUES (?, ?, ?, ?, ?)",
-        [(r.epoch, r.unit_id, r.variant, r.timestamp, int(r.counted)) for r in rows],
-    )
-    conn.executemany(
-        "INSERT INTO units (unit_id, variant, first_epoch) VALUES (?, ?, ?) "
-        "ON CONFLICT (unit_id) DO UPDATE SET variant = excluded.variant, first_epoch = excluded.first_epoch",
-        [(r.unit_id, r.variant, r.first_epoch) for r in rows],
-    )
+    """Multi-row INSERTs, largest first, as the decision log writes decisions: few statements per commit."""
+    flat = [
+        value for r in rows for value in (r.epoch, r.unit_id, r.variant, r.timestamp, int(r.counted), r.first_epoch)
+    ]
+    start, left = 0, len(rows)
+    while left:
+        count = min(ROWS_PER_INSERT, 1 << (left.bit_length() - 1))
+        end = start + count * 6
+        conn.execute(_INSERT_EXPOSURES[count], flat[start:end])
+        start = end
+        left -= count
