@@ -27,11 +27,13 @@ from croupier.runtime.http.routes import JSON, Routes
 
 def experiment_routes(service: ExperimentService) -> Routes:
     """Assign, exposures, outcomes and stats of one experiment."""
-    assign = service.assign
+    assign_now, assign = service.assign_now, service.assign
     encode = AssignmentEncoder(service.served.version, service.epoch).encode
 
     async def assign_json(body: bytes) -> bytes:
-        return encode(await assign(decode_assign(body)))
+        request = decode_assign(body)
+        answer = assign_now(request)
+        return encode(answer if answer is not None else await assign(request))
 
     async def exposures_json(body: bytes) -> bytes:
         return encode_exposures(await service.expose(decode_exposures(body)))

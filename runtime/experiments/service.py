@@ -84,10 +84,43 @@ class ExperimentService:
         self.epoch_started = _time()
         self._assigned = metrics.experiment_assignments
         self._local_units = store.local_units
+        self._log_exposure = store.log_exposure
+        # The answers of payload and model variants, which depend only on the variant and whether the unit counts.
+        self._static_variants = frozenset(n for n, v in self.variants.items() if v.decision_policy_ref is None)
+        self._static = {(n, c): self._static_target(n, c) for n in self._static_variants for c in (False, True)}
         self._exposed = metrics.experiment_exposures
         self._outcomes = metrics.experiment_outcomes
 
     # ------------------------------------------------------------------ assign (hot path)
+    def assign_now(self, request: AssignRequest) -> Assignment | None:
+        """`assign` without waiting, for what needs no call: units held by the store in memory and a payload or
+        model target (answers shared per variant). None, before any effect, when the request needs `assign`."""
+        unit_id = request.unit_id
+        if self.fixed is not None:
+            variant, counted = self.fixed, False
+        else:
+            local = self._local_units
+            if local is None:
+                return None
+            state = local.get(unit_id)
+            variant = self._variant_of(unit_id, state)
+            if not self.counting:
+                counted = False
+            elif state is not None and state.exposed_epoch == self.epoch:
+                counted = state.counted
+            else:
+                if variant not in self._static_variants:
+                    return None
+                row = self._exposure(unit_id, variant, state)
+                counted = row.counted
+                if not self._log_exposure(row):  # type: ignore[misc]  # set with _local_units
+                    return None
+        answer = self._static.get((variant, counted))
+        if answer is None:
+            return None
+        self._assigned[variant] += 1
+        return answer
+
     async def assign(self, request: AssignRequest) -> Assignment:
         unit_id = request.unit_id
         if self.fixed is not None:
@@ -129,10 +162,16 @@ class ExperimentService:
             return state.variant
         return self.assigner(unit_id)
 
-    async def _target(self, variant: str, counted: bool, request: AssignRequest) -> Assignment:
+    def _static_target(self, variant: str, counted: bool) -> Assignment:
         spec = self.variants[variant]
         if spec.payload is not None:
             return Assignment(variant, counted, payload=spec.payload)
+        assert spec.model_deployment_ref is not None
+        ref = spec.model_deployment_ref
+        return Assignment(variant, counted, model=model_route(ref.name, ref.version))
+
+    async def _target(self, variant: str, counted: bool, request: AssignRequest) -> Assignment:
+        spec = self.variants[variant]
         if spec.decision_policy_ref is not None:
             context: object | None = request.context
             if context is None and request.attributes:
@@ -142,9 +181,7 @@ class ExperimentService:
                 context = numbers or None
             decision = await self.policies.decide(spec.decision_policy_ref.name, request.unit_id, context, variant)
             return Assignment(variant, counted, decision=decision)
-        assert spec.model_deployment_ref is not None
-        ref = spec.model_deployment_ref
-        return Assignment(variant, counted, model=model_route(ref.name, ref.version))
+        return self._static_target(variant, counted)
 
     # ------------------------------------------------------------------ exposures (local assignment)
     async def expose(self, items: list[ExposureItem]) -> list[ExposureResult]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
 from croupier.runtime.experiments.records import ExposureRow, JoinedOutcome, UnitState
@@ -50,6 +51,11 @@ class ExperimentStore(Protocol):
 
     async def close(self) -> None:
         """Commit everything queued, then stop."""
+        ...
+
+    @property
+    def log_exposure(self) -> Callable[[ExposureRow], bool] | None:
+        """Embedded: `expose(row, durable=False)` without waiting (queue the record); None elsewhere."""
         ...
 
     async def unit(self, unit_id: str) -> UnitState | None:

@@ -51,6 +51,7 @@ return 1
 class RedisExperimentStore:
     backend = "Redis"
     local_units = None
+    log_exposure = None
 
     def __init__(
         self,

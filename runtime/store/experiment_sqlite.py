@@ -219,20 +219,30 @@ class SqliteExperimentStore:
     async def unit(self, unit_id: str) -> UnitState | None:
         return self.local_units.get(unit_id)
 
+    def log_exposure(self, row: ExposureRow) -> bool:
+        """Remember the unit and queue its exposure (committed within the flush interval); False if it has one in
+        this epoch already. No I/O: the assign path calls it."""
+        units = self.local_units
+        before = units.get(row.unit_id)
+        if before is not None and before.exposed_epoch == row.epoch:
+            return False
+        queue = self._queue
+        if len(queue) >= self._max_pending:
+            raise StoreError("the exposure log is behind; retry shortly")
+        units[row.unit_id] = UnitState(row.variant, row.first_epoch, row.epoch, row.timestamp, row.counted)
+        queue.append(row)
+        if len(queue) >= 4096:
+            self._wake.set()
+        return True
+
     async def expose(self, row: ExposureRow, *, durable: bool) -> bool:
+        if not durable:
+            return self.log_exposure(row)
         units = self.local_units
         before = units.get(row.unit_id)
         if before is not None and before.exposed_epoch == row.epoch:
             return False
         units[row.unit_id] = UnitState(row.variant, row.first_epoch, row.epoch, row.timestamp, row.counted)
-        if not durable:
-            if len(self._queue) >= self._max_pending:
-                self._forget(row.unit_id, before)
-                raise StoreError("the exposure log is behind; retry shortly")
-            self._queue.append(row)
-            if len(self._queue) >= 4096:
-                self._wake.set()
-            return True
         assert self._loop is not None
         job = _Job(self._loop.create_future(), exposures=[row])
         self._jobs.append(job)
