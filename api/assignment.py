@@ -47,10 +47,15 @@ ALGORITHMS_DOC = (
 )
 
 
-def fnv1a32(text: str) -> int:
-    """32-bit FNV-1a over the UTF-16 code units of ``text``."""
-    h = FNV_OFFSET
-    if text.isascii() or max(text) < "\U00010000":
+def fnv1a32(text: str, start: int = FNV_OFFSET) -> int:
+    """32-bit FNV-1a over the UTF-16 code units of ``text``, from ``start`` (the offset basis, or the state after a
+    prefix: ``fnv1a32(b, fnv1a32(a)) == fnv1a32(a + b)``)."""
+    h = start
+    if text.isascii():
+        for code in text.encode():  # ASCII: one byte per code unit, read as ints without a call per character
+            h = ((h ^ code) * FNV_PRIME) & _MASK
+        return h
+    if max(text) < "\U00010000":
         for char in text:
             h = ((h ^ ord(char)) * FNV_PRIME) & _MASK
         return h
@@ -116,13 +121,14 @@ def choose_variation(n: float, weights: Sequence[tuple[str, int]]) -> str:
 class Assigner:
     """One experiment's assignment, bound once: ``assigner(unit_id) -> variant`` (the runtime's and SDKs' hot path)."""
 
-    __slots__ = ("_algorithm", "_names", "_salt", "_uppers", "_weights")
+    __slots__ = ("_algorithm", "_names", "_salt", "_salt_state", "_uppers", "_weights")
 
     def __init__(self, salt: str, weights: Sequence[tuple[str, int]], algorithm: str) -> None:
         check_weights(weights)
         if algorithm not in set(HashAlgorithm):
             raise ValueError(f"unknown assignment algorithm {algorithm!r}; known: {[a.value for a in HashAlgorithm]}")
         self._salt = salt
+        self._salt_state = fnv1a32(salt)  # fnv1a32-v2 hashes salt + unitId: the salt's part once
         self._algorithm = algorithm
         self._weights = list(weights)
         self._names = [name for name, _ in weights]
@@ -140,4 +146,8 @@ class Assigner:
                 if point < upper:
                     return name
             raise AssertionError("unreachable: weights sum to 100")
-        return choose_variation(fraction(unit_id, self._salt, self._algorithm), self._weights)
+        if self._algorithm == HashAlgorithm.FNV1A32_V2:
+            n = fnv1a32(str(fnv1a32(unit_id, self._salt_state))) % BUCKETS / BUCKETS
+        else:
+            n = fraction(unit_id, self._salt, self._algorithm)
+        return choose_variation(n, self._weights)

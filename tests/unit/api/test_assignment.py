@@ -99,3 +99,8 @@ def test_bad_weights_and_unknown_algorithm_are_errors() -> None:
         Assigner("s", [("a", 100)], "md5")
     with pytest.raises(ValueError, match="sum to 100"):
         assignment.assign("u", "s", [("a", 50), ("b", 40)])
+
+
+@pytest.mark.parametrize(("prefix", "rest"), [("seed", "a"), ("", "ünï"), ("salt/x", "😀-unit"), ("ñ", "")])
+def test_fnv1a32_continues_from_a_prefix_state(prefix: str, rest: str) -> None:
+    assert assignment.fnv1a32(rest, assignment.fnv1a32(prefix)) == assignment.fnv1a32(prefix + rest)
