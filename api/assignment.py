@@ -21,11 +21,14 @@ same variant as a GrowthBook SDK given the same seed (salt), hash attribute valu
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from bisect import bisect_right as _bisect_right
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 
 BUCKETS = 10_000
 """sha256-v1 and fnv1a32-v2 hash units into this many buckets (fnv1a32-v1: 1000)."""
+
+_sha256 = hashlib.sha256
 
 FNV_OFFSET = 0x811C9DC5
 FNV_PRIME = 0x01000193
@@ -119,17 +122,18 @@ def choose_variation(n: float, weights: Sequence[tuple[str, int]]) -> str:
 
 
 class Assigner:
-    """One experiment's assignment, bound once: ``assigner(unit_id) -> variant`` (the runtime's and SDKs' hot path)."""
+    """One experiment's assignment, bound once: ``assigner(unit_id) -> variant``, or ``assigner.assign`` (the same
+    function without the call through ``__call__``): the runtime's and SDKs' hot path."""
 
-    __slots__ = ("_algorithm", "_names", "_salt", "_salt_state", "_uppers", "_weights")
+    __slots__ = ("_names", "_prefix", "_salt", "_salt_state", "_uppers", "_weights", "assign")
 
     def __init__(self, salt: str, weights: Sequence[tuple[str, int]], algorithm: str) -> None:
         check_weights(weights)
         if algorithm not in set(HashAlgorithm):
             raise ValueError(f"unknown assignment algorithm {algorithm!r}; known: {[a.value for a in HashAlgorithm]}")
         self._salt = salt
+        self._prefix = f"{salt}:".encode()
         self._salt_state = fnv1a32(salt)  # fnv1a32-v2 hashes salt + unitId: the salt's part once
-        self._algorithm = algorithm
         self._weights = list(weights)
         self._names = [name for name, _ in weights]
         uppers, upper = [], 0
@@ -137,17 +141,25 @@ class Assigner:
             upper += weight * (BUCKETS // 100)
             uppers.append(upper)
         self._uppers = uppers
+        self.assign: Callable[[str], str]
+        if algorithm == HashAlgorithm.SHA256_V1:
+            self.assign = self._sha256_v1
+        elif algorithm == HashAlgorithm.FNV1A32_V2:
+            self.assign = self._fnv1a32_v2
+        else:
+            self.assign = self._fnv1a32_v1
 
     def __call__(self, unit_id: str) -> str:
-        if self._algorithm == HashAlgorithm.SHA256_V1:
-            digest = hashlib.sha256(f"{self._salt}:{unit_id}".encode()).digest()
-            point = int.from_bytes(digest[:8], "big") % BUCKETS
-            for name, upper in zip(self._names, self._uppers, strict=True):
-                if point < upper:
-                    return name
-            raise AssertionError("unreachable: weights sum to 100")
-        if self._algorithm == HashAlgorithm.FNV1A32_V2:
-            n = fnv1a32(str(fnv1a32(unit_id, self._salt_state))) % BUCKETS / BUCKETS
-        else:
-            n = fraction(unit_id, self._salt, self._algorithm)
+        return self.assign(unit_id)
+
+    def _sha256_v1(self, unit_id: str) -> str:
+        point = int.from_bytes(_sha256(self._prefix + unit_id.encode()).digest()[:8], "big") % BUCKETS
+        # The first variant whose range ends above the point: uppers are increasing (zero weights repeat a bound).
+        return self._names[_bisect_right(self._uppers, point)]
+
+    def _fnv1a32_v2(self, unit_id: str) -> str:
+        n = fnv1a32(str(fnv1a32(unit_id, self._salt_state))) % BUCKETS / BUCKETS
         return choose_variation(n, self._weights)
+
+    def _fnv1a32_v1(self, unit_id: str) -> str:
+        return choose_variation(fnv1a32(unit_id + self._salt) % 1000 / 1000, self._weights)

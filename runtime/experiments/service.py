@@ -65,7 +65,7 @@ class ExperimentService:
         self.sticky = spec.assignment.sticky
         self.window = float(spec.outcomes.attribution_window_seconds)
         self.weights = spec.weights()
-        self.assigner = Assigner(served.salt, self.weights, spec.assignment.algorithm)
+        self.assigner = Assigner(served.salt, self.weights, spec.assignment.algorithm).assign
         self.variants = {v.name: v for v in spec.variants}
         self.kinds = {m.name: m.kind for m in served.metrics}
         self.state = spec.state
