@@ -192,8 +192,12 @@ class ExperimentService:
                     f"unknown variant {item.variant!r}; variants: {list(self.variants)}", field=item.field + "variant"
                 )
         results: list[ExposureResult] = []
-        for item in items:
-            state = await self.store.unit(item.unit_id)
+        seen: set[str] = set()
+        states = await self.store.units([item.unit_id for item in items])
+        for item, known in zip(items, states, strict=True):
+            # An earlier item of this request may have exposed the unit: ask again only then.
+            state = await self.store.unit(item.unit_id) if item.unit_id in seen else known
+            seen.add(item.unit_id)
             expected = self.fixed or self._variant_of(item.unit_id, state)
             if item.epoch is not None and item.epoch != self.epoch:
                 results.append(ExposureResult(item.unit_id, ExposureOutcome.STALE, expected))
@@ -226,8 +230,8 @@ class ExperimentService:
             checked.append((item, kind, aggregation.check_value(kind, item.value, item.field + "value")))
         results: list[OutcomeResult | None] = []
         joined: list[JoinedOutcome] = []
-        for index, (item, kind, value) in enumerate(checked):
-            state = await self.store.unit(item.unit_id)
+        states = await self.store.units([item.unit_id for item, _, _ in checked])
+        for index, ((item, kind, value), state) in enumerate(zip(checked, states, strict=True)):
             status: OutcomeStatus | None = None
             if state is None or state.exposed_epoch != self.epoch:
                 status = OutcomeStatus.UNEXPOSED

@@ -62,6 +62,10 @@ class ExperimentStore(Protocol):
         """What the store remembers of a unit (sticky variant, exposure in the current epoch)."""
         ...
 
+    async def units(self, unit_ids: list[str]) -> list[UnitState | None]:
+        """`unit` for several units at once (one round trip in Redis)."""
+        ...
+
     async def expose(self, row: ExposureRow, *, durable: bool) -> bool:
         """Store the unit's first exposure in the epoch with its variant and first epoch (the sticky record); False
         if another request or replica stored one first (nothing changes then). `durable=False` (assign) queues the

@@ -117,14 +117,21 @@ class RedisExperimentStore:
 
     # ---------------------------------------------------------------- units and exposures
     async def unit(self, unit_id: str) -> UnitState | None:
+        return (await self.units([unit_id]))[0]
+
+    async def units(self, unit_ids: list[str]) -> list[UnitState | None]:
         try:
             async with asyncio.timeout(OPERATION_TIMEOUT):
                 pipe = self._redis.pipeline(transaction=False)
-                pipe.hget(self._units_key, unit_id)
-                pipe.hget(self._exposures_key, unit_id)
-                record, exposure = await pipe.execute()
+                for unit_id in unit_ids:
+                    pipe.hget(self._units_key, unit_id)
+                    pipe.hget(self._exposures_key, unit_id)
+                replies = await pipe.execute()
         except (RedisError, OSError, TimeoutError) as exc:
             raise self._failed("read", exc) from None
+        return [self._state(replies[2 * i], replies[2 * i + 1]) for i in range(len(unit_ids))]
+
+    def _state(self, record: bytes | None, exposure: bytes | None) -> UnitState | None:
         if record is None:
             return None
         variant, _, first_epoch = record.decode().partition("\t")

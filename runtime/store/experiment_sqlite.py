@@ -219,6 +219,10 @@ class SqliteExperimentStore:
     async def unit(self, unit_id: str) -> UnitState | None:
         return self.local_units.get(unit_id)
 
+    async def units(self, unit_ids: list[str]) -> list[UnitState | None]:
+        get = self.local_units.get
+        return [get(u) for u in unit_ids]
+
     def log_exposure(self, row: ExposureRow) -> bool:
         """Remember the unit and queue its exposure (committed within the flush interval); False if it has one in
         this epoch already. No I/O: the assign path calls it."""
