@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from croupier.api import wire
+from croupier.api.decisionpolicy import MAX_FEATURES
 from croupier.runtime.decisions.validation import is_number, json_type, not_a_number
 from croupier.runtime.errors import InvalidField, MissingField, UnknownField
 from croupier.runtime.experiments.records import (
@@ -94,10 +95,15 @@ def decode_assign(body: bytes) -> AssignRequest:
     if context is not None:
         if type(context) is dict:
             pairs = list(context.items())
+            for key in context:
+                if not 0 < len(key) <= 128:
+                    raise InvalidField("a feature name has 1 to 128 characters", field=f"context.{key}")
         elif type(context) is list:
             pairs = [(f"[{i}]", v) for i, v in enumerate(context)]
         else:
             raise InvalidField(f"context must be an object or an array, got {json_type(context)}", field="context")
+        if len(pairs) > MAX_FEATURES:
+            raise InvalidField(f"context may hold {MAX_FEATURES} values at most", field="context")
         for key, value in pairs:
             if not is_number(value):
                 where = f"context{key}" if key.startswith("[") else f"context.{key}"

@@ -1,6 +1,6 @@
 """Two experiment runtime processes sharing a real Redis: a unit is exposed once whichever replica assigns it, a
 sticky unit keeps its variant on the other replica, outcomes join and deduplicate across replicas, and both replicas
-report the same counts."""
+report the same counts. A Redis outage is answered 503 (never a false acknowledgement) until Redis is back."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ import pytest
 
 from croupier.api.assignment import assign
 
-from .conftest import ExperimentProcess, write_experiment
+from ..conftest import server_port, start_redis
+from .conftest import ExperimentProcess, serving, write_experiment
 
 SALT = "checkout-2026"
 WEIGHTS = [("control", 50), ("discount", 50)]
@@ -91,3 +92,42 @@ def test_replicas_share_exposures_and_outcomes(replicas: tuple[str, str]) -> Non
     stats = _same_on_both(url_a, url_b)
     variant = next(v for v in stats["variants"] if v["name"] == late_unit["variant"])
     assert variant["exposures"] == expected[late_unit["variant"]] + 1
+
+
+def test_redis_outage_answers_503_never_a_false_acknowledgement_and_recovers(tmp_path: Path) -> None:
+    port = server_port()
+    redis = start_redis(port, tmp_path)
+    path = write_experiment(tmp_path / "exp.yaml", name="outage")
+
+    async def scenario() -> None:
+        async with serving(path, tmp_path / "state", redis_url=f"redis://127.0.0.1:{port}/0") as (_, client):
+            for _ in range(100):
+                if (await client.get("/readyz")).status_code == 200:
+                    break
+                await asyncio.sleep(0.05)
+            assert (await client.post("/v1/assign", json={"unitId": "before"})).status_code == 200
+            redis.kill()
+            redis.wait()
+            for body, route in [
+                ({"unitId": "during"}, "/v1/assign"),
+                ({"unitId": "before", "metric": "revenue", "value": 1, "eventId": "e1"}, "/v1/outcomes"),
+                ({"unitId": "x", "variant": "control"}, "/v1/exposures"),
+            ]:
+                failed = await client.post(route, json=body)
+                assert failed.status_code == 503, (route, failed.text)
+                assert failed.json()["error"] == "StoreError"
+            await asyncio.sleep(0.3)
+            assert (await client.get("/readyz")).status_code == 503
+            restarted = start_redis(port, tmp_path)
+            try:
+                deadline = time.monotonic() + 10
+                while (await client.get("/readyz")).status_code != 200:
+                    assert time.monotonic() < deadline, "never ready again"
+                    await asyncio.sleep(0.1)
+                again = await client.post("/v1/assign", json={"unitId": "after"})
+                assert again.status_code == 200 and again.json()["counted"] is True
+            finally:
+                restarted.kill()
+                restarted.wait()
+
+    asyncio.run(scenario())

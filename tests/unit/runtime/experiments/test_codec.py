@@ -26,6 +26,9 @@ def test_assign_bodies() -> None:
         (b'{"unitId": "a", "attributes": {"n": 1e13}}', CroupierError, "attributes.n"),
         (b'{"unitId": "a", "context": {"level": true}}', CroupierError, "context.level"),
         (b'{"unitId": "a", "context": "x"}', CroupierError, "context"),
+        (b'{"unitId": "a", "context": [' + b"1," * 1024 + b"1]}", CroupierError, "context"),
+        (b'{"unitId": "a", "context": {"": 1}}', CroupierError, "context."),
+        (b'{"unitId": "a", "attributes": {"": 1}}', CroupierError, "attributes."),
     ],
 )
 def test_bad_assign_bodies_name_the_field(body: bytes, error: type[CroupierError], field: str | None) -> None:
