@@ -81,6 +81,7 @@ class RedisExperimentStore:
         self._synced_at: float | None = None
         self._error: str | None = None
         self._started_at = time.time()
+        self._closing = False
 
     def _unit_key(self, unit_id: str) -> str:
         return f"{self._prefix}:u:{self._epoch}:{unit_id}"
@@ -96,11 +97,15 @@ class RedisExperimentStore:
         self._task = asyncio.get_running_loop().create_task(self._sync_loop(), name="redis-experiment-sync")
 
     async def close(self) -> None:
+        self._closing = True
         if self._task is not None:
+            # The loop also ends on `_closing`: Python 3.11's asyncio.timeout can swallow a cancellation that lands
+            # as its own deadline expires. asyncio.wait neither raises the task's error nor eats our cancellation.
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-        await self._redis.aclose()
+            await asyncio.wait({self._task}, timeout=OPERATION_TIMEOUT + 1)
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(OPERATION_TIMEOUT):  # a dead server must not hold the shutdown
+                await self._redis.aclose()
 
     def health(self) -> str | None:
         if self._error is not None:
@@ -235,7 +240,7 @@ class RedisExperimentStore:
         return Totals(exposures, sums, float(started) if started is not None else self._started_at)
 
     async def _sync_loop(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 async with asyncio.timeout(OPERATION_TIMEOUT):
                     totals = await self._totals()

@@ -101,11 +101,12 @@ def test_redis_outage_answers_503_never_a_false_acknowledgement_and_recovers(tmp
 
     async def scenario() -> None:
         async with serving(path, tmp_path / "state", redis_url=f"redis://127.0.0.1:{port}/0") as (_, client):
-            for _ in range(100):
-                if (await client.get("/readyz")).status_code == 200:
-                    break
+            deadline = time.monotonic() + 30
+            while (await client.get("/readyz")).status_code != 200:
+                assert time.monotonic() < deadline, "never ready"
                 await asyncio.sleep(0.05)
-            assert (await client.post("/v1/assign", json={"unitId": "before"})).status_code == 200
+            before = await client.post("/v1/assign", json={"unitId": "before"})
+            assert before.status_code == 200, before.text
             redis.kill()
             redis.wait()
             for body, route in [
@@ -120,7 +121,7 @@ def test_redis_outage_answers_503_never_a_false_acknowledgement_and_recovers(tmp
             assert (await client.get("/readyz")).status_code == 503
             restarted = start_redis(port, tmp_path)
             try:
-                deadline = time.monotonic() + 10
+                deadline = time.monotonic() + 30
                 while (await client.get("/readyz")).status_code != 200:
                     assert time.monotonic() < deadline, "never ready again"
                     await asyncio.sleep(0.1)
@@ -130,4 +131,10 @@ def test_redis_outage_answers_503_never_a_false_acknowledgement_and_recovers(tmp
                 restarted.kill()
                 restarted.wait()
 
-    asyncio.run(scenario())
+    async def bounded() -> None:
+        async with asyncio.timeout(120):  # a hang fails here, with its stack, not at the suite's timeout
+            await scenario()
+
+    started = time.monotonic()
+    asyncio.run(bounded())
+    assert time.monotonic() - started < 110, "the scenario (or the runtime's shutdown) hung"
