@@ -30,7 +30,7 @@ def replicas(tmp_path: Path, redis_url: str) -> Iterator[tuple[str, str]]:
     a = ExperimentProcess(path, tmp_path / "a", env={**env, "CROUPIER_RUNTIME_REPLICA": "a"}).launch()
     b = ExperimentProcess(path, tmp_path / "b", env={**env, "CROUPIER_RUNTIME_REPLICA": "b"}).launch()
     try:
-        yield a.wait_ready().url, b.wait_ready().url
+        yield a.wait_ready(90).url, b.wait_ready(90).url  # generous: a loaded 2-core CI machine starts them slowly
     finally:
         a.stop()
         b.stop()
