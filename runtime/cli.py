@@ -1,6 +1,7 @@
-"""`croupier-runtime`: serve one DecisionPolicy, or export its decision log.
+"""`croupier-runtime`: serve one DecisionPolicy or one Experiment, or export a policy's decision log.
 
     croupier-runtime --policy examples/banner.yaml --port 8080 --state-dir ./state
+    croupier-runtime --experiment examples/experiment-abn.yaml --policy-url homepage-banner=http://127.0.0.1:8081
     croupier-runtime export --policy examples/banner.yaml --state-dir ./state --output decisions.jsonl
     croupier-runtime export --policy examples/banner.yaml --state-dir ./state --format parquet --output log.parquet
 
@@ -13,7 +14,7 @@ import argparse
 import gc
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -22,10 +23,24 @@ from croupier.runtime.logs import configure_logging
 from croupier.runtime.policy_file import load_policy
 from croupier.runtime.settings import RuntimeSettings
 
+if TYPE_CHECKING:
+    from croupier.runtime.assembly import Runtime
+    from croupier.runtime.experiments.assembly import ExperimentRuntime
+
 
 def _serve_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="croupier-runtime", description="Serve one DecisionPolicy over HTTP.")
+    parser = argparse.ArgumentParser(
+        prog="croupier-runtime", description="Serve one DecisionPolicy (or one Experiment) over HTTP."
+    )
     parser.add_argument("--policy", type=Path, help="DecisionPolicy manifest (YAML), as applied with kubectl.")
+    parser.add_argument("--experiment", type=Path, help="Experiment manifest (YAML) to serve instead of a policy.")
+    parser.add_argument(
+        "--policy-url",
+        action="append",
+        dest="policy_urls",
+        metavar="NAME=URL",
+        help="Experiments: the runtime of the DecisionPolicy NAME (repeatable; default: its Service in the cluster).",
+    )
     parser.add_argument("--host", help="Listen address (default: 127.0.0.1, or 0.0.0.0 inside a pod).")
     parser.add_argument("--port", type=int, help="Listen port (default 8080; 0 picks a free port).")
     parser.add_argument("--state-dir", type=Path, help="Directory of the SQLite decision log.")
@@ -57,6 +72,8 @@ def _settings(args: argparse.Namespace) -> RuntimeSettings:
         key: value
         for key, value in {
             "policy": args.policy,
+            "experiment": getattr(args, "experiment", None),
+            "policy_urls": getattr(args, "policy_urls", None),
             "host": getattr(args, "host", None),
             "port": getattr(args, "port", None),
             "state_dir": args.state_dir,
@@ -75,15 +92,26 @@ def serve(argv: list[str]) -> int:
     settings = _settings(args)
     configure_logging(settings.log_level, settings.log_format)
     log = structlog.get_logger("croupier.runtime")
+    runtime: Runtime | ExperimentRuntime
     try:
-        served = load_policy(settings.policy)
-        from croupier.runtime.assembly import Runtime  # noqa: PLC0415 - keep `--help` fast
-        from croupier.runtime.http.app import HttpApp  # noqa: PLC0415
+        from croupier.runtime.http.app import HttpApp  # noqa: PLC0415 - keep `--help` fast
 
-        runtime = Runtime(settings, served)
+        if settings.experiment is not None:
+            from croupier.runtime.experiments.assembly import ExperimentRuntime  # noqa: PLC0415
+            from croupier.runtime.experiments.config import load_experiment  # noqa: PLC0415
+
+            experiment = load_experiment(settings.experiment)
+            runtime = ExperimentRuntime(settings, experiment)
+            name = experiment.name
+        else:
+            from croupier.runtime.assembly import Runtime  # noqa: PLC0415
+
+            served = load_policy(settings.policy)
+            runtime = Runtime(settings, served)
+            name = served.name
         app = HttpApp(runtime, on_started=freeze_start_up_heap)
-    except PolicyConfigError as exc:
-        log.error("cannot serve the policy", error=str(exc))
+    except PolicyConfigError as exc:  # ExperimentConfigError too
+        log.error("cannot serve the " + ("experiment" if settings.experiment else "policy"), error=str(exc))
         return 2
     import uvicorn  # noqa: PLC0415
 
@@ -114,7 +142,8 @@ def serve(argv: list[str]) -> int:
     )
     server = uvicorn.Server(config)
     gc.set_threshold(*GC_THRESHOLDS)
-    log.info("serving", host=settings.host, port=settings.port, policy=served.name, state_dir=str(settings.state_dir))
+    kind = "experiment" if settings.experiment is not None else "policy"
+    log.info("serving", host=settings.host, port=settings.port, state_dir=str(settings.state_dir), **{kind: name})
     server.run()
     return 0 if server.started else 1
 

@@ -110,6 +110,9 @@ STATES: dict[str, list[tuple]] = {
         serving("WinnerFound", "treatment beats control: lift 4.1% [1.2%, 7.0%]", "WinnerFound"),
         serving("NoSignificantDifference", "no variant differs from control at alpha 0.05", "NoSignificantDifference"),
         blocked("TargetNotFound", "decisionPolicyRef homepage-banner: DecisionPolicy not found"),
+        waiting("TargetNotReady", "decisionPolicyRef homepage-banner: DecisionPolicy not Ready; serving control",
+                "TargetNotReady"),
+        blocked("TargetNotSupported", "variant canary: ModelDeployment targets need the model router; serving control"),
         *(blocked(reason, message) for reason, message in CHILD.items()),
     ],
 }

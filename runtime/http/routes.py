@@ -2,7 +2,8 @@
 
 Each service contributes its POST and GET handlers (decoding and encoding bodies with its codec); the app adds
 health, readiness, metrics and the OpenAPI document, routes by exact path and maps every error in one place. A model
-router or an experiment assignment service adds a function like `decision_routes`.
+router adds a function like `decision_routes`; the experiment service's are `experiment_routes`
+(`croupier.runtime.experiments.http`).
 
 Every path a service contributes declares its auth scope in `Routes.scopes` (assign: decide; exposures and
 outcomes: rewards; anything that reads statistics: admin). The app refuses to start with a path that has none, so a
@@ -36,6 +37,8 @@ class Routes:
     get: dict[str, GetHandler]
     scopes: dict[str, AuthScope]
     """The auth scope of every path above (the app refuses a route without one: fail closed)."""
+    hot: str | None = None
+    """The POST path the app matches first, on its shortest path (decide, or an experiment's assign)."""
 
 
 def decision_routes(service: DecisionService, policy_version: str) -> Routes:
@@ -58,4 +61,5 @@ def decision_routes(service: DecisionService, policy_version: str) -> Routes:
             wire.REWARDS_PATH: AuthScope.REWARDS,
             wire.STATS_PATH: AuthScope.ADMIN,
         },
+        hot=wire.DECIDE_PATH,
     )
