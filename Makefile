@@ -29,6 +29,10 @@ sync: bootstrap ## Install the locked Python dependencies into .venv
 controlplane: ## Build (once, cached under ~/.cache/croupier) etcd, kube-apiserver, controllers, kubectl and kwok
 	@hack/controlplane/build.sh
 
+.PHONY: prometheus
+prometheus: ## Unpack Debian's prometheus/promtool 2.42.0 (once, cached under ~/.cache/croupier), print the bin folder
+	@hack/prometheus/install.sh
+
 .PHONY: test
 test: sync controlplane ## Run every test that needs no Docker: unit + integration (real apiserver, etcd, Redis)
 	$(RUN) pytest -m "not e2e" $(PYTEST_ARGS)
@@ -57,6 +61,10 @@ crds: sync ## Regenerate crds/ (CRDs and their kustomization) and docs/api/ from
 .PHONY: crds-check
 crds-check: sync ## Fail if crds/ or docs/api/ drifted from the models
 	$(RUN) python -m croupier.generators.crdgen --check
+
+.PHONY: protos
+protos: sync ## Regenerate the TF Serving protobuf modules (runtime/tfserving/*_pb2.py, .pyi) from their .proto
+	cd runtime && $(RUN) python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. tfserving/model_service.proto
 
 .PHONY: helm
 helm: ## Build Helm (once, from the Go module proxy, cached under ~/.cache/croupier/helm) and print its bin folder

@@ -19,6 +19,7 @@ from croupier.api.common import (
     DNS_SUBDOMAIN,
     ApiModel,
     Conditions,
+    LocalObjectReference,
     ResourceRequirements,
     cel,
     enforce,
@@ -37,6 +38,8 @@ MAX_HOSTNAMES = 16
 MAX_VERSIONS_IN_STATUS = 8
 MAX_BATCH_SIZES = 32
 MAX_QUERY_LENGTH = 4096
+MAX_FAILURE_LIMIT = 100
+MAX_ANALYSIS_HISTORY = 10
 
 # TF Serving model names end up in model_config and in URLs (/v1/models/<name>): letters, digits, '-', '_', '.'.
 MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -70,8 +73,18 @@ class MetricsSourceType(StrEnum):
     RUNTIME_STATS = "RuntimeStats"
 
 
+_CREDENTIALS_FOR_BUCKETS = cel(
+    "!has(self.credentialsSecretRef) || self.storageUri.startsWith('s3://') || self.storageUri.startsWith('gs://')",
+    "credentialsSecretRef applies only to s3:// and gs:// storage (file:// and pvc:// need no credentials)",
+    field_path=".credentialsSecretRef",
+    reason="FieldValueForbidden",
+)
+
+
 class ModelSpec(ApiModel):
     """The model TF Serving loads: its name and where its numeric version folders live."""
+
+    model_config = validated(_CREDENTIALS_FOR_BUCKETS)
 
     name: Annotated[
         str,
@@ -92,6 +105,22 @@ class ModelSpec(ApiModel):
             pattern=STORAGE_URI,
         ),
     ]
+    credentials_secret_ref: Annotated[
+        LocalObjectReference | None,
+        Field(
+            description="A Secret in the ModelDeployment's namespace with the storage credentials TF Serving reads. "
+            "s3://: its keys become environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, "
+            "optionally S3_ENDPOINT, S3_USE_HTTPS, S3_VERIFY_SSL). gs://: it is mounted read-only and its key "
+            "`key.json` (a service-account key) becomes GOOGLE_APPLICATION_CREDENTIALS. Unset: the pod's own "
+            "identity (workload identity, node credentials)."
+        ),
+    ] = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        bucket = self.storage_uri.startswith(("s3://", "gs://"))
+        enforce((_CREDENTIALS_FOR_BUCKETS, self.credentials_secret_ref is None or bucket))
+        return self
 
 
 class StableSpec(ApiModel):
@@ -107,8 +136,8 @@ class CanaryStep(ApiModel):
     pause_seconds: Annotated[
         int,
         Field(
-            description="How long the step holds before the next one; with analysis, the step advances only when its "
-            "latest interval passed.",
+            description="How long the step holds before the next one; with analysis, at least intervalSeconds, and "
+            "the step advances only when its latest interval (measured within the step) passed.",
             ge=0,
             le=7 * 24 * 3600,
         ),
@@ -116,35 +145,41 @@ class CanaryStep(ApiModel):
 
 
 class PrometheusQueries(ApiModel):
-    """PromQL queries, each returning one number for the canary version over the last interval.
+    """PromQL queries, each returning one number for one version over the last interval.
 
     Placeholders replaced before each query: {{model}}, {{version}}, {{namespace}}, {{name}} (the ModelDeployment)
-    and {{interval}} (e.g. 60s).
+    and {{interval}} (e.g. 60s). When the analysis compares against the stable version (maxErrorRateIncrease,
+    maxP99LatencyRatio), the same queries run again with {{version}} set to the stable version. No series, NaN or an
+    unreachable server is InsufficientData, never a pass.
     """
 
     requests: Annotated[
         str,
         Field(
-            description="Requests the canary served in the interval; fewer than minRequests is InsufficientData.",
+            description="Requests the version served in the interval; fewer than minRequests is InsufficientData.",
             min_length=1,
             max_length=MAX_QUERY_LENGTH,
         ),
     ]
     error_rate: Annotated[
         str | None,
-        Field(description="Fraction of failed requests (0 to 1); needed by maxErrorRate.", max_length=MAX_QUERY_LENGTH),
+        Field(
+            description="Fraction of failed requests (0 to 1); needed by maxErrorRate and maxErrorRateIncrease.",
+            max_length=MAX_QUERY_LENGTH,
+        ),
     ] = None
     p99_latency_milliseconds: Annotated[
         str | None,
         Field(
-            description="99th percentile latency in milliseconds; needed by maxP99LatencyMilliseconds.",
+            description="99th percentile latency in milliseconds; needed by maxP99LatencyMilliseconds and "
+            "maxP99LatencyRatio.",
             max_length=MAX_QUERY_LENGTH,
         ),
     ] = None
 
 
 class PrometheusSource(ApiModel):
-    """A Prometheus server the operator queries."""
+    """A Prometheus server the operator queries (its HTTP API, /api/v1/query)."""
 
     url: Annotated[
         str,
@@ -168,15 +203,17 @@ _PROMETHEUS_ONLY = cel(
 
 
 class MetricsSource(ApiModel):
-    """Where the analysis reads the canary's request count, error rate and latency."""
+    """Where the analysis reads each version's request count, error rate and latency."""
 
     model_config = validated(_PROMETHEUS_NEEDS_BLOCK, _PROMETHEUS_ONLY)
 
     type: Annotated[
         MetricsSourceType,
         Field(
-            description="RuntimeStats: the operator reads TF Serving's own request counters and latency histograms "
-            "from the canary's pods (no Prometheus needed). Prometheus: the queries below."
+            description="RuntimeStats: the operator scrapes TF Serving's own request counters and latency histograms "
+            "(/monitoring/prometheus/metrics) from the canary's and the stable version's pods, and takes the "
+            "difference between the scrapes that open and close each interval (no Prometheus needed). Prometheus: "
+            "the queries below."
         ),
     ] = MetricsSourceType.RUNTIME_STATS
     prometheus: Annotated[PrometheusSource | None, Field(description="Prometheus server and queries.")] = None
@@ -192,27 +229,33 @@ class MetricsSource(ApiModel):
 
 
 _ERROR_RATE_QUERY = cel(
-    "!has(self.maxErrorRate) || self.source.type != 'Prometheus' || !has(self.source.prometheus) || "
-    "has(self.source.prometheus.queries.errorRate)",
-    "maxErrorRate with a Prometheus source needs source.prometheus.queries.errorRate",
+    "(!has(self.maxErrorRate) && !has(self.maxErrorRateIncrease)) || self.source.type != 'Prometheus' || "
+    "!has(self.source.prometheus) || has(self.source.prometheus.queries.errorRate)",
+    "maxErrorRate and maxErrorRateIncrease with a Prometheus source need source.prometheus.queries.errorRate",
     field_path=".maxErrorRate",
 )
 _LATENCY_QUERY = cel(
-    "!has(self.maxP99LatencyMilliseconds) || self.source.type != 'Prometheus' || !has(self.source.prometheus) || "
-    "has(self.source.prometheus.queries.p99LatencyMilliseconds)",
-    "maxP99LatencyMilliseconds with a Prometheus source needs source.prometheus.queries.p99LatencyMilliseconds",
+    "(!has(self.maxP99LatencyMilliseconds) && !has(self.maxP99LatencyRatio)) || self.source.type != 'Prometheus' || "
+    "!has(self.source.prometheus) || has(self.source.prometheus.queries.p99LatencyMilliseconds)",
+    "maxP99LatencyMilliseconds and maxP99LatencyRatio with a Prometheus source need "
+    "source.prometheus.queries.p99LatencyMilliseconds",
     field_path=".maxP99LatencyMilliseconds",
 )
 _SOME_THRESHOLD = cel(
-    "has(self.maxErrorRate) || has(self.maxP99LatencyMilliseconds)",
-    "set maxErrorRate, maxP99LatencyMilliseconds or both: an analysis without a threshold cannot fail",
+    "has(self.maxErrorRate) || has(self.maxP99LatencyMilliseconds) || has(self.maxErrorRateIncrease) || "
+    "has(self.maxP99LatencyRatio)",
+    "set maxErrorRate, maxP99LatencyMilliseconds, maxErrorRateIncrease or maxP99LatencyRatio: an analysis without a "
+    "threshold cannot fail",
 )
 
 
 class CanaryAnalysis(ApiModel):
-    """Health thresholds the canary must meet in every interval. An interval with fewer than minRequests requests is
-    InsufficientData: it neither passes nor fails, and a step does not advance on it. An interval whose queries error
-    is an Error, never a pass."""
+    """Health thresholds the canary must meet in every interval, absolute and relative to the stable version.
+
+    An interval in which the canary (or, for the relative thresholds, the stable version) served fewer than
+    minRequests requests, or whose measurements are missing (no series, NaN, source unreachable), is InsufficientData:
+    it neither passes nor fails, and a step never advances on it. After maxInsufficientIntervals such intervals in a
+    row the rollout halts at its current weight with reason InsufficientData."""
 
     model_config = validated(_SOME_THRESHOLD, _ERROR_RATE_QUERY, _LATENCY_QUERY)
 
@@ -222,33 +265,70 @@ class CanaryAnalysis(ApiModel):
     max_p99_latency_milliseconds: Annotated[
         int | None, Field(description="Highest tolerated 99th percentile latency in milliseconds.", ge=1, le=600_000)
     ] = None
+    max_error_rate_increase: Annotated[
+        float | None,
+        Field(
+            description="Highest tolerated excess of the canary's error rate over the stable version's in the same "
+            "interval, as a fraction (0.01: the canary may fail at most one more request in a hundred).",
+            ge=0,
+            le=1,
+        ),
+    ] = None
+    max_p99_latency_ratio: Annotated[
+        float | None,
+        Field(
+            description="Highest tolerated ratio of the canary's p99 latency to the stable version's in the same "
+            "interval (1.5: at most 50% slower).",
+            ge=1,
+            le=100,
+        ),
+    ] = None
     min_requests: Annotated[
         int,
-        Field(description="Requests an interval needs before its measurements count.", ge=0, le=1_000_000_000),
+        Field(
+            description="Requests each compared version must serve in an interval before its measurements count "
+            "(at least 1: an interval without requests is never a pass).",
+            ge=1,
+            le=1_000_000_000,
+        ),
     ] = 100
     interval_seconds: Annotated[int, Field(description="Length of one analysis interval.", ge=10, le=24 * 3600)] = 60
     failure_limit: Annotated[
         int,
         Field(
-            description="Failed intervals tolerated; the next failure triggers onFailure (0: act on the first).", ge=0
+            description="Failed intervals tolerated for one canary version; the next failure triggers onFailure "
+            "(0: act on the first).",
+            ge=0,
+            le=MAX_FAILURE_LIMIT,
         ),
     ] = 1
+    max_insufficient_intervals: Annotated[
+        int,
+        Field(
+            description="InsufficientData intervals in a row after which the rollout halts at its current weight "
+            "(reason InsufficientData) until the canary spec changes.",
+            ge=1,
+            le=10_000,
+        ),
+    ] = 10
     source: Annotated[MetricsSource, Field(description="Where the measurements come from.")] = MetricsSource()
+
+    @property
+    def compares_with_stable(self) -> bool:
+        """Whether a threshold is relative to the stable version (which then needs traffic of its own)."""
+        return self.max_error_rate_increase is not None or self.max_p99_latency_ratio is not None
 
     @model_validator(mode="after")
     def _rules(self) -> Self:
         prometheus = self.source.prometheus if self.source.type == MetricsSourceType.PROMETHEUS else None
+        wants_errors = self.max_error_rate is not None or self.max_error_rate_increase is not None
+        wants_latency = self.max_p99_latency_milliseconds is not None or self.max_p99_latency_ratio is not None
         enforce(
-            (_SOME_THRESHOLD, self.max_error_rate is not None or self.max_p99_latency_milliseconds is not None),
-            (
-                _ERROR_RATE_QUERY,
-                self.max_error_rate is None or prometheus is None or bool(prometheus.queries.error_rate),
-            ),
+            (_SOME_THRESHOLD, wants_errors or wants_latency),
+            (_ERROR_RATE_QUERY, not wants_errors or prometheus is None or bool(prometheus.queries.error_rate)),
             (
                 _LATENCY_QUERY,
-                self.max_p99_latency_milliseconds is None
-                or prometheus is None
-                or bool(prometheus.queries.p99_latency_milliseconds),
+                not wants_latency or prometheus is None or bool(prometheus.queries.p99_latency_milliseconds),
             ),
         )
         return self
@@ -264,12 +344,25 @@ _STEPS_SORTED = cel(
     "steps' weights must not decrease",
     field_path=".steps",
 )
+_PAUSE_COVERS_INTERVAL = cel(
+    "!has(self.analysis) || !has(self.steps) || self.steps.all(s, s.pauseSeconds >= self.analysis.intervalSeconds)",
+    "with analysis, every step's pauseSeconds must be at least analysis.intervalSeconds (a step advances only on an "
+    "interval measured within it)",
+    field_path=".steps",
+)
+_STABLE_NEEDS_TRAFFIC = cel(
+    "!has(self.analysis) || (!has(self.analysis.maxErrorRateIncrease) && !has(self.analysis.maxP99LatencyRatio)) || "
+    "(has(self.steps) ? self.steps.all(s, s.weight < 100) : (!has(self.weight) || self.weight < 100))",
+    "maxErrorRateIncrease and maxP99LatencyRatio compare with the stable version, which gets no traffic at weight "
+    "100: keep every weight below 100",
+    field_path=".analysis",
+)
 
 
 class CanarySpec(ApiModel):
     """A second version that gets a share of the traffic: a static weight, or steps that raise it over time."""
 
-    model_config = validated(_WEIGHT_XOR_STEPS, _STEPS_SORTED)
+    model_config = validated(_WEIGHT_XOR_STEPS, _STEPS_SORTED, _PAUSE_COVERS_INTERVAL, _STABLE_NEEDS_TRAFFIC)
 
     version: Annotated[ModelVersion, Field(description="TF Serving version number of the canary.")]
     weight: Annotated[
@@ -285,14 +378,23 @@ class CanarySpec(ApiModel):
             json_schema_extra={"x-kubernetes-list-type": "atomic"},
         ),
     ] = None
+    paused: Annotated[
+        bool,
+        Field(
+            description="Manual hold: the canary keeps its current weight and the steps stop; the analysis keeps "
+            "running (a failing canary is still rolled back). Setting it back to false restarts the current step's "
+            "pause."
+        ),
+    ] = False
     analysis: Annotated[
         CanaryAnalysis | None, Field(description="Health thresholds checked while the canary gets traffic.")
     ] = None
     on_failure: Annotated[
         OnFailure,
         Field(
-            description="When the analysis fails: Rollback (canary weight 0, reason in status.rollbackReason, until "
-            "the canary spec changes) or Pause (hold the current weight and report Degraded)."
+            description="When more than failureLimit intervals failed: Rollback (canary weight 0 at once, recorded in "
+            "status.rollout.rollback, until canary.version changes) or Pause (hold the current weight, reason in "
+            "status.rollout.message, until the canary spec changes)."
         ),
     ] = OnFailure.ROLLBACK
 
@@ -307,9 +409,20 @@ class CanarySpec(ApiModel):
     @model_validator(mode="after")
     def _rules(self) -> Self:
         weights = [s.weight for s in self.steps or []]
+        analysis = self.analysis
         enforce(
             (_WEIGHT_XOR_STEPS, (self.weight is None) != (self.steps is None)),
             (_STEPS_SORTED, weights == sorted(weights)),
+            (
+                _PAUSE_COVERS_INTERVAL,
+                analysis is None or all(s.pause_seconds >= analysis.interval_seconds for s in self.steps or []),
+            ),
+            (
+                _STABLE_NEEDS_TRAFFIC,
+                analysis is None
+                or not analysis.compares_with_stable
+                or all(w < 100 for w in (weights if self.steps is not None else [self.weight or 0])),
+            ),
         )
         return self
 
@@ -475,6 +588,16 @@ class ModelDeploymentSpec(ApiModel):
     ] = None
     routing: Annotated[RoutingSpec, Field(description="How traffic is split between versions.")] = RoutingSpec()
     serving: Annotated[ServingSpec, Field(description="TF Serving pods.")] = ServingSpec()
+    progress_deadline_seconds: Annotated[
+        int,
+        Field(
+            description="How long a version may take to become AVAILABLE in TF Serving (counted from when the "
+            "operator first asked for it): past it the ModelDeployment is Degraded with TF Serving's own error text. "
+            "The version keeps loading and gets traffic as soon as it is AVAILABLE.",
+            ge=10,
+            le=24 * 3600,
+        ),
+    ] = 600
 
     @model_validator(mode="after")
     def _rules(self) -> Self:
@@ -506,15 +629,54 @@ class AnalysisResult(StrEnum):
     PASSED = "Passed"
     FAILED = "Failed"
     INSUFFICIENT_DATA = "InsufficientData"
-    ERROR = "Error"
+
+
+class RolloutState(StrEnum):
+    """Where the canary rollout stands (status.rollout.state)."""
+
+    WAITING = "Waiting"
+    """The canary version is not AVAILABLE in TF Serving yet: weight 0, the step clock does not run."""
+    PROGRESSING = "Progressing"
+    """A step holds its weight until its pause is over (and, with analysis, its latest interval passed)."""
+    SERVING = "Serving"
+    """A static weight: held, analysed, until the spec changes."""
+    COMPLETE = "Complete"
+    """The last step is done: the canary holds its weight, still analysed, until promotion (a spec change)."""
+    PAUSED = "Paused"
+    """canary.paused is set: the weight holds and the steps stop; the analysis runs on."""
+    HALTED = "Halted"
+    """onFailure Pause, or too many InsufficientData intervals in a row: the weight holds, nothing advances and no
+    analysis runs until the canary spec changes."""
+    ROLLED_BACK = "RolledBack"
+    """onFailure Rollback: weight 0 until canary.version changes."""
 
 
 class Reason(StrEnum):
     """Condition reasons the operator writes on a ModelDeployment."""
 
     AVAILABLE = "Available"
+    """Every version with traffic is AVAILABLE and the served split is the desired one."""
+    INVALID_NAME = "InvalidName"
+    INVALID_SPEC = "InvalidSpec"
+    SCALED_TO_ZERO = "ScaledToZero"
+    PODS_STARTING = "PodsStarting"
+    """The TF Serving Deployment has no available pod with the current pod template yet."""
     VERSION_LOADING = "VersionLoading"
+    """TF Serving is loading a version (START or LOADING), within the progress deadline."""
     VERSION_NOT_AVAILABLE = "VersionNotAvailable"
+    """A version is not AVAILABLE past the progress deadline, for a reason TF Serving does not name more precisely."""
+    VERSION_NOT_FOUND = "VersionNotFound"
+    """The version's folder does not exist under storageUri (TF Serving: NOT_FOUND / no versions found)."""
+    SAVED_MODEL_INVALID = "SavedModelInvalid"
+    """The version folder holds no loadable SavedModel (TF Serving: DATA_LOSS / INVALID_ARGUMENT while loading)."""
+    STORAGE_UNREADABLE = "StorageUnreadable"
+    """storageUri cannot be read (TF Serving: PERMISSION_DENIED, UNAUTHENTICATED, or a file system error)."""
+    MODEL_SERVER_UNREACHABLE = "ModelServerUnreachable"
+    """GetModelStatus could not be called (the Service has no ready endpoint, or the call failed)."""
+    WEIGHT_NOT_SERVED = "WeightNotServed"
+    """The route (or the routing table) does not carry the desired split yet."""
+    PROMOTING = "Promoting"
+    """stable.version changed: the previous stable version serves until the new one is AVAILABLE."""
     STEP_IN_PROGRESS = "StepInProgress"
     WAITING_FOR_ANALYSIS = "WaitingForAnalysis"
     INSUFFICIENT_DATA = "InsufficientData"
@@ -524,8 +686,8 @@ class Reason(StrEnum):
     PAUSED = "Paused"
     CANARY_COMPLETE = "CanaryComplete"
     ROUTE_NOT_ACCEPTED = "RouteNotAccepted"
-    NOT_IMPLEMENTED = "NotImplemented"
-    """This operator version does not reconcile the kind yet (Ready, Progressing and Degraded are False)."""
+    AS_EXPECTED = "AsExpected"
+    """Degraded=False: nothing is wrong."""
 
 
 class VersionStatus(ApiModel):
@@ -543,24 +705,106 @@ class VersionStatus(ApiModel):
     message: Annotated[
         str | None, Field(description="TF Serving's status message (e.g. a load error).", max_length=32768)
     ] = None
+    requested_time: Annotated[
+        datetime | None,
+        Field(
+            description="When a running TF Serving was first asked for this version (the progress deadline counts "
+            "from here; pods still starting do not count)."
+        ),
+    ] = None
 
 
 class AnalysisStatus(ApiModel):
-    """The latest analysis interval of the canary."""
+    """One analysis interval of the canary, with the stable version's numbers when the analysis compares with it."""
 
     result: Annotated[
         AnalysisResult,
-        Field(description="Passed, Failed, InsufficientData (too few requests) or Error (a query failed)."),
+        Field(
+            description="Passed, Failed, or InsufficientData (too few requests, a missing or NaN measurement, or an "
+            "unreachable source; never counted as a pass)."
+        ),
     ]
-    last_time: Annotated[datetime | None, Field(description="When the interval ended.")] = None
+    start_time: Annotated[datetime, Field(description="When the interval began.")]
+    end_time: Annotated[datetime, Field(description="When the interval ended.")]
+    step: Annotated[int | None, Field(description="The canary step the interval belonged to.", ge=0)] = None
+    weight: Annotated[int, Field(description="Canary weight during the interval.", ge=0, le=100)] = 0
     requests: Annotated[int | None, Field(description="Requests the canary served in the interval.", ge=0)] = None
-    error_rate: Annotated[float | None, Field(description="Measured fraction of failed requests.", ge=0)] = None
+    error_rate: Annotated[float | None, Field(description="The canary's fraction of failed requests.", ge=0)] = None
     p99_latency_milliseconds: Annotated[
-        float | None, Field(description="Measured 99th percentile latency in milliseconds.", ge=0)
+        float | None, Field(description="The canary's 99th percentile latency in milliseconds.", ge=0)
     ] = None
-    failures: Annotated[int, Field(description="Failed intervals so far for this canary version.", ge=0)] = 0
+    stable_requests: Annotated[
+        int | None, Field(description="Requests the stable version served in the interval.", ge=0)
+    ] = None
+    stable_error_rate: Annotated[
+        float | None, Field(description="The stable version's fraction of failed requests.", ge=0)
+    ] = None
+    stable_p99_latency_milliseconds: Annotated[
+        float | None, Field(description="The stable version's 99th percentile latency in milliseconds.", ge=0)
+    ] = None
     message: Annotated[
-        str | None, Field(description="Which threshold failed, or why data was missing.", max_length=32768)
+        str | None, Field(description="Which thresholds failed, or why data was insufficient.", max_length=4096)
+    ] = None
+
+
+class RollbackStatus(ApiModel):
+    """A canary version the analysis rolled back: it gets no traffic until canary.version changes."""
+
+    version: Annotated[ModelVersion, Field(description="The canary version that was rolled back.")]
+    time: Annotated[datetime, Field(description="When it was rolled back.")]
+    reason: Annotated[str, Field(description="Why: the thresholds that failed.", max_length=4096)]
+    failed_intervals: Annotated[
+        list[AnalysisStatus] | None,
+        Field(
+            description="The failed intervals behind the decision (the latest ones, oldest first).",
+            max_length=MAX_ANALYSIS_HISTORY,
+            json_schema_extra={"x-kubernetes-list-type": "atomic"},
+        ),
+    ] = None
+
+
+class RolloutStatus(ApiModel):
+    """The canary rollout as the operator drives it: step, clocks, analysis history, hold and rollback."""
+
+    canary_version: Annotated[ModelVersion, Field(description="The canary version this rollout is for.")]
+    spec_hash: Annotated[
+        str,
+        Field(description="Digest of the canary spec the rollout last saw (a change releases a halt).", max_length=64),
+    ]
+    state: Annotated[
+        RolloutState,
+        Field(description="Waiting, Progressing, Serving, Complete, Paused, Halted or RolledBack."),
+    ]
+    weight: Annotated[
+        int,
+        Field(description="Canary weight the rollout asks for now (0 unless the canary is AVAILABLE).", ge=0, le=100),
+    ] = 0
+    step: Annotated[int | None, Field(description="Index of the canary step in progress (steps rollouts).", ge=0)] = (
+        None
+    )
+    step_start_time: Annotated[
+        datetime | None, Field(description="When the current step began (or resumed) with the canary AVAILABLE.")
+    ] = None
+    next_analysis_time: Annotated[datetime | None, Field(description="When the current interval ends.")] = None
+    failures: Annotated[
+        int, Field(description="Failed intervals of this canary version since the rollout (re)started.", ge=0)
+    ] = 0
+    insufficient_intervals: Annotated[
+        int, Field(description="InsufficientData intervals in a row (a pass or a failure resets it).", ge=0)
+    ] = 0
+    message: Annotated[
+        str | None, Field(description="Why the rollout waits, is halted or rolled back.", max_length=4096)
+    ] = None
+    analyses: Annotated[
+        list[AnalysisStatus] | None,
+        Field(
+            description=f"The latest analysis intervals, oldest first (at most {MAX_ANALYSIS_HISTORY}).",
+            max_length=MAX_ANALYSIS_HISTORY,
+            json_schema_extra={"x-kubernetes-list-type": "atomic"},
+        ),
+    ] = None
+    rollback: Annotated[
+        RollbackStatus | None, Field(description="Set when the analysis rolled this canary version back.")
     ] = None
 
 
@@ -583,12 +827,11 @@ class ModelDeploymentStatus(ApiModel):
         int | None, Field(description="Percent of traffic on the canary now (the live weight).", ge=0, le=100)
     ] = None
     current_step: Annotated[
-        int | None, Field(description="Index of the canary step in progress (steps rollouts).", ge=0)
+        int | None, Field(description="Index of the canary step in progress (rollout.step, for kubectl get).", ge=0)
     ] = None
-    step_start_time: Annotated[datetime | None, Field(description="When the current step began.")] = None
-    analysis: Annotated[AnalysisStatus | None, Field(description="The latest analysis interval.")] = None
-    rollback_reason: Annotated[
-        str | None, Field(description="Why the canary was rolled back (unset when it was not).", max_length=32768)
+    rollout: Annotated[
+        RolloutStatus | None,
+        Field(description="The canary rollout: step, clocks, latest analysis intervals, hold and rollback record."),
     ] = None
     endpoint: Annotated[str | None, Field(description="In-cluster gRPC address of the model (host:port).")] = None
     rest_endpoint: Annotated[str | None, Field(description="In-cluster REST URL of the model.")] = None

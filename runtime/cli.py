@@ -29,6 +29,7 @@ def _serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, help="Listen port (default 8080; 0 picks a free port).")
     parser.add_argument("--state-dir", type=Path, help="Directory of the SQLite decision log.")
     parser.add_argument("--redis-url", help="Redis URL for state.backend Redis (overrides the spec).")
+    parser.add_argument("--auth-dir", type=Path, help="Mounted auth Secret: require bearer tokens (spec.auth).")
     parser.add_argument("--log-level", help="debug, info, warning, error.")
     parser.add_argument("--seed", type=int, help="Seed of the decision RNG (reproducible runs).")
     return parser
@@ -55,6 +56,7 @@ def _settings(args: argparse.Namespace) -> RuntimeSettings:
             "port": getattr(args, "port", None),
             "state_dir": args.state_dir,
             "redis_url": getattr(args, "redis_url", None),
+            "auth_dir": getattr(args, "auth_dir", None),
             "log_level": getattr(args, "log_level", None),
             "seed": getattr(args, "seed", None),
         }.items()
@@ -74,10 +76,10 @@ def serve(argv: list[str]) -> int:
         from croupier.runtime.http.app import HttpApp  # noqa: PLC0415
 
         runtime = Runtime(settings, served)
+        app = HttpApp(runtime, on_started=freeze_start_up_heap)
     except PolicyConfigError as exc:
         log.error("cannot serve the policy", error=str(exc))
         return 2
-    app = HttpApp(runtime, on_started=freeze_start_up_heap)
     import uvicorn  # noqa: PLC0415
 
     from croupier.runtime.http.server import ConnectionLimits, guarded_protocol  # noqa: PLC0415

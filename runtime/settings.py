@@ -34,6 +34,12 @@ class RuntimeSettings(BaseSettings):
     state_dir: Path = Field(Path("/var/lib/croupier"), description="Where the SQLite decision log lives.")
     redis_url: str | None = Field(None, description="Overrides spec.state.redis.url (e.g. from a Secret).")
     redis_key_prefix: str | None = Field(None, description="Overrides spec.state.redis.keyPrefix.")
+    auth_dir: Path | None = Field(
+        None,
+        description="Directory of the mounted auth Secret (one file per key). Set: every data-plane route needs a "
+        "bearer token with its scope (spec.auth.tokens). Unset: no authentication (the embedded demo, local runs); "
+        "the operator sets it in every pod unless spec.auth.mode is Disabled.",
+    )
     replica: str = Field(default_factory=_default_replica, description="This process's name in stats and logs.")
 
     decision_flush_interval_ms: int = Field(

@@ -46,8 +46,20 @@ def status_patch(
     stored = current.to_wire() if isinstance(current, ApiModel) else dict(current or {})
     wanted = desired.to_wire()
     owned = status_fields(type(desired)) if fields is None else fields
-    patch = {key: wanted.get(key) for key in owned if stored.get(key) != wanted.get(key)}
+    patch = {key: merge_patch(stored.get(key), wanted.get(key)) for key in owned if stored.get(key) != wanted.get(key)}
     return patch or None
+
+
+def merge_patch(stored: Any, wanted: Any) -> Any:
+    """The JSON merge patch (RFC 7386) from ``stored`` to ``wanted``: objects are merged, so a nested key that became
+    unset must be sent as null or the API server keeps its old value; lists and scalars are replaced whole."""
+    if not isinstance(stored, Mapping) or not isinstance(wanted, Mapping):
+        return wanted
+    patch: dict[str, Any] = {key: None for key in stored if key not in wanted}
+    for key, value in wanted.items():
+        if stored.get(key) != value:
+            patch[key] = merge_patch(stored.get(key), value)
+    return patch
 
 
 def ready_status(status: ApiModel) -> ConditionStatus:

@@ -2,7 +2,9 @@
 
 No framework: the decide route costs a dict lookup, one `receive` and two `send`s on top of the codec's and the
 core's own work. The app mounts the routes of the process's data-plane services (`routes.py`: today the decision
-service's decide, rewards and stats) beside its own health, readiness, metrics and OpenAPI routes.
+service's decide, rewards and stats) beside its own health, readiness, metrics and OpenAPI routes. Every route a
+service contributes declares its auth scope; with a token directory set, `auth.py` checks the bearer token first
+(the app's own routes stay open for kubelet probes and Prometheus).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import orjson
 import structlog
 
 from croupier.api import wire
+from croupier.api.decisionpolicy import AuthScope
 from croupier.runtime.assembly import Runtime
-from croupier.runtime.errors import CroupierError, MethodNotAllowed, NotFound, PayloadTooLarge
+from croupier.runtime.errors import CroupierError, MethodNotAllowed, NotFound, PayloadTooLarge, PolicyConfigError
+from croupier.runtime.http.auth import AuthError, TokenAuthenticator
 from croupier.runtime.http.openapi import openapi_document
 from croupier.runtime.http.routes import JSON as _JSON
-from croupier.runtime.http.routes import GetHandler, PostHandler, decision_routes
+from croupier.runtime.http.routes import GetHandler, PostHandler, Routes, decision_routes
 
 log = structlog.get_logger("croupier.runtime.http")
 
@@ -30,6 +34,43 @@ _METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
 
 _DECIDE = wire.DECIDE_PATH
+_DECIDE_SCOPE = AuthScope.DECIDE.value
+
+
+def mount(*services: Routes) -> Routes:
+    """The services' routes as one table; a path without an auth scope, or served twice, is a programming error."""
+    post: dict[str, PostHandler] = {}
+    get: dict[str, GetHandler] = {}
+    scopes: dict[str, AuthScope] = {}
+    for routes in services:
+        paths = routes.post.keys() | routes.get.keys()
+        unscoped = sorted(paths - routes.scopes.keys())
+        if unscoped:
+            raise ValueError(f"routes without an auth scope: {unscoped}")
+        twice = sorted(paths & (post.keys() | get.keys()))
+        if twice:
+            raise ValueError(f"routes served by two services: {twice}")
+        post.update(routes.post)
+        get.update(routes.get)
+        scopes.update(routes.scopes)
+    return Routes(post=post, get=get, scopes=scopes)
+
+
+def authenticator(runtime: Runtime) -> TokenAuthenticator | None:
+    """The token check when the settings name a token directory, else None (with a warning: every route is open)."""
+    auth = runtime.served.spec.auth
+    directory = runtime.settings.auth_dir
+    if directory is None:
+        log.warning(
+            "authentication is off: no token directory (CROUPIER_RUNTIME_AUTH_DIR) is set",
+            spec_auth_mode=auth.mode,
+        )
+        return None
+    if not auth.enabled:
+        raise PolicyConfigError(
+            f"a token directory ({directory}) is set but spec.auth.mode is Disabled: remove one or the other"
+        )
+    return TokenAuthenticator(directory, auth.grants())
 
 
 class _ClientGone(Exception):
@@ -85,13 +126,21 @@ class HttpApp:
             wire.METRICS_PATH: lambda: (200, runtime.metrics.exposition(), _METRICS_TYPE),
             wire.OPENAPI_PATH: lambda: (200, self._openapi, _JSON),
         }
-        for routes in (decision_routes(runtime.service, runtime.served.version),):
-            self._post.update(routes.post)
-            self._get.update(routes.get)
+        routes = mount(decision_routes(runtime.service, runtime.served.version))
+        self._post.update(routes.post)
+        self._get.update(routes.get)
+        self._scopes: dict[str, str] = {path: str(scope) for path, scope in routes.scopes.items()}
         self._decide = self._post[_DECIDE]
+        self._auth = authenticator(runtime)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("path") == _DECIDE and scope["method"] == "POST":
+            if self._auth is not None:
+                try:
+                    self._auth.check(scope["headers"], _DECIDE_SCOPE)
+                except AuthError as exc:
+                    await self._error(send, _DECIDE, exc)
+                    return
             # The hot route first: one receive, the decide (batched with the requests of the same loop turn, see
             # batching.py), two sends. Anything unusual (a body in several messages, an error) takes the general path.
             message = await receive()
@@ -118,6 +167,8 @@ class HttpApp:
         path: str = scope["path"]
         method: str = scope["method"]
         try:
+            if self._auth is not None and path in self._scopes:
+                self._auth.check(scope["headers"], self._scopes[path])
             if method == "POST" and path in self._post:
                 message = await receive()
                 body: bytes = message.get("body", b"")
@@ -165,7 +216,9 @@ class HttpApp:
         self._errors.labels(path if path in self._post or path in self._get else "other", error.code).inc()
         payload = orjson.dumps(error.to_wire())
         start = _start(error.status, payload)
-        if isinstance(error, MethodNotAllowed):
+        if isinstance(error, AuthError):
+            start["headers"].append((b"www-authenticate", error.challenge))
+        elif isinstance(error, MethodNotAllowed):
             start["headers"].append((b"allow", b"POST" if path in self._post else b"GET, HEAD"))
         await send(start)
         await send({"type": "http.response.body", "body": payload})

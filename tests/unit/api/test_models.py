@@ -124,7 +124,22 @@ def test_status_models_accept_what_the_operator_writes() -> None:
             ],
             "canaryWeight": 10,
             "currentStep": 0,
-            "analysis": {"result": "InsufficientData", "requests": 3, "message": "3 requests < minRequests 200"},
+            "rollout": {
+                "canaryVersion": 2,
+                "specHash": "0f3a",
+                "state": "Progressing",
+                "weight": 10,
+                "step": 0,
+                "analyses": [
+                    {
+                        "result": "InsufficientData",
+                        "startTime": "2025-01-01T00:00:00Z",
+                        "endTime": "2025-01-01T00:01:00Z",
+                        "requests": 3,
+                        "message": "canary served 3 requests < minRequests 200",
+                    }
+                ],
+            },
         }
     )
     assert md.versions is not None and md.versions[1].state == "AVAILABLE"

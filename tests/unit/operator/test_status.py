@@ -19,7 +19,7 @@ from croupier.operator.core.conditions import (
     transitions,
 )
 from croupier.operator.core.controller import ApplyProblem, InvalidObjectError
-from croupier.operator.core.status import status_patch
+from croupier.operator.core.status import merge_patch, status_patch
 from croupier.operator.decisionpolicy.probe import ProbeResult
 from croupier.operator.decisionpolicy.status import (
     DeploymentState,
@@ -260,6 +260,15 @@ def test_a_condition_change_moves_only_its_transition_time() -> None:
 def test_status_patch_removes_fields_with_null() -> None:
     patch = status_patch({"bestArm": "blue", "observedGeneration": 1}, DecisionPolicyStatus(observed_generation=1))
     assert patch == {"bestArm": None}
+
+
+def test_status_patch_nulls_nested_fields_that_became_unset() -> None:
+    # A merge patch merges objects: naming only the top-level key would keep the stale nested field on the server.
+    stored = {"rollout": {"state": "Progressing", "message": "waiting", "history": [1, 2]}, "observedGeneration": 1}
+    wanted = {"rollout": {"state": "Complete", "history": [2]}, "observedGeneration": 1}
+    assert merge_patch(stored["rollout"], wanted["rollout"]) == {"message": None, "state": "Complete", "history": [2]}
+    assert merge_patch({"a": {"b": 1}}, {"a": {"b": 1}, "c": 2}) == {"c": 2}
+    assert merge_patch({"a": 1}, None) is None
 
 
 def test_the_status_validates_against_the_api_model() -> None:
