@@ -5,7 +5,8 @@
 # keyed by the pinned version and go.sum:
 #   ${CROUPIER_CACHE:-~/.cache/croupier}/traefik/<ver>/<sha12>/traefik
 # Prints the binary path on stdout (progress goes to stderr). With the binary present it returns at once.
-# A cold build takes about 12 minutes on 2 cores and leaves a ~245 MB binary (stripped: less).
+# A cold build is long (12 minutes on 2 idle cores, over 30 on a busy 2-core machine): the test fixture and CI pay it
+# once per cache.
 # Concurrent runs (parallel CI jobs, a test session and `make`) wait for each other instead of building twice.
 # Env: CROUPIER_CACHE (cache root), CROUPIER_BUILD_JOBS (go build -p; default: number of CPUs).
 set -euo pipefail
@@ -26,7 +27,7 @@ fi
 
 export CGO_ENABLED=0 GOFLAGS="-mod=mod -buildvcs=false"
 P=${CROUPIER_BUILD_JOBS:-$(nproc)}
-echo "build.sh: building Traefik ${VER} (about 12 minutes on 2 cores, once; later runs use the cache)" >&2
+echo "build.sh: building Traefik ${VER} (12 to 30+ minutes on 2 cores, once; later runs use the cache)" >&2
 go build -p "$P" -trimpath \
   -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=${VER#v} -X github.com/traefik/traefik/v3/pkg/version.BuildDate=unknown" \
   -o "$out.tmp" github.com/traefik/traefik/v3/cmd/traefik >&2
