@@ -354,3 +354,16 @@ def count_versions(url: str, requests: int) -> dict[int, int]:
             assert response.status_code == 200, response.text
             counts[served_version(response.json()["predictions"])] += 1
     return counts
+
+
+def count_status_versions(url: str, requests: int) -> dict[int, int]:
+    """Send ``requests`` REST model-status reads (``GET /v1/models/<model>``) through the gateway; count the answers
+    by the one version the answering server reports (each server of a GatewayAPI-mode deployment loads one)."""
+    counts = {1: 0, 2: 0}
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for _ in range(requests):
+            response = client.get(f"/v1/models/{RANKER}")
+            assert response.status_code == 200, response.text
+            (status,) = response.json()["model_version_status"]
+            counts[int(status["version"])] += 1
+    return counts
