@@ -71,6 +71,10 @@ protos: sync ## Regenerate the TF Serving protobuf modules (runtime/tfserving/*_
 helm: ## Build Helm (once, from the Go module proxy, cached under ~/.cache/croupier/helm) and print its bin folder
 	@hack/helm/build.sh
 
+.PHONY: traefik
+traefik: ## Build Traefik (once, from the Go module proxy, cached under ~/.cache/croupier/traefik) and print its path
+	@hack/traefik/build.sh
+
 .PHONY: chart-lint
 chart-lint: ## helm lint --strict and helm template of charts/croupier (tests/integration/ops/test_chart.py does more)
 	@helm="$$(hack/helm/build.sh)/helm" && "$$helm" lint --strict charts/croupier --kube-version 1.35.4 \
