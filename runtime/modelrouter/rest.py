@@ -117,8 +117,9 @@ class RestRouter:
             headers["Content-Type"] = content_type
         try:
             # encoded=True: the path goes on byte for byte, as the client wrote it (no re-quoting of % or spaces).
+            url = URL(self.upstream + raw_path, encoded=True)
             async with self._session.request(
-                request.method, URL(self.upstream + raw_path, encoded=True), data=body, headers=headers, allow_redirects=False
+                request.method, url, data=body, headers=headers, allow_redirects=False
             ) as upstream:
                 content = await upstream.read()
                 answer = web.Response(status=upstream.status, body=content)
