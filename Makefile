@@ -49,10 +49,11 @@ test-integration: sync controlplane ## Run the integration tests (local control 
 lint: sync ## Lint and check formatting (ruff) and types (mypy --strict on contracts, operator, runtime)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	@mkdir -p .typecheck/croupier && for d in api operator runtime stats templates devtools/devcluster devtools/generators devtools/modelserver; do \
-		ln -sfn ../../$$d .typecheck/croupier/$${d#devtools/}; done
+	@mkdir -p .typecheck/croupier && for d in api operator runtime stats templates ope clients/cli devtools/devcluster devtools/generators devtools/modelserver; do \
+		ln -sfn ../../$$d .typecheck/croupier/$${d##*/}; done
 	MYPYPATH=.typecheck $(RUN) mypy --namespace-packages -p croupier.api -p croupier.operator -p croupier.runtime \
-		-p croupier.stats -p croupier.templates -p croupier.devcluster -p croupier.generators -p croupier.modelserver
+		-p croupier.stats -p croupier.templates -p croupier.ope -p croupier.cli \
+		-p croupier.devcluster -p croupier.generators -p croupier.modelserver
 
 .PHONY: crds
 crds: sync ## Regenerate crds/ (CRDs and their kustomization) and docs/api/ from the typed models in api/
@@ -61,6 +62,10 @@ crds: sync ## Regenerate crds/ (CRDs and their kustomization) and docs/api/ from
 .PHONY: crds-check
 crds-check: sync ## Fail if crds/ or docs/api/ drifted from the models
 	$(RUN) python -m croupier.generators.crdgen --check
+
+.PHONY: protos
+protos: sync ## Regenerate the TF Serving protobuf modules (runtime/tfserving/*_pb2.py, .pyi) from their .proto
+	cd runtime && $(RUN) python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. tfserving/model_service.proto
 
 .PHONY: helm
 helm: ## Build Helm (once, from the Go module proxy, cached under ~/.cache/croupier/helm) and print its bin folder

@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 
 from croupier.api.common import (
     DNS_LABEL,
+    DNS_SUBDOMAIN,
     ApiModel,
     Conditions,
     LocalObjectReference,
@@ -355,6 +356,172 @@ class StateSpec(ApiModel):
         return self
 
 
+class AuthMode(StrEnum):
+    BEARER_TOKEN = "BearerToken"
+    DISABLED = "Disabled"
+
+
+class AuthScope(StrEnum):
+    """What a token may call. Every data-plane route declares one (`croupier.runtime.http.routes`); health, readiness,
+    metrics and the OpenAPI document need none."""
+
+    DECIDE = "decide"
+    """Ask for decisions: /v1/decide, /v1/rank, /v1/assign."""
+    REWARDS = "rewards"
+    """Report what happened: /v1/rewards, /v1/outcomes, /v1/exposures."""
+    ADMIN = "admin"
+    """Read the runtime's statistics (/v1/stats); the operator's probe needs a token with this scope."""
+
+
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+
+
+class AuthToken(ApiModel):
+    """One key of the auth Secret and the scopes its tokens grant."""
+
+    key: Annotated[
+        str,
+        Field(
+            description="Key in the Secret. Its value holds one or more tokens, one a line: to rotate without "
+            "downtime, add the new token on a line of its own, move the clients, then remove the old line.",
+            min_length=1,
+            max_length=253,
+            pattern=SECRET_KEY_PATTERN,
+        ),
+    ]
+    scopes: Annotated[
+        list[AuthScope],
+        Field(
+            description="Scopes the tokens of this key grant: decide, rewards, admin.",
+            min_length=1,
+            max_length=3,
+            json_schema_extra={"x-kubernetes-list-type": "set"},
+        ),
+    ]
+
+
+DEFAULT_AUTH_TOKENS = (
+    AuthToken(key="decide", scopes=[AuthScope.DECIDE]),
+    AuthToken(key="rewards", scopes=[AuthScope.REWARDS]),
+    AuthToken(key="admin", scopes=[AuthScope.ADMIN]),
+)
+
+_AUTH_NEEDS_ADMIN = cel(
+    "self.mode == 'Disabled' || !has(self.tokens) || self.tokens.exists(t, 'admin' in t.scopes)",
+    "with mode BearerToken one token key needs the admin scope (the operator reads /v1/stats with it)",
+    field_path=".tokens",
+)
+
+
+class AuthSpec(ApiModel):
+    """Bearer-token authentication of the runtime's API (health, readiness and metrics stay open)."""
+
+    model_config = validated(_AUTH_NEEDS_ADMIN)
+
+    mode: Annotated[
+        AuthMode, Field(description="BearerToken (the default) or Disabled (anyone who reaches the pod may call).")
+    ] = AuthMode.BEARER_TOKEN
+    secret_name: Annotated[
+        str | None,
+        Field(
+            description="Secret holding the tokens, mounted read-only into the runtime pods (default: <name>-auth). "
+            "The runtime re-reads it when the kubelet updates the volume: rotating tokens restarts nothing.",
+            min_length=1,
+            max_length=253,
+            pattern=DNS_SUBDOMAIN,
+        ),
+    ] = None
+    tokens: Annotated[
+        list[AuthToken],
+        Field(
+            description="The Secret's keys and their scopes (default: keys decide, rewards and admin, one scope each).",
+            min_length=1,
+            max_length=32,
+            json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["key"]},
+        ),
+    ] = list(DEFAULT_AUTH_TOKENS)
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        keys = [t.key for t in self.tokens]
+        duplicates = sorted({k for k in keys if keys.count(k) > 1})
+        if duplicates:
+            raise ValueError(f"tokens: duplicate keys {duplicates}")
+        enforce(
+            (
+                _AUTH_NEEDS_ADMIN,
+                self.mode == AuthMode.DISABLED or any(AuthScope.ADMIN in t.scopes for t in self.tokens),
+            )
+        )
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode == AuthMode.BEARER_TOKEN
+
+    def secret_for(self, policy_name: str) -> str:
+        return self.secret_name or f"{policy_name}-auth"
+
+    def grants(self) -> dict[str, frozenset[str]]:
+        """Secret key -> the scopes its tokens grant."""
+        return {t.key: frozenset(str(s) for s in t.scopes) for t in self.tokens}
+
+
+class LabelSelector(ApiModel):
+    """Labels that select namespaces or pods (all of them must match)."""
+
+    match_labels: Annotated[
+        dict[str, Annotated[str, Field(max_length=63)]],
+        Field(description="Label key/value pairs; {} selects every namespace or pod.", max_length=32),
+    ] = {}
+
+
+_PEER_SELECTS = cel(
+    "has(self.namespaceSelector) || has(self.podSelector)", "a peer needs namespaceSelector, podSelector or both"
+)
+
+
+class NetworkPeer(ApiModel):
+    """Who may connect, as in a NetworkPolicy's ingress `from` entry: pods matching podSelector in namespaces matching
+    namespaceSelector (podSelector alone: this policy's namespace; namespaceSelector alone: every pod there)."""
+
+    model_config = validated(_PEER_SELECTS)
+
+    namespace_selector: Annotated[LabelSelector | None, Field(description="Namespaces, by their labels.")] = None
+    pod_selector: Annotated[LabelSelector | None, Field(description="Pods, by their labels.")] = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        enforce((_PEER_SELECTS, self.namespace_selector is not None or self.pod_selector is not None))
+        return self
+
+
+DEFAULT_MONITORING_NAMESPACE = "monitoring"
+
+
+class NetworkPolicySpec(ApiModel):
+    """The NetworkPolicy the operator renders for the runtime pods: ingress only from the listed peers."""
+
+    enabled: Annotated[
+        bool, Field(description="Render the NetworkPolicy (false: no NetworkPolicy, every pod may connect).")
+    ] = True
+    ingress: Annotated[
+        list[NetworkPeer],
+        Field(
+            description="Who may call the decision API (the operator's namespace is always allowed, for the stats "
+            "probe). Default: the pods of the policy's own namespace.",
+            max_length=32,
+        ),
+    ] = [NetworkPeer(pod_selector=LabelSelector())]
+    metrics_namespace_selector: Annotated[
+        LabelSelector,
+        Field(
+            description="Namespaces whose pods may scrape /metrics (and call the health endpoints). Default: the "
+            "namespace named monitoring.",
+        ),
+    ] = LabelSelector(match_labels={"kubernetes.io/metadata.name": DEFAULT_MONITORING_NAMESPACE})
+
+
 _SPEC_RULES = [
     cel(
         "!(self.algorithm.type in ['LinUCB', 'LinearThompson']) || has(self.context)",
@@ -419,6 +586,12 @@ class DecisionPolicySpec(ApiModel):
     paused: Annotated[
         bool, Field(description="Serve decisions from the current state but stop learning (rewards are still logged).")
     ] = False
+    auth: Annotated[AuthSpec, Field(description="Authentication of the runtime's API (on unless mode Disabled).")] = (
+        AuthSpec()
+    )
+    network_policy: Annotated[
+        NetworkPolicySpec, Field(description="Who may reach the runtime pods (a NetworkPolicy per policy).")
+    ] = NetworkPolicySpec()
 
     @model_validator(mode="after")
     def _rules(self) -> Self:

@@ -8,7 +8,6 @@ and the winner to status. `state` is the user's intent (Running, Paused, Conclud
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
@@ -16,6 +15,8 @@ from typing import Annotated, Self
 
 from pydantic import Field, model_validator
 
+# The hash contract lives in croupier.api.assignment; these names stay importable from here.
+from croupier.api.assignment import ALGORITHMS_DOC, BUCKETS, HashAlgorithm, assign, bucket  # noqa: F401
 from croupier.api.common import (
     DNS_LABEL,
     ApiModel,
@@ -35,45 +36,11 @@ SHORT_NAMES = ["exp"]
 MAX_VARIANTS = 16
 MAX_GUARDRAILS = 16
 METRIC_NAME = r"^[A-Za-z_][A-Za-z0-9_.:-]*$"
+MAX_ATTRIBUTION_WINDOW_SECONDS = 90 * 86400
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Assignment: the hashing contract every client implements byte for byte.
+# Assignment: the hashing contract every client implements byte for byte lives in `croupier.api.assignment`.
 
-BUCKETS = 10_000
-"""Units hash into this many buckets; a variant of weight w owns w * BUCKETS / 100 consecutive buckets."""
-
-
-class HashAlgorithm(StrEnum):
-    SHA256_V1 = "sha256-v1"
-
-
-SHA256_V1_DOC = (
-    "sha256-v1: bucket = (first 8 bytes of SHA-256(UTF-8(salt + ':' + unitId)) as an unsigned big-endian integer) "
-    "mod 10000; variants own consecutive bucket ranges in spec order, weight w owning w*100 buckets, so the unit gets "
-    "the first variant whose cumulative range ends above its bucket."
-)
-
-
-def bucket(unit_id: str, salt: str, algorithm: str = HashAlgorithm.SHA256_V1) -> int:
-    """The bucket in [0, BUCKETS) of a unit under ``salt`` (see :data:`SHA256_V1_DOC`)."""
-    if algorithm != HashAlgorithm.SHA256_V1:
-        raise ValueError(f"unknown assignment algorithm {algorithm!r}; known: {[a.value for a in HashAlgorithm]}")
-    digest = hashlib.sha256(f"{salt}:{unit_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % BUCKETS
-
-
-def assign(unit_id: str, salt: str, weights: Sequence[tuple[str, int]]) -> str:
-    """The variant a unit gets: ``weights`` are (variant name, percent) in spec order and sum to 100."""
-    if sum(w for _, w in weights) != 100:
-        raise ValueError("variant weights must sum to 100")
-    point = bucket(unit_id, salt)
-    upper = 0
-    for name, weight in weights:
-        upper += weight * (BUCKETS // 100)
-        if point < upper:
-            return name
-    raise AssertionError("unreachable: weights sum to 100")
-
+SHA256_V1_DOC = ALGORITHMS_DOC
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Spec
@@ -95,6 +62,29 @@ class MetricType(StrEnum):
     BINARY = "Binary"
     CONTINUOUS = "Continuous"
     COUNT = "Count"
+
+
+class Aggregation(StrEnum):
+    """How a unit's outcomes of one metric become the unit's value."""
+
+    SUM = "Sum"
+    MEAN = "Mean"
+
+
+class OutcomeSource(StrEnum):
+    API = "Api"
+
+
+class MultipleComparisons(StrEnum):
+    HOLM = "Holm"
+    BONFERRONI = "Bonferroni"
+    NONE = "None"
+
+
+class OnGuardrailViolation(StrEnum):
+    NONE = "None"
+    PAUSE = "Pause"
+    CONCLUDE = "Conclude"
 
 
 class Direction(StrEnum):
@@ -144,7 +134,12 @@ class Variant(ApiModel):
         LocalObjectReference | None, Field(description="Target: a DecisionPolicy decides for these units.")
     ] = None
     model_deployment_ref: Annotated[
-        ModelVersionReference | None, Field(description="Target: a ModelDeployment version serves these units.")
+        ModelVersionReference | None,
+        Field(
+            description="Target: a ModelDeployment version serves these units (the runtime answers the route label "
+            "the model router honours). Accepted by the API; until the model router ships, the operator reports "
+            "Ready=False with reason TargetNotSupported."
+        ),
     ] = None
     payload: Annotated[
         FreeFormObject | None,
@@ -179,18 +174,41 @@ class AssignmentSpec(ApiModel):
             pattern=r"^[A-Za-z0-9._/-]+$",
         ),
     ] = None
-    algorithm: Annotated[HashAlgorithm, Field(description=f"Hashing scheme. {SHA256_V1_DOC}")] = HashAlgorithm.SHA256_V1
+    algorithm: Annotated[HashAlgorithm, Field(description=f"Hashing scheme. {ALGORITHMS_DOC}")] = (
+        HashAlgorithm.SHA256_V1
+    )
     sticky: Annotated[
         bool,
         Field(
-            description="Remember each unit's first variant, so later weight changes move only new units "
-            "(false: the variant is recomputed from the hash and the current weights on every request)."
+            description="Remember each unit's first variant in the runtime's store (SQLite or Redis), so a change of "
+            "weights moves only new units. A change of the split starts a new epoch: units first assigned in an "
+            "earlier epoch keep their variant but are not counted in the new epoch's statistics. A unit whose "
+            "remembered variant was removed is assigned again by the hash over the current variants (and remembered "
+            "anew). false: the variant is recomputed from the hash and the current weights on every request."
         ),
     ] = True
 
 
+_TYPE_DOC = (
+    "Binary (outcome values 0 or 1; a unit counts 1 once any of its outcomes is 1), Continuous (any finite number, "
+    "negative too, e.g. a revenue delta; aggregated per unit by `aggregation`) or Count (non-negative integers, "
+    "summed per unit)."
+)
+_AGGREGATION_DOC = (
+    "Continuous only: Sum (a unit's value is the sum of its outcomes; exposed units without one count 0) or Mean "
+    "(the mean of its outcomes; units without one are left out). Binary and Count use Sum."
+)
+_AGGREGATION_RULE = cel(
+    "!has(self.aggregation) || self.aggregation == 'Sum' || self.type == 'Continuous'",
+    "aggregation Mean applies to Continuous metrics only",
+    field_path=".aggregation",
+)
+
+
 class MetricSpec(ApiModel):
     """The primary metric: the outcome the experiment is decided on."""
+
+    model_config = validated(_AGGREGATION_RULE)
 
     name: Annotated[
         str,
@@ -198,8 +216,9 @@ class MetricSpec(ApiModel):
     ]
     type: Annotated[
         MetricType,
-        Field(description="Binary (0/1 per unit), Continuous (a number per unit) or Count (events per unit)."),
+        Field(description=_TYPE_DOC),
     ]
+    aggregation: Annotated[Aggregation, Field(description=_AGGREGATION_DOC)] = Aggregation.SUM
     direction: Annotated[Direction, Field(description="Which way is better: Increase or Decrease.")] = (
         Direction.INCREASE
     )
@@ -213,17 +232,52 @@ class MetricSpec(ApiModel):
         ),
     ] = None
 
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        _check_aggregation(self.type, self.aggregation)
+        return self
+
 
 class Guardrail(ApiModel):
     """A metric no variant may harm: it trips when a variant moves it the wrong way by more than the threshold."""
 
+    model_config = validated(_AGGREGATION_RULE)
+
     name: Annotated[str, Field(description="Metric name (e.g. latency_ms).", max_length=128, pattern=METRIC_NAME)]
-    type: Annotated[MetricType, Field(description="Binary, Continuous or Count.")]
+    type: Annotated[MetricType, Field(description=_TYPE_DOC)]
+    aggregation: Annotated[Aggregation, Field(description=_AGGREGATION_DOC)] = Aggregation.SUM
     direction: Annotated[Direction, Field(description="Which way is better for this metric; the opposite way is harm.")]
     threshold: Annotated[
         float,
         Field(description="Largest tolerated relative harm versus control (0.05 = 5% worse).", ge=0, le=10),
     ]
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        _check_aggregation(self.type, self.aggregation)
+        return self
+
+
+def _check_aggregation(kind: str, aggregation: str) -> None:
+    enforce((_AGGREGATION_RULE, aggregation == Aggregation.SUM or kind == MetricType.CONTINUOUS))
+
+
+class OutcomesSpec(ApiModel):
+    """Where outcomes come from and which of them count."""
+
+    source: Annotated[
+        OutcomeSource,
+        Field(description="Api: clients send outcomes to the runtime's POST /v1/outcomes (single or batched)."),
+    ] = OutcomeSource.API
+    attribution_window_seconds: Annotated[
+        int,
+        Field(
+            description="An outcome counts only if it arrives within this many seconds of the unit's first exposure "
+            "in the current epoch (later ones are answered `late` and not counted).",
+            ge=1,
+            le=MAX_ATTRIBUTION_WINDOW_SECONDS,
+        ),
+    ] = 7 * 86400
 
 
 class AnalysisSpec(ApiModel):
@@ -256,6 +310,23 @@ class AnalysisSpec(ApiModel):
             lt=0.5,
         ),
     ] = 0.001
+    sequential_tuning_sample_size: Annotated[
+        int,
+        Field(
+            description="Sequential: the sample size per variant at which the always-valid confidence sequence is "
+            "tightest; it sets the mixture's tuning parameter (as GrowthBook's sequentialTuningParameter). See "
+            "docs/statistics.md.",
+            ge=10,
+            le=1_000_000_000,
+        ),
+    ] = 5000
+    multiple_comparisons: Annotated[
+        MultipleComparisons,
+        Field(
+            description="Correction across the variants compared with control: Holm (step-down, controls the "
+            "family-wise error rate at alpha), Bonferroni, or None (each comparison at alpha)."
+        ),
+    ] = MultipleComparisons.HOLM
 
 
 _WEIGHTS_SUM = cel(
@@ -288,7 +359,8 @@ class ExperimentSpec(ApiModel):
     variants: Annotated[
         list[Variant],
         Field(
-            description="Two or more variants with unique names; weights sum to 100.",
+            description="Two or more variants with unique names; weights sum to 100. Changing them (or the salt or "
+            "algorithm) starts a new epoch: exposures, outcomes, the SRM test and the sequential state restart.",
             min_length=2,
             max_length=MAX_VARIANTS,
             json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
@@ -313,7 +385,19 @@ class ExperimentSpec(ApiModel):
             json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
         ),
     ] = None
+    outcomes: Annotated[OutcomesSpec, Field(description="Where outcomes come from and their attribution window.")] = (
+        OutcomesSpec()
+    )
     analysis: Annotated[AnalysisSpec, Field(description="Statistical method and thresholds.")] = AnalysisSpec()
+    on_guardrail_violation: Annotated[
+        OnGuardrailViolation,
+        Field(
+            description="What a guardrail violation does: None (reported only), Pause (serve control and stop "
+            "counting) or Conclude (stop counting and serve per onConclude; a variant that violated a guardrail "
+            "never wins). Recorded in "
+            "status.guardrailAction with the numbers."
+        ),
+    ] = OnGuardrailViolation.PAUSE
     state: Annotated[
         ExperimentState,
         Field(
@@ -369,6 +453,9 @@ class Reason(StrEnum):
     WINNER_FOUND = "WinnerFound"
     NO_SIGNIFICANT_DIFFERENCE = "NoSignificantDifference"
     TARGET_NOT_FOUND = "TargetNotFound"
+    TARGET_NOT_READY = "TargetNotReady"
+    TARGET_NOT_SUPPORTED = "TargetNotSupported"
+    """A variant targets a ModelDeployment version and this operator has no model router yet."""
     NOT_IMPLEMENTED = "NotImplemented"
     """This operator version does not reconcile the kind yet (Ready, Progressing and Degraded are False)."""
 
@@ -390,13 +477,38 @@ class GuardrailStatus(ApiModel):
     violated: Annotated[bool, Field(description="The variant harms this metric beyond the threshold.")] = False
 
 
+class MetricSums(ApiModel):
+    """Sufficient statistics of one metric in one variant (current epoch): every result is recomputable from them."""
+
+    name: Annotated[str, Field(description="Metric name (the primary metric or a guardrail).", max_length=128)]
+    count: Annotated[
+        int, Field(description="Units in the sample: exposed units (Mean: units with an outcome).", ge=0)
+    ] = 0
+    sum: Annotated[float, Field(description="Sum of the units' values (may be negative for Continuous).")] = 0.0
+    sum_squares: Annotated[float, Field(description="Sum of the squares of the units' values.", ge=0)] = 0.0
+
+
+class GuardrailAction(ApiModel):
+    """What the operator did about a guardrail violation, with the numbers it acted on."""
+
+    variant: Annotated[str, Field(description="The variant that harmed the metric.", max_length=63)]
+    metric: Annotated[str, Field(description="The guardrail metric.", max_length=128)]
+    lift: Annotated[Lift, Field(description="The variant's relative change of the metric versus control.")]
+    threshold: Annotated[float, Field(description="The guardrail's threshold (largest tolerated relative harm).")]
+    action: Annotated[
+        OnGuardrailViolation, Field(description="spec.onGuardrailViolation applied: None, Pause, Conclude.")
+    ]
+    time: Annotated[datetime, Field(description="When the violation was acted on.")]
+
+
 class VariantStatus(ApiModel):
     """Results of one variant."""
 
     name: Annotated[str, Field(description="Variant name.", min_length=1, max_length=63)]
     exposures: Annotated[int, Field(description="Units assigned and exposed.", ge=0)] = 0
     outcomes: Annotated[
-        float, Field(description="Sum of the metric over exposed units (conversions for Binary).", ge=0)
+        float,
+        Field(description="Sum of the primary metric over exposed units (conversions for Binary; may be negative)."),
     ] = 0.0
     mean: Annotated[float | None, Field(description="Metric mean per exposed unit.")] = None
     lift: Annotated[Lift | None, Field(description="Lift versus control (unset for control itself).")] = None
@@ -411,6 +523,14 @@ class VariantStatus(ApiModel):
         Field(
             description="Guardrail results of this variant.",
             max_length=MAX_GUARDRAILS,
+            json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        ),
+    ] = None
+    metrics: Annotated[
+        list[MetricSums] | None,
+        Field(
+            description="Count, sum and sum of squares of the primary metric and every guardrail.",
+            max_length=MAX_GUARDRAILS + 1,
             json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
         ),
     ] = None
@@ -448,6 +568,18 @@ class ExperimentStatus(ApiModel):
     ] = None
     winner: Annotated[
         str | None, Field(description="The variant that beat control significantly (unset: none yet).", max_length=63)
+    ] = None
+    epoch: Annotated[
+        str | None,
+        Field(
+            description="The split's fingerprint (variants, weights, targets, salt, algorithm) the results belong "
+            "to; a change of the split starts a new epoch.",
+            max_length=64,
+        ),
+    ] = None
+    epoch_start_time: Annotated[datetime | None, Field(description="When the current epoch started.")] = None
+    guardrail_action: Annotated[
+        GuardrailAction | None, Field(description="The guardrail violation acted on (unset: none).")
     ] = None
     start_time: Annotated[datetime | None, Field(description="When the experiment first ran.")] = None
     last_analysis_time: Annotated[datetime | None, Field(description="When results were last computed.")] = None

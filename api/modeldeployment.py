@@ -19,6 +19,7 @@ from croupier.api.common import (
     DNS_SUBDOMAIN,
     ApiModel,
     Conditions,
+    LocalObjectReference,
     ResourceRequirements,
     cel,
     enforce,
@@ -72,8 +73,18 @@ class MetricsSourceType(StrEnum):
     RUNTIME_STATS = "RuntimeStats"
 
 
+_CREDENTIALS_FOR_BUCKETS = cel(
+    "!has(self.credentialsSecretRef) || self.storageUri.startsWith('s3://') || self.storageUri.startsWith('gs://')",
+    "credentialsSecretRef applies only to s3:// and gs:// storage (file:// and pvc:// need no credentials)",
+    field_path=".credentialsSecretRef",
+    reason="FieldValueForbidden",
+)
+
+
 class ModelSpec(ApiModel):
     """The model TF Serving loads: its name and where its numeric version folders live."""
+
+    model_config = validated(_CREDENTIALS_FOR_BUCKETS)
 
     name: Annotated[
         str,
@@ -94,6 +105,22 @@ class ModelSpec(ApiModel):
             pattern=STORAGE_URI,
         ),
     ]
+    credentials_secret_ref: Annotated[
+        LocalObjectReference | None,
+        Field(
+            description="A Secret in the ModelDeployment's namespace with the storage credentials TF Serving reads. "
+            "s3://: its keys become environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, "
+            "optionally S3_ENDPOINT, S3_USE_HTTPS, S3_VERIFY_SSL). gs://: it is mounted read-only and its key "
+            "`key.json` (a service-account key) becomes GOOGLE_APPLICATION_CREDENTIALS. Unset: the pod's own "
+            "identity (workload identity, node credentials)."
+        ),
+    ] = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        bucket = self.storage_uri.startswith(("s3://", "gs://"))
+        enforce((_CREDENTIALS_FOR_BUCKETS, self.credentials_secret_ref is None or bucket))
+        return self
 
 
 class StableSpec(ApiModel):
@@ -561,6 +588,16 @@ class ModelDeploymentSpec(ApiModel):
     ] = None
     routing: Annotated[RoutingSpec, Field(description="How traffic is split between versions.")] = RoutingSpec()
     serving: Annotated[ServingSpec, Field(description="TF Serving pods.")] = ServingSpec()
+    progress_deadline_seconds: Annotated[
+        int,
+        Field(
+            description="How long a version may take to become AVAILABLE in TF Serving (counted from when the "
+            "operator first asked for it): past it the ModelDeployment is Degraded with TF Serving's own error text. "
+            "The version keeps loading and gets traffic as soon as it is AVAILABLE.",
+            ge=10,
+            le=24 * 3600,
+        ),
+    ] = 600
 
     @model_validator(mode="after")
     def _rules(self) -> Self:
@@ -618,8 +655,28 @@ class Reason(StrEnum):
     """Condition reasons the operator writes on a ModelDeployment."""
 
     AVAILABLE = "Available"
+    """Every version with traffic is AVAILABLE and the served split is the desired one."""
+    INVALID_NAME = "InvalidName"
+    INVALID_SPEC = "InvalidSpec"
+    SCALED_TO_ZERO = "ScaledToZero"
+    PODS_STARTING = "PodsStarting"
+    """The TF Serving Deployment has no available pod with the current pod template yet."""
     VERSION_LOADING = "VersionLoading"
+    """TF Serving is loading a version (START or LOADING), within the progress deadline."""
     VERSION_NOT_AVAILABLE = "VersionNotAvailable"
+    """A version is not AVAILABLE past the progress deadline, for a reason TF Serving does not name more precisely."""
+    VERSION_NOT_FOUND = "VersionNotFound"
+    """The version's folder does not exist under storageUri (TF Serving: NOT_FOUND / no versions found)."""
+    SAVED_MODEL_INVALID = "SavedModelInvalid"
+    """The version folder holds no loadable SavedModel (TF Serving: DATA_LOSS / INVALID_ARGUMENT while loading)."""
+    STORAGE_UNREADABLE = "StorageUnreadable"
+    """storageUri cannot be read (TF Serving: PERMISSION_DENIED, UNAUTHENTICATED, or a file system error)."""
+    MODEL_SERVER_UNREACHABLE = "ModelServerUnreachable"
+    """GetModelStatus could not be called (the Service has no ready endpoint, or the call failed)."""
+    WEIGHT_NOT_SERVED = "WeightNotServed"
+    """The route (or the routing table) does not carry the desired split yet."""
+    PROMOTING = "Promoting"
+    """stable.version changed: the previous stable version serves until the new one is AVAILABLE."""
     STEP_IN_PROGRESS = "StepInProgress"
     WAITING_FOR_ANALYSIS = "WaitingForAnalysis"
     INSUFFICIENT_DATA = "InsufficientData"
@@ -629,8 +686,8 @@ class Reason(StrEnum):
     PAUSED = "Paused"
     CANARY_COMPLETE = "CanaryComplete"
     ROUTE_NOT_ACCEPTED = "RouteNotAccepted"
-    NOT_IMPLEMENTED = "NotImplemented"
-    """This operator version does not reconcile the kind yet (Ready, Progressing and Degraded are False)."""
+    AS_EXPECTED = "AsExpected"
+    """Degraded=False: nothing is wrong."""
 
 
 class VersionStatus(ApiModel):
@@ -647,6 +704,13 @@ class VersionStatus(ApiModel):
     ] = 0
     message: Annotated[
         str | None, Field(description="TF Serving's status message (e.g. a load error).", max_length=32768)
+    ] = None
+    requested_time: Annotated[
+        datetime | None,
+        Field(
+            description="When a running TF Serving was first asked for this version (the progress deadline counts "
+            "from here; pods still starting do not count)."
+        ),
     ] = None
 
 

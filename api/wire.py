@@ -1,4 +1,4 @@
-"""The runtime's wire format: the JSON bodies of the decision API served by runtime pods.
+"""The runtime's wire format: the JSON bodies of the decision API and the experiment API served by runtime pods.
 
 camelCase on the wire. Request models reject unknown fields; response models ignore unknown fields, so that an operator
 that reads ``GET /v1/stats`` keeps working against a newer runtime that adds fields.
@@ -20,6 +20,9 @@ from croupier.api.decisionpolicy import MAX_ARMS, MAX_FEATURES
 DECIDE_PATH = "/v1/decide"
 REWARDS_PATH = "/v1/rewards"
 STATS_PATH = "/v1/stats"
+ASSIGN_PATH = "/v1/assign"
+EXPOSURES_PATH = "/v1/exposures"
+OUTCOMES_PATH = "/v1/outcomes"
 HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
 METRICS_PATH = "/metrics"
@@ -30,6 +33,10 @@ MAX_UNIT_ID_LENGTH = 256
 MAX_DECISION_ID_LENGTH = 128
 MAX_REWARDS_PER_REQUEST = 1000
 MAX_BODY_BYTES = 1 << 20
+MAX_EXPOSURES_PER_REQUEST = 1000
+MAX_OUTCOMES_PER_REQUEST = 1000
+MAX_EVENT_ID_LENGTH = 128
+MAX_ATTRIBUTES = 64
 
 FeatureName = Annotated[str, Field(min_length=1, max_length=128)]
 ArmName = Annotated[str, Field(min_length=1, max_length=63)]
@@ -208,3 +215,224 @@ class StatsResponse(WireResponse):
 class HealthResponse(WireResponse):
     status: Annotated[str, Field(description="`ok` when healthy; otherwise what is wrong.")]
     detail: Annotated[str | None, Field(description="Why the runtime is not ready, when it is not.")] = None
+
+
+# --- experiments: POST /v1/assign ------------------------------------------------------------------------------------
+
+UnitId = Annotated[str, Field(min_length=1, max_length=MAX_UNIT_ID_LENGTH)]
+AttributeValue = str | bool | BoundedNumber | None
+
+
+class AssignRequest(ApiModel):
+    """Ask which variant a unit gets (and what that variant serves). The unit's first assignment in the current epoch
+    logs its exposure."""
+
+    unit_id: Annotated[UnitId, Field(description="The unit (spec.assignment.unitKey's value: a user id, a session).")]
+    attributes: Annotated[
+        dict[FeatureName, AttributeValue] | None,
+        Field(
+            description="Attributes of the unit (strings, numbers, booleans); passed to a DecisionPolicy target as "
+            "its context when `context` is unset and the values are numbers.",
+            max_length=MAX_ATTRIBUTES,
+        ),
+    ] = None
+    context: Annotated[
+        ContextObject | ContextList | None,
+        Field(description="Context sent as is to a DecisionPolicy target's /v1/decide (contextual policies)."),
+    ] = None
+
+
+class PolicyDecision(WireResponse):
+    """A DecisionPolicy target's decision: reward it at that policy's /v1/rewards with the decisionId."""
+
+    policy: Annotated[str, Field(description="metadata.name of the DecisionPolicy.")]
+    decision_id: Annotated[str, Field(description="Send it back with the reward to the policy's runtime.")]
+    arm: Annotated[str, Field(description="The arm the policy chose.")]
+    probabilities: Annotated[dict[str, float], Field(description="The policy's probability of every eligible arm.")]
+    policy_version: Annotated[str, Field(description="The policy configuration that decided.")]
+
+
+class ModelRoute(WireResponse):
+    """A ModelDeployment version target: send the unit's inference requests with this header; the model router
+    routes them to that TF Serving version."""
+
+    name: Annotated[str, Field(description="metadata.name of the ModelDeployment.")]
+    version: Annotated[int, Field(description="TF Serving version number.")]
+    header: Annotated[str, Field(description="The request header the model router honours.")]
+    value: Annotated[str, Field(description="The header's value (the version number).")]
+
+
+class AssignResponse(WireResponse):
+    """The unit's variant and its target (exactly one of payload, decision, model)."""
+
+    variant: Annotated[str, Field(description="The variant the unit gets.")]
+    experiment_version: Annotated[str, Field(description="Identifies the served configuration of the Experiment.")]
+    epoch: Annotated[str, Field(description="The split's fingerprint; exposures and outcomes count per epoch.")]
+    counted: Annotated[
+        bool,
+        Field(
+            description="The unit counts in the current epoch's statistics (false: Paused, Concluded, or a sticky "
+            "unit first assigned in an earlier epoch)."
+        ),
+    ]
+    payload: Annotated[dict[str, JsonValue] | None, Field(description="A static payload target.")] = None
+    decision: Annotated[PolicyDecision | None, Field(description="A DecisionPolicy target's decision.")] = None
+    model: Annotated[ModelRoute | None, Field(description="A ModelDeployment version target's route.")] = None
+
+
+# --- experiments: POST /v1/exposures ---------------------------------------------------------------------------------
+
+
+class Exposure(ApiModel):
+    """A unit exposed to a variant it computed itself from the hash contract (local assignment in an SDK)."""
+
+    unit_id: Annotated[UnitId, Field(description="The unit.")]
+    variant: Annotated[str, Field(description="The variant the SDK computed and served.", min_length=1, max_length=63)]
+    epoch: Annotated[
+        str | None,
+        Field(
+            description="The epoch the SDK computed it for (from its configuration); another epoch is answered stale.",
+            min_length=1,
+            max_length=64,
+        ),
+    ] = None
+
+
+class ExposureBatch(ApiModel):
+    """Several exposures, validated as a whole (one bad item rejects the batch and changes nothing)."""
+
+    exposures: Annotated[list[Exposure], Field(min_length=1, max_length=MAX_EXPOSURES_PER_REQUEST)]
+
+
+ExposureRequest = Exposure | ExposureBatch
+
+
+class ExposureOutcome(StrEnum):
+    RECORDED = "recorded"
+    DUPLICATE = "duplicate"
+    MISMATCH = "mismatch"
+    STALE = "stale"
+    NOT_COUNTING = "notCounting"
+
+
+class ExposureResult(WireResponse):
+    unit_id: Annotated[str, Field(description="The unit.")]
+    outcome: Annotated[
+        ExposureOutcome,
+        Field(
+            description="recorded: durable and counted (or, for a sticky unit from an earlier epoch, recorded "
+            "uncounted); duplicate: the unit was already exposed in this epoch; mismatch: the variant is not the "
+            "one the runtime assigns the unit (not recorded); stale: another epoch (not recorded); notCounting: "
+            "the experiment is Paused or Concluded."
+        ),
+    ]
+    variant: Annotated[str, Field(description="The variant the runtime assigns the unit.")]
+
+
+class ExposureResponse(WireResponse):
+    """Sent only after every recorded exposure is durable."""
+
+    recorded: Annotated[int, Field(description="Exposures recorded by this request.", ge=0)]
+    results: Annotated[list[ExposureResult], Field(description="One entry per exposure, in request order.")]
+
+
+# --- experiments: POST /v1/outcomes ----------------------------------------------------------------------------------
+
+
+class Outcome(ApiModel):
+    """One observation of a metric for a unit."""
+
+    unit_id: Annotated[UnitId, Field(description="The unit the outcome belongs to.")]
+    metric: Annotated[
+        str, Field(description="The primary metric's or a guardrail's name.", min_length=1, max_length=128)
+    ]
+    value: Annotated[
+        BoundedNumber,
+        Field(description="Binary: 0 or 1. Count: a non-negative integer. Continuous: any finite number."),
+    ]
+    event_id: Annotated[
+        str | None,
+        Field(
+            description="Idempotency key: an outcome with an eventId seen before is a duplicate (not counted again).",
+            min_length=1,
+            max_length=MAX_EVENT_ID_LENGTH,
+        ),
+    ] = None
+
+
+class OutcomeBatch(ApiModel):
+    """Several outcomes, validated as a whole (one bad item rejects the batch and changes nothing)."""
+
+    outcomes: Annotated[list[Outcome], Field(min_length=1, max_length=MAX_OUTCOMES_PER_REQUEST)]
+
+
+OutcomeRequest = Outcome | OutcomeBatch
+
+
+class OutcomeStatus(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    UNEXPOSED = "unexposed"
+    LATE = "late"
+    NOT_COUNTED = "notCounted"
+
+
+class OutcomeResult(WireResponse):
+    unit_id: Annotated[str, Field(description="The unit.")]
+    event_id: Annotated[str | None, Field(description="The outcome's eventId, if it had one.")] = None
+    outcome: Annotated[
+        OutcomeStatus,
+        Field(
+            description="accepted: durable and counted; duplicate: its eventId was seen before; unexposed: the unit "
+            "has no exposure in this epoch; late: outside the attribution window; notCounted: the unit does not "
+            "count (Paused, Concluded, or a sticky unit from an earlier epoch)."
+        ),
+    ]
+
+
+class OutcomeResponse(WireResponse):
+    """Sent only after every accepted outcome is durable."""
+
+    accepted: Annotated[int, Field(description="Outcomes stored and counted by this request.", ge=0)]
+    results: Annotated[list[OutcomeResult], Field(description="One entry per outcome, in request order.")]
+
+
+# --- experiments: GET /v1/stats --------------------------------------------------------------------------------------
+
+
+class MetricStats(WireResponse):
+    """Sufficient statistics of one metric in one variant (current epoch)."""
+
+    name: Annotated[str, Field(description="Metric name.")]
+    type: Annotated[str, Field(description="Binary, Continuous or Count.")]
+    aggregation: Annotated[str, Field(description="Sum or Mean (how a unit's outcomes become its value).")]
+    count: Annotated[int, Field(description="Units in the sample (Sum: exposed units; Mean: units with an outcome).")]
+    sum: Annotated[float, Field(description="Sum of the units' values.")]
+    sum_squares: Annotated[float, Field(description="Sum of the squares of the units' values.")]
+
+
+class VariantStats(WireResponse):
+    name: Annotated[str, Field(description="Variant name.")]
+    weight: Annotated[int, Field(description="Percent of units in the current split.")]
+    exposures: Annotated[int, Field(description="Counted exposures in the current epoch.", ge=0)]
+    metrics: Annotated[list[MetricStats], Field(description="The primary metric first, then each guardrail.")]
+
+
+class ExperimentRef(WireResponse):
+    name: Annotated[str, Field(description="metadata.name of the Experiment.")]
+    namespace: Annotated[str | None, Field(description="metadata.namespace of the Experiment.")] = None
+
+
+class ExperimentStatsResponse(WireResponse):
+    """What the operator polls to fill the Experiment's status."""
+
+    experiment: Annotated[ExperimentRef, Field(description="The Experiment served.")]
+    generation: Annotated[int | None, Field(description="metadata.generation of the served Experiment.")] = None
+    experiment_version: Annotated[str, Field(description="Identifies the served configuration.")]
+    epoch: Annotated[str, Field(description="The current epoch (the split's fingerprint).")]
+    epoch_start_time: Annotated[float, Field(description="When the epoch started (Unix seconds).")]
+    state: Annotated[str, Field(description="The served state: Running, Paused or Concluded.")]
+    backend: Annotated[str, Field(description="State backend: Embedded or Redis.")]
+    replica: Annotated[str | None, Field(description="Identity of the answering runtime process.")] = None
+    variants: Annotated[list[VariantStats], Field(description="One entry per variant, in spec order.")]
+    total_exposures: Annotated[int, Field(description="Counted exposures over all variants.", ge=0)]

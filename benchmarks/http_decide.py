@@ -146,6 +146,8 @@ class Target:
     body: str
     results: list[dict[str, float]]
     server: Server | None = None
+    token: str | None = None
+    """Sent as `Authorization: Bearer <token>` (the runtime with authentication on, --auth)."""
 
 
 class Server:
@@ -219,12 +221,13 @@ class Server:
 def run_wrk(
     target: Target, duration: float, connections: int, script_dir: Path, paced_rate: float = 0.0
 ) -> dict[str, float]:
-    script = script_dir / f"{abs(hash(target.body))}-{paced_rate:g}.lua"
+    script = script_dir / f"{abs(hash((target.body, target.token)))}-{paced_rate:g}.lua"
     pace = PACE_SCRIPT.format(delay_ms=round(connections * 1000 / paced_rate)) if paced_rate else ""
     if target.body == "mixed":
         script.write_text(MIXED_SCRIPT + pace + DONE_SCRIPT)
     else:
-        script.write_text(BODY_SCRIPT.format(body=json.dumps(target.body)) + pace + DONE_SCRIPT)
+        auth = f'wrk.headers["Authorization"] = "Bearer {target.token}"\n' if target.token else ""
+        script.write_text(BODY_SCRIPT.format(body=json.dumps(target.body)) + auth + pace + DONE_SCRIPT)
     command = [
         "taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency",
         "-s", str(script), target.url,
@@ -251,6 +254,36 @@ def run_wrk(
 def _us(values: Iterable[float]) -> str:
     measured = [v for v in values if not math.isnan(v)]  # NaN: no decisions in that run
     return f"{statistics.median(measured):.1f} us" if measured else "-"
+
+
+def auth_check_cost() -> None:
+    """Nanoseconds of the bearer-token check of one request (`TokenAuthenticator.check`, in this process, pinned to the
+    server's core): with spec.auth's 3 default keys and with 32 tokens, best of 9 x 200k calls."""
+    import timeit  # noqa: PLC0415
+
+    from croupier.runtime.http.auth import TokenAuthenticator  # noqa: PLC0415
+
+    os.sched_setaffinity(0, {int(SERVER_CORE)})
+    headers = [(b"host", b"127.0.0.1:8080"), (b"content-type", b"application/json"), (b"content-length", b"23")]
+    print("| tokens known | check of a valid decide token | of an unknown token |")
+    print("| ---: | ---: | ---: |")
+    for count in (3, 32):
+        with tempfile.TemporaryDirectory() as tmp:
+            grants = {f"key{i}": frozenset({"decide" if i == 0 else "admin"}) for i in range(count)}
+            for i in range(count):
+                (Path(tmp) / f"key{i}").write_text(f"token-{i:04d}-{'x' * 40}\n")
+            auth = TokenAuthenticator(Path(tmp), grants)
+            good = [*headers, (b"authorization", f"Bearer token-0000-{'x' * 40}".encode())]
+            bad = [*headers, (b"authorization", f"Bearer token-9999-{'x' * 40}".encode())]
+
+            def unknown(auth: TokenAuthenticator = auth, bad: list[tuple[bytes, bytes]] = bad) -> None:
+                with contextlib.suppress(Exception):
+                    auth.check(bad, "decide")
+
+            n = 200_000
+            valid = min(timeit.repeat(lambda: auth.check(good, "decide"), number=n, repeat=9)) / n * 1e9  # noqa: B023
+            invalid = min(timeit.repeat(unknown, number=n, repeat=9)) / n * 1e9
+            print(f"| {count} | {valid:.0f} ns | {invalid:.0f} ns |")
 
 
 def decode_guard_cost() -> None:
@@ -387,6 +420,17 @@ def main() -> int:
         "runtime's limits: what the guard costs per request.",
     )
     parser.add_argument(
+        "--auth",
+        action="store_true",
+        help="Also measure the Thompson decide on a second runtime with bearer-token authentication on (--auth-dir, "
+        "three tokens as spec.auth's default keys), in the same rounds: what the token check costs per request.",
+    )
+    parser.add_argument(
+        "--auth-check-cost",
+        action="store_true",
+        help="Only measure the bearer-token check of one request (in process, no HTTP), then exit.",
+    )
+    parser.add_argument(
         "--decode-guard-cost",
         action="store_true",
         help="Only measure what the duplicate-key guard adds to decoding a decide body (in process), then exit.",
@@ -397,6 +441,9 @@ def main() -> int:
         help="Only measure the decision log writer's CPU per decision (in process, no HTTP), then exit.",
     )
     args = parser.parse_args()
+    if args.auth_check_cost:
+        auth_check_cost()
+        return 0
     if args.decode_guard_cost:
         decode_guard_cost()
         return 0
@@ -464,6 +511,29 @@ def main() -> int:
             targets.insert(
                 1,
                 Target("runtime decide, then reward it (reward acked after fsync)", runtime_url, "mixed", [], runtime),
+            )
+        if args.auth:
+            auth_port, auth_dir = free_port(), work / "auth"
+            auth_dir.mkdir()
+            for key in ("decide", "rewards", "admin"):
+                (auth_dir / key).write_text(f"bench-{key}-token-{os.getpid()}\n")
+            command = [
+                sys.executable, "-m", "croupier.runtime.cli", "--policy", str(work / "thompson.yaml"),
+                "--host", "127.0.0.1", "--port", str(auth_port), "--state-dir", str(work / "state-auth"),
+                "--log-level", "warning", "--auth-dir", str(auth_dir),
+            ]  # fmt: skip
+            authenticated = Server(command, auth_port, "/readyz")
+            servers.append(authenticated)
+            targets.insert(
+                1,
+                Target(
+                    "runtime `POST /v1/decide` (ThompsonSampling, logged), bearer-token auth on",
+                    f"http://127.0.0.1:{auth_port}/v1/decide",
+                    DECIDE_BODY,
+                    [],
+                    authenticated,
+                    token=f"bench-decide-token-{os.getpid()}",
+                ),
             )
         contextual_port = None
         if args.contextual:

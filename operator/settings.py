@@ -97,6 +97,23 @@ class OperatorSettings(BaseSettings):
     log_format: LogFormat = Field(LogFormat.AUTO, description="auto (JSON unless a terminal), json or console.")
     log_level: str = Field("info", pattern=r"(?i)^(debug|info|warning|error)$", description="debug, info, ...")
     runtime_port: int = Field(DEFAULT_PORT, ge=1, le=65535, description="Container port of the runtime.")
+    model_server_address_template: str = Field(
+        "{service}.{namespace}.svc:8500",
+        description=(
+            "Where the operator calls TF Serving's GetModelStatus (gRPC host:port) for a ModelDeployment's server. "
+            "Placeholders: {name} (the ModelDeployment), {namespace}, {service} (the server's Service). The default "
+            "goes through the Service; local runs point it at a model server process, e.g. 127.0.0.1:8500. Only the "
+            "operator's deployer sets it (as runtime_url_template)."
+        ),
+    )
+    model_status_timeout_seconds: float = Field(2.0, gt=0, le=30, description="Timeout of one GetModelStatus call.")
+    model_config_poll_seconds: int = Field(
+        10,
+        ge=1,
+        le=600,
+        description="TF Serving's --model_config_file_poll_wait_seconds: how often the servers re-read their model "
+        "config (version and label changes take this long, plus the kubelet's ConfigMap sync, to reach them).",
+    )
 
     @field_validator("namespaces", mode="before")
     @classmethod
@@ -105,7 +122,7 @@ class OperatorSettings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("runtime_url_template")
+    @field_validator("runtime_url_template", "model_server_address_template")
     @classmethod
     def _known_placeholders(cls, value: str) -> str:
         fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
@@ -116,6 +133,9 @@ class OperatorSettings(BaseSettings):
 
     def runtime_url(self, *, name: str, namespace: str, service: str) -> str:
         return self.runtime_url_template.format(name=name, namespace=namespace, service=service).rstrip("/")
+
+    def model_server_address(self, *, name: str, namespace: str, service: str) -> str:
+        return self.model_server_address_template.format(name=name, namespace=namespace, service=service)
 
 
 ENV_PREFIX = "CROUPIER_OPERATOR_"

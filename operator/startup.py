@@ -72,7 +72,7 @@ def register(ours: OperatorSettings) -> None:
         kube = KubeClient.from_kubeconfig(max_connections=ours.api_workers)
         http = httpx.AsyncClient(timeout=ours.probe_timeout_seconds, trust_env=False)
         memo.kube, memo.http = kube, http
-        memo.supervisor = Supervisor(kube, Services(settings=ours, http=http))
+        memo.supervisor = Supervisor(kube, Services(settings=ours, http=http, kube=kube))
         metrics.serve(ours.metrics_host, ours.metrics_port)
         get_logger("croupier.operator").info(
             "operator started",

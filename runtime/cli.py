@@ -1,7 +1,9 @@
-"""`croupier-runtime`: serve one DecisionPolicy, or export its decision log.
+"""`croupier-runtime`: serve one DecisionPolicy or one Experiment, or export a policy's decision log.
 
     croupier-runtime --policy examples/banner.yaml --port 8080 --state-dir ./state
+    croupier-runtime --experiment examples/experiment-abn.yaml --policy-url homepage-banner=http://127.0.0.1:8081
     croupier-runtime export --policy examples/banner.yaml --state-dir ./state --output decisions.jsonl
+    croupier-runtime export --policy examples/banner.yaml --state-dir ./state --format parquet --output log.parquet
     croupier-runtime router --upstream-rest http://127.0.0.1:8511 --upstream-grpc 127.0.0.1:8510 \
         --routing-file routing.yaml --rest-port 8501 --grpc-port 8500
 
@@ -15,7 +17,7 @@ import argparse
 import gc
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -24,14 +26,29 @@ from croupier.runtime.logs import configure_logging
 from croupier.runtime.policy_file import load_policy
 from croupier.runtime.settings import RuntimeSettings
 
+if TYPE_CHECKING:
+    from croupier.runtime.assembly import Runtime
+    from croupier.runtime.experiments.assembly import ExperimentRuntime
+
 
 def _serve_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="croupier-runtime", description="Serve one DecisionPolicy over HTTP.")
+    parser = argparse.ArgumentParser(
+        prog="croupier-runtime", description="Serve one DecisionPolicy (or one Experiment) over HTTP."
+    )
     parser.add_argument("--policy", type=Path, help="DecisionPolicy manifest (YAML), as applied with kubectl.")
+    parser.add_argument("--experiment", type=Path, help="Experiment manifest (YAML) to serve instead of a policy.")
+    parser.add_argument(
+        "--policy-url",
+        action="append",
+        dest="policy_urls",
+        metavar="NAME=URL",
+        help="Experiments: the runtime of the DecisionPolicy NAME (repeatable; default: its Service in the cluster).",
+    )
     parser.add_argument("--host", help="Listen address (default: 127.0.0.1, or 0.0.0.0 inside a pod).")
     parser.add_argument("--port", type=int, help="Listen port (default 8080; 0 picks a free port).")
     parser.add_argument("--state-dir", type=Path, help="Directory of the SQLite decision log.")
     parser.add_argument("--redis-url", help="Redis URL for state.backend Redis (overrides the spec).")
+    parser.add_argument("--auth-dir", type=Path, help="Mounted auth Secret: require bearer tokens (spec.auth).")
     parser.add_argument("--log-level", help="debug, info, warning, error.")
     parser.add_argument("--seed", type=int, help="Seed of the decision RNG (reproducible runs).")
     return parser
@@ -39,12 +56,16 @@ def _serve_parser() -> argparse.ArgumentParser:
 
 def _export_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="croupier-runtime export", description="Write the decision log, joined with rewards, as JSON lines."
+        prog="croupier-runtime export",
+        description="Write the decision log, joined with rewards, as JSON lines or Parquet.",
     )
     parser.add_argument("--policy", type=Path, help="The DecisionPolicy manifest (finds the log in --state-dir).")
     parser.add_argument("--state-dir", type=Path, help="Directory of the SQLite decision log.")
     parser.add_argument("--database", type=Path, help="The SQLite file itself (instead of --policy/--state-dir).")
-    parser.add_argument("--output", type=Path, help="Output file (default: standard output).")
+    parser.add_argument("--output", type=Path, help="Output file (default: standard output; required for Parquet).")
+    parser.add_argument(
+        "--format", choices=("jsonl", "parquet"), default="jsonl", help="jsonl (default) or parquet (needs pyarrow)."
+    )
     parser.add_argument("--after", help="Only decisions with an id after this one (incremental export).")
     return parser
 
@@ -54,10 +75,13 @@ def _settings(args: argparse.Namespace) -> RuntimeSettings:
         key: value
         for key, value in {
             "policy": args.policy,
+            "experiment": getattr(args, "experiment", None),
+            "policy_urls": getattr(args, "policy_urls", None),
             "host": getattr(args, "host", None),
             "port": getattr(args, "port", None),
             "state_dir": args.state_dir,
             "redis_url": getattr(args, "redis_url", None),
+            "auth_dir": getattr(args, "auth_dir", None),
             "log_level": getattr(args, "log_level", None),
             "seed": getattr(args, "seed", None),
         }.items()
@@ -71,16 +95,27 @@ def serve(argv: list[str]) -> int:
     settings = _settings(args)
     configure_logging(settings.log_level, settings.log_format)
     log = structlog.get_logger("croupier.runtime")
+    runtime: Runtime | ExperimentRuntime
     try:
-        served = load_policy(settings.policy)
-        from croupier.runtime.assembly import Runtime  # noqa: PLC0415 - keep `--help` fast
-        from croupier.runtime.http.app import HttpApp  # noqa: PLC0415
+        from croupier.runtime.http.app import HttpApp  # noqa: PLC0415 - keep `--help` fast
 
-        runtime = Runtime(settings, served)
-    except PolicyConfigError as exc:
-        log.error("cannot serve the policy", error=str(exc))
+        if settings.experiment is not None:
+            from croupier.runtime.experiments.assembly import ExperimentRuntime  # noqa: PLC0415
+            from croupier.runtime.experiments.config import load_experiment  # noqa: PLC0415
+
+            experiment = load_experiment(settings.experiment)
+            runtime = ExperimentRuntime(settings, experiment)
+            name = experiment.name
+        else:
+            from croupier.runtime.assembly import Runtime  # noqa: PLC0415
+
+            served = load_policy(settings.policy)
+            runtime = Runtime(settings, served)
+            name = served.name
+        app = HttpApp(runtime, on_started=freeze_start_up_heap)
+    except PolicyConfigError as exc:  # ExperimentConfigError too
+        log.error("cannot serve the " + ("experiment" if settings.experiment else "policy"), error=str(exc))
         return 2
-    app = HttpApp(runtime, on_started=freeze_start_up_heap)
     import uvicorn  # noqa: PLC0415
 
     from croupier.runtime.http.server import ConnectionLimits, guarded_protocol  # noqa: PLC0415
@@ -110,7 +145,8 @@ def serve(argv: list[str]) -> int:
     )
     server = uvicorn.Server(config)
     gc.set_threshold(*GC_THRESHOLDS)
-    log.info("serving", host=settings.host, port=settings.port, policy=served.name, state_dir=str(settings.state_dir))
+    kind = "experiment" if settings.experiment is not None else "policy"
+    log.info("serving", host=settings.host, port=settings.port, state_dir=str(settings.state_dir), **{kind: name})
     server.run()
     return 0 if server.started else 1
 
@@ -131,7 +167,7 @@ GC_THRESHOLDS = (20_000, 20, 10)
 
 
 def export(argv: list[str]) -> int:
-    from croupier.runtime.store.export import export_jsonl  # noqa: PLC0415
+    from croupier.runtime.store.export import ExportError, export_jsonl, export_parquet  # noqa: PLC0415
     from croupier.runtime.store.sqlite import database_path  # noqa: PLC0415
 
     args = _export_parser().parse_args(argv)
@@ -148,11 +184,20 @@ def export(argv: list[str]) -> int:
     if not database.exists():
         print(f"croupier-runtime export: no decision log at {database}", file=sys.stderr)
         return 2
-    if args.output is None:
-        count = export_jsonl(database, sys.stdout.buffer, after=args.after)
-    else:
-        with args.output.open("wb") as out:
-            count = export_jsonl(database, out, after=args.after)
+    if args.format == "parquet" and args.output is None:
+        print("croupier-runtime export: --format parquet needs --output (a file)", file=sys.stderr)
+        return 2
+    try:
+        if args.format == "parquet":
+            count = export_parquet(database, args.output, after=args.after)
+        elif args.output is None:
+            count = export_jsonl(database, sys.stdout.buffer, after=args.after)
+        else:
+            with args.output.open("wb") as out:
+                count = export_jsonl(database, out, after=args.after)
+    except ExportError as exc:
+        print(f"croupier-runtime export: {exc}", file=sys.stderr)
+        return 2
     print(f"exported {count} decisions from {database}", file=sys.stderr)
     return 0
 

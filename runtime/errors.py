@@ -117,3 +117,28 @@ class PolicyConfigError(PolicyError):
     """The policy cannot be served: not a DecisionPolicy, an invalid spec, or a configuration the policy core refuses
     (`build_policy`). Not an HTTP error: the process exits with the reason. The one class for every such failure, so
     the CLI catches all of them."""
+
+
+class UnknownMetric(InvalidField):
+    """An outcome for a metric the experiment does not measure."""
+
+    code = "UnknownMetric"
+
+
+class UnknownVariant(InvalidField):
+    code = "UnknownVariant"
+
+
+class InvalidOutcome(InvalidField):
+    code = "InvalidOutcome"
+
+
+class TargetUnavailable(CroupierError):
+    """A variant's target (the DecisionPolicy's runtime) did not answer in time or answered an error."""
+
+    status = 502
+    code = "TargetUnavailable"
+
+
+class ExperimentConfigError(PolicyConfigError):
+    """The experiment cannot be served: not an Experiment manifest or an invalid spec (the process exits)."""

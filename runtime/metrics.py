@@ -7,6 +7,7 @@ take a `RuntimeMetrics` argument, so tests may also pass a fresh instance.
 from __future__ import annotations
 
 import bisect
+import collections
 import threading
 from collections.abc import Callable, Iterator
 
@@ -67,6 +68,24 @@ class _DecisionCollector(Collector):
         return iter(())
 
 
+class _CountsByLabel(Collector):
+    """A counter family kept in a plain dict (no lock per increment on a hot path), read on scrape."""
+
+    def __init__(self, name: str, documentation: str, label: str, registry: CollectorRegistry) -> None:
+        self.name, self.documentation, self.label = name, documentation, label
+        self.counts: collections.Counter[str] = collections.Counter()
+        registry.register(self)
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
+        for value, count in sorted(self.counts.items()):
+            family.add_metric([value], count)
+        yield family
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+
 class RuntimeMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -117,6 +136,18 @@ class RuntimeMetrics:
         )
         self.redis_sync_age = Gauge(
             "croupier_redis_sync_age_seconds", "Seconds since the learned totals were last read from Redis.", registry=r
+        )
+        self.experiment_assignments = _CountsByLabel(
+            "croupier_experiment_assignments", "Assignments answered, by variant.", "variant", r
+        ).counts
+        self.experiment_exposures = Counter(
+            "croupier_experiment_exposures", "Counted exposures made durable, by variant.", ["variant"], registry=r
+        )
+        self.experiment_outcomes = Counter(
+            "croupier_experiment_outcomes",
+            "Outcomes received, by result (accepted, duplicate, unexposed, late, notCounted).",
+            ["outcome"],
+            registry=r,
         )
         self.policy_info = Gauge(
             "croupier_policy_info", "The served policy (value 1).", ["policy", "version", "algorithm"], registry=r

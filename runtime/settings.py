@@ -29,11 +29,30 @@ class RuntimeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CROUPIER_RUNTIME_", extra="ignore")
 
     policy: Path = Field(Path("/etc/croupier/policy.yaml"), description="The DecisionPolicy manifest to serve.")
+    experiment: Path | None = Field(
+        None, description="An Experiment manifest to serve instead of a policy (the experiment assignment service)."
+    )
+    policy_url_template: str = Field(
+        "http://{name}.{namespace}.svc:8080",
+        description="Experiments: where a DecisionPolicy target's runtime answers ({name}, {namespace} filled in).",
+    )
+    policy_urls: list[str] = Field(
+        default_factory=list, description="Experiments: NAME=URL of DecisionPolicy runtimes, overriding the template."
+    )
+    target_timeout_ms: int = Field(
+        500, ge=1, le=60_000, description="Experiments: how long a DecisionPolicy target's decide may take."
+    )
     host: str = Field(default_factory=_default_host, description="Listen address (0.0.0.0 in a pod, else loopback).")
     port: int = Field(8080, ge=0, le=65535)
     state_dir: Path = Field(Path("/var/lib/croupier"), description="Where the SQLite decision log lives.")
     redis_url: str | None = Field(None, description="Overrides spec.state.redis.url (e.g. from a Secret).")
     redis_key_prefix: str | None = Field(None, description="Overrides spec.state.redis.keyPrefix.")
+    auth_dir: Path | None = Field(
+        None,
+        description="Directory of the mounted auth Secret (one file per key). Set: every data-plane route needs a "
+        "bearer token with its scope (spec.auth.tokens). Unset: no authentication (the embedded demo, local runs); "
+        "the operator sets it in every pod unless spec.auth.mode is Disabled.",
+    )
     replica: str = Field(default_factory=_default_replica, description="This process's name in stats and logs.")
 
     decision_flush_interval_ms: int = Field(

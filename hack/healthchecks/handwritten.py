@@ -1,5 +1,5 @@
-"""Writes the hand-written health-check testdata: states no integration test produces yet (the ModelDeployment and
-Experiment reconcilers are not there; some DecisionPolicy states cannot be reached against kwok pods).
+"""Writes the hand-written health-check testdata: states no integration test produces yet (the Experiment reconciler
+is not there, the ModelDeployment's canary engine not wired; some states cannot be reached against kwok pods).
 
 Each object follows the condition patterns the operator writes (operator/decisionpolicy/status.py): ready (Ready True),
 waiting (Ready False, Progressing True), blocked (Ready/Progressing False, Degraded True), settled (all False), and for
@@ -49,6 +49,10 @@ def serving(reason: str, message: str, healthy: str) -> tuple:
     return (T, reason), (F, reason), (F, healthy), message
 
 
+def settled(reason: str, message: str, healthy: str) -> tuple:
+    return (F, reason), (F, reason), (F, healthy), message
+
+
 def serving_degraded(reason: str, message: str) -> tuple:
     return (T, reason), (F, reason), (T, reason), message
 
@@ -69,18 +73,31 @@ STATES: dict[str, list[tuple]] = {
         blocked("ApplyFailed", CHILD["ApplyFailed"]),
     ],
     "ModelDeployment": [
-        serving("Available", "version 1 AVAILABLE, 100% of traffic", "Available"),
-        waiting("VersionLoading", "version 2 is LOADING", "VersionLoading"),
-        blocked("VersionNotAvailable", "version 2 is END: the SavedModel failed to load"),
-        serving_progress("StepInProgress", "step 1 of 3: canary at 10%", "StepInProgress"),
-        serving_progress("WaitingForAnalysis", "step 1 of 3: waiting for the first analysis interval", "WaitingForAnalysis"),
-        serving_progress("InsufficientData", "12 requests in the interval, 100 needed", "InsufficientData"),
+        serving("Available", "TF Serving reports every version with traffic AVAILABLE; serving stable 1 90%, canary 2 10%",
+                "AsExpected"),
+        waiting("VersionLoading", "canary version 2 is LOADING in TF Serving (12s of the 600s progress deadline)",
+                "AsExpected"),
+        waiting("PodsStarting", "Deployment ranker: no TF Serving pod available yet", "AsExpected"),
+        waiting("Promoting", "the previous stable version serves until version 2 is AVAILABLE", "AsExpected"),
+        waiting("WeightNotServed", "TF Serving has not applied the labels yet (ranker: canary)", "AsExpected"),
+        settled("ScaledToZero", "spec.serving.replicas is 0: no TF Serving pod serves", "AsExpected"),
+        blocked("InvalidName", "metadata.name 'Ranker' must be a DNS-1035 label of at most 49 characters"),
+        blocked("InvalidSpec", "spec.stable.version: Input should be greater than or equal to 1"),
+        blocked("VersionNotAvailable", "canary version 2 not AVAILABLE after 600s: state LOADING"),
+        blocked("VersionNotFound", "canary version 3 not AVAILABLE after 600s: TF Serving does not list canary version 3"),
+        blocked("SavedModelInvalid", "stable version 2: Can't parse /models/ranker/2/saved_model.pb as binary proto"),
+        blocked("StorageUnreadable", "stable version 1: s3://models/ranker: Access Denied"),
+        blocked("ModelServerUnreachable",
+                "GetModelStatus on ranker.example.svc:8500 failed: UNAVAILABLE: failed to connect to all addresses"),
+        serving_progress("StepInProgress", "step 1 of 3: canary at 10%", "AsExpected"),
+        serving_progress("WaitingForAnalysis", "step 1 of 3: waiting for the first analysis interval", "AsExpected"),
+        serving_progress("InsufficientData", "12 requests in the interval, 100 needed", "AsExpected"),
         serving_degraded("AnalysisFailed", "error rate 0.08 above 0.05"),
-        serving_progress("AnalysisError", "the Prometheus query failed: connection refused", "AnalysisError"),
+        serving_progress("AnalysisError", "the Prometheus query failed: connection refused", "AsExpected"),
         serving_degraded("RolledBack", "rolled back to version 1 after 3 failed intervals"),
-        serving("Paused", "the canary is paused at step 2 (spec.canary.paused)", "Paused"),
-        serving("CanaryComplete", "version 2 took 100% of traffic; promote it to stable", "CanaryComplete"),
-        blocked("RouteNotAccepted", "HTTPRoute ranker: not accepted by its Gateway"),
+        serving("Paused", "the canary is paused at step 2 (spec.canary.paused)", "AsExpected"),
+        serving("CanaryComplete", "version 2 took 100% of traffic; promote it to stable", "AsExpected"),
+        blocked("RouteNotAccepted", "Gateway edge did not accept the route: NotAllowedByListeners: no listener matches"),
         *(blocked(reason, message) for reason, message in CHILD.items()),
     ],
     "Experiment": [
@@ -93,6 +110,9 @@ STATES: dict[str, list[tuple]] = {
         serving("WinnerFound", "treatment beats control: lift 4.1% [1.2%, 7.0%]", "WinnerFound"),
         serving("NoSignificantDifference", "no variant differs from control at alpha 0.05", "NoSignificantDifference"),
         blocked("TargetNotFound", "decisionPolicyRef homepage-banner: DecisionPolicy not found"),
+        waiting("TargetNotReady", "decisionPolicyRef homepage-banner: DecisionPolicy not Ready; serving control",
+                "TargetNotReady"),
+        blocked("TargetNotSupported", "variant canary: ModelDeployment targets need the model router; serving control"),
         *(blocked(reason, message) for reason, message in CHILD.items()),
     ],
 }

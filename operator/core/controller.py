@@ -19,6 +19,7 @@ import httpx
 from prometheus_client import Gauge
 
 from croupier.api.common import ApiModel
+from croupier.operator.core.kube import KubeClient
 from croupier.operator.core.resources import Resource
 from croupier.operator.settings import OperatorSettings
 
@@ -92,6 +93,8 @@ class Services:
 
     settings: OperatorSettings
     http: httpx.AsyncClient
+    kube: KubeClient | None = None
+    """For reads a Kind needs beyond its children (the auth Secret of a DecisionPolicy's stats probe)."""
 
 
 class KindObserver(Protocol[ParsedT, Observed_co]):

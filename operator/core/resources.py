@@ -41,13 +41,33 @@ SERVICE = Resource("Service", "", "v1", "services")
 PERSISTENT_VOLUME_CLAIM = Resource("PersistentVolumeClaim", "", "v1", "persistentvolumeclaims")
 DEPLOYMENT = Resource("Deployment", "apps", "v1", "deployments")
 POD_DISRUPTION_BUDGET = Resource("PodDisruptionBudget", "policy", "v1", "poddisruptionbudgets")
+NETWORK_POLICY = Resource("NetworkPolicy", "networking.k8s.io", "v1", "networkpolicies")
+# Read only (get, by name): the auth Secret a DecisionPolicy names, for the admin token of the stats probe.
+SECRET = Resource("Secret", "", "v1", "secrets")
+# Gateway API routes (a ModelDeployment in GatewayAPI mode); watched only where the Gateway API CRDs are installed.
+HTTP_ROUTE = Resource("HTTPRoute", "gateway.networking.k8s.io", "v1", "httproutes")
+GRPC_ROUTE = Resource("GRPCRoute", "gateway.networking.k8s.io", "v1", "grpcroutes")
 
 # The kinds a custom resource may own (watched label-selected, indexed by owner, applied server-side).
-CHILD_KINDS: tuple[Resource, ...] = (CONFIG_MAP, SERVICE, PERSISTENT_VOLUME_CLAIM, DEPLOYMENT, POD_DISRUPTION_BUDGET)
+CHILD_KINDS: tuple[Resource, ...] = (
+    CONFIG_MAP,
+    SERVICE,
+    PERSISTENT_VOLUME_CLAIM,
+    DEPLOYMENT,
+    POD_DISRUPTION_BUDGET,
+    NETWORK_POLICY,
+    HTTP_ROUTE,
+    GRPC_ROUTE,
+)
+
+# Kinds the operator only reads, one object by name (never lists or watches them): RBAC grants them `get` alone.
+READ_BY_NAME: tuple[Resource, ...] = (SECRET,)
 
 DECISION_POLICY = Resource(decisionpolicy.KIND, GROUP, VERSION, decisionpolicy.PLURAL)
 MODEL_DEPLOYMENT = Resource(modeldeployment.KIND, GROUP, VERSION, modeldeployment.PLURAL)
 EXPERIMENT = Resource(experiment.KIND, GROUP, VERSION, experiment.PLURAL)
 
 # Custom resources (the kinds with a controller) and children, by kind.
-BY_KIND: dict[str, Resource] = {r.kind: r for r in (*CHILD_KINDS, DECISION_POLICY, MODEL_DEPLOYMENT, EXPERIMENT)}
+BY_KIND: dict[str, Resource] = {
+    r.kind: r for r in (*CHILD_KINDS, SECRET, DECISION_POLICY, MODEL_DEPLOYMENT, EXPERIMENT)
+}

@@ -1,4 +1,5 @@
-"""spec -> desired children: the ConfigMap, Deployment, Service, PodDisruptionBudget (and PVC) of a DecisionPolicy.
+"""spec -> desired children: the ConfigMap, Deployment, Service, PodDisruptionBudget, NetworkPolicy (and PVC) of a
+DecisionPolicy.
 
 Pure: the same policy and settings always render the same objects, byte for byte (golden tests hold us to it).
 """
@@ -12,7 +13,7 @@ from typing import Any
 import yaml
 
 from croupier.api.common import API_VERSION, GROUP
-from croupier.api.decisionpolicy import KIND, StateBackend
+from croupier.api.decisionpolicy import KIND, LabelSelector, NetworkPeer, StateBackend
 from croupier.operator.core.matching import digest, with_manifest_hashes
 from croupier.operator.core.observer import MANAGED_BY_LABEL
 from croupier.operator.decisionpolicy.model import PolicyObject
@@ -23,6 +24,8 @@ TEMPLATE_DIR = "decisionpolicy"
 POLICY_KEY = "policy.yaml"
 CONFIG_MOUNT = "/etc/croupier"
 STATE_MOUNT = "/var/lib/croupier"
+AUTH_MOUNT = "/var/run/croupier/auth"
+OPERATOR_POD_LABELS = {"app.kubernetes.io/name": "croupier-operator"}
 SERVICE_PORT = 80
 RUNTIME_UID = 65532
 APP_NAME = "croupier-runtime"
@@ -38,6 +41,7 @@ class ChildNames:
     service: str
     pdb: str
     pvc: str
+    networkpolicy: str
 
 
 def child_names(policy_name: str) -> ChildNames:
@@ -47,6 +51,7 @@ def child_names(policy_name: str) -> ChildNames:
         service=policy_name,
         pdb=policy_name,
         pvc=f"{policy_name}-state",
+        networkpolicy=policy_name,
     )
 
 
@@ -95,6 +100,8 @@ def _runtime_env(policy: PolicyObject) -> list[dict[str, Any]]:
         {"name": "CROUPIER_RUNTIME_HOST", "value": "0.0.0.0"},
         {"name": "CROUPIER_RUNTIME_LOG_FORMAT", "value": "json"},
     ]
+    if policy.spec.auth.enabled:
+        env.append({"name": "CROUPIER_RUNTIME_AUTH_DIR", "value": AUTH_MOUNT})
     redis = policy.spec.state.redis
     if policy.spec.state.backend == StateBackend.REDIS and redis is not None:
         if redis.url_secret_ref is not None:
@@ -115,6 +122,36 @@ def _strategy(policy: PolicyObject) -> dict[str, Any]:
 def _min_available(replicas: int) -> int | None:
     # One replica: maxUnavailable 1 (never block a node drain). More: all but one stay up during voluntary disruptions.
     return replicas - 1 if replicas > 1 else None
+
+
+def _selector(selector: LabelSelector) -> dict[str, Any]:
+    # As the API server stores it: an empty matchLabels is dropped (omitempty), and a rendered `matchLabels: {}` would
+    # differ from the live object on every comparison.
+    return {"matchLabels": dict(selector.match_labels)} if selector.match_labels else {}
+
+
+def _peer(peer: NetworkPeer) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if peer.namespace_selector is not None:
+        out["namespaceSelector"] = _selector(peer.namespace_selector)
+    if peer.pod_selector is not None:
+        out["podSelector"] = _selector(peer.pod_selector)
+    return out
+
+
+def network_ingress(policy: PolicyObject, port: int) -> list[dict[str, Any]]:
+    """The NetworkPolicy's ingress rules: the spec's peers, the operator's pods (any namespace, for the stats probe)
+    and the monitoring namespaces, all on the runtime's one port; everything when spec.networkPolicy is disabled."""
+    spec = policy.spec.network_policy
+    if not spec.enabled:
+        return [{}]
+    ports = [{"protocol": "TCP", "port": port}]
+    operator = {"namespaceSelector": {}, "podSelector": {"matchLabels": OPERATOR_POD_LABELS}}
+    monitoring = {"namespaceSelector": _selector(spec.metrics_namespace_selector)}
+    rules = [{"from": [operator, monitoring], "ports": ports}]
+    if spec.ingress:
+        rules.insert(0, {"from": [_peer(p) for p in spec.ingress], "ports": ports})
+    return rules
 
 
 def template_context(policy: PolicyObject, settings: OperatorSettings) -> dict[str, Any]:
@@ -147,6 +184,9 @@ def template_context(policy: PolicyObject, settings: OperatorSettings) -> dict[s
         "state_claim": names.pvc if uses_volume_claim(policy) else None,
         "storage_size": persistence.size,
         "storage_class_name": persistence.storage_class_name,
+        "auth_secret": policy.spec.auth.secret_for(policy.name) if policy.spec.auth.enabled else None,
+        "auth_mount": AUTH_MOUNT,
+        "network_ingress": network_ingress(policy, settings.runtime_port),
     }
 
 
@@ -156,7 +196,7 @@ def render(policy: PolicyObject, settings: OperatorSettings) -> Sequence[dict[st
     templates = ["configmap.yaml.j2"]
     if uses_volume_claim(policy):
         templates.append("pvc.yaml.j2")
-    templates += ["deployment.yaml.j2", "service.yaml.j2", "pdb.yaml.j2"]
+    templates += ["deployment.yaml.j2", "service.yaml.j2", "pdb.yaml.j2", "networkpolicy.yaml.j2"]
     return [render_manifest(settings.templates_dir, f"{TEMPLATE_DIR}/{name}", context) for name in templates]
 
 

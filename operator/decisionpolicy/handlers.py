@@ -1,8 +1,8 @@
 """Kopf registration of DecisionPolicy: the Kind declared on the shared machinery (``croupier.operator.core``).
 
-Children: ConfigMap, Deployment, Service, PodDisruptionBudget (and a PersistentVolumeClaim for embedded state on a
-volume), rendered by ``children.render``; observations by ``observer.RuntimeObserver`` (the runtime's statistics);
-status by ``status.desired_status``.
+Children: ConfigMap, Deployment, Service, PodDisruptionBudget, NetworkPolicy (and a PersistentVolumeClaim for embedded
+state on a volume), rendered by ``children.render``; observations by ``observer.RuntimeObserver`` (the runtime's
+statistics, read with the auth Secret's admin token); status by ``status.desired_status``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from croupier.operator.core.resources import (
     CONFIG_MAP,
     DECISION_POLICY,
     DEPLOYMENT,
+    NETWORK_POLICY,
     PERSISTENT_VOLUME_CLAIM,
     POD_DISRUPTION_BUDGET,
     SERVICE,
@@ -27,7 +28,7 @@ from croupier.operator.decisionpolicy.status import Observations, desired_status
 CONTROLLER: KindController[PolicyObject, Observations, DecisionPolicyStatus] = KindController(
     resource=DECISION_POLICY,
     status_model=DecisionPolicyStatus,
-    children=(CONFIG_MAP, SERVICE, PERSISTENT_VOLUME_CLAIM, DEPLOYMENT, POD_DISRUPTION_BUDGET),
+    children=(CONFIG_MAP, SERVICE, PERSISTENT_VOLUME_CLAIM, DEPLOYMENT, POD_DISRUPTION_BUDGET, NETWORK_POLICY),
     parse=parse_policy,
     render=render,
     observer=RuntimeObserver,

@@ -7,7 +7,7 @@ from croupier.operator.core.controller import Services, Snapshot
 from croupier.operator.core.resources import DEPLOYMENT
 from croupier.operator.decisionpolicy.children import CONFIG_HASH_ANNOTATION, child_names, endpoint
 from croupier.operator.decisionpolicy.model import PolicyObject
-from croupier.operator.decisionpolicy.probe import ProbeResult, probe_stats
+from croupier.operator.decisionpolicy.probe import ProbeResult, admin_token, probe_stats
 from croupier.operator.decisionpolicy.status import DeploymentState, Observations
 
 PROBE_RETRY_SECONDS = 2.0
@@ -22,6 +22,7 @@ class RuntimeObserver:
     def __init__(self, services: Services) -> None:
         self.settings = services.settings
         self.http = services.http
+        self.kube = services.kube
         self.failures: dict[str, int] = {}
 
     def forget(self, uid: str) -> None:
@@ -51,7 +52,10 @@ class RuntimeObserver:
             and deployment.rolled_out(config_hash)
         ):
             url = self.settings.runtime_url(name=target.name, namespace=target.namespace, service=names.service)
-            probe = await probe_stats(self.http, url)
+            token, token_problem = None, ""
+            if policy.spec.auth.enabled:
+                token, token_problem = await admin_token(self.kube, target.namespace, policy.spec.auth, target.name)
+            probe = await probe_stats(self.http, url, token=token, token_problem=token_problem)
             self.failures[target.uid] = 0 if probe.ok else self.failures.get(target.uid, 0) + 1
         return Observations(
             generation=target.generation,

@@ -1,1 +1,3 @@
-"""ModelDeployment: registered on the shared machinery; until its reconciler lands, its status says so."""
+"""ModelDeployment: spec -> static children (``children``), GetModelStatus -> serving plan (``plan``) -> model configs
+and route (applied by ``observer``), observations -> typed status (``status``), and its Kopf registration
+(``handlers``)."""

@@ -1,18 +1,63 @@
-"""Kopf registration of ModelDeployment: no children and no observations yet, only a status saying so (reason
-``NotImplemented``) until its reconciler lands."""
+"""Kopf registration of ModelDeployment: the Kind declared on the shared machinery (``croupier.operator.core``).
+
+Children: the server ConfigMap, TF Serving Deployment(s), Services and PodDisruptionBudgets rendered from the spec by
+``children.render``; the model config ConfigMaps and the Gateway API route, rendered from the serving plan and applied
+by ``observer.ModelObserver`` after each GetModelStatus; status by ``status.desired_status``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from croupier.api.modeldeployment import ModelDeploymentStatus, Reason
-from croupier.operator.core.controller import KindController, Snapshot
-from croupier.operator.core.registration import register
-from croupier.operator.core.resources import MODEL_DEPLOYMENT
-from croupier.operator.core.unimplemented import unreconciled_controller
+import kopf
 
-CONTROLLER: KindController[None, Snapshot[Any], ModelDeploymentStatus] = unreconciled_controller(
-    MODEL_DEPLOYMENT, ModelDeploymentStatus, Reason.NOT_IMPLEMENTED
+from croupier.api.modeldeployment import KIND, ModelDeploymentStatus
+from croupier.operator.core.controller import KindController
+from croupier.operator.core.registration import register
+from croupier.operator.core.resources import (
+    CONFIG_MAP,
+    DEPLOYMENT,
+    GRPC_ROUTE,
+    HTTP_ROUTE,
+    MODEL_DEPLOYMENT,
+    POD_DISRUPTION_BUDGET,
+    SERVICE,
+)
+from croupier.operator.modeldeployment.children import render
+from croupier.operator.modeldeployment.model import ModelDeploymentObject, parse_model_deployment
+from croupier.operator.modeldeployment.observer import ModelObserver
+from croupier.operator.modeldeployment.status import Observations, desired_status
+
+# The status fields this controller computes; the rollout fields (step start, analysis, rollback) are the canary
+# engine's and are left as they are.
+OWNED_STATUS = (
+    "observedGeneration",
+    "conditions",
+    "versions",
+    "canaryWeight",
+    "currentStep",
+    "endpoint",
+    "restEndpoint",
+)
+
+CONTROLLER: KindController[ModelDeploymentObject, Observations, ModelDeploymentStatus] = KindController(
+    resource=MODEL_DEPLOYMENT,
+    status_model=ModelDeploymentStatus,
+    children=(CONFIG_MAP, SERVICE, DEPLOYMENT, POD_DISRUPTION_BUDGET, HTTP_ROUTE, GRPC_ROUTE),
+    parse=parse_model_deployment,
+    render=render,
+    observer=ModelObserver,
+    status=desired_status,
+    owned_status=OWNED_STATUS,
 )
 
 register(CONTROLLER)
+
+
+@kopf.on.cleanup()
+async def close_model_observer(memo: kopf.Memo, **_: Any) -> None:
+    """The observer's gRPC channels and API connections close with the operator."""
+    supervisor = getattr(memo, "supervisor", None)
+    observer = getattr(supervisor, "observers", {}).get(KIND)
+    if isinstance(observer, ModelObserver):
+        await observer.close()

@@ -2,7 +2,10 @@
 
 No framework: the decide route costs a dict lookup, one `receive` and two `send`s on top of the codec's and the
 core's own work. The app mounts the routes of the process's data-plane services (`routes.py`: today the decision
-service's decide, rewards and stats) beside its own health, readiness, metrics and OpenAPI routes.
+service's decide, rewards and stats, or the experiment service's assign, exposures, outcomes and stats) beside its own
+health, readiness, metrics and OpenAPI routes. Every route a service contributes declares its auth scope; with a token
+directory set, `auth.py` checks the bearer token first (the app's own routes stay open for kubelet probes and
+Prometheus).
 """
 
 from __future__ import annotations
@@ -14,11 +17,14 @@ import orjson
 import structlog
 
 from croupier.api import wire
+from croupier.api.decisionpolicy import AuthScope, AuthSpec
 from croupier.runtime.assembly import Runtime
-from croupier.runtime.errors import CroupierError, MethodNotAllowed, NotFound, PayloadTooLarge
+from croupier.runtime.errors import CroupierError, MethodNotAllowed, NotFound, PayloadTooLarge, PolicyConfigError
+from croupier.runtime.experiments.assembly import ExperimentRuntime
+from croupier.runtime.http.auth import AuthError, TokenAuthenticator
 from croupier.runtime.http.openapi import openapi_document
 from croupier.runtime.http.routes import JSON as _JSON
-from croupier.runtime.http.routes import GetHandler, PostHandler, decision_routes
+from croupier.runtime.http.routes import GetHandler, PostHandler, Routes, decision_routes
 
 log = structlog.get_logger("croupier.runtime.http")
 
@@ -29,7 +35,44 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 _METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
 
-_DECIDE = wire.DECIDE_PATH
+def mount(*services: Routes) -> Routes:
+    """The services' routes as one table; a path without an auth scope, or served twice, is a programming error."""
+    post: dict[str, PostHandler] = {}
+    get: dict[str, GetHandler] = {}
+    scopes: dict[str, AuthScope] = {}
+    for routes in services:
+        paths = routes.post.keys() | routes.get.keys()
+        unscoped = sorted(paths - routes.scopes.keys())
+        if unscoped:
+            raise ValueError(f"routes without an auth scope: {unscoped}")
+        twice = sorted(paths & (post.keys() | get.keys()))
+        if twice:
+            raise ValueError(f"routes served by two services: {twice}")
+        post.update(routes.post)
+        get.update(routes.get)
+        scopes.update(routes.scopes)
+    hot = next((routes.hot for routes in services if routes.hot), None)
+    return Routes(post=post, get=get, scopes=scopes, hot=hot)
+
+
+def authenticator(runtime: Runtime | ExperimentRuntime) -> TokenAuthenticator | None:
+    """The token check when the settings name a token directory, else None (with a warning: every route is open).
+
+    A policy's Secret keys and scopes come from its `spec.auth`; an Experiment has no auth block yet and uses the
+    default keys (decide, rewards, admin: one scope each)."""
+    auth = runtime.served.spec.auth if isinstance(runtime, Runtime) else AuthSpec()
+    directory = runtime.settings.auth_dir
+    if directory is None:
+        log.warning(
+            "authentication is off: no token directory (CROUPIER_RUNTIME_AUTH_DIR) is set",
+            spec_auth_mode=auth.mode,
+        )
+        return None
+    if not auth.enabled:
+        raise PolicyConfigError(
+            f"a token directory ({directory}) is set but spec.auth.mode is Disabled: remove one or the other"
+        )
+    return TokenAuthenticator(directory, auth.grants())
 
 
 class _ClientGone(Exception):
@@ -67,15 +110,27 @@ def _ok_start(body: bytes) -> dict[str, Any]:
     return start
 
 
+def _services(runtime: Runtime | ExperimentRuntime) -> tuple[list[Routes], dict[str, Any]]:
+    """The routes and the OpenAPI document of what the process serves: a policy's decisions or an experiment."""
+    if isinstance(runtime, ExperimentRuntime):
+        from croupier.runtime.experiments.http import (  # noqa: PLC0415
+            experiment_openapi_document,
+            experiment_routes,
+        )
+
+        return [experiment_routes(runtime.service)], experiment_openapi_document(runtime.served)
+    return [decision_routes(runtime.service, runtime.served.version)], openapi_document(runtime.served)
+
+
 class HttpApp:
     """The runtime's ASGI application."""
 
-    def __init__(self, runtime: Runtime, *, on_started: Callable[[], None] | None = None) -> None:
+    def __init__(self, runtime: Runtime | ExperimentRuntime, *, on_started: Callable[[], None] | None = None) -> None:
         self.runtime = runtime
         self._on_started = on_started
-        self.service = runtime.service
         self.max_body = runtime.settings.max_body_bytes
-        self._openapi = orjson.dumps(openapi_document(runtime.served))
+        services, document = _services(runtime)
+        self._openapi = orjson.dumps(document)
         self._ok = orjson.dumps({"status": "ok"})
         self._errors = runtime.metrics.request_errors
         self._post: dict[str, PostHandler] = {}
@@ -85,23 +140,35 @@ class HttpApp:
             wire.METRICS_PATH: lambda: (200, runtime.metrics.exposition(), _METRICS_TYPE),
             wire.OPENAPI_PATH: lambda: (200, self._openapi, _JSON),
         }
-        for routes in (decision_routes(runtime.service, runtime.served.version),):
-            self._post.update(routes.post)
-            self._get.update(routes.get)
-        self._decide = self._post[_DECIDE]
+        routes = mount(*services)
+        self._post.update(routes.post)
+        self._get.update(routes.get)
+        self._scopes: dict[str, str] = {path: str(scope) for path, scope in routes.scopes.items()}
+        # The hot route (decide, or an experiment's assign), matched first in `__call__`.
+        self._fast_path = routes.hot or "\0"  # "\0": no request path matches
+        self._hot = self._post.get(self._fast_path)
+        self._hot_scope = self._scopes.get(self._fast_path, "")
+        self._auth = authenticator(runtime)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("path") == _DECIDE and scope["method"] == "POST":
+        if scope.get("path") == self._fast_path and scope["method"] == "POST":
+            if self._auth is not None:
+                try:
+                    self._auth.check(scope["headers"], self._hot_scope)
+                except AuthError as exc:
+                    await self._error(send, self._fast_path, exc)
+                    return
             # The hot route first: one receive, the decide (batched with the requests of the same loop turn, see
-            # batching.py), two sends. Anything unusual (a body in several messages, an error) takes the general path.
+            # batching.py) or the assign, two sends. Anything unusual (a body in several messages, an error) takes the
+            # general path.
             message = await receive()
             if not message.get("more_body", False):
                 body: bytes = message.get("body", b"")
                 if len(body) <= self.max_body:
                     try:
-                        payload = await self._decide(body)
+                        payload = await self._hot(body)  # type: ignore[misc]  # set with _fast_path
                     except Exception as exc:
-                        await self._fail(send, _DECIDE, "POST", exc)
+                        await self._fail(send, self._fast_path, "POST", exc)
                         return
                     await send(_ok_start(payload))
                     await send({"type": "http.response.body", "body": payload})
@@ -118,6 +185,8 @@ class HttpApp:
         path: str = scope["path"]
         method: str = scope["method"]
         try:
+            if self._auth is not None and path in self._scopes:
+                self._auth.check(scope["headers"], self._scopes[path])
             if method == "POST" and path in self._post:
                 message = await receive()
                 body: bytes = message.get("body", b"")
@@ -165,7 +234,9 @@ class HttpApp:
         self._errors.labels(path if path in self._post or path in self._get else "other", error.code).inc()
         payload = orjson.dumps(error.to_wire())
         start = _start(error.status, payload)
-        if isinstance(error, MethodNotAllowed):
+        if isinstance(error, AuthError):
+            start["headers"].append((b"www-authenticate", error.challenge))
+        elif isinstance(error, MethodNotAllowed):
             start["headers"].append((b"allow", b"POST" if path in self._post else b"GET, HEAD"))
         await send(start)
         await send({"type": "http.response.body", "body": payload})

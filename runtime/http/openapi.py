@@ -81,20 +81,56 @@ def _schemas(served: ServedPolicy) -> dict[str, Any]:
     return schemas
 
 
-def _json(schema_name: str) -> dict[str, Any]:
+def json_content(schema_name: str) -> dict[str, Any]:
     return {"application/json": {"schema": {"$ref": _REF.format(model=schema_name)}}}
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
+def error_responses(*statuses: int) -> dict[str, Any]:
     reasons = {
         400: "Malformed JSON.",
         404: "No such decision (rewards) or route.",
         409: "The decision's attribution window closed.",
         413: "The body is too large.",
         422: "The body breaks the contract; `field` names the offender.",
+        502: "A variant's target (a DecisionPolicy's runtime) did not answer.",
         503: "The runtime cannot serve now; retry.",
     }
-    return {str(s): {"description": reasons[s], "content": _json("ErrorResponse")} for s in statuses}
+    return {str(s): {"description": reasons[s], "content": json_content("ErrorResponse")} for s in statuses}
+
+
+def common_paths() -> dict[str, Any]:
+    """Health, readiness and metrics: every runtime serves them."""
+    return {
+        wire.HEALTH_PATH: {
+            "get": {
+                "operationId": "health",
+                "summary": "Liveness.",
+                "responses": {
+                    "200": {"description": "Alive.", "content": json_content("HealthResponse")},
+                    "503": {"description": "Needs a restart.", "content": json_content("HealthResponse")},
+                },
+            }
+        },
+        wire.READY_PATH: {
+            "get": {
+                "operationId": "ready",
+                "summary": "Readiness: state restored and the store writable.",
+                "responses": {
+                    "200": {"description": "Ready.", "content": json_content("HealthResponse")},
+                    "503": {"description": "Not ready.", "content": json_content("HealthResponse")},
+                },
+            }
+        },
+        wire.METRICS_PATH: {
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics.",
+                "responses": {
+                    "200": {"description": "Metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}}
+                },
+            }
+        },
+    }
 
 
 def openapi_document(served: ServedPolicy) -> dict[str, Any]:
@@ -110,10 +146,10 @@ def openapi_document(served: ServedPolicy) -> dict[str, Any]:
                 "post": {
                     "operationId": "decide",
                     "summary": "Choose an arm; the decision is logged with its full probability vector.",
-                    "requestBody": {"required": True, "content": _json("DecideRequest")},
+                    "requestBody": {"required": True, "content": json_content("DecideRequest")},
                     "responses": {
-                        "200": {"description": "The decision.", "content": _json("DecideResponse")},
-                        **_errors(400, 413, 422, 503),
+                        "200": {"description": "The decision.", "content": json_content("DecideResponse")},
+                        **error_responses(400, 413, 422, 503),
                     },
                 }
             },
@@ -121,10 +157,10 @@ def openapi_document(served: ServedPolicy) -> dict[str, Any]:
                 "post": {
                     "operationId": "reward",
                     "summary": "Report rewards; acknowledged once durable. Repeated decisionIds are ignored.",
-                    "requestBody": {"required": True, "content": _json("RewardRequest")},
+                    "requestBody": {"required": True, "content": json_content("RewardRequest")},
                     "responses": {
-                        "200": {"description": "Stored and learned.", "content": _json("RewardResponse")},
-                        **_errors(400, 404, 409, 413, 422, 503),
+                        "200": {"description": "Stored and learned.", "content": json_content("RewardResponse")},
+                        **error_responses(400, 404, 409, 413, 422, 503),
                     },
                 }
             },
@@ -132,38 +168,10 @@ def openapi_document(served: ServedPolicy) -> dict[str, Any]:
                 "get": {
                     "operationId": "stats",
                     "summary": "Per-arm statistics, totals and the served generation.",
-                    "responses": {"200": {"description": "Statistics.", "content": _json("StatsResponse")}},
+                    "responses": {"200": {"description": "Statistics.", "content": json_content("StatsResponse")}},
                 }
             },
-            wire.HEALTH_PATH: {
-                "get": {
-                    "operationId": "health",
-                    "summary": "Liveness.",
-                    "responses": {
-                        "200": {"description": "Alive.", "content": _json("HealthResponse")},
-                        "503": {"description": "Needs a restart.", "content": _json("HealthResponse")},
-                    },
-                }
-            },
-            wire.READY_PATH: {
-                "get": {
-                    "operationId": "ready",
-                    "summary": "Readiness: state restored and the store writable.",
-                    "responses": {
-                        "200": {"description": "Ready.", "content": _json("HealthResponse")},
-                        "503": {"description": "Not ready.", "content": _json("HealthResponse")},
-                    },
-                }
-            },
-            wire.METRICS_PATH: {
-                "get": {
-                    "operationId": "metrics",
-                    "summary": "Prometheus metrics.",
-                    "responses": {
-                        "200": {"description": "Metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}}
-                    },
-                }
-            },
+            **common_paths(),
         },
         "components": {"schemas": _schemas(served)},
     }

@@ -2,7 +2,12 @@
 
 Each service contributes its POST and GET handlers (decoding and encoding bodies with its codec); the app adds
 health, readiness, metrics and the OpenAPI document, routes by exact path and maps every error in one place. A model
-router or an experiment assignment service adds a function like `decision_routes`.
+router adds a function like `decision_routes`; the experiment service's are `experiment_routes`
+(`croupier.runtime.experiments.http`).
+
+Every path a service contributes declares its auth scope in `Routes.scopes` (assign: decide; exposures and
+outcomes: rewards; anything that reads statistics: admin). The app refuses to start with a path that has none, so a
+new route is never served without the token check when authentication is on.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from dataclasses import dataclass
 import orjson
 
 from croupier.api import wire
+from croupier.api.decisionpolicy import AuthScope
 from croupier.runtime.decisions.service import DecisionService
 from croupier.runtime.http.batching import DecideBatcher
 from croupier.runtime.http.codec import DecideCodec, decode_rewards, encode_rewards
@@ -29,6 +35,10 @@ GetHandler = Callable[[], tuple[int, bytes, bytes]]
 class Routes:
     post: dict[str, PostHandler]
     get: dict[str, GetHandler]
+    scopes: dict[str, AuthScope]
+    """The auth scope of every path above (the app refuses a route without one: fail closed)."""
+    hot: str | None = None
+    """The POST path the app matches first, on its shortest path (decide, or an experiment's assign)."""
 
 
 def decision_routes(service: DecisionService, policy_version: str) -> Routes:
@@ -46,4 +56,10 @@ def decision_routes(service: DecisionService, policy_version: str) -> Routes:
     return Routes(
         post={wire.DECIDE_PATH: DecideBatcher(decide_json).submit, wire.REWARDS_PATH: rewards},
         get={wire.STATS_PATH: lambda: (200, orjson.dumps(service.stats()), JSON)},
+        scopes={
+            wire.DECIDE_PATH: AuthScope.DECIDE,
+            wire.REWARDS_PATH: AuthScope.REWARDS,
+            wire.STATS_PATH: AuthScope.ADMIN,
+        },
+        hot=wire.DECIDE_PATH,
     )

@@ -1,11 +1,15 @@
-"""Export the decision log as JSON lines for off-policy evaluation: one line per decision, its reward joined.
+"""Export the decision log for off-policy evaluation: one record per decision, its reward joined; JSON lines or Parquet.
 
-Each line: decisionId, timestamp, unitId, context, candidates, arm, probabilities (every eligible arm), propensity (the
-chosen arm's probability), policyVersion, and reward, rewardTimestamp, defaultReward when a reward was joined. The
-context is the one the policy saw: an object by feature name (a list for a policy without feature names; null for a
-non-contextual policy). In Redis mode a line is also written for each reward this replica accepted for a decision
-another replica made (from the shared decision record): concatenate the replicas' exports and keep one line per
-decisionId. Reads through a read-only connection: safe while the runtime writes (WAL).
+Each JSON line: decisionId, timestamp, unitId, context, candidates, arm, probabilities (the full vector: every arm of
+the policy that decided, 0 for arms that were not candidates), propensity (the chosen arm's probability), policyVersion,
+scores (the model's score per arm for a model-scored decision; null otherwise), and reward, rewardTimestamp,
+defaultReward when a reward was joined. The context is the one the policy saw: an object by feature name (a list for a
+policy without feature names; null for a non-contextual policy). In Redis mode a line is also written for each reward
+this replica accepted for a decision another replica made (from the shared decision record): concatenate the replicas'
+exports and keep one line per decisionId. Reads through a read-only connection: safe while the runtime writes (WAL).
+
+Parquet (`export_parquet`, needs pyarrow: the `ope` extra) holds the same values in columns: the vector as two aligned
+lists `arms` and `probabilities`, the context as `featureNames` (null without names) and `context` (list of floats).
 
 `decision_records` reads the same log as typed `Decision`s (no JSON), for an evaluator in Python.
 """
@@ -113,11 +117,16 @@ def _legacy(decision_id: str, record: bytes) -> SharedDecision:
     return SharedDecision(decision, arms, None)
 
 
+def decision_scores(decision: Decision) -> list[float] | None:
+    """The model's score per arm of a model-scored decision (None for a decision the policy made alone)."""
+    scores = getattr(decision, "scores", None)
+    return None if scores is None else [float(v) for v in scores]
+
+
 def decision_line(logged: LoggedDecision) -> dict[str, Any]:
     shared, reward = logged
     decision, arms = shared.decision, shared.arms
-    shown = range(len(arms)) if decision.eligible is None else decision.eligible
-    probabilities = {arms[i]: decision.probabilities[i] for i in shown}
+    probabilities = dict(zip(arms, decision.probabilities, strict=True))
     values = decision.features
     context: dict[str, float] | list[float] | None = values
     if values is not None and shared.feature_names is not None:
@@ -132,6 +141,7 @@ def decision_line(logged: LoggedDecision) -> dict[str, Any]:
         "probabilities": probabilities,
         "propensity": probabilities[decision.arm],
         "policyVersion": decision.policy_version,
+        "scores": decision_scores(decision),
         "reward": None,
         "rewardTimestamp": None,
         "defaultReward": False,
@@ -147,3 +157,73 @@ def export_jsonl(database: Path, out: IO[bytes], *, after: str | None = None) ->
         out.write(orjson.dumps(decision_line(logged)) + b"\n")
         count += 1
     return count
+
+
+PARQUET_BATCH_ROWS = 65_536
+
+
+def export_parquet(database: Path, path: Path, *, after: str | None = None) -> int:
+    """Write the log as one Parquet file (row groups of `PARQUET_BATCH_ROWS`); returns the number of decisions."""
+    try:
+        import pyarrow as pa  # noqa: PLC0415 - an optional dependency (the `ope` extra)
+        import pyarrow.parquet as pq  # noqa: PLC0415
+    except ImportError as exc:
+        raise ExportError("Parquet export needs pyarrow: install croupier with the `ope` extra") from exc
+    floats, strings = pa.list_(pa.float64()), pa.list_(pa.string())
+    schema = pa.schema(
+        [
+            ("decisionId", pa.string()),
+            ("timestamp", pa.float64()),
+            ("unitId", pa.string()),
+            ("arm", pa.string()),
+            ("propensity", pa.float64()),
+            ("policyVersion", pa.string()),
+            ("arms", strings),
+            ("probabilities", floats),
+            ("candidates", strings),
+            ("featureNames", strings),
+            ("context", floats),
+            ("scores", floats),
+            ("reward", pa.float64()),
+            ("rewardTimestamp", pa.float64()),
+            ("defaultReward", pa.bool_()),
+        ]
+    )
+    columns: dict[str, list[Any]] = {name: [] for name in schema.names}
+    count = 0
+    with pq.ParquetWriter(path, schema) as writer:
+
+        def flush() -> None:
+            writer.write_table(pa.table(columns, schema=schema))
+            for values in columns.values():
+                values.clear()
+
+        for shared, reward in decision_records(database, after=after):
+            decision, arms = shared.decision, shared.arms
+            row = (
+                decision.decision_id,
+                decision.timestamp,
+                decision.unit_id,
+                decision.arm,
+                decision.probabilities[decision.arm_index],
+                decision.policy_version,
+                arms,
+                list(decision.probabilities),
+                None if decision.eligible is None else [arms[i] for i in decision.eligible],
+                shared.feature_names,
+                decision.features,
+                decision_scores(decision),
+                *(reward if reward is not None else (None, None, False)),
+            )
+            for values, value in zip(columns.values(), row, strict=True):
+                values.append(value)
+            count += 1
+            if count % PARQUET_BATCH_ROWS == 0:
+                flush()
+        if count == 0 or count % PARQUET_BATCH_ROWS:
+            flush()
+    return count
+
+
+class ExportError(Exception):
+    """The export cannot run as asked (a missing optional dependency)."""

@@ -49,7 +49,15 @@ def _status(cluster: KindCluster, namespace: str) -> dict[str, object]:
     return status
 
 
+TOKENS = {"decide": "e2e-decide-3d1f", "rewards": "e2e-rewards-8a2c", "admin": "e2e-admin-5b9e"}
+
+
 def test_a_decisionpolicy_becomes_ready_decides_and_learns(kind_cluster: KindCluster, namespace: str) -> None:
+    # spec.auth's defaults: the Secret <name>-auth with keys decide, rewards and admin (the operator probes with admin,
+    # once the Secret carries the opt-in label).
+    literals = [f"--from-literal={key}={token}" for key, token in TOKENS.items()]
+    kind_cluster.kubectl("-n", namespace, "create", "secret", "generic", f"{POLICY}-auth", *literals)
+    kind_cluster.kubectl("-n", namespace, "label", "secret", f"{POLICY}-auth", "croupier.dev/runtime-auth=true")
     kind_cluster.kubectl("-n", namespace, "apply", "-f", str(EXAMPLE))
     kind_cluster.kubectl(
         "-n", namespace, "wait", "--for=condition=Ready", f"dp/{POLICY}", "--timeout=300s", timeout=330
@@ -68,14 +76,17 @@ def test_a_decisionpolicy_becomes_ready_decides_and_learns(kind_cluster: KindClu
         assert forward.stdout is not None
         assert "Forwarding from" in forward.stdout.readline(), "kubectl port-forward did not start"
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10, trust_env=False) as http:
-            decision = http.post("/v1/decide", json={"unitId": "user-42"})
+            assert http.post("/v1/decide", json={"unitId": "user-42"}).status_code == 401
+            decide = {"authorization": f"Bearer {TOKENS['decide']}"}
+            decision = http.post("/v1/decide", json={"unitId": "user-42"}, headers=decide)
             assert decision.status_code == 200, decision.text
             body = decision.json()
             arms = {"blue-banner", "green-banner", "red-banner"}
             assert body["arm"] in arms and set(body["probabilities"]) == arms
             assert abs(sum(body["probabilities"].values()) - 1) < 1e-6
             assert re.fullmatch(r"g1-\S+", body["policyVersion"]), body["policyVersion"]
-            reward = http.post("/v1/rewards", json={"decisionId": body["decisionId"], "reward": 1})
+            rewards = {"authorization": f"Bearer {TOKENS['rewards']}"}
+            reward = http.post("/v1/rewards", json={"decisionId": body["decisionId"], "reward": 1}, headers=rewards)
             assert reward.status_code == 200, reward.text
             assert reward.json()["accepted"] == 1
     finally:

@@ -49,7 +49,7 @@ Keep in step with config/rbac/cluster_role.yaml (the chart test compares the def
   verbs: ["get", "patch"]
 # Children carry ownerReferences with blockOwnerDeletion: true, which needs update on the owner's finalizers.
 - apiGroups: ["croupier.dev"]
-  resources: ["decisionpolicies/finalizers"]
+  resources: ["decisionpolicies/finalizers", "modeldeployments/finalizers"]
   verbs: ["update"]
 # Children: watched (label-selected) into indexes; created and changed by server-side apply (patch; create for new).
 - apiGroups: [""]
@@ -60,6 +60,17 @@ Keep in step with config/rbac/cluster_role.yaml (the chart test compares the def
   verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# The auth Secret a DecisionPolicy names, read by name for the stats probe's admin token (never listed or watched).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+# A ModelDeployment in GatewayAPI mode owns its HTTPRoute or GRPCRoute (watched only where the CRDs exist).
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes", "grpcroutes"]
   verbs: ["get", "list", "watch", "create", "patch"]
 # Events on condition transitions (Kopf posts core/v1 Events).
 - apiGroups: [""]

@@ -60,8 +60,9 @@ def test_a_new_object_of_every_kind_gets_a_first_status_within_seconds(kind: str
     conditions = {c["type"]: c for c in status["conditions"]}
     assert set(conditions) == {"Ready", "Progressing", "Degraded"}
     ready = conditions["Ready"]
-    if kind == "DecisionPolicy":
-        # Progressing (rollout) or, when the pods were quicker than the runtime, a verdict about the runtime.
+    if kind in ("DecisionPolicy", "ModelDeployment"):
+        # Progressing (rollout, TF Serving pods starting) or, when the pods were quicker than the runtime or the model
+        # server, a verdict about it.
         assert ready["status"] == "False" and (
             conditions["Progressing"]["status"] == "True" or conditions["Degraded"]["status"] == "True"
         ), conditions

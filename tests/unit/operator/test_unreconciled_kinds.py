@@ -1,4 +1,4 @@
-"""ModelDeployment and Experiment plug into the shared machinery with a status that says they are not reconciled."""
+"""Experiment plugs into the shared machinery with a status that says it is not reconciled yet."""
 
 from __future__ import annotations
 
@@ -7,17 +7,16 @@ from typing import Any
 
 import pytest
 
-from croupier.api import experiment, modeldeployment
+from croupier.api import experiment
 from croupier.operator.core.controller import Snapshot, Target
 from croupier.operator.core.status import status_patch
 from croupier.operator.experiment.handlers import CONTROLLER as EXPERIMENT
-from croupier.operator.modeldeployment.handlers import CONTROLLER as MODEL_DEPLOYMENT
 
 pytestmark = pytest.mark.unit
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5)
-CASES = [(MODEL_DEPLOYMENT, modeldeployment.Reason.NOT_IMPLEMENTED), (EXPERIMENT, experiment.Reason.NOT_IMPLEMENTED)]
+CASES = [(EXPERIMENT, experiment.Reason.NOT_IMPLEMENTED)]
 
 
 def snapshot(kind: str, generation: int) -> Snapshot[Any]:
@@ -25,7 +24,7 @@ def snapshot(kind: str, generation: int) -> Snapshot[Any]:
     return Snapshot(target=target, parsed=None, invalid=None, problem=None, desired=(), live={})
 
 
-@pytest.mark.parametrize(("controller", "reason"), CASES, ids=["ModelDeployment", "Experiment"])
+@pytest.mark.parametrize(("controller", "reason"), CASES, ids=["Experiment"])
 def test_not_implemented_on_every_condition_with_the_generation(controller: Any, reason: Any) -> None:
     assert controller.children == () and controller.render(None, None) == ()
     status = controller.status(snapshot(controller.kind, 4), None, T0)
@@ -44,7 +43,7 @@ def test_not_implemented_on_every_condition_with_the_generation(controller: Any,
     assert reason == "NotImplemented"
 
 
-@pytest.mark.parametrize(("controller", "reason"), CASES, ids=["ModelDeployment", "Experiment"])
+@pytest.mark.parametrize(("controller", "reason"), CASES, ids=["Experiment"])
 def test_unchanged_writes_nothing_and_a_new_generation_keeps_transition_times(controller: Any, reason: Any) -> None:
     first = controller.status(snapshot(controller.kind, 1), None, T0)
     fields = controller.owned_status
@@ -52,7 +51,7 @@ def test_unchanged_writes_nothing_and_a_new_generation_keeps_transition_times(co
     newer = controller.status(snapshot(controller.kind, 2), first, T1)
     # Status fields this version does not compute (written by someone else) are left alone, not nulled.
     stored = {**first.to_wire(), "observedGeneration": 1, "conditions": first.to_wire()["conditions"]}
-    stored |= {"split": "a=50,b=50"} if controller.kind == "Experiment" else {"canaryWeight": 10}
+    stored |= {"split": "a=50,b=50"}
     patch = status_patch(stored, newer, fields)
     assert patch is not None and set(patch) == {"observedGeneration", "conditions"}
     assert {c["lastTransitionTime"] for c in patch["conditions"]} == {"2025-01-01T12:00:00Z"}
