@@ -4,8 +4,11 @@
     croupier-runtime --experiment examples/experiment-abn.yaml --policy-url homepage-banner=http://127.0.0.1:8081
     croupier-runtime export --policy examples/banner.yaml --state-dir ./state --output decisions.jsonl
     croupier-runtime export --policy examples/banner.yaml --state-dir ./state --format parquet --output log.parquet
+    croupier-runtime router --upstream-rest http://127.0.0.1:8511 --upstream-grpc 127.0.0.1:8510 \
+        --routing-file routing.yaml --rest-port 8501 --grpc-port 8500
 
-Flags override `CROUPIER_RUNTIME_*` environment variables (see `croupier.runtime.settings`).
+Flags override `CROUPIER_RUNTIME_*` (the router: `CROUPIER_ROUTER_*`) environment variables (see
+`croupier.runtime.settings`).
 """
 
 from __future__ import annotations
@@ -199,10 +202,49 @@ def export(argv: list[str]) -> int:
     return 0
 
 
+def _router_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="croupier-runtime router",
+        description="Serve TF Serving's REST and gRPC API in front of TF Serving, splitting stable/canary by weight.",
+    )
+    parser.add_argument("--host", help="Listen address (default: 127.0.0.1, or 0.0.0.0 inside a pod).")
+    parser.add_argument("--rest-port", type=int, help="REST port (default 8501; 0 picks a free port).")
+    parser.add_argument("--grpc-port", type=int, help="gRPC port (default 8500; 0 picks a free port).")
+    parser.add_argument("--upstream-rest", help="The model server's REST base URL, e.g. http://127.0.0.1:8511.")
+    parser.add_argument("--upstream-grpc", help="The model server's gRPC address, e.g. 127.0.0.1:8510.")
+    parser.add_argument("--routing-file", type=Path, help="The routing table (YAML or JSON), read every second.")
+    parser.add_argument("--poll-seconds", type=float, help="How often the routing file is read (default 1).")
+    parser.add_argument("--log-level", help="debug, info, warning, error.")
+    return parser
+
+
+def router(argv: list[str]) -> int:
+    import asyncio  # noqa: PLC0415
+
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from croupier.runtime.metrics import get_metrics  # noqa: PLC0415
+    from croupier.runtime.modelrouter.server import serve as serve_router  # noqa: PLC0415
+    from croupier.runtime.settings import RouterSettings  # noqa: PLC0415
+
+    args = _router_parser().parse_args(argv)
+    overrides = {key: value for key, value in vars(args).items() if value is not None}
+    try:
+        settings = RouterSettings(**overrides)
+    except ValidationError as error:
+        print(f"croupier-runtime router: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    asyncio.run(serve_router(settings, get_metrics()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["export"]:
         return export(argv[1:])
+    if argv[:1] == ["router"]:
+        return router(argv[1:])
     return serve(argv)
 
 

@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 LATENCY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+ROUTER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -150,6 +151,33 @@ class RuntimeMetrics:
         )
         self.policy_info = Gauge(
             "croupier_policy_info", "The served policy (value 1).", ["policy", "version", "algorithm"], registry=r
+        )
+
+        self.router_requests = Counter(
+            "croupier_router_requests",
+            "Requests the model router forwarded, by model, served version, label (stable, canary, none when the "
+            "request named its version) and canonical status code (OK, INVALID_ARGUMENT, UNAVAILABLE, ...).",
+            ["model", "version", "label", "code"],
+            registry=r,
+        )
+        self.router_latency = Histogram(
+            "croupier_router_request_duration_seconds",
+            "Time from a request's arrival at the model router to its answer, TF Serving's time included.",
+            ["model", "version", "label"],
+            buckets=ROUTER_BUCKETS,
+            registry=r,
+        )
+        self.router_canary_weight = Gauge(
+            "croupier_router_canary_weight",
+            "Percent of the requests that name no version the router sends to the canary label, by model.",
+            ["model"],
+            registry=r,
+        )
+        self.router_table_reloads = Counter(
+            "croupier_router_table_reloads",
+            "Reads of a changed routing file, by outcome (applied, invalid, unreadable).",
+            ["outcome"],
+            registry=r,
         )
 
     def decision_counts(self, arm_names: list[str]) -> DecisionCounts:

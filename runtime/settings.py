@@ -93,3 +93,29 @@ class RuntimeSettings(BaseSettings):
     log_level: str = Field("info")
     log_format: str = Field("auto", description="json, console, or auto (console on a terminal).")
     seed: int | None = Field(None, description="Seed of the decision RNG (tests and benchmarks).")
+
+
+class RouterSettings(BaseSettings):
+    """The model router (`croupier-runtime router`): environment variables prefixed `CROUPIER_ROUTER_`."""
+
+    model_config = SettingsConfigDict(env_prefix="CROUPIER_ROUTER_", extra="ignore")
+
+    host: str = Field(default_factory=_default_host, description="Listen address (0.0.0.0 in a pod, else loopback).")
+    rest_port: int = Field(8501, ge=0, le=65535, description="TF Serving's REST API (and /metrics); 0 picks one.")
+    grpc_port: int = Field(8500, ge=0, le=65535, description="TF Serving's gRPC API; 0 picks a free port.")
+    upstream_rest: str = Field("http://127.0.0.1:8511", description="The model server's REST base URL.")
+    upstream_grpc: str = Field("127.0.0.1:8510", description="The model server's gRPC address (host:port).")
+    routing_file: Path = Field(
+        Path("/etc/croupier/routing/routing.yaml"),
+        description="The routing table the operator writes (a mounted ConfigMap key), read again every poll.",
+    )
+    poll_seconds: float = Field(1.0, gt=0, le=5, description="How often the routing file is read.")
+    unit_header: str = Field(
+        "x-croupier-unit", min_length=1, description="Header (gRPC metadata key) whose value makes routing sticky."
+    )
+    upstream_timeout_seconds: float = Field(
+        30.0, gt=0, le=600, description="Longest wait for the model server (a gRPC caller's shorter deadline wins)."
+    )
+    max_body_bytes: int = Field(64 << 20, ge=1024, description="REST bodies beyond this are refused (413).")
+    log_level: str = Field("info")
+    log_format: str = Field("auto", description="json, console, or auto (console on a terminal).")

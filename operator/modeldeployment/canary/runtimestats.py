@@ -59,6 +59,16 @@ class MetricNames:
 
 
 TF_SERVING = MetricNames()
+# The model router (routing mode VersionLabels, ``GET /metrics`` of the router's REST port): one series per version,
+# read with ``Targets.labels={"version": "<n>"}``; it counts inference requests only and times errors too.
+ROUTER = MetricNames(
+    requests="croupier_router_requests",
+    latency="croupier_router_request_duration_seconds",
+    model_label="model",
+    status_label="code",
+    latency_unit_milliseconds=1000.0,  # seconds
+    inference_apis=None,
+)
 
 
 @dataclass(frozen=True)

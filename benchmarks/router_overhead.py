@@ -1,0 +1,178 @@
+"""Overhead of the model router: Predict through the router vs straight to the model server, same run, REST and gRPC.
+
+    uv run python benchmarks/router_overhead.py [--requests 2000] [--concurrency 8] [--weight 10]
+
+The local model server (croupier-modelserver) serves the test ranker, versions 1 and 2 under the labels stable and
+canary; `croupier-runtime router` runs in front of it as its own process with the routing table at `--weight` percent
+canary. Both paths get the same requests from the stock clients (the `tensorflow_serving.apis` PredictionService stub
+over one channel, a keep-alive httpx client posting TF Serving's row format), naming no version. Latency: one client,
+sequential requests, direct and routed interleaved in rounds (p50/p99 and the added p50/p99). Throughput:
+`--concurrency` client threads for a fixed number of requests, direct then routed (requests per second and the
+ratio). Prints markdown tables; the client runs on the same machine and shares its cores with both servers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import httpx
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from croupier.modelserver.process import ModelServerProcess, free_port
+from croupier.modelserver.savedmodels import write_ranker
+
+CONFIG = """model_config_list {{ config {{ name: "ranker" base_path: "{base}" model_platform: "tensorflow"
+  model_version_policy {{ specific {{ versions: 1 versions: 2 }} }}
+  version_labels {{ key: "stable" value: 1 }} version_labels {{ key: "canary" value: 2 }} }} }}
+"""
+
+
+def start_router(work: Path, server: ModelServerProcess, weight: float) -> tuple[subprocess.Popen[bytes], str, str]:
+    routing = work / "routing.json"
+    routing.write_text(json.dumps({"models": {"ranker": {"stable": 1, "canary": 2, "canaryWeight": weight}}}))
+    rest_port, grpc_port = free_port(), free_port()
+    command = [
+        sys.executable, "-m", "croupier.runtime.cli", "router", f"--rest-port={rest_port}", f"--grpc-port={grpc_port}",
+        f"--upstream-rest={server.rest_url}", f"--upstream-grpc={server.grpc_target}", f"--routing-file={routing}",
+        "--log-level=warning",
+    ]  # fmt: skip
+    with (work / "router.log").open("ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{rest_port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/metrics", timeout=1).status_code == 200:
+                return process, url, f"127.0.0.1:{grpc_port}"
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise TimeoutError("the router did not start within 30 s")
+
+
+def timed(call: Callable[[], object], count: int) -> list[float]:
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def throughput(make_call: Callable[[], Callable[[], object]], requests: int, concurrency: int) -> float:
+    share = requests // concurrency
+
+    def worker(_: int) -> None:
+        call = make_call()
+        for _ in range(share):
+            call()
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(worker, range(concurrency)))
+    return share * concurrency / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=2000, help="Per path and mode (latency and throughput).")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--weight", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=10)
+    args = parser.parse_args()
+
+    rng = np.random.default_rng(0)
+    context = rng.random((1, 4)).astype(np.float32)
+    arms = rng.random((1, 8, 4)).astype(np.float32)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "ranker"
+    request.inputs["context"].CopyFrom(tf.make_tensor_proto(context))
+    request.inputs["arms"].CopyFrom(tf.make_tensor_proto(arms))
+    body = {"instances": [{"context": context[0].tolist(), "arms": arms[0].tolist()}]}
+
+    with tempfile.TemporaryDirectory(prefix="router-bench-") as tmp:
+        work = Path(tmp)
+        base = work / "ranker"
+        write_ranker(base, 1)
+        write_ranker(base, 2)
+        (work / "models.config").write_text(CONFIG.format(base=base))
+        server = ModelServerProcess([f"--model_config_file={work / 'models.config'}"], work / "server.log")
+        with server.start(ready_model="ranker"):
+            router, router_rest, router_grpc = start_router(work, server, args.weight)
+            try:
+                targets = {
+                    "direct": (server.rest_url, server.grpc_target),
+                    "router": (router_rest, router_grpc),
+                }
+                channels = {name: grpc.insecure_channel(t[1]) for name, t in targets.items()}
+
+                def rest_call(url: str) -> Callable[[], object]:
+                    client = httpx.Client(base_url=url, timeout=30)
+
+                    def call() -> object:
+                        answer = client.post("/v1/models/ranker:predict", json=body)
+                        answer.raise_for_status()
+                        return answer
+
+                    return call
+
+                def grpc_call(name: str) -> Callable[[], object]:
+                    stub = prediction_service_pb2_grpc.PredictionServiceStub(channels[name])
+                    return lambda: stub.Predict(request, timeout=30)
+
+                makers: dict[tuple[str, str], Callable[[], Callable[[], object]]] = {}
+                for name, (rest_url, _) in targets.items():
+                    makers[("REST", name)] = lambda url=rest_url: rest_call(url)  # type: ignore[misc]
+                    makers[("gRPC", name)] = lambda n=name: grpc_call(n)  # type: ignore[misc]
+                calls = {key: make() for key, make in makers.items()}
+                for call in calls.values():
+                    timed(call, 100)  # warm-up: connections, the graph's first runs
+                latency: dict[tuple[str, str], list[float]] = {key: [] for key in calls}
+                per_round = max(1, args.requests // args.rounds)
+                for _ in range(args.rounds):
+                    for key, call in calls.items():
+                        latency[key] += timed(call, per_round)
+                rates = {key: throughput(make, args.requests, args.concurrency) for key, make in makers.items()}
+                for channel in channels.values():
+                    channel.close()
+            finally:
+                router.send_signal(signal.SIGTERM)
+                router.wait(timeout=15)
+
+    print(
+        f"Predict on the ranker (batch 1, 8 arms, d=4), canary weight {args.weight}%; "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores\n"
+    )
+    print(f"Latency: one client, {per_round * args.rounds} sequential requests per path in {args.rounds} rounds\n")
+    print("| API | path | p50 ms | p99 ms | added p50 ms | added p99 ms |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for api in ("REST", "gRPC"):
+        d50, d99 = (float(np.percentile(latency[(api, "direct")], q)) for q in (50, 99))
+        for name in ("direct", "router"):
+            p50, p99 = (float(np.percentile(latency[(api, name)], q)) for q in (50, 99))
+            added = f"{p50 - d50:+.3f} | {p99 - d99:+.3f}" if name == "router" else "— | —"
+            print(f"| {api} | {name} | {p50:.3f} | {p99:.3f} | {added} |")
+    print(f"\nThroughput: {args.concurrency} client threads, {args.requests} requests per path\n")
+    print("| API | direct req/s | router req/s | ratio |")
+    print("| --- | ---: | ---: | ---: |")
+    for api in ("REST", "gRPC"):
+        direct, routed = rates[(api, "direct")], rates[(api, "router")]
+        print(f"| {api} | {direct:.0f} | {routed:.0f} | {routed / direct:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

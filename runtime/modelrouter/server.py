@@ -1,0 +1,105 @@
+"""One router process: the REST and gRPC adapters on one event loop, the routing file watched beside them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from dataclasses import dataclass
+
+import grpc
+import structlog
+from aiohttp import web
+
+from croupier.runtime.metrics import RuntimeMetrics
+from croupier.runtime.modelrouter.grpc_api import GrpcRouter
+from croupier.runtime.modelrouter.rest import RestRouter
+from croupier.runtime.modelrouter.service import RouterService
+from croupier.runtime.modelrouter.table_file import TableFile
+from croupier.runtime.settings import RouterSettings
+
+log = structlog.get_logger("croupier.runtime.modelrouter")
+
+
+@dataclass(frozen=True)
+class Bound:
+    rest_port: int
+    grpc_port: int
+
+
+class RouterServer:
+    def __init__(self, settings: RouterSettings, metrics: RuntimeMetrics) -> None:
+        self.settings = settings
+        self.service = RouterService(metrics)
+        self.table_file = TableFile(settings.routing_file, self.service.replace, self.service.record_reload)
+        self.rest = RestRouter(
+            self.service,
+            settings.upstream_rest,
+            unit_header=settings.unit_header,
+            timeout_seconds=settings.upstream_timeout_seconds,
+            max_body_bytes=settings.max_body_bytes,
+        )
+        self.grpc = GrpcRouter(
+            self.service,
+            settings.upstream_grpc,
+            unit_header=settings.unit_header,
+            timeout_seconds=settings.upstream_timeout_seconds,
+        )
+        self._runner: web.AppRunner | None = None
+        self._grpc_server: grpc.aio.Server | None = None
+        self._watch: asyncio.Task[None] | None = None
+
+    async def start(self) -> Bound:
+        s = self.settings
+        self.table_file.check()
+        self._watch = asyncio.create_task(self.table_file.watch(s.poll_seconds))
+        self._runner = web.AppRunner(self.rest.app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, s.host, s.rest_port, backlog=4096)
+        await site.start()
+        rest_port = int(self._runner.addresses[0][1])
+        await self.grpc.open()
+        self._grpc_server = grpc.aio.server(
+            handlers=self.grpc.handlers(),
+            options=[("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)],
+        )
+        grpc_port = self._grpc_server.add_insecure_port(f"{s.host}:{s.grpc_port}")
+        await self._grpc_server.start()
+        log.info(
+            "routing",
+            host=s.host,
+            rest_port=rest_port,
+            grpc_port=grpc_port,
+            upstream_rest=s.upstream_rest,
+            upstream_grpc=s.upstream_grpc,
+            routing_file=str(s.routing_file),
+        )
+        return Bound(rest_port, grpc_port)
+
+    async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        if self._grpc_server is not None:
+            await self._grpc_server.stop(grace=5)
+        await self.grpc.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+async def serve(settings: RouterSettings, metrics: RuntimeMetrics, ready: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM or SIGINT."""
+    server = RouterServer(settings, metrics)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        await server.stop()

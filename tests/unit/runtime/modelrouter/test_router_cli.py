@@ -1,0 +1,16 @@
+"""`croupier-runtime router` refuses bad settings with exit code 2 and a message naming the setting."""
+
+from __future__ import annotations
+
+import pytest
+
+from croupier.runtime.cli import main
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [(["--poll-seconds", "0"], "poll_seconds"), (["--rest-port", "70000"], "rest_port")],
+)
+def test_bad_router_settings_exit_2(argv: list[str], named: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["router", *argv]) == 2
+    assert named in capsys.readouterr().err
