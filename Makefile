@@ -33,8 +33,17 @@ controlplane: ## Build (once, cached under ~/.cache/croupier) etcd, kube-apiserv
 prometheus: ## Unpack Debian's prometheus/promtool 2.42.0 (once, cached under ~/.cache/croupier), print the bin folder
 	@hack/prometheus/install.sh
 
+.PHONY: tools
+tools: ## Build or fetch, once and cached under ~/.cache/croupier, the tools the integration tests run (Helm, Traefik, Prometheus, Gateway API CRDs, Go test modules)
+	@hack/helm/build.sh >/dev/null
+	@hack/prometheus/install.sh >/dev/null
+	@hack/gatewayapi/crds.sh >/dev/null
+	@hack/traefik/build.sh >/dev/null
+	@cd hack/healthchecks && GOMODCACHE="$${CROUPIER_CACHE:-$$HOME/.cache/croupier}/go/mod" GOFLAGS=-mod=readonly \
+		go test -count=1 -run '^$$' ./... >/dev/null
+
 .PHONY: test
-test: sync controlplane ## Run every test that needs no Docker: unit + integration (real apiserver, etcd, Redis)
+test: sync controlplane tools ## Run every test that needs no Docker: unit + integration (real apiserver, etcd, Redis)
 	$(RUN) pytest -m "not e2e" $(PYTEST_ARGS)
 
 .PHONY: test-unit
@@ -42,7 +51,7 @@ test-unit: sync ## Run the unit tests only (no processes started)
 	$(RUN) pytest -m unit $(PYTEST_ARGS)
 
 .PHONY: test-integration
-test-integration: sync controlplane ## Run the integration tests (local control plane, Redis, runtime processes)
+test-integration: sync controlplane tools ## Run the integration tests (local control plane, Redis, runtime processes)
 	$(RUN) pytest -m integration $(PYTEST_ARGS)
 
 .PHONY: lint

@@ -75,6 +75,10 @@ class ServingPlan:
         return next((s for s in self.servers if s.role == role), None)
 
 
+# TF Serving's REST verbs on a model's latest version: `POST /v1/models/<name>:<verb>`.
+REST_VERBS = ("predict", "classify", "regress")
+
+
 def server_roles(md: ModelDeploymentObject) -> tuple[str, ...]:
     return (STABLE, CANARY) if md.spec.routing.mode == RoutingMode.GATEWAY_API else (MAIN,)
 
@@ -251,8 +255,18 @@ def _route(md: ModelDeploymentObject, plan: ServingPlan, settings: OperatorSetti
         for ref in md.spec.routing.parent_refs or ()
     ]
     # gRPC: no match, so every TF Serving service (PredictionService, ModelService) on the route's hostnames (a
-    # method regular expression is implementation-specific in Gateway API). REST: the model's own paths (core).
-    matches = [] if grpc else [{"path": {"type": "PathPrefix", "value": f"/v1/models/{md.spec.model.name}"}}]
+    # method regular expression is implementation-specific in Gateway API). REST: the model's own paths (core). A
+    # PathPrefix matches whole path segments, so `/v1/models/<name>:predict` (the latest version's verbs) is not under
+    # the prefix `/v1/models/<name>`: those three paths get Exact matches of their own.
+    model_path = f"/v1/models/{md.spec.model.name}"
+    matches = (
+        []
+        if grpc
+        else [
+            {"path": {"type": "PathPrefix", "value": model_path}},
+            *({"path": {"type": "Exact", "value": f"{model_path}:{verb}"}} for verb in REST_VERBS),
+        ]
+    )
     context = {
         "api_version": GATEWAY_API,
         "kind": kind,
