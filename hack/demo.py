@@ -5,7 +5,9 @@
 3. applies the DecisionPolicies in examples/; kwok runs their pods as fakes, so the demo runs each policy's runtime
    as a local process from the very ConfigMap the operator rendered (the file a pod would mount);
 4. sends simulated traffic (decisions, and rewards drawn from hidden click rates) and shows `kubectl get croupier`
-   and the per-arm table in `status` while the policies learn.
+   and the per-arm table in `status` while the policies learn;
+5. ModelDeployment: writes real SavedModel versions, serves them with the local model server, walks a canary through
+   its steps under simulated Predict traffic (`kubectl get md`), then rolls a failing version back automatically.
 
     python hack/demo.py [--dir .demo] [--seconds 40] [--keep]      # `make demo`
     python hack/demo.py --dir .demo --down                         # stop what --keep left running
@@ -18,6 +20,7 @@ import contextlib
 import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -234,9 +237,10 @@ class Demo:
             check=True,
         )
 
-    def start_operator(self, runtime_url_template: str) -> None:
+    def start_operator(self, runtime_url_template: str, extra: dict[str, str] | None = None) -> None:
         say("Starting the operator (croupier-operator)")
         env = {
+            **(extra or {}),
             **self.env,
             "CROUPIER_OPERATOR_RUNTIME_URL_TEMPLATE": runtime_url_template,
             "CROUPIER_OPERATOR_RESYNC_INTERVAL_SECONDS": "3",
@@ -332,6 +336,176 @@ class Traffic:
             self.client.post("/v1/rewards", json={"rewards": rewards[start : start + 200]}).raise_for_status()
 
 
+MD_STEPS = [{"weight": 20, "pauseSeconds": 10}, {"weight": 50, "pauseSeconds": 10}, {"weight": 100, "pauseSeconds": 10}]
+MD_ANALYSIS = {"intervalSeconds": 10, "minRequests": 10, "maxErrorRate": 0.05, "failureLimit": 0}
+MD_FAILING_VERSION = 3
+
+
+class ModelDemo:
+    """The ModelDeployment part: one local model server process plays TF Serving's stable and canary servers
+    (routing mode GatewayAPI; kwok pods run nothing). The demo plays the kubelet: it merges the two servers' model
+    config ConfigMaps into the file the model server polls. The operator reaches it through its documented settings
+    CROUPIER_OPERATOR_MODEL_SERVER_ADDRESS_TEMPLATE and CROUPIER_OPERATOR_MODEL_METRICS_URL_TEMPLATE."""
+
+    def __init__(self, demo: Demo) -> None:
+        self.demo = demo
+        self.base = demo.dir / "models" / "ranker"
+        self.config = demo.dir / "models" / "models.config"
+        self.monitoring = demo.dir / "models" / "monitoring.config"
+        self.host = "127.0.0.1"
+        self.grpc_port, self.rest_port = free_port(), free_port()
+        self.rest_url = f"http://{self.host}:{self.rest_port}"
+        self.stop = threading.Event()
+        self.writers: list[subprocess.Popen[bytes]] = []
+
+    def operator_env(self) -> dict[str, str]:
+        return {
+            "CROUPIER_OPERATOR_MODEL_SERVER_ADDRESS_TEMPLATE": f"{self.host}:{self.grpc_port}",
+            "CROUPIER_OPERATOR_MODEL_METRICS_URL_TEMPLATE": f"{self.rest_url}/monitoring/prometheus/metrics",
+        }
+
+    def start_writing(self) -> None:
+        """Write SavedModel versions 1, 2 (rankers) and 3 (fails half its inputs) with TensorFlow, in the background
+        while the rest of the demo runs (``wait_written``)."""
+        shutil.rmtree(self.base, ignore_errors=True)
+        self.base.mkdir(parents=True)
+        extra = {1: [], 2: [], MD_FAILING_VERSION: ["--weights-version", "1", "--error-fraction", "0.5"]}
+        env = {**self.demo.env, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        self.writers = [
+            self.demo.spawn(
+                f"savedmodel-{v}",
+                [sys.executable, "-m", "croupier.modelserver.savedmodels", str(self.base), str(v), *args],
+                env=env,
+            )
+            for v, args in extra.items()
+        ]
+
+    def wait_written(self) -> None:
+        if any(w.wait(timeout=300) != 0 for w in self.writers):
+            raise SystemExit(f"demo: writing a SavedModel failed (see {self.demo.dir}/logs/savedmodel-*.log)")
+        print(f"   {', '.join(sorted(p.name for p in self.base.iterdir()))} under {self.base}")
+
+    def install_gateway_api(self) -> None:
+        """Gateway API's standard CRDs (the operator renders an HTTPRoute), from the cached Go module."""
+        env = {**self.demo.env, "KUBECTL": str(self.demo.bin_dir / "kubectl")}
+        script = ROOT / "hack" / "gatewayapi" / "crds.sh"
+        subprocess.run(["bash", str(script), "--apply"], env=env, check=True, stdout=subprocess.DEVNULL, timeout=600)
+
+    def sync_config(self) -> bool:
+        """The kubelet's part: the union of the stable and canary servers' model configs in the polled file."""
+        versions: set[int] = set()
+        labels: dict[str, int] = {}
+        for role in ("stable", "canary"):
+            out = self.demo.kubectl(
+                "get", "configmap", f"ranker-{role}-models", "-n", NAMESPACE, "-o", "json", check=False, capture=True
+            )
+            if not out:
+                return False
+            body = json.loads(out)
+            versions |= {int(v) for v in re.findall(r"versions: (\d+)", body["data"]["models.config"])}
+            labels |= json.loads((body["metadata"].get("annotations") or {}).get("croupier.dev/version-labels") or "{}")
+        specific = " ".join(f"versions: {v}" for v in sorted(versions))
+        label_text = " ".join(f'version_labels {{ key: "{k}" value: {v} }}' for k, v in sorted(labels.items()))
+        text = (
+            f'model_config_list {{\n  config {{ name: "ranker" base_path: "{self.base}" model_platform: "tensorflow" '
+            f"model_version_policy {{ specific {{ {specific} }} }} {label_text} }}\n}}\n"
+        )
+        if not self.config.exists() or self.config.read_text() != text:
+            self.config.write_text(text)
+        return True
+
+    def _kubelet(self) -> None:
+        while not self.stop.wait(0.5):
+            self.sync_config()
+
+    def apply(self, canary_version: int) -> None:
+        spec = {
+            "model": {"name": "ranker", "storageUri": f"file://{self.base}"},
+            "stable": {"version": 1},
+            "canary": {"version": canary_version, "steps": MD_STEPS, "analysis": MD_ANALYSIS},
+            "routing": {"mode": "GatewayAPI", "protocol": "HTTP", "parentRefs": [{"name": "demo-gateway"}]},
+        }
+        manifest = {"apiVersion": "croupier.dev/v1alpha1", "kind": "ModelDeployment"}
+        self.demo.kubectl_apply({**manifest, "metadata": {"name": "ranker", "namespace": NAMESPACE}, "spec": spec})
+
+    def start_server(self) -> None:
+        deadline = time.monotonic() + 30
+        while not self.sync_config():
+            if time.monotonic() > deadline:
+                raise SystemExit("demo: the operator rendered no model config for ranker (see logs/operator.log)")
+            time.sleep(0.5)
+        threading.Thread(target=self._kubelet, daemon=True).start()
+        self.monitoring.write_text('prometheus_config {\n  enable: true\n  path: "/monitoring/prometheus/metrics"\n}\n')
+        say("Starting the local model server (TF Serving's flags and APIs over the SavedModels)")
+        argv = [
+            sys.executable, "-m", "croupier.modelserver", f"--port={self.grpc_port}",
+            f"--rest_api_port={self.rest_port}", f"--host={self.host}", f"--model_config_file={self.config}",
+            "--model_config_file_poll_wait_seconds=1", f"--monitoring_config_file={self.monitoring}",
+        ]  # fmt: skip
+        self.demo.spawn("modelserver", argv, env={**self.demo.env, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.rest_url}/v1/models/ranker", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.5)
+        raise SystemExit(f"demo: the model server did not start (see {self.demo.dir}/logs/modelserver.log)")
+
+    def status(self) -> dict[str, Any]:
+        out = self.demo.kubectl("get", "md", "ranker", "-n", NAMESPACE, "-o", "json", capture=True)
+        found: dict[str, Any] = json.loads(out).get("status") or {}
+        return found
+
+    def traffic_until(self, version: int, done: Any, timeout: float) -> dict[str, Any]:
+        """Predict requests to ``version`` (the canary's traffic) until ``done(status)``; `kubectl get md` as the
+        weight moves."""
+        rng = np.random.default_rng(11)
+        shown: Any = None
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=5) as client:
+            while time.monotonic() < deadline:
+                for _ in range(10):
+                    body = {"instances": [{"context": rng.random(4).tolist(), "arms": rng.random((2, 4)).tolist()}]}
+                    with contextlib.suppress(httpx.HTTPError):
+                        client.post(f"{self.rest_url}/v1/models/ranker/versions/{version}:predict", json=body)
+                    time.sleep(0.04)
+                status = self.status()
+                now = (
+                    status.get("canaryWeight"),
+                    status.get("currentStep"),
+                    (status.get("rollout") or {}).get("state"),
+                )
+                if now != shown:
+                    shown = now
+                    self.demo.kubectl("get", "md", "-n", NAMESPACE)
+                if done(status):
+                    return status
+        raise SystemExit(f"demo: the ModelDeployment did not get there in {timeout:.0f}s; status {self.status()}")
+
+
+def model_deployment_demo(models: ModelDemo) -> None:
+    """Canary steps under traffic, then a failing version rolled back automatically (about 60-90 s)."""
+    started = time.monotonic()
+    say("ModelDeployment: Gateway API CRDs, the SavedModel versions (written in the background meanwhile)")
+    models.install_gateway_api()
+    models.wait_written()
+    say("Applying ModelDeployment ranker: stable 1, canary 2 in steps 20% / 50% / 100% with analysis every 10 s")
+    models.apply(2)
+    models.start_server()
+    say("Sending Predict traffic to the canary; the operator measures it from the model server's metrics")
+    models.traffic_until(2, lambda s: (s.get("rollout") or {}).get("state") == "Complete", timeout=120)
+    say(f"Applying a failing canary (version {MD_FAILING_VERSION}: half its answers are TensorFlow errors)")
+    models.apply(MD_FAILING_VERSION)
+    rolled = models.traffic_until(
+        MD_FAILING_VERSION, lambda s: (s.get("rollout") or {}).get("state") == "RolledBack", timeout=90
+    )
+    rollback = (rolled.get("rollout") or {}).get("rollback") or {}
+    print(f"   rolled back version {rollback.get('version')}: {rollback.get('reason')}")
+    models.demo.kubectl("get", "events", "-n", NAMESPACE, "--field-selector", "involvedObject.kind=ModelDeployment")
+    print(f"   the ModelDeployment part took {time.monotonic() - started:.0f}s")
+    models.stop.set()
+
+
 @contextmanager
 def running(demo: Demo, keep: bool) -> Iterator[None]:
     try:
@@ -364,13 +538,15 @@ def main() -> int:
 
     with ExitStack() as stack:
         stack.enter_context(running(demo, args.keep))
+        models = ModelDemo(demo)
+        models.start_writing()
         demo.start_cluster()
         redis_url = demo.start_redis()
         demo.install()
         specs = {yaml.safe_load(p.read_text())["metadata"]["name"]: p for p in POLICY_EXAMPLES}
         ports = {name: free_port() for name in specs}
         router = StatsRouter({f"{NAMESPACE}/{name}": f"http://127.0.0.1:{port}" for name, port in ports.items()})
-        demo.start_operator(router.url_template)
+        demo.start_operator(router.url_template, models.operator_env())
         demo.kubectl(
             "create",
             "secret",
@@ -428,6 +604,7 @@ def main() -> int:
                 print(f"   {arm['name']:<16}{arm.get('pulls', 0):>8}{arm.get('rewards', 0):>9}{mean:>9}{prob:>13}")
             totals = status.get("totals", {})
             print(f"   totals: {totals}; best arm: {status.get('bestArm')}")
+        model_deployment_demo(models)
     return 0
 
 

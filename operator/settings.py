@@ -106,6 +106,14 @@ class OperatorSettings(BaseSettings):
             "operator's deployer sets it (as runtime_url_template)."
         ),
     )
+    model_metrics_url_template: str = Field(
+        "http://{service}.{namespace}.svc:8501/monitoring/prometheus/metrics",
+        description=(
+            "Where the canary analysis (RuntimeStats) scrapes TF Serving's Prometheus endpoint of a ModelDeployment's "
+            "server. Placeholders as model_server_address_template; local runs point it at a model server process, "
+            "e.g. http://127.0.0.1:8501/monitoring/prometheus/metrics."
+        ),
+    )
     model_status_timeout_seconds: float = Field(2.0, gt=0, le=30, description="Timeout of one GetModelStatus call.")
     model_config_poll_seconds: int = Field(
         10,
@@ -122,7 +130,7 @@ class OperatorSettings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("runtime_url_template", "model_server_address_template")
+    @field_validator("runtime_url_template", "model_server_address_template", "model_metrics_url_template")
     @classmethod
     def _known_placeholders(cls, value: str) -> str:
         fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
@@ -136,6 +144,9 @@ class OperatorSettings(BaseSettings):
 
     def model_server_address(self, *, name: str, namespace: str, service: str) -> str:
         return self.model_server_address_template.format(name=name, namespace=namespace, service=service)
+
+    def model_metrics_url(self, *, name: str, namespace: str, service: str) -> str:
+        return self.model_metrics_url_template.format(name=name, namespace=namespace, service=service)
 
 
 ENV_PREFIX = "CROUPIER_OPERATOR_"

@@ -10,7 +10,7 @@ supervisor are the machinery's (``croupier.operator.core``), the same for every 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, Protocol, TypeVar
@@ -19,6 +19,7 @@ import httpx
 from prometheus_client import Gauge
 
 from croupier.api.common import ApiModel
+from croupier.operator.core.conditions import EventNote
 from croupier.operator.core.kube import KubeClient
 from croupier.operator.core.resources import Resource
 from croupier.operator.settings import OperatorSettings
@@ -82,6 +83,9 @@ class Snapshot(Generic[ParsedT]):
     desired: tuple[Mapping[str, Any], ...]
     """The children as rendered for this generation (what the live ones should become)."""
     live: LiveChildren
+    stored_status: Mapping[str, Any] = field(default_factory=dict)
+    """The status as stored (or as last written by the operator, if the watch has not delivered it yet): what a
+    Kind's observer needs from its previous pass (a ModelDeployment's ``status.rollout``)."""
 
     def desired_child(self, kind: str, name: str) -> Mapping[str, Any] | None:
         return next((c for c in self.desired if c["kind"] == kind and c["metadata"]["name"] == name), None)
@@ -139,6 +143,9 @@ class KindController(Generic[ParsedT, ObservedT, StatusT]):
     owned are left as they are (a kind that does not compute them yet must not erase them)."""
     ready_gauge: Gauge | None = None
     """Objects of this kind by their Ready status, as last computed (optional)."""
+    events: Callable[[ObservedT], Sequence[EventNote]] | None = None
+    """Events the observations call for beyond condition transitions (e.g. a canary step advance); posted only
+    when the status they belong to was written, so a held-back or repeated pass posts nothing twice."""
 
     @property
     def kind(self) -> str:

@@ -38,7 +38,7 @@ from croupier.operator.core.controller import (
 from croupier.operator.core.kube import KubeClient
 from croupier.operator.core.matching import with_manifest_hashes
 from croupier.operator.core.observer import live_children
-from croupier.operator.core.status import StatusWriter, ready_status
+from croupier.operator.core.status import EVENT_BACKOFFS, StatusWriter, ready_status, status_patch
 
 log = structlog.get_logger("croupier.operator.supervisor")
 AnyController = KindController[Any, Any, Any]
@@ -205,6 +205,7 @@ class Supervisor:
             except ApplyProblemError as error:
                 problem = error.problem
         observer = self.observer(controller)
+        stored = self.writer.current(target.uid, body)
         observed = await observer.observe(
             Snapshot(
                 target=target,
@@ -213,14 +214,20 @@ class Supervisor:
                 problem=problem,
                 desired=rendered.children,
                 live=live,
+                stored_status=stored,
             )
         )
-        stored = self.writer.current(target.uid, body)
         current = self.writer.parse(controller.status_model, stored)
         desired = controller.status(observed, current, now())
         self.ready.setdefault(controller.kind, {})[target.uid] = ready_status(desired)
         self._update_ready_gauge(controller)
+        changed = status_patch(stored, desired, controller.owned_status) is not None
         held = await self.writer.write(target, body, stored, current, desired, fields=controller.owned_status)
+        if changed and held is None and controller.events is not None:
+            for note in controller.events(observed):
+                kopf.event(
+                    body, type=note.type, reason=note.reason, message=note.message[:1024], backoffs=EVENT_BACKOFFS
+                )
         wanted = [s for s in (held, observer.recheck_after(target.uid)) if s is not None]
         return min(wanted) if wanted else None
 

@@ -26,16 +26,16 @@ from croupier.operator.core.resources import (
 from croupier.operator.modeldeployment.children import render
 from croupier.operator.modeldeployment.model import ModelDeploymentObject, parse_model_deployment
 from croupier.operator.modeldeployment.observer import ModelObserver
-from croupier.operator.modeldeployment.status import Observations, desired_status
+from croupier.operator.modeldeployment.status import Observations, desired_status, rollout_events
 
-# The status fields this controller computes; the rollout fields (step start, analysis, rollback) are the canary
-# engine's and are left as they are.
+# The status fields this controller computes (the rollout: the canary engine's, through the observer).
 OWNED_STATUS = (
     "observedGeneration",
     "conditions",
     "versions",
     "canaryWeight",
     "currentStep",
+    "rollout",
     "endpoint",
     "restEndpoint",
 )
@@ -49,6 +49,7 @@ CONTROLLER: KindController[ModelDeploymentObject, Observations, ModelDeploymentS
     observer=ModelObserver,
     status=desired_status,
     owned_status=OWNED_STATUS,
+    events=rollout_events,
 )
 
 register(CONTROLLER)

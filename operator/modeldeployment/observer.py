@@ -15,16 +15,22 @@ from typing import Any
 import grpc
 import structlog
 
+from croupier.api.common import now as utc_now
+from croupier.api.modeldeployment import MetricsSourceType
 from croupier.operator.core.applier import ApplyProblemError, ChildApplier
 from croupier.operator.core.controller import ApplyProblem, Services, Snapshot
-from croupier.operator.core.kube import KubeClient
 from croupier.operator.core.matching import contains, with_manifest_hashes
 from croupier.operator.core.resources import CONFIG_MAP, DEPLOYMENT
 from croupier.operator.decisionpolicy.status import DeploymentState
+from croupier.operator.modeldeployment.canary.analyst import Analyst, VersionTargets
+from croupier.operator.modeldeployment.canary.engine import advance
+from croupier.operator.modeldeployment.canary.runtimestats import Targets
 from croupier.operator.modeldeployment.children import (
+    CANARY,
     CONFIG_HASH_ANNOTATION,
     FAILED_ANNOTATION,
     LABELS_ANNOTATION,
+    STABLE,
     ServingPlan,
     deployment_name,
     endpoints,
@@ -34,7 +40,8 @@ from croupier.operator.modeldeployment.children import (
     server_roles,
 )
 from croupier.operator.modeldeployment.model import ModelDeploymentObject
-from croupier.operator.modeldeployment.plan import ServerView, plan
+from croupier.operator.modeldeployment.plan import ServerView, canary_ready, plan, server_for
+from croupier.operator.modeldeployment.rollout import stored_rollout, wake_in
 from croupier.operator.modeldeployment.status import Observations, ServerState
 from croupier.runtime.tfserving.client import ModelServerError, ModelServiceClient
 
@@ -90,37 +97,55 @@ class ModelObserver:
     """Reads TF Serving's model status and applies what follows from it; remembers consecutive failed reads."""
 
     def __init__(self, services: Services) -> None:
+        if services.kube is None:
+            raise ValueError("the ModelDeployment observer applies the serving plan: Services.kube must be set")
         self.settings = services.settings
+        self.http = services.http
         self.failures: dict[str, int] = {}
         self.loading: set[str] = set()
         self.clients: dict[str, ModelServiceClient] = {}
-        self._applier: ChildApplier | None = None
-
-    @property
-    def applier(self) -> ChildApplier:
-        if self._applier is None:
-            self._applier = ChildApplier(KubeClient.from_kubeconfig(max_connections=self.settings.api_workers))
-        return self._applier
+        self.applier = ChildApplier(services.kube)
+        self.analysts: dict[str, Analyst] = {}
+        self.rollout_due: dict[str, float] = {}  # uid -> seconds until the rollout's next clock, as of the last pass
 
     def forget(self, uid: str) -> None:
         self.failures.pop(uid, None)
         self.loading.discard(uid)
-        if self._applier is not None:
-            self._applier.forget(uid)
+        self.analysts.pop(uid, None)
+        self.rollout_due.pop(uid, None)
+        self.applier.forget(uid)
 
     async def close(self) -> None:
         for client in self.clients.values():
             await client.close()
         self.clients.clear()
-        if self._applier is not None:
-            await self._applier.kube.aclose()
-            self._applier = None
 
     def recheck_after(self, uid: str) -> float | None:
-        """Soon while a version loads or a read failed: readiness should not wait for the resync interval."""
+        """Soon while a version loads or a read failed: readiness should not wait for the resync interval; and on
+        time for the canary's next analysis interval or step end."""
+        wanted = [s for s in (self.rollout_due.get(uid),) if s is not None]
         if self.failures.get(uid) or uid in self.loading:
-            return RECHECK_SECONDS
-        return None
+            wanted.append(RECHECK_SECONDS)
+        return min(wanted) if wanted else None
+
+    def analyst(self, uid: str, md: ModelDeploymentObject) -> Analyst:
+        if uid not in self.analysts:
+            self.analysts[uid] = Analyst(self.http, namespace=md.namespace, name=md.name)
+        return self.analysts[uid]
+
+    def metrics_targets(self, md: ModelDeploymentObject) -> VersionTargets | None:
+        """The metrics endpoints of the canary's and the stable version's servers (RuntimeStats). VersionLabels
+        serves both versions from one server, whose TF Serving metrics carry no version: not measurable there."""
+        canary_role, stable_role = server_for(md, CANARY), server_for(md, STABLE)
+        if canary_role == stable_role:
+            return None
+
+        def targets(role: str) -> Targets:
+            service = deployment_name(md, role)
+            url = self.settings.model_metrics_url(name=md.name, namespace=md.namespace, service=service)
+            return Targets((url,))
+
+        return VersionTargets(canary=targets(canary_role), stable=targets(stable_role))
 
     def client(self, address: str) -> ModelServiceClient:
         if address not in self.clients:
@@ -179,7 +204,21 @@ class ModelObserver:
             models = snapshot.live.get((CONFIG_MAP.kind, models_configmap_name(md, role)))
             views[role] = ServerView(role, read.versions, applied_labels(models), applied_failed(models))
         self.failures[target.uid] = self.failures.get(target.uid, 0) + 1 if failed else 0
-        serving = plan(md, views)
+        previous = stored_rollout(snapshot.stored_status)
+        moment = utc_now()
+        available = canary_ready(md, plan(md, views).servers)
+        analysis = md.spec.canary.analysis if md.spec.canary is not None else None
+        observation = None
+        if analysis is not None:
+            pods = self.metrics_targets(md) if analysis.source.type == MetricsSourceType.RUNTIME_STATS else None
+            observation = await self.analyst(target.uid, md).observe(md.spec, previous, moment, pods)
+        outcome = advance(md.spec, previous, observation, moment, available)
+        due_in = wake_in(md.spec, outcome.rollout, moment)
+        if due_in is None:
+            self.rollout_due.pop(target.uid, None)
+        else:
+            self.rollout_due[target.uid] = due_in
+        serving = plan(md, views, desired_weight=outcome.weight)
         children = with_manifest_hashes(render_served(md, serving, self.settings))
         problem: ApplyProblem | None = None
         try:
@@ -214,6 +253,9 @@ class ModelObserver:
             failure_threshold=self.settings.probe_failure_threshold,
             endpoint=grpc_endpoint,
             rest_endpoint=rest_endpoint,
+            rollout=outcome.rollout,
+            desired_weight=outcome.weight,
+            events=outcome.events,
         )
 
     def _note_loading(

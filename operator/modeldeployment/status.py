@@ -18,15 +18,17 @@ from croupier.api.modeldeployment import (
     ModelDeploymentStatus,
     ModelVersionState,
     Reason,
+    RolloutStatus,
     VersionRole,
     VersionStatus,
 )
-from croupier.operator.core.conditions import DesiredCondition, merge_conditions
+from croupier.operator.core.conditions import DesiredCondition, EventNote, merge_conditions
 from croupier.operator.core.controller import ApplyProblem, InvalidObjectError
 from croupier.operator.decisionpolicy.status import DeploymentState
 from croupier.operator.modeldeployment.children import CANARY, STABLE, ServingPlan, deployment_name
 from croupier.operator.modeldeployment.model import ModelDeploymentObject
 from croupier.operator.modeldeployment.plan import desired_canary_weight, server_for
+from croupier.operator.modeldeployment.rollout import rollout_conditions
 from croupier.runtime.tfserving.client import ErrorCode
 from croupier.runtime.tfserving.client import VersionStatus as ServedVersion
 
@@ -87,6 +89,16 @@ class Observations:
     failure_threshold: int = 1
     endpoint: str | None = None
     rest_endpoint: str | None = None
+    rollout: RolloutStatus | None = None
+    """The canary rollout after this pass (``canary.engine.advance``)."""
+    desired_weight: int | None = None
+    """The canary weight the rollout engine decided (None: the spec's, ``plan.desired_canary_weight``)."""
+    events: tuple[EventNote, ...] = ()
+    """The rollout's Events of this pass (posted once its status is written)."""
+
+
+def rollout_events(observed: Observations) -> tuple[EventNote, ...]:
+    return observed.events
 
 
 def _reason(value: str) -> Reason | ChildReason:
@@ -264,7 +276,8 @@ def desired_conditions(
         )
     if loading is not None:
         return waiting(Reason.VERSION_LOADING, loading)
-    if plan.canary_weight != desired_canary_weight(md):
+    wanted_weight = desired_canary_weight(md) if observed.desired_weight is None else observed.desired_weight
+    if plan.canary_weight != wanted_weight:
         return waiting(Reason.VERSION_LOADING, "the canary gets traffic once it is AVAILABLE")
     if not observed.served:
         return waiting(Reason.WEIGHT_NOT_SERVED, f"applying the split: canary {plan.canary_weight}%")
@@ -287,7 +300,11 @@ def desired_conditions(
     if md.spec.canary is not None:
         split += f", canary {md.spec.canary.version} {plan.canary_weight}%"
         if md.spec.canary.steps is not None:
-            split += f" (step 1 of {len(md.spec.canary.steps)})"
+            step = observed.rollout.step if observed.rollout is not None and observed.rollout.step is not None else 0
+            split += f" (step {step + 1} of {len(md.spec.canary.steps)})"
+    by_rollout = rollout_conditions(observed.rollout, split)
+    if by_rollout is not None:
+        return by_rollout
     message = f"TF Serving reports every version with traffic AVAILABLE; serving {split}"
     return [
         DesiredCondition(READY, TRUE, Reason.AVAILABLE, message),
@@ -310,12 +327,16 @@ def desired_status(
     )
     md, plan = observed.md, observed.plan
     canary = md.spec.canary if md is not None else None
+    # Unparsed or unapplied: the rollout is not advanced this pass, so the stored one stays.
+    rollout = observed.rollout if md is not None else (current.rollout if current is not None else None)
+    step = rollout.step if rollout is not None and rollout.step is not None else 0
     return ModelDeploymentStatus(
         observed_generation=observed.generation,
         conditions=conditions,
         versions=rows or None,
         canary_weight=plan.canary_weight if canary is not None and plan is not None else None,
-        current_step=0 if canary is not None and canary.steps is not None else None,
+        current_step=step if canary is not None and canary.steps is not None else None,
+        rollout=rollout,
         endpoint=observed.endpoint,
         rest_endpoint=observed.rest_endpoint,
     )
