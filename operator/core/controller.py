@@ -9,7 +9,7 @@ supervisor are the machinery's (``croupier.operator.core``), the same for every 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -139,6 +139,9 @@ class KindController(Generic[ParsedT, ObservedT, StatusT]):
     owned are left as they are (a kind that does not compute them yet must not erase them)."""
     ready_gauge: Gauge | None = None
     """Objects of this kind by their Ready status, as last computed (optional)."""
+    render_inputs: Callable[[Mapping[str, Any]], Hashable] | None = None
+    """What ``parse``/``render`` read from the body besides the spec (e.g. stored status fields that change what a
+    child serves): the rendering is cached per generation and per this value. None: the spec only."""
 
     @property
     def kind(self) -> str:

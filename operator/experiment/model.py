@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,13 +17,6 @@ from croupier.operator.core.ownership import owner_reference
 CHILD_SUFFIX = "-experiment"
 MAX_NAME = 63 - len(CHILD_SUFFIX)
 DNS_1035_LABEL = re.compile(rf"^[a-z]([-a-z0-9]{{0,{MAX_NAME - 2}}}[a-z0-9])?$")
-
-
-class InvalidReason(StrEnum):
-    """Why an Experiment cannot be rendered (the CRD's schema and CEL rules reject most of this at admission)."""
-
-    INVALID_NAME = "InvalidName"
-    INVALID_SPEC = "InvalidSpec"
 
 
 BLOCKING_REASONS = frozenset({Reason.TARGET_NOT_FOUND, Reason.TARGET_NOT_READY, Reason.TARGET_NOT_SUPPORTED})
@@ -55,7 +47,7 @@ def parse_experiment(body: Mapping[str, Any]) -> ExperimentObject:
     name = str(metadata.get("name", ""))
     if not DNS_1035_LABEL.match(name):
         raise InvalidObjectError(
-            InvalidReason.INVALID_NAME,
+            Reason.INVALID_NAME,
             f"metadata.name {name!r} must be a DNS-1035 label of at most {MAX_NAME} characters (lower-case letters, "
             f"digits and '-', starting with a letter): the runtime's Service is named <name>{CHILD_SUFFIX}",
         )
@@ -66,14 +58,8 @@ def parse_experiment(body: Mapping[str, Any]) -> ExperimentObject:
             f"{'.'.join(['spec', *(str(p) for p in e['loc'])])}: {e['msg'].removeprefix('Value error, ')}"
             for e in error.errors(include_url=False)
         )
-        raise InvalidObjectError(InvalidReason.INVALID_SPEC, problems) from error
-    status = body.get("status") or {}
-    winner = status.get("winner") if isinstance(status, Mapping) else None
-    action = (status.get("guardrailAction") or {}).get("action") if isinstance(status, Mapping) else None
-    ready_reason = ""
-    for condition in (status.get("conditions") if isinstance(status, Mapping) else None) or ():
-        if condition.get("type") == "Ready":
-            ready_reason = str(condition.get("reason") or "")
+        raise InvalidObjectError(Reason.INVALID_SPEC, problems) from error
+    winner, action, ready_reason = render_inputs(body)
     return ExperimentObject(
         name=name,
         namespace=str(metadata.get("namespace", "")),
@@ -81,7 +67,7 @@ def parse_experiment(body: Mapping[str, Any]) -> ExperimentObject:
         generation=int(metadata.get("generation") or 0),
         spec=spec,
         winner=winner if winner in {v.name for v in spec.variants} else None,
-        guardrail_action=str(action) if action else None,
+        guardrail_action=action,
         ready_reason=ready_reason,
     )
 
@@ -110,3 +96,19 @@ def served_state(experiment: ExperimentObject) -> ExperimentState:
     if experiment.guardrail_action == OnGuardrailViolation.CONCLUDE:
         return ExperimentState.CONCLUDED
     return spec.state
+
+
+def render_inputs(body: Mapping[str, Any]) -> tuple[str | None, str | None, str]:
+    """The stored status fields ``parse_experiment`` reads (they change what the runtime serves): winner, guardrail
+    action, Ready reason. The supervisor re-renders when they change."""
+    status = body.get("status") or {}
+    if not isinstance(status, Mapping):
+        return (None, None, "")
+    winner = status.get("winner")
+    action = (status.get("guardrailAction") or {}).get("action")
+    ready = next((str(c.get("reason") or "") for c in status.get("conditions") or () if c.get("type") == "Ready"), "")
+    return (
+        str(winner) if winner is not None else None,
+        str(action) if action else None,
+        ready if ready in BLOCKING_REASONS else "",
+    )
