@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from croupier.api.common import API_VERSION, GROUP
-from croupier.api.experiment import KIND
+from croupier.api.experiment import KIND, ExperimentState
 from croupier.operator.core.matching import digest, with_manifest_hashes
 from croupier.operator.core.observer import MANAGED_BY_LABEL
 from croupier.operator.decisionpolicy.children import CONFIG_MOUNT, RUNTIME_UID, SERVICE_PORT, STATE_MOUNT
@@ -80,7 +80,8 @@ def served_document(experiment: ExperimentObject) -> dict[str, Any]:
         },
         "spec": spec,
     }
-    if experiment.winner is not None:
+    if experiment.winner is not None and spec["state"] == ExperimentState.CONCLUDED:
+        # Only a Concluded runtime reads it: a winner found while Running does not roll the pods.
         document["status"] = {"winner": experiment.winner}
     return document
 

@@ -104,8 +104,11 @@ def render_inputs(body: Mapping[str, Any]) -> tuple[str | None, str | None, str]
     status = body.get("status") or {}
     if not isinstance(status, Mapping):
         return (None, None, "")
-    winner = status.get("winner")
     action = (status.get("guardrailAction") or {}).get("action")
+    spec = body.get("spec") or {}
+    # The winner matters only to a Concluded runtime (KeepWinner): a winner found while Running changes nothing served.
+    concluding = spec.get("state") == ExperimentState.CONCLUDED or action == OnGuardrailViolation.CONCLUDE
+    winner = status.get("winner") if concluding else None
     ready = next((str(c.get("reason") or "") for c in status.get("conditions") or () if c.get("type") == "Ready"), "")
     return (
         str(winner) if winner is not None else None,

@@ -149,7 +149,7 @@ def results_table(spec: ExperimentSpec, stats: ExperimentStatsResponse, analysis
     return {
         "variants": rows,
         "total_exposures": stats.total_exposures,
-        "srm_p_value": _round(analysis.srm_p_value, 9),
+        "srm_p_value": None if analysis.srm_p_value is None else float(f"{analysis.srm_p_value:.3g}"),
         "winner": analysis.winner,
         "epoch": stats.epoch,
         "epoch_start_time": rfc3339(datetime.fromtimestamp(stats.epoch_start_time).astimezone()),

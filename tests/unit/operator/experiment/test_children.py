@@ -152,6 +152,9 @@ def test_the_stored_winner_reaches_the_runtime_and_a_stale_one_does_not() -> Non
     assert parse_served(_served(body)).winner == "treatment"
     body["status"]["winner"] = "removed-variant"
     assert "status" not in _served(body)
+    running = _load("concluded-winner.yaml")
+    running["spec"]["state"] = "Running"
+    assert "status" not in _served(running), "a winner found while Running must not roll the pods"
 
 
 def test_a_served_change_rolls_the_pods_and_a_label_change_does_not() -> None:
