@@ -182,14 +182,6 @@ def test_b_truly_wins_and_the_numbers_reach_status_then_no_writes_when_settled(
     assert b["metrics"][0]["name"] == "conversion" and b["metrics"][0]["sum"] == b["outcomes"]
     assert status["srmPValue"] > 0.001 and status["epoch"]
 
-    def reasons() -> set[str]:
-        items = experiments.kubectl.json("get", "events", "-n", experiments.namespace)["items"]
-        return {str(e.get("reason")) for e in items if e["involvedObject"].get("kind") == "Experiment"}
-
-    try:
-        wait_for(lambda: "WinnerFound" in reasons(), timeout=15, what="the WinnerFound Event")
-    except TimeoutError:
-        raise AssertionError(f"Event reasons: {sorted(reasons())}") from None
     # Settled: nothing changes at the runtime, so nothing is written over several resyncs.
     settled = experiments.get("buttons")["status"]
     before = policies.operator_writes()
@@ -206,6 +198,15 @@ def test_a_broken_split_reaches_sample_ratio_mismatch(experiments: Experiments) 
     body = experiments.wait_condition("broken", "Degraded", "True", "SampleRatioMismatch")
     record(body)
     assert body["status"]["srmPValue"] < 0.001 and "winner" not in body["status"]
+
+    def reasons() -> set[str]:
+        items = experiments.kubectl.json("get", "events", "-n", experiments.namespace)["items"]
+        return {str(e.get("reason")) for e in items if e["involvedObject"].get("name") == "broken"}
+
+    try:
+        wait_for(lambda: "SampleRatioMismatch" in reasons(), timeout=15, what="the SampleRatioMismatch Event")
+    except TimeoutError:
+        raise AssertionError(f"Event reasons: {sorted(reasons())}") from None
 
 
 def test_a_missing_target_policy_is_target_not_found_and_control_is_served(experiments: Experiments) -> None:
