@@ -456,6 +456,16 @@ class Reason(StrEnum):
     TARGET_NOT_READY = "TargetNotReady"
     TARGET_NOT_SUPPORTED = "TargetNotSupported"
     """A variant targets a ModelDeployment version and this operator has no model router yet."""
+    ROLLOUT_IN_PROGRESS = "RolloutInProgress"
+    """The runtime's pods are not all serving the current configuration yet (or its statistics were not read yet)."""
+    ROLLOUT_STALLED = "RolloutStalled"
+    """The runtime's Deployment exceeded its progress deadline."""
+    RUNTIME_UNREACHABLE = "RuntimeUnreachable"
+    """The runtime's statistics could not be read (repeatedly), or are inconsistent."""
+    INVALID_NAME = "InvalidName"
+    """metadata.name cannot name the runtime's children."""
+    INVALID_SPEC = "InvalidSpec"
+    """The spec fails validation (the CRD rejects most of this at admission)."""
     NOT_IMPLEMENTED = "NotImplemented"
     """This operator version does not reconcile the kind yet (Ready, Progressing and Degraded are False)."""
 
@@ -511,6 +521,9 @@ class VariantStatus(ApiModel):
         Field(description="Sum of the primary metric over exposed units (conversions for Binary; may be negative)."),
     ] = 0.0
     mean: Annotated[float | None, Field(description="Metric mean per exposed unit.")] = None
+    variance: Annotated[
+        float | None, Field(description="Per-unit variance of the metric (Binary: the Bernoulli variance).", ge=0)
+    ] = None
     lift: Annotated[Lift | None, Field(description="Lift versus control (unset for control itself).")] = None
     p_value: Annotated[
         float | None, Field(description="P-value versus control (FixedHorizon, Sequential).", ge=0, le=1)

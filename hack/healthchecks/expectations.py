@@ -32,6 +32,7 @@ ARGO = {
    "ready-step-in-progress": P, "ready-waiting-for-analysis": P, "version-loading": P, "stale-observed-generation": P},
  "Experiment": {"apply-failed": D, "apply-rejected": D, "child-conflict": D, "target-not-found": D, "target-not-ready": P,
    "target-not-supported": D, "no-status": P,
+   "rollout-in-progress": P, "rollout-stalled": D, "runtime-unreachable": D, "invalid-name": D, "invalid-spec": D,
    "not-implemented": S, "ready-concluded": H, "ready-guardrail-violated": D, "ready-insufficient-traffic": P,
    "ready-no-significant-difference": H, "ready-paused": H, "ready-running": H, "ready-sample-ratio-mismatch": D,
    "ready-winner-found": H, "stale-observed-generation": P},

@@ -113,6 +113,11 @@ STATES: dict[str, list[tuple]] = {
         waiting("TargetNotReady", "decisionPolicyRef homepage-banner: DecisionPolicy not Ready; serving control",
                 "TargetNotReady"),
         blocked("TargetNotSupported", "variant canary: ModelDeployment targets need the model router; serving control"),
+        waiting("RolloutInProgress", "0/1 runtime pods updated, 0 available", "RolloutInProgress"),
+        blocked("RolloutStalled", 'ReplicaSet "example-experiment-6d5f" has timed out progressing.'),
+        blocked("RuntimeUnreachable", "GET http://example-experiment.example.svc:80/v1/stats failed: ConnectError"),
+        blocked("InvalidName", "metadata.name '1example' must be a DNS-1035 label of at most 52 characters"),
+        blocked("InvalidSpec", "spec.variants: weights must sum to 100"),
         *(blocked(reason, message) for reason, message in CHILD.items()),
     ],
 }

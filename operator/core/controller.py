@@ -9,7 +9,7 @@ supervisor are the machinery's (``croupier.operator.core``), the same for every 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -146,6 +146,9 @@ class KindController(Generic[ParsedT, ObservedT, StatusT]):
     events: Callable[[ObservedT], Sequence[EventNote]] | None = None
     """Events the observations call for beyond condition transitions (e.g. a canary step advance); posted only
     when the status they belong to was written, so a held-back or repeated pass posts nothing twice."""
+    render_inputs: Callable[[Mapping[str, Any]], Hashable] | None = None
+    """What ``parse``/``render`` read from the body besides the spec (e.g. stored status fields that change what a
+    child serves): the rendering is cached per generation and per this value. None: the spec only."""
 
     @property
     def kind(self) -> str:

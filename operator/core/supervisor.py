@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic
 
@@ -66,6 +66,8 @@ class Rendered(Generic[ParsedT]):
     parsed: ParsedT | None
     invalid: InvalidObjectError | None
     children: tuple[dict[str, Any], ...] = ()
+    inputs: Hashable = None
+    """The controller's ``render_inputs`` of the body rendered."""
 
 
 class Supervisor:
@@ -106,16 +108,17 @@ class Supervisor:
 
     def rendered(self, controller: AnyController, body: Mapping[str, Any]) -> Rendered[Any]:
         target = Target.from_body(controller.kind, body)
+        inputs = controller.render_inputs(body) if controller.render_inputs is not None else None
         cached = self.rendered_cache.get(target.uid)
-        if cached is not None and cached.generation == target.generation:
+        if cached is not None and cached.generation == target.generation and cached.inputs == inputs:
             return cached
         try:
             parsed = controller.parse(body)
         except InvalidObjectError as error:
-            result: Rendered[Any] = Rendered(target.generation, parsed=None, invalid=error)
+            result: Rendered[Any] = Rendered(target.generation, parsed=None, invalid=error, inputs=inputs)
         else:
             children = with_manifest_hashes(controller.render(parsed, self.settings))
-            result = Rendered(target.generation, parsed=parsed, invalid=None, children=tuple(children))
+            result = Rendered(target.generation, parsed=parsed, invalid=None, children=tuple(children), inputs=inputs)
         self.rendered_cache[target.uid] = result
         return result
 

@@ -1,18 +1,38 @@
-"""Kopf registration of Experiment: no children and no observations yet, only a status saying so (reason
-``NotImplemented``) until its reconciler lands."""
+"""Kopf registration of Experiment: the Kind declared on the shared machinery (``croupier.operator.core``).
+
+Children: ConfigMap (the served manifest), PersistentVolumeClaim, Deployment, Service, PodDisruptionBudget, rendered
+by ``children.render`` from the spec and the stored status fields that change what is served (``model.render_inputs``);
+observations by ``observer.ExperimentObserver`` (targets, rollout, the runtime's sums); status (the analysis) by
+``status.desired_status``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from croupier.api.experiment import ExperimentStatus, Reason
-from croupier.operator.core.controller import KindController, Snapshot
+from croupier.api.experiment import ExperimentStatus
+from croupier.operator.core.controller import KindController
 from croupier.operator.core.registration import register
-from croupier.operator.core.resources import EXPERIMENT
-from croupier.operator.core.unimplemented import unreconciled_controller
+from croupier.operator.core.resources import (
+    CONFIG_MAP,
+    DEPLOYMENT,
+    EXPERIMENT,
+    PERSISTENT_VOLUME_CLAIM,
+    POD_DISRUPTION_BUDGET,
+    SERVICE,
+)
+from croupier.operator.experiment.children import render
+from croupier.operator.experiment.model import ExperimentObject, parse_experiment, render_inputs
+from croupier.operator.experiment.observer import ExperimentObserver
+from croupier.operator.experiment.status import Observations, desired_status
 
-CONTROLLER: KindController[None, Snapshot[Any], ExperimentStatus] = unreconciled_controller(
-    EXPERIMENT, ExperimentStatus, Reason.NOT_IMPLEMENTED
+CONTROLLER: KindController[ExperimentObject, Observations, ExperimentStatus] = KindController(
+    resource=EXPERIMENT,
+    status_model=ExperimentStatus,
+    children=(CONFIG_MAP, PERSISTENT_VOLUME_CLAIM, DEPLOYMENT, SERVICE, POD_DISRUPTION_BUDGET),
+    parse=parse_experiment,
+    render=render,
+    observer=ExperimentObserver,
+    status=desired_status,
+    render_inputs=render_inputs,
 )
 
 register(CONTROLLER)

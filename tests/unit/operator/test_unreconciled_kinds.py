@@ -1,4 +1,6 @@
-"""Experiment plugs into the shared machinery with a status that says it is not reconciled yet."""
+"""A Kind registered on the shared machinery before its reconciler exists gets a status that says so
+(``core.unimplemented``). Every kind is reconciled today; the machinery stays for the next one, checked here on the
+Experiment resource (not registered this way)."""
 
 from __future__ import annotations
 
@@ -9,13 +11,17 @@ import pytest
 
 from croupier.api import experiment
 from croupier.operator.core.controller import Snapshot, Target
+from croupier.operator.core.resources import EXPERIMENT as EXPERIMENT_RESOURCE
 from croupier.operator.core.status import status_patch
-from croupier.operator.experiment.handlers import CONTROLLER as EXPERIMENT
+from croupier.operator.core.unimplemented import unreconciled_controller
 
 pytestmark = pytest.mark.unit
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5)
+EXPERIMENT = unreconciled_controller(
+    EXPERIMENT_RESOURCE, experiment.ExperimentStatus, experiment.Reason.NOT_IMPLEMENTED
+)
 CASES = [(EXPERIMENT, experiment.Reason.NOT_IMPLEMENTED)]
 
 

@@ -1,0 +1,147 @@
+"""spec (+ stored status) -> desired children: the ConfigMap, PersistentVolumeClaim, Deployment, Service and
+PodDisruptionBudget of an Experiment's runtime (`croupier-runtime --experiment`).
+
+Pure: the same experiment and settings always render the same objects, byte for byte (golden tests hold us to it).
+One runtime replica with its embedded SQLite store on a ReadWriteOnce claim (sticky assignments, exposures, outcomes
+and the sufficient sums survive a restart); the claim is why the rollout strategy is Recreate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from croupier.api.common import API_VERSION, GROUP
+from croupier.api.experiment import KIND, ExperimentState
+from croupier.operator.core.matching import digest, with_manifest_hashes
+from croupier.operator.core.observer import MANAGED_BY_LABEL
+from croupier.operator.decisionpolicy.children import CONFIG_MOUNT, RUNTIME_UID, SERVICE_PORT, STATE_MOUNT
+from croupier.operator.experiment.model import CHILD_SUFFIX, ExperimentObject, served_state
+from croupier.operator.settings import FIELD_MANAGER, OperatorSettings
+from croupier.operator.templating import render_manifest
+
+TEMPLATE_DIR = "experiment"
+MANIFEST_KEY = "experiment.yaml"
+APP_NAME = "croupier-experiment"
+PART_OF = "croupier"
+EXPERIMENT_LABEL = f"{GROUP}/experiment"
+CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
+REPLICAS = 1
+STORAGE_SIZE = "1Gi"
+# A DecisionPolicy's runtime, as its Service publishes it (port 80): the runtime formats {name} and {namespace}.
+POLICY_URL_TEMPLATE = f"http://{{name}}.{{namespace}}.svc:{SERVICE_PORT}"
+
+
+@dataclass(frozen=True)
+class ChildNames:
+    configmap: str
+    deployment: str
+    service: str
+    pdb: str
+    pvc: str
+
+
+def child_names(experiment_name: str) -> ChildNames:
+    base = f"{experiment_name}{CHILD_SUFFIX}"
+    return ChildNames(configmap=base, deployment=base, service=base, pdb=base, pvc=f"{base}-state")
+
+
+def selector_labels(experiment: ExperimentObject) -> dict[str, str]:
+    """Immutable once a Deployment exists: never add to this."""
+    return {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/instance": experiment.name}
+
+
+def labels(experiment: ExperimentObject, component: str) -> dict[str, str]:
+    return {
+        **selector_labels(experiment),
+        "app.kubernetes.io/component": component,
+        MANAGED_BY_LABEL: FIELD_MANAGER,
+        "app.kubernetes.io/part-of": PART_OF,
+        EXPERIMENT_LABEL: experiment.name,
+    }
+
+
+def served_document(experiment: ExperimentObject) -> dict[str, Any]:
+    """The manifest the runtime loads (the operator/runtime contract): identity, generation, the spec with the state
+    to serve, and the stored winner."""
+    spec = experiment.spec.to_wire()
+    spec["state"] = str(served_state(experiment))
+    document: dict[str, Any] = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {
+            "name": experiment.name,
+            "namespace": experiment.namespace,
+            "generation": experiment.generation,
+            "uid": experiment.uid,
+        },
+        "spec": spec,
+    }
+    if experiment.winner is not None and spec["state"] == ExperimentState.CONCLUDED:
+        # Only a Concluded runtime reads it: a winner found while Running does not roll the pods.
+        document["status"] = {"winner": experiment.winner}
+    return document
+
+
+def served_yaml(experiment: ExperimentObject) -> str:
+    return yaml.safe_dump(served_document(experiment), sort_keys=False, default_flow_style=False)
+
+
+def _runtime_env() -> list[dict[str, Any]]:
+    return [
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "CROUPIER_RUNTIME_HOST", "value": "0.0.0.0"},
+        {"name": "CROUPIER_RUNTIME_LOG_FORMAT", "value": "json"},
+        {"name": "CROUPIER_RUNTIME_POLICY_URL_TEMPLATE", "value": POLICY_URL_TEMPLATE},
+    ]
+
+
+def template_context(experiment: ExperimentObject, settings: OperatorSettings) -> dict[str, Any]:
+    names = child_names(experiment.name)
+    config_text = served_yaml(experiment)
+    return {
+        "namespace": experiment.namespace,
+        "names": names,
+        "owner": experiment.owner_reference,
+        "labels": {c: labels(experiment, c) for c in ("config", "runtime", "state")},
+        "selector": selector_labels(experiment),
+        "manifest_key": MANIFEST_KEY,
+        "manifest_yaml": config_text,
+        "config_hash": digest(config_text),
+        "config_hash_annotation": CONFIG_HASH_ANNOTATION,
+        "config_mount": CONFIG_MOUNT,
+        "state_mount": STATE_MOUNT,
+        "replicas": REPLICAS,
+        "image": settings.runtime_image,
+        "image_pull_policy": settings.runtime_image_pull_policy,
+        "port": settings.runtime_port,
+        "service_port": SERVICE_PORT,
+        "uid": RUNTIME_UID,
+        "env": _runtime_env(),
+        "resources": None,
+        # A ReadWriteOnce claim cannot be mounted by the old and the new pod at once.
+        "strategy": {"type": "Recreate"},
+        "min_available": None,
+        "state_claim": names.pvc,
+        "storage_size": STORAGE_SIZE,
+        "storage_class_name": None,
+    }
+
+
+def render(experiment: ExperimentObject, settings: OperatorSettings) -> Sequence[dict[str, Any]]:
+    """Every child the experiment needs, in apply order (config and claim before the pods that mount them)."""
+    context = template_context(experiment, settings)
+    templates = ["configmap.yaml.j2", "pvc.yaml.j2", "deployment.yaml.j2", "service.yaml.j2", "pdb.yaml.j2"]
+    return [render_manifest(settings.templates_dir, f"{TEMPLATE_DIR}/{name}", context) for name in templates]
+
+
+def desired_children(experiment: ExperimentObject, settings: OperatorSettings) -> list[dict[str, Any]]:
+    """What is applied: the rendered children, each stamped with its manifest hash (as the applier does)."""
+    return with_manifest_hashes(render(experiment, settings))
+
+
+def endpoint(experiment_name: str, namespace: str) -> str:
+    return f"http://{child_names(experiment_name).service}.{namespace}.svc:{SERVICE_PORT}"

@@ -1,0 +1,117 @@
+"""An Experiment object as the operator sees it: identity plus a validated spec."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from croupier.api.experiment import KIND, ExperimentSpec, ExperimentState, OnGuardrailViolation, Reason
+from croupier.operator.core.controller import InvalidObjectError
+from croupier.operator.core.ownership import owner_reference
+
+# Children are named `<name>-experiment` (a DNS-1035 label of at most 63 characters).
+CHILD_SUFFIX = "-experiment"
+MAX_NAME = 63 - len(CHILD_SUFFIX)
+DNS_1035_LABEL = re.compile(rf"^[a-z]([-a-z0-9]{{0,{MAX_NAME - 2}}}[a-z0-9])?$")
+
+
+BLOCKING_REASONS = frozenset({Reason.TARGET_NOT_FOUND, Reason.TARGET_NOT_READY, Reason.TARGET_NOT_SUPPORTED})
+
+
+@dataclass(frozen=True)
+class ExperimentObject:
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    spec: ExperimentSpec
+    winner: str | None = None
+    """The stored ``status.winner`` (what KeepWinner serves once Concluded)."""
+    guardrail_action: str | None = None
+    """The stored ``status.guardrailAction.action`` (Pause or Conclude), if one was taken."""
+    ready_reason: str = ""
+    """The stored Ready condition's reason (a target that is missing or not ready makes the runtime serve control)."""
+
+    @property
+    def owner_reference(self) -> dict[str, Any]:
+        return owner_reference(KIND, self.name, self.uid)
+
+
+def parse_experiment(body: Mapping[str, Any]) -> ExperimentObject:
+    """Validate an Experiment body; raise InvalidObjectError naming what cannot work."""
+    metadata = body.get("metadata") or {}
+    name = str(metadata.get("name", ""))
+    if not DNS_1035_LABEL.match(name):
+        raise InvalidObjectError(
+            Reason.INVALID_NAME,
+            f"metadata.name {name!r} must be a DNS-1035 label of at most {MAX_NAME} characters (lower-case letters, "
+            f"digits and '-', starting with a letter): the runtime's Service is named <name>{CHILD_SUFFIX}",
+        )
+    try:
+        spec = ExperimentSpec.model_validate(body.get("spec") or {})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(['spec', *(str(p) for p in e['loc'])])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in error.errors(include_url=False)
+        )
+        raise InvalidObjectError(Reason.INVALID_SPEC, problems) from error
+    winner, action, ready_reason = render_inputs(body)
+    return ExperimentObject(
+        name=name,
+        namespace=str(metadata.get("namespace", "")),
+        uid=str(metadata.get("uid", "")),
+        generation=int(metadata.get("generation") or 0),
+        spec=spec,
+        winner=winner if winner in {v.name for v in spec.variants} else None,
+        guardrail_action=action,
+        ready_reason=ready_reason,
+    )
+
+
+def unsupported_variants(spec: ExperimentSpec) -> list[str]:
+    """Variants targeting a ModelDeployment version: no model router honours their route yet."""
+    return [v.name for v in spec.variants if v.model_deployment_ref is not None]
+
+
+def served_state(experiment: ExperimentObject) -> ExperimentState:
+    """What the runtime serves (the operator's ConfigMap copy), derived from the user's spec and the stored status;
+    the user's spec is never written.
+
+    - a variant the operator cannot serve (a ModelDeployment target) or a missing / not ready DecisionPolicy target
+      (the stored Ready reason): Paused, i.e. control for every unit and nothing counted;
+    - a guardrail action taken (``status.guardrailAction``, per ``onGuardrailViolation``): Paused or Concluded;
+    - otherwise the user's ``spec.state``.
+    """
+    spec = experiment.spec
+    if spec.state != ExperimentState.RUNNING:
+        return spec.state
+    if unsupported_variants(spec) or experiment.ready_reason in BLOCKING_REASONS:
+        return ExperimentState.PAUSED
+    if experiment.guardrail_action == OnGuardrailViolation.PAUSE:
+        return ExperimentState.PAUSED
+    if experiment.guardrail_action == OnGuardrailViolation.CONCLUDE:
+        return ExperimentState.CONCLUDED
+    return spec.state
+
+
+def render_inputs(body: Mapping[str, Any]) -> tuple[str | None, str | None, str]:
+    """The stored status fields ``parse_experiment`` reads (they change what the runtime serves): winner, guardrail
+    action, Ready reason. The supervisor re-renders when they change."""
+    status = body.get("status") or {}
+    if not isinstance(status, Mapping):
+        return (None, None, "")
+    action = (status.get("guardrailAction") or {}).get("action")
+    spec = body.get("spec") or {}
+    # The winner matters only to a Concluded runtime (KeepWinner): a winner found while Running changes nothing served.
+    concluding = spec.get("state") == ExperimentState.CONCLUDED or action == OnGuardrailViolation.CONCLUDE
+    winner = status.get("winner") if concluding else None
+    ready = next((str(c.get("reason") or "") for c in status.get("conditions") or () if c.get("type") == "Ready"), "")
+    return (
+        str(winner) if winner is not None else None,
+        str(action) if action else None,
+        ready if ready in BLOCKING_REASONS else "",
+    )

@@ -1,0 +1,109 @@
+"""What an Experiment observes beyond its children: its Deployment's rollout, its DecisionPolicy targets, and the
+runtime's sufficient statistics (GET /v1/stats), once its pods are rolled out."""
+
+from __future__ import annotations
+
+import httpx
+from pydantic import ValidationError
+
+from croupier.api.common import ConditionStatus, ConditionType
+from croupier.api.decisionpolicy import KIND as POLICY_KIND
+from croupier.api.wire import STATS_PATH, ExperimentStatsResponse
+from croupier.operator.core.controller import Services, Snapshot
+from croupier.operator.core.resources import DEPLOYMENT
+from croupier.operator.decisionpolicy.status import DeploymentState
+from croupier.operator.experiment.children import CONFIG_HASH_ANNOTATION, child_names
+from croupier.operator.experiment.model import ExperimentObject, served_state, unsupported_variants
+from croupier.operator.experiment.status import Observations
+
+PROBE_RETRY_SECONDS = 2.0
+
+
+def _ready(policy: dict[str, object]) -> bool:
+    status = policy.get("status")
+    conditions = status.get("conditions") if isinstance(status, dict) else None
+    for condition in conditions or ():
+        if isinstance(condition, dict) and condition.get("type") == ConditionType.READY:
+            return bool(condition.get("status") == ConditionStatus.TRUE)
+    return False
+
+
+class ExperimentObserver:
+    """Remembers consecutive failed reads per experiment (one slow answer is not yet a degradation)."""
+
+    def __init__(self, services: Services) -> None:
+        self.settings = services.settings
+        self.http = services.http
+        self.kube = services.kube
+        self.failures: dict[str, int] = {}
+
+    def forget(self, uid: str) -> None:
+        self.failures.pop(uid, None)
+
+    def recheck_after(self, uid: str) -> float | None:
+        failures = self.failures.get(uid, 0)
+        return PROBE_RETRY_SECONDS * failures if failures else None
+
+    async def _targets(self, experiment: ExperimentObject) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        missing: list[str] = []
+        unready: list[str] = []
+        if self.kube is None:
+            return (), ()
+        for name in sorted({v.decision_policy_ref.name for v in experiment.spec.variants if v.decision_policy_ref}):
+            policy = await self.kube.get(POLICY_KIND, experiment.namespace, name)
+            if policy is None:
+                missing.append(name)
+            elif not _ready(policy):
+                unready.append(name)
+        return tuple(missing), tuple(unready)
+
+    async def _stats(self, url: str) -> tuple[ExperimentStatsResponse | None, str | None]:
+        target = f"{url}{STATS_PATH}"
+        try:
+            response = await self.http.get(target)
+        except httpx.HTTPError as error:
+            return None, f"GET {target} failed: {type(error).__name__}: {error}".rstrip(": ")
+        if response.status_code != 200:
+            return None, f"GET {target} answered HTTP {response.status_code}"
+        try:
+            return ExperimentStatsResponse.model_validate_json(response.content), None
+        except ValidationError as error:
+            return None, f"GET {target} returned an unexpected body: {error.error_count()} errors"
+
+    async def observe(self, snapshot: Snapshot[ExperimentObject]) -> Observations:
+        target, experiment = snapshot.target, snapshot.parsed
+        names = child_names(target.name)
+        live = snapshot.live.get((DEPLOYMENT.kind, names.deployment))
+        deployment = DeploymentState.from_object(live, CONFIG_HASH_ANNOTATION) if live is not None else None
+        desired = snapshot.desired_child(DEPLOYMENT.kind, names.deployment)
+        config_hash = DeploymentState.from_object(desired, CONFIG_HASH_ANNOTATION).config_hash if desired else None
+        if experiment is None:
+            return Observations(generation=target.generation, spec=None, invalid=snapshot.invalid)
+        missing, unready = await self._targets(experiment)
+        stats, error = None, None
+        if (
+            snapshot.problem is None
+            and self.settings.probe_enabled
+            and deployment is not None
+            and deployment.rolled_out(config_hash)
+        ):
+            url = self.settings.runtime_url(name=target.name, namespace=target.namespace, service=names.service)
+            stats, error = await self._stats(url)
+            if stats is not None and stats.generation != target.generation:
+                error, stats = f"the runtime serves generation {stats.generation}, want {target.generation}", None
+            self.failures[target.uid] = 0 if stats is not None else self.failures.get(target.uid, 0) + 1
+        return Observations(
+            generation=target.generation,
+            spec=experiment.spec,
+            served_state=served_state(experiment),
+            apply_problem=snapshot.problem,
+            deployment=deployment,
+            config_hash=config_hash,
+            unsupported=tuple(unsupported_variants(experiment.spec)),
+            missing_targets=missing,
+            unready_targets=unready,
+            stats=stats,
+            probe_error=error,
+            probe_failures=self.failures.get(target.uid, 0),
+            probe_failure_threshold=self.settings.probe_failure_threshold,
+        )

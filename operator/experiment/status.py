@@ -1,0 +1,363 @@
+"""observations -> status: the conditions, per-variant results, SRM, winner and guardrail action of an Experiment.
+
+Pure and deterministic: the same observations and the same current status give the same ``ExperimentStatus``, and
+when nothing changed the result equals the current status, so the operator writes nothing. The results table (and
+``lastAnalysisTime``) moves only when the runtime's counters (exposures and sums per variant and metric, epoch)
+changed since the stored table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from croupier.api.common import ChildReason, Condition, ConditionStatus, ConditionType
+from croupier.api.experiment import (
+    ExperimentSpec,
+    ExperimentState,
+    ExperimentStatus,
+    GuardrailAction,
+    GuardrailStatus,
+    Lift,
+    MetricSums,
+    OnConclude,
+    OnGuardrailViolation,
+    Reason,
+    VariantStatus,
+    format_split,
+)
+from croupier.api.wire import ExperimentStatsResponse
+from croupier.operator.core.conditions import DesiredCondition, merge_conditions, rfc3339
+from croupier.operator.core.controller import ApplyProblem, InvalidObjectError
+from croupier.operator.decisionpolicy.status import DeploymentState
+from croupier.stats import AnalysisConfig, Guardrail, Method, Metric, MetricKind, Moments, VariantData, analyze
+from croupier.stats.analysis import Analysis, AnalysisState, GuardrailState, Interval
+from croupier.stats.inputs import Direction, StatsInputError
+
+TRUE, FALSE = ConditionStatus.TRUE, ConditionStatus.FALSE
+READY, PROGRESSING, DEGRADED = ConditionType.READY, ConditionType.PROGRESSING, ConditionType.DEGRADED
+
+_TABLE_FIELDS = ("variants", "total_exposures", "srm_p_value", "winner", "epoch", "epoch_start_time")
+
+
+@dataclass(frozen=True)
+class Observations:
+    generation: int
+    spec: ExperimentSpec | None
+    served_state: ExperimentState | None = None
+    """What the rendered config tells the runtime to serve."""
+    invalid: InvalidObjectError | None = None
+    apply_problem: ApplyProblem | None = None
+    deployment: DeploymentState | None = None
+    config_hash: str | None = None
+    unsupported: tuple[str, ...] = ()
+    missing_targets: tuple[str, ...] = ()
+    """decisionPolicyRef names with no DecisionPolicy."""
+    unready_targets: tuple[str, ...] = ()
+    """decisionPolicyRef names whose DecisionPolicy is not Ready."""
+    stats: ExperimentStatsResponse | None = None
+    probe_error: str | None = None
+    probe_failures: int = 0
+    probe_failure_threshold: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _round(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _lift(interval: Interval | None) -> Lift | None:
+    if interval is None:
+        return None
+    return Lift(estimate=round(interval.estimate, 6), lower=round(interval.lower, 6), upper=round(interval.upper, 6))
+
+
+def _config(spec: ExperimentSpec) -> AnalysisConfig:
+    analysis = spec.analysis
+    return AnalysisConfig(
+        method=Method(str(analysis.method)),
+        alpha=analysis.alpha,
+        power=analysis.power,
+        minimum_samples_per_variant=analysis.minimum_samples_per_variant,
+        srm_threshold=analysis.srm_threshold,
+        sequential_tuning_parameter=float(analysis.sequential_tuning_sample_size),
+    )
+
+
+def run_analysis(spec: ExperimentSpec, stats: ExperimentStatsResponse) -> Analysis:
+    """croupier.stats over the runtime's sufficient sums, per spec.analysis; raises StatsInputError on bad sums."""
+    variants = [
+        VariantData(
+            v.name,
+            weight=v.weight,
+            exposures=v.exposures,
+            metrics={m.name: Moments(m.count, m.sum, m.sum_squares) for m in v.metrics},
+        )
+        for v in stats.variants
+    ]
+    metric = Metric(
+        spec.metric.name,
+        MetricKind(str(spec.metric.type)),
+        Direction(str(spec.metric.direction)),
+        spec.metric.minimum_detectable_effect,
+    )
+    guardrails = [
+        Guardrail(g.name, MetricKind(str(g.type)), Direction(str(g.direction)), g.threshold)
+        for g in spec.guardrails or []
+    ]
+    return analyze(variants, spec.control, metric, guardrails, _config(spec))
+
+
+def results_table(spec: ExperimentSpec, stats: ExperimentStatsResponse, analysis: Analysis) -> dict[str, Any]:
+    """The analysis as the status fields (by model field name) it becomes."""
+    by_name = {v.name: v for v in stats.variants}
+    rows = []
+    for result in analysis.variants:
+        wire = by_name[result.name]
+        primary = next((m for m in wire.metrics if m.name == spec.metric.name), None)
+        comparison = result.comparison
+        rows.append(
+            VariantStatus(
+                name=result.name,
+                exposures=result.exposures,
+                outcomes=round(primary.sum, 9) if primary is not None else 0.0,
+                mean=_round(result.mean),
+                variance=_round(result.variance),
+                lift=_lift(comparison.lift) if comparison is not None else None,
+                p_value=_round(comparison.adjusted_p_value if comparison is not None else None),
+                probability_to_beat_control=_round(
+                    comparison.probability_to_beat_control if comparison is not None else None
+                ),
+                guardrails=[
+                    GuardrailStatus(
+                        name=g.name,
+                        mean=_round(g.mean),
+                        lift=_lift(g.lift),
+                        violated=g.state == GuardrailState.VIOLATED,
+                    )
+                    for g in result.guardrails
+                ]
+                or None,
+                metrics=[
+                    MetricSums(name=m.name, count=m.count, sum=round(m.sum, 9), sum_squares=round(m.sum_squares, 9))
+                    for m in wire.metrics
+                ],
+            )
+        )
+    return {
+        "variants": rows,
+        "total_exposures": stats.total_exposures,
+        "srm_p_value": None if analysis.srm_p_value is None else float(f"{analysis.srm_p_value:.3g}"),
+        "winner": analysis.winner,
+        "epoch": stats.epoch,
+        "epoch_start_time": rfc3339(datetime.fromtimestamp(stats.epoch_start_time).astimezone()),
+    }
+
+
+def _counters(stats: ExperimentStatsResponse) -> tuple[Any, ...]:
+    return (
+        stats.epoch,
+        tuple(
+            (v.name, v.exposures, tuple((m.name, m.count, round(m.sum, 9), round(m.sum_squares, 9)) for m in v.metrics))
+            for v in stats.variants
+        ),
+    )
+
+
+def _stored_counters(current: ExperimentStatus | None) -> tuple[Any, ...] | None:
+    if current is None or current.variants is None or current.epoch is None:
+        return None
+    return (
+        current.epoch,
+        tuple(
+            (v.name, v.exposures, tuple((m.name, m.count, m.sum, m.sum_squares) for m in v.metrics or ()))
+            for v in current.variants
+        ),
+    )
+
+
+def served_split(spec: ExperimentSpec, state: str, winner: str | None) -> str:
+    """``status.split``: the split the runtime serves now (Paused: control=100; Concluded per onConclude)."""
+    if state == ExperimentState.PAUSED:
+        return format_split([(spec.control, 100)])
+    if state == ExperimentState.CONCLUDED and spec.on_conclude != OnConclude.NOTHING:
+        keep = winner if spec.on_conclude == OnConclude.KEEP_WINNER and winner is not None else spec.control
+        return format_split([(keep, 100)])
+    return format_split(spec.weights())
+
+
+def violation(spec: ExperimentSpec, analysis: Analysis, now: datetime) -> GuardrailAction | None:
+    """The first guardrail a variant violates, as the action ``onGuardrailViolation`` takes (None: none violated)."""
+    thresholds = {g.name: g.threshold for g in spec.guardrails or []}
+    for result in analysis.variants:
+        for guardrail in result.guardrails:
+            if guardrail.state == GuardrailState.VIOLATED and guardrail.lift is not None:
+                return GuardrailAction(
+                    variant=result.name,
+                    metric=guardrail.name,
+                    lift=_lift(guardrail.lift) or Lift(estimate=0.0, lower=0.0, upper=0.0),
+                    threshold=thresholds[guardrail.name],
+                    action=spec.on_guardrail_violation,
+                    time=now,
+                )
+    return None
+
+
+def _percent(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+def _blocked(reason: Reason | ChildReason | str, message: str) -> list[DesiredCondition]:
+    return [
+        DesiredCondition(READY, FALSE, reason, message),  # type: ignore[arg-type]
+        DesiredCondition(PROGRESSING, FALSE, reason, message),  # type: ignore[arg-type]
+        DesiredCondition(DEGRADED, TRUE, reason, message),  # type: ignore[arg-type]
+    ]
+
+
+def _serving(
+    reason: Reason, message: str, *, progressing: bool = False, degraded: bool = False
+) -> list[DesiredCondition]:
+    return [
+        DesiredCondition(READY, TRUE, reason, message),
+        DesiredCondition(PROGRESSING, TRUE if progressing else FALSE, reason, message),
+        DesiredCondition(DEGRADED, TRUE if degraded else FALSE, reason, message),
+    ]
+
+
+def desired_conditions(
+    observed: Observations, analysis: Analysis | None, action: GuardrailAction | None
+) -> list[DesiredCondition]:
+    """Ready, Progressing and Degraded from what was observed (docs/experiment.md has the table)."""
+    if observed.invalid is not None:
+        return _blocked(observed.invalid.reason, observed.invalid.message)
+    if observed.apply_problem is not None:
+        return _blocked(observed.apply_problem.reason, observed.apply_problem.message)
+    if observed.unsupported:
+        message = (
+            f"variants {list(observed.unsupported)}: ModelDeployment targets need the model router (not built yet); "
+            "serving control"
+        )
+        return _blocked(Reason.TARGET_NOT_SUPPORTED, message)
+    if observed.missing_targets:
+        message = f"decisionPolicyRef {', '.join(observed.missing_targets)}: DecisionPolicy not found; serving control"
+        return _blocked(Reason.TARGET_NOT_FOUND, message)
+    if observed.unready_targets:
+        message = f"decisionPolicyRef {', '.join(observed.unready_targets)}: DecisionPolicy not Ready; serving control"
+        return [
+            DesiredCondition(READY, FALSE, Reason.TARGET_NOT_READY, message),
+            DesiredCondition(PROGRESSING, TRUE, Reason.TARGET_NOT_READY, message),
+            DesiredCondition(DEGRADED, FALSE, Reason.TARGET_NOT_READY),
+        ]
+    deployment = observed.deployment
+    if deployment is None or not deployment.rolled_out(observed.config_hash):
+        progress = deployment.progress() if deployment is not None else "waiting for the runtime Deployment"
+        if deployment is not None and deployment.stalled_message is not None:
+            return _blocked(Reason.ROLLOUT_STALLED, deployment.stalled_message)
+        return [
+            DesiredCondition(READY, FALSE, Reason.ROLLOUT_IN_PROGRESS, progress),
+            DesiredCondition(PROGRESSING, TRUE, Reason.ROLLOUT_IN_PROGRESS, progress),
+            DesiredCondition(DEGRADED, FALSE, Reason.ROLLOUT_IN_PROGRESS),
+        ]
+    stats = observed.stats
+    if stats is None:
+        error = observed.probe_error or "the runtime's statistics were not read"
+        if observed.probe_failures < observed.probe_failure_threshold:
+            return [
+                DesiredCondition(READY, FALSE, Reason.ROLLOUT_IN_PROGRESS, error),
+                DesiredCondition(PROGRESSING, TRUE, Reason.ROLLOUT_IN_PROGRESS, error),
+                DesiredCondition(DEGRADED, FALSE, Reason.ROLLOUT_IN_PROGRESS),
+            ]
+        return _blocked(Reason.RUNTIME_UNREACHABLE, error)
+    split = served_split(observed.spec, stats.state, analysis.winner if analysis else None) if observed.spec else ""
+    if action is not None:
+        lift = action.lift
+        message = (
+            f"{action.variant}: {action.metric} lift {_percent(lift.estimate)} [{_percent(lift.lower)}, "
+            f"{_percent(lift.upper)}] beyond the threshold {_percent(action.threshold)}; action {action.action}"
+            + (f", serving {stats.state}" if action.action != OnGuardrailViolation.NONE else "")
+        )
+        return _serving(Reason.GUARDRAIL_VIOLATED, message, degraded=True)
+    if stats.state == ExperimentState.PAUSED:
+        return _serving(Reason.PAUSED, f"paused: control serves every unit, nothing is counted (split {split})")
+    if stats.state == ExperimentState.CONCLUDED:
+        keep = observed.spec.on_conclude if observed.spec is not None else OnConclude.KEEP_WINNER
+        return _serving(Reason.CONCLUDED, f"concluded ({keep}): serving {split}; nothing is counted")
+    if analysis is None:
+        return _serving(Reason.RUNNING, f"{len(stats.variants)} variants serving, {stats.total_exposures} exposures")
+    if analysis.state == AnalysisState.SAMPLE_RATIO_MISMATCH:
+        threshold = observed.spec.analysis.srm_threshold if observed.spec is not None else 0.0
+        message = (
+            f"SRM p-value {analysis.srm_p_value or 0.0:.3g} below {threshold}: exposures do not match the split "
+            f"{split}; results and winner withheld"
+        )
+        return _serving(Reason.SAMPLE_RATIO_MISMATCH, message, degraded=True)
+    if analysis.state == AnalysisState.INSUFFICIENT_TRAFFIC:
+        smallest = min((v.exposures for v in stats.variants if v.weight > 0), default=0)
+        message = (
+            f"{_percent(analysis.progress)} of the traffic needed: {smallest} exposures in the smallest variant, "
+            f"{stats.total_exposures} in all"
+        )
+        return _serving(Reason.INSUFFICIENT_TRAFFIC, message, progressing=True)
+    if analysis.winner is not None:
+        best = next(v for v in analysis.variants if v.name == analysis.winner)
+        interval = best.comparison.lift if best.comparison is not None else None
+        detail = (
+            f": lift {_percent(interval.estimate)} [{_percent(interval.lower)}, {_percent(interval.upper)}]"
+            if interval is not None
+            else ""
+        )
+        control = observed.spec.control if observed.spec is not None else "control"
+        return _serving(Reason.WINNER_FOUND, f"{analysis.winner} beats {control}{detail}")
+    alpha = observed.spec.analysis.alpha if observed.spec is not None else 0.05
+    return _serving(Reason.NO_SIGNIFICANT_DIFFERENCE, f"no variant beats control at alpha {alpha}")
+
+
+def desired_status(observed: Observations, current: ExperimentStatus | None, now: datetime) -> ExperimentStatus:
+    """The complete status to store, as the api's typed model (unset fields are absent from the stored form)."""
+    current_conditions: Sequence[Condition] = list(current.conditions or []) if current is not None else []
+    kept: dict[str, Any] = {key: getattr(current, key) if current is not None else None for key in _TABLE_FIELDS}
+    table = kept
+    last_analysis = current.last_analysis_time if current is not None else None
+    split = current.split if current is not None else None
+    start = current.start_time if current is not None else None
+    action = current.guardrail_action if current is not None else None
+    analysis: Analysis | None = None
+    stats = observed.stats
+    spec = observed.spec
+    analysis_error: str | None = None
+    if stats is not None and spec is not None:
+        try:
+            analysis = run_analysis(spec, stats)
+        except StatsInputError as error:
+            analysis_error = str(error)
+        else:
+            fresh = results_table(spec, stats, analysis)
+            if _stored_counters(current) == _counters(stats) and kept.get("variants") is not None:
+                table = kept
+            else:
+                table = fresh
+                last_analysis = now
+            if start is None and stats.total_exposures > 0:
+                start = now
+            if action is None and stats.state == ExperimentState.RUNNING:
+                action = violation(spec, analysis, now)
+    if action is not None and spec is not None and action.variant not in {v.name for v in spec.variants}:
+        action = None  # the variant it named was removed: a new split starts over
+    if stats is not None and spec is not None:
+        split = served_split(spec, stats.state, table.get("winner"))
+    desired = desired_conditions(observed, analysis, action)
+    if analysis_error is not None:
+        desired = _blocked(Reason.RUNTIME_UNREACHABLE, f"the runtime's statistics are inconsistent: {analysis_error}")
+    conditions = merge_conditions(current_conditions, desired, generation=observed.generation, now=now)
+    return ExperimentStatus(
+        observed_generation=observed.generation,
+        conditions=conditions,
+        split=split,
+        start_time=start,
+        last_analysis_time=last_analysis,
+        guardrail_action=action,
+        **table,
+    )

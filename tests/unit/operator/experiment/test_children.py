@@ -1,0 +1,182 @@
+"""Experiment spec (+ stored status) -> desired children, checked against golden manifests.
+
+After an intended change of templates or children.py, regenerate and review the diff:
+    CROUPIER_UPDATE_GOLDEN=1 uv run pytest tests/unit/operator/experiment/test_children.py
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from croupier.operator.core.controller import InvalidObjectError
+from croupier.operator.experiment.children import (
+    CONFIG_HASH_ANNOTATION,
+    MANIFEST_KEY,
+    desired_children,
+    endpoint,
+)
+from croupier.operator.experiment.model import parse_experiment, served_state
+from croupier.operator.settings import OperatorSettings
+from croupier.runtime.experiments.config import parse_experiment as parse_served
+
+pytestmark = pytest.mark.unit
+
+HERE = Path(__file__).resolve().parent
+SOURCES = sorted((HERE / "experiments").glob("*.yaml"))
+GOLDEN = HERE / "golden"
+UPDATE = os.environ.get("CROUPIER_UPDATE_GOLDEN", "") not in ("", "0")
+SETTINGS = OperatorSettings(runtime_image="ghcr.io/croupier-dev/croupier-runtime:0.1.0")
+
+
+class _GoldenDumper(yaml.SafeDumper):
+    """Multi-line strings (the ConfigMap's experiment.yaml) as literal blocks, so golden diffs stay readable."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_GoldenDumper.add_representer(str, _str)
+
+
+def _load(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((HERE / "experiments" / name).read_text())
+    return document
+
+
+def _render(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["kind"]: c for c in desired_children(parse_experiment(body), SETTINGS)}
+
+
+def _served(body: dict[str, Any]) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(_render(body)["ConfigMap"]["data"][MANIFEST_KEY])
+    return document
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=[p.stem for p in SOURCES])
+def test_children_match_the_golden_manifests(source: Path) -> None:
+    children = desired_children(parse_experiment(yaml.safe_load(source.read_text())), SETTINGS)
+    rendered = yaml.dump_all(children, Dumper=_GoldenDumper, sort_keys=False)
+    golden = GOLDEN / source.name
+    if UPDATE or not golden.exists():
+        golden.write_text(rendered)
+        if not UPDATE:
+            pytest.fail(f"wrote the missing golden file {golden.name}; review and commit it")
+    assert rendered == golden.read_text(), f"regenerate with CROUPIER_UPDATE_GOLDEN=1 and review {golden.name}"
+    assert [c["kind"] for c in children] == [
+        "ConfigMap",
+        "PersistentVolumeClaim",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+    ]
+
+
+def test_every_golden_file_has_a_source() -> None:
+    assert {p.name for p in GOLDEN.glob("*.yaml")} == {p.name for p in SOURCES}
+
+
+def test_children_are_owned_labelled_and_named_apart_from_policies() -> None:
+    body = _load("ab-policy.yaml")
+    for child in _render(body).values():
+        meta = child["metadata"]
+        assert meta["name"].startswith("checkout-offer-experiment")
+        assert meta["namespace"] == "shop"
+        assert meta["ownerReferences"][0]["kind"] == "Experiment"
+        assert meta["ownerReferences"][0]["uid"] == body["metadata"]["uid"]
+        assert meta["labels"]["croupier.dev/experiment"] == "checkout-offer"
+        assert meta["labels"]["app.kubernetes.io/name"] == "croupier-experiment"
+    assert endpoint("checkout-offer", "shop") == "http://checkout-offer-experiment.shop.svc:80"
+
+
+def test_the_runtime_loads_what_the_configmap_holds() -> None:
+    for source in SOURCES:
+        body = yaml.safe_load(source.read_text())
+        served = parse_served(_served(body), source.name)
+        assert served.name == body["metadata"]["name"]
+        assert served.generation == body["metadata"]["generation"]
+
+
+def test_the_deployment_runs_the_experiment_runtime_restricted() -> None:
+    deployment = _render(_load("ab-policy.yaml"))["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["args"][:2] == ["--experiment", f"/etc/croupier/{MANIFEST_KEY}"]
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["state"]["persistentVolumeClaim"]["claimName"] == "checkout-offer-experiment-state"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    # The policies' Services listen on port 80 (not the runtime's default template's 8080).
+    assert env["CROUPIER_RUNTIME_POLICY_URL_TEMPLATE"] == "http://{name}.{namespace}.svc:80"
+
+
+def test_a_guardrail_pause_is_served_without_touching_the_spec() -> None:
+    body = _load("abn-guardrail-paused.yaml")
+    assert body["spec"].get("state", "Running") == "Running"
+    assert _served(body)["spec"]["state"] == "Paused"
+    conclude = copy.deepcopy(body)
+    conclude["status"]["guardrailAction"]["action"] = "Conclude"
+    assert _served(conclude)["spec"]["state"] == "Concluded"
+    cleared = copy.deepcopy(body)
+    del cleared["status"]
+    assert _served(cleared)["spec"]["state"] == "Running"
+
+
+@pytest.mark.parametrize("reason", ["TargetNotFound", "TargetNotReady"])
+def test_a_target_that_cannot_serve_makes_the_runtime_serve_control(reason: str) -> None:
+    body = _load("ab-policy.yaml")
+    body["status"] = {"conditions": [{"type": "Ready", "status": "False", "reason": reason, "message": "m"}]}
+    assert served_state(parse_experiment(body)) == "Paused"
+    body["status"]["conditions"][0]["reason"] = "Running"
+    assert served_state(parse_experiment(body)) == "Running"
+
+
+def test_a_model_deployment_target_serves_control() -> None:
+    body = _load("ab-policy.yaml")
+    body["spec"]["variants"][1] = {"name": "ranker", "weight": 50, "modelDeploymentRef": {"name": "r", "version": 2}}
+    assert served_state(parse_experiment(body)) == "Paused"
+
+
+def test_the_stored_winner_reaches_the_runtime_and_a_stale_one_does_not() -> None:
+    body = _load("concluded-winner.yaml")
+    assert _served(body)["status"] == {"winner": "treatment"}
+    assert parse_served(_served(body)).winner == "treatment"
+    body["status"]["winner"] = "removed-variant"
+    assert "status" not in _served(body)
+    running = _load("concluded-winner.yaml")
+    running["spec"]["state"] = "Running"
+    assert "status" not in _served(running), "a winner found while Running must not roll the pods"
+
+
+def test_a_served_change_rolls_the_pods_and_a_label_change_does_not() -> None:
+    body = _load("abn-guardrail-paused.yaml")
+    before = _render(body)["Deployment"]["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
+    cleared = {k: v for k, v in body.items() if k != "status"}
+    after = _render(cleared)["Deployment"]["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
+    assert before != after
+    relabelled = {**body, "metadata": {**body["metadata"], "labels": {"team": "growth"}}}
+    again = _render(relabelled)["Deployment"]["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
+    assert again == before
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"), [("Bad_Name", "InvalidName"), ("a" * 60, "InvalidName"), ("ok", "InvalidSpec")]
+)
+def test_bad_input_names_the_problem(name: str, reason: str) -> None:
+    body = _load("ab-policy.yaml")
+    body["metadata"]["name"] = name
+    if reason == "InvalidSpec":
+        body["spec"]["variants"][0]["weight"] = 40
+    with pytest.raises(InvalidObjectError) as caught:
+        parse_experiment(body)
+    assert caught.value.reason == reason
+    assert ("metadata.name" if reason == "InvalidName" else "spec") in caught.value.message

@@ -1,0 +1,170 @@
+"""Experiment observations -> status: the analysis in status, conditions, guardrail action, no write when settled."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from croupier.api.common import ConditionStatus
+from croupier.api.experiment import ExperimentSpec, ExperimentStatus
+from croupier.api.wire import ExperimentStatsResponse
+from croupier.operator.core.status import status_patch
+from croupier.operator.decisionpolicy.status import DeploymentState
+from croupier.operator.experiment.model import parse_experiment, served_state
+from croupier.operator.experiment.status import Observations, desired_status
+
+pytestmark = pytest.mark.unit
+
+T0 = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
+T1 = T0 + timedelta(minutes=1)
+HASH = "abc"
+ROLLED_OUT = DeploymentState(
+    spec_replicas=1, generation=1, observed_generation=1, replicas=1, updated=1, ready=1, available=1, config_hash=HASH
+)
+SPEC: dict[str, Any] = {
+    "variants": [{"name": "a", "weight": 50, "payload": {"v": 1}}, {"name": "b", "weight": 50, "payload": {"v": 2}}],
+    "control": "a",
+    "assignment": {"unitKey": "userId"},
+    "metric": {"name": "conversion", "type": "Binary", "direction": "Increase"},
+    "guardrails": [{"name": "refunds", "type": "Count", "direction": "Decrease", "threshold": 0.05}],
+    "analysis": {"method": "FixedHorizon", "minimumSamplesPerVariant": 1000},
+    "onGuardrailViolation": "Pause",
+}
+
+
+def _variant(name: str, exposures: int, conversions: int, refunds: int | None = 0) -> dict[str, Any]:
+    variant: dict[str, Any] = {
+        "name": name,
+        "weight": 50,
+        "exposures": exposures,
+        "metrics": [
+            {"name": "conversion", "type": "Binary", "aggregation": "Sum", "count": exposures,
+             "sum": conversions, "sumSquares": conversions},
+            {"name": "refunds", "type": "Count", "aggregation": "Sum", "count": exposures,
+             "sum": refunds, "sumSquares": refunds},
+        ],
+    }  # fmt: skip
+    if refunds is None:
+        variant["metrics"] = variant["metrics"][:1]
+    return variant
+
+
+def _stats(*variants: dict[str, Any], state: str = "Running") -> ExperimentStatsResponse:
+    return ExperimentStatsResponse.model_validate(
+        {
+            "experiment": {"name": "x", "namespace": "ns"},
+            "generation": 1,
+            "experimentVersion": "g1-x",
+            "epoch": "e1",
+            "epochStartTime": T0.timestamp(),
+            "state": state,
+            "backend": "Embedded",
+            "variants": list(variants),
+            "totalExposures": sum(v["exposures"] for v in variants),
+        }
+    )
+
+
+def _observed(stats: ExperimentStatsResponse | None = None, **extra: Any) -> Observations:
+    fields: dict[str, Any] = {"deployment": ROLLED_OUT, "config_hash": HASH, **extra}
+    spec = ExperimentSpec.model_validate(fields.pop("spec", SPEC))
+    return Observations(generation=1, spec=spec, stats=stats, **fields)
+
+
+def _conditions(status: ExperimentStatus) -> list[tuple[str, str, str]]:
+    return [(c.type, str(c.status), c.reason) for c in status.conditions or []]
+
+
+NO_GUARDRAILS = {k: v for k, v in SPEC.items() if k != "guardrails"}
+
+
+def test_b_truly_better_is_the_winner_with_the_numbers_in_status() -> None:
+    stats = _stats(_variant("a", 5000, 500, refunds=None), _variant("b", 5000, 650, refunds=None))
+    status = desired_status(_observed(stats, spec=NO_GUARDRAILS), None, T0)
+    assert status.winner == "b"
+    assert _conditions(status)[0] == ("Ready", "True", "WinnerFound")
+    assert "b beats a: lift 30.0%" in (status.conditions or [])[0].message
+    a, b = status.variants or []
+    assert (a.exposures, a.outcomes, a.mean, a.variance) == (5000, 500.0, 0.1, 0.09)
+    assert a.lift is None and b.lift is not None and b.lift.lower > 0
+    assert b.p_value is not None and b.p_value < 0.001
+    assert next((m.name, m.count, m.sum, m.sum_squares) for m in b.metrics or []) == ("conversion", 5000, 650.0, 650.0)
+    assert status.split == "a=50,b=50" and status.total_exposures == 10000 and status.epoch == "e1"
+    assert status.srm_p_value == 1.0 and status.last_analysis_time == T0
+
+
+def test_a_broken_split_is_a_sample_ratio_mismatch_and_withholds_the_winner() -> None:
+    status = desired_status(_observed(_stats(_variant("a", 5000, 500), _variant("b", 4000, 650))), None, T0)
+    assert _conditions(status) == [
+        ("Ready", "True", "SampleRatioMismatch"),
+        ("Progressing", "False", "SampleRatioMismatch"),
+        ("Degraded", "True", "SampleRatioMismatch"),
+    ]
+    assert status.winner is None and status.srm_p_value is not None and status.srm_p_value < 1e-9
+
+
+def test_too_little_traffic_reports_progress() -> None:
+    status = desired_status(_observed(_stats(_variant("a", 250, 20), _variant("b", 250, 30))), None, T0)
+    assert _conditions(status)[:2] == [
+        ("Ready", "True", "InsufficientTraffic"),
+        ("Progressing", "True", "InsufficientTraffic"),
+    ]
+    assert (status.conditions or [])[0].message.startswith("25.0% of the traffic needed")
+
+
+def test_settled_writes_nothing_and_new_counts_write_once() -> None:
+    observed = _observed(_stats(_variant("a", 5000, 500), _variant("b", 5000, 650)))
+    first = desired_status(observed, None, T0)
+    stored = first.to_wire()
+    again = desired_status(observed, ExperimentStatus.model_validate(stored), T1)
+    assert status_patch(stored, again, None) is None
+    more = desired_status(
+        _observed(_stats(_variant("a", 5001, 500), _variant("b", 5000, 650))),
+        ExperimentStatus.model_validate(stored),
+        T1,
+    )
+    assert more.last_analysis_time == T1 and (more.variants or [])[0].exposures == 5001
+
+
+def test_a_guardrail_violation_is_acted_on_through_the_served_config_not_the_spec() -> None:
+    stats = _stats(_variant("a", 5000, 500, refunds=100), _variant("b", 5000, 500, refunds=300))
+    status = desired_status(_observed(stats), None, T0)
+    action = status.guardrail_action
+    assert action is not None and (action.variant, action.metric, action.action) == ("b", "refunds", "Pause")
+    assert action.time == T0 and action.lift.lower > 0.05
+    assert _conditions(status)[0] == ("Ready", "True", "GuardrailViolated")
+    assert _conditions(status)[2] == ("Degraded", "True", "GuardrailViolated")
+    body = {"metadata": {"name": "x", "namespace": "ns"}, "spec": SPEC, "status": status.to_wire()}
+    assert served_state(parse_experiment(body)) == "Paused"
+    assert body["spec"].get("state") is None
+    # Once taken the action stays (time included), even after the runtime stopped counting.
+    paused = desired_status(_observed(_stats(*[_variant("a", 5000, 500, 100), _variant("b", 5000, 500, 300)],
+                                             state="Paused")), status, T1)  # fmt: skip
+    assert paused.guardrail_action == action and paused.split == "a=100"
+
+
+@pytest.mark.parametrize(
+    ("field", "reason", "degraded"),
+    [("missing_targets", "TargetNotFound", "True"), ("unready_targets", "TargetNotReady", "False")],
+)
+def test_a_missing_or_unready_policy_target_is_reported(field: str, reason: str, degraded: str) -> None:
+    status = desired_status(_observed(None, **{field: ("banner",)}), None, T0)
+    assert _conditions(status)[0] == ("Ready", "False", reason)
+    assert _conditions(status)[2][1] == degraded
+    assert "decisionPolicyRef banner" in (status.conditions or [])[0].message
+    assert "serving control" in (status.conditions or [])[0].message
+
+
+def test_paused_serves_control_and_says_so() -> None:
+    status = desired_status(_observed(_stats(_variant("a", 10, 1), _variant("b", 10, 1), state="Paused")), None, T0)
+    assert _conditions(status)[0] == ("Ready", "True", "Paused")
+    assert status.split == "a=100"
+
+
+def test_a_rollout_in_progress_is_not_ready() -> None:
+    waiting = DeploymentState(1, 1, 1, 1, 0, 0, 0, HASH)
+    status = desired_status(_observed(None, deployment=waiting), None, T0)
+    assert _conditions(status)[0][:2] == ("Ready", str(ConditionStatus.FALSE))
+    assert _conditions(status)[0][2] == "RolloutInProgress"
