@@ -20,6 +20,7 @@ from croupier.stats.analysis import (
 from croupier.stats.comparison import ArmComparison, compare_arms, mean_and_variance
 from croupier.stats.inputs import (
     AnalysisConfig,
+    Correction,
     Direction,
     Guardrail,
     Method,
@@ -36,6 +37,7 @@ __all__ = [
     "AnalysisState",
     "ArmComparison",
     "Comparison",
+    "Correction",
     "Direction",
     "Guardrail",
     "GuardrailResult",

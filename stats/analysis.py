@@ -17,6 +17,7 @@ from croupier.stats import frequentist
 from croupier.stats.comparison import ArmComparison, compare_arms, mean_and_variance
 from croupier.stats.inputs import (
     AnalysisConfig,
+    Correction,
     Direction,
     Guardrail,
     Method,
@@ -158,7 +159,7 @@ def analyze(
 
     primary = _compare(treatments, control_data, metric, config, config.alpha)
     p_values = primary.p_value
-    adjusted = frequentist.holm(p_values) if config.method is not Method.BAYESIAN else p_values
+    adjusted = _adjusted(p_values, config) if config.method is not Method.BAYESIAN else p_values
     sign = metric.direction.sign
     if config.method is Method.BAYESIAN:
         significant = primary.probability_to_beat >= 1 - config.alpha
@@ -207,11 +208,21 @@ def analyze(
     )
 
 
+def _adjusted(p_values: np.ndarray, config: AnalysisConfig) -> np.ndarray:
+    """The p-values after the configured multiple-comparison rule across the treatments."""
+    if config.correction is Correction.HOLM:
+        return frequentist.holm(p_values)
+    if config.correction is Correction.BONFERRONI:
+        return frequentist.bonferroni(p_values)
+    return np.asarray(p_values, dtype=float)
+
+
 def planned_samples_per_variant(
     metric: Metric, control: Moments, treatments: int, config: AnalysisConfig
 ) -> int | None:
     """Units per variant for FixedHorizon: a two-sided z-test at alpha / treatments (Bonferroni, which Holm never
-    does worse than) with ``config.power`` against a relative change of the MDE in the metric's direction.
+    does worse than; at alpha when the correction is None) with ``config.power`` against a relative change of the MDE
+    in the metric's direction.
 
     The baseline is control's current mean and variance (Binary: p1 = control's rate, p2 = p1 (1 +- MDE), variance
     p1 (1 - p1) + p2 (1 - p2); otherwise twice control's variance). None while no plan exists (control's mean or
@@ -231,7 +242,7 @@ def planned_samples_per_variant(
             return None
     else:
         variance_sum = 2 * variance
-    alpha = config.alpha / max(1, treatments)
+    alpha = config.alpha if config.correction is Correction.NONE else config.alpha / max(1, treatments)
     if config.power <= alpha:  # a two-sided test at alpha has that much power with no data at all
         return config.minimum_samples_per_variant
     n = frequentist.samples_per_arm(effect, variance_sum, alpha, config.power)

@@ -138,6 +138,12 @@ def samples_per_arm(effect: float, variance_sum: float, alpha: float, power: flo
     return float(optimize.brentq(lambda n: power_two_sided(effect, variance_sum, n, alpha) - power, 1e-9, upper))
 
 
+def bonferroni(p_values: ArrayLike) -> Array:
+    """Bonferroni's adjusted p-values: p * m, capped at 1."""
+    p = _f(p_values)
+    return np.minimum(1.0, p * p.size)
+
+
 def holm(p_values: ArrayLike) -> Array:
     """Holm's step-down adjusted p-values: sorted ascending, p_(i) * (m - i + 1), running maximum, capped at 1."""
     p = _f(p_values)

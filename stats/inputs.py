@@ -41,6 +41,14 @@ class Method(StrEnum):
     BAYESIAN = "Bayesian"
 
 
+class Correction(StrEnum):
+    """The multiple-comparison rule across the treatments (``spec.analysis.multipleComparisons``)."""
+
+    HOLM = "Holm"
+    BONFERRONI = "Bonferroni"
+    NONE = "None"
+
+
 def _finite(where: str, value: float) -> None:
     if not math.isfinite(value):
         raise StatsInputError(f"{where}: must be a finite number, got {value!r}")
@@ -135,6 +143,7 @@ class AnalysisConfig:
     srm_threshold: float = 0.001
     sequential_tuning_parameter: float = 5000.0
     beta_prior: tuple[float, float] = (1.0, 1.0)
+    correction: Correction = Correction.HOLM
 
     def check(self) -> None:
         """Raise :class:`StatsInputError` naming the first setting out of range."""

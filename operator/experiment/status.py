@@ -32,7 +32,17 @@ from croupier.api.wire import ExperimentStatsResponse
 from croupier.operator.core.conditions import DesiredCondition, merge_conditions, rfc3339
 from croupier.operator.core.controller import ApplyProblem, InvalidObjectError
 from croupier.operator.decisionpolicy.status import DeploymentState
-from croupier.stats import AnalysisConfig, Guardrail, Method, Metric, MetricKind, Moments, VariantData, analyze
+from croupier.stats import (
+    AnalysisConfig,
+    Correction,
+    Guardrail,
+    Method,
+    Metric,
+    MetricKind,
+    Moments,
+    VariantData,
+    analyze,
+)
 from croupier.stats.analysis import Analysis, AnalysisState, GuardrailState, Interval
 from croupier.stats.inputs import Direction, StatsInputError
 
@@ -83,6 +93,7 @@ def _config(spec: ExperimentSpec) -> AnalysisConfig:
         minimum_samples_per_variant=analysis.minimum_samples_per_variant,
         srm_threshold=analysis.srm_threshold,
         sequential_tuning_parameter=float(analysis.sequential_tuning_sample_size),
+        correction=Correction(str(analysis.multiple_comparisons)),
     )
 
 

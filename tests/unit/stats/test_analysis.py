@@ -16,6 +16,7 @@ from statsmodels.stats.power import NormalIndPower
 from croupier.stats import (
     AnalysisConfig,
     AnalysisState,
+    Correction,
     Direction,
     Guardrail,
     GuardrailState,
@@ -167,6 +168,21 @@ def test_a_variant_significant_only_before_holm_does_not_win() -> None:
     assert c is not None and c.p_value is not None and c.adjusted_p_value is not None
     assert c.p_value < 0.05 < c.adjusted_p_value
     assert result.winner is None
+
+
+@pytest.mark.parametrize(
+    ("correction", "reference"),
+    [(Correction.BONFERRONI, "bonferroni"), (Correction.HOLM, "holm"), (Correction.NONE, None)],
+)
+def test_the_multiple_comparison_rule_is_the_configured_one(correction: Correction, reference: str | None) -> None:
+    variants = [binary("control", 25, 5000, 500), binary("a", 25, 5000, 520), binary("b", 25, 5000, 560)]
+    variants.append(binary("c", 25, 5000, 570))
+    config = AnalysisConfig(method=Method.FIXED_HORIZON, correction=correction)
+    comparisons = [v.comparison for v in analyze(variants, "control", CONVERSION, config=config).variants[1:]]
+    raw = [c.p_value for c in comparisons if c is not None]
+    adjusted = [c.adjusted_p_value for c in comparisons if c is not None]
+    expected = raw if reference is None else list(multipletests(raw, method=reference)[1])
+    assert adjusted == pytest.approx(expected, rel=1e-9)
 
 
 def test_control_beating_every_variant_is_no_winner() -> None:

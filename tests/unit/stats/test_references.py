@@ -84,6 +84,11 @@ def test_holm_is_statsmodels_holm() -> None:
         assert frequentist.holm(p) == pytest.approx(multipletests(p, method="holm")[1], rel=RTOL)
 
 
+def test_bonferroni_is_statsmodels_bonferroni() -> None:
+    p = np.random.default_rng(8).uniform(0, 0.3, size=6)
+    assert frequentist.bonferroni(p) == pytest.approx(multipletests(p, method="bonferroni")[1], rel=RTOL)
+
+
 def test_critical_values_are_the_normal_and_t_quantiles() -> None:
     # Welch's interval half-width is t_{1-alpha/2}(df) standard errors; the Wald one z_{1-alpha/2}.
     test, df = frequentist.welch_t_test((40, 1.0, 4.0), (60, 0.5, 9.0), 0.05)

@@ -13,7 +13,7 @@ from croupier.api.wire import ExperimentStatsResponse
 from croupier.operator.core.status import status_patch
 from croupier.operator.decisionpolicy.status import DeploymentState
 from croupier.operator.experiment.model import parse_experiment, served_state
-from croupier.operator.experiment.status import Observations, desired_status
+from croupier.operator.experiment.status import Observations, desired_status, run_analysis
 
 pytestmark = pytest.mark.unit
 
@@ -168,3 +168,15 @@ def test_a_rollout_in_progress_is_not_ready() -> None:
     status = desired_status(_observed(None, deployment=waiting), None, T0)
     assert _conditions(status)[0][:2] == ("Ready", str(ConditionStatus.FALSE))
     assert _conditions(status)[0][2] == "RolloutInProgress"
+
+
+@pytest.mark.parametrize(("rule", "factor"), [("Bonferroni", 2.0), ("None", 1.0)])
+def test_the_spec_multiple_comparison_rule_reaches_the_analysis(rule: str, factor: float) -> None:
+    three = {**SPEC, "variants": [*SPEC["variants"], {"name": "c", "weight": 0, "payload": {"v": 3}}]}
+    three["variants"] = [{**v, "weight": w} for v, w in zip(three["variants"], (34, 33, 33), strict=True)]
+    spec = ExperimentSpec.model_validate({**three, "analysis": {**SPEC["analysis"], "multipleComparisons": rule}})
+    stats = _stats(_variant("a", 3000, 300), _variant("b", 3000, 345), _variant("c", 3000, 310))
+    comparisons = [v.comparison for v in run_analysis(spec, stats).variants[1:]]
+    for comparison in comparisons:
+        assert comparison is not None and comparison.p_value is not None
+        assert comparison.adjusted_p_value == pytest.approx(min(1.0, comparison.p_value * factor), rel=1e-9)
