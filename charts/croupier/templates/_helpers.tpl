@@ -49,7 +49,7 @@ Keep in step with config/rbac/cluster_role.yaml (the chart test compares the def
   verbs: ["get", "patch"]
 # Children carry ownerReferences with blockOwnerDeletion: true, which needs update on the owner's finalizers.
 - apiGroups: ["croupier.dev"]
-  resources: ["decisionpolicies/finalizers", "modeldeployments/finalizers"]
+  resources: ["decisionpolicies/finalizers", "modeldeployments/finalizers", "experiments/finalizers"]
   verbs: ["update"]
 # Children: watched (label-selected) into indexes; created and changed by server-side apply (patch; create for new).
 - apiGroups: [""]

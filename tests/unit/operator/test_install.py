@@ -46,14 +46,10 @@ def test_rbac_is_least_privilege() -> None:
         assert "delete" not in rule["verbs"] and "deletecollection" not in rule["verbs"]
     assert _allowed("", "secrets") == {"get"}  # by name: the auth Secret's admin token for the stats probe
     assert _allowed("", "pods") == set()
-    for plural in ("decisionpolicies", "modeldeployments"):
+    for plural in ("decisionpolicies", "modeldeployments", "experiments"):
         assert _allowed("croupier.dev", plural) == {"get", "list", "watch", "patch"}
         assert _allowed("croupier.dev", f"{plural}/status") == {"get", "patch"}
         assert _allowed("croupier.dev", f"{plural}/finalizers") == {"update"}
-    for plural in ("experiments",):  # registered; its status says it is not reconciled yet
-        assert _allowed("croupier.dev", plural) == {"get", "list", "watch", "patch"}
-        assert _allowed("croupier.dev", f"{plural}/status") == {"get", "patch"}
-        assert _allowed("croupier.dev", f"{plural}/finalizers") == set()
     for group, resource in [
         ("", "configmaps"),
         ("", "services"),
