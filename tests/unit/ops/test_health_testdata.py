@@ -107,3 +107,12 @@ def test_gitops_doc_shows_the_tested_flux_expressions() -> None:
     assert kustomization["spec"]["healthCheckExprs"] == tested["healthCheckExprs"]
     kinds = {check["kind"] for check in tested["healthCheckExprs"]}
     assert kinds == set(KINDS)
+
+
+def test_the_three_kinds_share_one_health_check() -> None:
+    # Argo CD's layout wants one health.lua per kind; the rules are the same for all three: copies must not drift.
+    folder = ROOT / "config" / "argocd" / "resource_customizations" / "croupier.dev"
+    checks = {
+        kind: (folder / kind / "health.lua").read_text() for kind in ("DecisionPolicy", "ModelDeployment", "Experiment")
+    }
+    assert len(set(checks.values())) == 1, "health.lua differs between kinds: edit one and copy it to the others"
