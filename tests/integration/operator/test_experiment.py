@@ -202,7 +202,8 @@ def test_a_broken_split_reaches_sample_ratio_mismatch(experiments: Experiments, 
     srm = {"object_namespace": experiments.namespace, "object_name": "broken"}
     degraded = {**srm, "kind": "Experiment", "type": "Degraded", "status": "True", "reason": "SampleRatioMismatch"}
     assert operator.metric("croupier_operator_condition", **degraded) == 1
-    assert operator.metric("croupier_operator_experiment_srm_p_value", **srm) == pytest.approx(body["status"]["srmPValue"])
+    srm_p_value = operator.metric("croupier_operator_experiment_srm_p_value", **srm)
+    assert srm_p_value == pytest.approx(body["status"]["srmPValue"])
     exposures = {v["name"]: v["exposures"] for v in body["status"]["variants"]}
     for variant, count in exposures.items():
         assert operator.metric("croupier_operator_experiment_exposures", **srm, variant=variant) == count
