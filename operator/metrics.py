@@ -49,6 +49,58 @@ POLICIES = Gauge(
     registry=REGISTRY,
 )
 
+_OBJECT = ["object_namespace", "object_name"]
+OBJECT_CONDITIONS = Gauge(
+    "croupier_operator_condition",
+    "Conditions of every Croupier object as last computed (value 1), with their status and reason.",
+    [*_OBJECT, "kind", "type", "status", "reason"],
+    registry=REGISTRY,
+)
+CANARY_WEIGHT = Gauge(
+    "croupier_operator_canary_weight",
+    "Percent of a ModelDeployment's traffic on its canary version now (the live weight in status).",
+    _OBJECT,
+    registry=REGISTRY,
+)
+CANARY_STATE = Gauge(
+    "croupier_operator_canary_state",
+    "A ModelDeployment's rollout state (value 1): Waiting, Progressing, Serving, Complete, Paused, Halted or "
+    "RolledBack.",
+    [*_OBJECT, "version", "state"],
+    registry=REGISTRY,
+)
+CANARY_ANALYSIS = Gauge(
+    "croupier_operator_canary_analysis",
+    "The canary's latest analysis interval (value 1): Passed, Failed or InsufficientData.",
+    [*_OBJECT, "version", "result"],
+    registry=REGISTRY,
+)
+CANARY_ERROR_RATE = Gauge(
+    "croupier_operator_canary_error_rate",
+    "Fraction of failed requests in the latest analysis interval, for the canary and (when measured) the stable "
+    "version.",
+    [*_OBJECT, "role"],
+    registry=REGISTRY,
+)
+EXPERIMENT_EXPOSURES = Gauge(
+    "croupier_operator_experiment_exposures",
+    "Exposed units per variant of an Experiment's current epoch, as of its latest analysis.",
+    [*_OBJECT, "variant"],
+    registry=REGISTRY,
+)
+EXPERIMENT_SRM_P_VALUE = Gauge(
+    "croupier_operator_experiment_srm_p_value",
+    "p-value of the sample ratio mismatch test of an Experiment's split (below the threshold: SampleRatioMismatch).",
+    _OBJECT,
+    registry=REGISTRY,
+)
+EXPERIMENT_GUARDRAIL_VIOLATED = Gauge(
+    "croupier_operator_experiment_guardrail_violated",
+    "1 when a variant harms a guardrail metric beyond its threshold, 0 otherwise.",
+    [*_OBJECT, "variant", "metric"],
+    registry=REGISTRY,
+)
+
 
 def serve(host: str, port: int) -> None:
     """Start the metrics listener (a daemon thread); port 0 disables it."""

@@ -21,6 +21,7 @@ from prometheus_client import Gauge
 from croupier.api.common import ApiModel
 from croupier.operator.core.conditions import EventNote
 from croupier.operator.core.kube import KubeClient
+from croupier.operator.core.object_metrics import Sample
 from croupier.operator.core.resources import Resource
 from croupier.operator.settings import OperatorSettings
 
@@ -146,6 +147,8 @@ class KindController(Generic[ParsedT, ObservedT, StatusT]):
     events: Callable[[ObservedT], Sequence[EventNote]] | None = None
     """Events the observations call for beyond condition transitions (e.g. a canary step advance); posted only
     when the status they belong to was written, so a held-back or repeated pass posts nothing twice."""
+    status_metrics: Callable[[StatusT], Sequence[Sample]] | None = None
+    """Per-object gauge samples derived from the computed status, beyond the conditions every Kind publishes."""
     render_inputs: Callable[[Mapping[str, Any]], Hashable] | None = None
     """What ``parse``/``render`` read from the body besides the spec (e.g. stored status fields that change what a
     child serves): the rendering is cached per generation and per this value. None: the spec only."""

@@ -37,6 +37,7 @@ from croupier.operator.core.controller import (
 )
 from croupier.operator.core.kube import KubeClient
 from croupier.operator.core.matching import with_manifest_hashes
+from croupier.operator.core.object_metrics import ObjectMetrics, condition_samples
 from croupier.operator.core.observer import live_children
 from croupier.operator.core.status import EVENT_BACKOFFS, StatusWriter, ready_status, status_patch
 
@@ -82,6 +83,7 @@ class Supervisor:
         self.handles: dict[str, ObjectHandle] = {}
         self.rendered_cache: dict[str, Rendered[Any]] = {}
         self.ready: dict[str, dict[str, ConditionStatus]] = {}  # kind -> uid -> Ready status
+        self.object_metrics = ObjectMetrics()
 
     def observer(self, controller: AnyController) -> KindObserver[Any, Any]:
         if controller.kind not in self.observers:
@@ -105,6 +107,7 @@ class Supervisor:
         self.observer(controller).forget(uid)
         self.ready.get(controller.kind, {}).pop(uid, None)
         self._update_ready_gauge(controller)
+        self.object_metrics.forget(uid)
 
     def rendered(self, controller: AnyController, body: Mapping[str, Any]) -> Rendered[Any]:
         target = Target.from_body(controller.kind, body)
@@ -224,6 +227,7 @@ class Supervisor:
         desired = controller.status(observed, current, now())
         self.ready.setdefault(controller.kind, {})[target.uid] = ready_status(desired)
         self._update_ready_gauge(controller)
+        self._publish_metrics(controller, target, desired)
         changed = status_patch(stored, desired, controller.owned_status) is not None
         held = await self.writer.write(target, body, stored, current, desired, fields=controller.owned_status)
         if changed and held is None and controller.events is not None:
@@ -233,6 +237,12 @@ class Supervisor:
                 )
         wanted = [s for s in (held, observer.recheck_after(target.uid)) if s is not None]
         return min(wanted) if wanted else None
+
+    def _publish_metrics(self, controller: AnyController, target: Target, desired: Any) -> None:
+        samples = condition_samples(controller.kind, desired)
+        if controller.status_metrics is not None:
+            samples.extend(controller.status_metrics(desired))
+        self.object_metrics.publish(target, samples)
 
     def _update_ready_gauge(self, controller: AnyController) -> None:
         if controller.ready_gauge is None:

@@ -20,6 +20,7 @@ from croupier.operator.core.resources import (
     SERVICE,
 )
 from croupier.operator.experiment.children import render
+from croupier.operator.experiment.metrics import status_samples
 from croupier.operator.experiment.model import ExperimentObject, parse_experiment, render_inputs
 from croupier.operator.experiment.observer import ExperimentObserver
 from croupier.operator.experiment.status import Observations, desired_status
@@ -33,6 +34,7 @@ CONTROLLER: KindController[ExperimentObject, Observations, ExperimentStatus] = K
     observer=ExperimentObserver,
     status=desired_status,
     render_inputs=render_inputs,
+    status_metrics=status_samples,
 )
 
 register(CONTROLLER)

@@ -24,6 +24,7 @@ from croupier.operator.core.resources import (
     SERVICE,
 )
 from croupier.operator.modeldeployment.children import render
+from croupier.operator.modeldeployment.metrics import status_samples
 from croupier.operator.modeldeployment.model import ModelDeploymentObject, parse_model_deployment
 from croupier.operator.modeldeployment.observer import ModelObserver
 from croupier.operator.modeldeployment.status import Observations, desired_status, rollout_events
@@ -50,6 +51,7 @@ CONTROLLER: KindController[ModelDeploymentObject, Observations, ModelDeploymentS
     status=desired_status,
     owned_status=OWNED_STATUS,
     events=rollout_events,
+    status_metrics=status_samples,
 )
 
 register(CONTROLLER)

@@ -22,7 +22,7 @@ from croupier.runtime.assembly import Runtime
 from croupier.runtime.errors import CroupierError, MethodNotAllowed, NotFound, PayloadTooLarge, PolicyConfigError
 from croupier.runtime.experiments.assembly import ExperimentRuntime
 from croupier.runtime.http.auth import AuthError, TokenAuthenticator
-from croupier.runtime.http.openapi import openapi_document
+from croupier.runtime.http.openapi import openapi_document, with_bearer_auth
 from croupier.runtime.http.routes import JSON as _JSON
 from croupier.runtime.http.routes import GetHandler, PostHandler, Routes, decision_routes
 
@@ -130,7 +130,7 @@ class HttpApp:
         self._on_started = on_started
         self.max_body = runtime.settings.max_body_bytes
         services, document = _services(runtime)
-        self._openapi = orjson.dumps(document)
+        self._auth = authenticator(runtime)
         self._ok = orjson.dumps({"status": "ok"})
         self._errors = runtime.metrics.request_errors
         self._post: dict[str, PostHandler] = {}
@@ -144,11 +144,11 @@ class HttpApp:
         self._post.update(routes.post)
         self._get.update(routes.get)
         self._scopes: dict[str, str] = {path: str(scope) for path, scope in routes.scopes.items()}
+        self._openapi = orjson.dumps(document if self._auth is None else with_bearer_auth(document, self._scopes))
         # The hot route (decide, or an experiment's assign), matched first in `__call__`.
         self._fast_path = routes.hot or "\0"  # "\0": no request path matches
         self._hot = self._post.get(self._fast_path)
         self._hot_scope = self._scopes.get(self._fast_path, "")
-        self._auth = authenticator(runtime)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("path") == self._fast_path and scope["method"] == "POST":

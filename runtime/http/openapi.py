@@ -7,6 +7,7 @@ client generator or a fuzzer sees exactly what this runtime accepts.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
@@ -175,3 +176,34 @@ def openapi_document(served: ServedPolicy) -> dict[str, Any]:
         },
         "components": {"schemas": _schemas(served)},
     }
+
+
+def with_bearer_auth(document: dict[str, Any], scopes: Mapping[str, str]) -> dict[str, Any]:
+    """The document as served when authentication is on: a bearer scheme, and on every operation of a path in
+    ``scopes`` the scope it needs (OpenAPI 3.1 lets a non-OAuth requirement list role names) with its 401 and 403
+    answers. Health, readiness, metrics and the document itself stay open, as the app serves them."""
+    served = copy.deepcopy(document)
+    components = served.setdefault("components", {})
+    components["securitySchemes"] = {
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": (
+                "A token from the Secret named in spec.auth.secretRef; spec.auth.tokens grants each key its scopes "
+                "(decide, rewards, admin). 401 without a valid token, 403 when the token lacks the route's scope."
+            ),
+        }
+    }
+    for path, scope in scopes.items():
+        for operation in served["paths"].get(path, {}).values():
+            operation["security"] = [{"bearer": [scope]}]
+            operation["responses"].update(
+                {
+                    "401": {"description": "No valid bearer token.", "content": json_content("ErrorResponse")},
+                    "403": {
+                        "description": f"The token does not grant the {scope} scope.",
+                        "content": json_content("ErrorResponse"),
+                    },
+                }
+            )
+    return served

@@ -191,13 +191,22 @@ def test_b_truly_wins_and_the_numbers_reach_status_then_no_writes_when_settled(
     assert after == settled, json.dumps([settled["conditions"], after["conditions"]], indent=1)
 
 
-def test_a_broken_split_reaches_sample_ratio_mismatch(experiments: Experiments) -> None:
+def test_a_broken_split_reaches_sample_ratio_mismatch(experiments: Experiments, operator: OperatorProcess) -> None:
     experiments.apply(experiment("broken", experiments.namespace, AB))
     experiments.serve("broken", "Running")
     experiments.traffic(3000, {"a": 0.1, "b": 0.1}, drop={"b": 0.3})
     body = experiments.wait_condition("broken", "Degraded", "True", "SampleRatioMismatch")
     record(body)
     assert body["status"]["srmPValue"] < 0.001 and "winner" not in body["status"]
+    # What the SRM alert reads (config/prometheus/croupier.rules.yaml): the operator's per-object gauges.
+    srm = {"object_namespace": experiments.namespace, "object_name": "broken"}
+    degraded = {**srm, "kind": "Experiment", "type": "Degraded", "status": "True", "reason": "SampleRatioMismatch"}
+    assert operator.metric("croupier_operator_condition", **degraded) == 1
+    srm_p_value = operator.metric("croupier_operator_experiment_srm_p_value", **srm)
+    assert srm_p_value == pytest.approx(body["status"]["srmPValue"])
+    exposures = {v["name"]: v["exposures"] for v in body["status"]["variants"]}
+    for variant, count in exposures.items():
+        assert operator.metric("croupier_operator_experiment_exposures", **srm, variant=variant) == count
 
     def reasons() -> set[str]:
         items = experiments.kubectl.json("get", "events", "-n", experiments.namespace)["items"]

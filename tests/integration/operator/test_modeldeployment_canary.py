@@ -184,6 +184,11 @@ def test_a_canary_walks_its_steps_under_traffic_and_a_failing_one_is_rolled_back
             message = conditions(rolled)["Degraded"]["message"]
             assert f"canary version {FAILING_VERSION} rolled back" in message and "maxErrorRate" in message
             assert took < 60, f"rollback took {took:.1f}s"
+            # What the rollback alert reads (config/prometheus/croupier.rules.yaml): the operator's per-object gauges.
+            md = {"object_namespace": namespace, "object_name": "ranker"}
+            rolled_back = {**md, "version": str(FAILING_VERSION), "state": "RolledBack"}
+            assert operator.metric("croupier_operator_canary_state", **rolled_back) == 1
+            assert operator.metric("croupier_operator_canary_weight", **md) == 0
             reasons = wait_for(
                 lambda: r if "CanaryRolledBack" in (r := event_reasons(kubectl, namespace)) else None,
                 timeout=20,

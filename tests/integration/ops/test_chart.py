@@ -152,6 +152,28 @@ def test_prometheus_rule_carries_the_tested_rules(helm: Path) -> None:
     assert rule["spec"] == yaml.safe_load((ROOT / "config" / "prometheus" / "croupier.rules.yaml").read_text())
 
 
+def test_operator_network_policy_admits_only_the_metrics_port_from_the_listed_peers(helm: Path) -> None:
+    assert not [o for o in _template(helm) if o["kind"] == "NetworkPolicy"]  # off by default, like config/
+    objects = _template(helm, "--set", "networkPolicy.enabled=true")
+    (policy,) = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert "metrics" in {p["name"] for p in container["ports"]}
+
+    closed = _template(helm, "--set", "networkPolicy.enabled=true", "--set", "networkPolicy.metricsFrom=null")
+    (policy,) = [o for o in closed if o["kind"] == "NetworkPolicy"]
+    assert policy["spec"]["ingress"] is None  # no peers: no ingress at all
+
+    refused = run([helm, "template", "croupier", CHART, "--set", "networkPolicy.metricsFrom[0].pods.x=y"])
+    assert refused.returncode != 0 and "metricsFrom" in refused.stderr
+
+
 @pytest.mark.parametrize(
     "values",
     [
@@ -165,6 +187,7 @@ def test_prometheus_rule_carries_the_tested_rules(helm: Path) -> None:
             "--set", "fullnameOverride=croupier-team",
             "--set", "settings.resyncIntervalSeconds=30",
             "--set", "grafanaDashboard.enabled=true",
+            "--set", "networkPolicy.enabled=true",
         ],
     ],
     ids=["defaults", "namespaced-with-monitoring"],

@@ -43,6 +43,18 @@ def test_routes_need_a_token_with_their_scope(tmp_path: Path, runtime_process: C
         for path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
             assert client.get(path).status_code == 200, path
 
+        # The served document declares the scheme and each operation's scope, so generated clients send the token.
+        document = client.get("/openapi.json").json()
+        assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+        needs = {
+            path: ops["post" if "post" in ops else "get"].get("security") for path, ops in document["paths"].items()
+        }
+        assert needs["/v1/decide"] == [{"bearer": ["decide"]}]
+        assert needs["/v1/rewards"] == [{"bearer": ["rewards"]}]
+        assert needs["/v1/stats"] == [{"bearer": ["admin"]}]
+        assert needs["/healthz"] is None and needs["/metrics"] is None
+        assert set(document["paths"]["/v1/decide"]["post"]["responses"]) >= {"401", "403"}
+
         missing = client.post("/v1/decide", json={})
         assert missing.status_code == 401
         assert missing.headers["www-authenticate"] == 'Bearer realm="croupier"'
@@ -102,6 +114,9 @@ def test_without_a_token_directory_the_runtime_serves_openly_and_says_so(
 ) -> None:
     runtime = runtime_process(write_policy(tmp_path / "policy.yaml")).start()
     assert httpx.post(f"{runtime.url}/v1/decide", json={}, timeout=5).status_code == 200
+    document = httpx.get(f"{runtime.url}/openapi.json", timeout=5).json()
+    assert "securitySchemes" not in document["components"]
+    assert "security" not in document["paths"]["/v1/decide"]["post"]
     runtime.stop()
     assert "authentication is off" in runtime.log.read_text()
 

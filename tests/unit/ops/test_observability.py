@@ -97,6 +97,9 @@ def test_every_alert_uses_exported_metrics() -> None:
         "CroupierStoreErrors",
         "CroupierDecideLatencyHigh",
         "CroupierOperatorReconcileErrors",
+        "CroupierCanaryRolledBack",
+        "CroupierExperimentSampleRatioMismatch",
+        "CroupierExperimentGuardrailViolated",
     }
     assert [p for alert, expr in queries for p in _check(alert, expr)] == []
 
