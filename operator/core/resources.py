@@ -44,6 +44,9 @@ POD_DISRUPTION_BUDGET = Resource("PodDisruptionBudget", "policy", "v1", "poddisr
 NETWORK_POLICY = Resource("NetworkPolicy", "networking.k8s.io", "v1", "networkpolicies")
 # Read only (get, by name): the auth Secret a DecisionPolicy names, for the admin token of the stats probe.
 SECRET = Resource("Secret", "", "v1", "secrets")
+# Listed by label and annotated (merge patch): a ModelDeployment's router pods, so the kubelet refreshes their routing
+# table volume at once after a weight change. Never watched, created or deleted.
+POD = Resource("Pod", "", "v1", "pods")
 # Gateway API routes (a ModelDeployment in GatewayAPI mode); watched only where the Gateway API CRDs are installed.
 HTTP_ROUTE = Resource("HTTPRoute", "gateway.networking.k8s.io", "v1", "httproutes")
 GRPC_ROUTE = Resource("GRPCRoute", "gateway.networking.k8s.io", "v1", "grpcroutes")
@@ -69,5 +72,5 @@ EXPERIMENT = Resource(experiment.KIND, GROUP, VERSION, experiment.PLURAL)
 
 # Custom resources (the kinds with a controller) and children, by kind.
 BY_KIND: dict[str, Resource] = {
-    r.kind: r for r in (*CHILD_KINDS, SECRET, DECISION_POLICY, MODEL_DEPLOYMENT, EXPERIMENT)
+    r.kind: r for r in (*CHILD_KINDS, SECRET, POD, DECISION_POLICY, MODEL_DEPLOYMENT, EXPERIMENT)
 }
