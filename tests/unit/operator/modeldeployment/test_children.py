@@ -23,10 +23,10 @@ from croupier.operator.modeldeployment.children import (
     render_served,
     server_roles,
 )
-from croupier.runtime.modelrouter.table_file import parse_table
 from croupier.operator.modeldeployment.model import ModelDeploymentObject, parse_model_deployment
 from croupier.operator.modeldeployment.plan import ServerView, plan, role_labels
 from croupier.operator.settings import OperatorSettings
+from croupier.runtime.modelrouter.table_file import parse_table
 from croupier.runtime.tfserving.client import VersionStatus
 
 pytestmark = pytest.mark.unit
