@@ -1,6 +1,6 @@
 """How long does a ModelDeployment take from apply to Ready, and from injected errors to its automatic rollback?
 
-    uv run python benchmarks/modeldeployment_rollout.py [--ready-runs 5] [--rollback-runs 3] [--interval 5]
+    uv run python benchmarks/modeldeployment_rollout.py [--ready-runs 5] [--rollback-runs 3] [--interval 10]
 
 Starts the local control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok), installs the
 CRDs and config/rbac, runs the operator as a subprocess with the ServiceAccount's token (as the tests do), one local
@@ -138,7 +138,7 @@ def ready_run(bench: Bench, server: ModelServerProcess, index: int) -> dict[str,
         with models, routing:
             at_available = first(available, 300, f"{model} AVAILABLE", 0.02)
             at_ready = first(lambda: condition(bench.get(name), "Ready").get("status") == "True", 300, "Ready", 0.05)
-            at_file = models.copied_at
+            at_file = models.first_copied_at
             assert at_file is not None
     finally:
         channel.close()
@@ -292,7 +292,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ready-runs", type=int, default=5)
     parser.add_argument("--rollback-runs", type=int, default=3)
-    parser.add_argument("--interval", type=int, default=5, help="analysis interval seconds of the rollback runs")
+    parser.add_argument(
+        "--interval", type=int, default=10, help="analysis interval seconds of the rollback runs (the API's minimum: 10)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the control plane's folder")
     parser.add_argument("--logs", action="store_true", help="operator logs at info, printed on failure")
     args = parser.parse_args()

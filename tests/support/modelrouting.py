@@ -53,6 +53,7 @@ class ConfigMapFile:
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.copies = 0
         self.copied_at: float | None = None
+        self.first_copied_at: float | None = None
 
     def sync(self) -> bool:
         found = self.kubectl("get", "configmap", self.configmap, "-n", self.namespace, "-o", "json", check=False)
@@ -65,6 +66,8 @@ class ConfigMapFile:
             _atomic_write(self.path, text)
             self.copies += 1
             self.copied_at = time.monotonic()
+            if self.first_copied_at is None:
+                self.first_copied_at = self.copied_at
         return True
 
     def _due(self) -> bool:
