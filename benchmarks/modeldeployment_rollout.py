@@ -292,9 +292,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ready-runs", type=int, default=5)
     parser.add_argument("--rollback-runs", type=int, default=3)
-    parser.add_argument(
-        "--interval", type=int, default=10, help="analysis interval seconds of the rollback runs (the API's minimum: 10)"
-    )
+    parser.add_argument("--interval", type=int, default=10, help="analysis interval (s), 10 or more")
     parser.add_argument("--keep", action="store_true", help="keep the control plane's folder")
     parser.add_argument("--logs", action="store_true", help="operator logs at info, printed on failure")
     args = parser.parse_args()

@@ -65,6 +65,8 @@ CHILD_KINDS: tuple[Resource, ...] = (
 
 # Kinds the operator only reads, one object by name (never lists or watches them): RBAC grants them `get` alone.
 READ_BY_NAME: tuple[Resource, ...] = (SECRET,)
+# Kinds the operator lists by label and merge-patches (an annotation), never creates, watches or deletes.
+LIST_AND_ANNOTATE: tuple[Resource, ...] = (POD,)
 
 DECISION_POLICY = Resource(decisionpolicy.KIND, GROUP, VERSION, decisionpolicy.PLURAL)
 MODEL_DEPLOYMENT = Resource(modeldeployment.KIND, GROUP, VERSION, modeldeployment.PLURAL)

@@ -50,6 +50,7 @@ CONTROLLER: KindController[ModelDeploymentObject, Observations, ModelDeploymentS
     status=desired_status,
     owned_status=OWNED_STATUS,
     events=rollout_events,
+    prunes_children=True,  # a routing mode change leaves the other mode's children behind
 )
 
 register(CONTROLLER)
