@@ -158,12 +158,15 @@ def rollback_run(bench: Bench, router: RouterProcess, interval: int, index: int)
     body = manifest(name, "ranker", bench.base, canary=canary)
     models, routing = bench.volumes(name)
     bench.custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
+    traffic = RouterTraffic(router.rest_url, "ranker", DIMS)
+    traffic.context_floor = 0.5  # version 3 answers these (set before the first request)
     try:
-        with models, routing, RouterTraffic(router.rest_url, "ranker", DIMS) as traffic:
-            traffic.context_floor = 0.5  # version 3 answers these
+        with models, routing, traffic:
 
             def passed() -> bool:
                 rollout = (bench.get(name).get("status") or {}).get("rollout") or {}
+                if rollout.get("state") == "RolledBack":
+                    raise RuntimeError(f"{name} rolled back before any error was injected: {rollout.get('message')}")
                 return any(a.get("result") == "Passed" for a in rollout.get("analyses") or ())
 
             first(passed, 300, "a Passed interval", 0.2)
