@@ -195,3 +195,51 @@ def test_a_routing_mode_change_deletes_the_other_modes_children(
         timeout=60,
         what="the GatewayAPI children deleted",
     )
+
+
+def test_an_experiment_targeting_a_model_version_follows_its_model_deployment(
+    gateway_api: Path, operator: Any, kubectl: Kubectl, namespace: str
+) -> None:
+    """No ModelDeployment: TargetNotFound; one in GatewayAPI mode (no router): TargetNotSupported; in VersionLabels mode
+    with the version not AVAILABLE (no model server answers here): TargetNotReady."""
+    variants = [
+        {"name": "control", "weight": 50, "payload": {"ranker": "v1"}},
+        {"name": "ranker-v2", "weight": 50, "modelDeploymentRef": {"name": "scorer", "version": 2}},
+    ]
+    spec = {
+        "variants": variants,
+        "control": "control",
+        "assignment": {"unitKey": "userId", "salt": "s"},
+        "metric": {"name": "conversion", "type": "Binary", "direction": "Increase"},
+    }
+    meta = {"name": "models", "namespace": namespace}
+    kubectl.apply(
+        json.dumps({"apiVersion": "croupier.dev/v1alpha1", "kind": "Experiment", "metadata": meta, "spec": spec})
+    )
+
+    def ready_reason(reason: str) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            found: dict[str, Any] = kubectl.json("get", "experiment", "models", "-n", namespace)
+            ready = conditions(found).get("Ready", {})
+            return found if ready.get("reason") == reason and ready.get("status") == "False" else None
+
+        try:
+            found: dict[str, Any] = wait_for(check, timeout=60, what=f"Experiment Ready reason {reason}")
+        except TimeoutError:
+            now = kubectl.json("get", "experiment", "models", "-n", namespace).get("status")
+            raise AssertionError(f"never {reason}; status {now}") from None
+        return found
+
+    assert "modelDeploymentRef scorer" in conditions(ready_reason("TargetNotFound"))["Ready"]["message"]
+    model = {"model": {"name": "scorer", "storageUri": "file:///models/scorer"}, "stable": {"version": 1}}
+    canary = {"canary": {"version": 2, "weight": 10}}
+    gateway = {"mode": "GatewayAPI", "protocol": "HTTP", "parentRefs": [{"name": "edge"}]}
+    md = {"apiVersion": "croupier.dev/v1alpha1", "kind": "ModelDeployment"}
+    md_meta = {"name": "scorer", "namespace": namespace}
+    kubectl.apply(json.dumps({**md, "metadata": md_meta, "spec": {**model, **canary, "routing": gateway}}))
+    unsupported = conditions(ready_reason("TargetNotSupported"))["Ready"]["message"]
+    assert "ranker-v2" in unsupported and "VersionLabels" in unsupported
+    kubectl.apply(
+        json.dumps({**md, "metadata": md_meta, "spec": {**model, **canary, "routing": {"mode": "VersionLabels"}}})
+    )
+    assert "scorer (version 2 is" in conditions(ready_reason("TargetNotReady"))["Ready"]["message"]
