@@ -136,9 +136,10 @@ class Variant(ApiModel):
     model_deployment_ref: Annotated[
         ModelVersionReference | None,
         Field(
-            description="Target: a ModelDeployment version serves these units (the runtime answers the route label "
-            "the model router honours). Accepted by the API; until the model router ships, the operator reports "
-            "Ready=False with reason TargetNotSupported."
+            description="Target: a ModelDeployment version serves these units (the runtime answers the route header "
+            "the model router honours). The ModelDeployment must route with VersionLabels (its model router); "
+            "otherwise, or while the version is not AVAILABLE there, the operator serves control and reports why "
+            "(TargetNotSupported, TargetNotFound, TargetNotReady)."
         ),
     ] = None
     payload: Annotated[

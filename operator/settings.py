@@ -114,6 +114,15 @@ class OperatorSettings(BaseSettings):
             "e.g. http://127.0.0.1:8501/monitoring/prometheus/metrics."
         ),
     )
+    router_metrics_url_template: str = Field(
+        "http://{service}.{namespace}.svc:8501/metrics",
+        description=(
+            "Where the canary analysis (RuntimeStats) scrapes the model router's per-version counters of a "
+            "ModelDeployment in routing mode VersionLabels ({service}: the model's Service, which fronts the router). "
+            "Placeholders as model_server_address_template; local runs point it at a router process, e.g. "
+            "http://127.0.0.1:8501/metrics."
+        ),
+    )
     model_status_timeout_seconds: float = Field(2.0, gt=0, le=30, description="Timeout of one GetModelStatus call.")
     model_config_poll_seconds: int = Field(
         10,
@@ -130,7 +139,12 @@ class OperatorSettings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("runtime_url_template", "model_server_address_template", "model_metrics_url_template")
+    @field_validator(
+        "runtime_url_template",
+        "model_server_address_template",
+        "model_metrics_url_template",
+        "router_metrics_url_template",
+    )
     @classmethod
     def _known_placeholders(cls, value: str) -> str:
         fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
@@ -147,6 +161,9 @@ class OperatorSettings(BaseSettings):
 
     def model_metrics_url(self, *, name: str, namespace: str, service: str) -> str:
         return self.model_metrics_url_template.format(name=name, namespace=namespace, service=service)
+
+    def router_metrics_url(self, *, name: str, namespace: str, service: str) -> str:
+        return self.router_metrics_url_template.format(name=name, namespace=namespace, service=service)
 
 
 ENV_PREFIX = "CROUPIER_OPERATOR_"

@@ -1,4 +1,7 @@
-"""Apply children: server-side apply of what is missing or differs, never taking over someone else's object.
+"""Apply children: server-side apply of what is missing or differs, never taking over someone else's object; and
+prune: delete the children an object no longer renders (a ModelDeployment that changes its routing mode leaves the
+other mode's Deployments, Services, ConfigMaps and route behind otherwise; ownerReferences only clean up when the owner
+itself goes).
 
 Only children whose live copy (from the label-selected index) differs from the desired manifest are applied; an
 apply the watch has not delivered yet is trusted for ``FRESH_APPLY_SECONDS``; a manifest the API server rejected is
@@ -46,6 +49,18 @@ class ApplyProblemError(Exception):
 ChildRef = tuple[str, str, str]  # (owner uid, kind, name)
 
 
+def stale_children(target: Target, desired: Iterable[Mapping[str, Any]], live: LiveChildren) -> list[Mapping[str, Any]]:
+    """The live children ``target`` controls that no desired manifest names (by kind and name)."""
+    wanted = {(c["kind"], c["metadata"]["name"]) for c in desired}
+    stale = []
+    for key, found in sorted(live.items()):
+        owner = controller_of(found)
+        if key in wanted or owner is None or owner.get("uid") != target.uid:
+            continue
+        stale.append(found)
+    return stale
+
+
 class ChildApplier:
     def __init__(self, kube: KubeClient) -> None:
         self.kube = kube
@@ -70,6 +85,27 @@ class ChildApplier:
             if isinstance(result, BaseException):
                 raise result
         return sum(1 for result in results if result is True)
+
+    async def prune(self, target: Target, desired: Iterable[Mapping[str, Any]], live: LiveChildren) -> int:
+        """Delete the live children ``target`` controls and no longer renders; return how many were deleted.
+        ``desired`` must be every child the object renders (static and observed alike)."""
+        stale = stale_children(target, desired, live)
+        for found in stale:
+            kind, meta = str(found["kind"]), found["metadata"]
+            try:
+                await self.kube.delete(kind, target.namespace, meta["name"], str(meta["uid"]))
+            except KubeError as error:
+                if error.namespace_terminating:
+                    raise NamespaceTerminatingError(target.namespace) from error
+                if not error.conflict:  # conflict: the uid precondition failed, someone made a new one: not ours
+                    message = f"deleting {kind} {meta['name']} failed: {error.message}"
+                    raise ApplyProblemError(
+                        ApplyProblem(ChildReason.APPLY_FAILED, message),
+                        retry_after=FAILURE_RETRY_SECONDS,
+                    ) from error
+            self.applied.pop((target.uid, kind, meta["name"]), None)
+            log.info("deleted child", namespace=target.namespace, name=target.name, child_kind=kind, child=meta["name"])
+        return len(stale)
 
     async def _ensure(self, target: Target, child: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
         kind, name = child["kind"], child["metadata"]["name"]

@@ -152,6 +152,9 @@ class KindController(Generic[ParsedT, ObservedT, StatusT]):
     render_inputs: Callable[[Mapping[str, Any]], Hashable] | None = None
     """What ``parse``/``render`` read from the body besides the spec (e.g. stored status fields that change what a
     child serves): the rendering is cached per generation and per this value. None: the spec only."""
+    prunes_children: bool = False
+    """The Kind's observer deletes the children it no longer renders (``ChildApplier.prune``): RBAC grants ``delete``
+    on its child kinds (the RBAC audit derives that from this flag)."""
 
     @property
     def kind(self) -> str:

@@ -156,6 +156,30 @@ class KubeClient:
         metrics.API_WRITES.labels(verb="apply", kind=obj["kind"]).inc()
         await self._call("PATCH", path, query=query, body=obj, content_type="application/apply-patch+yaml", parse=False)
 
+    async def list(self, kind: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """The objects of a kind in a namespace that match a label selector."""
+        found = await self._call("GET", BY_KIND[kind].path(namespace), query={"labelSelector": label_selector})
+        items: list[dict[str, Any]] = found.get("items") or []
+        return items
+
+    async def patch(self, kind: str, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        """JSON merge patch of an object (not a child we own: e.g. an annotation on a pod)."""
+        metrics.API_WRITES.labels(verb="patch", kind=kind).inc()
+        await self._call(
+            "PATCH", BY_KIND[kind].path(namespace, name), body=patch, content_type="application/merge-patch+json"
+        )
+
+    async def delete(self, kind: str, namespace: str, name: str, uid: str) -> None:
+        """Delete one object if it is still the one we saw (``uid`` precondition); its dependents go in the
+        background (the garbage collector). Already gone is not an error."""
+        metrics.API_WRITES.labels(verb="delete", kind=kind).inc()
+        body = {"propagationPolicy": "Background", "preconditions": {"uid": uid}}
+        try:
+            await self._call("DELETE", BY_KIND[kind].path(namespace, name), body=body, parse=False)
+        except KubeError as error:
+            if error.status != 404:
+                raise
+
     async def patch_status(self, kind: str, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any]:
         """JSON merge patch of the status subresource (lists are replaced whole, as conditions must be)."""
         metrics.API_WRITES.labels(verb="patch_status", kind=kind).inc()

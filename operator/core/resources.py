@@ -44,6 +44,9 @@ POD_DISRUPTION_BUDGET = Resource("PodDisruptionBudget", "policy", "v1", "poddisr
 NETWORK_POLICY = Resource("NetworkPolicy", "networking.k8s.io", "v1", "networkpolicies")
 # Read only (get, by name): the auth Secret a DecisionPolicy names, for the admin token of the stats probe.
 SECRET = Resource("Secret", "", "v1", "secrets")
+# Listed by label and annotated (merge patch): a ModelDeployment's router pods, so the kubelet refreshes their routing
+# table volume at once after a weight change. Never watched, created or deleted.
+POD = Resource("Pod", "", "v1", "pods")
 # Gateway API routes (a ModelDeployment in GatewayAPI mode); watched only where the Gateway API CRDs are installed.
 HTTP_ROUTE = Resource("HTTPRoute", "gateway.networking.k8s.io", "v1", "httproutes")
 GRPC_ROUTE = Resource("GRPCRoute", "gateway.networking.k8s.io", "v1", "grpcroutes")
@@ -62,6 +65,8 @@ CHILD_KINDS: tuple[Resource, ...] = (
 
 # Kinds the operator only reads, one object by name (never lists or watches them): RBAC grants them `get` alone.
 READ_BY_NAME: tuple[Resource, ...] = (SECRET,)
+# Kinds the operator lists by label and merge-patches (an annotation), never creates, watches or deletes.
+LIST_AND_ANNOTATE: tuple[Resource, ...] = (POD,)
 
 DECISION_POLICY = Resource(decisionpolicy.KIND, GROUP, VERSION, decisionpolicy.PLURAL)
 MODEL_DEPLOYMENT = Resource(modeldeployment.KIND, GROUP, VERSION, modeldeployment.PLURAL)
@@ -69,5 +74,5 @@ EXPERIMENT = Resource(experiment.KIND, GROUP, VERSION, experiment.PLURAL)
 
 # Custom resources (the kinds with a controller) and children, by kind.
 BY_KIND: dict[str, Resource] = {
-    r.kind: r for r in (*CHILD_KINDS, SECRET, DECISION_POLICY, MODEL_DEPLOYMENT, EXPERIMENT)
+    r.kind: r for r in (*CHILD_KINDS, SECRET, POD, DECISION_POLICY, MODEL_DEPLOYMENT, EXPERIMENT)
 }

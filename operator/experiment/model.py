@@ -72,24 +72,20 @@ def parse_experiment(body: Mapping[str, Any]) -> ExperimentObject:
     )
 
 
-def unsupported_variants(spec: ExperimentSpec) -> list[str]:
-    """Variants targeting a ModelDeployment version: no model router honours their route yet."""
-    return [v.name for v in spec.variants if v.model_deployment_ref is not None]
-
-
 def served_state(experiment: ExperimentObject) -> ExperimentState:
     """What the runtime serves (the operator's ConfigMap copy), derived from the user's spec and the stored status;
     the user's spec is never written.
 
-    - a variant the operator cannot serve (a ModelDeployment target) or a missing / not ready DecisionPolicy target
-      (the stored Ready reason): Paused, i.e. control for every unit and nothing counted;
+    - a target the operator cannot serve (a ModelDeployment in GatewayAPI mode, where no model router honours the
+      version route) or a missing / not ready target (the stored Ready reason): Paused, i.e. control for every unit and
+      nothing counted;
     - a guardrail action taken (``status.guardrailAction``, per ``onGuardrailViolation``): Paused or Concluded;
     - otherwise the user's ``spec.state``.
     """
     spec = experiment.spec
     if spec.state != ExperimentState.RUNNING:
         return spec.state
-    if unsupported_variants(spec) or experiment.ready_reason in BLOCKING_REASONS:
+    if experiment.ready_reason in BLOCKING_REASONS:
         return ExperimentState.PAUSED
     if experiment.guardrail_action == OnGuardrailViolation.PAUSE:
         return ExperimentState.PAUSED

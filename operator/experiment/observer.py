@@ -1,22 +1,35 @@
-"""What an Experiment observes beyond its children: its Deployment's rollout, its DecisionPolicy targets, and the
-runtime's sufficient statistics (GET /v1/stats), once its pods are rolled out."""
+"""What an Experiment observes beyond its children: its Deployment's rollout, its targets (DecisionPolicies; and
+ModelDeployment versions, served only through the model router of routing mode VersionLabels), and the runtime's
+sufficient statistics (GET /v1/stats), once its pods are rolled out."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from pydantic import ValidationError
 
 from croupier.api.common import ConditionStatus, ConditionType
 from croupier.api.decisionpolicy import KIND as POLICY_KIND
+from croupier.api.modeldeployment import KIND as MODEL_KIND
+from croupier.api.modeldeployment import ModelVersionState, RoutingMode
 from croupier.api.wire import STATS_PATH, ExperimentStatsResponse
 from croupier.operator.core.controller import Services, Snapshot
 from croupier.operator.core.resources import DEPLOYMENT
 from croupier.operator.decisionpolicy.status import DeploymentState
 from croupier.operator.experiment.children import CONFIG_HASH_ANNOTATION, child_names
-from croupier.operator.experiment.model import ExperimentObject, served_state, unsupported_variants
+from croupier.operator.experiment.model import ExperimentObject, served_state
 from croupier.operator.experiment.status import Observations
 
 PROBE_RETRY_SECONDS = 2.0
+
+
+@dataclass
+class ModelTargets:
+    missing: list[str] = field(default_factory=list)
+    unready: list[str] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)
 
 
 def _ready(policy: dict[str, object]) -> bool:
@@ -26,6 +39,23 @@ def _ready(policy: dict[str, object]) -> bool:
         if isinstance(condition, dict) and condition.get("type") == ConditionType.READY:
             return bool(condition.get("status") == ConditionStatus.TRUE)
     return False
+
+
+def _model_target_problem(deployment: dict[str, Any], version: int) -> str | None:
+    """Why a ModelDeployment cannot serve a version route now (None: it can). "unsupported": GatewayAPI mode, where
+    no model router runs; else a reason the version is not AVAILABLE there."""
+    spec = deployment.get("spec")
+    routing = spec.get("routing") if isinstance(spec, dict) else None
+    mode = routing.get("mode") if isinstance(routing, dict) else None
+    if (mode or RoutingMode.VERSION_LABELS) != RoutingMode.VERSION_LABELS:
+        return "unsupported"
+    status = deployment.get("status")
+    rows = status.get("versions") if isinstance(status, dict) else None
+    for row in rows or ():
+        if isinstance(row, dict) and row.get("version") == version:
+            state = row.get("state")
+            return None if state == ModelVersionState.AVAILABLE else f"version {version} is {state}"
+    return f"version {version} is not loaded (neither its stable nor its canary version)"
 
 
 class ExperimentObserver:
@@ -57,6 +87,26 @@ class ExperimentObserver:
                 unready.append(name)
         return tuple(missing), tuple(unready)
 
+    async def _model_targets(self, experiment: ExperimentObject) -> ModelTargets:
+        """Each variant's ModelDeployment version target: missing, not servable yet, or unsupported (GatewayAPI)."""
+        found = ModelTargets()
+        if self.kube is None:
+            return found
+        for variant in experiment.spec.variants:
+            ref = variant.model_deployment_ref
+            if ref is None:
+                continue
+            deployment = await self.kube.get(MODEL_KIND, experiment.namespace, ref.name)
+            if deployment is None:
+                found.missing.append(ref.name)
+                continue
+            problem = _model_target_problem(deployment, ref.version)
+            if problem == "unsupported":
+                found.unsupported.append(variant.name)
+            elif problem is not None:
+                found.unready.append(f"{ref.name} ({problem})")
+        return found
+
     async def _stats(self, url: str) -> tuple[ExperimentStatsResponse | None, str | None]:
         target = f"{url}{STATS_PATH}"
         try:
@@ -80,6 +130,7 @@ class ExperimentObserver:
         if experiment is None:
             return Observations(generation=target.generation, spec=None, invalid=snapshot.invalid)
         missing, unready = await self._targets(experiment)
+        models = await self._model_targets(experiment)
         stats, error = None, None
         if (
             snapshot.problem is None
@@ -99,9 +150,11 @@ class ExperimentObserver:
             apply_problem=snapshot.problem,
             deployment=deployment,
             config_hash=config_hash,
-            unsupported=tuple(unsupported_variants(experiment.spec)),
+            unsupported=tuple(models.unsupported),
             missing_targets=missing,
             unready_targets=unready,
+            missing_models=tuple(models.missing),
+            unready_models=tuple(models.unready),
             stats=stats,
             probe_error=error,
             probe_failures=self.failures.get(target.uid, 0),

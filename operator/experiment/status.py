@@ -63,10 +63,15 @@ class Observations:
     deployment: DeploymentState | None = None
     config_hash: str | None = None
     unsupported: tuple[str, ...] = ()
+    """Variants whose modelDeploymentRef names a ModelDeployment in GatewayAPI mode (no model router there)."""
     missing_targets: tuple[str, ...] = ()
     """decisionPolicyRef names with no DecisionPolicy."""
     unready_targets: tuple[str, ...] = ()
     """decisionPolicyRef names whose DecisionPolicy is not Ready."""
+    missing_models: tuple[str, ...] = ()
+    """modelDeploymentRef names with no ModelDeployment."""
+    unready_models: tuple[str, ...] = ()
+    """modelDeploymentRef names (with why) whose version is not AVAILABLE there."""
     stats: ExperimentStatsResponse | None = None
     probe_error: str | None = None
     probe_failures: int = 0
@@ -248,15 +253,21 @@ def desired_conditions(
         return _blocked(observed.apply_problem.reason, observed.apply_problem.message)
     if observed.unsupported:
         message = (
-            f"variants {list(observed.unsupported)}: ModelDeployment targets need the model router (not built yet); "
-            "serving control"
+            f"variants {list(observed.unsupported)}: their ModelDeployment routes with GatewayAPI, where no model "
+            "router honours a version route (use routing mode VersionLabels); serving control"
         )
         return _blocked(Reason.TARGET_NOT_SUPPORTED, message)
     if observed.missing_targets:
         message = f"decisionPolicyRef {', '.join(observed.missing_targets)}: DecisionPolicy not found; serving control"
         return _blocked(Reason.TARGET_NOT_FOUND, message)
-    if observed.unready_targets:
-        message = f"decisionPolicyRef {', '.join(observed.unready_targets)}: DecisionPolicy not Ready; serving control"
+    if observed.missing_models:
+        message = f"modelDeploymentRef {', '.join(observed.missing_models)}: ModelDeployment not found; serving control"
+        return _blocked(Reason.TARGET_NOT_FOUND, message)
+    if observed.unready_targets or observed.unready_models:
+        policies = f"decisionPolicyRef {', '.join(observed.unready_targets)}: DecisionPolicy not Ready"
+        models = f"modelDeploymentRef {', '.join(observed.unready_models)}"
+        parts = ([policies] if observed.unready_targets else []) + ([models] if observed.unready_models else [])
+        message = f"{'; '.join(parts)}; serving control"
         return [
             DesiredCondition(READY, FALSE, Reason.TARGET_NOT_READY, message),
             DesiredCondition(PROGRESSING, TRUE, Reason.TARGET_NOT_READY, message),

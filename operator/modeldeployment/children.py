@@ -4,11 +4,12 @@ Two kinds of children:
 
 * ``render`` (static, from the spec alone; applied by the shared machinery): the server ConfigMap (monitoring and
   batching files, read by TF Serving at start: their hash rolls the pods), the TF Serving Deployment(s), their
-  Services and PodDisruptionBudgets;
+  Services and PodDisruptionBudgets, and in VersionLabels mode the model router's Deployment, PodDisruptionBudget and
+  the model's Service in front of it (TF Serving's own Service is then ``<name>-tfserving``);
 * ``render_served`` (from the ``ServingPlan``: which versions each server loads, which labels point where, the live
   weights; applied by the observer after each GetModelStatus): the model config ConfigMap of each server, which TF
-  Serving polls (a version or label change never restarts a pod), and in GatewayAPI mode the HTTPRoute or GRPCRoute
-  weighted by the live canary weight.
+  Serving polls (a version or label change never restarts a pod), in GatewayAPI mode the HTTPRoute or GRPCRoute
+  weighted by the live canary weight, and in VersionLabels mode the router's routing table ConfigMap.
 
 Pure: the same inputs always render the same objects, byte for byte (golden tests hold us to it).
 """
@@ -42,7 +43,13 @@ FAILED_ANNOTATION = f"{GROUP}/failed-versions"
 """On a models ConfigMap: versions TF Serving failed to load, left out of the config until the spec drops them."""
 CONFIG_MOUNT = "/etc/tfserving"
 MODELS_KEY = "models.config"
-ROUTING_KEY = "routing.json"
+ROUTING_KEY = "routing.yaml"
+ROUTING_MOUNT = "/etc/croupier/routing"
+ROUTING_ANNOTATION = f"{GROUP}/routing-hash"
+"""On the router's pods: the hash of the routing table they should serve. The operator patches it after each table
+change: any update of a pod makes the kubelet sync it, and so refresh its ConfigMap volume, at once."""
+ROUTER_APP_NAME = "croupier-model-router"
+ROUTER_UID = 65532
 MONITORING_KEY = "monitoring.config"
 BATCHING_KEY = "batching.config"
 GRPC_PORT = 8500
@@ -52,6 +59,7 @@ GATEWAY_API = "gateway.networking.k8s.io/v1"
 
 MAIN, STABLE, CANARY = "main", "stable", "canary"
 """Server roles: VersionLabels runs one server (main) with both versions; GatewayAPI one per version."""
+ROUTER = "router"
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,24 @@ def deployment_name(md: ModelDeploymentObject, role: str) -> str:
     return md.name if role == MAIN else f"{md.name}-{role}"
 
 
+def service_name(md: ModelDeploymentObject, role: str) -> str:
+    """A server's Service. VersionLabels: the model's Service (``<name>``) fronts the router, so TF Serving's own is
+    ``<name>-tfserving``."""
+    return f"{md.name}-tfserving" if role == MAIN else deployment_name(md, role)
+
+
+def router_name(md: ModelDeploymentObject) -> str:
+    return f"{md.name}-router"
+
+
+def routing_configmap_name(md: ModelDeploymentObject) -> str:
+    return f"{md.name}-routing"
+
+
+def has_router(md: ModelDeploymentObject) -> bool:
+    return md.spec.routing.mode == RoutingMode.VERSION_LABELS
+
+
 def models_configmap_name(md: ModelDeploymentObject, role: str) -> str:
     return f"{deployment_name(md, role)}-models"
 
@@ -106,9 +132,14 @@ def selector_labels(md: ModelDeploymentObject, role: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/instance": md.name, SERVER_LABEL: role}
 
 
+def router_selector_labels(md: ModelDeploymentObject) -> dict[str, str]:
+    """Immutable once the router's Deployment exists: never add to this."""
+    return {"app.kubernetes.io/name": ROUTER_APP_NAME, "app.kubernetes.io/instance": md.name, SERVER_LABEL: ROUTER}
+
+
 def labels(md: ModelDeploymentObject, component: str, role: str | None = None) -> dict[str, str]:
     found = {
-        "app.kubernetes.io/name": APP_NAME,
+        "app.kubernetes.io/name": ROUTER_APP_NAME if role == ROUTER else APP_NAME,
         "app.kubernetes.io/instance": md.name,
         "app.kubernetes.io/component": component,
         MANAGED_BY_LABEL: FIELD_MANAGER,
@@ -161,6 +192,7 @@ def _server_context(md: ModelDeploymentObject, role: str, settings: OperatorSett
         "namespace": md.namespace,
         "owner": md.owner_reference,
         "name": deployment_name(md, role),
+        "service_name": service_name(md, role),
         "labels": labels(md, "model-server", role),
         "selector": selector_labels(md, role),
         "replicas": replicas,
@@ -204,15 +236,67 @@ def render(md: ModelDeploymentObject, settings: OperatorSettings) -> Sequence[di
         context = _server_context(md, role, settings)
         for template in ("deployment.yaml.j2", "service.yaml.j2", "pdb.yaml.j2"):
             children.append(render_manifest(settings.templates_dir, f"{TEMPLATE_DIR}/{template}", context))
+    if has_router(md):
+        context = _router_context(md, settings)
+        for template in ("router-deployment.yaml.j2", "service.yaml.j2", "pdb.yaml.j2"):
+            children.append(render_manifest(settings.templates_dir, f"{TEMPLATE_DIR}/{template}", context))
     return children
 
 
-def routing_table(md: ModelDeploymentObject, plan: ServingPlan) -> str:
-    """VersionLabels: the split for the model router, by TF Serving version label (JSON; the router polls it)."""
+def router_args(md: ModelDeploymentObject) -> list[str]:
+    upstream = f"{service_name(md, MAIN)}.{md.namespace}.svc"
+    return [
+        f"--rest-port={REST_PORT}",
+        f"--grpc-port={GRPC_PORT}",
+        f"--upstream-rest=http://{upstream}:{REST_PORT}",
+        f"--upstream-grpc={upstream}:{GRPC_PORT}",
+        f"--routing-file={ROUTING_MOUNT}/{ROUTING_KEY}",
+    ]
+
+
+def _router_context(md: ModelDeploymentObject, settings: OperatorSettings) -> dict[str, Any]:
+    replicas = md.spec.serving.replicas
+    return {
+        "namespace": md.namespace,
+        "owner": md.owner_reference,
+        "name": router_name(md),
+        "service_name": md.name,
+        "labels": labels(md, "model-router", ROUTER),
+        "selector": router_selector_labels(md),
+        "replicas": replicas,
+        "image": settings.runtime_image,
+        "image_pull_policy": settings.runtime_image_pull_policy,
+        "args": router_args(md),
+        "uid": ROUTER_UID,
+        "grpc_port": GRPC_PORT,
+        "rest_port": REST_PORT,
+        "model_name": md.spec.model.name,
+        "resources": None,
+        "routing_mount": ROUTING_MOUNT,
+        "routing_configmap": routing_configmap_name(md),
+        "min_available": _min_available(replicas),
+        "grpc_app_protocol": "kubernetes.io/h2c",
+    }
+
+
+def routing_table(md: ModelDeploymentObject, plan: ServingPlan, resolved: Mapping[str, int] | None = None) -> str:
+    """VersionLabels: the model router's table (``croupier.runtime.modelrouter.routing.RoutingTable``).
+
+    ``resolved``: the labels TF Serving resolves now (None: take the plan's). A label gets traffic only once TF
+    Serving resolves it to the planned version: its config poll trails the ConfigMap, and a request for a label it
+    does not know yet would fail (and count against the canary)."""
+    server = plan.servers[0]
+    known = server.labels if resolved is None else resolved
+    routed = {label: v for label, v in server.labels.items() if known.get(label) == v}
+    route: dict[str, Any] = {}
+    if STABLE in routed:
+        route["stable"] = routed[STABLE]
+        if CANARY in routed:
+            route["canary"] = routed[CANARY]
+            route["canaryWeight"] = plan.canary_weight
     table = {
-        "model": md.spec.model.name,
-        "labels": dict(sorted(plan.servers[0].labels.items())),
-        "weights": {"stable": 100 - plan.canary_weight, "canary": plan.canary_weight},
+        "salt": f"{md.namespace}/{md.name}",
+        "models": {md.spec.model.name: route} if route else {},
     }
     return json.dumps(table, sort_keys=True, indent=2) + "\n"
 
@@ -222,8 +306,6 @@ def _models_configmap(
 ) -> dict[str, Any]:
     base = storage(md.spec.model).base_path
     data = {MODELS_KEY: model_config(md.spec.model.name, base, server.versions, server.labels)}
-    if server.role == MAIN:
-        data[ROUTING_KEY] = routing_table(md, plan)
     context = {
         "namespace": md.namespace,
         "owner": md.owner_reference,
@@ -282,16 +364,38 @@ def _route(md: ModelDeploymentObject, plan: ServingPlan, settings: OperatorSetti
     return render_manifest(settings.templates_dir, f"{TEMPLATE_DIR}/route.yaml.j2", context)
 
 
-def render_served(md: ModelDeploymentObject, plan: ServingPlan, settings: OperatorSettings) -> list[dict[str, Any]]:
-    """The children the serving plan decides: each server's model config, and the weighted route (GatewayAPI)."""
+def _routing_configmap(
+    md: ModelDeploymentObject, plan: ServingPlan, resolved: Mapping[str, int] | None, settings: OperatorSettings
+) -> dict[str, Any]:
+    context = {
+        "namespace": md.namespace,
+        "owner": md.owner_reference,
+        "name": routing_configmap_name(md),
+        "labels": labels(md, "routing", ROUTER),
+        "data": {ROUTING_KEY: routing_table(md, plan, resolved)},
+    }
+    return render_manifest(settings.templates_dir, f"{TEMPLATE_DIR}/routing-configmap.yaml.j2", context)
+
+
+def render_served(
+    md: ModelDeploymentObject,
+    plan: ServingPlan,
+    settings: OperatorSettings,
+    resolved: Mapping[str, int] | None = None,
+) -> list[dict[str, Any]]:
+    """The children the serving plan decides: each server's model config, the weighted route (GatewayAPI) or the
+    router's routing table (VersionLabels; ``resolved`` as in ``routing_table``)."""
     children: list[dict[str, Any]] = [_models_configmap(md, server, plan, settings) for server in plan.servers]
     if route_kind(md) is not None:
         children.append(_route(md, plan, settings))
+    if has_router(md):
+        children.append(_routing_configmap(md, plan, resolved, settings))
     return children
 
 
 def endpoints(md: ModelDeploymentObject) -> tuple[str, str]:
-    """(gRPC host:port, REST URL) inside the cluster: the Service of the (stable) server."""
-    service = deployment_name(md, server_roles(md)[0])
+    """(gRPC host:port, REST URL) inside the cluster: the model's Service (the router's in VersionLabels mode), or
+    the stable server's (GatewayAPI; clients go through the Gateway)."""
+    service = md.name if has_router(md) else deployment_name(md, server_roles(md)[0])
     host = f"{service}.{md.namespace}.svc"
     return f"{host}:{GRPC_PORT}", f"http://{host}:{REST_PORT}"

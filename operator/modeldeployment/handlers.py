@@ -49,6 +49,7 @@ CONTROLLER: KindController[ModelDeploymentObject, Observations, ModelDeploymentS
     render=render,
     observer=ModelObserver,
     status=desired_status,
+    prunes_children=True,  # a routing mode change leaves the other mode's children behind
     owned_status=OWNED_STATUS,
     events=rollout_events,
     status_metrics=status_samples,

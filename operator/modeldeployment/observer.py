@@ -2,7 +2,12 @@
 
 Each cycle: read every server's GetModelStatus (gRPC, through its Service, or the configured override), plan which
 versions each server loads and where the labels and weights go (``plan``), apply the plan's children (model configs,
-route) with the shared ``ChildApplier`` when they differ from the live ones, and hand the lot to ``status``.
+route or routing table) with the shared ``ChildApplier`` when they differ from the live ones, delete the children the
+object no longer renders (a routing mode change), and hand the lot to ``status``.
+
+VersionLabels: the routing table gives a label traffic only once TF Serving resolves it to the planned version (its
+config poll trails the ConfigMap), and after each table change the router's pods get a new ``ROUTING_ANNOTATION`` so
+the kubelet refreshes their routing volume at once.
 """
 
 from __future__ import annotations
@@ -19,30 +24,40 @@ from croupier.api.common import now as utc_now
 from croupier.api.modeldeployment import MetricsSourceType
 from croupier.operator.core.applier import ApplyProblemError, ChildApplier
 from croupier.operator.core.controller import ApplyProblem, Services, Snapshot
-from croupier.operator.core.matching import contains, with_manifest_hashes
-from croupier.operator.core.resources import CONFIG_MAP, DEPLOYMENT
+from croupier.operator.core.kube import KubeClient, KubeError
+from croupier.operator.core.matching import contains, digest, with_manifest_hashes
+from croupier.operator.core.resources import CONFIG_MAP, DEPLOYMENT, POD
 from croupier.operator.decisionpolicy.status import DeploymentState
 from croupier.operator.modeldeployment.canary.analyst import Analyst, VersionTargets
 from croupier.operator.modeldeployment.canary.engine import advance
-from croupier.operator.modeldeployment.canary.runtimestats import Targets
+from croupier.operator.modeldeployment.canary.runtimestats import ROUTER as ROUTER_METRICS
+from croupier.operator.modeldeployment.canary.runtimestats import TF_SERVING, MetricNames, Targets
 from croupier.operator.modeldeployment.children import (
     CANARY,
     CONFIG_HASH_ANNOTATION,
     FAILED_ANNOTATION,
     LABELS_ANNOTATION,
+    MAIN,
+    ROUTING_ANNOTATION,
+    ROUTING_KEY,
     STABLE,
     ServingPlan,
     deployment_name,
     endpoints,
+    has_router,
     models_configmap_name,
     render_served,
     route_kind,
+    router_name,
+    router_selector_labels,
+    routing_configmap_name,
     server_roles,
+    service_name,
 )
 from croupier.operator.modeldeployment.model import ModelDeploymentObject
 from croupier.operator.modeldeployment.plan import ServerView, canary_ready, plan, server_for
 from croupier.operator.modeldeployment.rollout import stored_rollout, wake_in
-from croupier.operator.modeldeployment.status import Observations, ServerState
+from croupier.operator.modeldeployment.status import Observations, RouterState, ServerState
 from croupier.runtime.tfserving.client import ModelServerError, ModelServiceClient
 
 RECHECK_SECONDS = 2.0
@@ -93,6 +108,20 @@ def route_problem(route: Mapping[str, Any] | None) -> str | None:
     return None
 
 
+def metric_names(md: ModelDeploymentObject) -> MetricNames:
+    """Where RuntimeStats reads a version's numbers: the router's counters (VersionLabels) or TF Serving's own."""
+    return ROUTER_METRICS if has_router(md) else TF_SERVING
+
+
+def unrouted_labels(serving: ServingPlan, resolved: Mapping[str, int] | None) -> tuple[str, ...]:
+    """Planned labels the routing table leaves out this pass, because TF Serving does not resolve them yet."""
+    if resolved is None:
+        return ()
+    main = serving.server(MAIN)
+    planned = main.labels if main is not None else {}
+    return tuple(sorted(label for label, version in planned.items() if resolved.get(label) != version))
+
+
 class ModelObserver:
     """Reads TF Serving's model status and applies what follows from it; remembers consecutive failed reads."""
 
@@ -104,8 +133,10 @@ class ModelObserver:
         self.failures: dict[str, int] = {}
         self.loading: set[str] = set()
         self.clients: dict[str, ModelServiceClient] = {}
+        self.kube: KubeClient = services.kube
         self.applier = ChildApplier(services.kube)
         self.analysts: dict[str, Analyst] = {}
+        self.annotated: dict[str, str] = {}  # uid -> the routing table hash last annotated on every router pod
         self.rollout_due: dict[str, float] = {}  # uid -> seconds until the rollout's next clock, as of the last pass
 
     def forget(self, uid: str) -> None:
@@ -113,6 +144,7 @@ class ModelObserver:
         self.loading.discard(uid)
         self.analysts.pop(uid, None)
         self.rollout_due.pop(uid, None)
+        self.annotated.pop(uid, None)
         self.applier.forget(uid)
 
     async def close(self) -> None:
@@ -129,19 +161,28 @@ class ModelObserver:
         return min(wanted) if wanted else None
 
     def analyst(self, uid: str, md: ModelDeploymentObject) -> Analyst:
-        if uid not in self.analysts:
-            self.analysts[uid] = Analyst(self.http, namespace=md.namespace, name=md.name)
+        names = metric_names(md)
+        if uid not in self.analysts or self.analysts[uid].names != names:
+            self.analysts[uid] = Analyst(self.http, namespace=md.namespace, name=md.name, names=names)
         return self.analysts[uid]
 
     def metrics_targets(self, md: ModelDeploymentObject) -> VersionTargets | None:
-        """The metrics endpoints of the canary's and the stable version's servers (RuntimeStats). VersionLabels
-        serves both versions from one server, whose TF Serving metrics carry no version: not measurable there."""
+        """The metrics endpoints of the canary's and the stable version's servers (RuntimeStats): TF Serving's own per
+        server in GatewayAPI mode; the router's per-version counters in VersionLabels mode (TF Serving's metrics carry
+        no version, and one server serves both there)."""
+        canary = md.spec.canary
+        if has_router(md):
+            if canary is None:
+                return None
+            url = self.settings.router_metrics_url(name=md.name, namespace=md.namespace, service=md.name)
+            return VersionTargets(
+                canary=Targets((url,), {"version": str(canary.version)}),
+                stable=Targets((url,), {"version": str(md.spec.stable.version)}),
+            )
         canary_role, stable_role = server_for(md, CANARY), server_for(md, STABLE)
-        if canary_role == stable_role:
-            return None
 
         def targets(role: str) -> Targets:
-            service = deployment_name(md, role)
+            service = service_name(md, role)
             url = self.settings.model_metrics_url(name=md.name, namespace=md.namespace, service=service)
             return Targets((url,))
 
@@ -154,7 +195,7 @@ class ModelObserver:
 
     async def read(self, md: ModelDeploymentObject, server: ServerState) -> ServerState:
         """The server with TF Serving's model status (or why it could not be read)."""
-        service = deployment_name(md, server.role)
+        service = service_name(md, server.role)
         address = self.settings.model_server_address(name=md.name, namespace=md.namespace, service=service)
         try:
             versions = await self.client(address).get_model_status(md.spec.model.name)
@@ -169,7 +210,7 @@ class ModelObserver:
     ) -> tuple[str, ...]:
         """The planned labels TF Serving does not resolve to their version yet (GetModelMetadata by label)."""
         address = self.settings.model_server_address(
-            name=md.name, namespace=md.namespace, service=deployment_name(md, role)
+            name=md.name, namespace=md.namespace, service=service_name(md, role)
         )
         behind = []
         for label, version in sorted(labels.items()):
@@ -219,12 +260,17 @@ class ModelObserver:
         else:
             self.rollout_due[target.uid] = due_in
         serving = plan(md, views, desired_weight=outcome.weight)
-        children = with_manifest_hashes(render_served(md, serving, self.settings))
+        resolved = await self.resolved_labels(md, servers.get(MAIN), views.get(MAIN)) if has_router(md) else None
+        children = with_manifest_hashes(render_served(md, serving, self.settings, resolved))
         problem: ApplyProblem | None = None
         try:
             applied = await self.applier.ensure(target, children, snapshot.live)
+            if snapshot.problem is None:
+                await self.applier.prune(target, [*snapshot.desired, *children], snapshot.live)
         except ApplyProblemError as error:
             problem, applied = error.problem, 0
+        if has_router(md) and problem is None:
+            await self.annotate_router_pods(md, target.uid, children)
         if applied:
             log.info(
                 "applied the serving plan",
@@ -238,7 +284,8 @@ class ModelObserver:
             if planned is not None and server.versions is not None and planned.labels:
                 behind = await self.unapplied_labels(md, role, planned.labels)
                 servers[role] = replace(server, unapplied_labels=behind)
-        self._note_loading(target.uid, md, serving, servers)
+        unrouted = unrouted_labels(serving, resolved)
+        self._note_loading(target.uid, md, serving, servers, unrouted)
         kind = route_kind(md)
         grpc_endpoint, rest_endpoint = endpoints(md)
         return Observations(
@@ -256,15 +303,70 @@ class ModelObserver:
             rollout=outcome.rollout,
             desired_weight=outcome.weight,
             events=outcome.events,
+            router=self._router_state(md, snapshot),
+            unrouted_labels=unrouted,
         )
 
+    def _router_state(self, md: ModelDeploymentObject, snapshot: Snapshot[ModelDeploymentObject]) -> RouterState | None:
+        if not has_router(md):
+            return None
+        name = router_name(md)
+        live = snapshot.live.get((DEPLOYMENT.kind, name))
+        desired = snapshot.desired_child(DEPLOYMENT.kind, name)
+        replicas = int((desired or {}).get("spec", {}).get("replicas", 0))
+        state = DeploymentState.from_object(live, CONFIG_HASH_ANNOTATION) if live is not None else None
+        return RouterState(name, replicas, state)
+
+    async def resolved_labels(
+        self, md: ModelDeploymentObject, server: ServerState | None, view: ServerView | None
+    ) -> dict[str, int] | None:
+        """The labels of the live model config that TF Serving resolves to their version now (None: not read, the
+        routing table keeps following the plan)."""
+        if server is None or server.versions is None or view is None:
+            return None
+        applied = dict(view.applied_labels or {})
+        behind = set(await self.unapplied_labels(md, MAIN, applied)) if applied else set()
+        return {label: version for label, version in applied.items() if label not in behind}
+
+    async def annotate_router_pods(self, md: ModelDeploymentObject, uid: str, children: list[dict[str, Any]]) -> None:
+        """After a routing table change, annotate every router pod with the table's hash: a pod update makes the
+        kubelet sync the pod, and so its ConfigMap volume, at once (instead of within its sync period, ~1 min)."""
+        name = routing_configmap_name(md)
+        table = next((c for c in children if c["kind"] == CONFIG_MAP.kind and c["metadata"]["name"] == name), None)
+        if table is None:
+            return
+        wanted = digest(table["data"][ROUTING_KEY])
+        if self.annotated.get(uid) == wanted:
+            return
+        selector = ",".join(f"{k}={v}" for k, v in sorted(router_selector_labels(md).items()))
+        try:
+            pods = await self.kube.list(POD.kind, md.namespace, selector)
+            for pod in pods:
+                meta = pod.get("metadata") or {}
+                if (meta.get("annotations") or {}).get(ROUTING_ANNOTATION) == wanted or meta.get("deletionTimestamp"):
+                    continue
+                patch = {"metadata": {"annotations": {ROUTING_ANNOTATION: wanted}}}
+                await self.kube.patch(POD.kind, md.namespace, str(meta["name"]), patch)
+        except KubeError as error:  # the next pass tries again; the kubelet's own sync gets there meanwhile
+            if error.status != 404:
+                log.warning(
+                    "could not annotate the router's pods", namespace=md.namespace, name=md.name, error=str(error)
+                )
+            return
+        self.annotated[uid] = wanted
+
     def _note_loading(
-        self, uid: str, md: ModelDeploymentObject, serving: ServingPlan, servers: Mapping[str, ServerState]
+        self,
+        uid: str,
+        md: ModelDeploymentObject,
+        serving: ServingPlan,
+        servers: Mapping[str, ServerState],
+        unrouted: tuple[str, ...] = (),
     ) -> None:
         wanted = {md.spec.stable.version} | ({md.spec.canary.version} if md.spec.canary is not None else set())
         labelled = {v for s in serving.servers for v in s.labels.values()}
         running = any(s.replicas and s.deployment is not None for s in servers.values())
-        behind = any(s.unapplied_labels for s in servers.values())
+        behind = bool(unrouted) or any(s.unapplied_labels for s in servers.values())
         if running and (behind or not wanted <= labelled):
             self.loading.add(uid)
         else:

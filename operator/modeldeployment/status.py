@@ -73,6 +73,15 @@ class ServerState:
 
 
 @dataclass(frozen=True)
+class RouterState:
+    """The model router's Deployment (routing mode VersionLabels)."""
+
+    name: str
+    replicas: int
+    deployment: DeploymentState | None
+
+
+@dataclass(frozen=True)
 class Observations:
     generation: int
     md: ModelDeploymentObject | None = None
@@ -95,6 +104,10 @@ class Observations:
     """The canary weight the rollout engine decided (None: the spec's, ``plan.desired_canary_weight``)."""
     events: tuple[EventNote, ...] = ()
     """The rollout's Events of this pass (posted once its status is written)."""
+    router: RouterState | None = None
+    """VersionLabels: the model router's Deployment (None in GatewayAPI mode)."""
+    unrouted_labels: tuple[str, ...] = ()
+    """VersionLabels: planned labels the routing table does not route yet (TF Serving does not resolve them yet)."""
 
 
 def rollout_events(observed: Observations) -> tuple[EventNote, ...]:
@@ -243,6 +256,12 @@ def desired_conditions(
             return blocked(Reason.PODS_STARTING, f"Deployment {name}: {deployment.stalled_message}", degraded=True)
         if deployment.available == 0:
             return waiting(Reason.PODS_STARTING, f"Deployment {name}: no TF Serving pod available yet")
+    router = observed.router
+    if router is not None and router.replicas:
+        if router.deployment is None:
+            return waiting(Reason.PODS_STARTING, f"waiting for Deployment {router.name}")
+        if router.deployment.available == 0:
+            return waiting(Reason.PODS_STARTING, f"Deployment {router.name}: no model router pod available yet")
     unread = [s for s in observed.servers.values() if s.replicas and s.error is not None and not s.model_unknown]
     if unread:
         error = "; ".join(s.error or "" for s in unread)
@@ -285,6 +304,9 @@ def desired_conditions(
     behind = [b for b, s in zip(behind, observed.servers.values(), strict=True) if s.unapplied_labels]
     if behind:
         return waiting(Reason.WEIGHT_NOT_SERVED, f"TF Serving has not applied the labels yet ({'; '.join(behind)})")
+    if observed.unrouted_labels:
+        labels = ", ".join(observed.unrouted_labels)
+        return waiting(Reason.WEIGHT_NOT_SERVED, f"the model router routes label(s) {labels} once TF Serving has them")
     if observed.route_problem is not None:
         return blocked(Reason.ROUTE_NOT_ACCEPTED, observed.route_problem, degraded=True)
     for server in observed.servers.values():

@@ -16,10 +16,10 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
-from croupier.runtime.modelrouter.errors import upstream_unavailable
+from croupier.runtime.modelrouter.errors import RouterError, upstream_unavailable
 from croupier.runtime.modelrouter.model_spec import RequestHead
 from croupier.runtime.modelrouter.rest import route_headers
-from croupier.runtime.modelrouter.routing import Route
+from croupier.runtime.modelrouter.routing import PIN_HEADER, Route, pinned_version
 from croupier.runtime.modelrouter.service import RouterService
 
 PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
@@ -72,7 +72,10 @@ class GrpcRouter:
             start = time.perf_counter()
             route: Route | None = None
             if routed:
-                request, route = self._route(request, context)
+                try:
+                    request, route = self._route(request, context)
+                except RouterError as error:
+                    await context.abort(error.code, error.message)
             try:
                 answer: bytes = await self._calls[path](request, timeout=self._timeout(context))
             except grpc.aio.AioRpcError as error:
@@ -99,15 +102,28 @@ class GrpcRouter:
         choice = spec.WhichOneof("version_choice")
         version = spec.version.value if choice == "version" else None
         label = spec.version_label if choice == "version_label" else None
-        route = self.service.route(spec.name, version, label, self._unit(context))
+        pin = None
+        if choice is None:
+            try:
+                pin = pinned_version(self._metadata(context, PIN_HEADER))
+            except ValueError as error:
+                raise RouterError(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from error
+        route = self.service.route(spec.name, version if pin is None else pin, label, self._unit(context))
+        if pin is not None:
+            spec.version.value = pin
+            return head.SerializeToString(), route
         if not route.rewrite:
             return request, route
         spec.version_label = route.label
         return head.SerializeToString(), route
 
     def _unit(self, context: grpc.aio.ServicerContext[bytes, bytes]) -> str | None:
-        for key, value in context.invocation_metadata() or ():
-            if key == self.unit_header:
+        return self._metadata(context, self.unit_header)
+
+    @staticmethod
+    def _metadata(context: grpc.aio.ServicerContext[bytes, bytes], key: str) -> str | None:
+        for found, value in context.invocation_metadata() or ():
+            if found == key:
                 return value if isinstance(value, str) else value.decode(errors="replace")
         return None
 

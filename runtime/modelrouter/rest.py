@@ -25,14 +25,14 @@ from croupier.runtime.modelrouter.errors import (
     upstream_deadline,
     upstream_unavailable,
 )
-from croupier.runtime.modelrouter.routing import NONE, Route
+from croupier.runtime.modelrouter.routing import NONE, PIN_HEADER, Route, pinned_version
 from croupier.runtime.modelrouter.service import RouterService
 
 # TF Serving's inference path (http_rest_api_handler.cc), versions as digits, a label not containing / or :.
 PREDICTION_PATH = re.compile(
     r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)", re.IGNORECASE
 )
-VERSION_HEADER = "x-croupier-model-version"
+VERSION_HEADER = PIN_HEADER
 LABEL_HEADER = "x-croupier-model-label"
 METRICS_PATH = "/metrics"
 
@@ -91,8 +91,20 @@ class RestRouter:
         if request.method == "POST" and (match := PREDICTION_PATH.fullmatch(path)) is not None:
             version = int(match.group(2)) if match.group(2) else None
             label = unquote(match.group(3)) if match.group(3) else None
-            route = self.service.route(unquote(match.group(1)), version, label, request.headers.get(self.unit_header))
-            if route.rewrite:
+            pin = None
+            if version is None and label is None:
+                try:
+                    pin = pinned_version(request.headers.get(PIN_HEADER))
+                except ValueError as error:
+                    return web.Response(
+                        status=400, text=json.dumps({"error": str(error)}), content_type="application/json"
+                    )
+            unit = request.headers.get(self.unit_header)
+            route = self.service.route(unquote(match.group(1)), version if pin is None else pin, label, unit)
+            if pin is not None:
+                raw_path = f"/v1/models/{match.group(1)}/versions/{pin}:{match.group(4)}"
+                raw_path += f"?{query}" if query else ""
+            elif route.rewrite:
                 raw_path = f"/v1/models/{match.group(1)}/labels/{route.label}:{match.group(4)}"
                 raw_path += f"?{query}" if query else ""
         try:

@@ -17,6 +17,10 @@ STABLE = "stable"
 CANARY = "canary"
 OTHER = "other"  # a model, version or label the table does not know (keeps metric labels bounded)
 NONE = "none"  # no label (a request that named its version)
+PIN_HEADER = "x-croupier-model-version"
+"""A request header (gRPC metadata key) that pins a request naming no version or label to one version: what an
+Experiment's ModelDeployment target tells its clients to send. The router answers with the same header name."""
+_MAX_VERSION = 2**63 - 1
 _GOLDEN = 0.6180339887498949
 _HASH_SCALE = float(1 << 64)
 
@@ -65,6 +69,16 @@ class Route:
     """``stable``/``canary``, a label the request named (``other`` when unknown), or ``none``."""
     rewrite: bool
     """True when the router chose the label (the request named no version or label)."""
+
+
+def pinned_version(value: str | None) -> int | None:
+    """The version ``PIN_HEADER`` pins (None: no header). Raises ValueError naming the problem."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text.isdigit() or not 1 <= int(text) <= _MAX_VERSION:
+        raise ValueError(f"{PIN_HEADER} must be a version number (1 to 2^63-1), got {value[:64]!r}")
+    return int(text)
 
 
 def unit_point(salt: str, unit: str) -> float:

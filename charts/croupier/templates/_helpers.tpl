@@ -72,6 +72,24 @@ Keep in step with config/rbac/cluster_role.yaml (the chart test compares the def
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes", "grpcroutes"]
   verbs: ["get", "list", "watch", "create", "patch"]
+# A ModelDeployment deletes the children its routing mode no longer uses (by name, with a uid precondition).
+- apiGroups: [""]
+  resources: ["configmaps", "services"]
+  verbs: ["delete"]
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["delete"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["delete"]
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes", "grpcroutes"]
+  verbs: ["delete"]
+# The model router's pods (VersionLabels), listed by label and annotated after a routing table change so the kubelet
+# refreshes their routing volume at once.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "patch"]
 # Events on condition transitions (Kopf posts core/v1 Events).
 - apiGroups: [""]
   resources: ["events"]

@@ -36,7 +36,7 @@ class Analyst:
     ) -> None:
         self._client = client
         self.namespace, self.name = namespace, name
-        self._names = names
+        self.names = names
         self._stats: RuntimeStats | None = None
 
     async def observe(
@@ -72,5 +72,5 @@ class Analyst:
 
     def _runtime_stats(self, model: str) -> RuntimeStats:
         if self._stats is None or self._stats.model != model:
-            self._stats = RuntimeStats(model, self._client, names=self._names)
+            self._stats = RuntimeStats(model, self._client, names=self.names)
         return self._stats

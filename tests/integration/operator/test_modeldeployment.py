@@ -108,7 +108,10 @@ def test_children_and_a_model_server_that_does_not_answer(
     # Nothing is AVAILABLE yet: both versions requested, no label, no weight on the canary.
     assert "versions: 1" in models["data"]["models.config"] and "versions: 2" in models["data"]["models.config"]
     assert "version_labels" not in models["data"]["models.config"]
-    assert json.loads(models["data"]["routing.json"])["weights"] == {"canary": 0, "stable": 100}
+    # Nor does the router route anything yet: its table names no model, so requests pass through unchanged.
+    assert json.loads(mds.child("configmap", "ranker-routing")["data"]["routing.yaml"])["models"] == {}
+    router = mds.child("deployment", "ranker-router")
+    assert router["spec"]["template"]["spec"]["containers"][0]["command"] == ["croupier-runtime", "router"]
     body = mds.wait("ranker", "Degraded", "True", "ModelServerUnreachable")
     ready = conditions(body)["Ready"]
     assert ready["status"] == "False" and "UNAVAILABLE" in ready["message"]
@@ -223,9 +226,9 @@ def test_readiness_weight_failure_and_promotion_follow_tf_servings_model_status(
                 (2, "AVAILABLE", 25),
             ]
             routing = json.loads(
-                kubectl.json("get", "configmap", "ranker-models", "-n", namespace)["data"]["routing.json"]
+                kubectl.json("get", "configmap", "ranker-routing", "-n", namespace)["data"]["routing.yaml"]
             )
-            assert routing["weights"] == {"canary": 25, "stable": 75}
+            assert routing["models"] == {"ranker": {"stable": 1, "canary": 2, "canaryWeight": 25}}
 
             # A corrupt canary: Degraded with TF Serving's own text, no weight, stable keeps serving.
             kubectl("patch", "modeldeployment", "ranker", "-n", namespace, "--type=merge",

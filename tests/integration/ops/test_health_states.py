@@ -67,8 +67,9 @@ def test_a_new_object_of_every_kind_gets_a_first_status_within_seconds(kind: str
             conditions["Progressing"]["status"] == "True" or conditions["Degraded"]["status"] == "True"
         ), conditions
     else:
-        # The example's ranker-v2 variant targets a ModelDeployment version: no model router yet, control served.
-        assert ready["status"] == "False" and ready["reason"] == "TargetNotSupported", conditions
+        # The example's targets (DecisionPolicy homepage-banner, ModelDeployment ranker) do not exist here: control
+        # is served until they do.
+        assert ready["status"] == "False" and ready["reason"] == "TargetNotFound", conditions
     record(first)
 
 

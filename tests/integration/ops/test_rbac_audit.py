@@ -8,7 +8,9 @@ The used set is derived from the code, not copied from the role:
   blockOwnerDeletion, which the API server checks against the owner's finalizers);
 * every child kind a controller declares (`operator/core/resources.py` CHILD_KINDS): indexed (list, watch), read (get)
   and server-side applied (patch, and create for a new object);
+* a controller that prunes (`prunes_children`, ModelDeployment: a routing mode change): delete on its child kinds;
 * `READ_BY_NAME` kinds (the auth Secret of the stats probe): get only;
+* `LIST_AND_ANNOTATE` kinds (the model router's pods, annotated after a routing table change): list and patch;
 * Kopf itself: Events (core and events.k8s.io, create), CRD discovery and namespaces (get, list, watch); with peering
   on (config/rbac/peering), its peering objects (get, list, watch, patch).
 A grant outside that set fails the test (remove it, or show the code that uses it); a use outside the grants fails too.
@@ -24,7 +26,7 @@ from integration.ops.test_chart import _template
 
 from croupier.devcluster.kubectl import Kubectl
 from croupier.operator.core.controller import KindController
-from croupier.operator.core.resources import READ_BY_NAME
+from croupier.operator.core.resources import LIST_AND_ANNOTATE, READ_BY_NAME
 from croupier.operator.decisionpolicy import handlers as decisionpolicy
 from croupier.operator.experiment import handlers as experiment
 from croupier.operator.modeldeployment import handlers as modeldeployment
@@ -61,7 +63,10 @@ def used_by_the_code() -> set[Grant]:
             used.add((kind.group, f"{kind.plural}/finalizers", "update"))
         for child in controller.children:
             used |= {(child.group, child.plural, v) for v in ("get", "list", "watch", "create", "patch")}
+            if controller.prunes_children:
+                used.add((child.group, child.plural, "delete"))
     used |= {(r.group, r.plural, "get") for r in READ_BY_NAME}
+    used |= {(r.group, r.plural, v) for r in LIST_AND_ANNOTATE for v in ("list", "patch")}
     return used
 
 
@@ -84,11 +89,15 @@ def _report(grants: set[Grant], used: set[Grant]) -> str:
 
 
 def test_the_used_set_covers_every_child_kind() -> None:
-    # Sanity of the derivation itself: the DecisionPolicy's children, the Secret it reads, no deletes.
+    # Sanity of the derivation itself: the DecisionPolicy's children, the Secret it reads, deletes only of the
+    # ModelDeployment's child kinds (pruning), pods only listed and annotated.
     used = used_by_the_code()
     assert ("networking.k8s.io", "networkpolicies", "patch") in used
     assert ("", "secrets", "get") in used and ("", "secrets", "list") not in used
-    assert not {g for g in used if g[2] in ("delete", "deletecollection", "update") and "/finalizers" not in g[1]}
+    deletes = {(g, r) for g, r, v in used if v == "delete"}
+    assert deletes == {(c.group, c.plural) for c in modeldeployment.CONTROLLER.children}
+    assert {v for g, r, v in used if (g, r) == ("", "pods")} == {"list", "patch"}
+    assert not {g for g in used if g[2] in ("deletecollection", "update") and "/finalizers" not in g[1]}
 
 
 def test_kustomize_cluster_role_grants_exactly_what_the_code_uses(kubectl: Kubectl) -> None:

@@ -324,6 +324,37 @@ def test_explicit_versions_and_labels_pass_through(router: RouterProcess) -> Non
     assert response.model_spec.version.value == STABLE
 
 
+def test_a_pin_header_sends_a_request_to_that_version(router: RouterProcess) -> None:
+    """What an Experiment's ModelDeployment target hands its clients: ``x-croupier-model-version``, honoured on REST and
+    gRPC for requests naming no version or label, whatever the weight; a bad value is refused with the header named."""
+    router.write_table(100)
+    router.wait_for_weight(100)
+    before = router.metric("croupier_router_requests_total", version="1", label="none", code="OK")
+    with httpx.Client(base_url=router.rest_url, timeout=10) as client:
+        for _ in range(5):
+            answer = client.post(PREDICT, json=BODY, headers={"x-croupier-model-version": "1"})
+            assert answer.status_code == 200 and answer.headers["x-croupier-model-version"] == "1"
+            assert served_by_scores(answer.json()["predictions"][0]) == STABLE
+        bad = client.post(PREDICT, json=BODY, headers={"x-croupier-model-version": "latest"})
+        assert bad.status_code == 400 and "x-croupier-model-version" in bad.json()["error"]
+        # A path that names a version wins over the header.
+        pin = {"x-croupier-model-version": "1"}
+        named = client.post(f"/v1/models/{RANKER}/versions/2:predict", json=BODY, headers=pin)
+        assert named.headers["x-croupier-model-version"] == "2"
+    assert router.metric("croupier_router_requests_total", version="1", label="none", code="OK") - before == 5
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = RANKER
+    request.inputs["context"].CopyFrom(_tensor(CONTEXT))
+    request.inputs["arms"].CopyFrom(_tensor(ARMS))
+    with grpc.insecure_channel(router.grpc_target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        response = stub.Predict(request, timeout=10, metadata=(("x-croupier-model-version", "1"),))
+        assert response.model_spec.version.value == STABLE
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Predict(request, timeout=10, metadata=(("x-croupier-model-version", "x"),))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [

@@ -140,9 +140,13 @@ def test_a_target_that_cannot_serve_makes_the_runtime_serve_control(reason: str)
     assert served_state(parse_experiment(body)) == "Running"
 
 
-def test_a_model_deployment_target_serves_control() -> None:
+def test_a_model_deployment_target_is_served_once_the_operator_found_it_servable() -> None:
+    """No spec-only verdict: the observer checks the ModelDeployment (routing mode VersionLabels, the version
+    AVAILABLE) and a blocking Ready reason in status makes the runtime serve control, as for a DecisionPolicy."""
     body = _load("ab-policy.yaml")
     body["spec"]["variants"][1] = {"name": "ranker", "weight": 50, "modelDeploymentRef": {"name": "r", "version": 2}}
+    assert served_state(parse_experiment(body)) == "Running"
+    body["status"] = {"conditions": [{"type": "Ready", "status": "False", "reason": "TargetNotSupported"}]}
     assert served_state(parse_experiment(body)) == "Paused"
 
 

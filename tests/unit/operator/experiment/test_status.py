@@ -13,6 +13,7 @@ from croupier.api.wire import ExperimentStatsResponse
 from croupier.operator.core.status import status_patch
 from croupier.operator.decisionpolicy.status import DeploymentState
 from croupier.operator.experiment.model import parse_experiment, served_state
+from croupier.operator.experiment.observer import _model_target_problem
 from croupier.operator.experiment.status import Observations, desired_status, run_analysis
 
 pytestmark = pytest.mark.unit
@@ -155,6 +156,36 @@ def test_a_missing_or_unready_policy_target_is_reported(field: str, reason: str,
     assert _conditions(status)[2][1] == degraded
     assert "decisionPolicyRef banner" in (status.conditions or [])[0].message
     assert "serving control" in (status.conditions or [])[0].message
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason", "text"),
+    [
+        ("missing_models", ("ranker",), "TargetNotFound", "modelDeploymentRef ranker: ModelDeployment not found"),
+        ("unready_models", ("ranker (version 3 is LOADING)",), "TargetNotReady", "ranker (version 3 is LOADING)"),
+        ("unsupported", ("canary",), "TargetNotSupported", "routing mode VersionLabels"),
+    ],
+)
+def test_a_model_deployment_target_that_cannot_serve_is_reported(
+    field: str, value: tuple[str, ...], reason: str, text: str
+) -> None:
+    status = desired_status(_observed(None, **{field: value}), None, T0)
+    assert _conditions(status)[0] == ("Ready", "False", reason)
+    message = (status.conditions or [])[0].message
+    assert text in message and "serving control" in message
+
+
+def test_a_model_version_target_is_servable_only_through_the_router_and_when_available() -> None:
+    def deployment(mode: str | None, state: str | None) -> dict[str, Any]:
+        spec: dict[str, Any] = {"routing": {"mode": mode}} if mode else {}
+        rows = [{"version": 2, "state": state}] if state else []
+        return {"spec": spec, "status": {"versions": rows}}
+
+    assert _model_target_problem(deployment(None, "AVAILABLE"), 2) is None  # VersionLabels is the default
+    assert _model_target_problem(deployment("VersionLabels", "AVAILABLE"), 2) is None
+    assert _model_target_problem(deployment("GatewayAPI", "AVAILABLE"), 2) == "unsupported"
+    assert _model_target_problem(deployment("VersionLabels", "LOADING"), 2) == "version 2 is LOADING"
+    assert "not loaded" in str(_model_target_problem(deployment("VersionLabels", None), 2))
 
 
 def test_paused_serves_control_and_says_so() -> None:

@@ -18,6 +18,7 @@ from croupier.operator.core.matching import with_manifest_hashes
 from croupier.operator.modeldeployment.children import (
     CONFIG_HASH_ANNOTATION,
     MODELS_KEY,
+    ROUTING_KEY,
     render,
     render_served,
     server_roles,
@@ -25,6 +26,7 @@ from croupier.operator.modeldeployment.children import (
 from croupier.operator.modeldeployment.model import ModelDeploymentObject, parse_model_deployment
 from croupier.operator.modeldeployment.plan import ServerView, plan, role_labels
 from croupier.operator.settings import OperatorSettings
+from croupier.runtime.modelrouter.table_file import parse_table
 from croupier.runtime.tfserving.client import VersionStatus
 
 pytestmark = pytest.mark.unit
@@ -95,7 +97,8 @@ def test_every_child_is_owned_labelled_namespaced_and_restricted(source: Path) -
             container = pod["containers"][0]
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
             assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
-            assert container["image"] == md.spec.serving.image
+            router = meta["name"] == f"{md.name}-router"
+            assert container["image"] == (SETTINGS.runtime_image if router else md.spec.serving.image)
 
 
 def _deployments(md: ModelDeploymentObject) -> dict[str, dict[str, Any]]:
@@ -164,3 +167,51 @@ def test_gateway_mode_without_canary_scales_the_canary_server_to_zero_and_routes
     ]
     container = deployments["fraud-stable"]["spec"]["template"]["spec"]["containers"][0]
     assert container["envFrom"] == [{"secretRef": {"name": "s3-models"}}]
+
+
+def _routing(md: ModelDeploymentObject, resolved: dict[str, int] | None) -> str:
+    served = render_served(md, plan(md, all_available(md)), SETTINGS, resolved)
+    (table,) = [c for c in served if c["metadata"]["name"] == f"{md.name}-routing"]
+    text: str = table["data"][ROUTING_KEY]
+    return text
+
+
+def test_version_labels_put_the_router_behind_the_model_service_and_tf_serving_behind_its_own() -> None:
+    md = load(HERE / "deployments" / "versionlabels-gcs.yaml")
+    services = {c["metadata"]["name"]: c for c in render(md, SETTINGS) if c["kind"] == "Service"}
+    assert services[md.name]["spec"]["selector"]["croupier.dev/server"] == "router"
+    assert services[f"{md.name}-tfserving"]["spec"]["selector"]["croupier.dev/server"] == "main"
+    router = _deployments(md)[f"{md.name}-router"]["spec"]["template"]["spec"]
+    args = router["containers"][0]["args"]
+    assert f"--upstream-grpc={md.name}-tfserving.{md.namespace}.svc:8500" in args
+    assert "--routing-file=/etc/croupier/routing/routing.yaml" in args
+    # A directory mount (never subPath: the kubelet does not refresh those), of the ConfigMap render_served writes.
+    assert router["containers"][0]["volumeMounts"] == [
+        {"name": "routing", "mountPath": "/etc/croupier/routing", "readOnly": True}
+    ]
+    assert router["volumes"] == [{"name": "routing", "configMap": {"name": f"{md.name}-routing"}}]
+
+
+def test_the_routing_table_is_the_routers_own_format_and_routes_only_labels_tf_serving_resolves() -> None:
+    md = load(HERE / "deployments" / "versionlabels-steps-batching.yaml")
+    assert md.spec.canary is not None
+    stable, canary = md.spec.stable.version, md.spec.canary.version
+    full = parse_table(_routing(md, None), "test")
+    route = full.models[md.spec.model.name]
+    assert (route.stable, route.canary, route.canary_weight) == (stable, canary, md.spec.canary.weight_at(0))
+    assert full.salt == f"{md.namespace}/{md.name}"
+    # TF Serving has not applied the canary label yet: no canary (and no weight) in the router's table.
+    waiting = parse_table(_routing(md, {"stable": stable}), "test").models[md.spec.model.name]
+    assert (waiting.stable, waiting.canary, waiting.canary_weight) == (stable, None, 0)
+    # Nothing resolved yet: the router passes requests through unchanged (no model in its table).
+    assert parse_table(_routing(md, {}), "test").models == {}
+    # A label TF Serving resolves to another version than planned is not routed either.
+    stale = parse_table(_routing(md, {"stable": stable, "canary": canary + 7}), "test").models[md.spec.model.name]
+    assert stale.canary is None
+
+
+def test_a_routing_table_change_never_touches_a_pod_template() -> None:
+    md = load(HERE / "deployments" / "versionlabels-steps-batching.yaml")
+    before = [c for c in render(md, SETTINGS) if c["kind"] == "Deployment"]
+    assert _routing(md, None) != _routing(md, {})
+    assert [c for c in render(md, SETTINGS) if c["kind"] == "Deployment"] == before

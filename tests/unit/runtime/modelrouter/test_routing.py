@@ -9,7 +9,15 @@ import pytest
 
 from croupier.runtime.metrics import RuntimeMetrics
 from croupier.runtime.modelrouter.errors import HTTP_STATUS, code_of_http_status
-from croupier.runtime.modelrouter.routing import ModelRoute, Route, Router, RoutingTable, unit_point
+from croupier.runtime.modelrouter.routing import (
+    PIN_HEADER,
+    ModelRoute,
+    Route,
+    Router,
+    RoutingTable,
+    pinned_version,
+    unit_point,
+)
 from croupier.runtime.modelrouter.service import RouterService
 from croupier.runtime.modelrouter.table_file import RoutingTableError, TableFile, parse_table
 
@@ -125,3 +133,14 @@ def test_rest_statuses_are_counted_under_tf_servings_codes() -> None:
     assert code_of_http_status(200) == "OK" and code_of_http_status(400) == "INVALID_ARGUMENT"
     assert code_of_http_status(503) == "UNAVAILABLE" and code_of_http_status(418) == "UNKNOWN"
     assert all(code_of_http_status(status) in HTTP_STATUS for status in HTTP_STATUS.values())
+
+
+@pytest.mark.parametrize(("header", "version"), [(None, None), ("2", 2), (" 7 ", 7), (str(2**63 - 1), 2**63 - 1)])
+def test_a_pin_header_names_a_version(header: str | None, version: int | None) -> None:
+    assert pinned_version(header) == version
+
+
+@pytest.mark.parametrize("header", ["", "0", "-1", "two", "1.5", str(2**63), "1,2"])
+def test_a_bad_pin_header_is_refused_naming_the_header(header: str) -> None:
+    with pytest.raises(ValueError, match=PIN_HEADER):
+        pinned_version(header)
