@@ -16,7 +16,11 @@ import pytest
 from ..runtime.conftest import RuntimeProcess, runtime_process, server_port, write_policy
 from ..runtime.experiments.conftest import ExperimentProcess, experiment_process, write_experiment
 
+START_TIMEOUT = 120.0
+"""Seconds a runtime process may take to become ready (generous: the shared test machines run loaded)."""
+
 __all__ = [
+    "START_TIMEOUT",
     "ExperimentProcess",
     "Relay",
     "RuntimeProcess",
@@ -83,7 +87,7 @@ class Relay:
 @pytest.fixture
 def policy_runtime(tmp_path: Path, runtime_process: Callable[..., RuntimeProcess]) -> RuntimeProcess:
     """A started `croupier-runtime` serving a 3-arm ThompsonSampling policy (arms blue, green, red)."""
-    return runtime_process(write_policy(tmp_path / "policy.yaml")).start()
+    return runtime_process(write_policy(tmp_path / "policy.yaml")).start(START_TIMEOUT)
 
 
 @pytest.fixture
@@ -101,4 +105,4 @@ def experiment_file(tmp_path: Path) -> Path:
 def experiment_runtime(
     experiment_file: Path, experiment_process: Callable[..., ExperimentProcess]
 ) -> ExperimentProcess:
-    return experiment_process(experiment_file).start()
+    return experiment_process(experiment_file).start(START_TIMEOUT)

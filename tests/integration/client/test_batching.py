@@ -22,7 +22,7 @@ from croupier.client import (
     RewardsNotDelivered,
 )
 
-from .conftest import RuntimeProcess, server_port, write_policy
+from .conftest import START_TIMEOUT, RuntimeProcess, server_port, write_policy
 
 DECISIONS = 1200
 
@@ -34,7 +34,7 @@ def test_rewards_survive_a_runtime_kill_mid_flush(
     # A port below the ephemeral range: while the runtime is down, the batcher's reconnects cannot take it.
     runtime.port = server_port()
     runtime.url = f"http://127.0.0.1:{runtime.port}"
-    runtime.start()
+    runtime.start(START_TIMEOUT)
     client = Client(runtime.url, timeout=5)
     decisions = [client.decide(f"player-{i}") for i in range(DECISIONS)]
     time.sleep(0.5)  # decision records are committed within ~50 ms: all of them are in the log before the kill
@@ -58,7 +58,7 @@ def test_rewards_survive_a_runtime_kill_mid_flush(
     assert 0 < accepted_before_kill < DECISIONS
     time.sleep(1.0)  # the batcher meets a dead runtime: its sends fail and are kept
     assert batcher.stats.failed_sends > 0
-    runtime.start()
+    runtime.start(START_TIMEOUT)
     for sender in senders:
         sender.join(60)
     batcher.close(timeout=60)
@@ -141,7 +141,7 @@ def test_async_batcher_keeps_rewards_across_a_restart(
     runtime = runtime_process(write_policy(tmp_path / "policy.yaml"), state_dir=tmp_path / "state")
     runtime.port = server_port()
     runtime.url = f"http://127.0.0.1:{runtime.port}"
-    runtime.start()
+    runtime.start(START_TIMEOUT)
 
     async def scenario() -> None:
         async with AsyncClient(runtime.url) as client:
@@ -154,7 +154,7 @@ def test_async_batcher_keeps_rewards_across_a_restart(
             await asyncio.sleep(0.5)
             assert batcher.stats.failed_sends > 0
             assert batcher.stats.queued == 200
-            await asyncio.to_thread(runtime.start)
+            await asyncio.to_thread(runtime.start, START_TIMEOUT)
             await batcher.close(timeout=60)
             assert batcher.stats.accepted == 200
             assert (await client.stats()).totals.rewards == 200

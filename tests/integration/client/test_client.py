@@ -22,7 +22,7 @@ from croupier.client import (
 from croupier.client.errors import Conflict
 
 from ..runtime.test_auth import TOKENS, write_tokens
-from .conftest import Relay, RuntimeProcess, server_port, write_policy
+from .conftest import START_TIMEOUT, Relay, RuntimeProcess, server_port, write_policy
 
 FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
 
@@ -85,7 +85,7 @@ def test_errors_are_typed_with_the_runtime_code_and_field(policy_runtime: Runtim
 
 def test_a_late_reward_is_a_conflict(tmp_path: Path, runtime_process: Callable[..., RuntimeProcess]) -> None:
     policy = write_policy(tmp_path / "short.yaml", reward={"type": "Binary", "attributionWindowSeconds": 1})
-    runtime = runtime_process(policy).start()
+    runtime = runtime_process(policy).start(START_TIMEOUT)
     with Client(runtime.url) as client:
         decision = client.decide()
         time.sleep(2.2)
@@ -98,7 +98,9 @@ def test_bearer_token(tmp_path: Path, runtime_process: Callable[..., RuntimeProc
     secret = tmp_path / "auth"
     secret.mkdir()
     write_tokens(secret, TOKENS, 1)
-    runtime = runtime_process(write_policy(tmp_path / "policy.yaml"), args=["--auth-dir", str(secret)]).start()
+    runtime = runtime_process(write_policy(tmp_path / "policy.yaml"), args=["--auth-dir", str(secret)]).start(
+        START_TIMEOUT
+    )
     with Client(runtime.url) as anonymous, pytest.raises(Unauthorized) as missing:
         anonymous.decide()
     assert missing.value.error == "Unauthorized"
