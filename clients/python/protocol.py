@@ -52,14 +52,37 @@ def fallback_decision(arm: str, reason: BaseException) -> Decision:
     )
 
 
+_UNION_TAGS = frozenset(
+    {
+        "str",
+        "int",
+        "float",
+        "bool",
+        "none",
+        "list",
+        "dict",
+        "Reward",
+        "RewardBatch",
+        "Exposure",
+        "ExposureBatch",
+        "Outcome",
+    }
+    | {"OutcomeBatch"}
+)
+
+
+def _is_union_tag(part: str) -> bool:
+    """pydantic names union branches in error locations (``dict[str,float]``, ``constrained-float``)."""
+    return "[" in part or part in _UNION_TAGS or part.startswith(("function-", "constrained-"))
+
+
 def _field(error: ValidationError, prefix: str = "") -> str:
-    first = error.errors()[0]
     parts = [prefix] if prefix else []
-    for part in first["loc"]:
+    for part in error.errors()[0]["loc"]:
         if isinstance(part, int):
             parts[-1:] = [f"{parts[-1] if parts else ''}[{part}]"]
-        elif part not in ("Reward", "RewardBatch", "function-after"):
-            parts.append(str(part))
+        elif not _is_union_tag(part):
+            parts.append(part)
     return ".".join(parts)
 
 
