@@ -278,7 +278,7 @@ def _print(found: dict[str, list[Row]], namespace: str) -> None:
         items = found.get(entry.kind)
         if not items:
             continue
-        summary = Table(title=f"{entry.kind}s in {namespace}", title_justify="left")
+        summary = Table(title=f"{entry.names[1]} in {namespace}", title_justify="left")
         columns = list(entry.summary(items[0]))
         summary.add_column("Name")
         for column in columns:
