@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from croupier.api import assignment
 from croupier.client import InvalidArgument, LocalAssigner
 from croupier.runtime.experiments.config import parse_experiment
 
@@ -89,3 +90,23 @@ def test_bad_configuration_is_refused_with_the_field() -> None:
     with pytest.raises(InvalidArgument) as spec:
         LocalAssigner.from_manifest(manifest(control="nobody"))
     assert spec.value.field == "spec"
+
+
+@pytest.mark.parametrize("algorithm", ["fnv1a32-v2", "fnv1a32-v1", "sha256-v1"])
+@pytest.mark.parametrize(
+    "weights",
+    [
+        [("a", 50), ("b", 50)],
+        [("control", 34), ("bandit", 33), ("ranker-v2", 33)],
+        [("a", 0), ("b", 10), ("c", 0), ("d", 90)],
+        [("a", 1), ("b", 1), ("c", 1), ("d", 97)],
+        [("a", 33), ("b", 33), ("c", 33), ("d", 1), ("e", 0)],
+    ],
+)
+def test_fast_path_equals_the_contract(algorithm: str, weights: list[tuple[str, int]]) -> None:
+    """The C-hashed ASCII path of the GrowthBook schemes picks the contract's variant for every unit, including ids
+    outside ASCII and a salt outside ASCII (both through the contract's own code)."""
+    units = [f"user-{i}" for i in range(3000)] + ["ünit", "日本語", "emoji-\U0001f600", ""]
+    for salt in ("checkout-2026", "", "sält"):
+        local = LocalAssigner(salt, weights, algorithm)
+        assert [local(u) for u in units] == [assignment.assign(u, salt, weights, algorithm) for u in units]
