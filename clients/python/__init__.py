@@ -8,8 +8,10 @@ from croupier.api.wire import (
     ExposureResponse,
     Outcome,
     OutcomeResponse,
+    RankResponse,
     Reward,
     RewardResponse,
+    SlatePosition,
     StatsResponse,
 )
 
@@ -54,6 +56,7 @@ __all__ = [
     "NotFound",
     "Outcome",
     "OutcomeResponse",
+    "RankResponse",
     "Rejected",
     "RetryPolicy",
     "Reward",
@@ -63,6 +66,7 @@ __all__ = [
     "RewardsNotDelivered",
     "RuntimeUnreachable",
     "ServiceUnavailable",
+    "SlatePosition",
     "StatsResponse",
     "Unauthorized",
 ]

@@ -17,6 +17,7 @@ from croupier.api.wire import (
     ExposureResponse,
     Outcome,
     OutcomeResponse,
+    RankResponse,
     RewardResponse,
     StatsResponse,
 )
@@ -24,7 +25,7 @@ from croupier.api.wire import (
 from . import protocol
 from .batching import AsyncRewardBatcher
 from .errors import CroupierError, RuntimeUnreachable, api_error, retryable
-from .protocol import Attributes, Context, Decision
+from .protocol import Attributes, Context, Decision, Rewardable
 from .retry import RetryPolicy
 from .transport import DEFAULT_URL, Connection
 
@@ -110,15 +111,30 @@ class AsyncClient:
                 raise
             return protocol.fallback_decision(arm, exc)
 
-    async def reward(self, decision: Decision | str, reward: float) -> RewardResponse | None:
-        """Reward one decision (or decision id); retried, since the runtime keeps one reward per decision (a resent
-        one is answered ``duplicate``). A fallback decision is not sent: None."""
+    async def rank(
+        self,
+        unit_id: str | None = None,
+        *,
+        k: int,
+        context: Context | None = None,
+        candidates: Sequence[str] | None = None,
+    ) -> RankResponse:
+        """An ordered slate of ``k`` distinct arms (``POST /v1/rank``), sent once, never retried (each position is
+        logged as a decision). Reward a position by its ``decision_id`` (or pass the position to ``reward``). No
+        fallback: no answer or a 5xx raises."""
+        body = protocol.rank_body(unit_id, k, context, candidates)
+        return protocol.parse(RankResponse, await self.send("POST", wire.RANK_PATH, body, idempotent=False))
+
+    async def reward(self, decision: Rewardable, reward: float) -> RewardResponse | None:
+        """Reward one decision (a Decision, a ranking's SlatePosition, or a decisionId); retried, since the
+        runtime keeps one reward per decision (a resent one is answered ``duplicate``). A fallback decision is not
+        sent: None."""
         item = protocol.reward_item(decision, reward)
         if item is None:
             return None
         return await self._send_rewards([item])
 
-    async def rewards(self, rewards: Iterable[tuple[Decision | str, float]]) -> RewardResponse | None:
+    async def rewards(self, rewards: Iterable[tuple[Rewardable, float]]) -> RewardResponse | None:
         """Reward several decisions: requests of up to 1000, each validated as a whole by the runtime. Fallback
         decisions are left out (None when nothing is left)."""
         items = protocol.reward_items(rewards)

@@ -32,7 +32,7 @@ from croupier.api.wire import MAX_REWARDS_PER_REQUEST, Reward, RewardOutcome, Re
 
 from . import protocol
 from .errors import ApiError, CroupierError, RewardQueueFull, RewardsNotDelivered, item_index
-from .protocol import Decision
+from .protocol import Rewardable
 from .retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class RewardQueue:
         self.rejected: list[Rejected] = []
         self.stats = BatcherStats()
 
-    def offer(self, decision: Decision | str, reward: float) -> Reward | None:
+    def offer(self, decision: Rewardable, reward: float) -> Reward | None:
         """Queue a reward (None: a fallback decision, not queued); RewardQueueFull past max_queue."""
         item = protocol.reward_item(decision, reward)
         if item is None:
@@ -201,7 +201,7 @@ class RewardBatcher:
     def rejected(self) -> list[Rejected]:
         return list(self.queue.rejected)
 
-    def add(self, decision: Decision | str, reward: float) -> bool:
+    def add(self, decision: Rewardable, reward: float) -> bool:
         """Queue a reward; False for a fallback decision (not sent). Raises RewardQueueFull when the queue is full,
         InvalidArgument for a bad reward, and RuntimeError after close."""
         with self._cond:
@@ -312,7 +312,7 @@ class AsyncRewardBatcher:
     def rejected(self) -> list[Rejected]:
         return list(self.queue.rejected)
 
-    def add(self, decision: Decision | str, reward: float) -> bool:
+    def add(self, decision: Rewardable, reward: float) -> bool:
         """Queue a reward (no await); same rules as RewardBatcher.add."""
         if self._stopped:
             raise RuntimeError("the reward batcher is closed")

@@ -19,9 +19,11 @@ from croupier.api.wire import (
     ExposureBatch,
     Outcome,
     OutcomeBatch,
+    RankRequest,
     Reward,
     RewardBatch,
     RewardResponse,
+    SlatePosition,
 )
 
 from .errors import InvalidArgument
@@ -110,16 +112,34 @@ def decide_body(unit_id: str | None, context: Context | None, candidates: Sequen
     )
 
 
-def reward_item(decision: Decision | str, reward: float, prefix: str = "") -> Reward | None:
+Rewardable = Decision | SlatePosition | str
+"""What a reward is for: a decision, a position of a ranking (its own decision), or a decisionId."""
+
+
+def rank_body(unit_id: str | None, k: int, context: Context | None, candidates: Sequence[str] | None) -> bytes:
+    return encode(
+        build(
+            RankRequest,
+            unitId=unit_id,
+            k=k,
+            context=None if context is None else (dict(context) if isinstance(context, Mapping) else list(context)),
+            candidates=None if candidates is None else list(candidates),
+        )
+    )
+
+
+def reward_item(decision: Rewardable, reward: float, prefix: str = "") -> Reward | None:
     """The reward for a decision (or its id); None for a fallback decision, which the runtime never logged."""
     if isinstance(decision, Decision):
         if decision.fallback:
             return None
         decision = decision.decision_id
+    elif isinstance(decision, SlatePosition):
+        decision = decision.decision_id
     return build(Reward, prefix, decisionId=decision, reward=reward)
 
 
-def reward_items(rewards: Iterable[tuple[Decision | str, float]]) -> list[Reward]:
+def reward_items(rewards: Iterable[tuple[Rewardable, float]]) -> list[Reward]:
     items = []
     for i, (decision, value) in enumerate(rewards):
         item = reward_item(decision, value, f"rewards[{i}]")
