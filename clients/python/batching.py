@@ -19,7 +19,9 @@ asyncio task, for ``AsyncClient``), on one shared bookkeeping core (``RewardQueu
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import logging
 import threading
 import time
 from collections import deque
@@ -38,6 +40,8 @@ from .retry import RetryPolicy
 if TYPE_CHECKING:
     from .aio import AsyncClient
     from .client import Client
+
+log = logging.getLogger("croupier.client")
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +196,7 @@ class RewardBatcher:
         self._abandoned = False
         self._thread = threading.Thread(target=self._run, name="croupier-reward-batcher", daemon=True)
         self._thread.start()
+        atexit.register(self._close_at_exit)
 
     @property
     def stats(self) -> BatcherStats:
@@ -234,12 +239,21 @@ class RewardBatcher:
                 return
             self._stopped = self._draining = True
             self._cond.notify_all()
+        atexit.unregister(self._close_at_exit)
         self._thread.join(timeout)
         if self._thread.is_alive():
             with self._cond:
                 self._abandoned = True
                 self._cond.notify_all()
                 raise RewardsNotDelivered(self.queue.pending(), self.queue.last_error)
+
+    def _close_at_exit(self) -> None:
+        """A batcher left open when the interpreter exits still sends what it holds (for a few seconds), and says
+        how many rewards it could not deliver."""
+        try:
+            self.close(timeout=5.0)
+        except RewardsNotDelivered as exc:
+            log.error("the reward batcher was not closed: %d rewards not delivered at exit (%s)", len(exc.pending), exc)
 
     def __enter__(self) -> RewardBatcher:
         return self
