@@ -241,8 +241,8 @@ class RewardBatcher:
             self._cond.notify_all()
         atexit.unregister(self._close_at_exit)
         self._thread.join(timeout)
-        if self._thread.is_alive():
-            with self._cond:
+        with self._cond:
+            if self._thread.is_alive() or self.queue.unsettled:
                 self._abandoned = True
                 self._cond.notify_all()
                 raise RewardsNotDelivered(self.queue.pending(), self.queue.last_error)
@@ -285,6 +285,8 @@ class RewardBatcher:
                 )
             except CroupierError as exc:
                 answer = exc
+            except Exception as exc:  # e.g. an answer that is not a RewardResponse: keep the batch, retry later
+                answer = CroupierError(f"unexpected error sending rewards: {type(exc).__name__}: {exc}")
             with self._cond:
                 if self._abandoned:
                     return
@@ -389,6 +391,8 @@ class AsyncRewardBatcher:
                 )
             except CroupierError as exc:
                 answer = exc
+            except Exception as exc:  # e.g. an answer that is not a RewardResponse: keep the batch, retry later
+                answer = CroupierError(f"unexpected error sending rewards: {type(exc).__name__}: {exc}")
             rejected = self.queue.settle(answer)
             self._settled.set()
             if self.on_rejected is not None:
