@@ -59,9 +59,9 @@ lint: sync ## Lint and check formatting (ruff) and types (mypy --strict on contr
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	@mkdir -p .typecheck/croupier && for d in api operator runtime stats templates ope clients/cli devtools/devcluster devtools/generators devtools/modelserver; do \
-		ln -sfn ../../$$d .typecheck/croupier/$${d##*/}; done
+		ln -sfn ../../$$d .typecheck/croupier/$${d##*/}; done; ln -sfn ../../clients/python .typecheck/croupier/client
 	MYPYPATH=.typecheck $(RUN) mypy --namespace-packages -p croupier.api -p croupier.operator -p croupier.runtime \
-		-p croupier.stats -p croupier.templates -p croupier.ope -p croupier.cli \
+		-p croupier.stats -p croupier.templates -p croupier.ope -p croupier.cli -p croupier.client \
 		-p croupier.devcluster -p croupier.generators -p croupier.modelserver
 
 .PHONY: crds

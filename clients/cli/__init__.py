@@ -1,1 +1,2 @@
-"""The `croupier` command: one module per command group (`ope`, `export`), registered on the app in `app`."""
+"""The `croupier` command: one module per command group (`get`; `runtime_calls`: decide and reward; `ope`;
+`export`), registered on the app in `app`."""

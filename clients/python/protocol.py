@@ -1,0 +1,205 @@
+"""What the sync and async clients share: request bodies built from the wire models (``croupier.api.wire``), checked
+before they leave the process, and typed results parsed from the answers. No I/O here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from croupier.api.wire import (
+    MAX_EXPOSURES_PER_REQUEST,
+    MAX_OUTCOMES_PER_REQUEST,
+    MAX_REWARDS_PER_REQUEST,
+    AssignRequest,
+    DecideRequest,
+    DecideResponse,
+    Exposure,
+    ExposureBatch,
+    Outcome,
+    OutcomeBatch,
+    RankRequest,
+    Reward,
+    RewardBatch,
+    RewardResponse,
+    SlatePosition,
+)
+
+from .errors import InvalidArgument
+
+Context = Mapping[str, float] | Sequence[float]
+Attributes = Mapping[str, str | bool | float | None]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Decision(DecideResponse):
+    """A decision of the runtime (``fallback`` False), or the configured fallback arm when the runtime could not be
+    reached (``fallback`` True: ``decisionId`` and ``policyVersion`` are empty, ``probabilities`` is {arm: 1}; the
+    runtime logged nothing, so the SDK sends no reward for it)."""
+
+    fallback: bool = False
+    fallback_reason: str | None = None
+
+
+def fallback_decision(arm: str, reason: BaseException) -> Decision:
+    return Decision(
+        decision_id="",
+        arm=arm,
+        probabilities={arm: 1.0},
+        policy_version="",
+        fallback=True,
+        fallback_reason=str(reason),
+    )
+
+
+_UNION_TAGS = frozenset(
+    {
+        "str",
+        "int",
+        "float",
+        "bool",
+        "none",
+        "list",
+        "dict",
+        "Reward",
+        "RewardBatch",
+        "Exposure",
+        "ExposureBatch",
+        "Outcome",
+    }
+    | {"OutcomeBatch"}
+)
+
+
+def _is_union_tag(part: str) -> bool:
+    """pydantic names union branches in error locations (``dict[str,float]``, ``constrained-float``)."""
+    return "[" in part or part in _UNION_TAGS or part.startswith(("function-", "constrained-"))
+
+
+def _field(error: ValidationError, prefix: str = "") -> str:
+    parts = [prefix] if prefix else []
+    for part in error.errors()[0]["loc"]:
+        if isinstance(part, int):
+            parts[-1:] = [f"{parts[-1] if parts else ''}[{part}]"]
+        elif not _is_union_tag(part):
+            parts.append(part)
+    return ".".join(parts)
+
+
+def build(model: type[M], prefix: str = "", **values: Any) -> M:
+    """A wire model from keyword values, or InvalidArgument naming the field the runtime would name."""
+    try:
+        return model.model_validate({k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InvalidArgument(first["msg"], _field(exc, prefix)) from None
+
+
+def encode(model: BaseModel) -> bytes:
+    return model.model_dump_json(by_alias=True, exclude_none=True).encode()
+
+
+def decide_body(unit_id: str | None, context: Context | None, candidates: Sequence[str] | None) -> bytes:
+    return encode(
+        build(
+            DecideRequest,
+            unitId=unit_id,
+            context=None if context is None else (dict(context) if isinstance(context, Mapping) else list(context)),
+            candidates=None if candidates is None else list(candidates),
+        )
+    )
+
+
+Rewardable = Decision | SlatePosition | str
+"""What a reward is for: a decision, a position of a ranking (its own decision), or a decisionId."""
+
+
+def rank_body(unit_id: str | None, k: int, context: Context | None, candidates: Sequence[str] | None) -> bytes:
+    return encode(
+        build(
+            RankRequest,
+            unitId=unit_id,
+            k=k,
+            context=None if context is None else (dict(context) if isinstance(context, Mapping) else list(context)),
+            candidates=None if candidates is None else list(candidates),
+        )
+    )
+
+
+def reward_item(decision: Rewardable, reward: float, prefix: str = "") -> Reward | None:
+    """The reward for a decision (or its id); None for a fallback decision, which the runtime never logged."""
+    if isinstance(decision, Decision):
+        if decision.fallback:
+            return None
+        decision = decision.decision_id
+    elif isinstance(decision, SlatePosition):
+        decision = decision.decision_id
+    return build(Reward, prefix, decisionId=decision, reward=reward)
+
+
+def reward_items(rewards: Iterable[tuple[Rewardable, float]]) -> list[Reward]:
+    items = []
+    for i, (decision, value) in enumerate(rewards):
+        item = reward_item(decision, value, f"rewards[{i}]")
+        if item is not None:
+            items.append(item)
+    return items
+
+
+def rewards_body(items: Sequence[Reward]) -> bytes:
+    if len(items) == 1:
+        return encode(items[0])
+    return encode(RewardBatch(rewards=list(items)))
+
+
+def chunks(items: Sequence[Any], size: int = MAX_REWARDS_PER_REQUEST) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def merge_rewards(answers: Sequence[RewardResponse]) -> RewardResponse:
+    if len(answers) == 1:
+        return answers[0]
+    return RewardResponse(
+        accepted=sum(a.accepted for a in answers),
+        duplicates=sum(a.duplicates for a in answers),
+        results=[r for a in answers for r in a.results],
+    )
+
+
+def assign_body(unit_id: str, attributes: Attributes | None, context: Context | None) -> bytes:
+    return encode(
+        build(
+            AssignRequest,
+            unitId=unit_id,
+            attributes=None if attributes is None else dict(attributes),
+            context=None if context is None else (dict(context) if isinstance(context, Mapping) else list(context)),
+        )
+    )
+
+
+def _check_count(items: Sequence[Any], name: str, limit: int) -> None:
+    if not items:
+        raise InvalidArgument(f"at least one {name[:-1]} is required", name)
+    if len(items) > limit:
+        raise InvalidArgument(f"at most {limit} {name} per request, got {len(items)}", name)
+
+
+def exposures_body(exposures: Sequence[Exposure]) -> bytes:
+    _check_count(exposures, "exposures", MAX_EXPOSURES_PER_REQUEST)
+    return encode(exposures[0] if len(exposures) == 1 else ExposureBatch(exposures=list(exposures)))
+
+
+def outcomes_body(outcomes: Sequence[Outcome]) -> bytes:
+    _check_count(outcomes, "outcomes", MAX_OUTCOMES_PER_REQUEST)
+    return encode(outcomes[0] if len(outcomes) == 1 else OutcomeBatch(outcomes=list(outcomes)))
+
+
+def outcomes_idempotent(outcomes: Sequence[Outcome]) -> bool:
+    """Outcomes are deduplicated by eventId only: a request is retried only when every outcome carries one."""
+    return all(o.event_id is not None for o in outcomes)
+
+
+def parse(model: type[M], body: bytes) -> M:
+    return model.model_validate_json(body)
