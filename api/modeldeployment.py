@@ -681,7 +681,6 @@ class Reason(StrEnum):
     WAITING_FOR_ANALYSIS = "WaitingForAnalysis"
     INSUFFICIENT_DATA = "InsufficientData"
     ANALYSIS_FAILED = "AnalysisFailed"
-    ANALYSIS_ERROR = "AnalysisError"
     ROLLED_BACK = "RolledBack"
     PAUSED = "Paused"
     CANARY_COMPLETE = "CanaryComplete"

@@ -53,6 +53,11 @@ def settled(reason: str, message: str, healthy: str) -> tuple:
     return (F, reason), (F, reason), (F, healthy), message
 
 
+def canary(reason: str, progressing: bool, message: str) -> tuple:
+    """A ModelDeployment serving its split (Ready True, reason Available) while its rollout is in ``reason``."""
+    return (T, "Available"), (T if progressing else F, reason), (F, "AsExpected"), message
+
+
 def serving_degraded(reason: str, message: str) -> tuple:
     return (T, reason), (F, reason), (T, reason), message
 
@@ -89,14 +94,12 @@ STATES: dict[str, list[tuple]] = {
         blocked("StorageUnreadable", "stable version 1: s3://models/ranker: Access Denied"),
         blocked("ModelServerUnreachable",
                 "GetModelStatus on ranker.example.svc:8500 failed: UNAVAILABLE: failed to connect to all addresses"),
-        serving_progress("StepInProgress", "step 1 of 3: canary at 10%", "AsExpected"),
-        serving_progress("WaitingForAnalysis", "step 1 of 3: waiting for the first analysis interval", "AsExpected"),
-        serving_progress("InsufficientData", "12 requests in the interval, 100 needed", "AsExpected"),
-        serving_degraded("AnalysisFailed", "error rate 0.08 above 0.05"),
-        serving_progress("AnalysisError", "the Prometheus query failed: connection refused", "AsExpected"),
-        serving_degraded("RolledBack", "rolled back to version 1 after 3 failed intervals"),
-        serving("Paused", "the canary is paused at step 2 (spec.canary.paused)", "AsExpected"),
-        serving("CanaryComplete", "version 2 took 100% of traffic; promote it to stable", "AsExpected"),
+        # A halted rollout (operator/modeldeployment/rollout.py: HALTED) and a paused one; the other canary states
+        # (steps, waiting for analysis, complete, rolled back) are recorded by the canary integration tests.
+        blocked("AnalysisFailed", "canary version 2 halted: error rate 0.08 > maxErrorRate 0.05 (onFailure: Pause)"),
+        blocked("InsufficientData", "InsufficientData: 3 intervals in a row with fewer than 100 requests"),
+        canary("Paused", False, "canary.paused is set"),
+        canary("WaitingForAnalysis", True, "step 1 of 3 at 20%: waits for an interval with enough requests"),
         blocked("RouteNotAccepted", "Gateway edge did not accept the route: NotAllowedByListeners: no listener matches"),
         *(blocked(reason, message) for reason, message in CHILD.items()),
     ],

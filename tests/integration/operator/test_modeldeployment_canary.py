@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from integration.ops.health_recorder import record
 from support.savedmodels import DIMS, FAILING_VERSION, model_config, ranker_repository
 
 from croupier.devcluster.kubectl import Kubectl
@@ -151,6 +152,7 @@ def test_a_canary_walks_its_steps_under_traffic_and_a_failing_one_is_rolled_back
             with Traffic(server.rest_url, DIMS) as traffic:
                 traffic.version = 2
                 seen: list[tuple[int, int]] = []
+                recorded: set[str | None] = set()
 
                 def complete() -> dict[str, Any] | None:
                     found = mds.get("ranker")
@@ -158,6 +160,10 @@ def test_a_canary_walks_its_steps_under_traffic_and_a_failing_one_is_rolled_back
                     pair = (status.get("currentStep"), status.get("canaryWeight"))
                     if pair[1] and (not seen or seen[-1] != pair):
                         seen.append(pair)
+                    progressing = (conditions(found).get("Progressing") or {}).get("reason")
+                    if progressing not in recorded:  # health-check testdata: each canary state as written
+                        recorded.add(progressing)
+                        record(found)
                     return found if (status.get("rollout") or {}).get("state") == "Complete" else None
 
                 try:
@@ -178,6 +184,7 @@ def test_a_canary_walks_its_steps_under_traffic_and_a_failing_one_is_rolled_back
                 started = time.monotonic()
                 rolled = mds.wait("ranker", "Degraded", "True", "RolledBack", timeout=90)
                 took = time.monotonic() - started
+                record(rolled)
             status = rolled["status"]
             assert status["canaryWeight"] == 0
             assert status["rollout"]["rollback"]["version"] == FAILING_VERSION

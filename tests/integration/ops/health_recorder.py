@@ -20,6 +20,8 @@ import yaml
 RECORD_ENV = "CROUPIER_RECORD_HEALTH_TESTDATA"
 NAMESPACE = "example"
 SOURCE_PREFIX = "# source: integration "
+SETTLED_PROGRESS = ("AsExpected", "Available", "RolloutComplete")
+"""Progressing reasons of an object with nothing in progress: they add nothing to a Ready object's file name."""
 
 
 def kebab(reason: str) -> str:
@@ -27,7 +29,8 @@ def kebab(reason: str) -> str:
 
 
 def file_stem(body: dict[str, Any]) -> str:
-    """The object's state in a file name: the Ready reason, plus Degraded's when it differs; `no-status` without."""
+    """The object's state in a file name: the Ready reason, plus (when Ready) Progressing's when it says what is in
+    progress, plus Degraded's when it differs; `no-status` without."""
     conditions = {c["type"]: c for c in (body.get("status") or {}).get("conditions") or ()}
     if "Ready" not in conditions:
         return "no-status"
@@ -35,6 +38,9 @@ def file_stem(body: dict[str, Any]) -> str:
     parts = [kebab(ready["reason"])]
     if ready["status"] == "True":
         parts[0] = f"ready-{parts[0]}"
+        progressing = conditions.get("Progressing")
+        if progressing is not None and progressing["reason"] not in (ready["reason"], *SETTLED_PROGRESS):
+            parts.append(f"progressing-{kebab(progressing['reason'])}")  # e.g. a canary step while serving
     degraded = conditions.get("Degraded")
     if degraded is not None and degraded["status"] == "True" and degraded["reason"] != ready["reason"]:
         parts.append(f"degraded-{kebab(degraded['reason'])}")
