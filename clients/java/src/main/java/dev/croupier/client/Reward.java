@@ -1,0 +1,21 @@
+package dev.croupier.client;
+
+import java.util.Objects;
+
+/**
+ * The reward of one decision: Binary policies take 0 or 1, Continuous ones any finite number within ±1e12.
+ *
+ * @param decisionId the decisionId a decide (or a slate position) returned
+ * @param reward the reward
+ */
+public record Reward(String decisionId, double reward) {
+    public Reward {
+        Objects.requireNonNull(decisionId, "decisionId");
+        if (decisionId.isEmpty()) {
+            throw new IllegalArgumentException("decisionId is empty");
+        }
+        if (!Double.isFinite(reward)) {
+            throw new IllegalArgumentException("reward must be a finite number, got " + reward);
+        }
+    }
+}
