@@ -1,7 +1,5 @@
 package dev.croupier.client;
 
-import java.util.Objects;
-
 /**
  * The reward of one decision: Binary policies take 0 or 1, Continuous ones any finite number within ±1e12.
  *
@@ -10,9 +8,9 @@ import java.util.Objects;
  */
 public record Reward(String decisionId, double reward) {
     public Reward {
-        Objects.requireNonNull(decisionId, "decisionId");
-        if (decisionId.isEmpty()) {
-            throw new IllegalArgumentException("decisionId is empty");
+        if (decisionId == null || decisionId.isEmpty()) {
+            throw new IllegalArgumentException("decisionId is " + (decisionId == null ? "null" : "empty")
+                    + ": a reward needs the decisionId of a runtime decision (a fallback decision has none)");
         }
         if (!Double.isFinite(reward)) {
             throw new IllegalArgumentException("reward must be a finite number, got " + reward);
