@@ -22,7 +22,9 @@ import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
 
 /**
@@ -56,6 +58,9 @@ public final class CroupierClient {
     private final RetryPolicy retry;
     private final String fallbackArm;
     private final List<String> fallbackSlate;
+    private final int maxConcurrentRequests;
+    private final AtomicInteger inFlight = new AtomicInteger();
+    private final ConcurrentLinkedQueue<Runnable> waiting = new ConcurrentLinkedQueue<>();
 
     private CroupierClient(Builder builder) {
         String url = builder.baseUrl;
@@ -71,6 +76,7 @@ public final class CroupierClient {
         this.retry = builder.retry;
         this.fallbackArm = builder.fallbackArm;
         this.fallbackSlate = builder.fallbackSlate;
+        this.maxConcurrentRequests = builder.maxConcurrentRequests;
     }
 
     /** A builder for the runtime at {@code baseUrl}, e.g. {@code http://homepage-banner.games.svc:8080}. */
@@ -286,8 +292,53 @@ public final class CroupierClient {
         return attempt(request, type, policy, 1);
     }
 
+    /**
+     * Send when fewer than maxConcurrentRequests requests are in flight, else when one completes: HTTP/1.1 takes a
+     * connection per request in flight, and a burst of async calls must not open thousands of them.
+     */
+    private CompletableFuture<HttpResponse<byte[]>> send(HttpRequest request) {
+        CompletableFuture<HttpResponse<byte[]>> result = new CompletableFuture<>();
+        waiting.add(() -> {
+            CompletableFuture<HttpResponse<byte[]>> sent;
+            try {
+                sent = http.sendAsync(request, HttpResponse.BodyHandlers.ofByteArray());
+            } catch (RuntimeException e) {
+                sent = CompletableFuture.failedFuture(e);
+            }
+            sent.whenComplete((response, error) -> {
+                inFlight.decrementAndGet();
+                drain();
+                if (error != null) {
+                    result.completeExceptionally(error);
+                } else {
+                    result.complete(response);
+                }
+            });
+        });
+        drain();
+        return result;
+    }
+
+    private void drain() {
+        while (!waiting.isEmpty()) {
+            int current = inFlight.get();
+            if (current >= maxConcurrentRequests) {
+                return;
+            }
+            if (!inFlight.compareAndSet(current, current + 1)) {
+                continue;
+            }
+            Runnable next = waiting.poll();
+            if (next == null) {
+                inFlight.decrementAndGet();
+                continue; // another thread took it; loop re-checks the queue
+            }
+            next.run();
+        }
+    }
+
     private <T> CompletableFuture<T> attempt(HttpRequest request, Class<T> type, RetryPolicy policy, int attempt) {
-        return http.sendAsync(request, HttpResponse.BodyHandlers.ofByteArray())
+        return send(request)
                 .handle((response, error) -> error != null
                         ? CompletableFuture.<T>failedFuture(transportError(request, unwrap(error)))
                         : answer(request, response, type))
@@ -388,6 +439,7 @@ public final class CroupierClient {
         private RetryPolicy retry = RetryPolicy.defaults();
         private String fallbackArm;
         private List<String> fallbackSlate;
+        private int maxConcurrentRequests = 64;
 
         private Builder(String baseUrl) {
             Objects.requireNonNull(baseUrl, "baseUrl");
@@ -439,6 +491,19 @@ public final class CroupierClient {
          */
         public Builder fallbackArm(String arm) {
             this.fallbackArm = arm;
+            return this;
+        }
+
+        /**
+         * Requests in flight at most (default 64): HTTP/1.1 uses one connection per request in flight, so this also
+         * bounds the connections to the runtime. Further calls wait in the client (their request timeout starts
+         * when they are sent).
+         */
+        public Builder maxConcurrentRequests(int max) {
+            if (max < 1) {
+                throw new IllegalArgumentException("maxConcurrentRequests must be >= 1, got " + max);
+            }
+            this.maxConcurrentRequests = max;
             return this;
         }
 

@@ -141,6 +141,26 @@ class PolicyClientTest {
     }
 
     @Test
+    void pooledConnectionsTheRuntimeClosedWhileIdleDoNotFailDecides() {
+        CroupierClient pooled = CroupierClient.create(runtime.url);
+        List<CompletableFuture<Decision>> first = new ArrayList<>();
+        for (int i = 0; i < 32; i++) {
+            first.add(pooled.decideAsync(DecideRequest.empty()));
+        }
+        first.forEach(CompletableFuture::join); // up to 32 connections now idle in the pool
+        // The runtime closes connections idle for 5 s (CROUPIER_RUNTIME_KEEP_ALIVE_TIMEOUT_SECONDS). A decide is
+        // never retried, so the client must not send one on a connection the runtime closed.
+        RuntimeProcess.sleep(6500);
+        List<CompletableFuture<Decision>> second = new ArrayList<>();
+        for (int i = 0; i < 32; i++) {
+            second.add(pooled.decideAsync(DecideRequest.empty()));
+        }
+        for (CompletableFuture<Decision> future : second) {
+            assertFalse(future.join().decisionId().isEmpty());
+        }
+    }
+
+    @Test
     void theFallbackArmAnswersWhenTheRuntimeIsUnreachable() throws Exception {
         String nowhere = "http://127.0.0.1:" + RuntimeProcess.freePort();
         CroupierClient withFallback = CroupierClient.builder(nowhere).fallbackArm("blue").build();

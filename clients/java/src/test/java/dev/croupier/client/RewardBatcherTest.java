@@ -54,7 +54,7 @@ class RewardBatcherTest {
 
     @Test
     void rewardsFromManyThreadsAreDeliveredInBatchesAndCloseFlushes() throws Exception {
-        List<Decision> decisions = decide(client, 2000);
+        List<Decision> decisions = decide(client, 1000);
         long before = client.stats().totals().rewards();
         try (FaultProxy proxy = new FaultProxy(runtime.url)) {
             CroupierClient viaProxy = CroupierClient.create(proxy.url);
@@ -73,12 +73,12 @@ class RewardBatcherTest {
                 thread.join();
             }
             batcher.close(); // the interval is 30 s: whatever is left goes out now
-            assertEquals(2000, batcher.accepted());
+            assertEquals(1000, batcher.accepted());
             assertEquals(0, batcher.pending());
-            assertEquals(8, proxy.count("/v1/rewards"), "2000 rewards in batches of 250");
+            assertEquals(4, proxy.count("/v1/rewards"), "1000 rewards in batches of 250");
             assertThrows(IllegalStateException.class, () -> batcher.add(decisions.get(0).decisionId(), 1));
         }
-        assertEquals(before + 2000, client.stats().totals().rewards());
+        assertEquals(before + 1000, client.stats().totals().rewards());
     }
 
     @Test
