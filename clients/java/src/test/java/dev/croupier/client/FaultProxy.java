@@ -44,6 +44,8 @@ final class FaultProxy implements AutoCloseable {
     private final ExecutorService executor = Executors.newCachedThreadPool();
     private final HttpClient upstream = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
     private final Map<String, AtomicInteger> counts = new ConcurrentHashMap<>();
+    private final AtomicInteger active = new AtomicInteger();
+    private final AtomicInteger maxActive = new AtomicInteger();
     private volatile BiFunction<String, Integer, Fault> rule = (path, n) -> Fault.FORWARD;
     final String url;
 
@@ -64,7 +66,13 @@ final class FaultProxy implements AutoCloseable {
         return count == null ? 0 : count.get();
     }
 
+    /** The most requests the proxy held at once. */
+    int maxConcurrent() {
+        return maxActive.get();
+    }
+
     private void handle(HttpExchange exchange, String target) throws IOException {
+        maxActive.accumulateAndGet(active.incrementAndGet(), Math::max);
         try (exchange) {
             String path = exchange.getRequestURI().getPath();
             int n = counts.computeIfAbsent(path, p -> new AtomicInteger()).incrementAndGet();
@@ -97,6 +105,8 @@ final class FaultProxy implements AutoCloseable {
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
+        } finally {
+            active.decrementAndGet();
         }
     }
 

@@ -161,6 +161,20 @@ class PolicyClientTest {
     }
 
     @Test
+    void asyncBurstsWaitForTheConcurrencyLimit() throws Exception {
+        try (FaultProxy proxy = new FaultProxy(runtime.url)) {
+            proxy.rule((path, n) -> FaultProxy.Fault.delay(100));
+            CroupierClient limited = CroupierClient.builder(proxy.url).maxConcurrentRequests(4).build();
+            List<CompletableFuture<Decision>> futures = new ArrayList<>();
+            for (int i = 0; i < 24; i++) {
+                futures.add(limited.decideAsync(DecideRequest.empty()));
+            }
+            assertEquals(24, futures.stream().map(CompletableFuture::join).map(Decision::decisionId).distinct().count());
+            assertEquals(4, proxy.maxConcurrent(), "never more than 4 in flight, and the limit was used");
+        }
+    }
+
+    @Test
     void theFallbackArmAnswersWhenTheRuntimeIsUnreachable() throws Exception {
         String nowhere = "http://127.0.0.1:" + RuntimeProcess.freePort();
         CroupierClient withFallback = CroupierClient.builder(nowhere).fallbackArm("blue").build();
