@@ -435,6 +435,7 @@ public final class CroupierClient {
         private HttpClient httpClient;
         private Supplier<String> token;
         private Duration connectTimeout = Duration.ofSeconds(2);
+        private boolean connectTimeoutSet;
         private Duration requestTimeout = Duration.ofSeconds(5);
         private RetryPolicy retry = RetryPolicy.defaults();
         private String fallbackArm;
@@ -470,6 +471,7 @@ public final class CroupierClient {
         /** How long to wait for a connection (default 2 s). */
         public Builder connectTimeout(Duration timeout) {
             this.connectTimeout = positive(timeout, "connectTimeout");
+            this.connectTimeoutSet = true;
             return this;
         }
 
@@ -519,6 +521,10 @@ public final class CroupierClient {
         }
 
         public CroupierClient build() {
+            if (httpClient != null && connectTimeoutSet) {
+                throw new IllegalStateException("connectTimeout is set on the HttpClient given to httpClient(...), "
+                        + "not on the builder: set one or the other");
+            }
             return new CroupierClient(this);
         }
 

@@ -303,8 +303,9 @@ public final class RewardBatcher implements AutoCloseable {
                 reject(batch.get(index), e);
                 return true;
             }
-            if (refusesItems(e) && batch.size() > 1) {
-                // The runtime refused something in the batch without naming it: send these one by one to find it.
+            if ((refusesItems(e) || e.status() == 413) && batch.size() > 1) {
+                // The runtime refused something in the batch without naming it, or the batch is larger than its body
+                // limit: send these one by one.
                 lock.lock();
                 try {
                     isolateThrough = Math.max(isolateThrough, batch.get(batch.size() - 1).seq());
