@@ -18,6 +18,7 @@ from croupier.api.common import ApiModel
 from croupier.api.decisionpolicy import MAX_ARMS, MAX_FEATURES
 
 DECIDE_PATH = "/v1/decide"
+RANK_PATH = "/v1/rank"
 REWARDS_PATH = "/v1/rewards"
 STATS_PATH = "/v1/stats"
 ASSIGN_PATH = "/v1/assign"
@@ -98,6 +99,48 @@ class DecideResponse(WireResponse):
         Field(description="Probability of every eligible arm under the policy at decision time; sums to 1."),
     ]
     policy_version: Annotated[str, Field(description="Identifies the policy configuration that decided.")]
+
+
+# --- POST /v1/rank ---------------------------------------------------------------------------------------------------
+
+
+class RankRequest(DecideRequest):
+    """Ask the policy for an ordered slate of `k` distinct arms (unitId, context and candidates as for decide)."""
+
+    k: Annotated[
+        int,
+        Field(
+            description="Slate size: 1 to the number of eligible arms (the candidates, or every arm).",
+            ge=1,
+            le=MAX_ARMS,
+        ),
+    ]
+
+
+class SlatePosition(WireResponse):
+    """One position of a slate: a decision of its own, rewarded by its decisionId at /v1/rewards."""
+
+    position: Annotated[int, Field(description="From 1 (top).", ge=1)]
+    arm: Annotated[str, Field(description="The arm placed at this position.")]
+    decision_id: Annotated[str, Field(description="Send it back with this position's reward (e.g. a click).")]
+    propensity: Annotated[
+        float, Field(description="Probability of this arm at this position given the positions above.", gt=0, le=1)
+    ]
+    probabilities: Annotated[
+        dict[str, float],
+        Field(
+            description="The conditional distribution this position was drawn from: every eligible arm not placed "
+            "above; sums to 1."
+        ),
+    ]
+
+
+class RankResponse(WireResponse):
+    """The slate, top first; each position is logged as its own decision with its conditional vector."""
+
+    slate_id: Annotated[str, Field(description="Identifies the slate (logged with each position's decision).")]
+    policy_version: Annotated[str, Field(description="Identifies the policy configuration that ranked.")]
+    slate: Annotated[list[SlatePosition], Field(description="k positions, top first.", min_length=1)]
 
 
 # --- POST /v1/rewards ------------------------------------------------------------------------------------------------

@@ -107,6 +107,7 @@ class Runtime:
             ids=ids,
             replica=settings.replica,
             debug=settings.log_level.lower() == "debug",
+            seed=settings.seed,
         )
         self.started: StartReport | None = None
         self._tasks: list[asyncio.Task[None]] = []

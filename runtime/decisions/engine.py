@@ -31,6 +31,10 @@ class Engine(Protocol):
         `x` is the policy input made by `vector` (None for non-contextual policies)."""
         ...
 
+    def distribution(self, x: np.ndarray | None, eligible: list[int] | None) -> tuple[float, ...]:
+        """The vector `decide` would sample from for this input (every arm, 0 outside `eligible`), without choosing."""
+        ...
+
     def learn(self, arm: int, reward: float, context: np.ndarray | None) -> None: ...
 
     @property
@@ -83,6 +87,9 @@ class PolicyEngine:
     def decide(self, x: np.ndarray | None, eligible: list[int] | None) -> tuple[int, tuple[float, ...]]:
         # `x` comes from `vector`: float64 values validated by the request schema (finite, |v| <= 1e12).
         return self.policy.choose(x, eligible)
+
+    def distribution(self, x: np.ndarray | None, eligible: list[int] | None) -> tuple[float, ...]:
+        return tuple(self.policy.probabilities(x, eligible).tolist())
 
     def learn(self, arm: int, reward: float, context: np.ndarray | None) -> None:
         self.policy.update(arm, reward, self._x(context))

@@ -42,7 +42,7 @@ class DecideRequest(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     )
 
 
-class Decision(msgspec.Struct, gc=False):
+class Decision(msgspec.Struct, gc=False, omit_defaults=True):
     """One decision, as answered and as the decision log keeps it: everything off-policy evaluation needs."""
 
     decision_id: str
@@ -60,6 +60,21 @@ class Decision(msgspec.Struct, gc=False):
     policy_version: str
     expires_at: float
     """End of the attribution window."""
+    slate_id: str | None = None
+    """The slate this decision is a position of (`POST /v1/rank`); None for a decide answer."""
+    position: int | None = None
+    """Its position in that slate, from 1 (top)."""
+
+
+class Distribution(NamedTuple):
+    """The probability vector one request is decided with, and the request's values the policy saw."""
+
+    features: list[float] | None
+    """The context values in feature order (contextual policies), as a decision logs them."""
+    eligible: list[int] | None
+    """The candidate arms' indexes (None: every arm)."""
+    probabilities: tuple[float, ...]
+    """Every arm of the policy, 0 outside `eligible`, the exploration floor applied."""
 
 
 class SharedDecision(msgspec.Struct, array_like=True, gc=False):

@@ -13,6 +13,7 @@ from bisect import bisect_left as _bisect_left
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import structlog
 
 from croupier.api.decisionpolicy import RewardType
@@ -22,6 +23,7 @@ from croupier.runtime.decisions.join import JoinRules
 from croupier.runtime.decisions.records import (
     DecideRequest,
     Decision,
+    Distribution,
     Learned,
     RestoredState,
     RewardItem,
@@ -68,6 +70,7 @@ class DecisionService:
         ids: DecisionIds | None = None,
         replica: str | None = None,
         debug: bool = False,
+        seed: int | None = None,
     ) -> None:
         spec = served.spec
         self.served = served
@@ -90,6 +93,9 @@ class DecisionService:
         self._window = self.rules.window
         self._version = served.version
         self._ids = ids or DecisionIds()
+        # A stream of its own: the policy's generator may have the same seed.
+        self.random = np.random.default_rng(None if seed is None else [seed, 1])
+        """The draws the service makes itself, outside the policy (the positions of a ranking)."""
         self._decided = metrics.decision_counts(self.arm_names)
         self._rewarded = [metrics.rewards.labels(name, "reward") for name in self.arm_names]
         self._defaulted = [metrics.rewards.labels(name, "default") for name in self.arm_names]
@@ -139,6 +145,43 @@ class DecisionService:
         if self._debug:
             log.debug("decided", decision_id=decision.decision_id, arm=decision.arm, unit_id=request.unit_id)
         return decision
+
+    # ------------------------------------------------------------------ the vector of one request
+    def distribution(self, request: DecideRequest) -> Distribution:
+        """The probability vector this request is decided with: the one place it is computed for anything but
+        decide's own hot path (which lets the engine choose and return the same vector in one call). Ranking draws
+        every position from it (`croupier.runtime.ranking`)."""
+        values, eligible = self.schema.check(request)
+        x = None if values is None else self.engine.vector(values)
+        try:
+            probabilities = self.engine.distribution(x, eligible)
+        except PolicyInputError as exc:
+            raise InvalidField(str(exc), field=_POLICY_FIELDS.get(exc.field or "", exc.field)) from None
+        return Distribution(values, eligible, probabilities)
+
+    def next_id(self) -> str:
+        """A new id, unique across processes and replicas (decision ids, slate ids)."""
+        return self._next_id()
+
+    def record(self, decision: Decision) -> None:
+        """Log and count a decision made outside `decide` (a position of a ranking)."""
+        self._log_decision(decision)
+        self.counters.pulls[decision.arm_index] += 1
+        self._decided.by_arm[decision.arm_index] += 1
+        if self._debug:
+            log.debug(
+                "decided",
+                decision_id=decision.decision_id,
+                arm=decision.arm,
+                unit_id=decision.unit_id,
+                slate_id=decision.slate_id,
+                position=decision.position,
+            )
+
+    @property
+    def window(self) -> float:
+        """The attribution window in seconds (a decision's `expires_at` is its time plus this)."""
+        return self._window
 
     # ------------------------------------------------------------------ rewards
     async def rewards(self, items: list[RewardItem], *, received_at: float | None = None) -> RewardsAnswer:

@@ -19,6 +19,7 @@ from croupier.runtime.policy_file import ServedPolicy
 _REF = "#/components/schemas/{model}"
 _RESPONSES: list[type[BaseModel]] = [
     wire.DecideResponse,
+    wire.RankResponse,
     wire.RewardResponse,
     wire.StatsResponse,
     wire.ErrorResponse,
@@ -28,7 +29,12 @@ _RESPONSES: list[type[BaseModel]] = [
 
 def _schemas(served: ServedPolicy) -> dict[str, Any]:
     _, request_defs = models_json_schema(
-        [(wire.DecideRequest, "validation"), (wire.Reward, "validation"), (wire.RewardBatch, "validation")],
+        [
+            (wire.DecideRequest, "validation"),
+            (wire.RankRequest, "validation"),
+            (wire.Reward, "validation"),
+            (wire.RewardBatch, "validation"),
+        ],
         by_alias=True,
         ref_template=_REF,
     )
@@ -73,6 +79,20 @@ def _schemas(served: ServedPolicy) -> dict[str, Any]:
         decide["properties"]["context"] = {"description": context.get("description", ""), "anyOf": options}
         decide["required"] = ["context"]
     schemas["DecideRequest"] = decide
+    # A rank request is a decide request plus k: at most the number of arms, and with candidates at most their count
+    # (one if/then per slate size above 1).
+    rank = copy.deepcopy(schemas["RankRequest"])
+    rank["properties"] = {**rank["properties"], **{key: decide["properties"][key] for key in ("candidates", "context")}}
+    rank["properties"]["k"] = {**rank["properties"]["k"], "maximum": len(names)}
+    rank["required"] = sorted({*rank.get("required", []), *decide.get("required", [])})
+    rank["allOf"] = [
+        {
+            "if": {"properties": {"k": {"minimum": size}}, "required": ["k"]},
+            "then": {"properties": {"candidates": {"anyOf": [{"type": "array", "minItems": size}, {"type": "null"}]}}},
+        }
+        for size in range(2, len(names) + 1)
+    ]
+    schemas["RankRequest"] = rank
     if served.spec.reward.type == RewardType.BINARY:
         reward = copy.deepcopy(schemas["Reward"])
         reward["properties"]["reward"] = {**reward["properties"]["reward"], "enum": [0, 1]}
@@ -149,6 +169,17 @@ def openapi_document(served: ServedPolicy) -> dict[str, Any]:
                     "requestBody": {"required": True, "content": json_content("DecideRequest")},
                     "responses": {
                         "200": {"description": "The decision.", "content": json_content("DecideResponse")},
+                        **error_responses(400, 413, 422, 503),
+                    },
+                }
+            },
+            wire.RANK_PATH: {
+                "post": {
+                    "operationId": "rank",
+                    "summary": "Rank k arms; each position is logged as a decision with its conditional vector.",
+                    "requestBody": {"required": True, "content": json_content("RankRequest")},
+                    "responses": {
+                        "200": {"description": "The slate, top first.", "content": json_content("RankResponse")},
                         **error_responses(400, 413, 422, 503),
                     },
                 }

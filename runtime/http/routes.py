@@ -22,6 +22,8 @@ from croupier.api.decisionpolicy import AuthScope
 from croupier.runtime.decisions.service import DecisionService
 from croupier.runtime.http.batching import DecideBatcher
 from croupier.runtime.http.codec import DecideCodec, decode_rewards, encode_rewards
+from croupier.runtime.ranking.codec import RankCodec
+from croupier.runtime.ranking.service import RankingService
 
 JSON = b"application/json"
 
@@ -42,22 +44,33 @@ class Routes:
 
 
 def decision_routes(service: DecisionService, policy_version: str) -> Routes:
-    """Decide (through the DecideBatcher: the decisions of one loop turn run back to back), rewards, stats."""
+    """Decide and rank (each through a DecideBatcher: the decisions of one loop turn run back to back), rewards,
+    stats."""
     codec = DecideCodec(service.schema, service.arm_names, policy_version)
     decode, decide, encode = codec.decode, service.decide, codec.encode
+    ranking = RankingService(service)
+    rank_codec = RankCodec(codec, service.arm_names, policy_version)
 
     def decide_json(body: bytes) -> bytes:
         return encode(decide(decode(body)))
+
+    def rank_json(body: bytes) -> bytes:
+        return rank_codec.encode(ranking.rank(rank_codec.decode(body)))
 
     async def rewards(body: bytes) -> bytes:
         items = decode_rewards(body, binary=service.binary)
         return encode_rewards(await service.rewards(items))
 
     return Routes(
-        post={wire.DECIDE_PATH: DecideBatcher(decide_json).submit, wire.REWARDS_PATH: rewards},
+        post={
+            wire.DECIDE_PATH: DecideBatcher(decide_json).submit,
+            wire.RANK_PATH: DecideBatcher(rank_json).submit,
+            wire.REWARDS_PATH: rewards,
+        },
         get={wire.STATS_PATH: lambda: (200, orjson.dumps(service.stats()), JSON)},
         scopes={
             wire.DECIDE_PATH: AuthScope.DECIDE,
+            wire.RANK_PATH: AuthScope.DECIDE,
             wire.REWARDS_PATH: AuthScope.REWARDS,
             wire.STATS_PATH: AuthScope.ADMIN,
         },

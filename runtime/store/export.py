@@ -2,7 +2,9 @@
 
 Each JSON line: decisionId, timestamp, unitId, context, candidates, arm, probabilities (the full vector: every arm of
 the policy that decided, 0 for arms that were not candidates), propensity (the chosen arm's probability), policyVersion,
-scores (the model's score per arm for a model-scored decision; null otherwise), and reward, rewardTimestamp,
+scores (the model's score per arm for a model-scored decision; null otherwise), slateId and position (a position of a
+ranking: its slate and its place from 1, with `probabilities` the conditional vector it was drawn from and
+`candidates` the arms not placed above it; null for decide answers), and reward, rewardTimestamp,
 defaultReward when a reward was joined. The context is the one the policy saw: an object by feature name (a list for a
 policy without feature names; null for a non-contextual policy). In Redis mode a line is also written for each reward
 this replica accepted for a decision another replica made (from the shared decision record): concatenate the replicas'
@@ -28,7 +30,7 @@ from croupier.runtime.store.sqlite import connect
 
 _QUERY = """
 SELECT d.id, d.ts, d.arm, d.expires_at, d.unit_id, d.features, d.candidates, d.probabilities,
-       v.version, v.arms, v.features, r.reward, r.ts, r.is_default
+       v.version, v.arms, v.features, r.reward, r.ts, r.is_default, d.slate_id, d.position
 FROM decisions d JOIN policy_versions v ON v.id = d.version LEFT JOIN rewards r ON r.decision_id = d.id
 WHERE d.id > ? ORDER BY d.id
 """
@@ -66,6 +68,8 @@ def decision_records(database: Path, *, after: str | None = None) -> Iterator[Lo
             reward,
             reward_ts,
             is_default,
+            slate_id,
+            position,
         ) in conn.execute(_QUERY, (after or "",)):
             names = versions.get(version)
             if names is None:
@@ -85,6 +89,8 @@ def decision_records(database: Path, *, after: str | None = None) -> Iterator[Lo
                 unit_id,
                 version,
                 expires_at,
+                slate_id,
+                position,
             )
             joined = None if reward is None else (reward, reward_ts, bool(is_default))
             yield LoggedDecision(SharedDecision(decision, arms, feature_names), joined)
@@ -142,6 +148,8 @@ def decision_line(logged: LoggedDecision) -> dict[str, Any]:
         "propensity": probabilities[decision.arm],
         "policyVersion": decision.policy_version,
         "scores": decision_scores(decision),
+        "slateId": decision.slate_id,
+        "position": decision.position,
         "reward": None,
         "rewardTimestamp": None,
         "defaultReward": False,
@@ -184,6 +192,8 @@ def export_parquet(database: Path, path: Path, *, after: str | None = None) -> i
             ("featureNames", strings),
             ("context", floats),
             ("scores", floats),
+            ("slateId", pa.string()),
+            ("position", pa.int32()),
             ("reward", pa.float64()),
             ("rewardTimestamp", pa.float64()),
             ("defaultReward", pa.bool_()),
@@ -213,6 +223,8 @@ def export_parquet(database: Path, path: Path, *, after: str | None = None) -> i
                 shared.feature_names,
                 decision.features,
                 decision_scores(decision),
+                decision.slate_id,
+                decision.position,
                 *(reward if reward is not None else (None, None, False)),
             )
             for values, value in zip(columns.values(), row, strict=True):

@@ -72,7 +72,9 @@ CREATE TABLE IF NOT EXISTS decisions (
     unit_id TEXT,
     features BLOB,
     candidates BLOB,
-    probabilities BLOB NOT NULL
+    probabilities BLOB NOT NULL,
+    slate_id TEXT,
+    position INTEGER
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rewards (
     seq INTEGER PRIMARY KEY,
@@ -107,20 +109,24 @@ CREATE TABLE IF NOT EXISTS checkpoint (
 # The decision log's layout (`decisions`): one row per decision, no JSON. `version` refers to `policy_versions`, whose
 # `arms` (a JSON list) name the indexes of `candidates` (uint16, NULL: every arm) and `probabilities` (float64, every
 # arm of that version, 0 outside the candidates); `features` (float64) are the context values the policy saw, in the
-# order of `policy_versions.features` (a JSON list, NULL without feature names). Layout 1 kept the request and response
+# order of `policy_versions.features` (a JSON list, NULL without feature names); `slate_id` and `position` (from 1)
+# place a ranking's decisions in their slate (NULL for decide answers; added to a log of layout 2 that lacks them, as
+# NULL for its rows). Layout 1 kept the request and response
 # bodies as JSON; a log of that layout is renamed `decisions_layout1` at start and no longer joined.
 LAYOUT = 2
 
 _INSERT_DECISION = "INSERT OR IGNORE INTO decisions "
-_INSERT_DECISION += "(id, ts, arm, expires_at, version, unit_id, features, candidates, probabilities) "
-_INSERT_DECISION += "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_DECISION += (
+    "(id, ts, arm, expires_at, version, unit_id, features, candidates, probabilities, slate_id, position) "
+)
+_INSERT_DECISION += "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _INSERT_REWARD = (
     "INSERT INTO rewards (decision_id, ts, arm, reward, is_default, learned, features, decision) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # Multi-row INSERTs of 2**i rows, largest first: n records take n // ROWS_PER_INSERT statements plus at most 9 more.
 ROWS_PER_INSERT = 512
-_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _COLUMNS = _ROW.count("?")
 _INSERT_DECISIONS = {
     rows: _INSERT_DECISION.replace(f"VALUES {_ROW}", "VALUES " + ", ".join([_ROW] * rows))
@@ -254,6 +260,10 @@ class SqliteStore:
             if "request" in columns:
                 conn.execute("ALTER TABLE decisions RENAME TO decisions_layout1")
                 log.warning("decision log of layout 1 kept as decisions_layout1; its decisions are no longer joined")
+            elif columns and "slate_id" not in columns:
+                conn.executescript(
+                    "ALTER TABLE decisions ADD COLUMN slate_id TEXT; ALTER TABLE decisions ADD COLUMN position INTEGER;"
+                )
             conn.executescript(SCHEMA)
             conn.execute(
                 "INSERT OR IGNORE INTO policy_versions (version, arms, features) VALUES (?, ?, ?)", self._version_row
@@ -364,6 +374,8 @@ class SqliteStore:
                     None if features is None else array("d", features).tobytes(),
                     None if eligible is None else array("H", eligible).tobytes(),
                     packed,
+                    d.slate_id,
+                    d.position,
                 )
             )
         return flat

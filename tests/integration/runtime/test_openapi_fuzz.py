@@ -61,7 +61,7 @@ def _operations(base: str) -> list[schemathesis.APIOperation]:
 def test_api_conforms_to_its_openapi_document(live_runtime: str, mode: GenerationMode) -> None:
     # Driven by hand (not schemathesis' pytest plugin, which reaches into pytest internals that pytest 9 removed).
     operations = _operations(live_runtime)
-    assert {op.path for op in operations} >= {"/v1/decide", "/v1/rewards", "/v1/stats"}
+    assert {op.path for op in operations} >= {"/v1/decide", "/v1/rank", "/v1/rewards", "/v1/stats"}
     for operation in operations:
         if operation.method.upper() == "GET" and mode is GenerationMode.NEGATIVE:
             continue  # no parameters to break
