@@ -122,6 +122,30 @@ public final class CroupierClient {
         return candidates.get(0);
     }
 
+    // --- rank ------------------------------------------------------------------------------------------------------
+
+    /**
+     * An ordered slate of k distinct arms. Each position is a decision of its own (its decisionId takes that
+     * position's reward at {@link #reward}); its propensity is the probability of its arm given the positions above.
+     * Sent once, never retried; with {@link Builder#fallbackSlate} an unreachable runtime answers that order instead.
+     */
+    public Slate rank(RankRequest request) {
+        return await(rankAsync(request));
+    }
+
+    public CompletableFuture<Slate> rankAsync(RankRequest request) {
+        Objects.requireNonNull(request, "request");
+        return call("POST", "/v1/rank", request, Wire.RankResponse.class, RetryPolicy.none())
+                .thenApply(r -> new Slate(r.slateId(), r.policyVersion(), r.slate(), false, null))
+                .exceptionallyCompose(error -> {
+                    Throwable cause = unwrap(error);
+                    if (fallbackSlate != null && unreachable(cause)) {
+                        return CompletableFuture.completedFuture(Slate.fallback(fallbackSlate, request, cause));
+                    }
+                    return CompletableFuture.failedFuture(cause);
+                });
+    }
+
     // --- rewards ---------------------------------------------------------------------------------------------------
 
     /**
@@ -425,10 +449,6 @@ public final class CroupierClient {
         }
     }
 
-    List<String> fallbackSlate() {
-        return fallbackSlate;
-    }
-
     /** Configures a {@link CroupierClient}. */
     public static final class Builder {
         private final String baseUrl;
@@ -515,7 +535,11 @@ public final class CroupierClient {
             return this;
         }
 
-        Builder fallbackSlateInternal(List<String> arms) {
+        /**
+         * The order {@code rank} answers when the runtime cannot rank (unreachable, timed out, 5xx): restricted to
+         * the request's candidates, cut to k; the slate says {@code fallback()}.
+         */
+        public Builder fallbackSlate(List<String> arms) {
             this.fallbackSlate = arms == null ? null : List.copyOf(arms);
             return this;
         }

@@ -1,5 +1,6 @@
 package dev.croupier.client;
 
+import java.util.List;
 import java.util.Map;
 
 /** Response bodies that the public types reshape. */
@@ -7,4 +8,6 @@ final class Wire {
     private Wire() {}
 
     record DecideResponse(String decisionId, String arm, Map<String, Double> probabilities, String policyVersion) {}
+
+    record RankResponse(String slateId, String policyVersion, List<Slate.Position> slate) {}
 }

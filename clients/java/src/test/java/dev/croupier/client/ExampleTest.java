@@ -52,8 +52,8 @@ class ExampleTest {
             QuickstartExample.run(policy.url, experiment.url);
 
             PolicyStats policyStats = CroupierClient.create(policy.url).stats();
-            assertEquals(1, policyStats.totals().decisions());
-            assertEquals(1, policyStats.totals().rewards(), "the batcher delivered the reward on close");
+            assertEquals(3, policyStats.totals().decisions(), "a decide and a slate of two");
+            assertEquals(2, policyStats.totals().rewards(), "the batcher delivered both rewards on close");
             CroupierClient experimentClient = CroupierClient.create(experiment.url);
             ExperimentStats stats = experimentClient.experimentStats();
             long deadline = System.nanoTime() + 5_000_000_000L; // assign's exposure commits within 50 ms

@@ -9,7 +9,9 @@ import dev.croupier.client.CroupierClient;
 import dev.croupier.client.DecideRequest;
 import dev.croupier.client.Decision;
 import dev.croupier.client.HashAlgorithm;
+import dev.croupier.client.RankRequest;
 import dev.croupier.client.RewardBatcher;
+import dev.croupier.client.Slate;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -32,6 +34,11 @@ public final class QuickstartExample {
             if (!decision.fallback()) {                    // a fallback was not logged: nothing to reward
                 rewards.add(decision.decisionId(), 1);     // the player clicked
             }
+
+            // A ranking: each position is a decision of its own, rewarded by its decisionId.
+            Slate slate = policy.rank(RankRequest.builder(2).unitId("player-42").build());
+            System.out.println("slate " + slate.arms());
+            rewards.add(slate.position(1).decisionId(), 1);  // a click on the top position
         }
 
         // Experiments: the runtime assigns the unit (and logs its exposure) ...
