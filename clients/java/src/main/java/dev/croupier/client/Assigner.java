@@ -42,10 +42,14 @@ public final class Assigner {
         }
     }
 
+    private static final ThreadLocal<MessageDigest> SHA256 = ThreadLocal.withInitial(Assigner::sha256);
+
     private final String salt;
     private final HashAlgorithm algorithm;
     private final List<Weight> weights;
     private final int[] uppers;
+    private final byte[] prefix;
+    private final int saltState;
 
     /**
      * @param salt the experiment's {@code spec.assignment.salt} (default {@code <namespace>/<name>})
@@ -56,6 +60,8 @@ public final class Assigner {
         this.salt = Objects.requireNonNull(salt, "salt");
         this.algorithm = Objects.requireNonNull(algorithm, "algorithm");
         this.weights = List.copyOf(checkWeights(weights));
+        this.prefix = (salt + ":").getBytes(StandardCharsets.UTF_8);
+        this.saltState = fnv1a32(FNV_OFFSET, salt);
         this.uppers = new int[this.weights.size()];
         int upper = 0;
         for (int i = 0; i < uppers.length; i++) {
@@ -79,29 +85,34 @@ public final class Assigner {
     /** The variant the unit gets. */
     public String assign(String unitId) {
         Objects.requireNonNull(unitId, "unitId");
-        int point = bucket(unitId, salt, algorithm);
-        if (algorithm == HashAlgorithm.SHA256_V1) {
-            for (int i = 0; i < uppers.length; i++) {
-                if (point < uppers[i]) {
-                    return weights.get(i).name();
+        switch (algorithm) {
+            case SHA256_V1 -> {
+                // The salt's bytes once per Assigner, the digest once per thread: the same bucket as bucket().
+                MessageDigest digest = SHA256.get();
+                digest.update(prefix);
+                int point = sha256Bucket(digest.digest(unitId.getBytes(StandardCharsets.UTF_8)));
+                for (int i = 0; i < uppers.length; i++) {
+                    if (point < uppers[i]) {
+                        return weights.get(i).name();
+                    }
                 }
+                throw new AssertionError("unreachable: weights sum to 100");
             }
-            throw new AssertionError("unreachable: weights sum to 100");
+            case FNV1A32_V2 -> {
+                // fnv1a32(salt + unitId) continues from the salt's state.
+                long inner = Integer.toUnsignedLong(fnv1a32(saltState, unitId));
+                return chooseVariation(fnv1a32(Long.toString(inner)) % BUCKETS / (double) BUCKETS, weights);
+            }
+            default -> {
+                return chooseVariation(fnv1a32(unitId + salt) % 1000 / 1000.0, weights);
+            }
         }
-        return chooseVariation(point / (double) divisor(algorithm), weights);
     }
 
     /** The unit's integer bucket: in [0, 10000) for sha256-v1 and fnv1a32-v2, in [0, 1000) for fnv1a32-v1. */
     public static int bucket(String unitId, String salt, HashAlgorithm algorithm) {
         return switch (algorithm) {
-            case SHA256_V1 -> {
-                byte[] digest = sha256().digest((salt + ":" + unitId).getBytes(StandardCharsets.UTF_8));
-                long first8 = 0;
-                for (int i = 0; i < 8; i++) {
-                    first8 = (first8 << 8) | (digest[i] & 0xFF);
-                }
-                yield (int) Long.remainderUnsigned(first8, BUCKETS);
-            }
+            case SHA256_V1 -> sha256Bucket(SHA256.get().digest((salt + ":" + unitId).getBytes(StandardCharsets.UTF_8)));
             case FNV1A32_V2 -> (int) (fnv1a32(Long.toString(fnv1a32(salt + unitId))) % BUCKETS);
             case FNV1A32_V1 -> (int) (fnv1a32(unitId + salt) % 1000);
         };
@@ -114,11 +125,25 @@ public final class Assigner {
 
     /** 32-bit FNV-1a over the UTF-16 code units of {@code text}, as an unsigned value. */
     public static long fnv1a32(String text) {
-        int h = FNV_OFFSET;
+        return Integer.toUnsignedLong(fnv1a32(FNV_OFFSET, text));
+    }
+
+    /** FNV-1a from {@code start} (the offset basis, or the state after a prefix): fnv1a32(fnv1a32(a), b) = of a + b. */
+    private static int fnv1a32(int start, String text) {
+        int h = start;
         for (int i = 0; i < text.length(); i++) {
             h = (h ^ text.charAt(i)) * FNV_PRIME;
         }
-        return Integer.toUnsignedLong(h);
+        return h;
+    }
+
+    /** The first 8 bytes of a SHA-256 digest as an unsigned big-endian integer, mod 10000. */
+    private static int sha256Bucket(byte[] digest) {
+        long first8 = 0;
+        for (int i = 0; i < 8; i++) {
+            first8 = (first8 << 8) | (digest[i] & 0xFF);
+        }
+        return (int) Long.remainderUnsigned(first8, BUCKETS);
     }
 
     /** GrowthBook's {@code getBucketRanges} (coverage 1) and {@code chooseVariation} in double arithmetic. */

@@ -62,6 +62,28 @@ class AssignerVectorsTest {
     }
 
     @Test
+    void theBoundAssignerAgreesWithTheContractsStepsOnManyUnits() {
+        List<Assigner.Weight> weights = List.of(new Assigner.Weight("a", 33), new Assigner.Weight("b", 0),
+                new Assigner.Weight("c", 67));
+        java.util.Random random = new java.util.Random(7);
+        for (HashAlgorithm algorithm : HashAlgorithm.values()) {
+            Assigner assigner = new Assigner("salt-ü", weights, algorithm);
+            for (int i = 0; i < 20_000; i++) {
+                String unit = i % 3 == 0 ? "user-" + i
+                        : new String(Character.toChars(0x20 + random.nextInt(0x1F000))) + i;
+                int bucket = Assigner.bucket(unit, "salt-ü", algorithm);
+                String expected;
+                if (algorithm == HashAlgorithm.SHA256_V1) {
+                    expected = bucket < 3300 ? "a" : "c";
+                } else {
+                    expected = Assigner.chooseVariation(Assigner.fraction(unit, "salt-ü", algorithm), weights);
+                }
+                assertEquals(expected, assigner.assign(unit), algorithm + " " + unit);
+            }
+        }
+    }
+
+    @Test
     void growthBookPublishedVectors() {
         assertEquals(0.22, Assigner.fraction("a", "", HashAlgorithm.FNV1A32_V1));
         assertEquals(0.0505, Assigner.fraction("a", "seed", HashAlgorithm.FNV1A32_V2));
