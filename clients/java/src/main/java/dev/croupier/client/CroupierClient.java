@@ -258,7 +258,13 @@ public final class CroupierClient {
     }
 
     public CompletableFuture<PolicyStats> statsAsync() {
-        return call("GET", "/v1/stats", null, PolicyStats.class, retry);
+        return call("GET", "/v1/stats", null, PolicyStats.class, retry).thenApply(stats -> {
+            if (stats.policy() == null || stats.arms() == null) {
+                throw new CroupierException("the runtime at " + base + " does not serve a DecisionPolicy (its "
+                        + "/v1/stats has no policy and arms); for an Experiment's runtime use experimentStats()");
+            }
+            return stats;
+        });
     }
 
     /** An experiment runtime's statistics (per variant and metric, current epoch). */
@@ -267,7 +273,13 @@ public final class CroupierClient {
     }
 
     public CompletableFuture<ExperimentStats> experimentStatsAsync() {
-        return call("GET", "/v1/stats", null, ExperimentStats.class, retry);
+        return call("GET", "/v1/stats", null, ExperimentStats.class, retry).thenApply(stats -> {
+            if (stats.experiment() == null || stats.variants() == null) {
+                throw new CroupierException("the runtime at " + base + " does not serve an Experiment (its "
+                        + "/v1/stats has no experiment and variants); for a DecisionPolicy's runtime use stats()");
+            }
+            return stats;
+        });
     }
 
     // --- plumbing --------------------------------------------------------------------------------------------------

@@ -132,6 +132,8 @@ class ExperimentClientTest {
         assertEquals("revenue", revenue.name());
         assertTrue(revenue.sum() >= 12.5, "the accepted outcome counts: " + revenue);
         assertTrue(stats.totalExposures() >= 2);
+        CroupierException wrongKind = assertThrows(CroupierException.class, client::stats);
+        assertTrue(wrongKind.getMessage().contains("does not serve a DecisionPolicy"), wrongKind.getMessage());
     }
 
     @Test

@@ -134,6 +134,8 @@ class PolicyClientTest {
         assertEquals("banner", stats.policy().name());
         assertEquals(List.of("blue", "green", "red"), stats.arms().stream().map(PolicyStats.ArmStats::name).toList());
         assertTrue(stats.totals().decisions() >= 64);
+        CroupierException wrongKind = assertThrows(CroupierException.class, client::experimentStats);
+        assertTrue(wrongKind.getMessage().contains("does not serve an Experiment"), wrongKind.getMessage());
         // An async failure completes the future exceptionally with the typed exception.
         CompletableFuture<Decision> bad = client.decideAsync(DecideRequest.builder().candidates("nope").build());
         Throwable cause = assertThrows(Exception.class, bad::join).getCause();
