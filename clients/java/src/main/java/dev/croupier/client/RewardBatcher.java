@@ -181,7 +181,8 @@ public final class RewardBatcher implements AutoCloseable {
      * Stop accepting rewards, deliver every queued one, and stop the worker. Waits at most the close timeout.
      *
      * @throws UndeliveredRewardsException when some rewards could not be delivered in time: they are in the
-     *     exception, in order
+     *     exception, in order (a batch whose last attempt was still in flight is among them: sending it again is
+     *     safe, a delivered reward answers duplicate)
      */
     @Override
     public void close() {
@@ -358,8 +359,11 @@ public final class RewardBatcher implements AutoCloseable {
     private void settle(List<Entry> batch) {
         lock.lock();
         try {
-            for (int i = 0; i < batch.size(); i++) {
-                queue.removeFirst();
+            for (Entry entry : batch) {
+                // The batch is the queue's head, unless close() gave up meanwhile and handed the queue back.
+                if (queue.peekFirst() == entry) {
+                    queue.removeFirst();
+                }
             }
             lastError = null;
             completeWaiters();

@@ -159,6 +159,34 @@ class RewardBatcherTest {
     }
 
     @Test
+    void closeGivingUpOnABatchInFlightHandsItBackAndResendingItIsSafe() throws Exception {
+        List<Decision> decisions = decide(client, 5);
+        List<Throwable> uncaught = Collections.synchronizedList(new ArrayList<>());
+        Thread.UncaughtExceptionHandler previous = Thread.getDefaultUncaughtExceptionHandler();
+        Thread.setDefaultUncaughtExceptionHandler((thread, error) -> uncaught.add(error));
+        try (FaultProxy proxy = new FaultProxy(runtime.url)) {
+            proxy.rule((path, n) -> FaultProxy.Fault.delay(2500));
+            RewardBatcher batcher = RewardBatcher.builder(CroupierClient.create(proxy.url))
+                    .flushInterval(Duration.ofMillis(10)).closeTimeout(Duration.ofMillis(300)).build();
+            for (Decision decision : decisions) {
+                batcher.add(decision.decisionId(), 1);
+            }
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+            while (proxy.count("/v1/rewards") == 0 && System.nanoTime() < deadline) {
+                RuntimeProcess.sleep(5);
+            }
+            UndeliveredRewardsException undelivered = assertThrows(UndeliveredRewardsException.class, batcher::close);
+            assertEquals(5, undelivered.rewards().size());
+            RuntimeProcess.sleep(3000); // the slow batch arrives after all; the worker must not trip over it
+            RewardResponse again = client.rewards(undelivered.rewards());
+            assertEquals(5, again.duplicates(), "the batch in flight was delivered: re-sending it changes nothing");
+            assertEquals(List.of(), uncaught, "the worker finished without an error");
+        } finally {
+            Thread.setDefaultUncaughtExceptionHandler(previous);
+        }
+    }
+
+    @Test
     void noAcceptedRewardIsLostWhenTheRuntimeIsKilledAndRestarted() throws Exception {
         Path restartDir = dir.resolve("restart");
         try (RuntimeProcess restarted = RuntimeProcess.policy(restartDir, RuntimeProcess.thompsonSpec())) {
