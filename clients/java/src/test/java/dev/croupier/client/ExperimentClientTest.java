@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -134,6 +135,26 @@ class ExperimentClientTest {
         assertTrue(stats.totalExposures() >= 2);
         CroupierException wrongKind = assertThrows(CroupierException.class, client::stats);
         assertTrue(wrongKind.getMessage().contains("does not serve a DecisionPolicy"), wrongKind.getMessage());
+    }
+
+    @Test
+    void exposuresAndOutcomesWithEventIdsAreRetriedAndOutcomesWithoutAreNot() throws Exception {
+        Assigner local = new Assigner("checkout-2026", WEIGHTS, HashAlgorithm.SHA256_V1);
+        try (FaultProxy proxy = new FaultProxy(sha256.url)) {
+            proxy.rule((path, n) -> n == 1 ? FaultProxy.Fault.unavailable() : FaultProxy.Fault.FORWARD);
+            CroupierClient client = CroupierClient.builder(proxy.url)
+                    .retry(new RetryPolicy(3, Duration.ofMillis(10), Duration.ofMillis(50))).build();
+            assertEquals(1, client.expose("retry-1", local.assign("retry-1"), null).recorded());
+            assertEquals(2, proxy.count("/v1/exposures"), "a 503, then recorded");
+            assertEquals(1, client.outcome("retry-1", "revenue", 5, "order-r1").accepted());
+            assertEquals(2, proxy.count("/v1/outcomes"), "with an eventId: retried after the 503");
+
+            proxy.rule((path, n) -> FaultProxy.Fault.unavailable());
+            assertThrows(CroupierApiException.RuntimeUnavailableException.class,
+                    () -> client.outcomes(List.of(Outcome.of("retry-1", "revenue", 5, "order-r2"),
+                            Outcome.of("retry-1", "refunds", 1, null))));
+            assertEquals(3, proxy.count("/v1/outcomes"), "one outcome without an eventId: sent once");
+        }
     }
 
     @Test
