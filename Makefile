@@ -43,8 +43,14 @@ tools: ## Build or fetch, once and cached under ~/.cache/croupier, the tools the
 		go test -count=1 -run '^$$' ./... >/dev/null
 
 .PHONY: test
-test: sync controlplane tools ## Run every test that needs no Docker: unit + integration (real apiserver, etcd, Redis)
+test: sync controlplane tools ## Run every test that needs no Docker: unit + integration (real apiserver, etcd, Redis) + Java SDK
 	$(RUN) pytest -m "not e2e" $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory test-java
+
+.PHONY: test-java
+test-java: sync ## Run the Java SDK's tests (clients/java: JUnit via Maven, against real runtime processes)
+	cd clients/java && mvn -B -q -Dmaven.repo.local="$${CROUPIER_CACHE:-$$HOME/.cache/croupier}/m2" \
+		-Dcroupier.runtime="$(CURDIR)/.venv/bin/croupier-runtime" test
 
 .PHONY: test-unit
 test-unit: sync ## Run the unit tests only (no processes started)

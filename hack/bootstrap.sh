@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Installs what Croupier's demo and tests need on a fresh Debian/Ubuntu machine, skipping what is already there:
-# uv (Python toolchain + locked dependencies), redis-server (the Redis state backend's tests), and checks Go
-# (the local control plane is built from Go modules). Idempotent; safe to run on every `make`.
+# uv (Python toolchain + locked dependencies), redis-server (the Redis state backend's tests), a JDK and Maven (the
+# Java SDK's tests), and checks Go (the local control plane is built from Go modules). Idempotent; safe to run on
+# every `make`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# The Java SDK (clients/java, `make test-java`): a JDK 17+ with javac, and Maven.
+command -v javac >/dev/null 2>&1 || need_apt+=(openjdk-17-jdk-headless)
+command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 if [ "${CROUPIER_BENCH:-0}" = 1 ]; then command -v wrk >/dev/null 2>&1 || need_apt+=(wrk); fi
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
