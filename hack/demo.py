@@ -339,6 +339,40 @@ class Traffic:
             self.client.post("/v1/rewards", json={"rewards": rewards[start : start + 200]}).raise_for_status()
 
 
+def ranking_demo(traffic: list[Traffic], slates: int = 2000, k: int = 3) -> None:
+    """Rankings (POST /v1/rank) through the Python SDK on the first non-contextual policy: one slate with each
+    position's conditional propensity, then the top position's frequencies beside the propensities the runtime
+    returned, and a click per position rewarded by that position's decisionId."""
+    from croupier.client import Client  # noqa: PLC0415  (the demo's other parts need no SDK)
+
+    plain = next(t for t in traffic if not t.features)
+    say(f"Rankings: {slates} slates of {k} arms from {plain.client.base_url} with the Python SDK (croupier.client)")
+    with Client(str(plain.client.base_url)) as client:
+        first = client.rank("user-1", k=k)
+        for position in first.slate:
+            vector = ", ".join(f"{arm}={p:.3f}" for arm, p in position.probabilities.items())
+            print(f"   position {position.position}: {position.arm:<14} propensity {position.propensity:.3f}  ({vector})")
+        top: dict[str, int] = {}
+        expected: dict[str, float] = {}
+        clicks = []
+        rng = np.random.default_rng(11)
+        for i in range(slates):
+            answer = client.rank(f"user-{i}", k=k)
+            head = answer.slate[0]
+            top[head.arm] = top.get(head.arm, 0) + 1
+            for arm, p in head.probabilities.items():
+                expected[arm] = expected.get(arm, 0.0) + p
+            for position in answer.slate:  # position bias: lower positions are seen less
+                seen = 1.0 / position.position
+                clicks.append((position, float(rng.random() < seen * plain.rates[position.arm] * 3)))
+        stored = client.rewards(clicks)
+    print(f"   {'arm':<16}{'top position':>14}{'expected':>10}")
+    for arm in sorted(expected, key=lambda a: -expected[a]):
+        print(f"   {arm:<16}{top.get(arm, 0):>14}{expected[arm]:>10.1f}")
+    accepted = 0 if stored is None else stored.accepted
+    print(f"   {accepted} position rewards accepted (each position is a logged decision with its own propensity)")
+
+
 MD_STEPS = [{"weight": 20, "pauseSeconds": 10}, {"weight": 50, "pauseSeconds": 10}, {"weight": 100, "pauseSeconds": 10}]
 MD_ANALYSIS = {"intervalSeconds": 10, "minRequests": 10, "maxErrorRate": 0.05, "failureLimit": 0}
 MD_FAILING_VERSION = 3
@@ -728,6 +762,7 @@ def main() -> int:
                 print(f"   {arm['name']:<16}{arm.get('pulls', 0):>8}{arm.get('rewards', 0):>9}{mean:>9}{prob:>13}")
             totals = status.get("totals", {})
             print(f"   totals: {totals}; best arm: {status.get('bestArm')}")
+        ranking_demo(traffic)
         model_deployment_demo(models)
         run_experiments(demo, router)
     return 0
