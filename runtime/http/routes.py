@@ -39,6 +39,9 @@ class Routes:
     """The auth scope of every path above (the app refuses a route without one: fail closed)."""
     hot: str | None = None
     """The POST path the app matches first, on its shortest path (decide, or an experiment's assign)."""
+    hot_batcher: DecideBatcher | None = None
+    """The hot route's batcher when its answer is a synchronous function of the body (decide): the connection can
+    then answer it without the ASGI cycle (`server.DirectRoute`)."""
 
 
 def decision_routes(service: DecisionService, policy_version: str) -> Routes:
@@ -53,8 +56,9 @@ def decision_routes(service: DecisionService, policy_version: str) -> Routes:
         items = decode_rewards(body, binary=service.binary)
         return encode_rewards(await service.rewards(items))
 
+    batcher = DecideBatcher(decide_json)
     return Routes(
-        post={wire.DECIDE_PATH: DecideBatcher(decide_json).submit, wire.REWARDS_PATH: rewards},
+        post={wire.DECIDE_PATH: batcher.submit, wire.REWARDS_PATH: rewards},
         get={wire.STATS_PATH: lambda: (200, orjson.dumps(service.stats()), JSON)},
         scopes={
             wire.DECIDE_PATH: AuthScope.DECIDE,
@@ -62,4 +66,5 @@ def decision_routes(service: DecisionService, policy_version: str) -> Routes:
             wire.STATS_PATH: AuthScope.ADMIN,
         },
         hot=wire.DECIDE_PATH,
+        hot_batcher=batcher,
     )
