@@ -23,6 +23,10 @@ from croupier.operator.settings import FIELD_MANAGER, OPERATOR_VERSION
 
 USER_AGENT = f"croupier-operator/{OPERATOR_VERSION}"
 REQUEST_TIMEOUT = 30
+"""Seconds a request may take once it has a connection: to connect, and between two reads of the answer. The wait for
+one of the ``max_connections`` is not bounded: under a burst (hundreds of new objects at once) requests queue for a
+connection, and a bound on the whole would fail the last ones in the queue although the API server answers each in
+time (each failure then costs a retry and a 10 s backoff)."""
 # A resourceVersion in an applied configuration is a precondition on an existing object, and ignored when the apply
 # creates the object. No live object has resourceVersion 1 (etcd's first revision), so an apply that carries it
 # creates the object if it is absent and fails with 409 Conflict if it exists: a create-only apply.
@@ -88,7 +92,7 @@ class KubeClient:
         connector = aiohttp.TCPConnector(limit=max_connections, ssl=_ssl_context(configuration))
         self.session = aiohttp.ClientSession(
             connector=connector,
-            timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=REQUEST_TIMEOUT, sock_read=REQUEST_TIMEOUT),
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         )
 

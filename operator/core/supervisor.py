@@ -175,8 +175,12 @@ class Supervisor:
         handle = self.handle(uid)
         interval = self.settings.resync_interval_seconds
         try:
-            # Spread the first resync of many objects after a restart (a poke still wakes it at once).
-            await handle.sleep(random.uniform(0, self.settings.resync_initial_delay_seconds))
+            if _reconciled_before(body):
+                # Spread the first resync of many objects after a restart (a poke still wakes it at once).
+                await handle.sleep(random.uniform(0, self.settings.resync_initial_delay_seconds))
+            # A new object is resynced at once: its children are applied now, while Kopf adds its finalizer and
+            # waits for the watch to deliver that patch before it calls the create handler (which then finds them
+            # applied and sends nothing).
             while True:
                 sooner: float | None = None
                 try:
@@ -252,3 +256,9 @@ class Supervisor:
             counts[str(status)] += 1
         for ready, count in counts.items():
             controller.ready_gauge.labels(ready=ready).set(count)
+
+
+def _reconciled_before(body: Mapping[str, Any]) -> bool:
+    """Whether the operator has written this object's status before (an object it knew before a restart)."""
+    status = body.get("status") or {}
+    return bool(status.get("observedGeneration"))

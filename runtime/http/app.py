@@ -1,7 +1,8 @@
 """A raw ASGI app: exact-path routing, JSON bodies (`codec`), precomputed headers, one place that maps errors to HTTP.
 
 No framework: the decide route costs a dict lookup, one `receive` and two `send`s on top of the codec's and the
-core's own work. The app mounts the routes of the process's data-plane services (`routes.py`: today the decision
+core's own work, and the runtime's connections answer it without the app altogether (`direct_route`, see
+`server.DirectCycle`). The app mounts the routes of the process's data-plane services (`routes.py`: today the decision
 service's decide, rewards and stats, or the experiment service's assign, exposures, outcomes and stats) beside its own
 health, readiness, metrics and OpenAPI routes. Every route a service contributes declares its auth scope; with a token
 directory set, `auth.py` checks the bearer token first (the app's own routes stay open for kubelet probes and
@@ -25,6 +26,7 @@ from croupier.runtime.http.auth import AuthError, TokenAuthenticator
 from croupier.runtime.http.openapi import openapi_document, with_bearer_auth
 from croupier.runtime.http.routes import JSON as _JSON
 from croupier.runtime.http.routes import GetHandler, PostHandler, Routes, decision_routes
+from croupier.runtime.http.server import DirectRoute
 
 log = structlog.get_logger("croupier.runtime.http")
 
@@ -51,8 +53,9 @@ def mount(*services: Routes) -> Routes:
         post.update(routes.post)
         get.update(routes.get)
         scopes.update(routes.scopes)
-    hot = next((routes.hot for routes in services if routes.hot), None)
-    return Routes(post=post, get=get, scopes=scopes, hot=hot)
+    first = next((routes for routes in services if routes.hot), None)
+    hot, batcher = (None, None) if first is None else (first.hot, first.hot_batcher)
+    return Routes(post=post, get=get, scopes=scopes, hot=hot, hot_batcher=batcher)
 
 
 def authenticator(runtime: Runtime | ExperimentRuntime) -> TokenAuthenticator | None:
@@ -149,6 +152,32 @@ class HttpApp:
         self._fast_path = routes.hot or "\0"  # "\0": no request path matches
         self._hot = self._post.get(self._fast_path)
         self._hot_scope = self._scopes.get(self._fast_path, "")
+        self.direct_route = self._direct_route(routes)
+        """The hot route as the runtime's connections answer it without the ASGI cycle (decide), or None."""
+
+    def _direct_route(self, routes: Routes) -> DirectRoute | None:
+        if routes.hot is None or routes.hot_batcher is None:
+            return None
+        auth, scope, path = self._auth, self._hot_scope, routes.hot
+
+        def authorized(headers: list[tuple[bytes, bytes]]) -> bool:
+            try:
+                auth.check(headers, scope)  # type: ignore[union-attr]  # only built with an authenticator
+            except AuthError:
+                return False  # the app's own route answers it (401/403, with the challenge header)
+            return True
+
+        def error(exc: BaseException) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+            start, payload = self._error_answer(path, "POST", exc)
+            return start["status"], start["headers"], payload
+
+        return DirectRoute(
+            path=path,
+            batcher=routes.hot_batcher,
+            max_body=self.max_body,
+            authorized=None if auth is None else authorized,
+            error=error,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("path") == self._fast_path and scope["method"] == "POST":
@@ -211,12 +240,27 @@ class HttpApp:
             await self._fail(send, path, method, exc)
 
     async def _fail(self, send: Send, path: str, method: str, exc: Exception) -> None:
-        """The error answer (called while handling `exc`): a CroupierError as it is, anything else as a logged internal
-        error."""
-        if not isinstance(exc, CroupierError):
-            log.exception("request failed", path=path, method=method)
-            exc = CroupierError("internal error; see the runtime's log")
-        await self._error(send, path, exc)
+        """The error answer (called while handling `exc`)."""
+        start, payload = self._error_answer(path, method, exc)
+        await send(start)
+        await send({"type": "http.response.body", "body": payload})
+
+    def _error_answer(self, path: str, method: str, exc: BaseException) -> tuple[dict[str, Any], bytes]:
+        """The start message and body of the error answer to `exc`, counted: a CroupierError as it is, anything else
+        as a logged internal error."""
+        if isinstance(exc, CroupierError):
+            error = exc
+        else:
+            log.error("request failed", path=path, method=method, exc_info=exc)
+            error = CroupierError("internal error; see the runtime's log")
+        self._errors.labels(path if path in self._post or path in self._get else "other", error.code).inc()
+        payload = orjson.dumps(error.to_wire())
+        start = _start(error.status, payload)
+        if isinstance(error, AuthError):
+            start["headers"].append((b"www-authenticate", error.challenge))
+        elif isinstance(error, MethodNotAllowed):
+            start["headers"].append((b"allow", b"POST" if path in self._post else b"GET, HEAD"))
+        return start, payload
 
     async def _rest_of_body(self, body: bytes, message: dict[str, Any], receive: Receive) -> bytes:
         chunks = bytearray(body)
@@ -231,13 +275,7 @@ class HttpApp:
             chunks += message.get("body", b"")
 
     async def _error(self, send: Send, path: str, error: CroupierError) -> None:
-        self._errors.labels(path if path in self._post or path in self._get else "other", error.code).inc()
-        payload = orjson.dumps(error.to_wire())
-        start = _start(error.status, payload)
-        if isinstance(error, AuthError):
-            start["headers"].append((b"www-authenticate", error.challenge))
-        elif isinstance(error, MethodNotAllowed):
-            start["headers"].append((b"allow", b"POST" if path in self._post else b"GET, HEAD"))
+        start, payload = self._error_answer(path, "", error)
         await send(start)
         await send({"type": "http.response.body", "body": payload})
 

@@ -8,13 +8,25 @@ waits one turn of the loop.
 
 Every request still gets its own decision, made in arrival order by the same synchronous decode,
 `DecisionService.decide` and encode; a failure reaches only the request that caused it, and a request whose task was
-cancelled (client gone, shutdown) before its turn is not decided.
+cancelled (client gone, shutdown) before its turn is not decided. A request's outcome goes to its `Sink`: a future
+(`submit`, the ASGI route) or the connection's own answer (`enqueue`, `server.DirectCycle`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Protocol
+
+
+class Sink(Protocol):
+    """Where one request's outcome goes (an `asyncio.Future[bytes]` is one)."""
+
+    def cancelled(self) -> bool: ...
+
+    def set_result(self, result: bytes, /) -> None: ...
+
+    def set_exception(self, exception: BaseException, /) -> None: ...
 
 
 class DecideBatcher:
@@ -24,7 +36,7 @@ class DecideBatcher:
 
     def __init__(self, decide: Callable[[bytes], bytes]) -> None:
         self._decide = decide
-        self._pending: list[tuple[bytes, asyncio.Future[bytes]]] = []
+        self._pending: list[tuple[bytes, Sink]] = []
 
     def submit(self, body: bytes) -> asyncio.Future[bytes]:
         """The response body of this request's decision, or its CroupierError, once its turn comes."""
@@ -35,13 +47,21 @@ class DecideBatcher:
         self._pending.append((body, future))
         return future
 
+    def enqueue(self, body: bytes, sink: Sink, loop: asyncio.AbstractEventLoop) -> None:
+        """Decide `body` in this loop turn's batch and hand the outcome to `sink` (unless it is cancelled by then)."""
+        if not self._pending:
+            loop.call_soon(self._run)
+        self._pending.append((body, sink))
+
     def _run(self) -> None:
         batch, self._pending = self._pending, []
         decide = self._decide
-        for body, future in batch:
-            if future.cancelled():
+        for body, sink in batch:
+            if sink.cancelled():
                 continue
             try:
-                future.set_result(decide(body))
+                result = decide(body)
             except Exception as exc:  # delivered to the one request that caused it
-                future.set_exception(exc)
+                sink.set_exception(exc)
+            else:
+                sink.set_result(result)

@@ -41,6 +41,9 @@ class Routes:
     """The auth scope of every path above (the app refuses a route without one: fail closed)."""
     hot: str | None = None
     """The POST path the app matches first, on its shortest path (decide, or an experiment's assign)."""
+    hot_batcher: DecideBatcher | None = None
+    """The hot route's batcher when its answer is a synchronous function of the body (decide): the connection can
+    then answer it without the ASGI cycle (`server.DirectRoute`)."""
 
 
 def decision_routes(service: DecisionService, policy_version: str) -> Routes:
@@ -61,9 +64,10 @@ def decision_routes(service: DecisionService, policy_version: str) -> Routes:
         items = decode_rewards(body, binary=service.binary)
         return encode_rewards(await service.rewards(items))
 
+    batcher = DecideBatcher(decide_json)
     return Routes(
         post={
-            wire.DECIDE_PATH: DecideBatcher(decide_json).submit,
+            wire.DECIDE_PATH: batcher.submit,
             wire.RANK_PATH: DecideBatcher(rank_json).submit,
             wire.REWARDS_PATH: rewards,
         },
@@ -75,4 +79,5 @@ def decision_routes(service: DecisionService, policy_version: str) -> Routes:
             wire.STATS_PATH: AuthScope.ADMIN,
         },
         hot=wire.DECIDE_PATH,
+        hot_batcher=batcher,
     )

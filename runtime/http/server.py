@@ -22,12 +22,19 @@ is rejected by the parser; the answer is ``400`` with the JSON error shape (``Ma
 plain text. The timers are armed only while a request is incomplete after a read, so a request that arrives in one
 read (the usual case) costs no timer; the keep-alive timer stays armed across requests instead of being cancelled
 and armed again for each one. A small answer's status line, headers and body leave in one write (`OneWriteCycle`).
+
+The app's hot route (decide, `DirectRoute`) is answered by the connection itself once the request's body is complete:
+the body goes to the decide batch and the answer is written with the bytes uvicorn would write for the app's own
+answer, without uvicorn's request cycle, an asyncio task or ASGI messages (`DirectCycle`). Requests the direct path
+does not take (HTTP/1.0, ``Connection: close``, ``Expect``, a refused token, one pipelined behind another) go to the
+app as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -40,8 +47,9 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from croupier.runtime.errors import BadRequest, CroupierError, PayloadTooLarge
+from croupier.runtime.http.batching import DecideBatcher
 
-__all__ = ["ConnectionLimits", "MalformedHttp", "RequestTimeout", "guarded_protocol"]
+__all__ = ["ConnectionLimits", "DirectRoute", "MalformedHttp", "RequestTimeout", "guarded_protocol"]
 
 
 class RequestTimeout(CroupierError):
@@ -61,6 +69,22 @@ class ConnectionLimits:
     body_timeout: float
     max_connections: int
     max_body_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class DirectRoute:
+    """A POST route whose answer is a synchronous function of the body (decide), which the connection answers itself:
+    no ASGI cycle, task, scope messages or `send` calls (`DirectCycle`). Built by the app (`HttpApp.direct_route`)."""
+
+    path: str
+    batcher: DecideBatcher
+    """Decides the body in its loop turn's batch and hands the answer's body (or the error) to the request's sink."""
+    max_body: int
+    authorized: Callable[[list[tuple[bytes, bytes]]], bool] | None
+    """Whether the request's headers grant the route (None: authentication is off). A request they do not is left to
+    the app, which answers 401/403 as on any route."""
+    error: Callable[[BaseException], tuple[int, list[tuple[bytes, bytes]], bytes]]
+    """The app's error answer (status, headers, body) to an exception of the decide call, counted and logged there."""
 
 
 class _Reading(Enum):
@@ -152,6 +176,95 @@ class OneWriteCycle(RequestResponseCycle):
         await super().send(message)
 
 
+class _NoEvent:
+    """A direct request has no app waiting for its body: uvicorn's and the guard's `message_event.set()` do nothing."""
+
+    __slots__ = ()
+
+    def set(self) -> None:
+        pass
+
+
+_NO_EVENT = _NoEvent()
+_JSON_OK_HEAD = STATUS_LINE[200] + b"content-type: application/json\r\ncontent-length: "
+_OK_HEADS: dict[int, bytes] = {}  # the head of a 200 answer on a keep-alive connection, by body length
+
+
+def _head(status: int, headers: list[tuple[bytes, bytes]], keep_alive: bool) -> bytes:
+    """The status line and headers uvicorn writes for a start message of `status` and `headers` (lower-case names,
+    no Content-Length/Transfer-Encoding surprises: the app's own JSON answers) and no default headers."""
+    content = [STATUS_LINE[status]]
+    for name, value in headers:
+        content.extend([name.lower(), b": ", value, b"\r\n"])
+    if not keep_alive:
+        content.append(b"connection: close\r\n")
+    content.append(b"\r\n")
+    return b"".join(content)
+
+
+class DirectCycle:
+    """One request on a `DirectRoute`: the attributes of uvicorn's cycle that the parser callbacks and the guard read
+    (`scope`, `body`, `more_body`, `response_started`, `response_complete`, `disconnected`, `keep_alive`,
+    `message_event`), and the batcher's sink: its decision's answer, or the app's error answer, is written in one
+    transport write with the bytes uvicorn would write for the app's start and body messages."""
+
+    __slots__ = (
+        "body",
+        "disconnected",
+        "keep_alive",
+        "more_body",
+        "protocol",
+        "response_complete",
+        "response_started",
+        "scope",
+    )
+    message_event = _NO_EVENT
+
+    def __init__(self, protocol: GuardedHttpToolsProtocol, scope: Any) -> None:
+        self.protocol = protocol
+        self.scope = scope
+        self.body = b""
+        self.more_body = True
+        self.keep_alive = True
+        self.response_started = False
+        self.response_complete = False
+        self.disconnected = False
+
+    # ------------------------------------------------------------------ the batcher's sink
+    def cancelled(self) -> bool:
+        """The client is gone (or the guard gave up on it): its request is not decided."""
+        return self.disconnected
+
+    def set_result(self, result: bytes, /) -> None:
+        if self.keep_alive:
+            head = _OK_HEADS.get(len(result))
+            if head is None:
+                head = _JSON_OK_HEAD + str(len(result)).encode() + b"\r\n\r\n"
+                if len(_OK_HEADS) < 4096:
+                    _OK_HEADS[len(result)] = head
+        else:  # uvicorn's shutdown asked for a last answer
+            head = _head(
+                200, [(b"content-type", b"application/json"), (b"content-length", str(len(result)).encode())], False
+            )
+        self._answer(head + result)
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        status, headers, body = self.protocol.direct.error(exception)  # type: ignore[union-attr]  # set: a DirectCycle
+        self._answer(_head(status, headers, self.keep_alive) + body)
+
+    def _answer(self, data: bytes) -> None:
+        protocol = self.protocol
+        transport = protocol.transport
+        if self.disconnected or transport.is_closing():
+            return
+        self.response_started = True
+        transport.write(data)
+        self.response_complete = True
+        if not self.keep_alive:
+            transport.close()
+        protocol.on_response_complete()
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """:class:`HttpToolsProtocol` with read deadlines and a connection bound; built by :func:`guarded_protocol`."""
 
@@ -172,6 +285,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # armed anew after each answer (a uvloop timer costs ~3 us to arm and cancel): it stays armed, and when it
         # fires it closes a connection idle for the whole timeout, or waits for the rest of it (see _keep_alive_due).
         self._idle_since: float | None = None
+        # The app's hot route, answered by the connection itself; only when the app is the runtime's own, unwrapped
+        # by uvicorn's middleware (which would have to see every request).
+        self.direct: DirectRoute | None = getattr(self.app, "direct_route", None)
 
     # ------------------------------------------------------------------ connections
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -268,6 +384,22 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         else:
             app = self.app
         existing_cycle = self.cycle
+        keep_alive = http_version != "1.0" and parser.should_keep_alive()
+        direct = self.direct
+        if (
+            direct is not None
+            and path == direct.path
+            and app is self.app
+            and keep_alive
+            and scope["method"] == "POST"
+            and not self.expect_100_continue
+            and not self.root_path
+            and (existing_cycle is None or existing_cycle.response_complete)
+            and (direct.authorized is None or direct.authorized(self.headers))
+        ):
+            # The hot route, answered here (`DirectCycle`); a pipelined request behind it waits as behind any other.
+            self.cycle = DirectCycle(self, scope)  # type: ignore[assignment]
+            return
         self.cycle = OneWriteCycle(
             scope=scope,
             transport=self.transport,
@@ -278,7 +410,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             default_headers=self.server_state.default_headers,
             message_event=asyncio.Event(),
             expect_100_continue=self.expect_100_continue,
-            keep_alive=http_version != "1.0" and parser.should_keep_alive(),
+            keep_alive=keep_alive,
             on_response=self.on_response_complete,
         )
         if existing_cycle is None or existing_cycle.response_complete:
@@ -286,6 +418,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         else:  # pipelined requests wait for the answer before them
             self.flow.pause_reading()
             self.pipeline.appendleft((self.cycle, app))
+
+    def on_message_complete(self) -> None:
+        cycle: object = self.cycle
+        if type(cycle) is not DirectCycle:
+            super().on_message_complete()
+            return
+        if cycle.response_complete:
+            return
+        cycle.more_body = False
+        direct: DirectRoute = self.direct  # type: ignore[assignment]  # a DirectCycle exists only with a route
+        if len(cycle.body) > direct.max_body:
+            cycle.set_exception(PayloadTooLarge(f"the body exceeds {direct.max_body} bytes"))
+            return
+        direct.batcher.enqueue(cycle.body, cycle, self.loop)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
