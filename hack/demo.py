@@ -351,7 +351,8 @@ def ranking_demo(traffic: list[Traffic], slates: int = 2000, k: int = 3) -> None
         first = client.rank("user-1", k=k)
         for position in first.slate:
             vector = ", ".join(f"{arm}={p:.3f}" for arm, p in position.probabilities.items())
-            print(f"   position {position.position}: {position.arm:<14} propensity {position.propensity:.3f}  ({vector})")
+            arm, propensity = position.arm, position.propensity
+            print(f"   position {position.position}: {arm:<14} propensity {propensity:.3f}  ({vector})")
         top: dict[str, int] = {}
         expected: dict[str, float] = {}
         clicks = []
