@@ -10,8 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import optimize, special
-from scipy import stats as distributions
+from scipy import special
 
 Array = NDArray[np.float64]
 
@@ -118,9 +117,9 @@ def sequential_p_value(estimate: ArrayLike, standard_error: ArrayLike, n: ArrayL
 
 def power_two_sided(effect: float, variance_sum: float, n: float, alpha: float) -> float:
     """Power of a two-sided z-test at level alpha with ``n`` units per arm, SE^2 = variance_sum / n (both tails)."""
-    z = distributions.norm.ppf(1 - alpha / 2)
+    z = special.ndtri(1 - alpha / 2)
     shift = abs(effect) / np.sqrt(variance_sum / n)
-    return float(distributions.norm.sf(z - shift) + distributions.norm.cdf(-z - shift))
+    return float(special.ndtr(shift - z) + special.ndtr(-z - shift))
 
 
 def samples_per_arm(effect: float, variance_sum: float, alpha: float, power: float) -> float:
@@ -130,11 +129,13 @@ def samples_per_arm(effect: float, variance_sum: float, alpha: float, power: flo
         raise ValueError("samples_per_arm needs a non-zero effect and a positive variance")
     if power <= alpha:
         raise ValueError(f"power {power} must exceed alpha {alpha}: a test has that much power with no data")
-    z = distributions.norm.ppf(1 - alpha / 2) + distributions.norm.ppf(power)
+    z = special.ndtri(1 - alpha / 2) + special.ndtri(power)
     upper = max(z**2 * variance_sum / effect**2, 1e-6)
     # The closed form ignores the far tail; solve the exact two-tailed power for the planned n.
     while power_two_sided(effect, variance_sum, upper, alpha) < power:
         upper *= 2
+    from scipy import optimize  # noqa: PLC0415  (only planning needs it: the operator imports this module)
+
     return float(optimize.brentq(lambda n: power_two_sided(effect, variance_sum, n, alpha) - power, 1e-9, upper))
 
 
