@@ -349,9 +349,7 @@ class ScoreExplorationSpec(ApiModel):
     @model_validator(mode="after")
     def _rules(self) -> Self:
         blocks = {"softmax": self.softmax, "epsilonGreedy": self.epsilon_greedy, "inverseGap": self.inverse_gap}
-        enforce(
-            *((_only_for(f, a), blocks[f] is None or self.type == a) for f, a in _SCORE_PARAMS.items())
-        )
+        enforce(*((_only_for(f, a), blocks[f] is None or self.type == a) for f, a in _SCORE_PARAMS.items()))
         return self
 
 
@@ -367,7 +365,9 @@ class ModelTarget(ApiModel):
 
     label: Annotated[
         str | None,
-        Field(description="A TF Serving version label (default: stable).", min_length=1, max_length=63, pattern=DNS_LABEL),
+        Field(
+            description="A TF Serving version label (default: stable).", min_length=1, max_length=63, pattern=DNS_LABEL
+        ),
     ] = None
     version: Annotated[int | None, Field(description="A model version number.", ge=1)] = None
 
@@ -747,7 +747,9 @@ class DecisionPolicySpec(ApiModel):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"arms: duplicate arm names {duplicates}")
-        contextual, floor, replicas, priors, default_reward, bernoulli, arm_features, same_features, scored = _SPEC_RULES
+        contextual, floor, replicas, priors, default_reward, bernoulli, arm_features, same_features, scored = (
+            _SPEC_RULES
+        )
         first = set(self.arms[0].features or ()) if self.arms[0].features is not None else None
         binary = self.reward.type == RewardType.BINARY
         thompson = self.algorithm.thompson_sampling

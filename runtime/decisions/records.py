@@ -60,6 +60,12 @@ class Decision(msgspec.Struct, gc=False):
     policy_version: str
     expires_at: float
     """End of the attribution window."""
+    scores: tuple[float, ...] | None = None
+    """Model-scored policies: the model's score per arm (NaN outside `eligible`); None when the fallback decided."""
+    model_version: int | None = None
+    """Model-scored policies: the model version whose scores made `probabilities`."""
+    fallback: str | None = None
+    """Model-scored policies: why the fallback decided (`croupier.runtime.scoring.scorer.FallbackReason`)."""
 
 
 class SharedDecision(msgspec.Struct, array_like=True, gc=False):

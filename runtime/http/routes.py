@@ -53,8 +53,14 @@ def decision_routes(service: DecisionService, policy_version: str) -> Routes:
         items = decode_rewards(body, binary=service.binary)
         return encode_rewards(await service.rewards(items))
 
+    async def decide_scored(body: bytes) -> bytes:  # spec.scoring: each decision awaits its model's Predict
+        return encode(await service.decide_scored(decode(body)))
+
     return Routes(
-        post={wire.DECIDE_PATH: DecideBatcher(decide_json).submit, wire.REWARDS_PATH: rewards},
+        post={
+            wire.DECIDE_PATH: decide_scored if service.scorer is not None else DecideBatcher(decide_json).submit,
+            wire.REWARDS_PATH: rewards,
+        },
         get={wire.STATS_PATH: lambda: (200, orjson.dumps(service.stats()), JSON)},
         scopes={
             wire.DECIDE_PATH: AuthScope.DECIDE,

@@ -2,7 +2,9 @@
 
 Each JSON line: decisionId, timestamp, unitId, context, candidates, arm, probabilities (the full vector: every arm of
 the policy that decided, 0 for arms that were not candidates), propensity (the chosen arm's probability), policyVersion,
-scores (the model's score per arm for a model-scored decision; null otherwise), and reward, rewardTimestamp,
+scores (the model's score per arm for a model-scored decision, null for arms that were not candidates; null when the
+fallback or a policy without spec.scoring decided), modelVersion (the model version that scored), scoringFallback (why
+the fallback decided a model-scored decision: timeout, unavailable, ...), and reward, rewardTimestamp,
 defaultReward when a reward was joined. The context is the one the policy saw: an object by feature name (a list for a
 policy without feature names; null for a non-contextual policy). In Redis mode a line is also written for each reward
 this replica accepted for a decision another replica made (from the shared decision record): concatenate the replicas'
@@ -28,8 +30,9 @@ from croupier.runtime.store.sqlite import connect
 
 _QUERY = """
 SELECT d.id, d.ts, d.arm, d.expires_at, d.unit_id, d.features, d.candidates, d.probabilities,
-       v.version, v.arms, v.features, r.reward, r.ts, r.is_default
+       v.version, v.arms, v.features, r.reward, r.ts, r.is_default, s.scores, s.model_version, s.fallback
 FROM decisions d JOIN policy_versions v ON v.id = d.version LEFT JOIN rewards r ON r.decision_id = d.id
+LEFT JOIN decision_scores s ON s.id = d.id
 WHERE d.id > ? ORDER BY d.id
 """
 _FOREIGN = """
@@ -66,6 +69,9 @@ def decision_records(database: Path, *, after: str | None = None) -> Iterator[Lo
             reward,
             reward_ts,
             is_default,
+            scores,
+            model_version,
+            fallback,
         ) in conn.execute(_QUERY, (after or "",)):
             names = versions.get(version)
             if names is None:
@@ -85,6 +91,9 @@ def decision_records(database: Path, *, after: str | None = None) -> Iterator[Lo
                 unit_id,
                 version,
                 expires_at,
+                None if scores is None else tuple(unpack_floats(scores) or ()),
+                model_version,
+                fallback,
             )
             joined = None if reward is None else (reward, reward_ts, bool(is_default))
             yield LoggedDecision(SharedDecision(decision, arms, feature_names), joined)
@@ -118,8 +127,9 @@ def _legacy(decision_id: str, record: bytes) -> SharedDecision:
 
 
 def decision_scores(decision: Decision) -> list[float] | None:
-    """The model's score per arm of a model-scored decision (None for a decision the policy made alone)."""
-    scores = getattr(decision, "scores", None)
+    """The model's score per arm of a model-scored decision (NaN, null in JSON, for arms that were not candidates;
+    None for a decision the policy or the fallback made alone)."""
+    scores = decision.scores
     return None if scores is None else [float(v) for v in scores]
 
 
@@ -142,6 +152,8 @@ def decision_line(logged: LoggedDecision) -> dict[str, Any]:
         "propensity": probabilities[decision.arm],
         "policyVersion": decision.policy_version,
         "scores": decision_scores(decision),
+        "modelVersion": decision.model_version,
+        "scoringFallback": decision.fallback,
         "reward": None,
         "rewardTimestamp": None,
         "defaultReward": False,
@@ -184,6 +196,8 @@ def export_parquet(database: Path, path: Path, *, after: str | None = None) -> i
             ("featureNames", strings),
             ("context", floats),
             ("scores", floats),
+            ("modelVersion", pa.int64()),
+            ("scoringFallback", pa.string()),
             ("reward", pa.float64()),
             ("rewardTimestamp", pa.float64()),
             ("defaultReward", pa.bool_()),
@@ -213,6 +227,8 @@ def export_parquet(database: Path, path: Path, *, after: str | None = None) -> i
                 shared.feature_names,
                 decision.features,
                 decision_scores(decision),
+                decision.model_version,
+                decision.fallback,
                 *(reward if reward is not None else (None, None, False)),
             )
             for values, value in zip(columns.values(), row, strict=True):
