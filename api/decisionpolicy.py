@@ -806,6 +806,32 @@ class Reason(StrEnum):
     SCALED_TO_ZERO = "ScaledToZero"
     INVALID_NAME = "InvalidName"
     INVALID_SPEC = "InvalidSpec"
+    MODEL_DEPLOYMENT_NOT_FOUND = "ModelDeploymentNotFound"
+    """Degraded: spec.scoring names a ModelDeployment that does not exist; every decision falls back."""
+    MODEL_NOT_READY = "ModelNotReady"
+    """Degraded: the scoring ModelDeployment is not Ready (or has no endpoint yet); decisions may fall back."""
+    SCORING_FALLBACKS = "ScoringFallbacks"
+    """Degraded: more than half of the decisions since the runtime started fell back (model errors or timeouts)."""
+
+
+class ScoringStatus(ApiModel):
+    """How the model of a model-scored policy is reached and how often the fallback served."""
+
+    model_deployment: Annotated[str, Field(description="The ModelDeployment named by spec.scoring.")]
+    model_name: Annotated[str | None, Field(description="Its model (spec.model.name), as the runtime asks it.")] = None
+    address: Annotated[
+        str | None, Field(description="TF Serving's gRPC address rendered into the runtime's config.")
+    ] = None
+    model_version: Annotated[
+        int | None, Field(description="The model version of the runtime's last scored decision.")
+    ] = None
+    decisions: Annotated[int | None, Field(description="Decisions since the runtime started.", ge=0)] = None
+    fallbacks: Annotated[
+        dict[str, int] | None, Field(description="Decisions the fallback served since the start, by reason.")
+    ] = None
+    fallback_rate: Annotated[
+        float | None, Field(description="Share of decisions the fallback served since the start.", ge=0, le=1)
+    ] = None
 
 
 class ArmStatus(ApiModel):
@@ -857,6 +883,9 @@ class DecisionPolicyStatus(ApiModel):
     arm_count: Annotated[int | None, Field(description="Number of arms in the served spec.", ge=0)] = None
     last_probe_time: Annotated[
         str | None, Field(description="When the runtime's statistics were last read (RFC 3339).")
+    ] = None
+    scoring: Annotated[
+        ScoringStatus | None, Field(description="Model-scored policies: the model and the fallback rate.")
     ] = None
 
 
