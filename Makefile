@@ -80,7 +80,7 @@ crds-check: sync ## Fail if crds/ or docs/api/ drifted from the models
 
 .PHONY: protos
 protos: sync ## Regenerate the TF Serving protobuf modules (runtime/tfserving/*_pb2.py, .pyi) from their .proto
-	cd runtime && $(RUN) python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. tfserving/model_service.proto
+	cd runtime && $(RUN) python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. tfserving/model_service.proto scoring/prediction_service.proto
 
 .PHONY: helm
 helm: ## Build Helm (once, from the Go module proxy, cached under ~/.cache/croupier/helm) and print its bin folder

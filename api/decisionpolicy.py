@@ -6,6 +6,7 @@ loads the same spec (from the ConfigMap, or from the user's YAML when run locall
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Self
 
@@ -33,6 +34,9 @@ NAME_SCHEMA = {"maxLength": 63, "pattern": r"^[a-z]([-a-z0-9]*[a-z0-9])?$"}
 
 MAX_ARMS = 256
 MAX_FEATURES = 512
+# The bound of every feature value, an arm's as a request's context (`croupier.api.wire.MAX_MAGNITUDE`, which imports
+# this module; tests/unit/scoring keeps the two equal).
+MAX_MAGNITUDE = 1e12
 
 
 class Algorithm(StrEnum):
@@ -77,8 +81,19 @@ class ArmPrior(ApiModel):
     ] = 1.0
 
 
+FEATURE_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.:-]*$"
+_FEATURE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")
+_ARM_FEATURE_NAMES = cel(
+    "!has(self.features) || self.features.all(k, size(k) <= 128 && k.matches('" + FEATURE_NAME_PATTERN + "'))",
+    "feature names start with a letter or '_' and hold letters, digits, '_', '.', ':' or '-' (at most 128)",
+    field_path=".features",
+)
+
+
 class Arm(ApiModel):
     """One action the policy can choose."""
+
+    model_config = validated(_ARM_FEATURE_NAMES)
 
     name: Annotated[
         str,
@@ -90,6 +105,26 @@ class Arm(ApiModel):
         ),
     ]
     prior: Annotated[ArmPrior | None, Field(description="Optional prior for this arm.")] = None
+    features: Annotated[
+        dict[str, Annotated[float, Field(ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)]] | None,
+        Field(
+            description=(
+                "Numeric features of the arm, by name (model-scored policies only: sent to the model with every "
+                "decision, in sorted name order). Every arm names the same features."
+            ),
+            max_length=MAX_FEATURES,
+        ),
+    ] = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        enforce((_ARM_FEATURE_NAMES, self.features is None or all(_FEATURE_NAME.match(k) for k in self.features)))
+        return self
+
+    def feature_vector(self, names: list[str]) -> list[float]:
+        """The arm's feature values in the order of ``names`` (the spec's rules make every arm name the same)."""
+        features = self.features or {}
+        return [float(features[n]) for n in names]
 
 
 class EpsilonGreedyParams(ApiModel):
@@ -133,7 +168,7 @@ class LinearThompsonParams(ApiModel):
     regularization: Annotated[float, Field(description="Ridge regularization (lambda).", gt=0, le=1e6)] = 1.0
 
 
-def _only_for(field: str, algorithm: Algorithm) -> dict[str, str]:
+def _only_for(field: str, algorithm: StrEnum) -> dict[str, str]:
     return cel(
         f"!has(self.{field}) || self.type == '{algorithm.value}'",
         f"{field} parameters apply only when type is {algorithm.value}",
@@ -206,7 +241,7 @@ class ContextSpec(ApiModel):
     model_config = validated(_DIMENSION_MATCHES, _FEATURES_OR_DIMENSION)
 
     features: Annotated[
-        list[Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]*$")]] | None,
+        list[Annotated[str, Field(min_length=1, max_length=128, pattern=FEATURE_NAME_PATTERN)]] | None,
         Field(
             description="Feature names, in the order of the feature vector.",
             max_length=MAX_FEATURES,
@@ -271,10 +306,93 @@ class ExplorationSpec(ApiModel):
     ] = 0.0
 
 
+class ScoringExploration(StrEnum):
+    SOFTMAX = "Softmax"
+    EPSILON_GREEDY = "EpsilonGreedy"
+    INVERSE_GAP = "InverseGap"
+
+
+class ScoreSoftmaxParams(ApiModel):
+    """P(arm) proportional to exp(score / temperature)."""
+
+    temperature: Annotated[float, Field(description="Temperature; lower exploits more.", gt=0, le=1000)] = 0.1
+
+
+class InverseGapParams(ApiModel):
+    """Inverse gap weighting (SquareCB): p(a) = 1 / (K + gamma * (best score - score(a))) for every arm but the best,
+    which gets the rest."""
+
+    gamma: Annotated[
+        float, Field(description="Learning rate gamma; larger exploits more (0: uniform).", ge=0, le=1e9)
+    ] = 100.0
+
+
+_SCORE_PARAMS = {
+    "softmax": ScoringExploration.SOFTMAX,
+    "epsilonGreedy": ScoringExploration.EPSILON_GREEDY,
+    "inverseGap": ScoringExploration.INVERSE_GAP,
+}
+
+
+class ScoreExplorationSpec(ApiModel):
+    """How the policy explores around the model's scores (only the block matching `type` may be set)."""
+
+    model_config = validated(*(_only_for(f, a) for f, a in _SCORE_PARAMS.items()))
+
+    type: Annotated[ScoringExploration, Field(description="Softmax, EpsilonGreedy or InverseGap.")] = (
+        ScoringExploration.SOFTMAX
+    )
+    softmax: Annotated[ScoreSoftmaxParams | None, Field(description="Parameters of Softmax.")] = None
+    epsilon_greedy: Annotated[EpsilonGreedyParams | None, Field(description="Parameters of EpsilonGreedy.")] = None
+    inverse_gap: Annotated[InverseGapParams | None, Field(description="Parameters of InverseGap.")] = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        blocks = {"softmax": self.softmax, "epsilonGreedy": self.epsilon_greedy, "inverseGap": self.inverse_gap}
+        enforce(*((_only_for(f, a), blocks[f] is None or self.type == a) for f, a in _SCORE_PARAMS.items()))
+        return self
+
+
+_LABEL_OR_VERSION = cel(
+    "!(has(self.label) && has(self.version))", "set label or version, not both", field_path=".version"
+)
+
+
+class ModelTarget(ApiModel):
+    """Which version of the ModelDeployment's model scores: one named by a TF Serving version label, or a version."""
+
+    model_config = validated(_LABEL_OR_VERSION)
+
+    label: Annotated[
+        str | None,
+        Field(
+            description="A TF Serving version label (default: stable).", min_length=1, max_length=63, pattern=DNS_LABEL
+        ),
+    ] = None
+    version: Annotated[int | None, Field(description="A model version number.", ge=1)] = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        enforce((_LABEL_OR_VERSION, self.label is None or self.version is None))
+        return self
+
+
+DEFAULT_SCORING_LABEL = "stable"
+
+
 class ScoringSpec(ApiModel):
-    """Model-scored exploration: a ModelDeployment scores the arms and the policy explores around its scores."""
+    """Model-scored exploration: a ModelDeployment scores the arms and the policy explores around its scores.
+
+    One TF Serving Predict per decision, inputs `context` [1, d_context] and `arms` [1, eligible arms, d_arm] (float32),
+    output `scores` [1, eligible arms] (docs/decisionpolicy.md, "Model-scored decisions")."""
 
     model_deployment_ref: Annotated[LocalObjectReference, Field(description="The ModelDeployment that scores arms.")]
+    target: Annotated[
+        ModelTarget | None, Field(description="The model version that scores (default: the label stable).")
+    ] = None
+    signature_name: Annotated[
+        str, Field(description="The SavedModel signature to call.", min_length=1, max_length=256)
+    ] = "serving_default"
     timeout_milliseconds: Annotated[
         int, Field(description="How long a decision waits for the model.", ge=1, le=10_000)
     ] = 50
@@ -282,6 +400,20 @@ class ScoringSpec(ApiModel):
         ScoringFallback,
         Field(description="What serves when the model errs or times out: the policy's own estimates, or Uniform."),
     ] = ScoringFallback.POLICY
+    exploration: Annotated[
+        ScoreExplorationSpec, Field(description="Exploration over the scores (default: Softmax).")
+    ] = ScoreExplorationSpec()
+
+    @property
+    def label(self) -> str | None:
+        """The version label to ask for (None when a version number is set)."""
+        if self.target is not None and self.target.version is not None:
+            return None
+        return (self.target.label if self.target is not None else None) or DEFAULT_SCORING_LABEL
+
+    @property
+    def version(self) -> int | None:
+        return self.target.version if self.target is not None else None
 
 
 class ServingSpec(ApiModel):
@@ -557,6 +689,22 @@ _SPEC_RULES = [
         "ThompsonSampling with the Bernoulli likelihood needs Binary rewards (use likelihood Gaussian)",
         field_path=".algorithm.thompsonSampling",
     ),
+    cel(
+        "has(self.scoring) || self.arms.all(a, !has(a.features))",
+        "arms[].features apply only with spec.scoring (the model reads them)",
+        field_path=".arms",
+    ),
+    cel(
+        "self.arms.all(a, has(a.features) == has(self.arms[0].features) && (!has(a.features) || "
+        "(size(a.features) == size(self.arms[0].features) && a.features.all(k, k in self.arms[0].features))))",
+        "every arm must name the same features",
+        field_path=".arms",
+    ),
+    cel(
+        "!has(self.scoring) || has(self.context) || self.arms.exists(a, has(a.features))",
+        "spec.scoring needs spec.context or arms[].features: the model needs something to score",
+        field_path=".scoring",
+    ),
 ]
 
 
@@ -599,7 +747,10 @@ class DecisionPolicySpec(ApiModel):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"arms: duplicate arm names {duplicates}")
-        contextual, floor, replicas, priors, default_reward, bernoulli = _SPEC_RULES
+        contextual, floor, replicas, priors, default_reward, bernoulli, arm_features, same_features, scored = (
+            _SPEC_RULES
+        )
+        first = set(self.arms[0].features or ()) if self.arms[0].features is not None else None
         binary = self.reward.type == RewardType.BINARY
         thompson = self.algorithm.thompson_sampling
         enforce(
@@ -616,12 +767,26 @@ class DecisionPolicySpec(ApiModel):
                 )
                 or binary,
             ),
+            (arm_features, self.scoring is not None or all(a.features is None for a in self.arms)),
+            (
+                same_features,
+                all(
+                    (a.features is None) == (first is None) and (a.features is None or set(a.features) == first)
+                    for a in self.arms
+                ),
+            ),
+            (scored, self.scoring is None or self.context is not None or any(a.features for a in self.arms)),
         )
         return self
 
     @property
     def arm_names(self) -> list[str]:
         return [a.name for a in self.arms]
+
+    @property
+    def arm_feature_names(self) -> list[str]:
+        """The arms' feature names in the order the model receives them (sorted; empty without arm features)."""
+        return sorted(self.arms[0].features or ())
 
 
 class Reason(StrEnum):
@@ -641,6 +806,32 @@ class Reason(StrEnum):
     SCALED_TO_ZERO = "ScaledToZero"
     INVALID_NAME = "InvalidName"
     INVALID_SPEC = "InvalidSpec"
+    MODEL_DEPLOYMENT_NOT_FOUND = "ModelDeploymentNotFound"
+    """Degraded: spec.scoring names a ModelDeployment that does not exist; every decision falls back."""
+    MODEL_NOT_READY = "ModelNotReady"
+    """Degraded: the scoring ModelDeployment is not Ready (or has no endpoint yet); decisions may fall back."""
+    SCORING_FALLBACKS = "ScoringFallbacks"
+    """Degraded: more than half of the decisions since the runtime started fell back (model errors or timeouts)."""
+
+
+class ScoringStatus(ApiModel):
+    """How the model of a model-scored policy is reached and how often the fallback served."""
+
+    model_deployment: Annotated[str, Field(description="The ModelDeployment named by spec.scoring.")]
+    model_name: Annotated[str | None, Field(description="Its model (spec.model.name), as the runtime asks it.")] = None
+    address: Annotated[
+        str | None, Field(description="TF Serving's gRPC address rendered into the runtime's config.")
+    ] = None
+    model_version: Annotated[
+        int | None, Field(description="The model version of the runtime's last scored decision.")
+    ] = None
+    decisions: Annotated[int | None, Field(description="Decisions since the runtime started.", ge=0)] = None
+    fallbacks: Annotated[
+        dict[str, int] | None, Field(description="Decisions the fallback served since the start, by reason.")
+    ] = None
+    fallback_rate: Annotated[
+        float | None, Field(description="Share of decisions the fallback served since the start.", ge=0, le=1)
+    ] = None
 
 
 class ArmStatus(ApiModel):
@@ -692,6 +883,9 @@ class DecisionPolicyStatus(ApiModel):
     arm_count: Annotated[int | None, Field(description="Number of arms in the served spec.", ge=0)] = None
     last_probe_time: Annotated[
         str | None, Field(description="When the runtime's statistics were last read (RFC 3339).")
+    ] = None
+    scoring: Annotated[
+        ScoringStatus | None, Field(description="Model-scored policies: the model and the fallback rate.")
     ] = None
 
 

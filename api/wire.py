@@ -233,6 +233,19 @@ class PolicyRef(WireResponse):
     namespace: Annotated[str | None, Field(description="metadata.namespace of the DecisionPolicy.")] = None
 
 
+class ScoringStats(WireResponse):
+    """A model-scored policy's scoring since the runtime started (spec.scoring)."""
+
+    model_name: Annotated[str | None, Field(description="The model the runtime asks (unset: not configured).")] = None
+    address: Annotated[str | None, Field(description="TF Serving's gRPC address the runtime calls.")] = None
+    model_version: Annotated[int | None, Field(description="The model version of the last scored decision.")] = None
+    decisions: Annotated[int, Field(description="Decisions of the policy, scored or not.", ge=0)] = 0
+    fallbacks: Annotated[dict[str, int], Field(description="Decisions the fallback served, by reason.")] = {}
+    fallback_rate: Annotated[
+        float | None, Field(description="fallbacks / decisions (unset before the first decision).", ge=0, le=1)
+    ] = None
+
+
 class StatsResponse(WireResponse):
     """What the operator polls to fill the DecisionPolicy's status."""
 
@@ -250,6 +263,7 @@ class StatsResponse(WireResponse):
     best_arm: Annotated[
         str | None, Field(description="Arm with the highest mean reward (unset before any reward).")
     ] = None
+    scoring: Annotated[ScoringStats | None, Field(description="Model-scored policies: the model's share.")] = None
 
 
 # --- health ----------------------------------------------------------------------------------------------------------

@@ -42,7 +42,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE = "demo"
-POLICY_EXAMPLES = sorted((ROOT / "examples").glob("decisionpolicy-*.yaml"))
+SCORED_EXAMPLE = ROOT / "examples" / "decisionpolicy-scored.yaml"  # needs the ModelDeployment: applied in its part
+POLICY_EXAMPLES = sorted(p for p in (ROOT / "examples").glob("decisionpolicy-*.yaml") if p != SCORED_EXAMPLE)
 
 
 # Bold headings on a terminal only: a log file or a pipe gets plain text, not escape codes.
@@ -521,7 +522,7 @@ class ModelDemo:
         raise SystemExit(f"demo: the ModelDeployment did not get there in {timeout:.0f}s; status {self.status()}")
 
 
-def model_deployment_demo(models: ModelDemo) -> None:
+def model_deployment_demo(models: ModelDemo, router: StatsRouter) -> None:
     """Canary steps under traffic, then a failing version rolled back automatically (about 60-90 s)."""
     started = time.monotonic()
     say("ModelDeployment: Gateway API CRDs, the SavedModel versions (written in the background meanwhile)")
@@ -540,8 +541,44 @@ def model_deployment_demo(models: ModelDemo) -> None:
     rollback = (rolled.get("rollout") or {}).get("rollback") or {}
     print(f"   rolled back version {rollback.get('version')}: {rollback.get('reason')}")
     models.demo.kubectl("get", "events", "-n", NAMESPACE, "--field-selector", "involvedObject.kind=ModelDeployment")
+    scored_policy_demo(models, router)
     print(f"   the ModelDeployment part took {time.monotonic() - started:.0f}s")
     models.stop.set()
+
+
+def scored_policy_demo(models: ModelDemo, router: StatsRouter) -> None:
+    """A DecisionPolicy whose arms the ranker scores: one Predict per decision, InverseGap over the scores."""
+    demo, name = models.demo, "scored-offers"
+    say(f"Applying {SCORED_EXAMPLE.name}: the ModelDeployment ranker scores the arms of every decision")
+    demo.kubectl("apply", "-n", NAMESPACE, "-f", str(SCORED_EXAMPLE))
+    deadline = time.monotonic() + 60
+    while "scoring" not in (document := yaml.safe_load(demo.policy_manifest(name))):
+        if time.monotonic() > deadline:
+            raise SystemExit("demo: the operator did not render the model's address into the runtime's config")
+        time.sleep(0.5)
+    print(f"   the operator rendered the model into the runtime's config: {document['scoring']}")
+    document["scoring"]["address"] = f"{models.host}:{models.grpc_port}"  # the local model server plays the Service
+    policy_file = demo.dir / "policies" / f"{name}.yaml"
+    policy_file.write_text(yaml.safe_dump(document))
+    port = free_port()
+    argv = [sys.executable, "-m", "croupier.runtime.cli", "--policy", str(policy_file), "--port", str(port)]
+    demo.spawn(f"runtime-{name}", [*argv, "--state-dir", str(demo.dir / "state" / name)])
+    url = f"http://127.0.0.1:{port}"
+    router.routes[f"{NAMESPACE}/{name}"] = url
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                break
+        time.sleep(0.2)
+    traffic = Traffic(url, document["spec"], seed=21)
+    for _ in range(10):
+        traffic.step(50)
+    stats = httpx.get(f"{url}/v1/stats", timeout=5).json()["scoring"]
+    print(f"   500 decisions: model version {stats['modelVersion']}, fallbacks {stats['fallbacks'] or 'none'}")
+    time.sleep(4)  # one more status refresh
+    demo.kubectl("get", "dp", name, "-n", NAMESPACE, "-o", "jsonpath={.status.scoring}")
+    print()
 
 
 # -- Experiments ------------------------------------------------------------------------------------------------------
@@ -764,7 +801,7 @@ def main() -> int:
             totals = status.get("totals", {})
             print(f"   totals: {totals}; best arm: {status.get('bestArm')}")
         ranking_demo(traffic)
-        model_deployment_demo(models)
+        model_deployment_demo(models, router)
         run_experiments(demo, router)
     return 0
 

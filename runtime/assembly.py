@@ -17,6 +17,7 @@ from croupier.runtime.decisions.service import DecisionService
 from croupier.runtime.errors import PolicyConfigError
 from croupier.runtime.metrics import RuntimeMetrics, get_metrics
 from croupier.runtime.policy_file import ServedPolicy
+from croupier.runtime.scoring.scorer import Scorer
 from croupier.runtime.settings import RewardSync, RuntimeSettings
 from croupier.runtime.store.base import Store
 from croupier.runtime.store.sqlite import SqliteStore, database_path
@@ -109,6 +110,10 @@ class Runtime:
             debug=settings.log_level.lower() == "debug",
             seed=settings.seed,
         )
+        self.scorer: Scorer | None = None
+        if spec.scoring is not None:
+            self.scorer = Scorer(spec, served.scoring_endpoint, self.metrics)
+            self.service.use_scorer(self.scorer, seed=settings.seed)
         self.started: StartReport | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._checkpointed_seq = 0
@@ -116,18 +121,14 @@ class Runtime:
 
     async def start(self) -> None:
         started = time.perf_counter()
+        if self.scorer is not None:
+            await self.scorer.start()  # a model whose signature does not match stops the start here
         restored = await self.store.restore(self.served.fingerprint)
         replayed = self.service.restore(restored)
         self._checkpointed_seq = restored.seq
         await self.store.start(self.service)
         self._tasks.append(asyncio.create_task(self._checkpoints(), name="checkpoints"))
         self.started = StartReport(checkpoint_seq=restored.seq, replayed_rewards=replayed)
-        if self.served.spec.scoring is not None:
-            log.warning(
-                "spec.scoring is not implemented by this runtime: decisions use the policy's own estimates "
-                "(as with fallback Policy)",
-                model_deployment=self.served.spec.scoring.model_deployment_ref.name,
-            )
         log.info(
             "runtime started",
             policy=self.served.name,
@@ -152,6 +153,8 @@ class Runtime:
                 await task
         if checkpoint:
             self.checkpoint()
+        if self.scorer is not None:
+            await self.scorer.close()
         await self.store.close()
         log.info("runtime stopped", policy=self.served.name)
 

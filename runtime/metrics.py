@@ -152,6 +152,24 @@ class RuntimeMetrics:
         self.policy_info = Gauge(
             "croupier_policy_info", "The served policy (value 1).", ["policy", "version", "algorithm"], registry=r
         )
+        self.scoring_fallbacks = Counter(
+            "croupier_scoring_fallbacks",
+            "Decisions of a model-scored policy served by its fallback, by reason (timeout, unavailable, model_error, "
+            "bad_response, not_configured, signature_mismatch).",
+            ["reason"],
+            registry=r,
+        )
+        self.scoring_decisions = Counter(
+            "croupier_scoring_decisions",
+            "Decisions of a model-scored policy, scored by the model or by the fallback.",
+            registry=r,
+        )
+        self.scoring_predict_latency = Histogram(
+            "croupier_scoring_predict_duration_seconds",
+            "Duration of one Predict call of a model-scored decision (failed calls too).",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
 
         self.router_requests = Counter(
             "croupier_router_requests",

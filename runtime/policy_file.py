@@ -16,6 +16,28 @@ from croupier.runtime.errors import PolicyConfigError
 
 
 @dataclass(frozen=True, slots=True)
+class ScoringEndpoint:
+    """Where a model-scored policy's model answers: the document's top-level `scoring` block (`address`, the gRPC
+    host:port of TF Serving, and `modelName`), which the operator renders from the ModelDeployment."""
+
+    address: str
+    model_name: str
+
+
+def _scoring_endpoint(block: object, source: str) -> ScoringEndpoint | None:
+    if block is None:
+        return None
+    if not isinstance(block, dict) or set(block) - {"address", "modelName"}:
+        raise PolicyConfigError(f"{source}: scoring must be a mapping with address and modelName")
+    address, model = block.get("address"), block.get("modelName")
+    if not isinstance(address, str) or not address or not isinstance(model, str) or not model:
+        raise PolicyConfigError(
+            f"{source}: scoring.address (host:port) and scoring.modelName must be non-empty strings"
+        )
+    return ScoringEndpoint(address, model)
+
+
+@dataclass(frozen=True, slots=True)
 class ServedPolicy:
     """A validated DecisionPolicy with the identity the runtime reports."""
 
@@ -27,6 +49,8 @@ class ServedPolicy:
     """policyVersion: `g<generation>-<hash of the spec>`; logged with every decision."""
     fingerprint: str
     """Hash of what shapes the learned state (arms, priors, algorithm, context); a change invalidates checkpoints."""
+    scoring_endpoint: ScoringEndpoint | None = None
+    """The model of a model-scored policy (None: not known yet, every decision falls back)."""
 
     @property
     def contextual(self) -> bool:
@@ -72,6 +96,7 @@ def parse_policy(document: object, source: str = "<policy>") -> ServedPolicy:
         spec=spec,
         version=f"g{generation or 0}-{_digest(wire)}",
         fingerprint=_digest(shape),
+        scoring_endpoint=_scoring_endpoint(document.get("scoring"), source),
     )
 
 

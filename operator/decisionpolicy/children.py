@@ -71,8 +71,10 @@ def labels(policy: PolicyObject, component: str) -> dict[str, str]:
 
 
 def policy_document(policy: PolicyObject) -> dict[str, Any]:
-    """The full manifest the runtime loads (the operator/runtime contract): identity, generation and spec."""
-    return {
+    """The full manifest the runtime loads (the operator/runtime contract): identity, generation and spec; for a
+    model-scored policy whose ModelDeployment was found, a top-level `scoring` block with the model's gRPC address and
+    name (`croupier.runtime.policy_file.ScoringEndpoint`)."""
+    document = {
         "apiVersion": API_VERSION,
         "kind": KIND,
         "metadata": {
@@ -83,6 +85,10 @@ def policy_document(policy: PolicyObject) -> dict[str, Any]:
         },
         "spec": policy.spec.to_wire(),
     }
+    if policy.spec.scoring is not None and policy.scoring_target is not None:
+        address, model = policy.scoring_target
+        document["scoring"] = {"address": address, "modelName": model}
+    return document
 
 
 def policy_yaml(policy: PolicyObject) -> str:

@@ -21,7 +21,7 @@ from croupier.operator.core.resources import (
     SERVICE,
 )
 from croupier.operator.decisionpolicy.children import render
-from croupier.operator.decisionpolicy.model import PolicyObject, parse_policy
+from croupier.operator.decisionpolicy.model import PolicyObject, parse_policy, render_inputs
 from croupier.operator.decisionpolicy.observer import RuntimeObserver
 from croupier.operator.decisionpolicy.status import Observations, desired_status
 
@@ -34,6 +34,7 @@ CONTROLLER: KindController[PolicyObject, Observations, DecisionPolicyStatus] = K
     observer=RuntimeObserver,
     status=desired_status,
     ready_gauge=metrics.POLICIES,
+    render_inputs=render_inputs,
 )
 
 register(CONTROLLER)

@@ -24,6 +24,8 @@ class PolicyObject:
     uid: str
     generation: int
     spec: DecisionPolicySpec
+    scoring_target: tuple[str, str] | None = None
+    """(gRPC address, model name) of the scoring ModelDeployment, as the observer stored them in status.scoring."""
 
     @property
     def owner_reference(self) -> dict[str, Any]:
@@ -54,4 +56,15 @@ def parse_policy(body: Mapping[str, Any]) -> PolicyObject:
         uid=str(metadata.get("uid", "")),
         generation=int(metadata.get("generation") or 0),
         spec=spec,
+        scoring_target=render_inputs(body) if spec.scoring is not None else None,
     )
+
+
+def render_inputs(body: Mapping[str, Any]) -> tuple[str, str] | None:
+    """What the render reads from the stored status: the scoring model's address and name (the observer writes them
+    from the ModelDeployment; the runtime's config carries them, so a change re-renders and restarts the pods)."""
+    scoring = (body.get("status") or {}).get("scoring") or {}
+    address, model = scoring.get("address"), scoring.get("modelName")
+    if isinstance(address, str) and address and isinstance(model, str) and model:
+        return address, model
+    return None

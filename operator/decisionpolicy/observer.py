@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from croupier.api.decisionpolicy import Reason
 from croupier.operator.core.controller import Services, Snapshot
-from croupier.operator.core.resources import DEPLOYMENT
+from croupier.operator.core.kube import KubeError
+from croupier.operator.core.resources import DEPLOYMENT, MODEL_DEPLOYMENT
 from croupier.operator.decisionpolicy.children import CONFIG_HASH_ANNOTATION, child_names, endpoint
 from croupier.operator.decisionpolicy.model import PolicyObject
 from croupier.operator.decisionpolicy.probe import ProbeResult, admin_token, probe_stats
-from croupier.operator.decisionpolicy.status import DeploymentState, Observations
+from croupier.operator.decisionpolicy.status import DeploymentState, Observations, ScoringModel
 
 PROBE_RETRY_SECONDS = 2.0
 
@@ -57,7 +58,11 @@ class RuntimeObserver:
                 token, token_problem = await admin_token(self.kube, target.namespace, policy.spec.auth, target.name)
             probe = await probe_stats(self.http, url, token=token, token_problem=token_problem)
             self.failures[target.uid] = 0 if probe.ok else self.failures.get(target.uid, 0) + 1
+        scoring = None
+        if policy is not None and policy.spec.scoring is not None:
+            scoring = await self.scoring_model(target.namespace, policy.spec.scoring.model_deployment_ref.name)
         return Observations(
+            scoring=scoring,
             generation=target.generation,
             endpoint=endpoint(target.name, target.namespace)
             if invalid is None or invalid.reason != Reason.INVALID_NAME
@@ -73,4 +78,32 @@ class RuntimeObserver:
             probe=probe,
             probe_failures=self.failures.get(target.uid, 0),
             probe_failure_threshold=self.settings.probe_failure_threshold,
+        )
+
+    async def scoring_model(self, namespace: str, name: str) -> ScoringModel:
+        """The scoring ModelDeployment as the runtime needs it: found, Ready, its gRPC endpoint and model name."""
+        if self.kube is None:  # no API client (unit tests of the loop): nothing to look up
+            return ScoringModel(name, found=True, ready=False, detail="no API client to read the ModelDeployment")
+        try:
+            md = await self.kube.get(MODEL_DEPLOYMENT.kind, namespace, name)
+        except KubeError as error:
+            return ScoringModel(name, found=True, ready=False, detail=f"the ModelDeployment could not be read: {error}")
+        if md is None:
+            return ScoringModel(name, found=False, ready=False, detail=f"ModelDeployment {name!r} does not exist")
+        spec, status = md.get("spec") or {}, md.get("status") or {}
+        ready = next((c for c in status.get("conditions") or () if c.get("type") == "Ready"), None)
+        is_ready = ready is not None and ready.get("status") == "True"
+        detail = (
+            ""
+            if is_ready
+            else f"ModelDeployment {name!r} is not Ready"
+            + (f" ({ready.get('reason')}: {ready.get('message')})" if ready is not None else "")
+        )
+        return ScoringModel(
+            name,
+            found=True,
+            ready=is_ready,
+            address=status.get("endpoint") or None,
+            model_name=(spec.get("model") or {}).get("name") or None,
+            detail=detail,
         )

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from croupier.api.common import ChildReason, Condition, ConditionStatus, ConditionType
-from croupier.api.decisionpolicy import ArmStatus, DecisionPolicyStatus, DecisionTotals, Reason
+from croupier.api.decisionpolicy import ArmStatus, DecisionPolicyStatus, DecisionTotals, Reason, ScoringStatus
 from croupier.api.wire import StatsResponse
 from croupier.operator.core.conditions import DesiredCondition, find, merge_conditions, rfc3339
 from croupier.operator.core.controller import ApplyProblem, InvalidObjectError
@@ -82,6 +82,22 @@ class DeploymentState:
 
 
 @dataclass(frozen=True)
+class ScoringModel:
+    """The ModelDeployment a model-scored policy names, as observed."""
+
+    name: str
+    found: bool
+    ready: bool
+    address: str | None = None
+    model_name: str | None = None
+    detail: str = ""
+
+
+SCORING_FALLBACK_DEGRADED = 0.5
+"""Degraded (reason ScoringFallbacks) when more than this share of the decisions since the start fell back."""
+
+
+@dataclass(frozen=True)
 class Observations:
     generation: int
     endpoint: str | None
@@ -98,6 +114,8 @@ class Observations:
     probe_failure_threshold: int = 1
     arm_count: int | None = None
     """Arms in the spec (the `Arms` printer column)."""
+    scoring: ScoringModel | None = None
+    """Model-scored policies: the ModelDeployment (None for a policy without spec.scoring)."""
 
 
 def _serving(observed: Observations, deployment: DeploymentState, detail: str) -> DesiredCondition:
@@ -191,6 +209,50 @@ def desired_conditions(observed: Observations, current: Sequence[Condition] | No
     ]
 
 
+def scoring_condition(observed: Observations, stats: ScoringStatus | None) -> DesiredCondition | None:
+    """Degraded for a model-scored policy whose model cannot serve: the ModelDeployment is missing or not Ready, or
+    most decisions fell back. The runtime keeps deciding (with the fallback), so Ready does not change."""
+    model = observed.scoring
+    if model is None:
+        return None
+    if not model.found:
+        return DesiredCondition(
+            DEGRADED, TRUE, Reason.MODEL_DEPLOYMENT_NOT_FOUND, f"{model.detail}: decisions fall back"
+        )
+    if not model.ready or model.address is None or model.model_name is None:
+        detail = model.detail or f"ModelDeployment {model.name!r} has no endpoint or model name yet"
+        return DesiredCondition(DEGRADED, TRUE, Reason.MODEL_NOT_READY, f"{detail}: decisions may fall back")
+    if stats is not None and stats.fallback_rate is not None and stats.fallback_rate > SCORING_FALLBACK_DEGRADED:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted((stats.fallbacks or {}).items()))
+        return DesiredCondition(
+            DEGRADED,
+            TRUE,
+            Reason.SCORING_FALLBACKS,
+            f"{stats.fallback_rate:.0%} of the decisions since the runtime started fell back ({reasons})",
+        )
+    return None
+
+
+def scoring_status(observed: Observations, current: DecisionPolicyStatus | None) -> ScoringStatus | None:
+    model = observed.scoring
+    if model is None:
+        return None
+    probe = observed.probe
+    live = probe.stats.scoring if probe is not None and probe.stats is not None else None
+    kept = current.scoring if current is not None else None
+    counts: dict[str, Any] = {}
+    if live is not None:
+        counts = {
+            "model_version": live.model_version,
+            "decisions": live.decisions,
+            "fallbacks": dict(live.fallbacks),
+            "fallback_rate": _round(live.fallback_rate),
+        }
+    elif kept is not None and kept.model_deployment == model.name:
+        counts = {k: getattr(kept, k) for k in ("model_version", "decisions", "fallbacks", "fallback_rate")}
+    return ScoringStatus(model_deployment=model.name, model_name=model.model_name, address=model.address, **counts)
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
@@ -237,9 +299,12 @@ def _counters(table: Mapping[str, Any]) -> tuple[Any, ...]:
 def desired_status(observed: Observations, current: DecisionPolicyStatus | None, now: datetime) -> DecisionPolicyStatus:
     """The complete status to store, as the api's typed model (unset fields are absent from the stored form)."""
     current_conditions = list(current.conditions or []) if current is not None else []
-    conditions = merge_conditions(
-        current_conditions, desired_conditions(observed, current_conditions), generation=observed.generation, now=now
-    )
+    desired = desired_conditions(observed, current_conditions)
+    scoring = scoring_status(observed, current)
+    degraded = scoring_condition(observed, scoring)
+    if degraded is not None and not any(c.type == DEGRADED and c.status == TRUE for c in desired):
+        desired = [c for c in desired if c.type != DEGRADED] + [degraded]
+    conditions = merge_conditions(current_conditions, desired, generation=observed.generation, now=now)
     deployment = observed.deployment
     kept = {key: getattr(current, key) if current is not None else None for key in _TABLE_FIELDS}
     table = kept
@@ -257,5 +322,6 @@ def desired_status(observed: Observations, current: DecisionPolicyStatus | None,
         replicas=deployment.spec_replicas if deployment is not None else observed.desired_replicas,
         ready_replicas=deployment.ready if deployment is not None else (0 if observed.desired_replicas else None),
         arm_count=observed.arm_count,
+        scoring=scoring,
         **table,
     )

@@ -60,6 +60,12 @@ class Decision(msgspec.Struct, gc=False, omit_defaults=True):
     policy_version: str
     expires_at: float
     """End of the attribution window."""
+    scores: tuple[float, ...] | None = None
+    """Model-scored policies: the model's score per arm (NaN outside `eligible`); None when the fallback decided."""
+    model_version: int | None = None
+    """Model-scored policies: the model version whose scores made `probabilities`."""
+    fallback: str | None = None
+    """Model-scored policies: why the fallback decided (`croupier.runtime.scoring.scorer.FallbackReason`)."""
     slate_id: str | None = None
     """The slate this decision is a position of (`POST /v1/rank`); None for a decide answer."""
     position: int | None = None

@@ -35,6 +35,7 @@ from croupier.runtime.metrics import RuntimeMetrics
 from croupier.runtime.policies.errors import PolicyInputError
 from croupier.runtime.policies.stats import SufficientStats
 from croupier.runtime.policy_file import ServedPolicy
+from croupier.runtime.scoring.scorer import ScoredVector, Scorer
 from croupier.runtime.store.base import SharedTotals, Store
 
 log = structlog.get_logger("croupier.runtime")
@@ -45,6 +46,19 @@ _time = time.time
 # Policy error fields, as the request names them.
 _POLICY_FIELDS = {"eligible": "candidates", "context": "context"}
 _JOIN_MISSES: dict[type[CroupierError], str] = {UnknownDecision: "unknown", AttributionWindowExpired: "late"}
+
+
+def _draw(probabilities: tuple[float, ...], u: float) -> int:
+    """The arm sampled with exactly its probability for a uniform ``u`` in [0, 1); never an arm with probability 0."""
+    total = 0.0
+    last = 0
+    for arm, p in enumerate(probabilities):
+        if p > 0.0:
+            total += p
+            last = arm
+            if u < total:
+                return arm
+    return last  # u at or above a total that rounded below 1: the last arm that can be chosen
 
 
 class ArmCounters:
@@ -108,6 +122,14 @@ class DecisionService:
         self._engine_decide = engine.decide
         self._next_id = self._ids.next
         self._log_decision = store.log_decision
+        self.scorer: Scorer | None = None
+        self._scored_schema = DecideSchema(
+            self.arm_names,
+            contextual=spec.context is not None,
+            feature_names=served.feature_names,
+            size=served.context_size,
+        )
+        self._rng = np.random.default_rng()
 
     # ------------------------------------------------------------------ decide (hot path)
     def decide(self, request: DecideRequest) -> Decision:
@@ -182,6 +204,66 @@ class DecisionService:
     def window(self) -> float:
         """The attribution window in seconds (a decision's `expires_at` is its time plus this)."""
         return self._window
+
+    # ------------------------------------------------------------------ decide, model-scored (spec.scoring)
+    def use_scorer(self, scorer: Scorer, *, seed: int | None = None) -> None:
+        """Serve decisions through the model (`decide_scored`); requests carry the context whatever the algorithm."""
+        self.scorer = scorer
+        self.schema = self._scored_schema
+        self._rng = np.random.default_rng(seed)
+
+    async def vector_for(self, request: DecideRequest) -> tuple[list[float] | None, list[int] | None, ScoredVector]:
+        """The probability vector for this request (the checked context values and eligible arms with it): the
+        model's scores explored, or the fallback's. Decide draws one arm from it; a ranking calls the same."""
+        scorer = self.scorer
+        assert scorer is not None
+        values, eligible = self._scored_schema.check(request)
+
+        def policy_vector() -> tuple[float, ...]:
+            x = None if values is None or not self._contextual else self.engine.vector(values)
+            try:
+                return self._engine_decide(x, eligible)[1]
+            except PolicyInputError as exc:
+                raise InvalidField(str(exc), field=_POLICY_FIELDS.get(exc.field or "", exc.field)) from None
+
+        return values, eligible, await scorer.vector(values, eligible, policy_vector)
+
+    async def decide_scored(self, request: DecideRequest) -> Decision:
+        started = _perf_counter()
+        values, eligible, scored = await self.vector_for(request)
+        probabilities = scored.probabilities
+        arm = _draw(probabilities, float(self._rng.random()))
+        now = _time()
+        decision = Decision(
+            self._next_id(),
+            now,
+            self.arm_names[arm],
+            arm,
+            probabilities,
+            eligible,
+            values,
+            request.unit_id,
+            self._version,
+            now + self._window,
+            scored.scores,
+            scored.model_version,
+            None if scored.fallback is None else scored.fallback.value,
+        )
+        self._log_decision(decision)
+        self.counters.pulls[arm] += 1
+        decided = self._decided
+        decided.by_arm[arm] += 1
+        decided.observe(_perf_counter() - started)
+        if self._debug:
+            log.debug(
+                "decided",
+                decision_id=decision.decision_id,
+                arm=decision.arm,
+                unit_id=request.unit_id,
+                model_version=scored.model_version,
+                fallback=decision.fallback,
+            )
+        return decision
 
     # ------------------------------------------------------------------ rewards
     async def rewards(self, items: list[RewardItem], *, received_at: float | None = None) -> RewardsAnswer:
@@ -317,6 +399,7 @@ class DecisionService:
                 "defaultRewards": sum(c.default_rewards),
             },
             "bestArm": None if best is None else best[1],
+            **({"scoring": self.scorer.stats()} if self.scorer is not None else {}),
         }
 
     def health(self) -> str | None:

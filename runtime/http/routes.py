@@ -64,11 +64,18 @@ def decision_routes(service: DecisionService, policy_version: str) -> Routes:
         items = decode_rewards(body, binary=service.binary)
         return encode_rewards(await service.rewards(items))
 
-    batcher = DecideBatcher(decide_json)
+    async def decide_scored(body: bytes) -> bytes:  # spec.scoring: each decision awaits its model's Predict
+        return encode(await service.decide_scored(decode(body)))
+
+    async def rank_scored(body: bytes) -> bytes:  # one Predict per slate
+        return rank_codec.encode(await ranking.rank_scored(rank_codec.decode(body)))
+
+    scored = service.scorer is not None
+    batcher = None if scored else DecideBatcher(decide_json)  # no direct answer for a decide that awaits a model
     return Routes(
         post={
-            wire.DECIDE_PATH: batcher.submit,
-            wire.RANK_PATH: DecideBatcher(rank_json).submit,
+            wire.DECIDE_PATH: decide_scored if batcher is None else batcher.submit,
+            wire.RANK_PATH: rank_scored if scored else DecideBatcher(rank_json).submit,
             wire.REWARDS_PATH: rewards,
         },
         get={wire.STATS_PATH: lambda: (200, orjson.dumps(service.stats()), JSON)},

@@ -17,10 +17,11 @@ from typing import Annotated, NamedTuple
 import msgspec
 
 from croupier.api.decisionpolicy import MAX_ARMS
-from croupier.runtime.decisions.records import DecideRequest, Decision
+from croupier.runtime.decisions.records import DecideRequest, Decision, Distribution
 from croupier.runtime.decisions.service import DecisionService
 from croupier.runtime.errors import InvalidField
 from croupier.runtime.ranking.slate import sample_slate
+from croupier.runtime.scoring.scorer import ScoredVector
 
 
 class RankRequest(DecideRequest, kw_only=True):
@@ -59,8 +60,17 @@ class RankingService:
         self._version = decisions.served.version
 
     def rank(self, request: RankRequest) -> Slate:
+        """A slate from the policy's own vector for this request."""
+        return self._slate(request, self.decisions.distribution(request), None)
+
+    async def rank_scored(self, request: RankRequest) -> Slate:
+        """A slate of a model-scored policy (spec.scoring): one Predict, every position drawn from the explored
+        scores (or the fallback's vector), each position logged with the model's scores and version."""
+        values, eligible, scored = await self.decisions.vector_for(request)
+        return self._slate(request, Distribution(values, eligible, scored.probabilities), scored)
+
+    def _slate(self, request: RankRequest, distribution: Distribution, scored: ScoredVector | None) -> Slate:
         decisions = self.decisions
-        distribution = decisions.distribution(request)
         eligible = self._all if distribution.eligible is None else sorted(distribution.eligible)
         k = slate_size(request.k)
         if not 1 <= k <= len(eligible):
@@ -73,6 +83,7 @@ class RankingService:
         now = time.time()
         expires_at = now + decisions.window
         n = len(self.arm_names)
+        scores, model_version, fallback = (None, None, None) if scored is None else scored[1:]
         positions = []
         for position, placed in enumerate(placements, start=1):
             decision = Decision(
@@ -86,8 +97,11 @@ class RankingService:
                 request.unit_id,
                 self._version,
                 expires_at,
-                slate_id,
-                position,
+                scores=scores,
+                model_version=model_version,
+                fallback=None if fallback is None else fallback.value,
+                slate_id=slate_id,
+                position=position,
             )
             decisions.record(decision)
             positions.append(decision)

@@ -2,7 +2,9 @@
 
 Each JSON line: decisionId, timestamp, unitId, context, candidates, arm, probabilities (the full vector: every arm of
 the policy that decided, 0 for arms that were not candidates), propensity (the chosen arm's probability), policyVersion,
-scores (the model's score per arm for a model-scored decision; null otherwise), slateId and position (a position of a
+scores (the model's score per arm for a model-scored decision, null for arms that were not candidates; null when the
+fallback or a policy without spec.scoring decided), modelVersion (the model version that scored), scoringFallback (why
+the fallback decided a model-scored decision: timeout, unavailable, ...), slateId and position (a position of a
 ranking: its slate and its place from 1, with `probabilities` the conditional vector it was drawn from and
 `candidates` the arms not placed above it; null for decide answers), and reward, rewardTimestamp,
 defaultReward when a reward was joined. The context is the one the policy saw: an object by feature name (a list for a
@@ -30,8 +32,10 @@ from croupier.runtime.store.sqlite import connect
 
 _QUERY = """
 SELECT d.id, d.ts, d.arm, d.expires_at, d.unit_id, d.features, d.candidates, d.probabilities,
-       v.version, v.arms, v.features, r.reward, r.ts, r.is_default, d.slate_id, d.position
+       v.version, v.arms, v.features, r.reward, r.ts, r.is_default, s.scores, s.model_version, s.fallback,
+       d.slate_id, d.position
 FROM decisions d JOIN policy_versions v ON v.id = d.version LEFT JOIN rewards r ON r.decision_id = d.id
+LEFT JOIN decision_scores s ON s.id = d.id
 WHERE d.id > ? ORDER BY d.id
 """
 _FOREIGN = """
@@ -68,6 +72,9 @@ def decision_records(database: Path, *, after: str | None = None) -> Iterator[Lo
             reward,
             reward_ts,
             is_default,
+            scores,
+            model_version,
+            fallback,
             slate_id,
             position,
         ) in conn.execute(_QUERY, (after or "",)):
@@ -89,8 +96,11 @@ def decision_records(database: Path, *, after: str | None = None) -> Iterator[Lo
                 unit_id,
                 version,
                 expires_at,
-                slate_id,
-                position,
+                None if scores is None else tuple(unpack_floats(scores) or ()),
+                model_version,
+                fallback,
+                slate_id=slate_id,
+                position=position,
             )
             joined = None if reward is None else (reward, reward_ts, bool(is_default))
             yield LoggedDecision(SharedDecision(decision, arms, feature_names), joined)
@@ -124,8 +134,9 @@ def _legacy(decision_id: str, record: bytes) -> SharedDecision:
 
 
 def decision_scores(decision: Decision) -> list[float] | None:
-    """The model's score per arm of a model-scored decision (None for a decision the policy made alone)."""
-    scores = getattr(decision, "scores", None)
+    """The model's score per arm of a model-scored decision (NaN, null in JSON, for arms that were not candidates;
+    None for a decision the policy or the fallback made alone)."""
+    scores = decision.scores
     return None if scores is None else [float(v) for v in scores]
 
 
@@ -148,6 +159,8 @@ def decision_line(logged: LoggedDecision) -> dict[str, Any]:
         "propensity": probabilities[decision.arm],
         "policyVersion": decision.policy_version,
         "scores": decision_scores(decision),
+        "modelVersion": decision.model_version,
+        "scoringFallback": decision.fallback,
         "slateId": decision.slate_id,
         "position": decision.position,
         "reward": None,
@@ -192,6 +205,8 @@ def export_parquet(database: Path, path: Path, *, after: str | None = None) -> i
             ("featureNames", strings),
             ("context", floats),
             ("scores", floats),
+            ("modelVersion", pa.int64()),
+            ("scoringFallback", pa.string()),
             ("slateId", pa.string()),
             ("position", pa.int32()),
             ("reward", pa.float64()),
@@ -223,6 +238,8 @@ def export_parquet(database: Path, path: Path, *, after: str | None = None) -> i
                 shared.feature_names,
                 decision.features,
                 decision_scores(decision),
+                decision.model_version,
+                decision.fallback,
                 decision.slate_id,
                 decision.position,
                 *(reward if reward is not None else (None, None, False)),

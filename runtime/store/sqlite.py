@@ -76,6 +76,12 @@ CREATE TABLE IF NOT EXISTS decisions (
     slate_id TEXT,
     position INTEGER
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS decision_scores (
+    id TEXT PRIMARY KEY,
+    scores BLOB,
+    model_version INTEGER,
+    fallback TEXT
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rewards (
     seq INTEGER PRIMARY KEY,
     decision_id TEXT NOT NULL UNIQUE,
@@ -111,8 +117,10 @@ CREATE TABLE IF NOT EXISTS checkpoint (
 # arm of that version, 0 outside the candidates); `features` (float64) are the context values the policy saw, in the
 # order of `policy_versions.features` (a JSON list, NULL without feature names); `slate_id` and `position` (from 1)
 # place a ranking's decisions in their slate (NULL for decide answers; added to a log of layout 2 that lacks them, as
-# NULL for its rows). Layout 1 kept the request and response
-# bodies as JSON; a log of that layout is renamed `decisions_layout1` at start and no longer joined.
+# NULL for its rows). Layout 1 kept the request and response bodies as JSON; a log of that layout is renamed
+# `decisions_layout1` at start and no longer joined. A model-scored decision (spec.scoring) also has a row in
+# `decision_scores`: the model's scores (float64 per arm, NaN outside the candidates; NULL when the fallback decided),
+# the model version that produced them, and the fallback's reason.
 LAYOUT = 2
 
 _INSERT_DECISION = "INSERT OR IGNORE INTO decisions "
@@ -120,6 +128,13 @@ _INSERT_DECISION += (
     "(id, ts, arm, expires_at, version, unit_id, features, candidates, probabilities, slate_id, position) "
 )
 _INSERT_DECISION += "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_SCORES = "INSERT OR IGNORE INTO decision_scores (id, scores, model_version, fallback) VALUES (?, ?, ?, ?)"
+
+
+def _score_row(d: Decision) -> tuple[str, bytes | None, int | None, str | None]:
+    return d.decision_id, None if d.scores is None else array("d", d.scores).tobytes(), d.model_version, d.fallback
+
+
 _INSERT_REWARD = (
     "INSERT INTO rewards (decision_id, ts, arm, reward, is_default, learned, features, decision) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -451,6 +466,9 @@ class SqliteStore:
         try:
             if decisions:
                 _insert_decisions(conn, self._rows(decisions))
+                scored = [d for d in decisions if d.scores is not None or d.fallback is not None]
+                if scored:
+                    conn.executemany(_INSERT_SCORES, [_score_row(d) for d in scored])
                 pulls = collections.Counter(map(_ARM_OF, decisions))
                 conn.executemany(_COUNT, [(arm, n, 0, 0.0, 0) for arm, n in pulls.items()])
             for job in jobs:
@@ -586,6 +604,7 @@ class SqliteStore:
             "DELETE FROM decisions WHERE id IN (SELECT id FROM decisions WHERE ts < ? AND state != 0 LIMIT 50000)",
             (horizon,),
         ).rowcount
+        conn.execute("DELETE FROM decision_scores WHERE id NOT IN (SELECT id FROM decisions)")
         kept = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM checkpoint").fetchone()[0]
         deleted += conn.execute("DELETE FROM rewards WHERE seq <= ? AND ts < ?", (kept, horizon)).rowcount
         if deleted:

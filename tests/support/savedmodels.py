@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from croupier.modelserver import savedmodels
 
@@ -47,3 +50,49 @@ def model_config(
             f"model_version_policy {{ specific {{ {specific} }} }} {label_text} }}"
         )
     return "model_config_list {\n" + "\n".join(entries) + "\n}\n"
+
+
+# A scoring model in the layout of model-scored decisions (docs/decisionpolicy.md, "Model-scored decisions"): inputs
+# `context` [batch, SCORING_CONTEXT] and `arms` [batch, n, SCORING_ARM], output `scores` [batch, n] = arms W context.
+SCORING = "scoring"
+SCORING_CONTEXT = 3
+SCORING_ARM = 2
+
+
+def scoring_weights(version: int) -> np.ndarray:
+    """W [SCORING_ARM, SCORING_CONTEXT] of a scoring model version (deterministic per version)."""
+    return np.random.default_rng(2000 + version).normal(size=(SCORING_ARM, SCORING_CONTEXT)).astype(np.float32) * 2
+
+
+def scoring_scores(version: int, context: list[float], arms: list[list[float]]) -> np.ndarray:
+    """What the scoring model answers for one context and the arms' feature rows (float32 arithmetic)."""
+    c = np.asarray(context, dtype=np.float32)
+    a = np.asarray(arms, dtype=np.float32)
+    return np.asarray(a @ (scoring_weights(version) @ c), dtype=np.float32)
+
+
+def write_scoring_model(base_path: Path, version: int) -> Path:
+    """Write ``base_path/<version>`` as a bilinear scoring SavedModel (real TensorFlow, imported here only)."""
+    import tensorflow as tf  # noqa: PLC0415 - only the tests that write models pay for TensorFlow
+
+    weights = scoring_weights(version)
+
+    class Scoring(tf.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = tf.Variable(weights, name="w")
+
+        @tf.function(  # type: ignore[untyped-decorator]
+            input_signature=[
+                tf.TensorSpec([None, SCORING_CONTEXT], tf.float32, name="context"),
+                tf.TensorSpec([None, None, SCORING_ARM], tf.float32, name="arms"),
+            ]
+        )
+        def serve(self, context: Any, arms: Any) -> dict[str, Any]:
+            projected = tf.linalg.matvec(self.w, context)  # [batch, SCORING_ARM]
+            return {"scores": tf.einsum("bkd,bd->bk", arms, projected)}
+
+    target = base_path / str(version)
+    module = Scoring()
+    tf.saved_model.save(module, str(target), signatures={"serving_default": module.serve})
+    return target

@@ -60,7 +60,7 @@ def test_a_paused_candidate_learns_nothing(log_file: Path, make_policy: Callable
 
 
 def test_a_scoring_candidate_is_refused_with_the_reason(make_policy: Callable[..., Path]) -> None:
-    path = make_policy(scoring={"modelDeploymentRef": {"name": "ranker"}})
+    path = make_policy(scoring={"modelDeploymentRef": {"name": "ranker"}}, context={"dimension": 2})
     with pytest.raises(CandidateError, match=r"spec.scoring .* cannot be evaluated yet"):
         load_candidate(path)
 
