@@ -146,6 +146,9 @@ class KindController(Generic[ParsedT, ObservedT, StatusT]):
     events: Callable[[ObservedT], Sequence[EventNote]] | None = None
     """Events the observations call for beyond condition transitions (e.g. a canary step advance); posted only
     when the status they belong to was written, so a held-back or repeated pass posts nothing twice."""
+    event_reasons: Mapping[str, str] = field(default_factory=dict)
+    """Condition reasons whose arrival posts an Event (reason -> ``Normal`` | ``Warning``), beyond the transitions
+    of Ready and Degraded that every kind's get (``croupier.operator.core.conditions.reason_events``)."""
     render_inputs: Callable[[Mapping[str, Any]], Hashable] | None = None
     """What ``parse``/``render`` read from the body besides the spec (e.g. stored status fields that change what a
     child serves): the rendering is cached per generation and per this value. None: the spec only."""

@@ -225,7 +225,15 @@ class Supervisor:
         self.ready.setdefault(controller.kind, {})[target.uid] = ready_status(desired)
         self._update_ready_gauge(controller)
         changed = status_patch(stored, desired, controller.owned_status) is not None
-        held = await self.writer.write(target, body, stored, current, desired, fields=controller.owned_status)
+        held = await self.writer.write(
+            target,
+            body,
+            stored,
+            current,
+            desired,
+            fields=controller.owned_status,
+            event_reasons=controller.event_reasons,
+        )
         if changed and held is None and controller.events is not None:
             for note in controller.events(observed):
                 kopf.event(
