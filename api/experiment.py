@@ -27,6 +27,7 @@ from croupier.api.common import (
     enforce,
     validated,
 )
+from croupier.api.decisionpolicy import StateSpec
 
 KIND = "Experiment"
 PLURAL = "experiments"
@@ -412,6 +413,15 @@ class ExperimentSpec(ApiModel):
             "none), KeepControl (every unit gets control) or Nothing (units keep their variants)."
         ),
     ] = OnConclude.KEEP_WINNER
+    storage: Annotated[
+        StateSpec,
+        Field(
+            description="Where the runtime keeps sticky assignments, exposures, outcomes and the sums: Embedded "
+            "(SQLite on a PersistentVolumeClaim of persistence.size and persistence.storageClassName; an emptyDir "
+            "with persistence.enabled false) or Redis (redis.url or redis.urlSecretRef; redis.keyPrefix defaults "
+            "to croupier:<namespace>:exp:<name>)."
+        ),
+    ] = StateSpec()
 
     @model_validator(mode="after")
     def _rules(self) -> Self:
