@@ -398,11 +398,12 @@ def desired_status(observed: Observations, current: ExperimentStatus | None, now
                 start = now
             if action is None and stats.state == ExperimentState.RUNNING:
                 action = violation(spec, analysis, now)
-    if stats is not None and stats.state == ExperimentState.CONCLUDED and current is not None and current.winner:
+    stored_winner = current.winner if current is not None else None
+    concluded = stats is not None and stats.state == ExperimentState.CONCLUDED
+    if concluded and stored_winner and (spec is None or stored_winner in {v.name for v in spec.variants}):
         # Concluded serves the stored winner (KeepWinner): a runtime that restarted without its state (an emptyDir,
         # a flushed Redis) has no exposures to find it again, and must not turn the conclusion into control.
-        if spec is None or current.winner in {v.name for v in spec.variants}:
-            table = {**table, "winner": current.winner}
+        table = {**table, "winner": stored_winner}
     if action is not None and spec is not None and action.variant not in {v.name for v in spec.variants}:
         action = None  # the variant it named was removed: a new split starts over
     if stats is not None and spec is not None:
