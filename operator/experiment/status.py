@@ -276,10 +276,18 @@ def _serving(
     ]
 
 
+# What a guardrail action makes the runtime serve (through the config the operator renders, never the spec).
+_ACTED = {OnGuardrailViolation.PAUSE: ExperimentState.PAUSED, OnGuardrailViolation.CONCLUDE: ExperimentState.CONCLUDED}
+
+
 def desired_conditions(
-    observed: Observations, analysis: Analysis | None, action: GuardrailAction | None
+    observed: Observations,
+    analysis: Analysis | None,
+    action: GuardrailAction | None,
+    winner: str | None = None,
 ) -> list[DesiredCondition]:
-    """Ready, Progressing and Degraded from what was observed (docs/experiment.md has the table)."""
+    """Ready, Progressing and Degraded from what was observed (docs/experiment.md has the table). ``winner`` is the
+    one status reports (a Concluded experiment keeps its stored winner); None: the analysis's."""
     if observed.invalid is not None:
         return _blocked(observed.invalid.reason, observed.invalid.message)
     if observed.apply_problem is not None:
@@ -320,13 +328,15 @@ def desired_conditions(
                 DesiredCondition(DEGRADED, FALSE, Reason.ROLLOUT_IN_PROGRESS),
             ]
         return _blocked(Reason.RUNTIME_UNREACHABLE, error)
-    split = served_split(observed.spec, stats.state, analysis.winner if analysis else None) if observed.spec else ""
+    if winner is None and analysis is not None:
+        winner = analysis.winner
+    split = served_split(observed.spec, stats.state, winner) if observed.spec else ""
     if action is not None:
         lift = action.lift
         message = (
             f"{action.variant}: {action.metric} lift {_percent(lift.estimate)} [{_percent(lift.lower)}, "
             f"{_percent(lift.upper)}] beyond the threshold {_percent(action.threshold)}; action {action.action}"
-            + (f", serving {stats.state}" if action.action != OnGuardrailViolation.NONE else "")
+            + (f", serving {_ACTED[action.action]}" if action.action in _ACTED else "")
         )
         return _serving(Reason.GUARDRAIL_VIOLATED, message, degraded=True)
     if stats.state == ExperimentState.PAUSED:
@@ -408,7 +418,7 @@ def desired_status(observed: Observations, current: ExperimentStatus | None, now
         action = None  # the variant it named was removed: a new split starts over
     if stats is not None and spec is not None:
         split = served_split(spec, stats.state, table.get("winner"))
-    desired = desired_conditions(observed, analysis, action)
+    desired = desired_conditions(observed, analysis, action, table.get("winner"))
     if analysis_error is not None:
         desired = _blocked(Reason.RUNTIME_UNREACHABLE, f"the runtime's statistics are inconsistent: {analysis_error}")
     conditions = merge_conditions(current_conditions, desired, generation=observed.generation, now=now)

@@ -113,3 +113,5 @@ def test_concluded_keeps_the_stored_winner_when_the_runtime_lost_its_counts() ->
     empty = _stats((0, 0), (0, 0)).model_copy(update={"state": "Concluded"})
     status = desired_status(_observed(empty, concluded), won, T0 + timedelta(minutes=1))
     assert (status.winner, status.split) == ("b", "b=100")
+    ready = (status.conditions or [])[0]
+    assert (ready.reason, ready.message) == ("Concluded", "concluded (KeepWinner): serving b=100; nothing is counted")
