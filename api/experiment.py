@@ -27,6 +27,7 @@ from croupier.api.common import (
     enforce,
     validated,
 )
+from croupier.api.decisionpolicy import StateSpec
 
 KIND = "Experiment"
 PLURAL = "experiments"
@@ -413,6 +414,15 @@ class ExperimentSpec(ApiModel):
             "none), KeepControl (every unit gets control) or Nothing (units keep their variants)."
         ),
     ] = OnConclude.KEEP_WINNER
+    storage: Annotated[
+        StateSpec,
+        Field(
+            description="Where the runtime keeps sticky assignments, exposures, outcomes and the sums: Embedded "
+            "(SQLite on a PersistentVolumeClaim of persistence.size and persistence.storageClassName; an emptyDir "
+            "with persistence.enabled false) or Redis (redis.url or redis.urlSecretRef; redis.keyPrefix defaults "
+            "to croupier:<namespace>:exp:<name>)."
+        ),
+    ] = StateSpec()
 
     @model_validator(mode="after")
     def _rules(self) -> Self:
@@ -512,6 +522,20 @@ class GuardrailAction(ApiModel):
     time: Annotated[datetime, Field(description="When the violation was acted on.")]
 
 
+class FixedHorizonPlan(ApiModel):
+    """FixedHorizon's planned sample size: computed once per epoch, from control's data as soon as a plan exists,
+    and kept, so the goal does not move with control's running mean from one analysis to the next."""
+
+    samples_per_variant: Annotated[
+        int, Field(description="Units each variant needs before results are reported.", ge=1)
+    ]
+    epoch: Annotated[str, Field(description="The epoch the plan belongs to; a new epoch plans again.", max_length=64)]
+    minimum_detectable_effect: Annotated[float, Field(description="spec.metric.minimumDetectableEffect planned for.")]
+    alpha: Annotated[float, Field(description="spec.analysis.alpha planned for.")]
+    power: Annotated[float, Field(description="spec.analysis.power planned for.")]
+    computed_at: Annotated[datetime, Field(description="When the plan was computed.")]
+
+
 class VariantStatus(ApiModel):
     """Results of one variant."""
 
@@ -592,6 +616,13 @@ class ExperimentStatus(ApiModel):
         ),
     ] = None
     epoch_start_time: Annotated[datetime | None, Field(description="When the current epoch started.")] = None
+    plan: Annotated[
+        FixedHorizonPlan | None,
+        Field(
+            description="FixedHorizon: the planned sample size of this epoch, frozen across analyses (planned again "
+            "when the epoch, the MDE, alpha or power change); unset for other methods or before a plan exists."
+        ),
+    ] = None
     guardrail_action: Annotated[
         GuardrailAction | None, Field(description="The guardrail violation acted on (unset: none).")
     ] = None

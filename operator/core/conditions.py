@@ -7,7 +7,7 @@ state yields an identical list (and the operator writes nothing).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -129,4 +129,40 @@ def events_for(changes: Sequence[Transition]) -> list[EventNote]:
                 notes.append(EventNote("Warning", change.reason, f"Degraded: {change.message}"))
             elif not appeared:
                 notes.append(EventNote("Normal", EventReason.RECOVERED, "No longer degraded"))
+    return notes
+
+
+def reason_events(
+    current: Sequence[Condition] | None, merged: Sequence[Condition], reasons: Mapping[str, str]
+) -> list[EventNote]:
+    """Events a kind declared for condition reasons (``KindController.event_reasons``: reason -> Normal | Warning).
+
+    A condition that takes one of these reasons (it had another, or appears with it) posts one Event, once per reason
+    however many conditions carry it, in condition order. A status change alone (Ready turning False with the same
+    reason) is ``events_for``'s news, not this: the reason is the news here (an Experiment's ``WinnerFound`` while
+    Ready stays True).
+    """
+    previous = {c.type: c for c in current or ()}
+    notes: list[EventNote] = []
+    posted: set[str] = set()
+    for condition in merged:
+        kind = reasons.get(condition.reason)
+        if kind is None or condition.reason in posted:
+            continue
+        before = previous.get(condition.type)
+        if before is not None and before.reason == condition.reason:
+            continue
+        posted.add(condition.reason)
+        notes.append(EventNote(kind, condition.reason, condition.message))
+    return notes
+
+
+def all_events(
+    current: Sequence[Condition] | None, merged: Sequence[Condition], reasons: Mapping[str, str] | None = None
+) -> list[EventNote]:
+    """``events_for`` the transitions, then the declared reasons' Events whose reason none of those carries."""
+    notes = events_for(transitions(current, merged))
+    if reasons:
+        taken = {note.reason for note in notes}
+        notes += [note for note in reason_events(current, merged, reasons) if note.reason not in taken]
     return notes

@@ -149,6 +149,9 @@ class KindController(Generic[ParsedT, ObservedT, StatusT]):
     when the status they belong to was written, so a held-back or repeated pass posts nothing twice."""
     status_metrics: Callable[[StatusT], Sequence[Sample]] | None = None
     """Per-object gauge samples derived from the computed status, beyond the conditions every Kind publishes."""
+    event_reasons: Mapping[str, str] = field(default_factory=dict)
+    """Condition reasons whose arrival posts an Event (reason -> ``Normal`` | ``Warning``), beyond the transitions
+    of Ready and Degraded that every kind's get (``croupier.operator.core.conditions.reason_events``)."""
     render_inputs: Callable[[Mapping[str, Any]], Hashable] | None = None
     """What ``parse``/``render`` read from the body besides the spec (e.g. stored status fields that change what a
     child serves): the rendering is cached per generation and per this value. None: the spec only."""

@@ -1,4 +1,5 @@
-"""Write status only when it differs from the stored one, and post Events on condition transitions.
+"""Write status only when it differs from the stored one, and post Events on condition transitions (and on the
+condition reasons a kind declares, ``KindController.event_reasons``).
 
 The status is the api's typed model (``DecisionPolicyStatus``, ...), serialised by alias with unset fields left
 out, as Kubernetes stores it. The merge patch names every field of the model that changed; a field that became unset
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 
 from croupier.api.common import ApiModel, Condition, ConditionStatus, ConditionType
 from croupier.operator import metrics
-from croupier.operator.core.conditions import events_for, find, transitions
+from croupier.operator.core.conditions import all_events, find
 from croupier.operator.core.controller import Target
 from croupier.operator.core.kube import KubeClient
 
@@ -172,8 +173,11 @@ class StatusWriter:
         desired: ApiModel,
         *,
         fields: Sequence[str] | None = None,
+        event_reasons: Mapping[str, str] | None = None,
     ) -> float | None:
-        """Patch the status if it differs from ``stored`` (``current`` typed); post Events for the transitions.
+        """Patch the status if it differs from ``stored`` (``current`` typed); post Events for the transitions and
+        for conditions that took one of ``event_reasons`` (reason -> Event type). Events only follow a write: a
+        settled object gets neither.
 
         Returns the seconds after which a held-back in-progress write is due (None: written, or nothing to write).
         """
@@ -197,7 +201,9 @@ class StatusWriter:
         metrics.STATUS_WRITES.labels(kind=target.kind).inc()
         self._remember(target.uid, response)
         self.last_write[target.uid] = moment
-        changes = transitions(getattr(current, "conditions", None), getattr(desired, "conditions", None) or [])
+        notes = all_events(
+            getattr(current, "conditions", None), getattr(desired, "conditions", None) or [], event_reasons
+        )
         log.info(
             "wrote status",
             kind=target.kind,
@@ -207,7 +213,7 @@ class StatusWriter:
             fields=sorted(patch),
             ready=str(ready_status(desired)),
         )
-        for note in events_for(changes):
+        for note in notes:
             kopf.event(
                 body,
                 type=note.type,

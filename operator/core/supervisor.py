@@ -233,7 +233,15 @@ class Supervisor:
         self._update_ready_gauge(controller)
         self._publish_metrics(controller, target, desired)
         changed = status_patch(stored, desired, controller.owned_status) is not None
-        held = await self.writer.write(target, body, stored, current, desired, fields=controller.owned_status)
+        held = await self.writer.write(
+            target,
+            body,
+            stored,
+            current,
+            desired,
+            fields=controller.owned_status,
+            event_reasons=controller.event_reasons,
+        )
         if changed and held is None and controller.events is not None:
             for note in controller.events(observed):
                 kopf.event(

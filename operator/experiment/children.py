@@ -2,8 +2,10 @@
 PodDisruptionBudget of an Experiment's runtime (`croupier-runtime --experiment`).
 
 Pure: the same experiment and settings always render the same objects, byte for byte (golden tests hold us to it).
-One runtime replica with its embedded SQLite store on a ReadWriteOnce claim (sticky assignments, exposures, outcomes
-and the sufficient sums survive a restart); the claim is why the rollout strategy is Recreate.
+One runtime replica. `spec.storage` says where its state lives: Embedded, an SQLite store on a ReadWriteOnce claim of
+`persistence.size` and `persistence.storageClassName` (sticky assignments, exposures, outcomes and the sufficient
+sums survive a restart; the claim is why the rollout strategy is then Recreate) or on an emptyDir without persistence;
+Redis, with the URL passed in the environment (from the Secret when `urlSecretRef` names one) and no claim.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import yaml
 
 from croupier.api.common import API_VERSION, GROUP
+from croupier.api.decisionpolicy import StateBackend
 from croupier.api.experiment import KIND, ExperimentState
 from croupier.operator.core.matching import digest, with_manifest_hashes
 from croupier.operator.core.observer import MANAGED_BY_LABEL
@@ -30,7 +33,6 @@ PART_OF = "croupier"
 EXPERIMENT_LABEL = f"{GROUP}/experiment"
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
 REPLICAS = 1
-STORAGE_SIZE = "1Gi"
 # A DecisionPolicy's runtime, as its Service publishes it (port 80): the runtime formats {name} and {namespace}.
 POLICY_URL_TEMPLATE = f"http://{{name}}.{{namespace}}.svc:{SERVICE_PORT}"
 
@@ -69,6 +71,9 @@ def served_document(experiment: ExperimentObject) -> dict[str, Any]:
     to serve, and the stored winner."""
     spec = experiment.spec.to_wire()
     spec["state"] = str(served_state(experiment))
+    # Where the state lives reaches the runtime through its environment and volumes, not the manifest: a storage
+    # change rolls the pods only when those change.
+    spec.pop("storage", None)
     document: dict[str, Any] = {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -90,18 +95,36 @@ def served_yaml(experiment: ExperimentObject) -> str:
     return yaml.safe_dump(served_document(experiment), sort_keys=False, default_flow_style=False)
 
 
-def _runtime_env() -> list[dict[str, Any]]:
-    return [
+def uses_volume_claim(experiment: ExperimentObject) -> bool:
+    storage = experiment.spec.storage
+    return storage.backend == StateBackend.EMBEDDED and storage.persistence.enabled
+
+
+def _runtime_env(experiment: ExperimentObject) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "CROUPIER_RUNTIME_HOST", "value": "0.0.0.0"},
         {"name": "CROUPIER_RUNTIME_LOG_FORMAT", "value": "json"},
         {"name": "CROUPIER_RUNTIME_POLICY_URL_TEMPLATE", "value": POLICY_URL_TEMPLATE},
     ]
+    storage = experiment.spec.storage
+    redis = storage.redis
+    if storage.backend == StateBackend.REDIS and redis is not None:
+        if redis.url_secret_ref is not None:
+            ref = {"name": redis.url_secret_ref.name, "key": redis.url_secret_ref.key}
+            env.append({"name": "CROUPIER_RUNTIME_REDIS_URL", "valueFrom": {"secretKeyRef": ref}})
+        elif redis.url is not None:
+            env.append({"name": "CROUPIER_RUNTIME_REDIS_URL", "value": redis.url})
+        if redis.key_prefix is not None:
+            env.append({"name": "CROUPIER_RUNTIME_REDIS_KEY_PREFIX", "value": redis.key_prefix})
+    return env
 
 
 def template_context(experiment: ExperimentObject, settings: OperatorSettings) -> dict[str, Any]:
     names = child_names(experiment.name)
     config_text = served_yaml(experiment)
+    persistence = experiment.spec.storage.persistence
+    claim = uses_volume_claim(experiment)
     return {
         "namespace": experiment.namespace,
         "names": names,
@@ -120,21 +143,24 @@ def template_context(experiment: ExperimentObject, settings: OperatorSettings) -
         "port": settings.runtime_port,
         "service_port": SERVICE_PORT,
         "uid": RUNTIME_UID,
-        "env": _runtime_env(),
+        "env": _runtime_env(experiment),
         "resources": None,
         # A ReadWriteOnce claim cannot be mounted by the old and the new pod at once.
-        "strategy": {"type": "Recreate"},
+        "strategy": {"type": "Recreate"}
+        if claim
+        else {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
         "min_available": None,
-        "state_claim": names.pvc,
-        "storage_size": STORAGE_SIZE,
-        "storage_class_name": None,
+        "state_claim": names.pvc if claim else None,
+        "storage_size": persistence.size,
+        "storage_class_name": persistence.storage_class_name,
     }
 
 
 def render(experiment: ExperimentObject, settings: OperatorSettings) -> Sequence[dict[str, Any]]:
     """Every child the experiment needs, in apply order (config and claim before the pods that mount them)."""
     context = template_context(experiment, settings)
-    templates = ["configmap.yaml.j2", "pvc.yaml.j2", "deployment.yaml.j2", "service.yaml.j2", "pdb.yaml.j2"]
+    templates = ["configmap.yaml.j2", *(["pvc.yaml.j2"] if uses_volume_claim(experiment) else []), "deployment.yaml.j2"]
+    templates += ["service.yaml.j2", "pdb.yaml.j2"]
     return [render_manifest(settings.templates_dir, f"{TEMPLATE_DIR}/{name}", context) for name in templates]
 
 

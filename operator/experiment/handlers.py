@@ -8,7 +8,7 @@ observations by ``observer.ExperimentObserver`` (targets, rollout, the runtime's
 
 from __future__ import annotations
 
-from croupier.api.experiment import ExperimentStatus
+from croupier.api.experiment import ExperimentStatus, Reason
 from croupier.operator.core.controller import KindController
 from croupier.operator.core.registration import register
 from croupier.operator.core.resources import (
@@ -35,6 +35,14 @@ CONTROLLER: KindController[ExperimentObject, Observations, ExperimentStatus] = K
     status=desired_status,
     render_inputs=render_inputs,
     status_metrics=status_samples,
+    # Ready and Degraded transitions post Events for every kind; these reasons change while Ready stays True.
+    event_reasons={
+        Reason.WINNER_FOUND: "Normal",
+        Reason.CONCLUDED: "Normal",
+        Reason.PAUSED: "Normal",
+        Reason.GUARDRAIL_VIOLATED: "Warning",
+        Reason.SAMPLE_RATIO_MISMATCH: "Warning",
+    },
 )
 
 register(CONTROLLER)

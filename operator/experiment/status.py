@@ -15,9 +15,11 @@ from typing import Any
 
 from croupier.api.common import ChildReason, Condition, ConditionStatus, ConditionType
 from croupier.api.experiment import (
+    AnalysisMethod,
     ExperimentSpec,
     ExperimentState,
     ExperimentStatus,
+    FixedHorizonPlan,
     GuardrailAction,
     GuardrailStatus,
     Lift,
@@ -102,8 +104,11 @@ def _config(spec: ExperimentSpec) -> AnalysisConfig:
     )
 
 
-def run_analysis(spec: ExperimentSpec, stats: ExperimentStatsResponse) -> Analysis:
-    """croupier.stats over the runtime's sufficient sums, per spec.analysis; raises StatsInputError on bad sums."""
+def run_analysis(
+    spec: ExperimentSpec, stats: ExperimentStatsResponse, *, planned_samples: int | None = None
+) -> Analysis:
+    """croupier.stats over the runtime's sufficient sums, per spec.analysis; raises StatsInputError on bad sums.
+    ``planned_samples``: FixedHorizon's plan frozen earlier (None: plan from control's current data)."""
     variants = [
         VariantData(
             v.name,
@@ -123,7 +128,40 @@ def run_analysis(spec: ExperimentSpec, stats: ExperimentStatsResponse) -> Analys
         Guardrail(g.name, MetricKind(str(g.type)), Direction(str(g.direction)), g.threshold)
         for g in spec.guardrails or []
     ]
-    return analyze(variants, spec.control, metric, guardrails, _config(spec))
+    return analyze(variants, spec.control, metric, guardrails, _config(spec), planned_samples=planned_samples)
+
+
+def frozen_plan(spec: ExperimentSpec, epoch: str, stored: FixedHorizonPlan | None) -> FixedHorizonPlan | None:
+    """The stored plan when it still applies: FixedHorizon, the same epoch, MDE, alpha and power."""
+    if stored is None or spec.analysis.method != AnalysisMethod.FIXED_HORIZON:
+        return None
+    same = (stored.epoch, stored.minimum_detectable_effect, stored.alpha, stored.power) == (
+        epoch,
+        spec.metric.minimum_detectable_effect,
+        spec.analysis.alpha,
+        spec.analysis.power,
+    )
+    return stored if same else None
+
+
+def new_plan(
+    spec: ExperimentSpec, epoch: str, analysis: Analysis, kept: FixedHorizonPlan | None, now: datetime
+) -> FixedHorizonPlan | None:
+    """The plan to store after an analysis: the frozen one, else the one this analysis made (if any)."""
+    if kept is not None:
+        return kept
+    planned = analysis.planned_samples_per_variant
+    mde = spec.metric.minimum_detectable_effect
+    if spec.analysis.method != AnalysisMethod.FIXED_HORIZON or planned is None or mde is None:
+        return None
+    return FixedHorizonPlan(
+        samples_per_variant=planned,
+        epoch=epoch,
+        minimum_detectable_effect=mde,
+        alpha=spec.analysis.alpha,
+        power=spec.analysis.power,
+        computed_at=now,
+    )
 
 
 def results_table(spec: ExperimentSpec, stats: ExperimentStatsResponse, analysis: Analysis) -> dict[str, Any]:
@@ -243,10 +281,18 @@ def _serving(
     ]
 
 
+# What a guardrail action makes the runtime serve (through the config the operator renders, never the spec).
+_ACTED = {OnGuardrailViolation.PAUSE: ExperimentState.PAUSED, OnGuardrailViolation.CONCLUDE: ExperimentState.CONCLUDED}
+
+
 def desired_conditions(
-    observed: Observations, analysis: Analysis | None, action: GuardrailAction | None
+    observed: Observations,
+    analysis: Analysis | None,
+    action: GuardrailAction | None,
+    winner: str | None = None,
 ) -> list[DesiredCondition]:
-    """Ready, Progressing and Degraded from what was observed (docs/experiment.md has the table)."""
+    """Ready, Progressing and Degraded from what was observed (docs/experiment.md has the table). ``winner`` is the
+    one status reports (a Concluded experiment keeps its stored winner); None: the analysis's."""
     if observed.invalid is not None:
         return _blocked(observed.invalid.reason, observed.invalid.message)
     if observed.apply_problem is not None:
@@ -293,13 +339,15 @@ def desired_conditions(
                 DesiredCondition(DEGRADED, FALSE, Reason.ROLLOUT_IN_PROGRESS),
             ]
         return _blocked(Reason.RUNTIME_UNREACHABLE, error)
-    split = served_split(observed.spec, stats.state, analysis.winner if analysis else None) if observed.spec else ""
+    if winner is None and analysis is not None:
+        winner = analysis.winner
+    split = served_split(observed.spec, stats.state, winner) if observed.spec else ""
     if action is not None:
         lift = action.lift
         message = (
             f"{action.variant}: {action.metric} lift {_percent(lift.estimate)} [{_percent(lift.lower)}, "
             f"{_percent(lift.upper)}] beyond the threshold {_percent(action.threshold)}; action {action.action}"
-            + (f", serving {stats.state}" if action.action != OnGuardrailViolation.NONE else "")
+            + (f", serving {_ACTED[action.action]}" if action.action in _ACTED else "")
         )
         return _serving(Reason.GUARDRAIL_VIOLATED, message, degraded=True)
     if stats.state == ExperimentState.PAUSED:
@@ -346,16 +394,21 @@ def desired_status(observed: Observations, current: ExperimentStatus | None, now
     split = current.split if current is not None else None
     start = current.start_time if current is not None else None
     action = current.guardrail_action if current is not None else None
+    plan = current.plan if current is not None else None
     analysis: Analysis | None = None
     stats = observed.stats
     spec = observed.spec
     analysis_error: str | None = None
     if stats is not None and spec is not None:
         try:
-            analysis = run_analysis(spec, stats)
+            kept_plan = frozen_plan(spec, stats.epoch, plan)
+            analysis = run_analysis(
+                spec, stats, planned_samples=kept_plan.samples_per_variant if kept_plan is not None else None
+            )
         except StatsInputError as error:
             analysis_error = str(error)
         else:
+            plan = new_plan(spec, stats.epoch, analysis, kept_plan, now)
             fresh = results_table(spec, stats, analysis)
             if _stored_counters(current) == _counters(stats) and kept.get("variants") is not None:
                 table = kept
@@ -366,11 +419,17 @@ def desired_status(observed: Observations, current: ExperimentStatus | None, now
                 start = now
             if action is None and stats.state == ExperimentState.RUNNING:
                 action = violation(spec, analysis, now)
+    stored_winner = current.winner if current is not None else None
+    concluded = stats is not None and stats.state == ExperimentState.CONCLUDED
+    if concluded and stored_winner and (spec is None or stored_winner in {v.name for v in spec.variants}):
+        # Concluded serves the stored winner (KeepWinner): a runtime that restarted without its state (an emptyDir,
+        # a flushed Redis) has no exposures to find it again, and must not turn the conclusion into control.
+        table = {**table, "winner": stored_winner}
     if action is not None and spec is not None and action.variant not in {v.name for v in spec.variants}:
         action = None  # the variant it named was removed: a new split starts over
     if stats is not None and spec is not None:
         split = served_split(spec, stats.state, table.get("winner"))
-    desired = desired_conditions(observed, analysis, action)
+    desired = desired_conditions(observed, analysis, action, table.get("winner"))
     if analysis_error is not None:
         desired = _blocked(Reason.RUNTIME_UNREACHABLE, f"the runtime's statistics are inconsistent: {analysis_error}")
     conditions = merge_conditions(current_conditions, desired, generation=observed.generation, now=now)
@@ -381,5 +440,6 @@ def desired_status(observed: Observations, current: ExperimentStatus | None, now
         start_time=start,
         last_analysis_time=last_analysis,
         guardrail_action=action,
+        plan=plan,
         **table,
     )

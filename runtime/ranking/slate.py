@@ -47,6 +47,8 @@ def conditional(p: Sequence[float], remaining: list[int], floor: float) -> list[
     total = sum(mass)
     if total <= 0.0:
         return [1.0 / len(remaining)] * len(remaining)
+    if total == 1.0:  # position 1 over every eligible arm: the vector itself, bit for bit (what decide would log)
+        return apply_floor(mass, floor)
     return apply_floor([m / total for m in mass], floor)
 
 

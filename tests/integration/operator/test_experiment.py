@@ -8,6 +8,7 @@ outcomes) to it, and the operator reads ``/v1/stats``, runs the statistics and w
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import signal
@@ -107,8 +108,8 @@ class Experiments:
         text: str = wait_for(check, timeout=30, what=f"ConfigMap {name}-experiment serving {state}")
         return text
 
-    def serve(self, name: str, state: str | None = None) -> None:
-        """Play the kubelet: run the experiment runtime with what the pod would mount."""
+    def serve(self, name: str, state: str | None = None, env: dict[str, str] | None = None) -> None:
+        """Play the kubelet: run the experiment runtime with what the pod would mount (and ``env``, the pod's)."""
         self.stop()
         self.runtime.stop()
         workdir = self.runtime.workdir / "experiment"
@@ -120,7 +121,8 @@ class Experiments:
         argv = [runtime, "--experiment", str(manifest), "--port", str(self.runtime.port),
                 "--state-dir", str(workdir / "state"), "--host", "127.0.0.1"]  # fmt: skip
         log = (workdir / "runtime.log").open("wb")
-        self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+        environment = {**os.environ, **(env or {})}
+        self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=environment)
         wait_for(
             lambda: httpx.get(f"{self.runtime.url}/readyz", timeout=1, trust_env=False).status_code == 200,
             timeout=30,
