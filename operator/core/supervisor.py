@@ -35,13 +35,15 @@ from croupier.operator.core.controller import (
     Snapshot,
     Target,
 )
-from croupier.operator.core.kube import KubeClient
+from croupier.operator.core.kube import KubeClient, KubeError
 from croupier.operator.core.matching import with_manifest_hashes
 from croupier.operator.core.observer import live_children
 from croupier.operator.core.status import EVENT_BACKOFFS, StatusWriter, ready_status, status_patch
 
 log = structlog.get_logger("croupier.operator.supervisor")
 AnyController = KindController[Any, Any, Any]
+# Consecutive failed resyncs of one object before a failure is logged as an error (with its traceback).
+RESYNC_FAILURES_LOGGED_AS_ERRORS = 3
 
 
 @dataclass
@@ -50,6 +52,8 @@ class ObjectHandle:
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    failures: int = 0
+    """Consecutive failed resyncs."""
 
     async def sleep(self, seconds: float) -> None:
         """Sleep until poked or ``seconds`` passed; a poke during the previous cycle wakes at once."""
@@ -178,16 +182,27 @@ class Supervisor:
                 sooner: float | None = None
                 try:
                     sooner = await self.resync(controller, body, indexes)
-                except Exception:  # one bad cycle must not end supervision; the next poke or tick retries
-                    log.exception(
-                        "resync failed",
-                        kind=controller.kind,
-                        namespace=body["metadata"].get("namespace"),
-                        name=body["metadata"].get("name"),
-                    )
+                    handle.failures = 0
+                except Exception as error:  # one bad cycle must not end supervision; the next poke or tick retries
+                    handle.failures += 1
+                    self._log_failure(controller, body, error, handle.failures)
                 await handle.sleep(min(interval, sooner) if sooner is not None else interval)
         finally:
             self.forget(controller, uid)
+
+    @staticmethod
+    def _log_failure(controller: AnyController, body: kopf.Body, error: Exception, failures: int) -> None:
+        """An API server that does not answer (restarting, or etcd behind it) is an outage to ride out: a warning.
+        Anything else is an error once it repeats: right after an API server restart, requests can be refused (403)
+        until its authorizer has synced, and the next cycle succeeds."""
+        where = {"kind": controller.kind, "namespace": body["metadata"].get("namespace"),
+                 "name": body["metadata"].get("name"), "failures": failures}  # fmt: skip
+        if isinstance(error, KubeError) and error.unavailable:
+            log.warning("resync postponed: the API server did not answer", error=str(error), **where)
+        elif failures < RESYNC_FAILURES_LOGGED_AS_ERRORS:
+            log.warning("resync failed; retrying", error=f"{type(error).__name__}: {error}", **where)
+        else:
+            log.exception("resync failed", **where)
 
     async def resync(self, controller: AnyController, body: kopf.Body, indexes: Mapping[str, Any]) -> float | None:
         """Repair drift, observe and write the status if it changed. Body is Kopf's live view.
