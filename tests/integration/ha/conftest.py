@@ -15,6 +15,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -56,7 +58,7 @@ def peering_flow_schema() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def peering(kubectl: Kubectl, operator_kubeconfig: Path) -> str:
+def peering(kubectl: Kubectl, operator_kubeconfig: Path) -> str:  # noqa: F811 - the imported fixture
     """Kopf's peering CRDs, then config/peering (the ClusterKopfPeering and its RBAC), as docs/operations.md says."""
     kubectl("apply", "--server-side", "-k", str(ROOT / "config" / "peering" / "crds"))
     kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/clusterkopfpeerings.kopf.dev")
@@ -143,7 +145,10 @@ OperatorFactory = Callable[..., OperatorProcess]
 
 @pytest.fixture
 def operators(
-    crds: None, operator_kubeconfig: Path, shared_runtime: SharedRuntime, tmp_path: Path
+    crds: None,  # noqa: F811 - the imported fixture
+    operator_kubeconfig: Path,  # noqa: F811 - the imported fixture
+    shared_runtime: SharedRuntime,
+    tmp_path: Path,
 ) -> Iterator[OperatorFactory]:
     """Start operator processes as production runs them: ``operators("a", CROUPIER_OPERATOR_...="...")``."""
     started: list[OperatorProcess] = []
@@ -280,3 +285,45 @@ def operator_writes(kubectl: Kubectl) -> float:
 
 def peering_writes(kubectl: Kubectl) -> float:
     return dispatched_writes(kubectl, PEERING_FLOW)
+
+
+class Traffic:
+    """Decide and reward against a runtime in a thread, counting what succeeded and what failed, and when."""
+
+    def __init__(self, url: str, interval: float = 0.02) -> None:
+        self.url = url
+        self.interval = interval
+        self.decisions = 0
+        self.rewards = 0
+        self.failures: list[str] = []
+        self.decided_at: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=5, trust_env=False) as http:
+            unit = 0
+            while not self._stop.is_set():
+                unit += 1
+                try:
+                    decided = http.post("/v1/decide", json={"unitId": f"u{unit}"})
+                    decided.raise_for_status()
+                    self.decisions += 1
+                    self.decided_at.append(time.monotonic())
+                    reward = {"decisionId": decided.json()["decisionId"], "reward": unit % 2}
+                    http.post("/v1/rewards", json=reward).raise_for_status()
+                    self.rewards += 1
+                except httpx.HTTPError as error:
+                    self.failures.append(f"{type(error).__name__}: {error}")
+                self._stop.wait(self.interval)
+
+    def decisions_between(self, start: float, end: float) -> int:
+        return sum(1 for t in self.decided_at if start <= t <= end)
