@@ -228,7 +228,12 @@ class Fleet:
             wait_for(all_ready, timeout=timeout, interval=1.0, what=f"{len(self.names)} policies Ready")
         except TimeoutError:
             missing = sorted(set(self.names) - self.ready())
-            raise AssertionError(f"{len(missing)} policies not Ready: {missing[:10]}") from None
+            reasons = {
+                b["metadata"]["name"]: [(c["type"], c["status"], c.get("reason")) for c in b["status"]["conditions"]]
+                for b in self.bodies()
+                if b["metadata"]["name"] in missing[:3] and (b.get("status") or {}).get("conditions")
+            }
+            raise AssertionError(f"{len(missing)} policies not Ready: {missing[:10]}; {reasons}") from None
 
     def children(self) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self.kubectl.json(
