@@ -82,8 +82,8 @@ def test_operator_and_runtime_ride_out_a_restart(  # noqa: PLR0917 - pytest pass
     assert after == children_before, "a child was created again, or lost"
     fleet.assert_one_set_of_children_each()
 
-    # The watches resumed: a policy created after the restart gets its children and becomes Ready. (An outage near
-    # kwok's 40 s node lease makes the node, so every pod, NotReady for a while: the policies report it and recover.)
+    # The watches resumed: a policy created after the restart gets its children and becomes Ready. (After a long outage
+    # the policies were once not Ready for over a minute, most likely the kwok node's 40 s lease lapsing; they recover.)
     fleet.create(1, prefix="after-restart")
     fleet.wait_ready(timeout=180)
     fleet.assert_one_set_of_children_each()
