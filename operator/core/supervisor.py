@@ -53,7 +53,7 @@ class ObjectHandle:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     failures: int = 0
-    """Consecutive failed resyncs."""
+    """Consecutive failed resyncs, not counting those that got no answer (an outage)."""
 
     async def sleep(self, seconds: float) -> None:
         """Sleep until poked or ``seconds`` passed; a poke during the previous cycle wakes at once."""
@@ -184,20 +184,26 @@ class Supervisor:
                     sooner = await self.resync(controller, body, indexes)
                     handle.failures = 0
                 except Exception as error:  # one bad cycle must not end supervision; the next poke or tick retries
-                    handle.failures += 1
-                    self._log_failure(controller, body, error, handle.failures)
+                    self.record_failure(controller, body, handle, error)
                 await handle.sleep(min(interval, sooner) if sooner is not None else interval)
         finally:
             self.forget(controller, uid)
 
     @staticmethod
-    def _log_failure(controller: AnyController, body: kopf.Body, error: Exception, failures: int) -> None:
-        """An API server that does not answer (restarting, or etcd behind it) is an outage to ride out: a warning.
-        Anything else is an error once it repeats: right after an API server restart, requests can be refused (403)
-        until its authorizer has synced, and the next cycle succeeds."""
+    def record_failure(
+        controller: AnyController, body: Mapping[str, Any], handle: ObjectHandle, error: Exception
+    ) -> None:
+        """Log a failed resync (called from its ``except``). An API server that does not answer (restarting, or etcd
+        behind it) is an outage to ride out: a warning, not counted. Anything else is an error once it repeats:
+        right after an API server restart, requests can be refused (403) until its authorizer has synced, and the
+        next cycle succeeds."""
+        outage = isinstance(error, KubeError) and error.unavailable
+        if not outage:
+            handle.failures += 1
+        failures = handle.failures
         where = {"kind": controller.kind, "namespace": body["metadata"].get("namespace"),
                  "name": body["metadata"].get("name"), "failures": failures}  # fmt: skip
-        if isinstance(error, KubeError) and error.unavailable:
+        if outage:
             log.warning("resync postponed: the API server did not answer", error=str(error), **where)
         elif failures < RESYNC_FAILURES_LOGGED_AS_ERRORS:
             log.warning("resync failed; retrying", error=f"{type(error).__name__}: {error}", **where)
