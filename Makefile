@@ -145,6 +145,7 @@ bench: ## Run every benchmark (needs `make bench-deps`); tables go to stdout
 	$(RUN) --group bench python benchmarks/operator_scale.py
 	$(RUN) python benchmarks/experiment_stats.py
 	$(RUN) --group bench python benchmarks/modelserver_predict.py
+	$(RUN) python benchmarks/soak.py
 
 .PHONY: bench-deps
 bench-deps: ## Install benchmark tools (wrk, Vowpal Wabbit, MABWiser)

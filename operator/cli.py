@@ -28,7 +28,6 @@ def main(argv: list[str] | None = None) -> int:
         liveness_endpoint=SETTINGS.liveness_endpoint,
         standalone=SETTINGS.peering_name is None,
         peering_name=SETTINGS.peering_name,
-        priority=0,
     )
     return 0
 

@@ -77,6 +77,19 @@ class OperatorSettings(BaseSettings):
         "(one replica, no peering writes).",
     )
     peering_clusterwide: bool = Field(True, description="Use a ClusterKopfPeering (true) or a namespaced one.")
+    peering_priority: int | None = Field(
+        None,
+        description="With a peering name: this replica's fixed priority (the highest live one works, the others "
+        "stand by). Unset: by seniority, the replica that started first leads (replicas of one Deployment share "
+        "their environment, and Kopf pauses every replica when two live ones have the same priority).",
+    )
+    peering_lifetime_seconds: int = Field(
+        60,
+        ge=10,
+        le=3600,
+        description="With a peering name: how long a replica's keep-alive counts; each replica writes one every "
+        "lifetime minus 5-10 s. A replica killed without a goodbye is taken over after at most this long.",
+    )
     liveness_endpoint: str | None = Field(
         None, description="Kopf's liveness endpoint, e.g. http://0.0.0.0:8080/healthz (the manifests set it)."
     )

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
+import time
 from typing import Any
 
 import httpx
@@ -26,6 +28,17 @@ from croupier.operator.core.registration import watched_children
 from croupier.operator.core.supervisor import Supervisor
 from croupier.operator.logs import get_logger
 from croupier.operator.settings import DOMAIN, FIELD_MANAGER, OperatorSettings
+
+
+def seniority_priority(started: float) -> int:
+    """A peering priority that is higher the earlier the replica started (ties broken at random).
+
+    Kopf pauses a replica while a live peer has a higher priority, and every replica when two live ones share one.
+    Replicas of one Deployment share their settings, so the priority comes from the start time: the oldest replica
+    leads, a replica that (re)starts joins as a standby instead of taking the work over, and the random low digits
+    make two replicas started in the same millisecond differ.
+    """
+    return -(int(started * 1000) * 1000 + random.randrange(1000))
 
 
 def configure_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
@@ -58,6 +71,10 @@ def configure_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> N
         settings.peering.name = ours.peering_name
         settings.peering.clusterwide = ours.peering_clusterwide
         settings.peering.stealth = True
+        settings.peering.lifetime = ours.peering_lifetime_seconds
+        settings.peering.priority = (
+            ours.peering_priority if ours.peering_priority is not None else seniority_priority(time.time())
+        )
     else:
         settings.peering.standalone = True
     settings.execution.max_workers = ours.api_workers

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import tempfile
 import time
 from dataclasses import dataclass
@@ -208,6 +209,60 @@ class ControlPlane:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+    # -- outages (tests of what survives a control-plane restart) ----------------------------------------------------
+
+    RESTARTABLE = ("etcd", "kube-apiserver")
+
+    def stop_component(self, name: str, *, kill: bool = False) -> None:
+        """Stop etcd or the kube-apiserver of a running cluster (SIGTERM, or SIGKILL with ``kill``) and wait for it.
+
+        The rest keeps running and sees the outage as clients do; :meth:`start_component` brings it back on the same
+        ports, flags and data dir.
+        """
+        component = self._component(name)
+        if kill and component.running():
+            assert component.pid is not None
+            os.kill(component.pid, signal.SIGKILL)
+        component.stop(_STOP_GRACE)
+
+    def start_component(self, name: str, timeout: float = 120.0) -> None:
+        """Start a component stopped by :meth:`stop_component` again and wait until it is healthy (etcd ``/health``,
+        the API server ``/readyz``)."""
+        stopped = self._component(name)
+        if stopped.running():
+            raise ControlPlaneError(f"{name} is running")
+        again = Component(name, stopped.argv, log=stopped.log, cwd=stopped.cwd, env=stopped.env)
+        again.start()
+        self._components[self._components.index(stopped)] = again
+        assert again.pid is not None
+        if self._guardian is not None:
+            self._guardian.watch(again.pid)
+        if self._ports is None or self._admin is None or self._pki is None:
+            raise ControlPlaneError("control plane not started")
+        if name == "etcd":
+            url = self._ports.etcd_url
+            wait_for(lambda: _etcd_healthy(url), timeout=timeout, what="etcd /health", on_tick=again.check)
+            return
+        with Rest(self._ports.apiserver_url, token=self._admin.token, ca_cert=self._pki.ca_cert) as rest:
+            wait_for(
+                lambda: rest.get("/readyz").status_code == 200,
+                timeout=timeout,
+                what="kube-apiserver /readyz",
+                on_tick=again.check,
+            )
+
+    def restart_component(self, name: str, *, kill: bool = False, timeout: float = 120.0) -> None:
+        self.stop_component(name, kill=kill)
+        self.start_component(name, timeout=timeout)
+
+    def _component(self, name: str) -> Component:
+        if name not in self.RESTARTABLE:
+            raise ControlPlaneError(f"only {', '.join(self.RESTARTABLE)} can be restarted, not {name!r}")
+        for component in self._components:
+            if component.name == name:
+                return component
+        raise ControlPlaneError("control plane not started")
 
     # -- internals --------------------------------------------------------------------------------------------------
 

@@ -54,6 +54,11 @@ class KubeError(RuntimeError):
         return self.status == 409
 
     @property
+    def unavailable(self) -> bool:
+        """No answer, or the API server (or its storage) cannot serve now: an outage to wait out, not a bug."""
+        return self.status in (0, 429, 500, 502, 503, 504)
+
+    @property
     def rejected(self) -> bool:
         """The API server refused the object itself (invalid, forbidden): retrying the same request cannot help."""
         return self.status in (400, 403, 422)

@@ -35,7 +35,7 @@ from croupier.operator.core.controller import (
     Snapshot,
     Target,
 )
-from croupier.operator.core.kube import KubeClient
+from croupier.operator.core.kube import KubeClient, KubeError
 from croupier.operator.core.matching import with_manifest_hashes
 from croupier.operator.core.object_metrics import ObjectMetrics, condition_samples
 from croupier.operator.core.observer import live_children
@@ -43,6 +43,8 @@ from croupier.operator.core.status import EVENT_BACKOFFS, StatusWriter, ready_st
 
 log = structlog.get_logger("croupier.operator.supervisor")
 AnyController = KindController[Any, Any, Any]
+# Consecutive failed resyncs of one object before a failure is logged as an error (with its traceback).
+RESYNC_FAILURES_LOGGED_AS_ERRORS = 3
 
 
 @dataclass
@@ -51,6 +53,8 @@ class ObjectHandle:
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    failures: int = 0
+    """Consecutive failed resyncs, not counting those that got no answer (an outage)."""
 
     async def sleep(self, seconds: float) -> None:
         """Sleep until poked or ``seconds`` passed; a poke during the previous cycle wakes at once."""
@@ -185,16 +189,33 @@ class Supervisor:
                 sooner: float | None = None
                 try:
                     sooner = await self.resync(controller, body, indexes)
-                except Exception:  # one bad cycle must not end supervision; the next poke or tick retries
-                    log.exception(
-                        "resync failed",
-                        kind=controller.kind,
-                        namespace=body["metadata"].get("namespace"),
-                        name=body["metadata"].get("name"),
-                    )
+                    handle.failures = 0
+                except Exception as error:  # one bad cycle must not end supervision; the next poke or tick retries
+                    self.record_failure(controller, body, handle, error)
                 await handle.sleep(min(interval, sooner) if sooner is not None else interval)
         finally:
             self.forget(controller, uid)
+
+    @staticmethod
+    def record_failure(
+        controller: AnyController, body: Mapping[str, Any], handle: ObjectHandle, error: Exception
+    ) -> None:
+        """Log a failed resync (called from its ``except``). An API server that does not answer (restarting, or etcd
+        behind it) is an outage to ride out: a warning, not counted. Anything else is an error once it repeats:
+        right after an API server restart, requests can be refused (403) until its authorizer has synced, and the
+        next cycle succeeds."""
+        outage = isinstance(error, KubeError) and error.unavailable
+        if not outage:
+            handle.failures += 1
+        failures = handle.failures
+        where = {"kind": controller.kind, "namespace": body["metadata"].get("namespace"),
+                 "name": body["metadata"].get("name"), "failures": failures}  # fmt: skip
+        if outage:
+            log.warning("resync postponed: the API server did not answer", error=str(error), **where)
+        elif failures < RESYNC_FAILURES_LOGGED_AS_ERRORS:
+            log.warning("resync failed; retrying", error=f"{type(error).__name__}: {error}", **where)
+        else:
+            log.exception("resync failed", **where)
 
     async def resync(self, controller: AnyController, body: kopf.Body, indexes: Mapping[str, Any]) -> float | None:
         """Repair drift, observe and write the status if it changed. Body is Kopf's live view.

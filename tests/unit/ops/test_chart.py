@@ -11,8 +11,9 @@ from croupier.operator.settings import OPERATOR_VERSION, OperatorSettings
 
 ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "charts" / "croupier"
-# Settings the chart writes from its own values (image, namespaces, logging, metrics, liveness) or does not offer
-# (peering needs the HA setup of a later release; templates ship inside the image).
+# Settings the chart writes from its own values (image, namespaces, logging, metrics, liveness, peering from replicas
+# and peering.*) or does not offer (the chart's peering is cluster-wide with seniority priorities; templates ship
+# inside the image).
 CHART_MANAGED = {
     "runtime_image",
     "runtime_image_pull_policy",
@@ -22,8 +23,10 @@ CHART_MANAGED = {
     "metrics_host",
     "metrics_port",
     "liveness_endpoint",
+    "peering_name",
+    "peering_lifetime_seconds",
 }
-NOT_OFFERED = {"peering_name", "peering_clusterwide", "templates_dir"}
+NOT_OFFERED = {"peering_clusterwide", "peering_priority", "templates_dir"}
 
 
 def _camel(snake: str) -> str:
