@@ -22,7 +22,8 @@ H, P, D, S = "Healthy", "Progressing", "Degraded", "Suspended"
 ARGO = {
  "DecisionPolicy": {"apply-failed": D, "apply-rejected": D, "invalid-name": D, "invalid-spec": D, "rollout-stalled": D,
    "runtime-unreachable": D, "child-conflict": D, "no-status": P, "ready-available": H,
-   "ready-available-degraded-runtime-unreachable": D, "ready-paused": H, "rollout-in-progress": P, "scaled-to-zero": S,
+   "ready-available-degraded-runtime-unreachable": D, "ready-available-degraded-model-not-ready": D,
+   "ready-available-degraded-scoring-fallbacks": D, "rollout-in-progress-degraded-model-deployment-not-found": D, "ready-paused": H, "rollout-in-progress": P, "scaled-to-zero": S,
    "stale-generation": P, "stale-observed-generation": P},
  "ModelDeployment": {"apply-failed": D, "apply-rejected": D, "child-conflict": D, "route-not-accepted": D,
    "version-not-available": D, "version-not-found": D, "saved-model-invalid": D, "storage-unreadable": D,

@@ -76,6 +76,9 @@ STATES: dict[str, list[tuple]] = {
         blocked("InvalidSpec", "spec.exploration.minProbability: minProbability x arms must be <= 1"),
         blocked("ApplyRejected", CHILD["ApplyRejected"]),
         blocked("ApplyFailed", CHILD["ApplyFailed"]),
+        # Serving, with decisions mostly falling back (the ModelDeployment is Ready, its model errs or is slow).
+        ((T, "Available"), (F, "RolloutComplete"), (T, "ScoringFallbacks"),
+         "73% of the last 1200 scored decisions fell back (timeout 640, unavailable 236): check the model"),
     ],
     "ModelDeployment": [
         serving("Available", "TF Serving reports every version with traffic AVAILABLE; serving stable 1 90%, canary 2 10%",

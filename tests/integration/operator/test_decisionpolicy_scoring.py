@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import yaml
+from integration.ops.health_recorder import record
 
 from croupier.devcluster.waiting import wait_for
 
@@ -22,7 +23,9 @@ SPEC: dict[str, Any] = {
 def test_a_scored_policy_finds_its_model_and_renders_its_address(policies, kubectl) -> None:
     name, namespace = "scored", policies.namespace
     policies.apply(name, **SPEC)
-    missing = condition(policies.wait_condition(name, "Degraded", "True", "ModelDeploymentNotFound"), "Degraded")
+    body = policies.wait_condition(name, "Degraded", "True", "ModelDeploymentNotFound")
+    record(body)
+    missing = condition(body, "Degraded")
     assert "ModelDeployment 'ranker' does not exist" in missing["message"]
     assert "scoring" not in yaml.safe_load(policies.policy_yaml(name, 1))
     assert policies.status(name)["scoring"] == {"modelDeployment": "ranker"}
@@ -53,6 +56,8 @@ def test_a_scored_policy_finds_its_model_and_renders_its_address(policies, kubec
     body = policies.wait_condition(name, "Ready", "True", "Available")
     not_ready = condition(body, "Degraded")
     if not_ready["reason"] != "ModelNotReady":  # the first status after Ready may predate the next resync
-        not_ready = condition(policies.wait_condition(name, "Degraded", "True", "ModelNotReady"), "Degraded")
+        body = policies.wait_condition(name, "Degraded", "True", "ModelNotReady")
+        not_ready = condition(body, "Degraded")
+    record(body)
     assert "ModelDeployment 'ranker' is not Ready" in not_ready["message"]
     assert policies.status(name)["scoring"]["decisions"] == 0  # the runtime's own count, read by the probe
