@@ -331,7 +331,9 @@ class Traffic:
                 body["context"] = {f: float(v) for f, v in zip(self.features, x, strict=True)}
             decision = self.client.post("/v1/decide", json=body).json()
             arm = decision["arm"]
-            if self.features:
+            if self.features and self.binary:  # a click whose chance follows the hidden linear model
+                reward = float(self.rng.random() < 1 / (1 + np.exp(-(self.weights[arm] @ x))))
+            elif self.features:
                 reward = float(self.weights[arm] @ x + self.rng.normal(0, 0.1))
             else:
                 reward = float(self.rng.random() < self.rates[arm])
