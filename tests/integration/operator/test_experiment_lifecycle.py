@@ -13,6 +13,7 @@ import pytest
 import redis
 import yaml
 from integration.operator.test_experiment import AB, Experiments, experiment
+from integration.ops.health_recorder import record
 from integration.operator.test_experiment import experiments as experiments  # noqa: PLC0414 - a fixture, by name
 from integration.runtime.conftest import server_port, start_redis
 
@@ -59,6 +60,7 @@ def test_a_winner_posts_its_event_and_concluded_keeps_the_winner(lifecycle: Expe
     assert served["status"]["winner"] == "b"
     experiments.serve("shoes", "Concluded")  # the pods roll to the concluded config
     body = experiments.wait_condition("shoes", "Ready", "True", "Concluded")
+    record(body)
     assert body["status"]["split"] == "b=100" and body["status"]["winner"] == "b"
     assert "serving b=100" in _wait_event(experiments, "shoes", "Concluded")
     with httpx.Client(base_url=experiments.runtime.url, timeout=10, trust_env=False) as http:
@@ -90,6 +92,8 @@ def test_a_violated_guardrail_acts_through_the_served_config(lifecycle: Experime
     assert yaml.safe_load(experiments.served(name, serves))["spec"]["state"] == serves
     experiments.serve(name, serves)
     body = experiments.wait_condition(name, "Degraded", "True", "GuardrailViolated")
+    if action == "Pause":  # health-check testdata (one object per state)
+        record(body)
     assert body["spec"].get("state", "Running") == "Running"
     recorded = body["status"]["guardrailAction"]
     assert (recorded["variant"], recorded["metric"], recorded["action"]) == ("b", "latency_ms", action)
