@@ -13,8 +13,8 @@ import pytest
 import redis
 import yaml
 from integration.operator.test_experiment import AB, Experiments, experiment
-from integration.ops.health_recorder import record
 from integration.operator.test_experiment import experiments as experiments  # noqa: PLC0414 - a fixture, by name
+from integration.ops.health_recorder import record
 from integration.runtime.conftest import server_port, start_redis
 
 from croupier.api.assignment import assign
