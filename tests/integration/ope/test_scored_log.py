@@ -118,6 +118,9 @@ def test_a_scored_runtime_log_evaluates_a_candidate_of_another_exploration(
     candidate.write_text(yaml.safe_dump(document))
 
     log = read_log(exported)
+    from_sqlite = read_log(database_path(tmp_path, "games", "scored"))  # the runtime's own log reads the same
+    assert np.array_equal(from_sqlite.scores, log.scores, equal_nan=True)
+    assert from_sqlite.model_versions == log.model_versions == (1,) * DECISIONS
     dists = distributions(load_candidate(candidate), log, mode=Mode.ONLINE)
     names = list(log.arms)
     truths = []
