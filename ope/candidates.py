@@ -17,6 +17,14 @@ A learning policy's distribution depends on what it learned. Two modes:
   exploration.
 
 A paused candidate (`spec.paused`) never learns. Rewards of arms the candidate does not have are not learned.
+
+A model-scored candidate (`spec.scoring`) is evaluated from the log's logged scores, which stand in for its model: in
+a row the logging policy's model scored, its vector is its own exploration over the eligible arms' logged scores
+(`croupier.runtime.scoring.exploration.exploration_of`), floored at its `exploration.minProbability`
+(`apply_floor`), exactly what `Scorer.vector` serves for the same model answers. A row without scores (the logging
+policy was not scored, or its fallback decided) gets the candidate's fallback vector: Uniform over the eligible arms,
+or (Policy) its algorithm's own vector, which learns as any candidate's does. Valid for a candidate that scores with
+the same model version (and arm features) as the log; another model would need the log re-scored, which is not built.
 """
 
 from __future__ import annotations
@@ -27,11 +35,14 @@ from pathlib import Path
 
 import numpy as np
 
+from croupier.api.decisionpolicy import ScoringFallback
 from croupier.runtime.decisions.engine import PolicyEngine, build_engine
 from croupier.runtime.errors import PolicyConfigError, PolicyError
+from croupier.runtime.policies.floor import apply_floor
 from croupier.runtime.policy_file import ServedPolicy, load_policy
+from croupier.runtime.scoring.exploration import Exploration, exploration_of
 
-from .log import DecisionLog, FloatArray
+from .log import BoolArray, DecisionLog, FloatArray
 
 
 class Mode(StrEnum):
@@ -63,11 +74,6 @@ def load_candidate(path: Path) -> Candidate:
 
 
 def candidate_of(served: ServedPolicy, source: str) -> Candidate:
-    if served.spec.scoring is not None:
-        raise CandidateError(
-            f"{source}: spec.scoring (model-scored exploration) cannot be evaluated yet: the runtime does not score "
-            "decisions with a ModelDeployment, so there is no policy code to compute its distribution"
-        )
     return Candidate(served.name, source, served)
 
 
@@ -84,6 +90,9 @@ class Distributions:
     unknown_arms: tuple[str, ...]
     learned: int
     """How many logged rewards the candidate learned."""
+    scored: BoolArray | None = None
+    """A model-scored candidate: per evaluated row, whether its vector came from the logged scores (False: from its
+    fallback). None for a candidate without spec.scoring."""
 
 
 def _context_columns(candidate: Candidate, log: DecisionLog) -> list[int] | None:
@@ -123,6 +132,10 @@ def distributions(candidate: Candidate, log: DecisionLog, *, mode: Mode, warmup:
     to_log = np.array([in_log.get(name, -1) for name in own])
     own_of_log = {int(index): i for i, index in enumerate(to_log) if index >= 0}
     learns = not candidate.served.spec.paused
+    scoring = candidate.served.spec.scoring
+    explore: Exploration | None = None if scoring is None else exploration_of(scoring.exploration)
+    uniform_fallback = scoring is not None and scoring.fallback == ScoringFallback.UNIFORM
+    floor = candidate.served.spec.exploration.min_probability
     start = int(warmup * log.size) if mode is Mode.FROZEN else 0
     learned = 0
 
@@ -152,6 +165,7 @@ def distributions(candidate: Candidate, log: DecisionLog, *, mode: Mode, warmup:
     target = np.zeros((len(rows), len(log.arms)))
     unknown_mass = np.zeros(len(rows))
     every_arm = list(range(len(own)))
+    scored = np.zeros(len(rows), dtype=bool)
     for i, position in enumerate(rows.tolist()):
         allowed = log.candidates[position]
         eligible = [a for a in every_arm if to_log[a] < 0 or allowed[to_log[a]]]
@@ -159,11 +173,44 @@ def distributions(candidate: Candidate, log: DecisionLog, *, mode: Mode, warmup:
             raise CandidateError(
                 f"decision {log.decision_ids[position]}: none of its candidate arms is an arm of {candidate.name}"
             )
-        x = context(position)
-        vector = policy.probabilities(None if x is None else engine.vector(x), eligible)
+        if explore is not None and not np.isnan(log.scores[position]).all():
+            vector = _scored_vector(candidate, log, position, eligible, to_log, explore, floor)
+            scored[i] = True
+        elif uniform_fallback:
+            vector = np.zeros(len(own))
+            vector[eligible] = 1.0 / len(eligible)
+        else:
+            x = context(position)
+            vector = policy.probabilities(None if x is None else engine.vector(x), eligible)
         known = to_log >= 0
         target[i, to_log[known]] = vector[known]
         unknown_mass[i] = float(vector[~known].sum())
         if mode is Mode.ONLINE:
             learn(position)
-    return Distributions(rows, target, unknown_mass, unknown, learned)
+    return Distributions(rows, target, unknown_mass, unknown, learned, None if scoring is None else scored)
+
+
+def _scored_vector(  # noqa: PLR0917 - one row's inputs, private
+    candidate: Candidate,
+    log: DecisionLog,
+    position: int,
+    eligible: list[int],
+    to_log: np.ndarray,
+    explore: Exploration,
+    floor: float,
+) -> FloatArray:
+    """The candidate's exploration over the eligible arms' logged scores, floored: `Scorer.vector`'s computation."""
+    columns = to_log[eligible]
+    logged_scores = log.scores[position]
+    names = candidate.served.spec.arm_names
+    unscored = [names[a] for a, c in zip(eligible, columns, strict=True) if c < 0 or np.isnan(logged_scores[c])]
+    if unscored:
+        raise CandidateError(
+            f"{candidate.source}: decision {log.decision_ids[position]}: the logging policy's model did not score the "
+            f"candidate's arms {unscored}, so the logged scores cannot stand in for the candidate's model (re-scoring "
+            "the log with a model is not built)"
+        )
+    probabilities = apply_floor(explore([float(logged_scores[c]) for c in columns]), floor)
+    vector = np.zeros(len(to_log))
+    vector[eligible] = probabilities
+    return vector

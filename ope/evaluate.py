@@ -25,6 +25,8 @@ class Options:
     seed: int = 0
     tiny_propensity: float = 1e-3
     """Logged propensities below this are reported: their weights can dominate an estimate."""
+    large_fallback_share: float = 0.2
+    """A model-scored candidate whose fallback decides more than this share of the rows is warned about."""
     switch_tau: float | None = None
     """Switch-DR's threshold; None chooses it from the data."""
 
@@ -41,6 +43,8 @@ class CandidateReport:
     learned: int
     estimates: list[Estimate]
     warnings: list[str] = field(default_factory=list)
+    scoring: ScoringUse | None = None
+    """A model-scored candidate: how many rows its logged scores and its fallback decided."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -63,7 +67,30 @@ class CandidateReport:
                 }
                 for e in self.estimates
             ],
+            "scoring": None if self.scoring is None else self.scoring.to_json(),
             "warnings": self.warnings,
+        }
+
+
+@dataclass(frozen=True)
+class ScoringUse:
+    """Which of a model-scored candidate's rewarded rows were evaluated from the log's scores, which by its fallback."""
+
+    scored_rows: int
+    """Rows whose logged scores the candidate's exploration and floor turned into its vector."""
+    fallback_rows: int
+    """Rows without logged scores, given the candidate's fallback vector."""
+    fallback: str
+    """The candidate's spec.scoring.fallback (Policy or Uniform)."""
+    model_versions: list[int]
+    """The model versions that gave the scores of the scored rows (empty when the log does not name them)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scoredRows": self.scored_rows,
+            "fallbackRows": self.fallback_rows,
+            "fallback": self.fallback,
+            "modelVersions": self.model_versions,
         }
 
 
@@ -112,6 +139,10 @@ def evaluate_one(log: DecisionLog, candidate: Candidate, options: Options) -> Ca
             f"the importance weights leave an effective sample size of {ess:.0f} of {len(rows)} rows: the candidate "
             "is far from the logging policy, IPS-type intervals are wide and DM leans on the reward model"
         )
+    scoring: ScoringUse | None = None
+    if dists.scored is not None:
+        scoring = _scoring_use(log, candidate, rows, dists.scored[rewarded])
+        warnings += _scoring_warnings(scoring, options)
     return CandidateReport(
         name=candidate.name,
         source=candidate.source,
@@ -121,7 +152,46 @@ def evaluate_one(log: DecisionLog, candidate: Candidate, options: Options) -> Ca
         learned=dists.learned,
         estimates=estimates,
         warnings=warnings,
+        scoring=scoring,
     )
+
+
+def _scoring_use(log: DecisionLog, candidate: Candidate, rows: np.ndarray, scored: np.ndarray) -> ScoringUse:
+    spec = candidate.served.spec.scoring
+    assert spec is not None
+    chosen = rows[scored]
+    versions = {v for v in (log.model_versions[row] for row in chosen.tolist()) if v is not None}
+    return ScoringUse(
+        scored_rows=int(scored.sum()),
+        fallback_rows=int((~scored).sum()),
+        fallback=str(spec.fallback),
+        model_versions=sorted(versions),
+    )
+
+
+def _scoring_warnings(use: ScoringUse, options: Options) -> list[str]:
+    total = use.scored_rows + use.fallback_rows
+    if use.scored_rows == 0:
+        return [
+            f"no row of the log has model scores: the candidate's model is not evaluated at all, every one of the "
+            f"{total} rows gets its fallback ({use.fallback}) vector"
+        ]
+    models = (
+        f"model version{'s' if len(use.model_versions) > 1 else ''} {', '.join(map(str, use.model_versions))}"
+        if use.model_versions
+        else "the log's model (its version not logged)"
+    )
+    warnings = [
+        f"{use.scored_rows} of {total} rows are evaluated from the logged scores of {models}, which stand in for the "
+        f"candidate's model: the estimate holds for a candidate scoring with the same model version; "
+        f"{use.fallback_rows} rows without scores get its fallback ({use.fallback}) vector"
+    ]
+    if use.fallback_rows > options.large_fallback_share * total:
+        warnings.append(
+            f"the fallback ({use.fallback}) decides {use.fallback_rows / total:.0%} of the rows: the estimate is "
+            "largely the fallback's value, not the model-scored exploration's"
+        )
+    return warnings
 
 
 def _support_warnings(

@@ -3,7 +3,8 @@
 Every row keeps the logging policy's full probability vector. Arms are the union of the arm names of every policy
 version in the log, in order of first appearance; an arm a version did not have, or that was not a candidate of a
 request, has logged probability 0 in that row. Contexts are aligned by feature name (a log of a policy without feature
-names keeps the values by position).
+names keeps the values by position). A model-scored decision also keeps the model's score per arm and the model version
+that gave them (`scores`, `modelVersion` of the export); NaN and None where a row has none.
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ class DecisionLog:
     """The joined reward; NaN where none was joined."""
     default_rewards: BoolArray
     policy_versions: tuple[str, ...]
+    scores: FloatArray
+    """(n, K): the logging policy's model score of every arm it scored; NaN for arms it did not score (not a
+    candidate, not its arm) and in rows it did not score (no spec.scoring, or its fallback decided)."""
+    model_versions: tuple[int | None, ...]
+    """The model version that scored each row; None for a row without scores or whose version was not logged."""
 
     @property
     def size(self) -> int:
@@ -65,6 +71,7 @@ class DecisionLog:
         """The log restricted to some rows (indexes or a mask), in their order."""
         ids = np.asarray(self.decision_ids, dtype=object)[rows]
         versions = np.asarray(self.policy_versions, dtype=object)[rows]
+        models = np.asarray(self.model_versions, dtype=object)[rows]
         return DecisionLog(
             arms=self.arms,
             feature_names=self.feature_names,
@@ -77,6 +84,8 @@ class DecisionLog:
             rewards=self.rewards[rows],
             default_rewards=self.default_rewards[rows],
             policy_versions=tuple(versions.tolist()),
+            scores=self.scores[rows],
+            model_versions=tuple(models.tolist()),
         )
 
 
@@ -93,6 +102,9 @@ class _Row:
     reward: float | None
     default_reward: bool
     policy_version: str
+    scores: list[float | None] | None = None
+    """Aligned with `arms`; None (or NaN) for an arm the model did not score."""
+    model_version: int | None = None
 
 
 def from_rows(rows: Iterable[_Row]) -> DecisionLog:
@@ -129,6 +141,7 @@ def from_rows(rows: Iterable[_Row]) -> DecisionLog:
     contexts = np.full((n, d), np.nan) if d else None
     rewards = np.full(n, np.nan)
     defaults = np.zeros(n, dtype=bool)
+    scores = np.full((n, k), np.nan)
     for i, row in enumerate(ordered):
         if len(row.arms) != len(row.probabilities):
             raise LogError(
@@ -158,6 +171,13 @@ def from_rows(rows: Iterable[_Row]) -> DecisionLog:
         if row.reward is not None:
             rewards[i] = row.reward
             defaults[i] = row.default_reward
+        if row.scores is not None:
+            if len(row.scores) != len(row.arms):
+                raise LogError(f"decision {row.decision_id}: {len(row.arms)} arms but {len(row.scores)} scores")
+            values = np.array([np.nan if v is None else v for v in row.scores], dtype=np.float64)
+            if np.isinf(values).any():
+                raise LogError(f"decision {row.decision_id}: an infinite model score {row.scores}")
+            scores[i, columns] = values
     return DecisionLog(
         arms=tuple(arms),
         feature_names=tuple(features) if features else None,
@@ -170,6 +190,8 @@ def from_rows(rows: Iterable[_Row]) -> DecisionLog:
         rewards=rewards,
         default_rewards=defaults,
         policy_versions=tuple(row.policy_version for row in ordered),
+        scores=scores,
+        model_versions=tuple(row.model_version if row.scores is not None else None for row in ordered),
     )
 
 
@@ -196,9 +218,21 @@ def _json_row(line: Mapping[str, Any], where: str) -> _Row:
             reward=None if reward is None else float(reward),
             default_reward=bool(line.get("defaultReward", False)),
             policy_version=str(line["policyVersion"]),
+            scores=_scores(line.get("scores")),
+            model_version=_model_version(line.get("modelVersion")),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise LogError(f"{where}: not a decision record of `croupier export` ({type(exc).__name__}: {exc})") from exc
+
+
+def _scores(values: Any) -> list[float | None] | None:
+    if values is None:
+        return None
+    return [None if v is None else float(v) for v in values]
+
+
+def _model_version(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _jsonl_rows(path: Path) -> Iterator[_Row]:
@@ -239,6 +273,8 @@ def _parquet_rows(path: Path) -> Iterator[_Row]:
             reward=record["reward"],
             default_reward=bool(record.get("defaultReward")),
             policy_version=record["policyVersion"],
+            scores=_scores(record.get("scores")),
+            model_version=_model_version(record.get("modelVersion")),
         )
 
 
@@ -259,6 +295,8 @@ def _sqlite_rows(path: Path) -> Iterator[_Row]:
             reward=None if reward is None else reward[0],
             default_reward=reward is not None and reward[2],
             policy_version=decision.policy_version,
+            scores=None if decision.scores is None else list(decision.scores),
+            model_version=decision.model_version,
         )
 
 

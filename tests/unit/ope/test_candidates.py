@@ -1,5 +1,5 @@
 """A candidate's distributions come from the runtime's policy code; frozen and online learning replay the log in time
-order; scoring candidates and logs the candidate cannot read are refused with a reason."""
+order; logs the candidate cannot read are refused with a reason (model-scored candidates: test_scored.py)."""
 
 from __future__ import annotations
 
@@ -57,12 +57,6 @@ def test_a_paused_candidate_learns_nothing(log_file: Path, make_policy: Callable
     dists = distributions(load_candidate(make_policy(paused=True)), read_log(log_file), mode=Mode.ONLINE)
     assert dists.learned == 0
     assert np.allclose(dists.target, 1 / 3)
-
-
-def test_a_scoring_candidate_is_refused_with_the_reason(make_policy: Callable[..., Path]) -> None:
-    path = make_policy(scoring={"modelDeploymentRef": {"name": "ranker"}}, context={"dimension": 2})
-    with pytest.raises(CandidateError, match=r"spec.scoring .* cannot be evaluated yet"):
-        load_candidate(path)
 
 
 def test_a_candidate_needing_features_the_log_lacks_is_refused(

@@ -47,15 +47,24 @@ def test_ope_prints_a_table_and_the_warnings(log_file: Path, make_policy: Callab
 
 
 def test_ope_refuses_bad_input_with_a_message(log_file: Path, make_policy: Callable[..., Path], tmp_path: Path) -> None:
-    scoring = make_policy("scored", scoring={"modelDeploymentRef": {"name": "ranker"}})
-    result = runner.invoke(app, ["ope", str(log_file), "-p", str(scoring)])
-    assert result.exit_code == 2 and "spec.scoring" in result.stderr
     result = runner.invoke(app, ["ope", str(tmp_path / "none.jsonl"), "-p", str(make_policy())])
     assert result.exit_code == 2 and "no decision log at" in result.stderr
     result = runner.invoke(app, ["ope", str(log_file), "-p", str(make_policy()), "--mode", "replay"])
     assert result.exit_code == 2 and "expected frozen or online" in result.stderr
     result = runner.invoke(app, ["ope", str(log_file)])
     assert result.exit_code == 2 and "--policy" in result.stderr
+
+
+def test_a_scored_candidate_on_a_log_without_scores_is_evaluated_by_its_fallback_with_a_warning(
+    log_file: Path, make_policy: Callable[..., Path]
+) -> None:
+    scoring = {"modelDeploymentRef": {"name": "ranker"}, "fallback": "Uniform"}
+    scored = make_policy("scored", scoring=scoring, context={"features": ["level", "spend"]})
+    result = runner.invoke(app, ["ope", str(log_file), "-p", str(scored), "--output", "json", "--resamples", "100"])
+    assert result.exit_code == 0, result.output
+    (candidate,) = json.loads(result.stdout)["candidates"]
+    assert candidate["scoring"] == {"scoredRows": 0, "fallbackRows": 280, "fallback": "Uniform", "modelVersions": []}
+    assert any(w.startswith("no row of the log has model scores") for w in candidate["warnings"])
 
 
 def test_export_refuses_a_missing_log(tmp_path: Path) -> None:
