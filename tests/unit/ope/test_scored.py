@@ -228,7 +228,8 @@ def test_a_greedier_exploration_estimates_higher_as_its_true_value_is(
         estimates[name] = (by_name["DR"].value, truth)
         ips, dr = by_name["IPS"], by_name["DR"]  # the rows of docs/ope.md's table (pytest -s prints them)
         print(
-            f"\n{exploration} true {truth:.4f} IPS {ips.value:.4f} ± {ips.std_error:.4f} DR {dr.value:.4f} ± {dr.std_error:.4f}"
+            f"\n{exploration} true {truth:.4f} IPS {ips.value:.4f} ± {ips.std_error:.4f}",
+            f"DR {dr.value:.4f} ± {dr.std_error:.4f}",
         )
         assert report.scoring is not None and report.scoring.scored_rows == len(lines)
     (greedy_estimate, greedy_truth), (exploring_estimate, exploring_truth) = estimates["greedy"], estimates["exploring"]
