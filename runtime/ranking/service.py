@@ -83,7 +83,10 @@ class RankingService:
         now = time.time()
         expires_at = now + decisions.window
         n = len(self.arm_names)
-        scores, model_version, fallback = (None, None, None) if scored is None else scored[1:]
+        scores = model_version = fallback = None
+        if scored is not None:
+            scores, model_version = scored.scores, scored.model_version
+            fallback = None if scored.fallback is None else scored.fallback.value
         positions = []
         for position, placed in enumerate(placements, start=1):
             decision = Decision(
@@ -99,7 +102,7 @@ class RankingService:
                 expires_at,
                 scores=scores,
                 model_version=model_version,
-                fallback=None if fallback is None else fallback.value,
+                fallback=fallback,
                 slate_id=slate_id,
                 position=position,
             )
