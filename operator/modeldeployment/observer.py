@@ -21,7 +21,7 @@ import grpc
 import structlog
 
 from croupier.api.common import now as utc_now
-from croupier.api.modeldeployment import MetricsSourceType
+from croupier.api.modeldeployment import MetricsSourceType, RolloutState, RolloutStatus
 from croupier.operator.core.applier import ApplyProblemError, ChildApplier
 from croupier.operator.core.controller import ApplyProblem, Services, Snapshot
 from croupier.operator.core.kube import KubeClient, KubeError
@@ -29,7 +29,7 @@ from croupier.operator.core.matching import contains, digest, with_manifest_hash
 from croupier.operator.core.resources import CONFIG_MAP, DEPLOYMENT, POD
 from croupier.operator.decisionpolicy.status import DeploymentState
 from croupier.operator.modeldeployment.canary.analyst import Analyst, VersionTargets
-from croupier.operator.modeldeployment.canary.engine import advance
+from croupier.operator.modeldeployment.canary.engine import advance, spec_hash
 from croupier.operator.modeldeployment.canary.runtimestats import ROUTER as ROUTER_METRICS
 from croupier.operator.modeldeployment.canary.runtimestats import TF_SERVING, MetricNames, Targets
 from croupier.operator.modeldeployment.children import (
@@ -160,6 +160,19 @@ def router_metrics_targets(
         canary=Targets(urls, {"version": str(canary.version)}),
         stable=Targets(urls, {"version": str(md.spec.stable.version)}),
         problem=problem,
+    )
+
+
+def analysis_stopped(md: ModelDeploymentObject, rollout: RolloutStatus | None) -> bool:
+    """The stored rollout of this very canary spec is rolled back or halted: no interval runs until the spec changes,
+    so there is nothing to scrape (nor router pods to list) for it."""
+    canary = md.spec.canary
+    return (
+        canary is not None
+        and rollout is not None
+        and rollout.state in (RolloutState.ROLLED_BACK, RolloutState.HALTED)
+        and rollout.canary_version == canary.version
+        and rollout.spec_hash == spec_hash(canary)
     )
 
 
@@ -303,7 +316,7 @@ class ModelObserver:
         router_pods: list[dict[str, Any]] | str | None = None  # listed at most once per pass (analysis, annotation)
         if analysis is not None:
             pods = None
-            if analysis.source.type == MetricsSourceType.RUNTIME_STATS:
+            if analysis.source.type == MetricsSourceType.RUNTIME_STATS and not analysis_stopped(md, previous):
                 if has_router(md) and self.settings.router_metrics_per_pod:
                     router_pods = await self.list_router_pods(md)
                 pods = self.metrics_targets(md, router_pods, router)

@@ -8,11 +8,14 @@ from typing import Any
 
 import pytest
 
+from croupier.api.modeldeployment import RolloutState, RolloutStatus
 from croupier.operator.core.matching import with_manifest_hashes
+from croupier.operator.modeldeployment.canary.engine import spec_hash
 from croupier.operator.modeldeployment.canary.runtimestats import Targets
 from croupier.operator.modeldeployment.children import FAILED_ANNOTATION, LABELS_ANNOTATION, render_served
 from croupier.operator.modeldeployment.model import parse_model_deployment
 from croupier.operator.modeldeployment.observer import (
+    analysis_stopped,
     applied_failed,
     applied_labels,
     ready_pods,
@@ -156,3 +159,20 @@ def test_router_pods_that_cannot_be_read_or_counted_exactly_are_named() -> None:
     assert (
         router_metrics_targets(replace(md, spec=md.spec.model_copy(update={"canary": None})), settings, [], 0) is None
     )
+
+
+def test_nothing_is_scraped_for_a_rolled_back_or_halted_canary_until_its_spec_changes() -> None:
+    md = labels_md()
+    assert md.spec.canary is not None
+    digest = spec_hash(md.spec.canary)
+
+    def rollout(state: RolloutState, version: int = 2, spec: str = digest) -> RolloutStatus:
+        return RolloutStatus(canary_version=version, spec_hash=spec, state=state)
+
+    assert analysis_stopped(md, rollout(RolloutState.ROLLED_BACK))
+    assert analysis_stopped(md, rollout(RolloutState.HALTED))
+    for running in (RolloutState.PROGRESSING, RolloutState.SERVING, RolloutState.COMPLETE, RolloutState.PAUSED):
+        assert not analysis_stopped(md, rollout(running))
+    assert not analysis_stopped(md, rollout(RolloutState.ROLLED_BACK, version=3))  # a new canary version
+    assert not analysis_stopped(md, rollout(RolloutState.HALTED, spec="other"))  # an edited canary spec
+    assert not analysis_stopped(md, None)
