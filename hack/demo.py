@@ -6,8 +6,10 @@
    as a local process from the very ConfigMap the operator rendered (the file a pod would mount);
 4. sends simulated traffic (decisions, and rewards drawn from hidden click rates) and shows `kubectl get croupier`
    and the per-arm table in `status` while the policies learn;
-5. ModelDeployment: writes real SavedModel versions, serves them with the local model server, walks a canary through
-   its steps under simulated Predict traffic (`kubectl get md`), then rolls a failing version back automatically.
+5. ModelDeployment (routing mode VersionLabels): writes real SavedModel versions, serves them with the local model
+   server behind two model router processes (one per router pod, fed the routing table the operator writes), walks a
+   canary through its steps under simulated Predict traffic through the routers (`kubectl get md`; the analysis adds
+   up both routers' per-version counters), then rolls a failing version back automatically.
 6. Experiments (``run_experiments``, about 40 s more): an A/B/n where one variant truly converts better (`kubectl get
    exp` shows the exposures, the p-values falling and the winner) and an A/B whose treatment loses 30% of its
    exposures (SampleRatioMismatch); their runtimes run from their rendered ConfigMaps like the policies'.
@@ -23,7 +25,6 @@ import contextlib
 import http.server
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -232,13 +233,14 @@ class Demo:
         ]
         self.kubectl_apply({"apiVersion": "v1", "kind": "List", "items": volumes})
 
-    def kubectl_apply(self, manifest: dict[str, Any]) -> None:
+    def kubectl_apply(self, manifest: dict[str, Any], *, quiet: bool = False) -> None:
         subprocess.run(
             [str(self.bin_dir / "kubectl"), "apply", "-f", "-"],
             input=json.dumps(manifest),
             text=True,
             env=self.env,
             check=True,
+            stdout=subprocess.DEVNULL if quiet else None,
         )
 
     def start_operator(self, runtime_url_template: str, extra: dict[str, str] | None = None) -> None:
@@ -380,29 +382,49 @@ def ranking_demo(traffic: list[Traffic], slates: int = 2000, k: int = 3) -> None
 MD_STEPS = [{"weight": 20, "pauseSeconds": 10}, {"weight": 50, "pauseSeconds": 10}, {"weight": 100, "pauseSeconds": 10}]
 MD_ANALYSIS = {"intervalSeconds": 10, "minRequests": 10, "maxErrorRate": 0.05, "failureLimit": 0}
 MD_FAILING_VERSION = 3
+MD_REPLICAS = 2  # two router pods: the analysis adds up both routers' counters
+ROUTER_SELECTOR = "app.kubernetes.io/name=croupier-model-router,app.kubernetes.io/instance=ranker"
+KUBELET_SYNC_SECONDS = 60.0  # the kubelet's --sync-frequency: a ConfigMap volume refreshes at least this often
 
 
 class ModelDemo:
-    """The ModelDeployment part: one local model server process plays TF Serving's stable and canary servers
-    (routing mode GatewayAPI; kwok pods run nothing). The demo plays the kubelet: it merges the two servers' model
-    config ConfigMaps into the file the model server polls. The operator reaches it through its documented settings
-    CROUPIER_OPERATOR_MODEL_SERVER_ADDRESS_TEMPLATE and CROUPIER_OPERATOR_MODEL_METRICS_URL_TEMPLATE."""
+    """The ModelDeployment part, in routing mode VersionLabels: one local model server process plays the TF Serving
+    pods (both versions, labels stable/canary) and one `croupier-runtime router` process per router pod plays that pod
+    (kwok pods run nothing). The demo plays the kubelet: it copies the model config ConfigMap into the file the model
+    server polls, and the routing table ConfigMap into the routers' routing file whenever a router pod object changes
+    (the operator annotates them after each table change; any pod update makes the kubelet refresh its volumes) or
+    once per kubelet sync period. The operator reaches the model server through
+    CROUPIER_OPERATOR_MODEL_SERVER_ADDRESS_TEMPLATE and each router pod's counters through
+    CROUPIER_OPERATOR_ROUTER_METRICS_URL_TEMPLATE, which names the pod: the demo's StatsRouter sends
+    /<namespace>/<pod>/metrics to that pod's router process.
+
+    ``bring_up`` runs in the background while the DecisionPolicy part runs: it waits for the SavedModels, applies
+    ranker with its stable version only and starts the model server (TensorFlow's start is most of the cost) and the
+    routers, so the canary part begins with a Ready model."""
 
     def __init__(self, demo: Demo) -> None:
         self.demo = demo
         self.base = demo.dir / "models" / "ranker"
         self.config = demo.dir / "models" / "models.config"
         self.monitoring = demo.dir / "models" / "monitoring.config"
+        self.routing = demo.dir / "models" / "routing" / "routing.yaml"
         self.host = "127.0.0.1"
         self.grpc_port, self.rest_port = free_port(), free_port()
         self.rest_url = f"http://{self.host}:{self.rest_port}"
+        self.routers: dict[str, tuple[str, int]] = {}  # router pod -> (its REST URL, its gRPC port)
         self.stop = threading.Event()
         self.writers: list[subprocess.Popen[bytes]] = []
+        self.failure: BaseException | None = None
+        self.ready = threading.Event()
+        self.pods_seen: tuple[tuple[str, str], ...] = ()
+        self.routing_synced = 0.0
+        self.routing_copies = 0
 
-    def operator_env(self) -> dict[str, str]:
+    def operator_env(self, stats_router: StatsRouter) -> dict[str, str]:
+        metrics = f"http://127.0.0.1:{stats_router.server_address[1]}/{{namespace}}/{{pod}}/metrics"
         return {
             "CROUPIER_OPERATOR_MODEL_SERVER_ADDRESS_TEMPLATE": f"{self.host}:{self.grpc_port}",
-            "CROUPIER_OPERATOR_MODEL_METRICS_URL_TEMPLATE": f"{self.rest_url}/monitoring/prometheus/metrics",
+            "CROUPIER_OPERATOR_ROUTER_METRICS_URL_TEMPLATE": metrics,
         }
 
     def start_writing(self) -> None:
@@ -424,92 +446,150 @@ class ModelDemo:
     def wait_written(self) -> None:
         if any(w.wait(timeout=300) != 0 for w in self.writers):
             raise SystemExit(f"demo: writing a SavedModel failed (see {self.demo.dir}/logs/savedmodel-*.log)")
-        print(f"   {', '.join(sorted(p.name for p in self.base.iterdir()))} under {self.base}")
 
-    def install_gateway_api(self) -> None:
-        """Gateway API's standard CRDs (the operator renders an HTTPRoute), from the cached Go module."""
-        env = {**self.demo.env, "KUBECTL": str(self.demo.bin_dir / "kubectl")}
-        script = ROOT / "hack" / "gatewayapi" / "crds.sh"
-        subprocess.run(["bash", str(script), "--apply"], env=env, check=True, stdout=subprocess.DEVNULL, timeout=600)
+    # -- the kubelet's part ---------------------------------------------------------------------------------------
+    def objects(self) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+        """ranker's ConfigMaps by name and its router pods, in one read."""
+        out = self.demo.kubectl(
+            "get", "configmap,pod", "-n", NAMESPACE, "-l", "app.kubernetes.io/instance=ranker", "-o", "json",
+            check=False, capture=True,
+        )  # fmt: skip
+        items = json.loads(out or "{}").get("items") or []
+        configmaps = {i["metadata"]["name"]: i for i in items if i["kind"] == "ConfigMap"}
+        routers = [
+            i for i in items
+            if i["kind"] == "Pod" and i["metadata"]["labels"].get("app.kubernetes.io/name") == "croupier-model-router"
+        ]  # fmt: skip
+        return configmaps, routers
 
-    def sync_config(self) -> bool:
-        """The kubelet's part: the union of the stable and canary servers' model configs in the polled file."""
-        versions: set[int] = set()
-        labels: dict[str, int] = {}
-        for role in ("stable", "canary"):
-            out = self.demo.kubectl(
-                "get", "configmap", f"ranker-{role}-models", "-n", NAMESPACE, "-o", "json", check=False, capture=True
-            )
-            if not out:
-                return False
-            body = json.loads(out)
-            versions |= {int(v) for v in re.findall(r"versions: (\d+)", body["data"]["models.config"])}
-            labels |= json.loads((body["metadata"].get("annotations") or {}).get("croupier.dev/version-labels") or "{}")
-        specific = " ".join(f"versions: {v}" for v in sorted(versions))
-        label_text = " ".join(f'version_labels {{ key: "{k}" value: {v} }}' for k, v in sorted(labels.items()))
-        text = (
-            f'model_config_list {{\n  config {{ name: "ranker" base_path: "{self.base}" model_platform: "tensorflow" '
-            f"model_version_policy {{ specific {{ {specific} }} }} {label_text} }}\n}}\n"
+    def sync(self) -> tuple[bool, list[str]]:
+        """Copy the model config (always) and the routing table (when a router pod changed, or once per sync period)
+        into the files the processes read; returns whether the model config exists, and the router pods' names."""
+        configmaps, pods = self.objects()
+        models = (configmaps.get("ranker-models") or {}).get("data", {}).get("models.config")
+        if models is not None and (not self.config.exists() or self.config.read_text() != models):
+            _write_atomically(self.config, models)
+        seen = tuple(sorted((p["metadata"]["name"], p["metadata"]["resourceVersion"]) for p in pods))
+        table = (configmaps.get("ranker-routing") or {}).get("data", {}).get("routing.yaml")
+        due = seen != self.pods_seen or time.monotonic() - self.routing_synced >= KUBELET_SYNC_SECONDS
+        if table is not None and due:
+            self.pods_seen, self.routing_synced = seen, time.monotonic()
+            if not self.routing.exists() or self.routing.read_text() != table:
+                _write_atomically(self.routing, table)
+                self.routing_copies += 1
+        return models is not None, sorted(
+            p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp")
         )
-        if not self.config.exists() or self.config.read_text() != text:
-            self.config.write_text(text)
-        return True
 
     def _kubelet(self) -> None:
         while not self.stop.wait(0.5):
-            self.sync_config()
+            with contextlib.suppress(Exception):  # a failed read is retried on the next tick, as the kubelet does
+                self.sync()
 
-    def apply(self, canary_version: int) -> None:
-        spec = {
-            "model": {"name": "ranker", "storageUri": f"file://{self.base}"},
-            "stable": {"version": 1},
-            "canary": {"version": canary_version, "steps": MD_STEPS, "analysis": MD_ANALYSIS},
-            "routing": {"mode": "GatewayAPI", "protocol": "HTTP", "parentRefs": [{"name": "demo-gateway"}]},
-        }
-        manifest = {"apiVersion": "croupier.dev/v1alpha1", "kind": "ModelDeployment"}
-        self.demo.kubectl_apply({**manifest, "metadata": {"name": "ranker", "namespace": NAMESPACE}, "spec": spec})
+    # -- bring-up (background) -------------------------------------------------------------------------------------
+    def start_bring_up(self, stats_router: StatsRouter) -> None:
+        def run() -> None:
+            try:
+                self.bring_up(stats_router)
+            except BaseException as error:  # handed to the main thread by wait_ready
+                self.failure = error
+            finally:
+                self.ready.set()
 
-    def start_server(self) -> None:
-        deadline = time.monotonic() + 30
-        while not self.sync_config():
-            if time.monotonic() > deadline:
-                raise SystemExit("demo: the operator rendered no model config for ranker (see logs/operator.log)")
-            time.sleep(0.5)
-        threading.Thread(target=self._kubelet, daemon=True).start()
+        threading.Thread(target=run, daemon=True).start()
+
+    def wait_ready(self, timeout: float = 300) -> None:
+        if not self.ready.wait(timeout):
+            raise SystemExit(f"demo: the model server and routers did not start in {timeout:.0f}s")
+        if self.failure is not None:
+            raise self.failure
+
+    def bring_up(self, stats_router: StatsRouter) -> None:
+        # The model server process starts first, with an empty model config (TensorFlow's import is most of a minute
+        # on a busy 2-core machine); the ModelDeployment is applied once it listens, so the operator's first
+        # GetModelStatus finds a server that does not know the model yet (VersionLoading), and the kubelet's copy of
+        # the operator's model config makes it load version 1.
+        self.config.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomically(self.config, "model_config_list {\n}\n")
         self.monitoring.write_text('prometheus_config {\n  enable: true\n  path: "/monitoring/prometheus/metrics"\n}\n')
-        say("Starting the local model server (TF Serving's flags and APIs over the SavedModels)")
         argv = [
             sys.executable, "-m", "croupier.modelserver", f"--port={self.grpc_port}",
             f"--rest_api_port={self.rest_port}", f"--host={self.host}", f"--model_config_file={self.config}",
             "--model_config_file_poll_wait_seconds=1", f"--monitoring_config_file={self.monitoring}",
         ]  # fmt: skip
         self.demo.spawn("modelserver", argv, env={**self.demo.env, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        self.wait_written()
+        deadline = time.monotonic() + 240
+        while not _listening(self.host, self.grpc_port):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"demo: the model server did not start (see {self.demo.dir}/logs/modelserver.log)")
+            time.sleep(0.5)
+        self.apply(None)
+        self.routing.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + 60
+        while not (found := self.sync())[0] or len(found[1]) < MD_REPLICAS:
+            if time.monotonic() > deadline:
+                raise SystemExit("demo: the operator rendered no model config or router pods for ranker")
+            time.sleep(0.5)
+        threading.Thread(target=self._kubelet, daemon=True).start()
+        for pod in found[1][:MD_REPLICAS]:
+            rest, grpc = free_port(), free_port()
+            self.demo.spawn(
+                f"router-{pod}",
+                [
+                    sys.executable, "-m", "croupier.runtime.cli", "router", f"--host={self.host}",
+                    f"--rest-port={rest}", f"--grpc-port={grpc}", f"--upstream-rest={self.rest_url}",
+                    f"--upstream-grpc={self.host}:{self.grpc_port}", f"--routing-file={self.routing}",
+                    "--log-level=warning",
+                ],
+            )  # fmt: skip
+            self.routers[pod] = (f"http://{self.host}:{rest}", grpc)
+            stats_router.routes[f"{NAMESPACE}/{pod}"] = self.routers[pod][0]
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.rest_url}/v1/models/ranker", timeout=1).status_code == 200:
+                if httpx.get(f"{self.rest_url}/v1/models/ranker", timeout=1).status_code == 200 and all(
+                    httpx.get(f"{url}/metrics", timeout=1).status_code == 200 for url, _ in self.routers.values()
+                ):
                     return
             time.sleep(0.5)
-        raise SystemExit(f"demo: the model server did not start (see {self.demo.dir}/logs/modelserver.log)")
+        raise SystemExit(f"demo: the model or a router did not get ready (see {self.demo.dir}/logs/)")
+
+    def apply(self, canary_version: int | None) -> None:
+        spec: dict[str, Any] = {
+            "model": {"name": "ranker", "storageUri": f"file://{self.base}"},
+            "stable": {"version": 1},
+            "routing": {"mode": "VersionLabels"},
+            "serving": {"replicas": MD_REPLICAS},
+        }
+        if canary_version is not None:
+            spec["canary"] = {"version": canary_version, "steps": MD_STEPS, "analysis": MD_ANALYSIS}
+        manifest = {"apiVersion": "croupier.dev/v1alpha1", "kind": "ModelDeployment"}
+        body = {**manifest, "metadata": {"name": "ranker", "namespace": NAMESPACE}, "spec": spec}
+        self.demo.kubectl_apply(body, quiet=canary_version is None)  # the first apply runs in the background
 
     def status(self) -> dict[str, Any]:
         out = self.demo.kubectl("get", "md", "ranker", "-n", NAMESPACE, "-o", "json", capture=True)
         found: dict[str, Any] = json.loads(out).get("status") or {}
         return found
 
-    def traffic_until(self, version: int, done: Any, timeout: float) -> dict[str, Any]:
-        """Predict requests to ``version`` (the canary's traffic) until ``done(status)``; `kubectl get md` as the
-        weight moves."""
+    def traffic_until(self, done: Any, timeout: float) -> dict[str, Any]:
+        """Predict requests that name no version, spread over the router pods as their Service would spread them,
+        until ``done(status)``; `kubectl get md` as the weight moves, with the split the routers served."""
         rng = np.random.default_rng(11)
+        urls = [url for url, _ in self.routers.values()]
         shown: Any = None
+        served: dict[str, int] = {}
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=5) as client:
             while time.monotonic() < deadline:
-                for _ in range(10):
+                for i in range(20):
                     body = {"instances": [{"context": rng.random(4).tolist(), "arms": rng.random((2, 4)).tolist()}]}
                     with contextlib.suppress(httpx.HTTPError):
-                        client.post(f"{self.rest_url}/v1/models/ranker/versions/{version}:predict", json=body)
-                    time.sleep(0.04)
+                        answer = client.post(f"{urls[i % len(urls)]}/v1/models/ranker:predict", json=body)
+                        version = answer.headers.get("x-croupier-model-version", "?")
+                        served[version] = served.get(version, 0) + 1
+                    time.sleep(0.02)
                 status = self.status()
                 now = (
                     status.get("canaryWeight"),
@@ -517,31 +597,55 @@ class ModelDemo:
                     (status.get("rollout") or {}).get("state"),
                 )
                 if now != shown:
-                    shown = now
+                    if shown is not None:
+                        split = ", ".join(f"version {v}: {n}" for v, n in sorted(served.items()))
+                        print(f"   the routers served {split} meanwhile")
+                    shown, served = now, {}
                     self.demo.kubectl("get", "md", "-n", NAMESPACE)
                 if done(status):
                     return status
         raise SystemExit(f"demo: the ModelDeployment did not get there in {timeout:.0f}s; status {self.status()}")
 
 
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    staged = path.with_name(f".{path.name}.tmp")
+    staged.write_text(text)
+    staged.replace(path)  # as the kubelet swaps a volume's ..data link
+
+
 def model_deployment_demo(models: ModelDemo, router: StatsRouter) -> None:
-    """Canary steps under traffic, then a failing version rolled back automatically (about 60-90 s)."""
+    """Canary steps under traffic through the routers, then a failing version rolled back automatically."""
     started = time.monotonic()
-    say("ModelDeployment: Gateway API CRDs, the SavedModel versions (written in the background meanwhile)")
-    models.install_gateway_api()
-    models.wait_written()
-    say("Applying ModelDeployment ranker: stable 1, canary 2 in steps 20% / 50% / 100% with analysis every 10 s")
+    say("ModelDeployment ranker (VersionLabels): the model server and two router pods' processes, started meanwhile")
+    models.wait_ready()
+    print(f"   {', '.join(sorted(p.name for p in models.base.iterdir()))} under {models.base}")
+    for pod, (url, _) in models.routers.items():
+        print(f"   router pod {pod}: croupier-runtime router at {url}")
+    models.demo.kubectl("wait", "md/ranker", "-n", NAMESPACE, "--for=condition=Ready", "--timeout=120s")
+    models.demo.kubectl("get", "md", "-n", NAMESPACE)
+    say("Applying canary 2 in steps 20% / 50% / 100% with analysis every 10 s of both routers' per-version counters")
     models.apply(2)
-    models.start_server()
-    say("Sending Predict traffic to the canary; the operator measures it from the model server's metrics")
-    models.traffic_until(2, lambda s: (s.get("rollout") or {}).get("state") == "Complete", timeout=120)
+    say("Sending Predict traffic that names no version through the routers; they split it by the live weight")
+    models.traffic_until(lambda s: (s.get("rollout") or {}).get("state") == "Complete", timeout=120)
+    analyses = ((models.status().get("rollout") or {}).get("analyses") or [])[-3:]
+    for a in analyses:
+        print(f"   interval at weight {a.get('weight')}: {a.get('requests')} canary requests, {a.get('result')}")
     say(f"Applying a failing canary (version {MD_FAILING_VERSION}: half its answers are TensorFlow errors)")
     models.apply(MD_FAILING_VERSION)
-    rolled = models.traffic_until(
-        MD_FAILING_VERSION, lambda s: (s.get("rollout") or {}).get("state") == "RolledBack", timeout=90
-    )
+    rolled = models.traffic_until(lambda s: (s.get("rollout") or {}).get("state") == "RolledBack", timeout=90)
     rollback = (rolled.get("rollout") or {}).get("rollback") or {}
     print(f"   rolled back version {rollback.get('version')}: {rollback.get('reason')}")
+    print(
+        f"   the routers' table was refreshed {models.routing_copies} times, each after the operator touched the pods"
+    )
     models.demo.kubectl("get", "events", "-n", NAMESPACE, "--field-selector", "involvedObject.kind=ModelDeployment")
     scored_policy_demo(models, router)
     print(f"   the ModelDeployment part took {time.monotonic() - started:.0f}s")
@@ -559,7 +663,8 @@ def scored_policy_demo(models: ModelDemo, router: StatsRouter) -> None:
             raise SystemExit("demo: the operator did not render the model's address into the runtime's config")
         time.sleep(0.5)
     print(f"   the operator rendered the model into the runtime's config: {document['scoring']}")
-    document["scoring"]["address"] = f"{models.host}:{models.grpc_port}"  # the local model server plays the Service
+    _, grpc_port = next(iter(models.routers.values()))
+    document["scoring"]["address"] = f"{models.host}:{grpc_port}"  # a router process plays the model's Service
     policy_file = demo.dir / "policies" / f"{name}.yaml"
     policy_file.write_text(yaml.safe_dump(document))
     port = free_port()
@@ -744,7 +849,7 @@ def main() -> int:
         specs = {yaml.safe_load(p.read_text())["metadata"]["name"]: p for p in POLICY_EXAMPLES}
         ports = {name: free_port() for name in specs}
         router = StatsRouter({f"{NAMESPACE}/{name}": f"http://127.0.0.1:{port}" for name, port in ports.items()})
-        demo.start_operator(router.url_template, models.operator_env())
+        demo.start_operator(router.url_template, models.operator_env(router))
         demo.kubectl(
             "create",
             "secret",
@@ -768,6 +873,7 @@ def main() -> int:
             print(f"   runtime of {name} serves {url} (state: {backend})")
             traffic.append(Traffic(url, spec, seed))
 
+        models.start_bring_up(router)  # the ModelDeployment's model server and routers start meanwhile
         say("Waiting for the policies to be Ready (kubectl wait --for=condition=Ready dp --all)")
         demo.kubectl("wait", "-n", NAMESPACE, "--for=condition=Ready", "dp", "--all", "--timeout=120s")
         demo.kubectl("get", "croupier", "-n", NAMESPACE)

@@ -22,6 +22,8 @@ OPERATOR_VERSION = "0.1.0"
 
 # Placeholders a runtime URL template may use (see ``runtime_url_template``).
 URL_PLACEHOLDERS = frozenset({"name", "namespace", "service"})
+# The router's metrics are read per pod (see ``router_metrics_url_template``).
+POD_PLACEHOLDERS = frozenset({"pod", "pod_ip"})
 
 
 class LogFormat(StrEnum):
@@ -128,12 +130,14 @@ class OperatorSettings(BaseSettings):
         ),
     )
     router_metrics_url_template: str = Field(
-        "http://{service}.{namespace}.svc:8501/metrics",
+        "http://{pod_ip}:8501/metrics",
         description=(
             "Where the canary analysis (RuntimeStats) scrapes the model router's per-version counters of a "
-            "ModelDeployment in routing mode VersionLabels ({service}: the model's Service, which fronts the router). "
-            "Placeholders as model_server_address_template; local runs point it at a router process, e.g. "
-            "http://127.0.0.1:8501/metrics."
+            "ModelDeployment in routing mode VersionLabels: once per ready router pod, summed. Placeholders as "
+            "model_server_address_template plus {pod} (the pod's name) and {pod_ip} (its IP). Local runs point it "
+            "at router processes, e.g. http://127.0.0.1:9000/{namespace}/{pod}/metrics behind a small dispatcher. "
+            "A template without {pod} or {pod_ip} is one address: exact with one router pod only (with more, the "
+            "interval is InsufficientData)."
         ),
     )
     model_status_timeout_seconds: float = Field(2.0, gt=0, le=30, description="Timeout of one GetModelStatus call.")
@@ -156,15 +160,15 @@ class OperatorSettings(BaseSettings):
         "runtime_url_template",
         "model_server_address_template",
         "model_metrics_url_template",
-        "router_metrics_url_template",
     )
     @classmethod
     def _known_placeholders(cls, value: str) -> str:
-        fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
-        unknown = fields - URL_PLACEHOLDERS
-        if unknown:
-            raise ValueError(f"unknown placeholders {sorted(unknown)}; allowed: {sorted(URL_PLACEHOLDERS)}")
-        return value
+        return _check_placeholders(value, URL_PLACEHOLDERS)
+
+    @field_validator("router_metrics_url_template")
+    @classmethod
+    def _known_router_placeholders(cls, value: str) -> str:
+        return _check_placeholders(value, URL_PLACEHOLDERS | POD_PLACEHOLDERS)
 
     def runtime_url(self, *, name: str, namespace: str, service: str) -> str:
         return self.runtime_url_template.format(name=name, namespace=namespace, service=service).rstrip("/")
@@ -175,8 +179,27 @@ class OperatorSettings(BaseSettings):
     def model_metrics_url(self, *, name: str, namespace: str, service: str) -> str:
         return self.model_metrics_url_template.format(name=name, namespace=namespace, service=service)
 
-    def router_metrics_url(self, *, name: str, namespace: str, service: str) -> str:
-        return self.router_metrics_url_template.format(name=name, namespace=namespace, service=service)
+    @property
+    def router_metrics_per_pod(self) -> bool:
+        """The router metrics template names a pod: one URL per router pod (otherwise one URL for them all)."""
+        return bool(_placeholders(self.router_metrics_url_template) & POD_PLACEHOLDERS)
+
+    def router_metrics_url(self, *, name: str, namespace: str, service: str, pod: str = "", pod_ip: str = "") -> str:
+        host = f"[{pod_ip}]" if ":" in pod_ip else pod_ip  # an IPv6 address in a URL
+        return self.router_metrics_url_template.format(
+            name=name, namespace=namespace, service=service, pod=pod, pod_ip=host
+        )
+
+
+def _placeholders(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+
+
+def _check_placeholders(template: str, allowed: frozenset[str]) -> str:
+    unknown = _placeholders(template) - allowed
+    if unknown:
+        raise ValueError(f"unknown placeholders {sorted(unknown)}; allowed: {sorted(allowed)}")
+    return template
 
 
 ENV_PREFIX = "CROUPIER_OPERATOR_"

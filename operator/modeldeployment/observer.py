@@ -13,7 +13,7 @@ the kubelet refreshes their routing volume at once.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -21,7 +21,7 @@ import grpc
 import structlog
 
 from croupier.api.common import now as utc_now
-from croupier.api.modeldeployment import MetricsSourceType
+from croupier.api.modeldeployment import MetricsSourceType, RolloutState, RolloutStatus
 from croupier.operator.core.applier import ApplyProblemError, ChildApplier
 from croupier.operator.core.controller import ApplyProblem, Services, Snapshot
 from croupier.operator.core.kube import KubeClient, KubeError
@@ -29,7 +29,7 @@ from croupier.operator.core.matching import contains, digest, with_manifest_hash
 from croupier.operator.core.resources import CONFIG_MAP, DEPLOYMENT, POD
 from croupier.operator.decisionpolicy.status import DeploymentState
 from croupier.operator.modeldeployment.canary.analyst import Analyst, VersionTargets
-from croupier.operator.modeldeployment.canary.engine import advance
+from croupier.operator.modeldeployment.canary.engine import advance, spec_hash
 from croupier.operator.modeldeployment.canary.runtimestats import ROUTER as ROUTER_METRICS
 from croupier.operator.modeldeployment.canary.runtimestats import TF_SERVING, MetricNames, Targets
 from croupier.operator.modeldeployment.children import (
@@ -58,6 +58,7 @@ from croupier.operator.modeldeployment.model import ModelDeploymentObject
 from croupier.operator.modeldeployment.plan import ServerView, canary_ready, plan, server_for
 from croupier.operator.modeldeployment.rollout import stored_rollout, wake_in
 from croupier.operator.modeldeployment.status import Observations, RouterState, ServerState
+from croupier.operator.settings import OperatorSettings
 from croupier.runtime.tfserving.client import ModelServerError, ModelServiceClient
 
 RECHECK_SECONDS = 2.0
@@ -113,6 +114,68 @@ def metric_names(md: ModelDeploymentObject) -> MetricNames:
     return ROUTER_METRICS if has_router(md) else TF_SERVING
 
 
+def ready_pods(pods: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """``(name, IP)`` of the pods a Service would send traffic to: running, with an IP, Ready, not terminating."""
+    found = []
+    for pod in pods:
+        meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ())
+        if ready and status.get("phase") == "Running" and status.get("podIP") and not meta.get("deletionTimestamp"):
+            found.append((str(meta["name"]), str(status["podIP"])))
+    return sorted(found)
+
+
+def router_metrics_targets(
+    md: ModelDeploymentObject,
+    settings: OperatorSettings,
+    pods: Sequence[Mapping[str, Any]] | str | None,
+    ready_replicas: int,
+) -> VersionTargets | None:
+    """VersionLabels: the router's per-version counters, one URL per ready router pod when the URL template names a
+    pod (``pods``: the router's pods, or why they could not be listed), else the one URL of the template (exact only
+    while at most one router pod is ready: a Service sends each scrape to one of them)."""
+    canary = md.spec.canary
+    if canary is None:
+        return None
+    problem: str | None = None
+    if settings.router_metrics_per_pod:
+        if isinstance(pods, str):
+            problem = f"the router's pods could not be listed: {pods}"
+        ready = [] if pods is None or isinstance(pods, str) else ready_pods(pods)
+        urls = tuple(
+            settings.router_metrics_url(name=md.name, namespace=md.namespace, service=md.name, pod=pod, pod_ip=ip)
+            for pod, ip in ready
+        )
+        if not urls and problem is None:
+            problem = f"no ready pod of the router {router_name(md)} to scrape"
+    else:
+        urls = (settings.router_metrics_url(name=md.name, namespace=md.namespace, service=md.name),)
+        if ready_replicas > 1:
+            problem = (
+                f"{ready_replicas} router pods are ready but the router metrics URL template "
+                f"({settings.router_metrics_url_template}) names no pod ({{pod}} or {{pod_ip}}): one scrape reaches "
+                "one of them"
+            )
+    return VersionTargets(
+        canary=Targets(urls, {"version": str(canary.version)}),
+        stable=Targets(urls, {"version": str(md.spec.stable.version)}),
+        problem=problem,
+    )
+
+
+def analysis_stopped(md: ModelDeploymentObject, rollout: RolloutStatus | None) -> bool:
+    """The stored rollout of this very canary spec is rolled back or halted: no interval runs until the spec changes,
+    so there is nothing to scrape (nor router pods to list) for it."""
+    canary = md.spec.canary
+    return (
+        canary is not None
+        and rollout is not None
+        and rollout.state in (RolloutState.ROLLED_BACK, RolloutState.HALTED)
+        and rollout.canary_version == canary.version
+        and rollout.spec_hash == spec_hash(canary)
+    )
+
+
 def unrouted_labels(serving: ServingPlan, resolved: Mapping[str, int] | None) -> tuple[str, ...]:
     """Planned labels the routing table leaves out this pass, because TF Serving does not resolve them yet."""
     if resolved is None:
@@ -166,19 +229,18 @@ class ModelObserver:
             self.analysts[uid] = Analyst(self.http, namespace=md.namespace, name=md.name, names=names)
         return self.analysts[uid]
 
-    def metrics_targets(self, md: ModelDeploymentObject) -> VersionTargets | None:
+    def metrics_targets(
+        self,
+        md: ModelDeploymentObject,
+        router_pods: Sequence[Mapping[str, Any]] | str | None = None,
+        router: RouterState | None = None,
+    ) -> VersionTargets | None:
         """The metrics endpoints of the canary's and the stable version's servers (RuntimeStats): TF Serving's own per
         server in GatewayAPI mode; the router's per-version counters in VersionLabels mode (TF Serving's metrics carry
-        no version, and one server serves both there)."""
-        canary = md.spec.canary
+        no version, and one server serves both there), from every ready router pod."""
         if has_router(md):
-            if canary is None:
-                return None
-            url = self.settings.router_metrics_url(name=md.name, namespace=md.namespace, service=md.name)
-            return VersionTargets(
-                canary=Targets((url,), {"version": str(canary.version)}),
-                stable=Targets((url,), {"version": str(md.spec.stable.version)}),
-            )
+            ready = router.deployment.ready if router is not None and router.deployment is not None else 0
+            return router_metrics_targets(md, self.settings, router_pods, ready)
         canary_role, stable_role = server_for(md, CANARY), server_for(md, STABLE)
 
         def targets(role: str) -> Targets:
@@ -250,8 +312,14 @@ class ModelObserver:
         available = canary_ready(md, plan(md, views).servers)
         analysis = md.spec.canary.analysis if md.spec.canary is not None else None
         observation = None
+        router = self._router_state(md, snapshot)
+        router_pods: list[dict[str, Any]] | str | None = None  # listed at most once per pass (analysis, annotation)
         if analysis is not None:
-            pods = self.metrics_targets(md) if analysis.source.type == MetricsSourceType.RUNTIME_STATS else None
+            pods = None
+            if analysis.source.type == MetricsSourceType.RUNTIME_STATS and not analysis_stopped(md, previous):
+                if has_router(md) and self.settings.router_metrics_per_pod:
+                    router_pods = await self.list_router_pods(md)
+                pods = self.metrics_targets(md, router_pods, router)
             observation = await self.analyst(target.uid, md).observe(md.spec, previous, moment, pods)
         outcome = advance(md.spec, previous, observation, moment, available)
         due_in = wake_in(md.spec, outcome.rollout, moment)
@@ -270,7 +338,7 @@ class ModelObserver:
         except ApplyProblemError as error:
             problem, applied = error.problem, 0
         if has_router(md) and problem is None:
-            await self.annotate_router_pods(md, target.uid, children)
+            await self.annotate_router_pods(md, target.uid, children, router_pods)
         if applied:
             log.info(
                 "applied the serving plan",
@@ -303,7 +371,7 @@ class ModelObserver:
             rollout=outcome.rollout,
             desired_weight=outcome.weight,
             events=outcome.events,
-            router=self._router_state(md, snapshot),
+            router=router,
             unrouted_labels=unrouted,
         )
 
@@ -328,9 +396,26 @@ class ModelObserver:
         behind = set(await self.unapplied_labels(md, MAIN, applied)) if applied else set()
         return {label: version for label, version in applied.items() if label not in behind}
 
-    async def annotate_router_pods(self, md: ModelDeploymentObject, uid: str, children: list[dict[str, Any]]) -> None:
+    async def list_router_pods(self, md: ModelDeploymentObject) -> list[dict[str, Any]] | str:
+        """The router's pods (by its selector labels), or why they could not be listed. No index holds pods (they are
+        owned by ReplicaSets, not by the ModelDeployment), so this is one list call, made only on passes that need it:
+        a RuntimeStats analysis in VersionLabels mode, or a routing table change."""
+        selector = ",".join(f"{k}={v}" for k, v in sorted(router_selector_labels(md).items()))
+        try:
+            return [dict(pod) for pod in await self.kube.list(POD.kind, md.namespace, selector)]
+        except KubeError as error:
+            return str(error)
+
+    async def annotate_router_pods(
+        self,
+        md: ModelDeploymentObject,
+        uid: str,
+        children: list[dict[str, Any]],
+        listed: list[dict[str, Any]] | str | None = None,
+    ) -> None:
         """After a routing table change, annotate every router pod with the table's hash: a pod update makes the
-        kubelet sync the pod, and so its ConfigMap volume, at once (instead of within its sync period, ~1 min)."""
+        kubelet sync the pod, and so its ConfigMap volume, at once (instead of within its sync period, ~1 min).
+        ``listed``: the router's pods as this pass already listed them (None: list them here)."""
         name = routing_configmap_name(md)
         table = next((c for c in children if c["kind"] == CONFIG_MAP.kind and c["metadata"]["name"] == name), None)
         if table is None:
@@ -338,10 +423,13 @@ class ModelObserver:
         wanted = digest(table["data"][ROUTING_KEY])
         if self.annotated.get(uid) == wanted:
             return
-        selector = ",".join(f"{k}={v}" for k, v in sorted(router_selector_labels(md).items()))
+        if listed is None or isinstance(listed, str):
+            listed = await self.list_router_pods(md)
+        if isinstance(listed, str):
+            log.warning("could not list the router's pods", namespace=md.namespace, name=md.name, error=listed)
+            return
         try:
-            pods = await self.kube.list(POD.kind, md.namespace, selector)
-            for pod in pods:
+            for pod in listed:
                 meta = pod.get("metadata") or {}
                 if (meta.get("annotations") or {}).get(ROUTING_ANNOTATION) == wanted or meta.get("deletionTimestamp"):
                     continue

@@ -24,10 +24,12 @@ from .runtimestats import TF_SERVING, MetricNames, RuntimeStats, Targets
 
 @dataclass(frozen=True)
 class VersionTargets:
-    """The metrics endpoints of the canary's and the stable version's pods (RuntimeStats only)."""
+    """The metrics endpoints of the canary's and the stable version's pods (RuntimeStats only). ``problem``: why
+    these endpoints cannot give exact numbers (an interval that ends meanwhile is InsufficientData with it)."""
 
     canary: Targets
     stable: Targets
+    problem: str | None = None
 
 
 class Analyst:
@@ -68,6 +70,9 @@ class Analyst:
             return None
         if pods is None:
             return InsufficientData("the canary's pods are not known yet (no metrics endpoints to scrape)")
+        if pods.problem is not None:
+            await stats.scrape([pods.canary, pods.stable], now)
+            return InsufficientData(pods.problem)
         return await stats.measure(window, pods.canary, pods.stable)
 
     def _runtime_stats(self, model: str) -> RuntimeStats:

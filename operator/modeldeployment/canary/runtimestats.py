@@ -10,10 +10,12 @@ It has no version label: each version's numbers come from its own pods (routing 
 per version). A router that counts per version with the same metric shapes is read with ``Targets.labels``.
 
 The counters are cumulative, so an interval is the difference between a scrape taken at (or just after) the interval's
-start and one taken at its end, summed over a version's pods. The source keeps each target's recent scrapes in
-memory; the reconcile calls ``scrape`` on every pass so a baseline exists when an interval opens. A target without a
-scrape since the interval began, one that cannot be scraped, or whose counters went backwards (a restart) makes the
-interval InsufficientData, never a pass.
+start and one taken at its end, summed over a version's pods (``sum_counts``: several router replicas, or several TF
+Serving pods, each count only what they served). The source keeps each target's recent scrapes in memory; the
+reconcile calls ``scrape`` on every pass so a baseline exists when an interval opens. A target without a scrape since
+the interval began, one that cannot be scraped, one whose counters went backwards (a restart), or one scraped when the
+interval began that is no longer among the targets at its end (a pod gone, its requests with it) makes the interval
+InsufficientData, never a pass.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ METRICS_PATH = "/monitoring/prometheus/metrics"
 # How long before an interval's start a scrape may be taken and still open it (reconcile passes are not instant).
 BASELINE_SLACK = timedelta(seconds=5)
 MAX_SCRAPES_PER_TARGET = 64
+# A target not scraped for this long is forgotten (pods come and go; an interval is at most a day long).
+FORGET_AFTER = timedelta(hours=25)
 
 
 @dataclass(frozen=True)
@@ -135,14 +139,20 @@ def delta(before: Counts, after: Counts) -> Counts | None:
     return Counts(after.total - before.total, after.errors - before.errors, buckets)
 
 
-def sample_of(counts: Sequence[Counts], names: MetricNames) -> VersionSample:
-    """A version's interval numbers from its targets' deltas."""
-    total = sum(c.total for c in counts)
-    errors = sum(c.errors for c in counts)
+def sum_counts(counts: Sequence[Counts]) -> Counts:
+    """Several targets' numbers (one version's pods over one interval) as one: totals, errors and each latency
+    bucket added up bound by bound (cumulative buckets of a common layout stay cumulative)."""
     merged: dict[float, float] = {}
     for c in counts:
         for bound, count in c.buckets.items():
             merged[bound] = merged.get(bound, 0.0) + count
+    return Counts(sum(c.total for c in counts), sum(c.errors for c in counts), dict(sorted(merged.items())))
+
+
+def sample_of(counts: Sequence[Counts], names: MetricNames) -> VersionSample:
+    """A version's interval numbers from its targets' deltas."""
+    summed = sum_counts(counts)
+    total, errors, merged = summed.total, summed.errors, summed.buckets
     gaps: list[str] = []
     error_rate: float | None = errors / total if total > 0 else None
     if error_rate is None:
@@ -186,6 +196,12 @@ class RuntimeStats:
         for role, targets in groups:
             if not targets.urls:
                 return InsufficientData(f"no {role} pods to scrape")
+        gone = self._gone(window, [t for _, t in groups] + ([stable] if stable is not None else []))
+        if gone:
+            return InsufficientData(
+                f"{gone} was scraped when the interval began but is no longer a target (a pod gone or not ready): "
+                "its requests cannot be counted"
+            )
         # Baselines first: the scrape at the end must not become its own baseline.
         baselines = {
             (url, role): self._baseline(url, targets.labels, window.start, window.end)
@@ -224,6 +240,19 @@ class RuntimeStats:
             return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         history = self._scrapes.setdefault(_key(url, labels), deque(maxlen=MAX_SCRAPES_PER_TARGET))
         history.append(Scrape(now, counts))
+        for key in [k for k, h in self._scrapes.items() if h and h[-1].time < now - FORGET_AFTER]:
+            del self._scrapes[key]
+        return None
+
+    def _gone(self, window: Window, current: Sequence[Targets]) -> str | None:
+        """A target with these labels that opened the interval (a baseline scrape) but is not a target now."""
+        urls = {url for t in current for url in t.urls}
+        label_sets = {tuple(sorted(t.labels.items())) for t in current}
+        for (url, labels), history in self._scrapes.items():
+            if url in urls or labels not in label_sets:
+                continue
+            if any(window.start - BASELINE_SLACK <= s.time < window.end for s in history):
+                return url
         return None
 
     def _baseline(self, url: str, labels: Mapping[str, str], start: datetime, end: datetime) -> Scrape | None:

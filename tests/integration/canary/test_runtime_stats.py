@@ -55,7 +55,8 @@ def run_interval(
                 fleet["canary-b"].stop()
             for pod, numbers in traffic.items():
                 fleet[pod].record("ranker", **numbers)  # type: ignore[arg-type]
-            return await stats.measure(Window(T0, T0 + timedelta(seconds=60), 2, 1, True), canary, stable)
+            end_canary = Targets((urls["canary-a"],)) if between == "drop" else canary
+            return await stats.measure(Window(T0, T0 + timedelta(seconds=60), 2, 1, True), end_canary, stable)
 
     return asyncio.run(go())
 
@@ -138,3 +139,14 @@ def test_an_unreachable_pod_is_insufficient(fleet: dict[str, TfServingMetrics]) 
     observation = run_interval(fleet, urls, {"canary-a": {"ok": 900}}, between="stop")
     assert isinstance(observation, InsufficientData)
     assert observation.reason.startswith(f"scrape of {urls['canary-b']} failed: ConnectError")
+
+
+def test_a_pod_that_opened_the_interval_but_is_gone_at_its_end_is_insufficient(
+    fleet: dict[str, TfServingMetrics],
+) -> None:
+    """canary-b served part of the interval and then left the targets (deleted, or not ready): the sum of the pods
+    still there would undercount the canary's requests."""
+    urls = serve(fleet)
+    observation = run_interval(fleet, urls, {"canary-a": {"ok": 900}, "canary-b": {"ok": 10}}, between="drop")
+    assert isinstance(observation, InsufficientData)
+    assert observation.reason.startswith(f"{urls['canary-b']} was scraped when the interval began")

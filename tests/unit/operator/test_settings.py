@@ -43,3 +43,15 @@ def test_help_lists_every_setting_with_its_default(capsys: pytest.CaptureFixture
         assert f"{env_name(name)}  [default: {default_of(name)}]" in out
     assert "CROUPIER_OPERATOR_PROBE_FAILURE_THRESHOLD  [default: 2]" in out
     assert "CROUPIER_OPERATOR_RUNTIME_PORT  [default: 8080]" in out
+
+
+def test_only_the_router_metrics_template_may_name_a_pod() -> None:
+    settings = OperatorSettings(router_metrics_url_template="http://127.0.0.1:9/{namespace}/{pod}/{pod_ip}")
+    assert settings.router_metrics_per_pod
+    assert settings.router_metrics_url(name="r", namespace="ns", service="r", pod="p", pod_ip="10.0.0.1") == (
+        "http://127.0.0.1:9/ns/p/10.0.0.1"
+    )
+    with pytest.raises(ValueError, match=r"unknown placeholders \['pod'\]"):
+        OperatorSettings(model_metrics_url_template="http://{pod}:8501/monitoring/prometheus/metrics")
+    with pytest.raises(ValueError, match=r"unknown placeholders \['node'\]"):
+        OperatorSettings(router_metrics_url_template="http://{node}:8501/metrics")

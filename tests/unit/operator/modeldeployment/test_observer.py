@@ -3,14 +3,26 @@ plan, and a Gateway's refusal of the route."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from croupier.api.modeldeployment import RolloutState, RolloutStatus
 from croupier.operator.core.matching import with_manifest_hashes
+from croupier.operator.modeldeployment.canary.engine import spec_hash
+from croupier.operator.modeldeployment.canary.runtimestats import Targets
 from croupier.operator.modeldeployment.children import FAILED_ANNOTATION, LABELS_ANNOTATION, render_served
 from croupier.operator.modeldeployment.model import parse_model_deployment
-from croupier.operator.modeldeployment.observer import applied_failed, applied_labels, route_problem, served
+from croupier.operator.modeldeployment.observer import (
+    analysis_stopped,
+    applied_failed,
+    applied_labels,
+    ready_pods,
+    route_problem,
+    router_metrics_targets,
+    served,
+)
 from croupier.operator.modeldeployment.plan import plan
 from croupier.operator.settings import OperatorSettings
 
@@ -73,3 +85,94 @@ def test_a_gateway_that_refuses_the_route_is_named_with_its_message() -> None:
         }
     }
     assert route_problem(refused) == "Gateway gw did not accept the route: NotAllowedByListeners: no match"
+
+
+def router_pod(name: str, ip: str | None, *, ready: bool = True, phase: str = "Running", gone: bool = False) -> Any:
+    meta: dict[str, Any] = {"name": name, **({"deletionTimestamp": "2026-01-01T00:00:00Z"} if gone else {})}
+    status: dict[str, Any] = {"phase": phase, "conditions": [{"type": "Ready", "status": str(ready)}]}
+    if ip is not None:
+        status["podIP"] = ip
+    return {"metadata": meta, "status": status}
+
+
+def labels_md() -> Any:
+    return parse_model_deployment(
+        {
+            "metadata": {"name": "r", "namespace": "ns", "uid": "u", "generation": 1},
+            "spec": {
+                "model": {"name": "ranker", "storageUri": "file:///m"},
+                "stable": {"version": 1},
+                "canary": {"version": 2, "weight": 10},
+                "serving": {"replicas": 3},
+            },
+        }
+    )
+
+
+def test_only_ready_running_router_pods_with_an_ip_are_scraped() -> None:
+    pods = [
+        router_pod("r-router-b", "10.0.0.12"),
+        router_pod("r-router-a", "10.0.0.11"),
+        router_pod("r-router-c", "10.0.0.13", ready=False),
+        router_pod("r-router-d", None),
+        router_pod("r-router-e", "10.0.0.15", phase="Pending"),
+        router_pod("r-router-f", "10.0.0.16", gone=True),
+    ]
+    assert ready_pods(pods) == [("r-router-a", "10.0.0.11"), ("r-router-b", "10.0.0.12")]
+
+
+def test_the_router_is_read_per_pod_with_the_default_template() -> None:
+    md, settings = labels_md(), OperatorSettings()
+    assert settings.router_metrics_per_pod
+    pods = [router_pod("r-router-a", "10.0.0.11"), router_pod("r-router-b", "fd00::b")]
+    targets = router_metrics_targets(md, settings, pods, ready_replicas=2)
+    assert targets is not None and targets.problem is None
+    urls = ("http://10.0.0.11:8501/metrics", "http://[fd00::b]:8501/metrics")
+    assert targets.canary == Targets(urls, {"version": "2"}) and targets.stable == Targets(urls, {"version": "1"})
+    # A local override names the pod (a dispatcher on loopback plays the pod network).
+    local = OperatorSettings(router_metrics_url_template="http://127.0.0.1:9000/{namespace}/{pod}/metrics")
+    found = router_metrics_targets(md, local, pods, ready_replicas=2)
+    assert found is not None
+    assert found.canary.urls == (
+        "http://127.0.0.1:9000/ns/r-router-a/metrics",
+        "http://127.0.0.1:9000/ns/r-router-b/metrics",
+    )
+
+
+def test_router_pods_that_cannot_be_read_or_counted_exactly_are_named() -> None:
+    md, settings = labels_md(), OperatorSettings()
+    unlisted = router_metrics_targets(md, settings, "403 Forbidden: pods is forbidden", ready_replicas=2)
+    assert (
+        unlisted is not None
+        and unlisted.problem == "the router's pods could not be listed: 403 Forbidden: pods is forbidden"
+    )
+    none_ready = router_metrics_targets(md, settings, [router_pod("r-router-a", "10.0.0.11", ready=False)], 0)
+    assert none_ready is not None and none_ready.problem == "no ready pod of the router r-router to scrape"
+    # A template without {pod}/{pod_ip} is one address (a Service): exact with one ready router pod only.
+    service = OperatorSettings(router_metrics_url_template="http://{service}.{namespace}.svc:8501/metrics")
+    assert not service.router_metrics_per_pod
+    one = router_metrics_targets(md, service, None, ready_replicas=1)
+    assert one is not None and one.problem is None and one.canary.urls == ("http://r.ns.svc:8501/metrics",)
+    several = router_metrics_targets(md, service, None, ready_replicas=3)
+    assert several is not None and several.problem is not None
+    assert several.problem.startswith("3 router pods are ready but the router metrics URL template")
+    assert (
+        router_metrics_targets(replace(md, spec=md.spec.model_copy(update={"canary": None})), settings, [], 0) is None
+    )
+
+
+def test_nothing_is_scraped_for_a_rolled_back_or_halted_canary_until_its_spec_changes() -> None:
+    md = labels_md()
+    assert md.spec.canary is not None
+    digest = spec_hash(md.spec.canary)
+
+    def rollout(state: RolloutState, version: int = 2, spec: str = digest) -> RolloutStatus:
+        return RolloutStatus(canary_version=version, spec_hash=spec, state=state)
+
+    assert analysis_stopped(md, rollout(RolloutState.ROLLED_BACK))
+    assert analysis_stopped(md, rollout(RolloutState.HALTED))
+    for running in (RolloutState.PROGRESSING, RolloutState.SERVING, RolloutState.COMPLETE, RolloutState.PAUSED):
+        assert not analysis_stopped(md, rollout(running))
+    assert not analysis_stopped(md, rollout(RolloutState.ROLLED_BACK, version=3))  # a new canary version
+    assert not analysis_stopped(md, rollout(RolloutState.HALTED, spec="other"))  # an edited canary spec
+    assert not analysis_stopped(md, None)

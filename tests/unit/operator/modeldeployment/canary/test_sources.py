@@ -11,7 +11,15 @@ import pytest
 
 from croupier.operator.modeldeployment.canary.histogram import quantile
 from croupier.operator.modeldeployment.canary.prometheus import number, render
-from croupier.operator.modeldeployment.canary.runtimestats import TF_SERVING, Counts, delta, parse, sample_of
+from croupier.operator.modeldeployment.canary.runtimestats import (
+    ROUTER,
+    TF_SERVING,
+    Counts,
+    delta,
+    parse,
+    sample_of,
+    sum_counts,
+)
 
 INF = math.inf
 
@@ -83,6 +91,47 @@ def test_delta_and_sample_give_the_intervals_numbers_in_milliseconds() -> None:
     assert sample.requests == 300 and sample.error_rate == pytest.approx(20 / 300)
     # 180 latency observations, rank 178.2 lands in the +Inf bucket: the highest finite bound, 18 us.
     assert sample.p99_latency_milliseconds == pytest.approx(0.018)
+
+
+ROUTER_POD_A = """# TYPE croupier_router_requests_total counter
+croupier_router_requests_total{model="ranker",version="2",label="canary",code="OK"} 70
+croupier_router_requests_total{model="ranker",version="2",label="none",code="OK"} 5
+croupier_router_requests_total{model="ranker",version="2",label="canary",code="INTERNAL"} 5
+croupier_router_requests_total{model="ranker",version="1",label="stable",code="OK"} 900
+# TYPE croupier_router_request_duration_seconds histogram
+croupier_router_request_duration_seconds_bucket{model="ranker",version="2",label="canary",le="0.005"} 40
+croupier_router_request_duration_seconds_bucket{model="ranker",version="2",label="canary",le="0.01"} 75
+croupier_router_request_duration_seconds_bucket{model="ranker",version="2",label="canary",le="+Inf"} 75
+croupier_router_request_duration_seconds_bucket{model="ranker",version="2",label="none",le="0.005"} 5
+croupier_router_request_duration_seconds_bucket{model="ranker",version="2",label="none",le="0.01"} 5
+croupier_router_request_duration_seconds_bucket{model="ranker",version="2",label="none",le="+Inf"} 5
+"""
+ROUTER_POD_B = """# TYPE croupier_router_requests_total counter
+croupier_router_requests_total{model="ranker",version="2",label="canary",code="OK"} 19
+croupier_router_requests_total{model="ranker",version="2",label="canary",code="UNAVAILABLE"} 1
+# TYPE croupier_router_request_duration_seconds histogram
+croupier_router_request_duration_seconds_bucket{model="ranker",version="2",label="canary",le="0.005"} 0
+croupier_router_request_duration_seconds_bucket{model="ranker",version="2",label="canary",le="0.01"} 0
+croupier_router_request_duration_seconds_bucket{model="ranker",version="2",label="canary",le="+Inf"} 20
+"""
+
+
+def test_several_router_pods_add_up_bucket_by_bucket() -> None:
+    a = parse(ROUTER_POD_A, "ranker", ROUTER, {"version": "2"})
+    b = parse(ROUTER_POD_B, "ranker", ROUTER, {"version": "2"})
+    assert a == Counts(80, 5, {0.005: 45, 0.01: 80, INF: 80})
+    assert b == Counts(20, 1, {0.005: 0, 0.01: 0, INF: 20})
+    summed = sum_counts([a, b])
+    assert summed == Counts(100, 6, {0.005: 45, 0.01: 80, INF: 100})
+    assert list(summed.buckets) == [0.005, 0.01, INF]  # still cumulative, in order
+    assert sum_counts([]) == Counts(0, 0, {})
+    assert sum_counts([a]) == a
+    # The sample over both: 100 requests, 6% errors; rank 99 is in the +Inf bucket (pod b's slow answers), so the
+    # p99 is the highest finite bound, 10 ms, where pod a alone would say 9.9 ms.
+    both, alone = sample_of([a, b], ROUTER), sample_of([a], ROUTER)
+    assert (both.requests, both.error_rate) == (100, pytest.approx(0.06))
+    assert both.p99_latency_milliseconds == pytest.approx(10.0)
+    assert alone.requests == 80 and alone.p99_latency_milliseconds == pytest.approx(5 + 5 * (79.2 - 45) / 35)
 
 
 def test_delta_refuses_counters_that_went_backwards() -> None:

@@ -1,0 +1,161 @@
+"""Canary analysis with several model router replicas: the operator scrapes every ready router pod and adds their
+per-version counters up, and a pod it cannot scrape makes the interval InsufficientData with the reason.
+
+A ModelDeployment in routing mode VersionLabels with ``serving.replicas: 2`` gets two router pods (kwok's). The test
+plays the kubelet as ``test_modeldeployment_router`` does, with one ``croupier-runtime router`` process per router pod
+(both in front of one local model server on real SavedModels), and plays the pod network for the operator's scrapes:
+``CROUPIER_OPERATOR_ROUTER_METRICS_URL_TEMPLATE`` names the pod, and a dispatcher on loopback sends
+``/<namespace>/<pod>/metrics`` to that pod's process. The two routers serve different counts in one interval; the
+interval's request count in ``status.rollout.analyses`` is their sum.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from support.modelrouting import ConfigMapFile, PodDispatcher, PodSyncedFile, RouterProcess
+from support.savedmodels import DIMS
+
+from croupier.devcluster.kubectl import Kubectl
+from croupier.devcluster.waiting import wait_for
+from croupier.modelserver import savedmodels
+from croupier.modelserver.process import ModelServerProcess
+
+from ..test_crd_admission_modeldeployment import install_gateway_api
+from .test_modeldeployment import ADDRESS_ENV, Deployments
+from .test_modeldeployment_router import ROUTER_METRICS_ENV, ROUTER_SELECTOR, body
+
+# One long step, so the rollout keeps measuring; intervals without traffic are InsufficientData (never a pass), and
+# the limit on those in a row is far away.
+CANARY = {
+    "version": 2,
+    "steps": [{"weight": 50, "pauseSeconds": 3600}],
+    "analysis": {
+        "intervalSeconds": 10,
+        "minRequests": 10,
+        "maxErrorRate": 0.5,
+        "failureLimit": 0,
+        "maxInsufficientIntervals": 1000,
+    },
+}
+SENT = {"a": 30, "b": 12}
+
+
+@pytest.fixture(scope="module")
+def gateway_api(kubectl: Kubectl) -> Path:
+    return install_gateway_api(kubectl)
+
+
+def ready_router_pods(kubectl: Kubectl, namespace: str) -> list[str] | None:
+    found = kubectl.json("get", "pods", "-n", namespace, "-l", ROUTER_SELECTOR)
+    names = [
+        p["metadata"]["name"]
+        for p in found.get("items") or ()
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in (p.get("status") or {}).get("conditions") or ())
+    ]
+    return sorted(names) if len(names) == 2 else None
+
+
+def predict(router: RouterProcess, count: int) -> None:
+    """``count`` Predicts that name the canary's version (so each router's count is exact, not a weighted draw)."""
+    instance = {"context": [0.7] * DIMS, "arms": [[0.1] * DIMS, [0.2] * DIMS]}
+    with httpx.Client(timeout=5, trust_env=False) as client:
+        for _ in range(count):
+            answer = client.post(
+                f"{router.rest_url}/v1/models/ranker/versions/2:predict", json={"instances": [instance]}
+            )
+            assert answer.status_code == 200, answer.text
+
+
+def test_the_interval_counts_the_requests_of_every_router_pod(
+    gateway_api: Path, operator: Any, kubectl: Kubectl, namespace: str, tmp_path: Path
+) -> None:
+    base = tmp_path / "ranker"
+    for version in (1, 2):
+        savedmodels.write_ranker(base, version)
+    spec = {
+        "model": {"name": "ranker", "storageUri": f"file://{base}"},
+        "stable": {"version": 1},
+        "canary": CANARY,
+        "routing": {"mode": "VersionLabels"},
+        "serving": {"replicas": 2},
+    }
+    kubectl.apply(body(namespace, spec))
+    mds = Deployments(kubectl, namespace)
+    assert mds.child("deployment", "ranker-router")["spec"]["replicas"] == 2
+    pod_a, pod_b = wait_for(lambda: ready_router_pods(kubectl, namespace), timeout=60, what="two ready router pods")
+
+    config, routing = tmp_path / "tfserving" / "models.config", tmp_path / "routing" / "routing.yaml"
+    models_volume = ConfigMapFile(kubectl, namespace, "ranker-models", "models.config", config)
+    routing_volume = PodSyncedFile(
+        kubectl, namespace, "ranker-routing", "routing.yaml", routing, selector=ROUTER_SELECTOR
+    )
+    with models_volume, routing_volume:
+        flags = [f"--model_config_file={config}", "--model_config_file_poll_wait_seconds=1"]
+        server = ModelServerProcess(flags, tmp_path / "modelserver.log")
+        server.start(ready_model="ranker")
+        routers = {
+            name: RouterProcess(routing, server.rest_url, server.grpc_target, tmp_path / f"router-{name}.log")
+            for name in SENT
+        }
+        try:
+            for router in routers.values():
+                router.start()
+            pods = {"a": pod_a, "b": pod_b}
+            routes = {f"{namespace}/{pods[name]}": router.rest_url for name, router in routers.items()}
+            with PodDispatcher(routes) as dispatcher:
+                operator.extra_env = {ADDRESS_ENV: server.grpc_target, ROUTER_METRICS_ENV: dispatcher.template}
+                operator.restart()
+
+                def analyses(at_least: int) -> list[dict[str, Any]] | None:
+                    rollout = (mds.get("ranker").get("status") or {}).get("rollout") or {}
+                    found: list[dict[str, Any]] = rollout.get("analyses") or []
+                    return found if len(found) >= at_least else None
+
+                # The first interval opens once the canary is AVAILABLE and routed; wait for one to end.
+                seen = wait_for(lambda: analyses(1), timeout=120, what="a first analysis interval")
+                before = {
+                    name: r.metric("croupier_router_requests_total", model="ranker", version="2")
+                    for name, r in routers.items()
+                }
+                # Right after an interval's end was written (its closing scrape is the next one's opening): the
+                # whole burst lands in the next interval, 30 requests through pod a, 12 through pod b.
+                for name, count in SENT.items():
+                    predict(routers[name], count)
+                after = wait_for(lambda: analyses(len(seen) + 1), timeout=60, what="the next analysis interval")
+                interval = after[len(seen)]
+                served = {
+                    name: r.metric("croupier_router_requests_total", model="ranker", version="2") - before[name]
+                    for name, r in routers.items()
+                }
+                assert served == SENT, served
+                assert interval["requests"] == sum(SENT.values()), interval
+                assert interval["result"] == "Passed", interval
+                assert dispatcher.requests[f"{namespace}/{pod_a}"] and dispatcher.requests[f"{namespace}/{pod_b}"]
+
+                # Pod b stops answering: the next interval cannot count its requests, so it is InsufficientData
+                # naming the scrape that failed, never a pass (pod a alone still serves enough).
+                routers["b"].stop()
+                count = len(after)
+
+                def unscrapable() -> dict[str, Any] | None:
+                    predict(routers["a"], 5)
+                    found = analyses(count + 1) or []
+                    return next((a for a in found[count:] if pod_b in (a.get("message") or "")), None)
+
+                insufficient = wait_for(unscrapable, timeout=60, interval=1, what="an interval naming pod b")
+                assert insufficient["result"] == "InsufficientData", insufficient
+                assert insufficient["message"].startswith("scrape of http://127.0.0.1:"), insufficient
+                assert (mds.get("ranker")["status"]["rollout"]["state"]) == "Progressing"
+                print(
+                    f"\ninterval with {SENT} through pods {pod_a}, {pod_b}: {json.dumps(interval)}; "
+                    f"with {pod_b} down: {insufficient['message']}"
+                )
+        finally:
+            for router in routers.values():
+                router.stop()
+            server.stop()
