@@ -309,14 +309,15 @@ def guardrail_states(guardrail: Guardrail, result: ArmComparison) -> tuple[list[
 
 
 def _srm_p_value(variants: Sequence[VariantData]) -> float | None:
-    """Chi-square p-value of the exposures against the weights; 0 when a variant without weight has exposures;
-    None before any exposure."""
+    """Anytime-valid p-value of the exposures against the weights (`frequentist.sequential_srm_p_value`: every
+    analysis may compare it with srmThreshold without raising the false alarm rate); 0 when a variant without weight
+    has exposures; None before any exposure."""
     if any(v.weight == 0 and v.exposures > 0 for v in variants):
         return 0.0
     active = [v for v in variants if v.weight > 0]
     if sum(v.exposures for v in active) == 0:
         return None
-    return float(frequentist.chi_square_goodness_of_fit([v.exposures for v in active], [v.weight for v in active])[1])
+    return float(frequentist.sequential_srm_p_value([v.exposures for v in active], [v.weight for v in active]))
 
 
 def _withheld(

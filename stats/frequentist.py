@@ -163,3 +163,31 @@ def chi_square_goodness_of_fit(observed: ArrayLike, weights: ArrayLike) -> tuple
     expected = _f(weights) / np.sum(weights) * obs.sum(axis=-1, keepdims=True)
     statistic = np.sum((obs - expected) ** 2 / expected, axis=-1)
     return statistic, special.chdtrc(obs.shape[-1] - 1, statistic)
+
+
+SRM_CONCENTRATION = 100.0
+"""The Dirichlet prior's concentration in `sequential_srm_p_value`: the prior's mean is the expected split and its
+weight that of 100 units; a larger one finds small mismatches sooner and large ones later."""
+
+
+def sequential_srm_p_value(observed: ArrayLike, weights: ArrayLike, concentration: float = SRM_CONCENTRATION) -> Array:
+    """Anytime-valid p-value of a sample ratio mismatch: Lindon & Malek, "Anytime-valid inference for multinomial
+    count data" (NeurIPS 2022). ``observed`` counts (the last axis: k categories) against the shares ``p``
+    proportional to ``weights`` (k, all positive); under a mismatch the shares have a Dirichlet(``concentration`` p)
+    prior. The Bayes factor of the Dirichlet-multinomial mixture against the multinomial at ``p``,
+
+        BF = Gamma(a) / Gamma(a + n) * prod_i Gamma(a p_i + x_i) / Gamma(a p_i) / prod_i p_i ** x_i,
+
+    is a nonnegative martingale under no mismatch, so by Ville's inequality P(BF >= 1/alpha at any n) <= alpha:
+    p = min(1, 1 / BF) may be computed after every exposure, and compared with a threshold every time, with at most
+    the threshold's false alarm rate however often it is read."""
+    obs = _f(observed)
+    shares = _f(weights) / np.sum(weights)
+    prior = concentration * shares
+    log_bayes_factor = (
+        special.gammaln(concentration)
+        - special.gammaln(concentration + obs.sum(axis=-1))
+        + np.sum(special.gammaln(prior + obs) - special.gammaln(prior) - special.xlogy(obs, shares), axis=-1)
+    )
+    result: Array = np.exp(-np.maximum(log_bayes_factor, 0.0))
+    return result

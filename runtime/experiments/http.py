@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
@@ -21,9 +22,11 @@ from croupier.runtime.experiments.codec import (
     encode_outcomes,
 )
 from croupier.runtime.experiments.config import ServedExperiment
+from croupier.runtime.experiments.records import AssignRequest
 from croupier.runtime.experiments.service import ExperimentService
 from croupier.runtime.http.openapi import common_paths, error_responses, json_content
 from croupier.runtime.http.routes import JSON, Routes
+from croupier.runtime.http.server import DirectSink
 
 
 def experiment_routes(service: ExperimentService) -> Routes:
@@ -57,6 +60,54 @@ def experiment_routes(service: ExperimentService) -> Routes:
         },
         hot=wire.ASSIGN_PATH,
     )
+
+
+class DirectAssign:
+    """`POST /v1/assign` as the runtime's connections answer it (`server.DirectRoute`, `server.DirectCycle`): the
+    same decode, `ExperimentService.assign_now`/`assign` and encode as the app's route, so the same answers, errors and
+    effects (an exposure queued for the writer, committed within the flush interval, exactly as on the app's route).
+
+    The bodies of one loop turn are assigned back to back in one callback, as decide's batch. A request that
+    `assign_now` cannot answer without waiting (a DecisionPolicy target, whose runtime is asked over the network, or
+    units held in Redis) gets a task of its own, held by its connection, and is answered when the task ends."""
+
+    __slots__ = ("_assign", "_assign_now", "_encode", "_pending")
+
+    def __init__(self, service: ExperimentService) -> None:
+        self._assign_now, self._assign = service.assign_now, service.assign
+        self._encode = AssignmentEncoder(service.served.version, service.epoch).encode
+        self._pending: list[tuple[bytes, DirectSink]] = []
+
+    def enqueue(self, body: bytes, sink: DirectSink, loop: asyncio.AbstractEventLoop, /) -> None:
+        if not self._pending:
+            loop.call_soon(self._run, loop)
+        self._pending.append((body, sink))
+
+    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._pending = self._pending, []
+        assign_now, encode = self._assign_now, self._encode
+        for body, sink in batch:
+            if sink.cancelled():
+                continue
+            try:
+                request = decode_assign(body)
+                answer = assign_now(request)
+                if answer is None:
+                    sink.hold(loop.create_task(self._wait(request, sink)))
+                    continue
+                result = encode(answer)
+            except Exception as exc:  # delivered to the one request that caused it
+                sink.set_exception(exc)
+            else:
+                sink.set_result(result)
+
+    async def _wait(self, request: AssignRequest, sink: DirectSink) -> None:
+        try:
+            result = self._encode(await self._assign(request))
+        except Exception as exc:
+            sink.set_exception(exc)
+        else:
+            sink.set_result(result)
 
 
 _REF = "#/components/schemas/{model}"

@@ -26,7 +26,7 @@ from croupier.runtime.http.auth import AuthError, TokenAuthenticator
 from croupier.runtime.http.openapi import openapi_document, with_bearer_auth
 from croupier.runtime.http.routes import JSON as _JSON
 from croupier.runtime.http.routes import GetHandler, PostHandler, Routes, decision_routes
-from croupier.runtime.http.server import DirectRoute
+from croupier.runtime.http.server import DirectHandler, DirectRoute
 
 log = structlog.get_logger("croupier.runtime.http")
 
@@ -113,16 +113,19 @@ def _ok_start(body: bytes) -> dict[str, Any]:
     return start
 
 
-def _services(runtime: Runtime | ExperimentRuntime) -> tuple[list[Routes], dict[str, Any]]:
-    """The routes and the OpenAPI document of what the process serves: a policy's decisions or an experiment."""
+def _services(runtime: Runtime | ExperimentRuntime) -> tuple[list[Routes], dict[str, Any], DirectHandler | None]:
+    """The routes and the OpenAPI document of what the process serves (a policy's decisions or an experiment), and
+    the hot route's handler for the connections' direct path (None: the routes' batcher, decide's)."""
     if isinstance(runtime, ExperimentRuntime):
         from croupier.runtime.experiments.http import (  # noqa: PLC0415
+            DirectAssign,
             experiment_openapi_document,
             experiment_routes,
         )
 
-        return [experiment_routes(runtime.service)], experiment_openapi_document(runtime.served)
-    return [decision_routes(runtime.service, runtime.served.version)], openapi_document(runtime.served)
+        service = runtime.service
+        return [experiment_routes(service)], experiment_openapi_document(runtime.served), DirectAssign(service)
+    return [decision_routes(runtime.service, runtime.served.version)], openapi_document(runtime.served), None
 
 
 class HttpApp:
@@ -132,7 +135,7 @@ class HttpApp:
         self.runtime = runtime
         self._on_started = on_started
         self.max_body = runtime.settings.max_body_bytes
-        services, document = _services(runtime)
+        services, document, direct = _services(runtime)
         self._auth = authenticator(runtime)
         self._ok = orjson.dumps({"status": "ok"})
         self._errors = runtime.metrics.request_errors
@@ -152,11 +155,11 @@ class HttpApp:
         self._fast_path = routes.hot or "\0"  # "\0": no request path matches
         self._hot = self._post.get(self._fast_path)
         self._hot_scope = self._scopes.get(self._fast_path, "")
-        self.direct_route = self._direct_route(routes)
-        """The hot route as the runtime's connections answer it without the ASGI cycle (decide), or None."""
+        self.direct_route = self._direct_route(routes, direct or routes.hot_batcher)
+        """The hot route as the runtime's connections answer it without the ASGI cycle (decide, assign), or None."""
 
-    def _direct_route(self, routes: Routes) -> DirectRoute | None:
-        if routes.hot is None or routes.hot_batcher is None:
+    def _direct_route(self, routes: Routes, handler: DirectHandler | None) -> DirectRoute | None:
+        if routes.hot is None or handler is None:
             return None
         auth, scope, path = self._auth, self._hot_scope, routes.hot
 
@@ -173,7 +176,7 @@ class HttpApp:
 
         return DirectRoute(
             path=path,
-            batcher=routes.hot_batcher,
+            batcher=handler,
             max_body=self.max_body,
             authorized=None if auth is None else authorized,
             error=error,

@@ -23,11 +23,13 @@ plain text. The timers are armed only while a request is incomplete after a read
 read (the usual case) costs no timer; the keep-alive timer stays armed across requests instead of being cancelled
 and armed again for each one. A small answer's status line, headers and body leave in one write (`OneWriteCycle`).
 
-The app's hot route (decide, `DirectRoute`) is answered by the connection itself once the request's body is complete:
-the body goes to the decide batch and the answer is written with the bytes uvicorn would write for the app's own
-answer, without uvicorn's request cycle, an asyncio task or ASGI messages (`DirectCycle`). Requests the direct path
-does not take (HTTP/1.0, ``Connection: close``, ``Expect``, a refused token, one pipelined behind another) go to the
-app as before.
+The app's hot route (decide, or an experiment's assign: `DirectRoute`) is answered by the connection itself once the
+request's body is complete: the body goes to the route's handler (the decide batch, or the assign batch) and the answer
+is written with the bytes uvicorn would write for the app's own answer, without uvicorn's request cycle, an asyncio
+task or ASGI messages (`DirectCycle`). A handler that must wait (an assign whose variant asks a DecisionPolicy's
+runtime) runs a task for that request alone and answers through the same cycle (`DirectCycle.hold`). Requests the
+direct path does not take (HTTP/1.0, ``Connection: close``, ``Expect``, a refused token, one pipelined behind another)
+go to the app as before.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 import httptools
 import orjson
@@ -47,9 +49,17 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from croupier.runtime.errors import BadRequest, CroupierError, PayloadTooLarge
-from croupier.runtime.http.batching import DecideBatcher
+from croupier.runtime.http.batching import Sink
 
-__all__ = ["ConnectionLimits", "DirectRoute", "MalformedHttp", "RequestTimeout", "guarded_protocol"]
+__all__ = [
+    "ConnectionLimits",
+    "DirectHandler",
+    "DirectRoute",
+    "DirectSink",
+    "MalformedHttp",
+    "RequestTimeout",
+    "guarded_protocol",
+]
 
 
 class RequestTimeout(CroupierError):
@@ -71,14 +81,28 @@ class ConnectionLimits:
     max_body_bytes: int
 
 
+class DirectSink(Sink, Protocol):
+    """A direct request's outcome (`DirectCycle`): besides the answer or the error, a task that produces it."""
+
+    def hold(self, task: asyncio.Task[None], /) -> None: ...
+
+
+class DirectHandler(Protocol):
+    """Answers a direct route's bodies: each request's answer body (or its error) goes to its sink, in its loop turn's
+    batch or, for a request that must wait, from a task the sink holds (`DecideBatcher`, the experiment's assign)."""
+
+    def enqueue(self, body: bytes, sink: DirectSink, loop: asyncio.AbstractEventLoop, /) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class DirectRoute:
-    """A POST route whose answer is a synchronous function of the body (decide), which the connection answers itself:
-    no ASGI cycle, task, scope messages or `send` calls (`DirectCycle`). Built by the app (`HttpApp.direct_route`)."""
+    """A POST route whose answer is, on its usual path, a synchronous function of the body (decide, assign), which the
+    connection answers itself: no ASGI cycle, task, scope messages or `send` calls (`DirectCycle`). Built by the app
+    (`HttpApp.direct_route`)."""
 
     path: str
-    batcher: DecideBatcher
-    """Decides the body in its loop turn's batch and hands the answer's body (or the error) to the request's sink."""
+    batcher: DirectHandler
+    """Answers the body in its loop turn's batch and hands the answer's body (or the error) to the request's sink."""
     max_body: int
     authorized: Callable[[list[tuple[bytes, bytes]]], bool] | None
     """Whether the request's headers grant the route (None: authentication is off). A request they do not is left to
@@ -230,7 +254,14 @@ class DirectCycle:
         self.response_complete = False
         self.disconnected = False
 
-    # ------------------------------------------------------------------ the batcher's sink
+    # ------------------------------------------------------------------ the handler's sink
+    def hold(self, task: asyncio.Task[None], /) -> None:
+        """A task that will answer this request (it waits, e.g. for a DecisionPolicy's runtime): tracked with the
+        server's tasks, so a graceful shutdown waits for it as for an ASGI request's."""
+        tasks = self.protocol.tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
     def cancelled(self) -> bool:
         """The client is gone (or the guard gave up on it): its request is not decided."""
         return self.disconnected

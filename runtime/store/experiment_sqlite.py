@@ -1,7 +1,7 @@
 """Embedded experiment state: units, exposures, outcomes and their sums in SQLite (WAL) on the pod's volume.
 
-The same design as the decision log (`croupier.runtime.store.sqlite`): one writer thread owns the write connection
-and commits in groups.
+The same writer as the decision log (`croupier.runtime.store.sqlite.GroupCommitWriter`): one thread owns the write
+connection and commits in groups.
 
 - Exposures logged by `POST /v1/assign` are queued without I/O and committed within the flush interval (default
   50 ms), like decision records: a crash loses at most the exposures of the last interval plus the commit in flight.
@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import sqlite3
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +32,7 @@ from croupier.runtime.experiments import aggregation
 from croupier.runtime.experiments.records import ExposureRow, JoinedOutcome, UnitState
 from croupier.runtime.experiments.store import SumsKey, Totals, TotalsSink
 from croupier.runtime.metrics import RuntimeMetrics
-from croupier.runtime.store.sqlite import ROWS_PER_INSERT, _drain, connect
+from croupier.runtime.store.sqlite import ROWS_PER_INSERT, GroupCommitWriter, WriterStore, _drain, connect
 
 log = structlog.get_logger("croupier.runtime.store")
 
@@ -117,6 +114,14 @@ class _Job:
     deltas: list[tuple[str, str, int, float, float]] = field(default_factory=list)
 
 
+@dataclass(slots=True, eq=False)
+class _Round:
+    """One transaction: exposures queued by assign, and the requests waiting for their commit."""
+
+    rows: list[ExposureRow]
+    jobs: list[_Job]
+
+
 class _NoSink:
     def add_exposures(self, rows: list[ExposureRow]) -> None:
         pass
@@ -128,7 +133,7 @@ class _NoSink:
         pass
 
 
-class SqliteExperimentStore:
+class SqliteExperimentStore(WriterStore):
     backend = "Embedded"
 
     def __init__(
@@ -147,18 +152,15 @@ class SqliteExperimentStore:
         self._kinds = kinds
         """metric name -> aggregation kind: the sums the service reads back."""
         self._metrics = metrics
-        self._flush_interval = flush_interval
         self._max_pending = max_pending
-        self._full_sync = full_sync
         self.local_units: dict[str, UnitState] = {}
         self._queue: collections.deque[ExposureRow] = collections.deque()
         self._jobs: collections.deque[_Job] = collections.deque()
-        self._wake = threading.Event()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._sink: TotalsSink = _NoSink()
-        self.last_error: str | None = None
+        self._writer = GroupCommitWriter[_Round](
+            path, self, "croupier-experiment-writer", metrics, flush_interval=flush_interval, full_sync=full_sync
+        )
+        self._wake = self._writer.wake
 
     # ---------------------------------------------------------------- start and restore
     async def restore(self) -> Totals:
@@ -194,26 +196,8 @@ class SqliteExperimentStore:
         return Totals(dict(exposures), sums, started)
 
     async def start(self, sink: TotalsSink) -> None:
-        self._loop = asyncio.get_running_loop()
         self._sink = sink
-        self._thread = threading.Thread(target=self._run, name="croupier-experiment-writer", daemon=True)
-        self._thread.start()
-
-    async def close(self) -> None:
-        self._stopping = True
-        self._wake.set()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join)
-
-    def health(self) -> str | None:
-        return self.liveness() or self.last_error
-
-    def liveness(self) -> str | None:
-        if self._thread is None:
-            return "the SQLite writer is not running"
-        if not self._thread.is_alive() and not self._stopping:
-            return "the SQLite writer thread died"
-        return None
+        self._writer.start()
 
     # ---------------------------------------------------------------- on the event loop
     async def unit(self, unit_id: str) -> UnitState | None:
@@ -236,7 +220,7 @@ class SqliteExperimentStore:
         units[row.unit_id] = UnitState(row.variant, row.first_epoch, row.epoch, row.timestamp, row.counted)
         queue.append(row)
         if len(queue) >= 4096:
-            self._wake.set()
+            self._wake()
         return True
 
     async def expose(self, row: ExposureRow, *, durable: bool) -> bool:
@@ -247,10 +231,9 @@ class SqliteExperimentStore:
         if before is not None and before.exposed_epoch == row.epoch:
             return False
         units[row.unit_id] = UnitState(row.variant, row.first_epoch, row.epoch, row.timestamp, row.counted)
-        assert self._loop is not None
-        job = _Job(self._loop.create_future(), exposures=[row])
+        job = _Job(asyncio.get_running_loop().create_future(), exposures=[row])
         self._jobs.append(job)
-        self._wake.set()
+        self._wake()
         try:
             await job.future
         except BaseException:
@@ -265,70 +248,41 @@ class SqliteExperimentStore:
             self.local_units[unit_id] = before
 
     async def submit_outcomes(self, joined: list[JoinedOutcome]) -> list[bool]:
-        assert self._loop is not None
-        job = _Job(self._loop.create_future(), outcomes=joined)
+        job = _Job(asyncio.get_running_loop().create_future(), outcomes=joined)
         self._jobs.append(job)
-        self._wake.set()
+        self._wake()
         return await job.future
 
-    # ---------------------------------------------------------------- the writer thread
-    def _run(self) -> None:
-        conn = connect(self.path)
-        full_now = False
-        try:
-            while True:
-                self._wake.wait(self._flush_interval)
-                self._wake.clear()
-                stopping = self._stopping
-                jobs = _drain(self._jobs)
-                rows = _drain(self._queue, None if jobs else MAX_EXPOSURES_PER_COMMIT)
-                if self._queue:
-                    self._wake.set()
-                if not (rows or jobs):
-                    if stopping:
-                        break
-                    continue
-                want_full = self._full_sync and bool(jobs)
-                if want_full != full_now:
-                    conn.execute(f"PRAGMA synchronous = {'FULL' if want_full else 'NORMAL'}")
-                    full_now = want_full
-                started = time.perf_counter()
-                try:
-                    self._transaction(conn, rows, jobs)
-                except Exception as exc:  # the writer must outlive any one bad commit
-                    self.last_error = f"SQLite commit failed: {exc}"
-                    self._metrics.store_errors.labels("commit").inc()
-                    log.error("experiment commit failed", error=str(exc), exposures=len(rows), jobs=len(jobs))
-                    self._queue.extendleft(reversed(rows))
-                    self._post(self._fail, jobs, str(exc))
-                    if stopping:
-                        break
-                    time.sleep(min(self._flush_interval, 0.1))
-                    continue
-                self.last_error = None
-                self._metrics.commit_latency.observe(time.perf_counter() - started)
-                self._post(self._deliver, rows, jobs)
-                if stopping and not self._queue and not self._jobs:
-                    break
-        finally:
-            conn.close()
+    # ---------------------------------------------------------------- `Rounds`, for the writer thread
+    def take(self, now: float) -> _Round | None:
+        jobs = _drain(self._jobs)
+        rows = _drain(self._queue, None if jobs else MAX_EXPOSURES_PER_COMMIT)
+        return _Round(rows, jobs) if rows or jobs else None
 
-    def _transaction(self, conn: sqlite3.Connection, rows: list[ExposureRow], jobs: list[_Job]) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            _insert_exposures(conn, rows)
-            for job in jobs:
-                job.stored, job.deltas = [], []
-                if job.exposures:
-                    _insert_exposures(conn, job.exposures)
-                    job.stored = [True] * len(job.exposures)
-                for joined in job.outcomes:
-                    job.stored.append(self._store_outcome(conn, joined, job.deltas))
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
+    def waiting(self) -> bool:
+        return bool(self._queue or self._jobs)
+
+    def full_sync(self, round_: _Round, /) -> bool:
+        return bool(round_.jobs)
+
+    def write(self, conn: sqlite3.Connection, round_: _Round, /) -> None:
+        # Queued exposures first: an outcome's exposure is never committed after it.
+        _insert_exposures(conn, round_.rows)
+        for job in round_.jobs:
+            job.stored, job.deltas = [], []
+            if job.exposures:
+                _insert_exposures(conn, job.exposures)
+                job.stored = [True] * len(job.exposures)
+            for joined in job.outcomes:
+                job.stored.append(self._store_outcome(conn, joined, job.deltas))
+
+    def committed(self, round_: _Round, /) -> None:
+        self._writer.post(self._deliver, round_.rows, round_.jobs)
+
+    def failed(self, round_: _Round, error: Exception, /) -> None:
+        log.error("experiment commit failed", error=str(error), exposures=len(round_.rows), jobs=len(round_.jobs))
+        self._queue.extendleft(reversed(round_.rows))
+        self._writer.post(self._fail, round_.jobs, str(error))
 
     def _store_outcome(
         self, conn: sqlite3.Connection, joined: JoinedOutcome, deltas: list[tuple[str, str, int, float, float]]
@@ -361,12 +315,6 @@ class SqliteExperimentStore:
         )
         deltas.append((joined.variant, item.metric, delta.units, delta.sum, delta.sum_squares))
         return True
-
-    def _post(self, callback: Callable[..., None], *args: object) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(callback, *args)
 
     # ---------------------------------------------------------------- back on the event loop
     def _deliver(self, rows: list[ExposureRow], jobs: list[_Job]) -> None:

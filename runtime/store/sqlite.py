@@ -1,6 +1,7 @@
 """Embedded state: the decision log, rewards and learned statistics in SQLite (WAL mode) on the pod's volume.
 
-One writer thread owns the write connection and commits in groups:
+One writer thread owns the write connection and commits in groups (`GroupCommitWriter`, the one writer of every
+embedded store: the experiment store's exposures and outcomes go through it too):
 
 - Decision records (`croupier.runtime.decisions.records.Decision`, structured: columns and float64 blobs, no JSON)
   are appended to an in-memory queue by the decide path (no I/O, no lock) and committed by the
@@ -34,7 +35,7 @@ from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 import orjson
@@ -175,6 +176,166 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
+_R = TypeVar("_R")
+
+
+class Rounds(Protocol[_R]):
+    """What a store gives its `GroupCommitWriter`: one round is what one transaction commits."""
+
+    def take(self, now: float) -> _R | None:
+        """On the writer thread, after each wake (at least every flush interval): what waits, drained from the
+        store's queues, as the next transaction's round (`now`: `time.monotonic()`); None when nothing is due."""
+        ...
+
+    def waiting(self) -> bool:
+        """Whether anything is still queued: the writer commits again at once, and does not stop before it has."""
+        ...
+
+    def full_sync(self, round_: _R, /) -> bool:
+        """Whether the round holds writes acknowledged as durable (rewards, outcomes): committed with
+        `synchronous=FULL` when the store's `full_sync` is on, else with `NORMAL`."""
+        ...
+
+    def write(self, conn: sqlite3.Connection, round_: _R, /) -> None:
+        """The round's statements, inside the writer's transaction (BEGIN IMMEDIATE ... COMMIT)."""
+        ...
+
+    def committed(self, round_: _R, /) -> None:
+        """On the writer thread after COMMIT returned: hand the results to the event loop (`GroupCommitWriter.post`)."""
+        ...
+
+    def failed(self, round_: _R, error: Exception, /) -> None:
+        """On the writer thread after the transaction was rolled back (the writer counted the failure and reports it
+        in `last_error`): log it, queue again what can wait, fail the requests that wait for this commit (`post`)."""
+        ...
+
+
+@dataclass(eq=False)
+class GroupCommitWriter(Generic[_R]):
+    """The one writer of an embedded store: a thread that owns the write connection and commits what the event loop
+    queued in groups, one transaction per round (`Rounds`), at least every `flush_interval` and at once when woken.
+    A failed commit is rolled back, counted and reported (`last_error`, the store's readiness) and the writer keeps
+    going; a store's requests are answered from the event loop once their commit returned (`post`).
+
+    Used by the decision log (`SqliteStore`) and the experiment store (`SqliteExperimentStore`)."""
+
+    path: Path
+    rounds: Rounds[_R]
+    name: str
+    metrics: RuntimeMetrics
+    flush_interval: float
+    full_sync: bool
+    """Commit rounds that hold acknowledged writes (`Rounds.full_sync`) with `synchronous=FULL`."""
+    loop: asyncio.AbstractEventLoop | None = field(default=None, init=False)
+    last_error: str | None = field(default=None, init=False)
+    _wake: threading.Event = field(default_factory=threading.Event, init=False)
+    _stopping: bool = field(default=False, init=False)
+    _thread: threading.Thread | None = field(default=None, init=False)
+
+    def wake(self) -> None:
+        """Commit what waits now instead of at the end of the flush interval."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Start the thread; on the event loop that gets the results."""
+        self.loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    async def close(self) -> None:
+        """Commit everything queued, then stop the thread."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+
+    def health(self) -> str | None:
+        return self.liveness() or self.last_error
+
+    def liveness(self) -> str | None:
+        """None while the writer thread runs (a dead writer needs a process restart, not a retry)."""
+        if self._thread is None:
+            return "the SQLite writer is not running"
+        if not self._thread.is_alive() and not self._stopping:
+            return "the SQLite writer thread died"
+        return None
+
+    def post(self, callback: Callable[..., None], *args: object) -> None:
+        """Run `callback(*args)` on the event loop (from the writer thread)."""
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(callback, *args)
+
+    def _run(self) -> None:
+        rounds = self.rounds
+        conn = connect(self.path)
+        full_now = False
+        try:
+            while True:
+                self._wake.wait(self.flush_interval)
+                self._wake.clear()
+                stopping = self._stopping
+                round_ = rounds.take(time.monotonic())
+                if rounds.waiting():
+                    self._wake.set()  # more waiting: commit it right after this one
+                if round_ is None:
+                    if stopping:
+                        break
+                    continue
+                want_full = self.full_sync and rounds.full_sync(round_)
+                if want_full != full_now:
+                    conn.execute(f"PRAGMA synchronous = {'FULL' if want_full else 'NORMAL'}")
+                    full_now = want_full
+                started = time.perf_counter()
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        rounds.write(conn, round_)
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
+                        raise
+                except Exception as exc:  # the writer must outlive any one bad commit
+                    self.last_error = f"SQLite commit failed: {exc}"
+                    self.metrics.store_errors.labels("commit").inc()
+                    rounds.failed(round_, exc)
+                    if stopping:
+                        break
+                    time.sleep(min(self.flush_interval, 0.1))
+                    continue
+                self.last_error = None
+                self.metrics.commit_latency.observe(time.perf_counter() - started)
+                rounds.committed(round_)
+                if stopping and not rounds.waiting():
+                    break
+        finally:
+            conn.close()
+
+
+class WriterStore:
+    """What a store whose writes go through a `GroupCommitWriter` (`self._writer`) hands to it: stopping, health."""
+
+    _writer: GroupCommitWriter[Any]
+
+    async def close(self) -> None:
+        """Commit everything queued, then stop the writer."""
+        await self._writer.close()
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last commit failed; None once one succeeded."""
+        return self._writer.last_error
+
+    def health(self) -> str | None:
+        return self._writer.health()
+
+    def liveness(self) -> str | None:
+        """None while the writer thread runs (a dead writer needs a process restart, not a retry)."""
+        return self._writer.liveness()
+
+
 @dataclass(slots=True, eq=False)
 class _RewardJob:
     items: list[RewardItem]
@@ -198,6 +359,20 @@ class _Checkpoint:
     stats: bytes
 
 
+@dataclass(slots=True, eq=False)
+class _Round:
+    """One transaction of the decision log: what it commits, and (written by `write`) what it learned."""
+
+    now: float
+    decisions: list[Decision]
+    jobs: list[_RewardJob | _LoggedRewards]
+    checkpoint: _Checkpoint | None
+    sweep: bool
+    prune: bool
+    learned: list[tuple[int, Learned]] = field(default_factory=list)
+    swept: int = 0
+
+
 def _vector(blob: bytes | None) -> np.ndarray | None:
     return None if blob is None else np.frombuffer(blob, dtype=np.float64)
 
@@ -210,7 +385,7 @@ class _NoLearner:
         pass
 
 
-class SqliteStore:
+class SqliteStore(WriterStore):
     """Embedded state (join=True) or a replica's decision log in Redis mode (join=False)."""
 
     backend = "Embedded"
@@ -243,24 +418,22 @@ class SqliteStore:
         )
         self._version_id = 0
         self._probabilities: dict[tuple[float, ...], bytes] = {}
-        self._flush_interval = flush_interval
         self._flush_max = flush_max_records
         self._max_pending = max_pending
-        self._full_sync = full_sync
         self._sweep_interval = sweep_interval
         self._retention = retention_seconds
         self._join = join
         self._decisions: collections.deque[Decision] = collections.deque()
         self._jobs: collections.deque[_RewardJob | _LoggedRewards] = collections.deque()
         self._checkpoint: _Checkpoint | None = None
-        self._wake = threading.Event()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._learner: Learner = _NoLearner()
-        self.last_error: str | None = None
         self._sweep_cursor = ""
         self._pending_cursor: str | None = None
+        self._next_sweep = self._next_prune = 0.0
+        self._writer = GroupCommitWriter[_Round](
+            path, self, "croupier-sqlite-writer", metrics, flush_interval=flush_interval, full_sync=full_sync
+        )
+        self._wake = self._writer.wake
         metrics.track_backlog(lambda: len(self._decisions))
 
     # ---------------------------------------------------------------- start and restore (before serving)
@@ -310,28 +483,10 @@ class SqliteStore:
         return RestoredState(stats=stats, seq=seq, tail=tail, counters=counters)
 
     async def start(self, learner: Learner) -> None:
-        self._loop = asyncio.get_running_loop()
         self._learner = learner
-        self._thread = threading.Thread(target=self._run, name="croupier-sqlite-writer", daemon=True)
-        self._thread.start()
-
-    async def close(self) -> None:
-        """Commit everything queued, then stop the writer."""
-        self._stopping = True
-        self._wake.set()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join)
-
-    def health(self) -> str | None:
-        return self.liveness() or self.last_error
-
-    def liveness(self) -> str | None:
-        """None while the writer thread runs (a dead writer needs a process restart, not a retry)."""
-        if self._thread is not None and not self._thread.is_alive() and not self._stopping:
-            return "the SQLite writer thread died"
-        if self._thread is None:
-            return "the SQLite writer is not running"
-        return None
+        now = time.monotonic()
+        self._next_sweep, self._next_prune = now + self._sweep_interval, now + 60.0
+        self._writer.start()
 
     # ---------------------------------------------------------------- called on the event loop
     def log_decision(self, decision: Decision) -> None:
@@ -341,25 +496,24 @@ class SqliteStore:
         if size >= self._flush_max:
             if size >= self._max_pending:
                 raise Unavailable("the decision log is behind; retry shortly")
-            self._wake.set()
+            self._wake()
         queue.append(decision)
 
     async def submit_rewards(self, items: list[RewardItem], received_at: float) -> list[RewardOutcome]:
         """Join, deduplicate and durably store rewards; all or nothing. Returns after COMMIT."""
-        assert self._loop is not None
-        job = _RewardJob(items, received_at, self._loop.create_future())
+        job = _RewardJob(items, received_at, asyncio.get_running_loop().create_future())
         self._jobs.append(job)
-        self._wake.set()
+        self._wake()
         return await job.future
 
     def record_rewards(self, rows: list[tuple[str, float, str, float, int, int, bytes | None, bytes | None]]) -> None:
         """Redis mode: log rewards that Redis accepted (decision_id, ts, arm, reward, default, learned, x, record)."""
         self._jobs.append(_LoggedRewards(rows))
-        self._wake.set()
+        self._wake()
 
     def checkpoint(self, fingerprint: str, seq: int, stats: bytes) -> None:
         self._checkpoint = _Checkpoint(fingerprint, seq, stats)
-        self._wake.set()
+        self._wake()
 
     # ---------------------------------------------------------------- the writer thread
     def _rows(self, decisions: list[Decision]) -> list[object]:
@@ -395,108 +549,77 @@ class SqliteStore:
             )
         return flat
 
-    def _run(self) -> None:
-        conn = connect(self.path)
-        full_now = False
-        next_sweep = time.monotonic() + self._sweep_interval
-        next_prune = time.monotonic() + 60.0
-        try:
-            while True:
-                self._wake.wait(self._flush_interval)
-                self._wake.clear()
-                stopping = self._stopping
-                now = time.monotonic()
-                # Jobs first, then decisions: a reward's decision was queued before the reward, so it is in this
-                # transaction or an earlier one. With rewards waiting, take every queued decision.
-                jobs = _drain(self._jobs)
-                decisions = _drain(self._decisions, None if jobs else MAX_DECISIONS_PER_COMMIT)
-                if self._decisions:
-                    self._wake.set()  # more waiting: commit them right after this one
-                checkpoint, self._checkpoint = self._checkpoint, None
-                sweep = self._join and now >= next_sweep
-                prune = now >= next_prune
-                if not (decisions or jobs or checkpoint or sweep or prune):
-                    if stopping:
-                        break
-                    continue
-                want_full = self._full_sync and any(isinstance(j, _RewardJob) for j in jobs)
-                if want_full != full_now:
-                    conn.execute(f"PRAGMA synchronous = {'FULL' if want_full else 'NORMAL'}")
-                    full_now = want_full
-                started = time.perf_counter()
-                try:
-                    learned, swept = self._transaction(
-                        conn, decisions=decisions, jobs=jobs, checkpoint=checkpoint, sweep=sweep, prune=prune
-                    )
-                except Exception as exc:  # the writer must outlive any one bad commit
-                    self._failed(exc, decisions, jobs)
-                    if stopping:
-                        break
-                    time.sleep(min(self._flush_interval, 0.1))
-                    continue
-                self.last_error = None
-                self._metrics.commit_latency.observe(time.perf_counter() - started)
-                if decisions:
-                    self._metrics.commit_records.labels("decision").inc(len(decisions))
-                if sweep:
-                    next_sweep = now if swept >= SWEEP_BATCH else now + self._sweep_interval
-                if prune:
-                    next_prune = now + PRUNE_INTERVAL_SECONDS
-                reward_jobs = [j for j in jobs if isinstance(j, _RewardJob)]
-                if learned or reward_jobs:
-                    self._post(self._deliver, learned, reward_jobs)
-                if stopping and not self._decisions and not self._jobs:
-                    break
-        finally:
-            conn.close()
+    # `Rounds`, for the writer: decisions, reward requests, a checkpoint, the sweep and the prune in one transaction.
+    def take(self, now: float) -> _Round | None:
+        # Jobs first, then decisions: a reward's decision was queued before the reward, so it is in this transaction
+        # or an earlier one. With rewards waiting, take every queued decision.
+        jobs = _drain(self._jobs)
+        decisions = _drain(self._decisions, None if jobs else MAX_DECISIONS_PER_COMMIT)
+        checkpoint, self._checkpoint = self._checkpoint, None
+        sweep = self._join and now >= self._next_sweep
+        prune = now >= self._next_prune
+        if not (decisions or jobs or checkpoint or sweep or prune):
+            return None
+        return _Round(now, decisions, jobs, checkpoint, sweep, prune)
 
-    def _transaction(
-        self,
-        conn: sqlite3.Connection,
-        *,
-        decisions: list[Decision],
-        jobs: list[_RewardJob | _LoggedRewards],
-        checkpoint: _Checkpoint | None,
-        sweep: bool,
-        prune: bool,
-    ) -> tuple[list[tuple[int, Learned]], int]:
-        learned: list[tuple[int, Learned]] = []
-        swept = 0
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if decisions:
-                _insert_decisions(conn, self._rows(decisions))
-                scored = [d for d in decisions if d.scores is not None or d.fallback is not None]
-                if scored:
-                    conn.executemany(_INSERT_SCORES, [_score_row(d) for d in scored])
-                pulls = collections.Counter(map(_ARM_OF, decisions))
-                conn.executemany(_COUNT, [(arm, n, 0, 0.0, 0) for arm, n in pulls.items()])
-            for job in jobs:
-                if isinstance(job, _RewardJob):
-                    self._join_rewards(conn, job, learned)
-                else:
-                    self._log_rewards(conn, job)
-            if sweep:
-                swept = self._sweep(conn, learned)
-            if checkpoint is not None:
-                conn.execute(
-                    "INSERT OR REPLACE INTO checkpoint (id, fingerprint, seq, stats, ts) VALUES (1, ?, ?, ?, ?)",
-                    (checkpoint.fingerprint, checkpoint.seq, checkpoint.stats, time.time()),
-                )
-            if prune:
-                self._prune(conn)
-            conn.execute("COMMIT")
-            if self._pending_cursor is not None:
-                self._sweep_cursor, self._pending_cursor = self._pending_cursor, None
-        except BaseException:
-            self._pending_cursor = None
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            for job in jobs:
-                if isinstance(job, _RewardJob):
-                    job.outcomes = []
-            raise
-        return learned, swept
+    def waiting(self) -> bool:
+        return bool(self._decisions or self._jobs)
+
+    def full_sync(self, round_: _Round, /) -> bool:
+        return any(isinstance(j, _RewardJob) for j in round_.jobs)
+
+    def write(self, conn: sqlite3.Connection, round_: _Round, /) -> None:
+        round_.learned, round_.swept = [], 0
+        if round_.decisions:
+            decisions = round_.decisions
+            _insert_decisions(conn, self._rows(decisions))
+            scored = [d for d in decisions if d.scores is not None or d.fallback is not None]
+            if scored:
+                conn.executemany(_INSERT_SCORES, [_score_row(d) for d in scored])
+            pulls = collections.Counter(map(_ARM_OF, decisions))
+            conn.executemany(_COUNT, [(arm, n, 0, 0.0, 0) for arm, n in pulls.items()])
+        for job in round_.jobs:
+            if isinstance(job, _RewardJob):
+                self._join_rewards(conn, job, round_.learned)
+            else:
+                self._log_rewards(conn, job)
+        if round_.sweep:
+            round_.swept = self._sweep(conn, round_.learned)
+        checkpoint = round_.checkpoint
+        if checkpoint is not None:
+            conn.execute(
+                "INSERT OR REPLACE INTO checkpoint (id, fingerprint, seq, stats, ts) VALUES (1, ?, ?, ?, ?)",
+                (checkpoint.fingerprint, checkpoint.seq, checkpoint.stats, time.time()),
+            )
+        if round_.prune:
+            self._prune(conn)
+
+    def committed(self, round_: _Round, /) -> None:
+        if self._pending_cursor is not None:
+            self._sweep_cursor, self._pending_cursor = self._pending_cursor, None
+        if round_.decisions:
+            self._metrics.commit_records.labels("decision").inc(len(round_.decisions))
+        now = round_.now
+        if round_.sweep:
+            self._next_sweep = now if round_.swept >= SWEEP_BATCH else now + self._sweep_interval
+        if round_.prune:
+            self._next_prune = now + PRUNE_INTERVAL_SECONDS
+        reward_jobs = [j for j in round_.jobs if isinstance(j, _RewardJob)]
+        if round_.learned or reward_jobs:
+            self._writer.post(self._deliver, round_.learned, reward_jobs)
+
+    def failed(self, round_: _Round, error: Exception, /) -> None:
+        self._pending_cursor = None
+        for job in round_.jobs:
+            if isinstance(job, _RewardJob):
+                job.outcomes = []
+        log.error("commit failed", error=str(error), decisions=len(round_.decisions), jobs=len(round_.jobs))
+        # Decisions go back to the front of the queue (bounded by max_pending); reward requests fail with 503.
+        self._decisions.extendleft(reversed(round_.decisions))
+        failed = [j for j in round_.jobs if isinstance(j, _RewardJob)]
+        self._jobs.extendleft(reversed([j for j in round_.jobs if isinstance(j, _LoggedRewards)]))
+        if failed:
+            self._writer.post(self._fail_jobs, failed, str(error))
 
     def _join_rewards(self, conn: sqlite3.Connection, job: _RewardJob, learned: list[tuple[int, Learned]]) -> None:
         """Join every reward of the request first (no writes), then write them all: all or nothing."""
@@ -609,23 +732,6 @@ class SqliteStore:
         deleted += conn.execute("DELETE FROM rewards WHERE seq <= ? AND ts < ?", (kept, horizon)).rowcount
         if deleted:
             log.info("old records pruned", count=deleted, older_than=horizon)
-
-    def _failed(self, exc: Exception, decisions: list[Decision], jobs: list[_RewardJob | _LoggedRewards]) -> None:
-        self.last_error = f"SQLite commit failed: {exc}"
-        self._metrics.store_errors.labels("commit").inc()
-        log.error("commit failed", error=str(exc), decisions=len(decisions), jobs=len(jobs))
-        # Decisions go back to the front of the queue (bounded by max_pending); reward requests fail with 503.
-        self._decisions.extendleft(reversed(decisions))
-        failed = [j for j in jobs if isinstance(j, _RewardJob)]
-        self._jobs.extendleft(reversed([j for j in jobs if isinstance(j, _LoggedRewards)]))
-        if failed:
-            self._post(self._fail_jobs, failed, str(exc))
-
-    def _post(self, callback: Callable[..., None], *args: object) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(callback, *args)
 
     # ---------------------------------------------------------------- back on the event loop
     def _deliver(self, learned: list[tuple[int, Learned]], jobs: list[_RewardJob]) -> None:

@@ -68,6 +68,23 @@ def test_srm_chi_square_is_scipys_goodness_of_fit(seed: int) -> None:
     assert p_value == pytest.approx(reference.pvalue, rel=RTOL)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_sequential_srm_is_the_dirichlet_multinomial_bayes_factor(seed: int) -> None:
+    # 1 / BF with BF = Dirichlet-multinomial(x; a p) / multinomial(x; p): scipy's pmfs (the multinomial coefficient
+    # cancels in the ratio).
+    rng = np.random.default_rng(seed)
+    weights = rng.integers(1, 40, size=rng.integers(2, 16)).astype(float)
+    shares = weights / weights.sum()
+    skewed = rng.dirichlet(200 * shares)  # near the split: p-values away from 0 and 1
+    observed = rng.multinomial(3_000, skewed)
+    n = int(observed.sum())
+    log_bayes_factor = distributions.dirichlet_multinomial.logpmf(
+        observed, frequentist.SRM_CONCENTRATION * shares, n
+    ) - distributions.multinomial.logpmf(observed, n, shares)
+    expected = min(1.0, float(np.exp(-log_bayes_factor)))
+    assert frequentist.sequential_srm_p_value(observed, weights) == pytest.approx(expected, rel=RTOL)
+
+
 @pytest.mark.parametrize(("effect", "sd", "alpha", "power"), [(0.1, 1.0, 0.05, 0.8), (2.5, 30.0, 0.01, 0.9)])
 def test_samples_per_arm_is_statsmodels_normal_power(effect: float, sd: float, alpha: float, power: float) -> None:
     n = frequentist.samples_per_arm(effect, 2 * sd**2, alpha, power)

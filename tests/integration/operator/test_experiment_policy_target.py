@@ -1,0 +1,122 @@
+"""An Experiment whose variant targets a DecisionPolicy that is really Ready, end to end on the real control plane:
+the operator, a real runtime process serving the policy (its address the policy's own, through `RuntimeRouter`) and
+another serving the Experiment. The Experiment waits (`TargetNotReady`, control served) until the policy is Ready,
+then runs; `POST /v1/assign` answers the policy's own decision (decisionId, arm, probabilities), and a reward on that
+decisionId reaches the policy: its runtime learns it and the operator writes it into the policy's status."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from integration.operator.conftest import Policies, RuntimeRouter, condition
+from integration.operator.test_experiment import Experiments, experiment
+from integration.operator.test_experiment import experiments as experiments  # noqa: PLC0414 - a fixture, by name
+from integration.runtime.conftest import RuntimeProcess
+from integration.runtime.experiments.conftest import ExperimentProcess
+
+from croupier.api.assignment import assign
+from croupier.devcluster.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+SALT = "it-salt"
+VARIANTS = [
+    {"name": "control", "weight": 50, "payload": {"banner": "static"}},
+    {"name": "bandit", "weight": 50, "decisionPolicyRef": {"name": "banner"}},
+]
+START_TIMEOUT = 120.0  # a runtime process's start, on a loaded 2-core machine
+
+
+@pytest.fixture(scope="module")
+def runtime_router() -> Iterator[RuntimeRouter]:
+    router = RuntimeRouter()
+    try:
+        yield router
+    finally:
+        router.close()
+
+
+@pytest.fixture(scope="module")
+def runtime_url_template(runtime_router: RuntimeRouter) -> str:
+    """The operator reads each object's runtime at an address of its own (see `operator` in conftest.py)."""
+    return runtime_router.template
+
+
+def _unit_of(variant: str) -> str:
+    weights = [(str(v["name"]), int(str(v["weight"]))) for v in VARIANTS]
+    return next(f"user-{i}" for i in range(10_000) if assign(f"user-{i}", SALT, weights) == variant)
+
+
+def test_a_ready_policy_target_answers_assign_with_its_decision_and_gets_the_reward(
+    experiments: Experiments, policies: Policies, runtime_router: RuntimeRouter, tmp_path: Path
+) -> None:
+    namespace = experiments.namespace
+    started: list[RuntimeProcess] = []
+    try:
+        # The policy exists but nothing serves it yet: not Ready, so the Experiment serves control and says why.
+        policies.apply("banner")
+        experiments.apply(experiment("checkout", namespace, VARIANTS))
+        waiting = experiments.wait_condition("checkout", "Ready", "False", "TargetNotReady")
+        assert "banner" in condition(waiting, "Ready")["message"]
+        assert yaml.safe_load(experiments.served("checkout", "Paused"))["spec"]["state"] == "Paused"
+
+        # The kubelet's part for the policy: a runtime process serves the ConfigMap's policy.yaml at the policy's own
+        # address; the operator reads it there and the policy becomes Ready.
+        (tmp_path / "policy.yaml").write_text(policies.policy_yaml("banner", 1))
+        policy = RuntimeProcess(tmp_path / "policy.yaml", tmp_path / "policy-state")
+        started.append(policy)
+        policy.start(START_TIMEOUT)
+        runtime_router.route(namespace, "banner", policy.url)
+        policies.wait_condition("banner", "Ready", "True", "Available", timeout=90)
+
+        # Now the Experiment runs: its runtime (the pod's part) asks the policy's runtime for decisions.
+        (tmp_path / "experiment.yaml").write_text(experiments.served("checkout", "Running"))
+        env = {"CROUPIER_RUNTIME_POLICY_URL_TEMPLATE": policy.url}
+        runtime = ExperimentProcess(tmp_path / "experiment.yaml", tmp_path / "experiment-state", env=env)
+        started.append(runtime)
+        runtime.start(START_TIMEOUT)
+        runtime_router.route(namespace, "checkout-experiment", runtime.url)
+        ready = experiments.wait_condition("checkout", "Ready", "True", "InsufficientTraffic", timeout=90)
+        assert ready["status"]["split"] == "control=50,bandit=50"
+
+        with httpx.Client(timeout=30, trust_env=False) as http:
+            answer = http.post(f"{runtime.url}/v1/assign", json={"unitId": _unit_of("bandit")}).json()
+            assert answer["variant"] == "bandit" and answer["counted"] is True, answer
+            decision: dict[str, Any] = answer["decision"]
+            assert decision["policy"] == "banner" and decision["decisionId"]
+            assert decision["arm"] in {"blue", "red", "green"}
+            assert set(decision["probabilities"]) == {"blue", "red", "green"}
+            assert sum(decision["probabilities"].values()) == pytest.approx(1)
+            assert decision["probabilities"][decision["arm"]] > 0
+            static = http.post(f"{runtime.url}/v1/assign", json={"unitId": _unit_of("control")}).json()
+            assert static["variant"] == "control" and static["payload"] == {"banner": "static"}
+
+            # The reward goes to the policy on the Experiment's decisionId, as any client's would.
+            reward = http.post(f"{policy.url}/v1/rewards", json={"decisionId": decision["decisionId"], "reward": 1})
+            assert reward.status_code == 200 and reward.json()["accepted"] == 1, reward.text
+            totals = http.get(f"{policy.url}/v1/stats").json()["totals"]
+            assert totals["decisions"] == 1 and totals["rewards"] == 1
+
+        def rewarded() -> dict[str, Any] | None:
+            status = policies.status("banner")
+            return status if (status.get("totals") or {}).get("rewards") == 1 else None
+
+        status = wait_for(rewarded, timeout=30, what="the reward in the policy's status")
+        arm = next(a for a in status["arms"] if a["name"] == decision["arm"])
+        assert arm["pulls"] == 1 and arm["rewards"] == 1, status["arms"]
+
+        # The Experiment's own count: one exposure each, read by the operator from its runtime.
+        def exposed() -> dict[str, Any] | None:
+            body = experiments.get("checkout")
+            return body if (body.get("status") or {}).get("totalExposures") == 2 else None
+
+        body = wait_for(exposed, timeout=30, what="two exposures in the Experiment's status")
+        assert {v["name"]: v["exposures"] for v in body["status"]["variants"]} == {"control": 1, "bandit": 1}
+    finally:
+        for process in started:
+            process.stop()
