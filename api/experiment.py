@@ -306,8 +306,10 @@ class AnalysisSpec(ApiModel):
     srm_threshold: Annotated[
         float,
         Field(
-            description="Sample ratio mismatch: a chi-square p-value of the exposures against the weights below "
-            "this marks the experiment Degraded (SampleRatioMismatch) and withholds a winner.",
+            description="Sample ratio mismatch: an always-valid sequential p-value of the exposures against the "
+            "weights (Dirichlet-multinomial mixture test) below this marks the experiment Degraded "
+            "(SampleRatioMismatch) and withholds a winner; reading it at every analysis keeps the false-alarm "
+            "rate within this threshold.",
             gt=0,
             lt=0.5,
         ),
@@ -601,7 +603,10 @@ class ExperimentStatus(ApiModel):
     srm_p_value: Annotated[
         float | None,
         Field(
-            description="Chi-square p-value of the exposures against the weights (sample ratio mismatch).", ge=0, le=1
+            description="Always-valid sequential p-value of the exposures against the weights (sample ratio "
+            "mismatch; Dirichlet-multinomial mixture test, see docs/statistics.md).",
+            ge=0,
+            le=1,
         ),
     ] = None
     winner: Annotated[
