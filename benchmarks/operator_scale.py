@@ -170,6 +170,8 @@ class Operator:
     rss_by_phase: dict[str, float] = field(default_factory=dict)
     """Highest VmRSS seen in each phase (sampled every 0.2 s), MiB."""
     peak_phase: str = ""
+    sockets_by_phase: dict[str, int] = field(default_factory=dict)
+    """Most open sockets (API connections, watches, probes, listeners) seen in each phase."""
     _sampling: threading.Event = field(default_factory=threading.Event)
 
     def command(self) -> list[str]:
@@ -204,6 +206,12 @@ class Operator:
                     self.rss_by_phase[phase] = rss
                 if rss >= max(self.rss_by_phase.values()):
                     self.peak_phase = phase
+                self.sockets_by_phase[phase] = max(self.sockets_by_phase.get(phase, 0), self.sockets())
+
+    def sockets(self) -> int:
+        assert self.process is not None
+        fds = Path(f"/proc/{self.process.pid}/fd")
+        return sum(1 for fd in fds.iterdir() if os.readlink(fd).startswith("socket:"))
 
     def snapshot(self, label: str) -> None:
         """Profiling only: have the operator write a tracemalloc snapshot now (``<dir>/<label>.tracemalloc``)."""
@@ -472,6 +480,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["rss_end_mib"] = operator.rss_mib()
             results["rss_by_phase_mib"] = dict(operator.rss_by_phase)
             results["rss_peak_phase"] = operator.peak_phase
+            results["sockets_by_phase"] = dict(operator.sockets_by_phase)
             operator.snapshot("end")
         finally:
             watcher.stop()
@@ -552,6 +561,10 @@ def table(results: dict[str, Any], args: argparse.Namespace) -> str:
             "operator RSS: highest sample by phase (every 0.2 s); the phase of the peak",
             ", ".join(f"{k} {v:.0f}" for k, v in results["rss_by_phase_mib"].items())
             + f" MiB; {results['rss_peak_phase']}",
+        ),
+        (
+            "operator's open sockets: most by phase",
+            ", ".join(f"{k} {v}" for k, v in results["sockets_by_phase"].items()),
         ),
         (
             f"steady state {results['steady_seconds']} s: mutating API requests by the operator (API server's count)",
