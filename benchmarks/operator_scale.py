@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -68,6 +69,23 @@ GETS_FLOW = "croupier-operator-gets"
 GETS_FLOW_SCHEMA = writes_flow_schema(GETS_FLOW, "croupier-operator", OPERATOR_NAMESPACE)
 GETS_FLOW_SCHEMA["spec"]["matchingPrecedence"] = 501
 GETS_FLOW_SCHEMA["spec"]["rules"][0]["resourceRules"][0]["verbs"] = ["get"]
+# --tracemalloc: the operator's entry point with tracemalloc started after its imports (tracing ~1,300 imports would
+# take minutes) and a SIGUSR1 handler that writes a snapshot named by <dir>/label.
+TRACEMALLOC_BOOTSTRAP = """
+import signal, sys, tracemalloc
+from pathlib import Path
+out = Path(sys.argv[1])
+def dump(*_):
+    marker = out / "label"
+    tracemalloc.take_snapshot().dump(str(out / (marker.read_text().strip() + ".tracemalloc")))
+    marker.unlink()
+signal.signal(signal.SIGUSR1, dump)
+import croupier.operator.main
+from croupier.operator.cli import main
+tracemalloc.start(int(sys.argv[2]))
+sys.argv = ["croupier-operator"]
+raise SystemExit(main())
+"""
 
 
 def policy(name: str, namespace: str) -> dict[str, Any]:
@@ -145,12 +163,26 @@ class Operator:
     log: Path
     metrics_port: int
     liveness_port: int
+    tracemalloc_dir: Path | None = None
+    tracemalloc_frames: int = 4
     process: subprocess.Popen[bytes] | None = None
-    rss_samples: list[int] = field(default_factory=list)
+    phase: str = "start"
+    rss_by_phase: dict[str, float] = field(default_factory=dict)
+    """Highest VmRSS seen in each phase (sampled every 0.2 s), MiB."""
+    peak_phase: str = ""
+    sockets_by_phase: dict[str, int] = field(default_factory=dict)
+    """Most open sockets (API connections, watches, probes, listeners) seen in each phase."""
+    _sampling: threading.Event = field(default_factory=threading.Event)
+
+    def command(self) -> list[str]:
+        if self.tracemalloc_dir is None:
+            return [sys.executable, "-m", "croupier.operator.cli"]
+        # Profiling: the same entry point with tracemalloc on; each SIGUSR1 writes a snapshot.
+        return [sys.executable, "-c", TRACEMALLOC_BOOTSTRAP, str(self.tracemalloc_dir), str(self.tracemalloc_frames)]
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "croupier.operator.cli"],
+            self.command(),
             env=self.env,
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
@@ -161,6 +193,34 @@ class Operator:
             timeout=60,
             what="operator liveness",
         )
+        threading.Thread(target=self._sample_rss, daemon=True).start()
+
+    def enter(self, phase: str) -> None:
+        self.phase = phase
+
+    def _sample_rss(self) -> None:
+        while not self._sampling.wait(0.2):
+            with contextlib.suppress(OSError, ValueError):
+                rss, phase = self.rss_mib(), self.phase
+                if rss > self.rss_by_phase.get(phase, 0.0):
+                    self.rss_by_phase[phase] = rss
+                if rss >= max(self.rss_by_phase.values()):
+                    self.peak_phase = phase
+                self.sockets_by_phase[phase] = max(self.sockets_by_phase.get(phase, 0), self.sockets())
+
+    def sockets(self) -> int:
+        assert self.process is not None
+        fds = Path(f"/proc/{self.process.pid}/fd")
+        return sum(1 for fd in fds.iterdir() if os.readlink(fd).startswith("socket:"))
+
+    def snapshot(self, label: str) -> None:
+        """Profiling only: have the operator write a tracemalloc snapshot now (``<dir>/<label>.tracemalloc``)."""
+        if self.tracemalloc_dir is None or self.process is None:
+            return
+        marker = self.tracemalloc_dir / "label"
+        marker.write_text(label)
+        self.process.send_signal(signal.SIGUSR1)
+        wait_for(lambda: not marker.exists(), timeout=120, what=f"tracemalloc snapshot {label}")
 
     def peak_rss_mib(self) -> float:
         assert self.process is not None
@@ -189,6 +249,7 @@ class Operator:
         return sum_metric(text, name, labels)
 
     def stop(self) -> None:
+        self._sampling.set()
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(2)
             try:
@@ -309,7 +370,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "CROUPIER_OPERATOR_LOG_LEVEL": "info" if args.logs else "warning",
             }
         )
-        operator = Operator(env=env, log=work / "operator.log", metrics_port=metrics_port, liveness_port=liveness_port)
+        operator = Operator(
+            env=env,
+            log=work / "operator.log",
+            metrics_port=metrics_port,
+            liveness_port=liveness_port,
+            tracemalloc_dir=args.tracemalloc,
+            tracemalloc_frames=args.tracemalloc_frames,
+        )
+        if args.tracemalloc:
+            args.tracemalloc.mkdir(parents=True, exist_ok=True)
         api = config.new_client_from_config(config_file=str(kubeconfig))
         custom = client.CustomObjectsApi(api)
         watcher = ReadyWatcher(api)
@@ -320,8 +390,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 what="runtime",
             )
             operator.start()
+            operator.enter("idle")
+            time.sleep(2)  # the first list of every watched kind
             results["rss_idle_mib"] = operator.rss_mib()
+            operator.snapshot("idle")
 
+            operator.enter("latency runs")
             latencies = []
             for i in range(args.runs):
                 name = f"latency-{i}"
@@ -342,6 +416,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             status_writes_before = operator.metric("croupier_operator_status_writes_total")
             started_wall = time.time()
             started = time.perf_counter()
+            operator.enter("burst: creates")
             with ThreadPoolExecutor(max_workers=16) as pool:
                 list(
                     pool.map(
@@ -352,6 +427,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     )
                 )
             created = time.perf_counter()
+            operator.enter("burst: until all Ready")
             last_ready = watcher.wait({("bench-scale", n) for n in names}, timeout=args.scale_timeout)
             results["scale_create_seconds"] = created - started
             # When the operator had created every child (creationTimestamp: whole seconds, rounded down).
@@ -370,8 +446,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ) / args.policies
             results["rss_peak_mib"] = operator.peak_rss_mib()
             results["rss_after_scale_mib"] = operator.rss_mib()
+            operator.snapshot("all-ready")
 
             # Steady state: let the last writes settle (one resync interval), then count for the window.
+            operator.enter("settle")
             time.sleep(args.settle_seconds)
             versions_before = {
                 i["metadata"]["name"]: i["metadata"]["resourceVersion"]
@@ -381,6 +459,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             server_before = operator_writes_seen_by_apiserver(kubectl)
             ours_before = operator.writes()
             steady_cpu = operator.cpu_seconds()
+            operator.enter("steady state")
             time.sleep(args.steady_seconds)
             versions_after = {
                 i["metadata"]["name"]: i["metadata"]["resourceVersion"]
@@ -399,6 +478,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["steady_seconds"] = args.steady_seconds
             results["steady_operator_cpu_seconds"] = operator.cpu_seconds() - steady_cpu
             results["rss_end_mib"] = operator.rss_mib()
+            results["rss_by_phase_mib"] = dict(operator.rss_by_phase)
+            results["rss_peak_phase"] = operator.peak_phase
+            results["sockets_by_phase"] = dict(operator.sockets_by_phase)
+            operator.snapshot("end")
         finally:
             watcher.stop()
             operator.stop()
@@ -475,6 +558,15 @@ def table(results: dict[str, Any], args: argparse.Namespace) -> str:
             f"{results['rss_idle_mib']:.0f} / {results['rss_after_scale_mib']:.0f} / {results['rss_peak_mib']:.0f} MiB",
         ),
         (
+            "operator RSS: highest sample by phase (every 0.2 s); the phase of the peak",
+            ", ".join(f"{k} {v:.0f}" for k, v in results["rss_by_phase_mib"].items())
+            + f" MiB; {results['rss_peak_phase']}",
+        ),
+        (
+            "operator's open sockets: most by phase",
+            ", ".join(f"{k} {v}" for k, v in results["sockets_by_phase"].items()),
+        ),
+        (
             f"steady state {results['steady_seconds']} s: mutating API requests by the operator (API server's count)",
             f"{results['steady_apiserver_writes']:.0f}",
         ),
@@ -514,6 +606,18 @@ def main() -> int:
         help="diagnosis: kube-controller-manager's --kube-api-qps (default: its own, 20)",
     )
     parser.add_argument("--logs", type=Path, help="copy the operator's and the runtime's logs (info level) here")
+    parser.add_argument(
+        "--tracemalloc",
+        type=Path,
+        help="profiling: run the operator with tracemalloc and write snapshots (idle, all-ready, end) here; "
+        "slows the operator and adds to its RSS",
+    )
+    parser.add_argument(
+        "--tracemalloc-frames",
+        type=int,
+        default=4,
+        help="frames kept per allocation with --tracemalloc (default 4; 25 makes a 200-policy burst take >10 min)",
+    )
     args = parser.parse_args()
     results = run(args)
     print(f"operator_scale on {platform.node()} ({os.cpu_count()} CPUs, Python {platform.python_version()})\n")

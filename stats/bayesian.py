@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import special
+
+from croupier.stats._special import special
 
 Array = NDArray[np.float64]
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import special
 
 from croupier.stats import bayesian, frequentist
+from croupier.stats._special import special
 from croupier.stats.inputs import Direction, Method, MetricKind
 
 Array = NDArray[np.float64]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,7 +36,24 @@ def owner_uid(body: Mapping[str, Any]) -> str | None:
     return None
 
 
+def compact(value: Any) -> Any:
+    """A deep copy of JSON-like data with every string interned, for what the operator keeps per object.
+
+    Each watch event and each rendered manifest is decoded on its own, so a thousand Deployments kept as they came
+    hold a thousand copies of every key ("apiVersion", "terminationMessagePath", ...) and of most values. Interned,
+    they share one; the copy also lets the watch event's decoded body go.
+    """
+    if isinstance(value, str):
+        return sys.intern(value)
+    if isinstance(value, Mapping):
+        return {sys.intern(str(k)): compact(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [compact(v) for v in value]
+    return value
+
+
 def slim(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What an index keeps of a child: everything but managedFields (large, and never compared)."""
+    """What an index keeps of a child: everything but managedFields (large, and never compared), compacted."""
     metadata = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
-    return {**{k: v for k, v in body.items() if k != "metadata"}, "metadata": metadata}
+    kept: dict[str, Any] = compact({**{k: v for k, v in body.items() if k != "metadata"}, "metadata": metadata})
+    return kept

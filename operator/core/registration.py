@@ -30,10 +30,11 @@ def supervisor(memo: kopf.Memo) -> Supervisor:
     return found
 
 
-def _poke(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def _poke(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    # A coroutine: Kopf would run a plain function in its thread pool (see ``index_child``).
     found = getattr(memo, "supervisor", None)
     if isinstance(found, Supervisor):
-        poke_owner(found.poke)(body)
+        poke_owner(found.poke, body)
 
 
 def _watch_children(controller: KindController[Any, Any, Any]) -> None:
