@@ -26,7 +26,7 @@ from croupier.api.wire import (
 
 from . import protocol
 from .batching import AsyncRewardBatcher
-from .errors import CroupierError, RuntimeUnreachable
+from .errors import CroupierError
 from .protocol import Attributes, Call, Context, Decision, Rewardable
 from .transport import ClientBase
 
@@ -54,21 +54,16 @@ class AsyncClient(ClientBase[httpx.AsyncClient]):
 
     async def send(self, method: str, path: str, body: bytes | None = None, *, idempotent: bool) -> bytes:
         """`Client.send` as a coroutine."""
-        retry = 0
+        attempts = protocol.Attempts(self.connection.url, idempotent=idempotent, policy=self.retry)
         while True:
             try:
-                response = await self._http.request(method, path, content=body)
+                sent: httpx.Response | httpx.TransportError = await self._http.request(method, path, content=body)
             except httpx.TransportError as exc:
-                result: bytes | CroupierError = RuntimeUnreachable(self.connection.url, exc)
-            else:
-                result = protocol.answer(response.status_code, response.content)
-            if not isinstance(result, CroupierError):
-                return result
-            delay = protocol.retry_delay(result, idempotent=idempotent, retry=retry, policy=self.retry)
-            if delay is None:
-                raise result
-            await asyncio.sleep(delay)
-            retry += 1
+                sent = exc
+            step = attempts.after(sent)
+            if isinstance(step, bytes):
+                return step
+            await asyncio.sleep(step)
 
     async def _run(self, call: Call[T]) -> T:
         return call.decode(await self.send(call.method, call.path, call.body, idempotent=call.idempotent))

@@ -26,7 +26,7 @@ from croupier.api.wire import (
 
 from . import protocol
 from .batching import RewardBatcher
-from .errors import CroupierError, RuntimeUnreachable
+from .errors import CroupierError
 from .protocol import Attributes, Call, Context, Decision, Rewardable
 from .transport import ClientBase
 
@@ -57,21 +57,16 @@ class Client(ClientBase[httpx.Client]):
     def send(self, method: str, path: str, body: bytes | None = None, *, idempotent: bool) -> bytes:
         """One call; an idempotent one is sent again after no answer or a 5xx, per ``retry``. Returns the body of a
         2xx answer or raises the typed error of the last attempt."""
-        retry = 0
+        attempts = protocol.Attempts(self.connection.url, idempotent=idempotent, policy=self.retry)
         while True:
             try:
-                response = self._http.request(method, path, content=body)
+                sent: httpx.Response | httpx.TransportError = self._http.request(method, path, content=body)
             except httpx.TransportError as exc:
-                result: bytes | CroupierError = RuntimeUnreachable(self.connection.url, exc)
-            else:
-                result = protocol.answer(response.status_code, response.content)
-            if not isinstance(result, CroupierError):
-                return result
-            delay = protocol.retry_delay(result, idempotent=idempotent, retry=retry, policy=self.retry)
-            if delay is None:
-                raise result
-            time.sleep(delay)
-            retry += 1
+                sent = exc
+            step = attempts.after(sent)
+            if isinstance(step, bytes):
+                return step
+            time.sleep(step)
 
     def _run(self, call: Call[T]) -> T:
         return call.decode(self.send(call.method, call.path, call.body, idempotent=call.idempotent))

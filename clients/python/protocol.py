@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Generic, TypeVar
 
+import httpx
 from pydantic import BaseModel, ValidationError
 
 from croupier.api import wire
@@ -37,7 +38,7 @@ from croupier.api.wire import (
     StatsResponse,
 )
 
-from .errors import CroupierError, InvalidArgument, api_error, retryable
+from .errors import CroupierError, InvalidArgument, RuntimeUnreachable, api_error, retryable
 from .retry import RetryPolicy
 
 Context = Mapping[str, float] | Sequence[float]
@@ -232,17 +233,29 @@ class Call(Generic[T]):
     decode: Callable[[bytes], T]
 
 
-def answer(status: int, body: bytes) -> bytes | CroupierError:
-    """The body of a 2xx (or 3xx) answer, or the typed error of an error answer."""
-    return body if status < 400 else api_error(status, body)
+class Attempts:
+    """The sends of one call, for a client's send loop: `after` takes what a send gave (an answer, or the transport's
+    error) and returns the answer's body, or the seconds to wait before sending again, or raises the typed error to
+    give up with. Only idempotent calls are sent again, after no answer or a 5xx, within the policy's attempts."""
 
+    def __init__(self, url: str, *, idempotent: bool, policy: RetryPolicy) -> None:
+        self.url = url
+        self.idempotent = idempotent
+        self.policy = policy
+        self.retry = 0  # retries so far
 
-def retry_delay(error: CroupierError, *, idempotent: bool, retry: int, policy: RetryPolicy) -> float | None:
-    """Seconds to wait before sending a call again after ``error`` on retry number ``retry`` (0: the first send
-    failed), or None: give up and raise it. Only idempotent calls, after no answer or a 5xx, within the attempts."""
-    if not idempotent or not retryable(error) or retry + 1 >= policy.attempts:
-        return None
-    return policy.delay(retry)
+    def after(self, sent: httpx.Response | httpx.TransportError) -> bytes | float:
+        if isinstance(sent, httpx.TransportError):
+            error: CroupierError = RuntimeUnreachable(self.url, sent)
+        elif sent.status_code < 400:
+            return sent.content
+        else:
+            error = api_error(sent.status_code, sent.content)
+        if not self.idempotent or not retryable(error) or self.retry + 1 >= self.policy.attempts:
+            raise error
+        delay = self.policy.delay(self.retry)
+        self.retry += 1
+        return delay
 
 
 def fallback(error: CroupierError, arm: str | None) -> Decision:

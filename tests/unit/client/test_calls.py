@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import httpx
 import orjson
 import pytest
 
@@ -42,31 +43,41 @@ def test_outcomes_are_retried_only_when_every_one_carries_an_event_id() -> None:
     assert not protocol.outcomes_call([keyed, unkeyed]).idempotent
 
 
-def test_an_error_answer_becomes_its_typed_error_and_a_success_its_body() -> None:
-    assert protocol.answer(200, b"{}") == b"{}"
-    error = protocol.answer(503, b'{"status":503,"error":"Unavailable","message":"paused"}')
-    assert isinstance(error, ServiceUnavailable) and error.error == "Unavailable"
+def attempts(*, idempotent: bool = True, attempts: int = 4) -> protocol.Attempts:
+    policy = RetryPolicy(attempts=attempts, base_delay=0.05, rng=random.Random(7))
+    return protocol.Attempts("http://runtime", idempotent=idempotent, policy=policy)
 
 
-@pytest.mark.parametrize(
-    ("error", "idempotent", "retry", "retried"),
-    [
-        (RuntimeUnreachable("http://x", OSError("refused")), True, 0, True),
-        (ServiceUnavailable(503, "Unavailable", "paused"), True, 2, True),
-        (ServiceUnavailable(503, "Unavailable", "paused"), True, 3, False),  # the fourth send was the last
-        (ServiceUnavailable(503, "Unavailable", "paused"), False, 0, False),
-        (ApiError(422, "InvalidField", "no"), True, 0, False),
-    ],
-)
-def test_only_idempotent_calls_are_sent_again_after_no_answer_or_a_5xx(
-    error: ApiError | RuntimeUnreachable, idempotent: bool, retry: int, retried: bool
-) -> None:
-    policy = RetryPolicy(attempts=4, base_delay=0.05, rng=random.Random(7))
-    delay = protocol.retry_delay(error, idempotent=idempotent, retry=retry, policy=policy)
-    if retried:
-        assert delay is not None and 0.0 <= delay <= 0.05 * 2**retry
-    else:
-        assert delay is None
+def answer(status: int, body: bytes) -> httpx.Response:
+    return httpx.Response(status, content=body)
+
+
+UNAVAILABLE = b'{"status":503,"error":"Unavailable","message":"paused"}'
+
+
+def test_a_success_gives_its_body_and_an_error_answer_its_typed_error() -> None:
+    assert attempts().after(answer(200, b"{}")) == b"{}"
+    with pytest.raises(ServiceUnavailable) as raised:
+        attempts(idempotent=False).after(answer(503, UNAVAILABLE))
+    assert raised.value.error == "Unavailable"
+    with pytest.raises(ApiError) as refused:
+        attempts().after(answer(422, b'{"status":422,"error":"InvalidField","message":"no"}'))
+    assert refused.value.status == 422  # not retried: the runtime said no
+
+
+def test_an_idempotent_call_is_sent_again_after_no_answer_or_a_5xx_until_its_attempts_are_spent() -> None:
+    sends = attempts(attempts=4)
+    waits = [sends.after(httpx.ConnectError("refused")), sends.after(answer(503, UNAVAILABLE))]
+    waits.append(sends.after(answer(502, b"bad gateway")))
+    assert all(isinstance(w, float) and 0.0 <= w <= 0.05 * 2**i for i, w in enumerate(waits))
+    with pytest.raises(ServiceUnavailable):  # the fourth send was the last
+        sends.after(answer(503, UNAVAILABLE))
+
+
+def test_a_call_that_is_not_idempotent_is_never_sent_again() -> None:
+    with pytest.raises(RuntimeUnreachable) as raised:
+        attempts(idempotent=False).after(httpx.ConnectError("refused"))
+    assert raised.value.url == "http://runtime"
 
 
 def test_decide_falls_back_only_with_an_arm_and_only_after_no_answer_or_a_5xx() -> None:
