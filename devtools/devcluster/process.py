@@ -9,7 +9,6 @@ import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from croupier.devcluster.waiting import WaitTimeoutError, wait_for
@@ -128,14 +127,6 @@ class Component:
     def stop(self, grace: float = 10.0) -> None:
         self.terminate()
         self.wait(grace)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 def pid_alive(pid: int) -> bool:

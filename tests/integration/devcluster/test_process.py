@@ -50,7 +50,10 @@ def test_a_ready_process_is_asked_to_stop_with_its_signal(tmp_path: Path) -> Non
         f"pathlib.Path({str(marker)!r}).touch()\n"
         "time.sleep(60)\n"
     )
-    with Component("interruptible", python(code), log=tmp_path / "i.log", stop_signal=signal.SIGINT) as child:
+    child = Component("interruptible", python(code), log=tmp_path / "i.log", stop_signal=signal.SIGINT)
+    try:
         child.start().wait_ready(marker.exists, timeout=60, what="the ready marker")
         assert child.running()
+    finally:
+        child.stop()
     assert child.process is not None and child.process.returncode == 7
