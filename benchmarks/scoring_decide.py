@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from support.savedmodels import RANKER, model_config  # noqa: E402
 
+from croupier.devcluster.ports import free_port  # noqa: E402
+from croupier.devcluster.process import Component  # noqa: E402
 from croupier.modelserver.process import ModelServerProcess  # noqa: E402
 from croupier.runtime.scoring import prediction_service_pb2 as pb  # noqa: E402
 from croupier.runtime.scoring.client import PREDICT  # noqa: E402
@@ -67,12 +68,6 @@ SCORING = """  scoring:
 BODY = {"context": {"w": 0.3, "x": -0.2, "y": 0.9, "z": 0.1}}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def policy(name: str, scored: bool, address: str | None) -> str:
     def features(row: str) -> str:
         values = row.strip("[]").split(", ")
@@ -97,27 +92,20 @@ class Runtime:
         self.url = f"http://127.0.0.1:{self.port}"
         path = work / f"{name}.yaml"
         path.write_text(text)
-        self.log = (work / f"{name}.log").open("wb")
         command = [
             sys.executable, "-m", "croupier.runtime.cli", "--policy", str(path), "--host", "127.0.0.1",
             "--port", str(self.port), "--state-dir", str(work / name),
         ]  # fmt: skip
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"runtime {name} did not start; see {work / name}.log")
-            time.sleep(0.1)
+        self.component = Component(f"runtime {name}", command, log=work / f"{name}.log").start()
+        self.component.wait_ready(
+            lambda: httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200,
+            timeout=120,
+            what=f"runtime {name} /readyz",
+            max_interval=0.1,
+        )
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-        self.log.close()
+        self.component.stop(grace=30)
 
 
 def time_decides(url: str, requests: int) -> list[float]:

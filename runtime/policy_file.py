@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-import yaml
-from pydantic import ValidationError
-
-from croupier.api.common import API_VERSION
 from croupier.api.decisionpolicy import CONTEXTUAL_ALGORITHMS, KIND, DecisionPolicySpec
 from croupier.runtime.errors import PolicyConfigError
+from croupier.runtime.manifest_file import digest, parse_manifest, read_manifest
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,46 +60,22 @@ class ServedPolicy:
         return self.spec.context.size if self.spec.context is not None else 0
 
 
-def _digest(value: object) -> str:
-    return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
-
-
 def parse_policy(document: object, source: str = "<policy>") -> ServedPolicy:
-    if not isinstance(document, dict):
-        raise PolicyConfigError(f"{source}: expected a DecisionPolicy manifest (a YAML mapping)")
-    if document.get("kind") != KIND:
-        raise PolicyConfigError(f"{source}: kind is {document.get('kind')!r}, expected {KIND!r}")
-    if document.get("apiVersion") != API_VERSION:
-        raise PolicyConfigError(f"{source}: apiVersion is {document.get('apiVersion')!r}, expected {API_VERSION!r}")
-    metadata = document.get("metadata") or {}
-    if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str):
-        raise PolicyConfigError(f"{source}: metadata.name is required")
-    generation = metadata.get("generation")
-    if generation is not None and (not isinstance(generation, int) or isinstance(generation, bool)):
-        raise PolicyConfigError(f"{source}: metadata.generation must be an integer")
-    try:
-        spec = DecisionPolicySpec.model_validate(document.get("spec"))
-    except ValidationError as exc:
-        raise PolicyConfigError(f"{source}: invalid spec: {exc}") from exc
+    manifest = parse_manifest(document, source, kind=KIND, spec_model=DecisionPolicySpec, error=PolicyConfigError)
+    spec = manifest.spec
     # Unique arm names, a context for contextual algorithms, the floor...: the spec model's rules (and the CRD's).
     wire = spec.to_wire()
     shape = {k: wire.get(k) for k in ("arms", "algorithm", "context")}
     return ServedPolicy(
-        name=metadata["name"],
-        namespace=metadata.get("namespace"),
-        generation=generation,
+        name=manifest.name,
+        namespace=manifest.namespace,
+        generation=manifest.generation,
         spec=spec,
-        version=f"g{generation or 0}-{_digest(wire)}",
-        fingerprint=_digest(shape),
-        scoring_endpoint=_scoring_endpoint(document.get("scoring"), source),
+        version=manifest.version(wire),
+        fingerprint=digest(shape),
+        scoring_endpoint=_scoring_endpoint(manifest.document.get("scoring"), source),
     )
 
 
 def load_policy(path: Path) -> ServedPolicy:
-    try:
-        document = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise PolicyConfigError(f"cannot read the policy file {path}: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise PolicyConfigError(f"{path}: not valid YAML: {exc}") from exc
-    return parse_policy(document, str(path))
+    return parse_policy(read_manifest(path, what="policy", error=PolicyConfigError), str(path))

@@ -1,15 +1,17 @@
-"""`AsyncClient`: the asyncio SDK over one pooled httpx.AsyncClient (share one per event loop)."""
+"""`AsyncClient`: the asyncio SDK over one pooled httpx.AsyncClient (share one per event loop).
+
+What to send, how to read the answer, when to retry and when to fall back are `protocol`'s, shared with `Client`;
+this module only sends and sleeps."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
-from croupier.api import wire
 from croupier.api.wire import (
     AssignResponse,
     ExperimentStatsResponse,
@@ -24,41 +26,19 @@ from croupier.api.wire import (
 
 from . import protocol
 from .batching import AsyncRewardBatcher
-from .errors import CroupierError, RuntimeUnreachable, api_error, retryable
-from .protocol import Attributes, Context, Decision, Rewardable
-from .retry import RetryPolicy
-from .transport import DEFAULT_URL, Connection
+from .errors import CroupierError
+from .protocol import Attributes, Call, Context, Decision, Rewardable
+from .transport import ClientBase
+
+T = TypeVar("T")
 
 
-class AsyncClient:
-    """Decisions, rewards, experiment assignment and statistics from one runtime (the coroutine twin of Client).
+class AsyncClient(ClientBase[httpx.AsyncClient]):
+    """Decisions, rewards, experiment assignment and statistics from one runtime: `Client`'s calls as coroutines, with
+    the same arguments, results, errors, retries and fallback."""
 
-    ``fallback_arm``: served (``Decision.fallback`` True) when decide gets no answer or a 5xx, instead of raising.
-    ``retry``: how idempotent calls are retried (decide never is)."""
-
-    def __init__(
-        self,
-        url: str = DEFAULT_URL,
-        *,
-        token: str | None = None,
-        timeout: float = 2.0,
-        connect_timeout: float | None = 0.5,
-        retry: RetryPolicy | None = None,
-        fallback_arm: str | None = None,
-        max_connections: int = 100,
-        max_keepalive_connections: int = 20,
-    ) -> None:
-        self.connection = Connection(
-            url,
-            token=token,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-            max_connections=max_connections,
-            max_keepalive_connections=max_keepalive_connections,
-        )
-        self.retry = retry or RetryPolicy()
-        self.fallback_arm = fallback_arm
-        self._http = httpx.AsyncClient(**self.connection.options())  # type: ignore[arg-type]
+    def _open(self, options: dict[str, object]) -> httpx.AsyncClient:
+        return httpx.AsyncClient(**options)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ plumbing
     async def close(self) -> None:
@@ -73,23 +53,23 @@ class AsyncClient:
         await self.close()
 
     async def send(self, method: str, path: str, body: bytes | None = None, *, idempotent: bool) -> bytes:
-        """One call; an idempotent one is sent again after no answer or a 5xx, per ``retry``. Returns the body of a
-        2xx answer or raises the typed error of the last attempt."""
-        retry = 0
+        """`Client.send` as a coroutine."""
+        attempts = protocol.Attempts(self.connection.url, idempotent=idempotent, policy=self.retry)
         while True:
-            error: CroupierError
             try:
-                response = await self._http.request(method, path, content=body)
+                sent: httpx.Response | httpx.TransportError = await self._http.request(method, path, content=body)
             except httpx.TransportError as exc:
-                error = RuntimeUnreachable(self.connection.url, exc)
-            else:
-                if response.status_code < 400:
-                    return response.content
-                error = api_error(response.status_code, response.content)
-            if not idempotent or not retryable(error) or retry + 1 >= self.retry.attempts:
-                raise error
-            await asyncio.sleep(self.retry.delay(retry))
-            retry += 1
+                sent = exc
+            step = attempts.after(sent)
+            if isinstance(step, bytes):
+                return step
+            await asyncio.sleep(step)
+
+    async def _run(self, call: Call[T]) -> T:
+        return call.decode(await self.send(call.method, call.path, call.body, idempotent=call.idempotent))
+
+    async def _rewards(self, calls: Sequence[Call[RewardResponse]]) -> RewardResponse | None:
+        return protocol.merge_rewards([await self._run(call) for call in calls]) if calls else None
 
     # ------------------------------------------------------------------ decisions
     async def decide(
@@ -100,16 +80,12 @@ class AsyncClient:
         candidates: Sequence[str] | None = None,
         fallback_arm: str | None = None,
     ) -> Decision:
-        """An arm from the policy (sent once, never retried). With a fallback arm (here or on the client), no answer
-        or a 5xx gives ``Decision(fallback=True)`` instead of an error."""
-        body = protocol.decide_body(unit_id, context, candidates)
+        """`Client.decide` as a coroutine."""
+        call = protocol.decide_call(unit_id, context, candidates)
         try:
-            return protocol.parse(Decision, await self.send("POST", wire.DECIDE_PATH, body, idempotent=False))
+            return await self._run(call)
         except CroupierError as exc:
-            arm = fallback_arm or self.fallback_arm
-            if arm is None or not retryable(exc):
-                raise
-            return protocol.fallback_decision(arm, exc)
+            return protocol.fallback(exc, fallback_arm or self.fallback_arm)
 
     async def rank(
         self,
@@ -119,36 +95,17 @@ class AsyncClient:
         context: Context | None = None,
         candidates: Sequence[str] | None = None,
     ) -> RankResponse:
-        """An ordered slate of ``k`` distinct arms (``POST /v1/rank``), sent once, never retried (each position is
-        logged as a decision). Reward a position by its ``decision_id`` (or pass the position to ``reward``). No
-        fallback: no answer or a 5xx raises."""
-        body = protocol.rank_body(unit_id, k, context, candidates)
-        return protocol.parse(RankResponse, await self.send("POST", wire.RANK_PATH, body, idempotent=False))
+        """`Client.rank` as a coroutine."""
+        return await self._run(protocol.rank_call(unit_id, k, context, candidates))
 
     async def reward(self, decision: Rewardable, reward: float) -> RewardResponse | None:
-        """Reward one decision (a Decision, a ranking's SlatePosition, or a decisionId); retried, since the
-        runtime keeps one reward per decision (a resent one is answered ``duplicate``). A fallback decision is not
-        sent: None."""
+        """`Client.reward` as a coroutine."""
         item = protocol.reward_item(decision, reward)
-        if item is None:
-            return None
-        return await self._send_rewards([item])
+        return await self._rewards(protocol.reward_calls([] if item is None else [item]))
 
     async def rewards(self, rewards: Iterable[tuple[Rewardable, float]]) -> RewardResponse | None:
-        """Reward several decisions: requests of up to 1000, each validated as a whole by the runtime. Fallback
-        decisions are left out (None when nothing is left)."""
-        items = protocol.reward_items(rewards)
-        return await self._send_rewards(items) if items else None
-
-    async def _send_rewards(self, items: Sequence[wire.Reward]) -> RewardResponse:
-        answers = [
-            protocol.parse(
-                RewardResponse,
-                await self.send("POST", wire.REWARDS_PATH, protocol.rewards_body(chunk), idempotent=True),
-            )
-            for chunk in protocol.chunks(items)
-        ]
-        return protocol.merge_rewards(answers)
+        """`Client.rewards` as a coroutine."""
+        return await self._rewards(protocol.reward_calls(protocol.reward_items(rewards)))
 
     def batcher(self, **options: Any) -> AsyncRewardBatcher:
         """A background reward sender on this client, as a task of the running loop (see AsyncRewardBatcher);
@@ -156,37 +113,30 @@ class AsyncClient:
         return AsyncRewardBatcher(self, **options)
 
     async def stats(self) -> StatsResponse:
-        """The policy's live statistics (``GET /v1/stats``, admin scope)."""
-        return protocol.parse(StatsResponse, await self.send("GET", wire.STATS_PATH, idempotent=True))
+        """`Client.stats` as a coroutine."""
+        return await self._run(protocol.stats_call())
 
     # ------------------------------------------------------------------ experiments
     async def assign(
         self, unit_id: str, *, attributes: Attributes | None = None, context: Context | None = None
     ) -> AssignResponse:
-        """The unit's variant and target from an experiment runtime (retried: assignment is sticky and the
-        exposure is logged once per unit and epoch)."""
-        body = protocol.assign_body(unit_id, attributes, context)
-        return protocol.parse(AssignResponse, await self.send("POST", wire.ASSIGN_PATH, body, idempotent=True))
+        """`Client.assign` as a coroutine."""
+        return await self._run(protocol.assign_call(unit_id, attributes, context))
 
     async def expose(self, unit_id: str, variant: str, epoch: str | None = None) -> ExposureResponse:
-        """Report that the unit was shown ``variant`` (local assignment)."""
-        exposure = protocol.build(Exposure, unitId=unit_id, variant=variant, epoch=epoch)
-        return await self.exposures([exposure])
+        """`Client.expose` as a coroutine."""
+        return await self.exposures([protocol.exposure(unit_id, variant, epoch)])
 
     async def exposures(self, exposures: Sequence[Exposure]) -> ExposureResponse:
-        body = protocol.exposures_body(exposures)
-        return protocol.parse(ExposureResponse, await self.send("POST", wire.EXPOSURES_PATH, body, idempotent=True))
+        return await self._run(protocol.exposures_call(exposures))
 
     async def outcome(self, unit_id: str, metric: str, value: float, event_id: str | None = None) -> OutcomeResponse:
-        """One observation of a metric; retried only with an ``event_id`` (the runtime's idempotency key)."""
-        outcome = protocol.build(Outcome, unitId=unit_id, metric=metric, value=value, eventId=event_id)
-        return await self.outcomes([outcome])
+        """`Client.outcome` as a coroutine."""
+        return await self.outcomes([protocol.outcome(unit_id, metric, value, event_id)])
 
     async def outcomes(self, outcomes: Sequence[Outcome]) -> OutcomeResponse:
-        body = protocol.outcomes_body(outcomes)
-        idempotent = protocol.outcomes_idempotent(outcomes)
-        return protocol.parse(OutcomeResponse, await self.send("POST", wire.OUTCOMES_PATH, body, idempotent=idempotent))
+        return await self._run(protocol.outcomes_call(outcomes))
 
     async def experiment_stats(self) -> ExperimentStatsResponse:
-        """Per-variant exposures and sums of an experiment runtime (``GET /v1/stats``)."""
-        return protocol.parse(ExperimentStatsResponse, await self.send("GET", wire.STATS_PATH, idempotent=True))
+        """`Client.experiment_stats` as a coroutine."""
+        return await self._run(protocol.experiment_stats_call())

@@ -1,15 +1,17 @@
-"""`Client`: the synchronous SDK over one pooled httpx.Client (thread-safe: share one per process)."""
+"""`Client`: the synchronous SDK over one pooled httpx.Client (thread-safe: share one per process).
+
+What to send, how to read the answer, when to retry and when to fall back are `protocol`'s, shared with `AsyncClient`;
+this module only sends and sleeps."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
-from croupier.api import wire
 from croupier.api.wire import (
     AssignResponse,
     ExperimentStatsResponse,
@@ -24,41 +26,21 @@ from croupier.api.wire import (
 
 from . import protocol
 from .batching import RewardBatcher
-from .errors import CroupierError, RuntimeUnreachable, api_error, retryable
-from .protocol import Attributes, Context, Decision, Rewardable
-from .retry import RetryPolicy
-from .transport import DEFAULT_URL, Connection
+from .errors import CroupierError
+from .protocol import Attributes, Call, Context, Decision, Rewardable
+from .transport import ClientBase
+
+T = TypeVar("T")
 
 
-class Client:
+class Client(ClientBase[httpx.Client]):
     """Decisions, rewards, experiment assignment and statistics from one runtime.
 
     ``fallback_arm``: served (``Decision.fallback`` True) when decide gets no answer or a 5xx, instead of raising.
     ``retry``: how idempotent calls are retried (decide never is)."""
 
-    def __init__(
-        self,
-        url: str = DEFAULT_URL,
-        *,
-        token: str | None = None,
-        timeout: float = 2.0,
-        connect_timeout: float | None = 0.5,
-        retry: RetryPolicy | None = None,
-        fallback_arm: str | None = None,
-        max_connections: int = 100,
-        max_keepalive_connections: int = 20,
-    ) -> None:
-        self.connection = Connection(
-            url,
-            token=token,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-            max_connections=max_connections,
-            max_keepalive_connections=max_keepalive_connections,
-        )
-        self.retry = retry or RetryPolicy()
-        self.fallback_arm = fallback_arm
-        self._http = httpx.Client(**self.connection.options())  # type: ignore[arg-type]
+    def _open(self, options: dict[str, object]) -> httpx.Client:
+        return httpx.Client(**options)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ plumbing
     def close(self) -> None:
@@ -75,21 +57,22 @@ class Client:
     def send(self, method: str, path: str, body: bytes | None = None, *, idempotent: bool) -> bytes:
         """One call; an idempotent one is sent again after no answer or a 5xx, per ``retry``. Returns the body of a
         2xx answer or raises the typed error of the last attempt."""
-        retry = 0
+        attempts = protocol.Attempts(self.connection.url, idempotent=idempotent, policy=self.retry)
         while True:
-            error: CroupierError
             try:
-                response = self._http.request(method, path, content=body)
+                sent: httpx.Response | httpx.TransportError = self._http.request(method, path, content=body)
             except httpx.TransportError as exc:
-                error = RuntimeUnreachable(self.connection.url, exc)
-            else:
-                if response.status_code < 400:
-                    return response.content
-                error = api_error(response.status_code, response.content)
-            if not idempotent or not retryable(error) or retry + 1 >= self.retry.attempts:
-                raise error
-            time.sleep(self.retry.delay(retry))
-            retry += 1
+                sent = exc
+            step = attempts.after(sent)
+            if isinstance(step, bytes):
+                return step
+            time.sleep(step)
+
+    def _run(self, call: Call[T]) -> T:
+        return call.decode(self.send(call.method, call.path, call.body, idempotent=call.idempotent))
+
+    def _rewards(self, calls: Sequence[Call[RewardResponse]]) -> RewardResponse | None:
+        return protocol.merge_rewards([self._run(call) for call in calls]) if calls else None
 
     # ------------------------------------------------------------------ decisions
     def decide(
@@ -102,14 +85,11 @@ class Client:
     ) -> Decision:
         """An arm from the policy (sent once, never retried). With a fallback arm (here or on the client), no answer
         or a 5xx gives ``Decision(fallback=True)`` instead of an error."""
-        body = protocol.decide_body(unit_id, context, candidates)
+        call = protocol.decide_call(unit_id, context, candidates)
         try:
-            return protocol.parse(Decision, self.send("POST", wire.DECIDE_PATH, body, idempotent=False))
+            return self._run(call)
         except CroupierError as exc:
-            arm = fallback_arm or self.fallback_arm
-            if arm is None or not retryable(exc):
-                raise
-            return protocol.fallback_decision(arm, exc)
+            return protocol.fallback(exc, fallback_arm or self.fallback_arm)
 
     def rank(
         self,
@@ -122,33 +102,19 @@ class Client:
         """An ordered slate of ``k`` distinct arms (``POST /v1/rank``), sent once, never retried (each position is
         logged as a decision). Reward a position by its ``decision_id`` (or pass the position to ``reward``). No
         fallback: no answer or a 5xx raises."""
-        body = protocol.rank_body(unit_id, k, context, candidates)
-        return protocol.parse(RankResponse, self.send("POST", wire.RANK_PATH, body, idempotent=False))
+        return self._run(protocol.rank_call(unit_id, k, context, candidates))
 
     def reward(self, decision: Rewardable, reward: float) -> RewardResponse | None:
         """Reward one decision (a Decision, a ranking's SlatePosition, or a decisionId); retried, since the
         runtime keeps one reward per decision (a resent one is answered ``duplicate``). A fallback decision is not
         sent: None."""
         item = protocol.reward_item(decision, reward)
-        if item is None:
-            return None
-        return self._send_rewards([item])
+        return self._rewards(protocol.reward_calls([] if item is None else [item]))
 
     def rewards(self, rewards: Iterable[tuple[Rewardable, float]]) -> RewardResponse | None:
         """Reward several decisions: requests of up to 1000, each validated as a whole by the runtime. Fallback
         decisions are left out (None when nothing is left)."""
-        items = protocol.reward_items(rewards)
-        return self._send_rewards(items) if items else None
-
-    def _send_rewards(self, items: Sequence[wire.Reward]) -> RewardResponse:
-        answers = [
-            protocol.parse(
-                RewardResponse,
-                self.send("POST", wire.REWARDS_PATH, protocol.rewards_body(chunk), idempotent=True),
-            )
-            for chunk in protocol.chunks(items)
-        ]
-        return protocol.merge_rewards(answers)
+        return self._rewards(protocol.reward_calls(protocol.reward_items(rewards)))
 
     def batcher(self, **options: Any) -> RewardBatcher:
         """A background reward sender on this client (see RewardBatcher); close it before the client."""
@@ -156,7 +122,7 @@ class Client:
 
     def stats(self) -> StatsResponse:
         """The policy's live statistics (``GET /v1/stats``, admin scope)."""
-        return protocol.parse(StatsResponse, self.send("GET", wire.STATS_PATH, idempotent=True))
+        return self._run(protocol.stats_call())
 
     # ------------------------------------------------------------------ experiments
     def assign(
@@ -164,28 +130,22 @@ class Client:
     ) -> AssignResponse:
         """The unit's variant and target from an experiment runtime (retried: assignment is sticky and the
         exposure is logged once per unit and epoch)."""
-        body = protocol.assign_body(unit_id, attributes, context)
-        return protocol.parse(AssignResponse, self.send("POST", wire.ASSIGN_PATH, body, idempotent=True))
+        return self._run(protocol.assign_call(unit_id, attributes, context))
 
     def expose(self, unit_id: str, variant: str, epoch: str | None = None) -> ExposureResponse:
         """Report that the unit was shown ``variant`` (local assignment)."""
-        exposure = protocol.build(Exposure, unitId=unit_id, variant=variant, epoch=epoch)
-        return self.exposures([exposure])
+        return self.exposures([protocol.exposure(unit_id, variant, epoch)])
 
     def exposures(self, exposures: Sequence[Exposure]) -> ExposureResponse:
-        body = protocol.exposures_body(exposures)
-        return protocol.parse(ExposureResponse, self.send("POST", wire.EXPOSURES_PATH, body, idempotent=True))
+        return self._run(protocol.exposures_call(exposures))
 
     def outcome(self, unit_id: str, metric: str, value: float, event_id: str | None = None) -> OutcomeResponse:
         """One observation of a metric; retried only with an ``event_id`` (the runtime's idempotency key)."""
-        outcome = protocol.build(Outcome, unitId=unit_id, metric=metric, value=value, eventId=event_id)
-        return self.outcomes([outcome])
+        return self.outcomes([protocol.outcome(unit_id, metric, value, event_id)])
 
     def outcomes(self, outcomes: Sequence[Outcome]) -> OutcomeResponse:
-        body = protocol.outcomes_body(outcomes)
-        idempotent = protocol.outcomes_idempotent(outcomes)
-        return protocol.parse(OutcomeResponse, self.send("POST", wire.OUTCOMES_PATH, body, idempotent=idempotent))
+        return self._run(protocol.outcomes_call(outcomes))
 
     def experiment_stats(self) -> ExperimentStatsResponse:
         """Per-variant exposures and sums of an experiment runtime (``GET /v1/stats``)."""
-        return protocol.parse(ExperimentStatsResponse, self.send("GET", wire.STATS_PATH, idempotent=True))
+        return self._run(protocol.experiment_stats_call())

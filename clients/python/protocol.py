@@ -1,37 +1,51 @@
-"""What the sync and async clients share: request bodies built from the wire models (``croupier.api.wire``), checked
-before they leave the process, and typed results parsed from the answers. No I/O here."""
+"""What the sync and async clients share: every call as a value (`Call`: method, path, a body built from the wire
+models of ``croupier.api.wire`` and checked before it leaves the process, whether it may be sent again, and how its
+answer is decoded), the mapping of answers to typed results or errors, the retry decision and the decide fallback.
+No I/O here: each client only sends a `Call` and sleeps between attempts its own way."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Generic, TypeVar
 
+import httpx
 from pydantic import BaseModel, ValidationError
 
+from croupier.api import wire
 from croupier.api.wire import (
     MAX_EXPOSURES_PER_REQUEST,
     MAX_OUTCOMES_PER_REQUEST,
     MAX_REWARDS_PER_REQUEST,
     AssignRequest,
+    AssignResponse,
     DecideRequest,
     DecideResponse,
+    ExperimentStatsResponse,
     Exposure,
     ExposureBatch,
+    ExposureResponse,
     Outcome,
     OutcomeBatch,
+    OutcomeResponse,
     RankRequest,
+    RankResponse,
     Reward,
     RewardBatch,
     RewardResponse,
     SlatePosition,
+    StatsResponse,
 )
 
-from .errors import InvalidArgument
+from .errors import CroupierError, InvalidArgument, RuntimeUnreachable, api_error, retryable
+from .retry import RetryPolicy
 
 Context = Mapping[str, float] | Sequence[float]
 Attributes = Mapping[str, str | bool | float | None]
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 class Decision(DecideResponse):
@@ -203,3 +217,101 @@ def outcomes_idempotent(outcomes: Sequence[Outcome]) -> bool:
 
 def parse(model: type[M], body: bytes) -> M:
     return model.model_validate_json(body)
+
+
+# ---------------------------------------------------------------------------------------------------------------- calls
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    """One request and how to read its answer; ``idempotent``: the runtime deduplicates it, so it may be sent again."""
+
+    method: str
+    path: str
+    body: bytes | None
+    idempotent: bool
+    decode: Callable[[bytes], T]
+
+
+class Attempts:
+    """The sends of one call, for a client's send loop: `after` takes what a send gave (an answer, or the transport's
+    error) and returns the answer's body, or the seconds to wait before sending again, or raises the typed error to
+    give up with. Only idempotent calls are sent again, after no answer or a 5xx, within the policy's attempts."""
+
+    def __init__(self, url: str, *, idempotent: bool, policy: RetryPolicy) -> None:
+        self.url = url
+        self.idempotent = idempotent
+        self.policy = policy
+        self.retry = 0  # retries so far
+
+    def after(self, sent: httpx.Response | httpx.TransportError) -> bytes | float:
+        if isinstance(sent, httpx.TransportError):
+            error: CroupierError = RuntimeUnreachable(self.url, sent)
+        elif sent.status_code < 400:
+            return sent.content
+        else:
+            error = api_error(sent.status_code, sent.content)
+        if not self.idempotent or not retryable(error) or self.retry + 1 >= self.policy.attempts:
+            raise error
+        delay = self.policy.delay(self.retry)
+        self.retry += 1
+        return delay
+
+
+def fallback(error: CroupierError, arm: str | None) -> Decision:
+    """What decide returns after ``error``: the fallback arm after no answer or a 5xx, when there is one; otherwise
+    the error is raised."""
+    if arm is None or not retryable(error):
+        raise error
+    return fallback_decision(arm, error)
+
+
+def decide_call(unit_id: str | None, context: Context | None, candidates: Sequence[str] | None) -> Call[Decision]:
+    body = decide_body(unit_id, context, candidates)
+    return Call("POST", wire.DECIDE_PATH, body, idempotent=False, decode=partial(parse, Decision))
+
+
+def rank_call(
+    unit_id: str | None, k: int, context: Context | None, candidates: Sequence[str] | None
+) -> Call[RankResponse]:
+    body = rank_body(unit_id, k, context, candidates)
+    return Call("POST", wire.RANK_PATH, body, idempotent=False, decode=partial(parse, RankResponse))
+
+
+def reward_calls(items: Sequence[Reward]) -> list[Call[RewardResponse]]:
+    """Requests of up to MAX_REWARDS_PER_REQUEST; none when there is nothing to send. Merge the answers with
+    `merge_rewards`."""
+    decode = partial(parse, RewardResponse)
+    return [Call("POST", wire.REWARDS_PATH, rewards_body(c), idempotent=True, decode=decode) for c in chunks(items)]
+
+
+def stats_call() -> Call[StatsResponse]:
+    return Call("GET", wire.STATS_PATH, None, idempotent=True, decode=partial(parse, StatsResponse))
+
+
+def assign_call(unit_id: str, attributes: Attributes | None, context: Context | None) -> Call[AssignResponse]:
+    body = assign_body(unit_id, attributes, context)
+    return Call("POST", wire.ASSIGN_PATH, body, idempotent=True, decode=partial(parse, AssignResponse))
+
+
+def exposure(unit_id: str, variant: str, epoch: str | None) -> Exposure:
+    return build(Exposure, unitId=unit_id, variant=variant, epoch=epoch)
+
+
+def exposures_call(exposures: Sequence[Exposure]) -> Call[ExposureResponse]:
+    body = exposures_body(exposures)
+    return Call("POST", wire.EXPOSURES_PATH, body, idempotent=True, decode=partial(parse, ExposureResponse))
+
+
+def outcome(unit_id: str, metric: str, value: float, event_id: str | None) -> Outcome:
+    return build(Outcome, unitId=unit_id, metric=metric, value=value, eventId=event_id)
+
+
+def outcomes_call(outcomes: Sequence[Outcome]) -> Call[OutcomeResponse]:
+    body = outcomes_body(outcomes)
+    idempotent = outcomes_idempotent(outcomes)
+    return Call("POST", wire.OUTCOMES_PATH, body, idempotent=idempotent, decode=partial(parse, OutcomeResponse))
+
+
+def experiment_stats_call() -> Call[ExperimentStatsResponse]:
+    return Call("GET", wire.STATS_PATH, None, idempotent=True, decode=partial(parse, ExperimentStatsResponse))

@@ -1,12 +1,19 @@
-"""Connection settings shared by the sync and async clients: base URL, bearer token, timeouts, pool limits."""
+"""What the sync and async clients share about their connection: base URL, bearer token, timeouts, pool limits, and
+the constructor both take (`ClientBase`)."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import httpx
 
 from croupier.api.wire import DEFAULT_PORT
+
+from .retry import RetryPolicy
+
+H = TypeVar("H", httpx.Client, httpx.AsyncClient)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,3 +52,35 @@ class Connection:
 
 
 DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
+
+
+class ClientBase(ABC, Generic[H]):
+    """The settings of a client (its connection, retry policy and fallback arm) and its pooled httpx client."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        token: str | None = None,
+        timeout: float = 2.0,
+        connect_timeout: float | None = 0.5,
+        retry: RetryPolicy | None = None,
+        fallback_arm: str | None = None,
+        max_connections: int = 100,
+        max_keepalive_connections: int = 20,
+    ) -> None:
+        self.connection = Connection(
+            url,
+            token=token,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            max_connections=max_connections,
+            max_keepalive_connections=max_keepalive_connections,
+        )
+        self.retry = retry or RetryPolicy()
+        self.fallback_arm = fallback_arm
+        self._http: H = self._open(self.connection.options())
+
+    @abstractmethod
+    def _open(self, options: dict[str, object]) -> H:
+        """The pooled httpx client (``options``: `Connection.options`)."""

@@ -8,6 +8,13 @@ from contextlib import ExitStack
 LOOPBACK = "127.0.0.1"
 
 
+def free_port(host: str = LOOPBACK) -> int:
+    """A port that was free on ``host`` a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
 def free_ports(count: int) -> list[int]:
     """``count`` distinct ports that were free on 127.0.0.1 a moment ago.
 

@@ -1,11 +1,17 @@
-"""One long-running component process: started with its output in a log file, stopped gracefully, then killed."""
+"""One long-running child process: started with its output in a log file, waited for with a bound until it answers,
+stopped gracefully, then killed. The control plane's components, the local model server and the tests' Traefik all
+run through :class:`Component`."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Self
+
+from croupier.devcluster.waiting import WaitTimeoutError, wait_for
 
 
 class ComponentFailedError(RuntimeError):
@@ -28,12 +34,21 @@ def tail(path: Path, lines: int = 25) -> str:
 
 
 class Component:
-    """A named process whose stdout and stderr go to ``log``."""
+    """A named process whose stdout and stderr go to ``log`` (``env`` None: this process's environment); ``stop_signal``
+    asks it to stop."""
 
     def __init__(
-        self, name: str, argv: Sequence[str], *, log: Path, cwd: Path, env: Mapping[str, str] | None = None
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        log: Path,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        stop_signal: signal.Signals = signal.SIGTERM,
     ) -> None:
         self.name = name
+        self.stop_signal = stop_signal
         self.argv = list(argv)
         self.log = log
         self.cwd = cwd
@@ -44,7 +59,11 @@ class Component:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
-    def start(self) -> None:
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self._process
+
+    def start(self) -> Self:
         if self._process is not None:
             raise RuntimeError(f"{self.name} already started")
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -63,6 +82,23 @@ class Component:
                 # parent, which then stops the components in order (and the guardian covers a parent that dies).
                 process_group=0,
             )
+        return self
+
+    def wait_ready(self, probe: Callable[[], object], *, timeout: float, what: str, max_interval: float = 1.0) -> None:
+        """Poll ``probe`` until it returns something true (a probe that raises counts as not yet), failing fast with
+        :class:`ComponentFailedError` if the process exits; on any failure the process is stopped and the error,
+        with the log's last lines, raised."""
+        try:
+            wait_for(probe, timeout=timeout, what=what, max_interval=max_interval, on_tick=self.check)
+        except WaitTimeoutError as error:
+            self.stop()
+            raise WaitTimeoutError(f"{error}; last lines of {self.log}:\n{tail(self.log)}") from error
+        except BaseException:
+            self.stop()
+            raise
+
+    def tail(self, lines: int = 25) -> str:
+        return tail(self.log, lines)
 
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
@@ -73,10 +109,10 @@ class Component:
             raise ComponentFailedError(self.name, self._process.returncode, self.log)
 
     def terminate(self) -> None:
-        """Ask the process to stop (SIGTERM) without waiting."""
+        """Ask the process to stop (``stop_signal``) without waiting."""
         if self.running():
             assert self._process is not None
-            self._process.terminate()
+            self._process.send_signal(self.stop_signal)
 
     def wait(self, grace: float) -> None:
         """Wait up to ``grace`` seconds for the process to exit, then kill it."""

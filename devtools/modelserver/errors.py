@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-import enum
+from croupier.runtime.tfserving.client import ErrorCode
 
-
-class Code(enum.IntEnum):
-    """The canonical status codes (google.rpc.Code / absl::StatusCode), as TF Serving names them in metrics."""
-
-    OK = 0
-    CANCELLED = 1
-    UNKNOWN = 2
-    INVALID_ARGUMENT = 3
-    DEADLINE_EXCEEDED = 4
-    NOT_FOUND = 5
-    ALREADY_EXISTS = 6
-    PERMISSION_DENIED = 7
-    RESOURCE_EXHAUSTED = 8
-    FAILED_PRECONDITION = 9
-    ABORTED = 10
-    OUT_OF_RANGE = 11
-    UNIMPLEMENTED = 12
-    INTERNAL = 13
-    UNAVAILABLE = 14
-    DATA_LOSS = 15
-    UNAUTHENTICATED = 16
+# The canonical status codes (google.rpc.Code / absl::StatusCode), as TF Serving names them in metrics: one
+# definition, the runtime's TF Serving client's (a version's StatusProto carries the same numbers).
+Code = ErrorCode
 
 
 # tensorflow_serving/model_servers/http_server.cc: ToHTTPStatusCode.

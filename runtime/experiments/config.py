@@ -6,17 +6,12 @@ which the operator writes into its ConfigMap copy.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-import yaml
-from pydantic import ValidationError
-
-from croupier.api.common import API_VERSION
 from croupier.api.experiment import KIND, Aggregation, ExperimentSpec, MetricType
 from croupier.runtime.errors import ExperimentConfigError
+from croupier.runtime.manifest_file import digest, parse_manifest, read_manifest
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,32 +53,14 @@ class ServedExperiment:
         return [v.name for v in self.spec.variants]
 
 
-def _digest(value: object) -> str:
-    return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
-
-
 def parse_experiment(document: object, source: str = "<experiment>") -> ServedExperiment:
-    if not isinstance(document, dict):
-        raise ExperimentConfigError(f"{source}: expected an Experiment manifest (a YAML mapping)")
-    if document.get("kind") != KIND:
-        raise ExperimentConfigError(f"{source}: kind is {document.get('kind')!r}, expected {KIND!r}")
-    if document.get("apiVersion") != API_VERSION:
-        raise ExperimentConfigError(f"{source}: apiVersion is {document.get('apiVersion')!r}, expected {API_VERSION!r}")
-    metadata = document.get("metadata") or {}
-    if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str):
-        raise ExperimentConfigError(f"{source}: metadata.name is required")
-    generation = metadata.get("generation")
-    if generation is not None and (not isinstance(generation, int) or isinstance(generation, bool)):
-        raise ExperimentConfigError(f"{source}: metadata.generation must be an integer")
-    try:
-        spec = ExperimentSpec.model_validate(document.get("spec"))
-    except ValidationError as exc:
-        raise ExperimentConfigError(f"{source}: invalid spec: {exc}") from exc
-    status = document.get("status") or {}
+    manifest = parse_manifest(document, source, kind=KIND, spec_model=ExperimentSpec, error=ExperimentConfigError)
+    spec = manifest.spec
+    status = manifest.document.get("status") or {}
     winner = status.get("winner") if isinstance(status, dict) else None
     if winner is not None and winner not in [v.name for v in spec.variants]:
         raise ExperimentConfigError(f"{source}: status.winner {winner!r} is not a variant")
-    name, namespace = metadata["name"], metadata.get("namespace")
+    name, namespace = manifest.name, manifest.namespace
     salt = spec.assignment.salt or f"{namespace or 'default'}/{name}"
     wire = spec.to_wire()
     split = {"variants": wire["variants"], "salt": salt, "algorithm": spec.assignment.algorithm}
@@ -92,10 +69,10 @@ def parse_experiment(document: object, source: str = "<experiment>") -> ServedEx
     return ServedExperiment(
         name=name,
         namespace=namespace,
-        generation=generation,
+        generation=manifest.generation,
         spec=spec,
-        version=f"g{generation or 0}-{_digest(wire)}",
-        epoch=_digest(split),
+        version=manifest.version(wire),
+        epoch=digest(split),
         salt=salt,
         winner=winner,
         metrics=tuple(metrics),
@@ -103,10 +80,4 @@ def parse_experiment(document: object, source: str = "<experiment>") -> ServedEx
 
 
 def load_experiment(path: Path) -> ServedExperiment:
-    try:
-        document = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ExperimentConfigError(f"cannot read the experiment file {path}: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ExperimentConfigError(f"{path}: not valid YAML: {exc}") from exc
-    return parse_experiment(document, str(path))
+    return parse_experiment(read_manifest(path, what="experiment", error=ExperimentConfigError), str(path))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from support.savedmodels import RANKER
 
 from croupier.devcluster.kubectl import Kubectl
 from croupier.devcluster.ports import free_ports
+from croupier.devcluster.process import Component
 from croupier.devcluster.waiting import wait_for
 
 from .conftest import PREDICT_BODY, ROOT, Backend, Gateway, ServePods, count_status_versions, count_versions
@@ -89,7 +89,7 @@ class Operator:
             }
         )
         self.env = env
-        self.process: subprocess.Popen[bytes] | None = None
+        self.component: Component | None = None
 
     def resolve(self, names: dict[str, str]) -> None:
         """Map host names to addresses (rewritten in place: the bind mount follows the file, not its name)."""
@@ -103,27 +103,23 @@ class Operator:
             "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"',
             str(self.hosts), sys.executable, "-m", "croupier.operator.cli",
         ]  # fmt: skip
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(command, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-        wait_for(self._live, timeout=60, what="the operator's liveness endpoint", on_tick=self.check)
+        self.component = Component(
+            "the operator", command, log=self.log, cwd=ROOT, env=self.env, stop_signal=signal.SIGINT
+        )
+        self.component.start()
+        self.component.wait_ready(self._live, timeout=60, what="the operator's liveness endpoint")
         return self
 
     def _live(self) -> bool:
         return httpx.get(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=1, trust_env=False).is_success
 
     def check(self) -> None:
-        if self.process is not None and self.process.poll() is not None:
-            tail = self.log.read_text(errors="replace")[-4000:]
-            raise RuntimeError(f"the operator exited with {self.process.returncode}:\n{tail}")
+        if self.component is not None:
+            self.component.check()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        if self.component is not None:
+            self.component.stop(grace=30)
 
 
 @pytest.fixture

@@ -37,16 +37,23 @@ REQUESTS = 1000
 TOLERANCE_POINTS = 2.0
 
 
-def http_route(namespace: str, gateway: Gateway, weights: dict[str, int]) -> dict[str, Any]:
+def weighted_route(
+    kind: str, name: str, port: int, *, namespace: str, gateway: Gateway, weights: dict[str, int]
+) -> dict[str, Any]:
+    """An HTTPRoute or GRPCRoute on the gateway splitting its traffic over the Services by ``weights``."""
     return {
         "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "HTTPRoute",
-        "metadata": {"name": "ranker", "namespace": namespace},
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "parentRefs": [{"name": gateway.name}],
-            "rules": [{"backendRefs": [{"name": name, "port": REST_PORT, "weight": w} for name, w in weights.items()]}],
+            "rules": [{"backendRefs": [{"name": s, "port": port, "weight": w} for s, w in weights.items()]}],
         },
     }
+
+
+def http_route(namespace: str, gateway: Gateway, weights: dict[str, int]) -> dict[str, Any]:
+    return weighted_route("HTTPRoute", "ranker", REST_PORT, namespace=namespace, gateway=gateway, weights=weights)
 
 
 def wait_until_traefik_runs(
@@ -101,15 +108,7 @@ def test_traefik_splits_predicts_by_the_httproute_weights_and_follows_a_change(
 
 
 def grpc_route(namespace: str, gateway: Gateway, weights: dict[str, int]) -> dict[str, Any]:
-    return {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "GRPCRoute",
-        "metadata": {"name": "ranker-grpc", "namespace": namespace},
-        "spec": {
-            "parentRefs": [{"name": gateway.name}],
-            "rules": [{"backendRefs": [{"name": name, "port": GRPC_PORT, "weight": w} for name, w in weights.items()]}],
-        },
-    }
+    return weighted_route("GRPCRoute", "ranker-grpc", GRPC_PORT, namespace=namespace, gateway=gateway, weights=weights)
 
 
 def count_grpc_versions(target: str, requests: int) -> dict[int, int]:

@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import http.client
-import os
-import signal
-import socket
 import subprocess
 from pathlib import Path
 from types import TracebackType
 
 import httpx
 
-from croupier.devcluster.waiting import wait_for
+from croupier.devcluster.ports import free_port
+from croupier.devcluster.process import Component
 
 CONTROLLER_NAME = "traefik.io/gateway-controller"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class TraefikProcess:
@@ -41,7 +33,11 @@ class TraefikProcess:
         self.log = log
         self.web_port = free_port()
         self.admin_port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
+        self.component: Component | None = None
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self.component.process if self.component is not None else None
 
     def command(self) -> list[str]:
         return [
@@ -62,14 +58,8 @@ class TraefikProcess:
         ]
 
     def start(self, timeout: float = 60.0) -> TraefikProcess:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
-        try:
-            wait_for(self._pinged, timeout=timeout, what="Traefik /ping", on_tick=self.check)
-        except BaseException:
-            self.stop()
-            raise
+        self.component = Component("Traefik", self.command(), log=self.log).start()
+        self.component.wait_ready(self._pinged, timeout=timeout, what="Traefik /ping")
         return self
 
     def _pinged(self) -> bool:
@@ -91,23 +81,15 @@ class TraefikProcess:
         ]
 
     def check(self) -> None:
-        if self.process is not None and self.process.poll() is not None:
-            raise RuntimeError(f"Traefik exited with {self.process.returncode}: {self.tail()}")
+        if self.component is not None:
+            self.component.check()
 
-    def tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
+    def tail(self, lines: int = 25) -> str:
+        return self.component.tail(lines) if self.component is not None else ""
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        if self.component is not None:
+            self.component.stop(grace=15)
 
     def __enter__(self) -> TraefikProcess:
         return self

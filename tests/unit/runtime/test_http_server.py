@@ -4,6 +4,8 @@ small answer leaves in one transport write (croupier.runtime.http.server.OneWrit
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -152,12 +154,95 @@ async def keep_alive_probe(app: App, request_at: float) -> tuple[float, float]:
     return answered, closed
 
 
+class VirtualClock:
+    """The running loop as a protocol sees it (its `_loop`), with time that moves only when the test advances it:
+    `time()` reads the clock and timers fire in order when `advance_to` passes them, whatever the machine's load.
+    Everything else (tasks of the app) is the real loop's."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.now = 0.0
+        self._order = itertools.count()  # timers due at the same time fire in the order they were set
+        self._timers: list[tuple[float, int, asyncio.TimerHandle, Callable[..., object], tuple[object, ...]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loop, name)
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Callable[..., object], *args: object) -> asyncio.TimerHandle:
+        handle = asyncio.TimerHandle(when, callback, args, self._loop)
+        heapq.heappush(self._timers, (when, next(self._order), handle, callback, args))
+        return handle
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: object) -> asyncio.TimerHandle:
+        return self.call_at(self.now + delay, callback, *args)
+
+    def pending(self) -> list[float]:
+        """When the timers not cancelled are due."""
+        return sorted(round(when, 9) for when, _, handle, *_ in self._timers if not handle.cancelled())
+
+    async def advance_to(self, when: float) -> None:
+        while self._timers and self._timers[0][0] <= when:
+            due, _, handle, callback, args = heapq.heappop(self._timers)
+            self.now = due
+            if not handle.cancelled():
+                callback(*args)
+            await settle()
+        self.now = when
+        await settle()
+
+
+async def settle() -> None:
+    """Let the real loop run what is ready (the app's task, the answer)."""
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def keep_alive_on_a_virtual_clock() -> list[tuple[str, float, bool, list[float]]]:
+    """A guarded connection with a 0.2 s keep-alive timeout on a virtual clock, receiving one request 0.15 s after
+    connecting: at each step, (step, clock, whether the server has closed the connection, pending timers)."""
+    app = CASES["small answer"][0]
+    config = Config(app, loop="none", lifespan="off", access_log=False, log_level="critical", date_header=False)
+    config.server_header = False
+    config.timeout_keep_alive = 0.2  # type: ignore[assignment]
+    config.load()
+    clock = VirtualClock(asyncio.get_running_loop())
+    connection = GUARDED(config, ServerState(), {}, _loop=clock)  # type: ignore[arg-type]
+    transport = Recording()
+    steps: list[tuple[str, float, bool, list[float]]] = []
+
+    def step(name: str) -> None:
+        steps.append((name, round(clock.now, 9), transport.closed, clock.pending()))
+
+    connection.connection_made(transport)
+    step("connected")
+    await clock.advance_to(0.15)
+    connection.data_received(CASES["small answer"][1])
+    await settle()
+    assert transport.writes, "the request was not answered"
+    step("answered")
+    await clock.advance_to(0.2)  # the timer armed at connect fires: idle for 0.05 s only
+    step("first timer")
+    await clock.advance_to(0.349)
+    step("just before")
+    await clock.advance_to(0.35)
+    step("idle for the timeout")
+    connection.connection_lost(None)
+    return steps
+
+
 def test_the_keep_alive_timeout_counts_from_the_last_answer(run: Callable[[Any], Any]) -> None:
-    # answered at ~0.15: the timer armed at connect fires at 0.2, finds the connection idle for 0.05 s only and
-    # waits for the rest
-    answered, closed = run(keep_alive_probe(CASES["small answer"][0], 0.15))
-    assert answered >= 0.15
-    assert answered + 0.2 <= closed < answered + 2
+    # Answered at 0.15: the timer armed at connect fires at 0.2, finds the connection idle for 0.05 s only and waits
+    # for the rest (0.15 s), so the connection closes 0.2 s after the answer, not 0.2 s after connecting.
+    assert run(keep_alive_on_a_virtual_clock()) == [
+        ("connected", 0.0, False, [0.2]),
+        ("answered", 0.15, False, [0.2]),
+        ("first timer", 0.2, False, [0.35]),
+        ("just before", 0.349, False, [0.35]),
+        ("idle for the timeout", 0.35, True, []),
+    ]
 
 
 def test_a_request_in_the_app_is_not_cut_off_by_the_keep_alive_timeout(run: Callable[[Any], Any]) -> None:
