@@ -124,6 +124,7 @@ class _Reply:
         "keep_alive",
         "protocol",
         "route",
+        "sent",
         "source",
         "start",
         "started",
@@ -138,7 +139,8 @@ class _Reply:
         self.http11 = request.http11
         self.source: asyncio.Transport | None = None  # the upstream connection the answer comes from
         self.chunked = False
-        self.started = False  # the head went to the client (or into the buffer)
+        self.started = False  # the head went into the buffer
+        self.sent = False  # bytes of the answer went to the client
         self.done = False
         self.status = 0
         self.buffer = bytearray()
@@ -190,14 +192,15 @@ class _Reply:
     def fail(self, error: RouterError) -> None:
         if self.done:
             return
-        if self.started:  # part of the answer may be out: the client can only learn of the failure by a close
+        if self.sent:  # part of the answer is out: the client can only learn of the failure by a close
             self.done = True
-            self._flush()
             if self.route is not None:
                 self.protocol.service.record(self.route, error.code_name, time.perf_counter() - self.start)
             self.protocol.abort()
             return
         body = error_body(error.message)
+        self.buffer.clear()  # a head (and body) held back, none of it sent: the error answer replaces it
+        self.chunked = False
         self.head(error.http_status, _JSON, len(body))
         self.buffer += body
         self.status = error.http_status
@@ -209,6 +212,7 @@ class _Reply:
 
     def _flush(self) -> None:
         if self.buffer:
+            self.sent = True
             self.protocol.write(bytes(self.buffer))
             self.buffer.clear()
 
