@@ -165,6 +165,8 @@ class _Reply:
             self.keep_alive = False  # an HTTP/1.0 client: the end of the connection ends the answer
         if not self.keep_alive:
             parts.append(b"Connection: close\r\n")
+        elif not self.http11:
+            parts.append(b"Connection: keep-alive\r\n")  # an HTTP/1.0 client assumes a close otherwise
         parts.append(b"\r\n")
         self.buffer += b"".join(parts)
 

@@ -249,6 +249,10 @@ class UpstreamPool:
             return
         finally:
             self._connecting -= 1
+        if self._closed:
+            connection.close()
+            exchange.answer.fail(upstream_unavailable(self.upstream.url, "the router is shutting down"))
+            return
         self._open.add(connection)
         connection.send(exchange)
 

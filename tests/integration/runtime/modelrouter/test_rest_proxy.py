@@ -305,6 +305,13 @@ def test_an_http10_client_gets_a_close_delimited_streamed_answer() -> None:
             assert answers.eof and len(answer.body) == 100000
             assert "transfer-encoding" not in answer.headers and "content-length" not in answer.headers
             writer.close()
+            # HTTP/1.0 with keep-alive and an answer of known length: the connection stays, and says so.
+            answers, writer = await connect(port)
+            for i in range(2):
+                writer.write(b"GET /v1/models/ranker HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+                answer = (await answers.read(i + 1))[i]
+                assert answer.status == 200 and answer.headers["connection"] == "keep-alive"
+            writer.close()
 
     asyncio.run(scenario())
 
