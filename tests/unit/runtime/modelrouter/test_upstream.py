@@ -8,20 +8,19 @@ from croupier.runtime.modelrouter.upstream import Upstream, UpstreamConfigError
 
 
 @pytest.mark.parametrize(
-    ("url", "host", "port", "host_header", "prefix", "tls"),
+    ("url", "expected"),
     [
-        ("http://127.0.0.1:8511", "127.0.0.1", 8511, b"127.0.0.1:8511", b"", False),
-        ("http://tfserving.shop.svc:8501/", "tfserving.shop.svc", 8501, b"tfserving.shop.svc:8501", b"", False),
-        ("https://models.example/serving/", "models.example", 443, b"models.example", b"/serving", True),
-        ("http://user@[::1]:9000/p", "::1", 9000, b"[::1]:9000", b"/p", False),
+        ("http://127.0.0.1:8511", ("127.0.0.1", 8511, b"127.0.0.1:8511", b"", False)),
+        ("http://tfserving.shop.svc:8501/", ("tfserving.shop.svc", 8501, b"tfserving.shop.svc:8501", b"", False)),
+        ("https://models.example/serving/", ("models.example", 443, b"models.example", b"/serving", True)),
+        ("http://user@[::1]:9000/p", ("::1", 9000, b"[::1]:9000", b"/p", False)),
     ],
 )
-def test_an_upstream_url_is_split_for_the_request_line(
-    url: str, host: str, port: int, host_header: bytes, prefix: bytes, tls: bool
-) -> None:
+def test_an_upstream_url_is_split_for_the_request_line(url: str, expected: tuple[object, ...]) -> None:
+    """(host, port, Host header, path prefix, TLS)."""
     upstream = Upstream(url)
-    assert (upstream.host, upstream.port, upstream.host_header, upstream.prefix) == (host, port, host_header, prefix)
-    assert (upstream.ssl is not None) == tls
+    split = (upstream.host, upstream.port, upstream.host_header, upstream.prefix, upstream.ssl is not None)
+    assert split == expected
 
 
 @pytest.mark.parametrize(
