@@ -1,6 +1,6 @@
 """Overhead of the model router: Predict through the router vs straight to the model server, same run, REST and gRPC.
 
-    uv run python benchmarks/router_overhead.py [--requests 2000] [--concurrency 8] [--weight 10]
+    uv run python benchmarks/router_overhead.py [--requests 2000] [--concurrency 8] [--weight 10] [--api REST|gRPC]
 
 The local model server (croupier-modelserver) serves the test ranker, versions 1 and 2 under the labels stable and
 canary; `croupier-runtime router` runs in front of it as its own process with the routing table at `--weight` percent
@@ -64,6 +64,17 @@ def start_router(work: Path, server: ModelServerProcess, weight: float) -> tuple
     raise TimeoutError("the router did not start within 30 s")
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time of all a process's threads so far (Linux schedstat, in ns), to charge the router its own work."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended meanwhile
+    return total / 1e9
+
+
 def timed(call: Callable[[], object], count: int) -> list[float]:
     times = []
     for _ in range(count):
@@ -93,7 +104,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--weight", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--api", choices=["REST", "gRPC"], action="append", help="Only these APIs (default: both).")
     args = parser.parse_args()
+    apis = args.api or ["REST", "gRPC"]
 
     rng = np.random.default_rng(0)
     context = rng.random((1, 4)).astype(np.float32)
@@ -136,16 +149,22 @@ def main() -> None:
 
                 makers: dict[tuple[str, str], Callable[[], Callable[[], object]]] = {}
                 for name, (rest_url, _) in targets.items():
-                    makers[("REST", name)] = lambda url=rest_url: rest_call(url)  # type: ignore[misc]
-                    makers[("gRPC", name)] = lambda n=name: grpc_call(n)  # type: ignore[misc]
+                    if "REST" in apis:
+                        makers[("REST", name)] = lambda url=rest_url: rest_call(url)  # type: ignore[misc]
+                    if "gRPC" in apis:
+                        makers[("gRPC", name)] = lambda n=name: grpc_call(n)  # type: ignore[misc]
                 calls = {key: make() for key, make in makers.items()}
                 for call in calls.values():
                     timed(call, 100)  # warm-up: connections, the graph's first runs
                 latency: dict[tuple[str, str], list[float]] = {key: [] for key in calls}
+                router_cpu = dict.fromkeys(apis, 0.0)  # the router's CPU seconds while it served that API's requests
                 per_round = max(1, args.requests // args.rounds)
                 for _ in range(args.rounds):
                     for key, call in calls.items():
+                        before = cpu_seconds(router.pid)
                         latency[key] += timed(call, per_round)
+                        if key[1] == "router":
+                            router_cpu[key[0]] += cpu_seconds(router.pid) - before
                 rates = {key: throughput(make, args.requests, args.concurrency) for key, make in makers.items()}
                 for channel in channels.values():
                     channel.close()
@@ -160,7 +179,7 @@ def main() -> None:
     print(f"Latency: one client, {per_round * args.rounds} sequential requests per path in {args.rounds} rounds\n")
     print("| API | path | p50 ms | p99 ms | added p50 ms | added p99 ms |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
-    for api in ("REST", "gRPC"):
+    for api in apis:
         d50, d99 = (float(np.percentile(latency[(api, "direct")], q)) for q in (50, 99))
         for name in ("direct", "router"):
             p50, p99 = (float(np.percentile(latency[(api, name)], q)) for q in (50, 99))
@@ -169,9 +188,16 @@ def main() -> None:
     print(f"\nThroughput: {args.concurrency} client threads, {args.requests} requests per path\n")
     print("| API | direct req/s | router req/s | ratio |")
     print("| --- | ---: | ---: | ---: |")
-    for api in ("REST", "gRPC"):
+    for api in apis:
         direct, routed = rates[(api, "direct")], rates[(api, "router")]
         print(f"| {api} | {direct:.0f} | {routed:.0f} | {routed / direct:.2f}x |")
+
+    routed = per_round * args.rounds
+    print("\nRouter CPU time (all its threads) per routed request in the latency runs\n")
+    print("| API | router CPU µs per request |")
+    print("| --- | ---: |")
+    for api in apis:
+        print(f"| {api} | {router_cpu[api] / routed * 1e6:.0f} |")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ class GrpcRouter:
         self.timeout = timeout_seconds
         self._channel: grpc.aio.Channel | None = None
         self._calls: dict[str, Any] = {}
+        self._trailers: dict[Route, tuple[tuple[str, str], ...]] = {}
 
     async def open(self) -> None:
         self._channel = grpc.aio.insecure_channel(
@@ -68,6 +69,8 @@ class GrpcRouter:
         path = f"/{service}/{method}"
         routed = method in ROUTED
 
+        call = self._calls[path]
+
         async def forward(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
             start = time.perf_counter()
             route: Route | None = None
@@ -77,17 +80,17 @@ class GrpcRouter:
                 except RouterError as error:
                     await context.abort(error.code, error.message)
             try:
-                answer: bytes = await self._calls[path](request, timeout=self._timeout(context))
+                answer: bytes = await call(request, timeout=self._timeout(context))
             except grpc.aio.AioRpcError as error:
                 code, details = error.code(), error.details() or ""
                 if code == grpc.StatusCode.UNAVAILABLE:
                     details = upstream_unavailable(self.upstream, details).message
                 if route is not None:
-                    context.set_trailing_metadata(tuple(route_headers(route).items()))
+                    context.set_trailing_metadata(self._trailer(route))
                     self.service.record(route, code.name, time.perf_counter() - start)
                 await context.abort(code, details)
             if route is not None:
-                context.set_trailing_metadata(tuple(route_headers(route).items()))
+                context.set_trailing_metadata(self._trailer(route))
                 self.service.record(route, "OK", time.perf_counter() - start)
             return answer
 
@@ -102,13 +105,14 @@ class GrpcRouter:
         choice = spec.WhichOneof("version_choice")
         version = spec.version.value if choice == "version" else None
         label = spec.version_label if choice == "version_label" else None
+        unit, pin_value = self._unit_and_pin(context)
         pin = None
         if choice is None:
             try:
-                pin = pinned_version(self._metadata(context, PIN_HEADER))
+                pin = pinned_version(pin_value)
             except ValueError as error:
                 raise RouterError(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from error
-        route = self.service.route(spec.name, version if pin is None else pin, label, self._unit(context))
+        route = self.service.route(spec.name, version if pin is None else pin, label, unit)
         if pin is not None:
             spec.version.value = pin
             return head.SerializeToString(), route
@@ -117,15 +121,22 @@ class GrpcRouter:
         spec.version_label = route.label
         return head.SerializeToString(), route
 
-    def _unit(self, context: grpc.aio.ServicerContext[bytes, bytes]) -> str | None:
-        return self._metadata(context, self.unit_header)
-
-    @staticmethod
-    def _metadata(context: grpc.aio.ServicerContext[bytes, bytes], key: str) -> str | None:
+    def _unit_and_pin(self, context: grpc.aio.ServicerContext[bytes, bytes]) -> tuple[str | None, str | None]:
+        """The unit key and the pin header from the call's metadata, in one pass (the first of each)."""
+        unit: str | None = None
+        pin: str | None = None
         for found, value in context.invocation_metadata() or ():
-            if found == key:
-                return value if isinstance(value, str) else value.decode(errors="replace")
-        return None
+            if found == self.unit_header and unit is None:
+                unit = value if isinstance(value, str) else value.decode(errors="replace")
+            elif found == PIN_HEADER and pin is None:
+                pin = value if isinstance(value, str) else value.decode(errors="replace")
+        return unit, pin
+
+    def _trailer(self, route: Route) -> tuple[tuple[str, str], ...]:
+        trailer = self._trailers.get(route)
+        if trailer is None:
+            trailer = self._trailers[route] = tuple(route_headers(route).items())
+        return trailer
 
     def _timeout(self, context: grpc.aio.ServicerContext[bytes, bytes]) -> float:
         remaining = context.time_remaining()

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import grpc
 import structlog
-from aiohttp import web
 
 from croupier.runtime.metrics import RuntimeMetrics
 from croupier.runtime.modelrouter.grpc_api import GrpcRouter
@@ -45,7 +44,6 @@ class RouterServer:
             unit_header=settings.unit_header,
             timeout_seconds=settings.upstream_timeout_seconds,
         )
-        self._runner: web.AppRunner | None = None
         self._grpc_server: grpc.aio.Server | None = None
         self._watch: asyncio.Task[None] | None = None
 
@@ -53,11 +51,7 @@ class RouterServer:
         s = self.settings
         self.table_file.check()
         self._watch = asyncio.create_task(self.table_file.watch(s.poll_seconds))
-        self._runner = web.AppRunner(self.rest.app(), access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, s.host, s.rest_port, backlog=4096)
-        await site.start()
-        rest_port = int(self._runner.addresses[0][1])
+        rest_port = await self.rest.start(s.host, s.rest_port)
         await self.grpc.open()
         self._grpc_server = grpc.aio.server(
             handlers=self.grpc.handlers(),
@@ -84,8 +78,7 @@ class RouterServer:
         if self._grpc_server is not None:
             await self._grpc_server.stop(grace=5)
         await self.grpc.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self.rest.close()
 
 
 async def serve(settings: RouterSettings, metrics: RuntimeMetrics, ready: asyncio.Event | None = None) -> None:

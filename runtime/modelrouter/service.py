@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from croupier.runtime.metrics import RuntimeMetrics
 from croupier.runtime.modelrouter.routing import Route, Router, RoutingTable
 
@@ -11,6 +13,10 @@ class RouterService:
         self.metrics = metrics
         self.router = Router()
         self._weights: set[str] = set()
+        # A route's metric children, looked up once: prometheus_client's labels() takes a lock and builds a tuple on
+        # every call. Bounded: routes carry only the table's names and ``other``.
+        self._counters: dict[tuple[Route, str], Any] = {}
+        self._histograms: dict[Route, Any] = {}
         self.replace(table or RoutingTable())
 
     def replace(self, table: RoutingTable) -> None:
@@ -25,8 +31,16 @@ class RouterService:
         return self.router.route(model, version, label, unit)
 
     def record(self, route: Route, code: str, seconds: float) -> None:
-        self.metrics.router_requests.labels(route.model, route.version, route.label, code).inc()
-        self.metrics.router_latency.labels(route.model, route.version, route.label).observe(seconds)
+        counter = self._counters.get((route, code))
+        if counter is None:
+            counter = self.metrics.router_requests.labels(route.model, route.version, route.label, code)
+            self._counters[(route, code)] = counter
+        counter.inc()
+        histogram = self._histograms.get(route)
+        if histogram is None:
+            histogram = self.metrics.router_latency.labels(route.model, route.version, route.label)
+            self._histograms[route] = histogram
+        histogram.observe(seconds)
 
     def record_reload(self, outcome: str) -> None:
         self.metrics.router_table_reloads.labels(outcome).inc()
