@@ -7,7 +7,7 @@ import socket
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -119,3 +119,12 @@ class RouterSettings(BaseSettings):
     max_body_bytes: int = Field(64 << 20, ge=1024, description="REST bodies beyond this are refused (413).")
     log_level: str = Field("info")
     log_format: str = Field("auto", description="json, console, or auto (console on a terminal).")
+
+    @field_validator("upstream_rest")
+    @classmethod
+    def _upstream_rest_is_usable(cls, url: str) -> str:
+        """A URL the REST adapter cannot use stops the router at start (exit 2), not at each request."""
+        from croupier.runtime.modelrouter.upstream import Upstream  # noqa: PLC0415
+
+        Upstream(url)
+        return url

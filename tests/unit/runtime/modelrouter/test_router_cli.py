@@ -9,7 +9,12 @@ from croupier.runtime.cli import main
 
 @pytest.mark.parametrize(
     ("argv", "named"),
-    [(["--poll-seconds", "0"], "poll_seconds"), (["--rest-port", "70000"], "rest_port")],
+    [
+        (["--poll-seconds", "0"], "poll_seconds"),
+        (["--rest-port", "70000"], "rest_port"),
+        (["--upstream-rest", "ftp://model:8511"], "upstream_rest"),
+        (["--upstream-rest", "http://model:8511/v1?x=1"], "upstream_rest"),
+    ],
 )
 def test_bad_router_settings_exit_2(argv: list[str], named: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["router", *argv]) == 2
