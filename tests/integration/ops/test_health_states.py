@@ -13,6 +13,8 @@ import pytest
 import yaml
 from integration.ops.health_recorder import record
 
+from croupier.devcluster.waiting import wait_for
+
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = {"ModelDeployment": "modeldeployment-canary.yaml", "Experiment": "experiment-abn.yaml"}
 # kstatus (Flux) calls an object without status Current: the first status must come quickly. The operator coalesces
@@ -127,3 +129,36 @@ def test_decision_policy_waiting_for_storage(policies, kubectl) -> None:
     body = policies.wait_condition(name, "Degraded", "True", "ApplyRejected")
     assert "PersistentVolumeClaim" in policies.condition(body, "Degraded")["message"]
     record(body)
+
+
+STALE_PATCH = {
+    "DecisionPolicy": {"paused": True},
+    "ModelDeployment": {"serving": {"replicas": 0}},
+    "Experiment": {"state": "Paused"},
+}
+
+
+@pytest.mark.parametrize("kind", ["DecisionPolicy", "ModelDeployment", "Experiment"])
+def test_a_spec_change_the_operator_has_not_seen_yet(kind: str, policies, kubectl, operator) -> None:
+    """What a GitOps tool sees between a commit and the operator's next reconcile: metadata.generation ahead of
+    status.observedGeneration (here the operator is stopped in between, so the moment lasts)."""
+    namespace, name = policies.namespace, f"stale-{kind.lower()}"
+    policies.runtime.stop()
+    kubectl.apply(json.dumps(_manifest(kind, name, namespace)))
+    wait_for(
+        lambda: (
+            (kubectl.json("get", kind.lower(), name, "-n", namespace).get("status") or {}).get("observedGeneration")
+            == 1
+        ),
+        timeout=FIRST_STATUS_SECONDS,
+        what=f"the first status of {kind} {name}",
+    )
+    operator.stop()
+    try:
+        patch = json.dumps({"spec": STALE_PATCH[kind]})
+        kubectl("patch", kind.lower(), name, "-n", namespace, "--type=merge", "-p", patch)
+        body = kubectl.json("get", kind.lower(), name, "-n", namespace)
+        assert body["metadata"]["generation"] == 2 and body["status"]["observedGeneration"] == 1
+        record(body, stem="stale-observed-generation")
+    finally:
+        operator.start()
