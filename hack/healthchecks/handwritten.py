@@ -12,6 +12,9 @@ Every other test object is recorded by an integration test from a real operator 
 - Experiment ``Running``: the operator declares it for a runtime serving without an analysis, but it analyses every
   statistics read it gets (operator/experiment/status.py: an analysis always exists once the runtime answered), so
   a running experiment is always InsufficientTraffic, WinnerFound, NoSignificantDifference or SampleRatioMismatch.
+- Experiment ``NotImplemented``: written by an operator version that did not reconcile Experiments yet (the
+  settled state of operator/core/unimplemented.py); this version reconciles every kind, so no run writes it. The
+  reason stays declared in api/experiment.py for objects an older operator left with it.
 
 Each object follows the condition patterns the operator writes (operator/<kind>/status.py). A file recorded by an
 integration test (first line `# source: integration ...`) is never overwritten; replace an entry here by a
@@ -46,6 +49,10 @@ def blocked(reason: str, message: str) -> tuple:
     return (F, reason), (F, reason), (T, reason), message
 
 
+def settled(reason: str, message: str) -> tuple:
+    return (F, reason), (F, reason), (F, reason), message
+
+
 def serving(reason: str, message: str, healthy: str) -> tuple:
     return (T, reason), (F, reason), (F, healthy), message
 
@@ -57,6 +64,7 @@ STATES: dict[str, list[tuple]] = {
     ],
     "Experiment": [
         serving("Running", "2 variants serving, 5000 exposures", "Running"),
+        settled("NotImplemented", "croupier-operator 0.1.0 does not reconcile Experiment objects yet: nothing is deployed for this one"),
     ],
 }
 

@@ -25,6 +25,7 @@ SOURCE_PREFIX = "# source: integration "
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
 RECORDED_AT = "2026-11-30T12:00:00Z"
 """Every timestamp of a recorded object (conditions' lastTransitionTime, start and analysis times) becomes this."""
+REPLICA_SET = re.compile(r"(ReplicaSet \\?\"[-a-z0-9]+)-[bcdfghjklmnpqrstvwxz2456789]{6,10}")
 TMP_PATH = re.compile(r"/tmp/pytest-of-[^/]+/pytest-\d+/[^/\s'\"]+")
 SETTLED_PROGRESS = ("AsExpected", "Available", "RolloutComplete")
 """Progressing reasons of an object with nothing in progress: they add nothing to a Ready object's file name."""
@@ -72,9 +73,11 @@ def normalise(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def stable_text(text: str) -> str:
-    """What differs between two runs of one test, made the same: free ports, temporary folders, timestamps."""
+    """What differs between two runs of one test, made the same: free ports, temporary folders, pod template hashes
+    (they cover the test's namespace), timestamps. Measurements (counts, rates, latencies) stay as they were."""
     text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:8080", text)  # the test's free port
     text = TMP_PATH.sub("/models", text)  # the test's tmp_path, e.g. a SavedModel repository
+    text = REPLICA_SET.sub(r"\1-6d5f8b7c9d", text)  # the pod template's hash covers the test's namespace
     return TIMESTAMP.sub(RECORDED_AT, text)
 
 

@@ -72,7 +72,6 @@ def test_a_new_object_of_every_kind_gets_a_first_status_within_seconds(kind: str
         # The example's targets (DecisionPolicy homepage-banner, ModelDeployment ranker) do not exist here: control
         # is served until they do.
         assert ready["status"] == "False" and ready["reason"] == "TargetNotFound", conditions
-    record(first)
 
 
 def test_decision_policy_states_seen_by_gitops_tools(policies, kubectl) -> None:
@@ -96,7 +95,11 @@ def test_decision_policy_states_seen_by_gitops_tools(policies, kubectl) -> None:
 
     # Scaled to zero: settled, nothing serves.
     kubectl("patch", "dp", name, "-n", namespace, "--type=merge", "-p", '{"spec": {"serving": {"replicas": 0}}}')
-    record(policies.wait_condition(name, "Ready", "False", "ScaledToZero"))
+    policies.wait_condition(name, "Ready", "False", "ScaledToZero")
+    scaled = wait_for(
+        lambda: b if (b := policies.get(name))["status"].get("replicas") == 0 else None, timeout=30, what="0 replicas"
+    )
+    record(scaled)
 
 
 def test_decision_policy_blocked_states(policies, kubectl) -> None:

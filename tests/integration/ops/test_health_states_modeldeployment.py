@@ -15,11 +15,13 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from integration.ops.health_recorder import record
 from integration.ops.test_health_states_blocked import quota
 from support.savedmodels import DIMS, FAILING_VERSION, ranker_repository
 
 from croupier.devcluster.kubectl import Kubectl
+from croupier.devcluster.waiting import wait_for
 from croupier.modelserver.process import ModelServerProcess
 from tests.integration.operator.test_modeldeployment import ADDRESS_ENV, Deployments, Kubelet, conditions, manifest
 from tests.integration.operator.test_modeldeployment_canary import METRICS_ENV, MergingKubelet, Traffic
@@ -199,12 +201,23 @@ def test_a_scored_policy_whose_decisions_fall_back_while_its_model_is_ready(
             arms = [{"name": "blue", "features": {"x": 1.0}}, {"name": "red", "features": {"x": -1.0}}]
             scoring = {"modelDeploymentRef": {"name": "ranker"}, "timeoutMilliseconds": 40}
             policies.apply("scored", arms=arms, scoring=scoring, auth={"mode": "Disabled"})
+            wait_for(
+                lambda: "scoring" in yaml.safe_load(policies.policy_yaml("scored", 1)),
+                timeout=60,
+                what="the model's address in the runtime's config",
+            )
             policies.serve("scored", 1)
             with httpx.Client(base_url=policies.runtime.url, timeout=10, trust_env=False) as http:
                 for _ in range(30):
                     answer = http.post("/v1/decide", json={"unitId": "u", "context": {"x": 1.0}})
                     assert answer.status_code == 200, answer.text
-            body = policies.wait_condition("scored", "Degraded", "True", "ScoringFallbacks")
+            policies.wait_condition("scored", "Degraded", "True", "ScoringFallbacks")
+            # Recorded once the probe has counted every decision (the same numbers in every run).
+            body = wait_for(
+                lambda: b if (b := policies.get("scored"))["status"]["scoring"].get("decisions") == 30 else None,
+                timeout=30,
+                what="30 decisions counted",
+            )
             assert policies.condition(body, "Ready")["status"] == "True"
             record(body)
         finally:
