@@ -1,6 +1,6 @@
 """Do the operator and its data plane stay flat and quiet for ten minutes under traffic?
 
-    uv run python benchmarks/soak.py [--minutes 10] [--policies 3] [--json results.json]
+    uv run python benchmarks/soak.py [--minutes 10] [--policies 3] [--replicas 2 [--takeover]] [--json results.json]
 
 Starts the local control plane (or uses ``CROUPIER_KUBECONFIG``), installs the CRDs (and Gateway API's), runs the
 operator as production does (``croupier-operator`` with a token of config/rbac's ServiceAccount, default resync
@@ -23,6 +23,13 @@ assignment (its exposure) + outcome on the experiment, Predict on the model serv
 3. steady state: after the traffic stops and the statuses settle, mutating requests of the operator's
    ServiceAccount over ``--quiet-seconds`` (the API server's count): must be 0;
 4. error lines in every log (operator, runtimes, model server): must be 0.
+
+With ``--replicas 2`` (or more) the operator runs as the HA install does: that many ``croupier-operator`` processes
+with Kopf's peering (config/peering/crds and config/peering applied first, ``CROUPIER_OPERATOR_PEERING_NAME``); the
+replica started first leads, the others stand by. Their keep-alives in the peering object are counted apart (their
+own FlowSchema), so the steady state's must-be-0 stays exact for every other write. ``--takeover`` kills the leader
+(SIGKILL, no goodbye) halfway through the traffic and measures how long until a standby reconciles; every object must
+still be Ready at the end, with as many Deployments as before (no child made twice).
 
 Exit status 1 when a must-be-0 is not 0. Results, the command and the machine: docs/benchmarks/soak.md.
 """
@@ -62,6 +69,8 @@ from croupier.devcluster.writes import dispatched_writes, sum_metric, writes_flo
 ROOT = Path(__file__).resolve().parents[1]
 OPERATOR_NAMESPACE = "croupier-system"
 WRITES_FLOW = "croupier-operator-writes"
+PEERING = "croupier-operator"  # config/peering/peering.yaml
+PEERING_FLOW = "croupier-operator-peering-writes"
 MODEL = "ranker"
 EXPERIMENT = "checkout"
 SALT = "soak"
@@ -182,6 +191,56 @@ def runtime_argv(kind: str, manifest: Path, port: int, state: Path) -> list[str]
     """``croupier-runtime --policy|--experiment MANIFEST`` on a loopback port, as a pod would run it."""
     runtime = str(Path(sys.executable).parent / "croupier-runtime")
     return [runtime, kind, str(manifest), "--port", str(port), "--host", "127.0.0.1", "--state-dir", str(state)]
+
+
+@dataclass
+class Replicas:
+    """The operator processes and their metrics; a killed replica's counters are kept from just before it died."""
+
+    processes: list[Process] = field(default_factory=list)
+    ports: dict[str, int] = field(default_factory=dict)
+    killed: set[str] = field(default_factory=set)
+    last: dict[tuple[str, str, str], float] = field(default_factory=dict)
+
+    def add(self, process: Process, metrics_port: int) -> None:
+        self.processes.append(process)
+        self.ports[process.name] = metrics_port
+
+    def replica_metric(self, replica: str, name: str, **labels: str) -> float:
+        if replica in self.killed:
+            return self.last.get((replica, name, json.dumps(labels, sort_keys=True)), 0.0)
+        text = httpx.get(f"http://127.0.0.1:{self.ports[replica]}/metrics", timeout=5, trust_env=False).text
+        return float(sum_metric(text, name, labels))
+
+    def metric(self, name: str, **labels: str) -> float:
+        return sum(self.replica_metric(p.name, name, **labels) for p in self.processes)
+
+    def take_over(self, timeout: float) -> dict[str, Any]:
+        """SIGKILL the leader (the replica started first); time until a standby reconciles."""
+        leader, standbys = self.processes[0], self.processes[1:]
+        for name, labels in COUNTED:
+            key = (leader.name, name, json.dumps(labels, sort_keys=True))
+            self.last[key] = self.replica_metric(leader.name, name, **labels)
+        worked = {p.name: self.replica_metric(p.name, "croupier_operator_reconciles_total") for p in standbys}
+        assert leader.popen is not None
+        leader.popen.send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        leader.popen.wait(10)
+        self.killed.add(leader.name)
+
+        def reconciled() -> str | None:
+            for standby in standbys:
+                standby.check()
+                if self.replica_metric(standby.name, "croupier_operator_reconciles_total") > 0:
+                    return standby.name
+            return None
+
+        successor = wait_for(reconciled, timeout=timeout, interval=0.25, what="a standby taking over")
+        return {"standby_reconciles_before": worked, "successor": successor, "seconds": time.monotonic() - killed_at}
+
+
+# The operator counters the run reads (a killed replica's are kept from just before its death).
+COUNTED = (("croupier_operator_api_writes_total", {"verb": "apply"}), ("croupier_operator_status_writes_total", {}))
 
 
 def wait_http(url: str, what: str, process: Process, timeout: float = 180) -> None:
@@ -396,12 +455,45 @@ def operator_kubeconfig(kubectl: Kubectl, admin: Path, path: Path) -> Path:
     return path
 
 
+# The resources the operator lists and watches from its start (its own kinds and the routes it renders).
+WATCHED = [f"{plural}.croupier.dev" for plural in ("decisionpolicies", "experiments", "modeldeployments")] + [
+    f"{plural}.gateway.networking.k8s.io" for plural in ("httproutes", "grpcroutes")
+]
+
+
+def served(kubectl: Kubectl, resources: list[str]) -> None:
+    """Wait until each resource's CRD is Established and the API server lists it. Right after a CRD is created its
+    conditions may still be empty (`kubectl wait` then fails) and its list answers 503 "storage is (re)initializing"
+    for a moment, which Kopf would log as an error while it retries."""
+    for resource in resources:
+        wait_for(
+            lambda resource=resource: kubectl("get", resource, "-A", check=False).returncode == 0,
+            timeout=120,
+            interval=0.5,
+            what=f"{resource} served",
+        )
+
+
 def install(kubectl: Kubectl) -> None:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=croupier")
     env = {**kubectl.env, "KUBECTL": str(kubectl.binary)}
     script = ROOT / "hack" / "gatewayapi" / "crds.sh"
     subprocess.run(["bash", str(script), "--apply"], env=env, check=True, capture_output=True, timeout=600)
+    served(kubectl, WATCHED)
+
+
+def install_peering(kubectl: Kubectl) -> None:
+    """Kopf's peering CRDs, config/peering (the ClusterKopfPeering and its RBAC), and a FlowSchema for keep-alives
+    matched before the operator's writes schema (tests/integration/ha/conftest.py does the same)."""
+    kubectl("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "config" / "peering" / "crds"))
+    served(kubectl, ["clusterkopfpeerings.kopf.dev"])
+    kubectl("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "config" / "peering"))
+    schema = writes_flow_schema(PEERING_FLOW, "croupier-operator", OPERATOR_NAMESPACE)
+    schema["spec"]["matchingPrecedence"] = 400
+    schema["spec"]["rules"][0]["resourceRules"][0].update(
+        {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings", "kopfpeerings"]}
+    )
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=json.dumps(schema))
 
 
 def run(args: argparse.Namespace, kubeconfig: Path, kubectl: Kubectl, work: Path) -> dict[str, Any]:
@@ -426,30 +518,43 @@ def run(args: argparse.Namespace, kubeconfig: Path, kubectl: Kubectl, work: Path
             work / "savedmodel.log",
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
         ).start()
-        grpc_port, rest_port, metrics_port, liveness_port = free_ports(4)
+        grpc_port, rest_port = free_ports(2)
         model_url = f"http://127.0.0.1:{rest_port}"
+        operator_kubeconfig_path = operator_kubeconfig(kubectl, kubeconfig, work / "operator.kubeconfig")
+        if args.replicas > 1:
+            install_peering(kubectl)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CROUPIER_OPERATOR_")}
         env.update(
             {
-                "KUBECONFIG": str(operator_kubeconfig(kubectl, kubeconfig, work / "operator.kubeconfig")),
+                "KUBECONFIG": str(operator_kubeconfig_path),
                 "CROUPIER_OPERATOR_NAMESPACES": namespace,
                 "CROUPIER_OPERATOR_RUNTIME_URL_TEMPLATE": router.template,
                 "CROUPIER_OPERATOR_MODEL_SERVER_ADDRESS_TEMPLATE": f"127.0.0.1:{grpc_port}",
                 "CROUPIER_OPERATOR_MODEL_METRICS_URL_TEMPLATE": f"{model_url}/monitoring/prometheus/metrics",
-                "CROUPIER_OPERATOR_METRICS_PORT": str(metrics_port),
-                "CROUPIER_OPERATOR_LIVENESS_ENDPOINT": f"http://127.0.0.1:{liveness_port}/healthz",
                 "CROUPIER_OPERATOR_LOG_FORMAT": "json",
                 "CROUPIER_OPERATOR_RESYNC_INTERVAL_SECONDS": str(args.resync_seconds),
                 "CROUPIER_OPERATOR_RUNTIME_IMAGE": "ghcr.io/croupier-dev/croupier-runtime:soak",
             }
         )
-        operator = Process("operator", [sys.executable, "-m", "croupier.operator.cli"], work / "operator.log", env)
-        processes.append(operator.start())
-        wait_http(f"http://127.0.0.1:{liveness_port}/healthz", "operator liveness", operator, timeout=300)
-
-        def metric(name: str, **labels: str) -> float:
-            text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5, trust_env=False).text
-            return sum_metric(text, name, labels)
+        if args.replicas > 1:
+            env["CROUPIER_OPERATOR_PEERING_NAME"] = PEERING
+            env["CROUPIER_OPERATOR_PEERING_LIFETIME_SECONDS"] = str(args.peering_lifetime_seconds)
+        replicas = Replicas()
+        for index in range(args.replicas):
+            name = "operator" if args.replicas == 1 else f"operator {index}"
+            metrics_port, liveness_port = free_ports(2)
+            replica_env = {
+                **env,
+                "CROUPIER_OPERATOR_METRICS_PORT": str(metrics_port),
+                "CROUPIER_OPERATOR_LIVENESS_ENDPOINT": f"http://127.0.0.1:{liveness_port}/healthz",
+            }
+            log = work / f"{name.replace(' ', '-')}.log"
+            operator = Process(name, [sys.executable, "-m", "croupier.operator.cli"], log, replica_env)
+            processes.append(operator.start())
+            replicas.add(operator, metrics_port)
+            # One at a time: the replica that started first has the highest priority (it leads).
+            wait_http(f"http://127.0.0.1:{liveness_port}/healthz", f"{name} liveness", operator, timeout=300)
+        metric = replicas.metric
 
         names = [f"policy-{i}" for i in range(args.policies)]
         for name in names:
@@ -498,7 +603,7 @@ def run(args: argparse.Namespace, kubeconfig: Path, kubectl: Kubectl, work: Path
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
         )
         processes.append(model_server.start())
-        for process in processes[1:]:
+        for process in processes[len(replicas.processes) :]:
             if process is not model_server:
                 wait_http(f"{served_url[process.name]}/readyz", process.name, process)
         wait_http(f"{model_url}/v1/models/{MODEL}", "the model server", model_server, timeout=300)
@@ -519,7 +624,8 @@ def run(args: argparse.Namespace, kubeconfig: Path, kubectl: Kubectl, work: Path
             states = {b["metadata"]["name"]: (b.get("status") or {}).get("conditions") for b in bodies()}
             raise RuntimeError(f"not every object became Ready: {json.dumps(states)[:3000]}") from None
 
-        measured = [operator, *processes[1:]]
+        deployments_before = len(kubectl.json("get", "deployments", "-n", namespace)["items"])
+        measured = list(processes)
         samples: dict[str, list[tuple[float, float]]] = {p.name: [] for p in measured}
         with Traffic(policy_urls, experiment_url, model_url, pause=args.pause) as traffic:
             time.sleep(args.warmup_seconds)
@@ -528,11 +634,16 @@ def run(args: argparse.Namespace, kubeconfig: Path, kubectl: Kubectl, work: Path
             started = time.monotonic()
             while (elapsed := time.monotonic() - started) < args.minutes * 60:
                 for process in measured:
+                    if process.name in replicas.killed:
+                        continue
                     process.check()
                     samples[process.name].append((elapsed, process.rss_mib()))
+                if args.takeover and not replicas.killed and elapsed >= args.minutes * 30:
+                    results["takeover"] = replicas.take_over(args.peering_lifetime_seconds + 60)
                 time.sleep(min(args.sample_seconds, max(args.minutes * 60 - elapsed, 0.1)))
             for process in measured:
-                samples[process.name].append((time.monotonic() - started, process.rss_mib()))
+                if process.name not in replicas.killed:
+                    samples[process.name].append((time.monotonic() - started, process.rss_mib()))
             results["traffic_seconds"] = time.monotonic() - started
             results["traffic_applies"] = metric("croupier_operator_api_writes_total", verb="apply") - applies
             results["traffic_status_writes"] = metric("croupier_operator_status_writes_total") - status_writes
@@ -540,6 +651,7 @@ def run(args: argparse.Namespace, kubeconfig: Path, kubectl: Kubectl, work: Path
         results["traffic_failures"] = traffic.failures[:20]
         results["traffic_failure_count"] = len(traffic.failures)
         results["objects"] = args.policies + 2
+        results["replicas"] = args.replicas
         results["rss"] = {
             name: {
                 "first": points[0][1],
@@ -553,21 +665,29 @@ def run(args: argparse.Namespace, kubeconfig: Path, kubectl: Kubectl, work: Path
         # Steady state: the statuses settle (the last statistics written), then nothing may be written.
         time.sleep(args.settle_seconds)
         before = dispatched_writes(kubectl, WRITES_FLOW)
+        keepalives = dispatched_writes(kubectl, PEERING_FLOW) if args.replicas > 1 else 0.0
         versions = {(b["kind"], b["metadata"]["name"]): b["metadata"]["resourceVersion"] for b in bodies()}
         time.sleep(args.quiet_seconds)
         results["quiet_seconds"] = args.quiet_seconds
         results["quiet_writes"] = dispatched_writes(kubectl, WRITES_FLOW) - before
+        if args.replicas > 1:
+            results["quiet_keepalives"] = dispatched_writes(kubectl, PEERING_FLOW) - keepalives
         results["quiet_changed_objects"] = sum(
             1 for b in bodies() if versions.get((b["kind"], b["metadata"]["name"])) != b["metadata"]["resourceVersion"]
         )
         results["all_ready_at_end"] = all_ready()
+        results["deployments"] = {
+            "before": deployments_before,
+            "after": len(kubectl.json("get", "deployments", "-n", namespace)["items"]),
+        }
         for process in measured:
-            process.check()
+            if process.name not in replicas.killed:
+                process.check()
     finally:
         for kubelet in kubelets:
             kubelet.close()
         for process in reversed(processes):
-            process.stop(signal.SIGINT if process.name == "operator" else signal.SIGTERM)
+            process.stop(signal.SIGINT if process.name.startswith("operator") else signal.SIGTERM)
         router.close()
         kubectl("delete", "namespace", namespace, "--wait=false", check=False)
         kubectl("delete", "pv", experiment_volume(namespace)["metadata"]["name"], "--wait=false", check=False)
@@ -589,6 +709,10 @@ def failed(results: dict[str, Any]) -> list[str]:
         problems.append(f"{results['traffic_failure_count']} failed requests: {results['traffic_failures'][:3]}")
     if not results["all_ready_at_end"]:
         problems.append("not every object Ready at the end")
+    if results["deployments"]["after"] != results["deployments"]["before"]:
+        problems.append(f"Deployments before and after the traffic: {results['deployments']}")
+    if any(results.get("takeover", {}).get("standby_reconciles_before", {}).values()):
+        problems.append(f"a standby reconciled while the leader lived: {results['takeover']}")
     return problems
 
 
@@ -623,6 +747,23 @@ def table(results: dict[str, Any], args: argparse.Namespace) -> str:
         ),
         ("error lines in logs", ", ".join(f"{k} {len(v)}" for k, v in results["error_lines"].items())),
     ]
+    if results["replicas"] > 1:
+        rows.insert(1, ("operator replicas (Kopf peering)", f"{results['replicas']}"))
+        rows.append(
+            (
+                f"peering keep-alives in the steady state (lifetime {args.peering_lifetime_seconds} s)",
+                f"{results['quiet_keepalives']:.0f}",
+            )
+        )
+    if "takeover" in results:
+        taken = results["takeover"]
+        rows.append(
+            (
+                "leader SIGKILLed halfway: a standby reconciles after",
+                f"{taken['seconds']:.1f} s ({taken['successor']}); Deployments before / after "
+                f"{results['deployments']['before']} / {results['deployments']['after']}",
+            )
+        )
     return "\n".join(["| Measure | Result |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in rows)])
 
 
@@ -636,6 +777,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-seconds", type=float, default=10, help="RSS sampling interval (default 10)")
     p.add_argument("--settle-seconds", type=float, default=30, help="after traffic, before the quiet window")
     p.add_argument("--quiet-seconds", type=float, default=60, help="the steady-state window (default 60)")
+    p.add_argument("--replicas", type=int, default=1, help="operator processes; more than 1: Kopf's peering")
+    p.add_argument("--takeover", action="store_true", help="with --replicas > 1: SIGKILL the leader halfway")
+    p.add_argument(
+        "--peering-lifetime-seconds", type=int, default=15, help="with --replicas > 1: a keep-alive's lifetime"
+    )
     p.add_argument("--json", type=Path, help="also write the raw results here")
     p.add_argument("--short", action="store_true", help="the test suite's minute: " + " ".join(SHORT))
     p.add_argument("--keep", action="store_true", help="keep the control plane's work dir and the logs")
@@ -649,7 +795,13 @@ SHORT = ["--minutes=0.75", "--policies=2", "--resync-seconds=5", "--warmup-secon
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser().parse_args(argv)
-    return parser().parse_args([*SHORT, *(argv or sys.argv[1:])]) if args.short else args
+    if args.short:
+        args = parser().parse_args([*SHORT, *(argv or sys.argv[1:])])
+    if args.replicas < 1:
+        parser().error(f"--replicas must be at least 1, not {args.replicas}")
+    if args.takeover and args.replicas < 2:
+        parser().error("--takeover needs --replicas 2 or more: a standby to take over")
+    return args
 
 
 def main() -> int:

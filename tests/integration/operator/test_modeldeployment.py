@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from integration.ops.health_recorder import record
 
 from croupier.devcluster.kubectl import Kubectl
 from croupier.devcluster.ports import free_ports
@@ -113,6 +114,7 @@ def test_children_and_a_model_server_that_does_not_answer(
     router = mds.child("deployment", "ranker-router")
     assert router["spec"]["template"]["spec"]["containers"][0]["command"] == ["croupier-runtime", "router"]
     body = mds.wait("ranker", "Degraded", "True", "ModelServerUnreachable")
+    record(body)
     ready = conditions(body)["Ready"]
     assert ready["status"] == "False" and "UNAVAILABLE" in ready["message"]
     assert body["status"]["endpoint"] == f"ranker.{namespace}.svc:8500"
@@ -214,6 +216,7 @@ def test_readiness_weight_failure_and_promotion_follow_tf_servings_model_status(
             assert [(v["version"], v["state"], v["weight"]) for v in body["status"]["versions"]] == [
                 (1, "AVAILABLE", 100)
             ]
+            record(body)
             # Ready only once TF Serving resolves the label: the polled file carries it by then.
             assert 'key: "stable"' in config.read_text()
 
@@ -234,6 +237,7 @@ def test_readiness_weight_failure_and_promotion_follow_tf_servings_model_status(
             kubectl("patch", "modeldeployment", "ranker", "-n", namespace, "--type=merge",
                     "-p", json.dumps({"spec": {"canary": {"version": 3, "weight": 25}}}))  # fmt: skip
             body = mds.wait("ranker", "Degraded", "True", "SavedModelInvalid", timeout=120)
+            record(body)
             assert body["status"]["canaryWeight"] == 0
             assert "version 3" in conditions(body)["Degraded"]["message"]
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from integration.ops.health_recorder import record
 from support.modelrouting import ConfigMapFile, PodSyncedFile, RouterProcess, RouterTraffic
 from support.savedmodels import DIMS, FAILING_VERSION, ranker_repository
 
@@ -237,9 +238,11 @@ def test_an_experiment_targeting_a_model_version_follows_its_model_deployment(
     md = {"apiVersion": "croupier.dev/v1alpha1", "kind": "ModelDeployment"}
     md_meta = {"name": "scorer", "namespace": namespace}
     kubectl.apply(json.dumps({**md, "metadata": md_meta, "spec": {**model, **canary, "routing": gateway}}))
+    record(ready_reason("TargetNotSupported"))
     unsupported = conditions(ready_reason("TargetNotSupported"))["Ready"]["message"]
     assert "ranker-v2" in unsupported and "VersionLabels" in unsupported
     kubectl.apply(
         json.dumps({**md, "metadata": md_meta, "spec": {**model, **canary, "routing": {"mode": "VersionLabels"}}})
     )
     assert "scorer (version 2 is" in conditions(ready_reason("TargetNotReady"))["Ready"]["message"]
+    record(ready_reason("TargetNotReady"))

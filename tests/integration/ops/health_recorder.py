@@ -3,7 +3,9 @@
 With ``CROUPIER_RECORD_HEALTH_TESTDATA`` set to a folder (normally
 ``config/argocd/resource_customizations/croupier.dev``), :func:`record` writes each observed object, stripped of what
 the server adds (uid, resourceVersion, managedFields, Kopf's annotations) and with the test's namespace replaced by
-``example``, to ``<folder>/<Kind>/testdata/<reasons>.yaml``. The first line names the test that produced it; a unit
+``example``, every timestamp by one fixed time and the test's temporary folder by ``/models`` (so a new recording
+changes only what changed), to
+``<folder>/<Kind>/testdata/<reasons>.yaml``. The first line names the test that produced it; a unit
 test (tests/unit/ops/test_health_testdata.py) keeps the checked-in files valid against the status models. Without
 the variable :func:`record` does nothing.
 """
@@ -20,6 +22,11 @@ import yaml
 RECORD_ENV = "CROUPIER_RECORD_HEALTH_TESTDATA"
 NAMESPACE = "example"
 SOURCE_PREFIX = "# source: integration "
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
+RECORDED_AT = "2026-11-30T12:00:00Z"
+"""Every timestamp of a recorded object (conditions' lastTransitionTime, start and analysis times) becomes this."""
+REPLICA_SET = re.compile(r"(ReplicaSet \\?\"[-a-z0-9]+)-[bcdfghjklmnpqrstvwxz2456789]{6,10}")
+TMP_PATH = re.compile(r"/tmp/pytest-of-[^/]+/pytest-\d+/[^/\s'\"]+")
 SETTLED_PROGRESS = ("AsExpected", "Available", "RolloutComplete")
 """Progressing reasons of an object with nothing in progress: they add nothing to a Ready object's file name."""
 
@@ -61,9 +68,17 @@ def normalise(body: dict[str, Any]) -> dict[str, Any]:
     namespace = metadata.get("namespace")
     if namespace:
         text = text.replace(namespace, NAMESPACE)
-    text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:8080", text)  # the test's free port
-    loaded: dict[str, Any] = yaml.safe_load(text)
+    loaded: dict[str, Any] = yaml.safe_load(stable_text(text))
     return loaded
+
+
+def stable_text(text: str) -> str:
+    """What differs between two runs of one test, made the same: free ports, temporary folders, pod template hashes
+    (they cover the test's namespace), timestamps. Measurements (counts, rates, latencies) stay as they were."""
+    text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:8080", text)  # the test's free port
+    text = TMP_PATH.sub("/models", text)  # the test's tmp_path, e.g. a SavedModel repository
+    text = REPLICA_SET.sub(r"\1-6d5f8b7c9d", text)  # the pod template's hash covers the test's namespace
+    return TIMESTAMP.sub(RECORDED_AT, text)
 
 
 def record(body: dict[str, Any], stem: str | None = None) -> Path | None:
@@ -76,3 +91,18 @@ def record(body: dict[str, Any], stem: str | None = None) -> Path | None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"{SOURCE_PREFIX}{test}\n" + yaml.safe_dump(normalise(body), sort_keys=False))
     return path
+
+
+def main(folder: str) -> None:
+    """Apply :func:`stable_text` to every recorded file under ``folder`` (after a change of its rules)."""
+    for path in sorted(Path(folder).glob("*/testdata/*.yaml")):
+        text = path.read_text()
+        if text.startswith(SOURCE_PREFIX) and stable_text(text) != text:
+            path.write_text(stable_text(text))
+            print(path)
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1])

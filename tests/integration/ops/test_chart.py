@@ -70,8 +70,10 @@ def test_helm_lint_passes_strictly(helm: Path) -> None:
 
 def test_default_render_equals_kustomize_config(helm: Path, kubectl: Kubectl) -> None:
     chart = {_key(o): _without_helm_labels(o) for o in _template(helm, "--include-crds")}
-    rendered = kubectl("kustomize", str(ROOT / "config" / "default")).stdout
-    kustomize = {_key(o): o for o in yaml.safe_load_all(rendered) if o}
+    # The chart's crds/ also carries Kopf's peering CRDs (config/peering/crds): Helm installs crds/ before the
+    # templates, so `--set replicas=2` finds the ClusterKopfPeering kind on a first install.
+    rendered = [kubectl("kustomize", str(ROOT / "config" / path)).stdout for path in ("default", "peering/crds")]
+    kustomize = {_key(o): o for text in rendered for o in yaml.safe_load_all(text) if o}
     # The one difference: Helm installs into a namespace it is given (--create-namespace); config/ creates it.
     assert set(kustomize) - set(chart) == {("Namespace", "", "croupier-system")}
     assert set(chart) - set(kustomize) == set()
@@ -208,3 +210,14 @@ def test_rendered_chart_passes_server_side_dry_run(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert len([line for line in done.stdout.splitlines() if "(server dry run)" in line]) == len(objects)
+
+
+def test_two_replicas_render_the_peering_kind_with_its_crd(helm: Path) -> None:
+    """A first `helm install --set replicas=2` needs the ClusterKopfPeering kind before the templates: crds/ has it."""
+    objects = _template(helm, "--include-crds", "--set", "replicas=2")
+    kinds = {o["kind"] for o in objects}
+    assert "ClusterKopfPeering" in kinds
+    crds = {o["spec"]["names"]["kind"] for o in objects if o["kind"] == "CustomResourceDefinition"}
+    assert {"ClusterKopfPeering", "KopfPeering"} <= crds
+    # Without --include-crds (what Helm renders as templates) the CRDs are not templated objects.
+    assert "CustomResourceDefinition" not in {o["kind"] for o in _template(helm, "--set", "replicas=2")}

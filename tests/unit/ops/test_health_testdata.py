@@ -4,12 +4,14 @@ model, and each one says where it came from (an integration test's recording, or
 
 from __future__ import annotations
 
+import importlib.util
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from integration.ops.health_recorder import stable_text
 from pydantic import BaseModel
 
 from croupier.api import decisionpolicy, experiment, modeldeployment
@@ -116,3 +118,28 @@ def test_the_three_kinds_share_one_health_check() -> None:
         kind: (folder / kind / "health.lua").read_text() for kind in ("DecisionPolicy", "ModelDeployment", "Experiment")
     }
     assert len(set(checks.values())) == 1, "health.lua differs between kinds: edit one and copy it to the others"
+
+
+def _handwritten_states() -> dict[str, set[str]]:
+    """Reason of each state hack/healthchecks/handwritten.py writes (the ones no real run can produce), per kind."""
+    spec = importlib.util.spec_from_file_location("handwritten", ROOT / "hack" / "healthchecks" / "handwritten.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {kind: {ready[1] for ready, *_ in states} for kind, states in module.STATES.items()}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_only_states_no_real_run_produces_are_hand_written(kind: str) -> None:
+    allowed = _handwritten_states().get(kind, set())
+    for name, (first_line, obj) in _testdata(kind).items():
+        if first_line.startswith("# source: hand-written"):
+            ready = {c["type"]: c for c in obj["status"]["conditions"]}["Ready"]
+            assert ready["reason"] in allowed, f"{kind}/{name} is hand-written; record it from an integration test"
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_recorded_objects_carry_nothing_that_changes_between_runs(kind: str) -> None:
+    for name in _testdata(kind):
+        text = (CHECKS / kind / name).read_text()
+        assert stable_text(text) == text, f"{kind}/{name}: run-specific values (time, port, folder) left in"
