@@ -34,6 +34,12 @@ PLURAL = "experiments"
 SINGULAR = "experiment"
 SHORT_NAMES = ["exp"]
 
+# Children are named `<name>-experiment` (a Service, so a DNS-1035 label of at most 63 characters): checked at
+# admission, and again by the operator.
+CHILD_SUFFIX = "-experiment"
+MAX_NAME_LENGTH = 63 - len(CHILD_SUFFIX)
+NAME_SCHEMA = {"maxLength": MAX_NAME_LENGTH, "pattern": r"^[a-z]([-a-z0-9]*[a-z0-9])?$"}
+
 MAX_VARIANTS = 16
 MAX_GUARDRAILS = 16
 METRIC_NAME = r"^[A-Za-z_][A-Za-z0-9_.:-]*$"

@@ -31,6 +31,11 @@ PLURAL = "modeldeployments"
 SINGULAR = "modeldeployment"
 SHORT_NAMES = ["md"]
 
+# The name names Services (`<name>`, `<name>-stable`, ... up to `<name>-canary-models`, 14 characters of suffix), so it
+# must be a DNS-1035 label short enough for the longest child: checked at admission, and again by the operator.
+MAX_NAME_LENGTH = 63 - len("-canary-models")
+NAME_SCHEMA = {"maxLength": MAX_NAME_LENGTH, "pattern": r"^[a-z]([-a-z0-9]*[a-z0-9])?$"}
+
 DEFAULT_SERVING_IMAGE = "tensorflow/serving:2.18.0"
 MAX_STEPS = 32
 MAX_PARENT_REFS = 32

@@ -18,11 +18,11 @@ import yaml
 
 from croupier.api.common import API_VERSION, GROUP
 from croupier.api.decisionpolicy import StateBackend
-from croupier.api.experiment import KIND, ExperimentState
+from croupier.api.experiment import CHILD_SUFFIX, KIND, ExperimentState
 from croupier.operator.core.matching import digest, with_manifest_hashes
 from croupier.operator.core.observer import MANAGED_BY_LABEL
 from croupier.operator.decisionpolicy.children import CONFIG_MOUNT, RUNTIME_UID, SERVICE_PORT, STATE_MOUNT
-from croupier.operator.experiment.model import CHILD_SUFFIX, ExperimentObject, served_state
+from croupier.operator.experiment.model import ExperimentObject, served_state
 from croupier.operator.settings import FIELD_MANAGER, OperatorSettings
 from croupier.operator.templating import render_manifest
 

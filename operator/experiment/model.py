@@ -9,13 +9,18 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from croupier.api.experiment import KIND, ExperimentSpec, ExperimentState, OnGuardrailViolation, Reason
+from croupier.api.experiment import (
+    CHILD_SUFFIX,
+    KIND,
+    ExperimentSpec,
+    ExperimentState,
+    OnGuardrailViolation,
+    Reason,
+)
+from croupier.api.experiment import MAX_NAME_LENGTH as MAX_NAME
 from croupier.operator.core.controller import InvalidObjectError
 from croupier.operator.core.ownership import owner_reference
 
-# Children are named `<name>-experiment` (a DNS-1035 label of at most 63 characters).
-CHILD_SUFFIX = "-experiment"
-MAX_NAME = 63 - len(CHILD_SUFFIX)
 DNS_1035_LABEL = re.compile(rf"^[a-z]([-a-z0-9]{{0,{MAX_NAME - 2}}}[a-z0-9])?$")
 
 

@@ -9,13 +9,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from croupier.api.modeldeployment import KIND, ModelDeploymentSpec, Reason
+from croupier.api.modeldeployment import KIND, MAX_NAME_LENGTH, ModelDeploymentSpec, Reason
 from croupier.operator.core.controller import InvalidObjectError
 from croupier.operator.core.ownership import owner_reference
 
-# Children are named <name>, <name>-stable, <name>-canary-models, ...: Services need DNS-1035 labels (63 characters),
-# and the longest suffix is "-canary-models" (14).
-MAX_NAME_LENGTH = 49
 DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 

@@ -98,13 +98,26 @@ def test_invalid_case_is_rejected_naming_the_field(
         assert case["message"] in message, message
 
 
-@pytest.mark.parametrize("name", ["7-banners", "a" * 64, "banner.v2"])
-def test_policy_names_must_be_service_names(custom: client.CustomObjectsApi, namespace: str, name: str) -> None:
-    # A DecisionPolicy's name names its Service (a DNS-1035 label): refuse at admission what the operator could not
-    # serve, instead of accepting it and failing later.
-    doc = yaml.safe_load((EXAMPLES / "decisionpolicy-thompson.yaml").read_text())
-    doc["metadata"]["name"] = name
-    assert "metadata.name" in rejection(custom, namespace, doc)
+# Each kind's name names Services (`<name>`, `<name>-stable`, `<name>-experiment`, ...): a DNS-1035 label short enough
+# for its longest child. The operator checks the same (operator/*/model.py), for objects stored before these rules.
+NAME_LIMITS = [
+    ("decisionpolicy-thompson.yaml", 63),
+    ("modeldeployment-canary.yaml", 63 - len("-canary-models")),
+    ("experiment-abn.yaml", 63 - len("-experiment")),
+]
+
+
+@pytest.mark.parametrize(("example", "longest"), NAME_LIMITS)
+def test_names_must_be_service_names(
+    custom: client.CustomObjectsApi, namespace: str, example: str, longest: int
+) -> None:
+    # Refuse at admission what the operator could not serve, instead of accepting it and failing later.
+    doc = yaml.safe_load((EXAMPLES / example).read_text())
+    for name in ("7-banners", "banner.v2", "Banner", "a" * (longest + 1)):
+        doc["metadata"]["name"] = name
+        assert "metadata.name" in rejection(custom, namespace, doc), name
+    doc["metadata"]["name"] = "a" * longest
+    assert create(custom, namespace, doc)["metadata"]["name"] == "a" * longest
 
 
 def test_unknown_field_rejected_when_strict_and_pruned_otherwise(
