@@ -1,8 +1,8 @@
 """``scipy.special``, imported on first use.
 
-The operator imports the statistics at start (an Experiment's status types) but computes with them only when an
-Experiment is analysed; importing scipy.special costs every operator process about 29 MiB of RSS (numpy's share
-aside), the largest part of its idle memory (docs/benchmarks/operator.md). The first analysis pays the import.
+Importing scipy.special costs a process about 16 MiB of RSS on top of numpy (docs/benchmarks/operator.md); only an
+analysis computes with it, so the first analysis pays the import (the operator's Experiment observer does it in a
+thread beforehand: ``croupier.stats.COMPUTING_MODULES``).
 """
 
 from __future__ import annotations

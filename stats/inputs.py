@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-import numpy as np
-
 
 class StatsInputError(ValueError):
     """Bad input to the statistics: the message names the field and the problem."""
@@ -94,6 +92,8 @@ class Moments:
     @classmethod
     def of(cls, values: object) -> Moments:
         """The moments of a sequence of per-unit values (tests and examples; the runtime keeps running sums)."""
+        import numpy as np  # noqa: PLC0415  (numpy is loaded only where arrays are computed: croupier.stats)
+
         array = np.asarray(values, dtype=float)
         return cls(n=int(array.size), total=float(array.sum()), sum_of_squares=float((array**2).sum()))
 

@@ -4,6 +4,9 @@ sufficient statistics (GET /v1/stats), once its pods are rolled out."""
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +24,7 @@ from croupier.operator.decisionpolicy.status import DeploymentState
 from croupier.operator.experiment.children import CONFIG_HASH_ANNOTATION, child_names
 from croupier.operator.experiment.model import ExperimentObject, served_state
 from croupier.operator.experiment.status import Observations
+from croupier.stats import COMPUTING_MODULES
 
 PROBE_RETRY_SECONDS = 2.0
 
@@ -56,6 +60,15 @@ def _model_target_problem(deployment: dict[str, Any], version: int) -> str | Non
             state = row.get("state")
             return None if state == ModelVersionState.AVAILABLE else f"version {version} is {state}"
     return f"version {version} is not loaded (neither its stable nor its canary version)"
+
+
+async def load_statistics() -> None:
+    """Import what the first analysis computes with (numpy, scipy.special; about 0.6 s and 35 MiB of RSS) in a thread,
+    so that the event loop goes on serving every other object meanwhile; a no-op once they are loaded. The operator
+    does not import them at start: an operator without Experiments never pays for them."""
+    missing = [name for name in COMPUTING_MODULES if name not in sys.modules]
+    if missing:
+        await asyncio.to_thread(lambda: [importlib.import_module(name) for name in missing])
 
 
 class ExperimentObserver:
@@ -142,6 +155,8 @@ class ExperimentObserver:
             stats, error = await self._stats(url)
             if stats is not None and stats.generation != target.generation:
                 error, stats = f"the runtime serves generation {stats.generation}, want {target.generation}", None
+            if stats is not None:
+                await load_statistics()
             self.failures[target.uid] = 0 if stats is not None else self.failures.get(target.uid, 0) + 1
         return Observations(
             generation=target.generation,

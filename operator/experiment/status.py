@@ -43,10 +43,9 @@ from croupier.stats import (
     MetricKind,
     Moments,
     VariantData,
-    analyze,
 )
-from croupier.stats.analysis import Analysis, AnalysisState, GuardrailState, Interval
 from croupier.stats.inputs import Direction, StatsInputError
+from croupier.stats.results import Analysis, AnalysisState, GuardrailState, Interval
 
 TRUE, FALSE = ConditionStatus.TRUE, ConditionStatus.FALSE
 READY, PROGRESSING, DEGRADED = ConditionType.READY, ConditionType.PROGRESSING, ConditionType.DEGRADED
@@ -128,6 +127,10 @@ def run_analysis(
         Guardrail(g.name, MetricKind(str(g.type)), Direction(str(g.direction)), g.threshold)
         for g in spec.guardrails or []
     ]
+    # numpy and scipy.special load with the computation, on the first analysis (the observer imports them in a thread
+    # before it; croupier.stats.COMPUTING_MODULES): an operator without Experiments never loads them.
+    from croupier.stats.analysis import analyze  # noqa: PLC0415
+
     return analyze(variants, spec.control, metric, guardrails, _config(spec), planned_samples=planned_samples)
 
 

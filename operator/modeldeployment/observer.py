@@ -12,12 +12,14 @@ the kubelet refreshes their routing volume at once.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import grpc
 import structlog
 
 from croupier.api.common import now as utc_now
@@ -59,10 +61,22 @@ from croupier.operator.modeldeployment.plan import ServerView, canary_ready, pla
 from croupier.operator.modeldeployment.rollout import stored_rollout, wake_in
 from croupier.operator.modeldeployment.status import Observations, RouterState, ServerState
 from croupier.operator.settings import OperatorSettings
-from croupier.runtime.tfserving.client import ModelServerError, ModelServiceClient
+
+if TYPE_CHECKING:
+    from croupier.runtime.tfserving.client import ModelServiceClient
+
+MODEL_CLIENT = "croupier.runtime.tfserving.client"
+"""TF Serving's gRPC client (grpc, protobuf: about 8 MiB of RSS), loaded when the first ModelDeployment is observed."""
 
 RECHECK_SECONDS = 2.0
 log = structlog.get_logger("croupier.operator.modeldeployment")
+
+
+async def load_model_client() -> None:
+    """Import the TF Serving client (grpc, protobuf) in a thread, so that the event loop goes on serving every other
+    object meanwhile; a no-op once loaded. An operator without ModelDeployments never imports it."""
+    if MODEL_CLIENT not in sys.modules:
+        await asyncio.to_thread(importlib.import_module, MODEL_CLIENT)
 
 
 def applied_labels(configmap: Mapping[str, Any] | None) -> dict[str, int] | None:
@@ -251,12 +265,18 @@ class ModelObserver:
         return VersionTargets(canary=targets(canary_role), stable=targets(stable_role))
 
     def client(self, address: str) -> ModelServiceClient:
+        from croupier.runtime.tfserving.client import ModelServiceClient  # noqa: PLC0415  (load_model_client)
+
         if address not in self.clients:
             self.clients[address] = ModelServiceClient(address, timeout=self.settings.model_status_timeout_seconds)
         return self.clients[address]
 
     async def read(self, md: ModelDeploymentObject, server: ServerState) -> ServerState:
         """The server with TF Serving's model status (or why it could not be read)."""
+        import grpc  # noqa: PLC0415  (loaded with the client: load_model_client)
+
+        from croupier.runtime.tfserving.client import ModelServerError  # noqa: PLC0415
+
         service = service_name(md, server.role)
         address = self.settings.model_server_address(name=md.name, namespace=md.namespace, service=service)
         try:
@@ -271,6 +291,8 @@ class ModelObserver:
         self, md: ModelDeploymentObject, role: str, labels: Mapping[str, int]
     ) -> tuple[str, ...]:
         """The planned labels TF Serving does not resolve to their version yet (GetModelMetadata by label)."""
+        from croupier.runtime.tfserving.client import ModelServerError  # noqa: PLC0415  (load_model_client)
+
         address = self.settings.model_server_address(
             name=md.name, namespace=md.namespace, service=service_name(md, role)
         )
@@ -286,6 +308,7 @@ class ModelObserver:
         return tuple(behind)
 
     async def observe(self, snapshot: Snapshot[ModelDeploymentObject]) -> Observations:
+        await load_model_client()  # before the probes below and the status (its error codes) use it
         target, md = snapshot.target, snapshot.parsed
         if md is None or snapshot.problem is not None:
             return Observations(generation=target.generation, invalid=snapshot.invalid, apply_problem=snapshot.problem)

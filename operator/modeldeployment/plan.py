@@ -20,11 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from croupier.api.modeldeployment import ModelVersionState
 from croupier.operator.modeldeployment.children import CANARY, MAIN, STABLE, ServerPlan, ServingPlan, server_roles
 from croupier.operator.modeldeployment.model import ModelDeploymentObject
-from croupier.runtime.tfserving.client import VersionStatus
+
+if TYPE_CHECKING:
+    from croupier.runtime.tfserving.client import VersionStatus  # grpc and protobuf: loaded by the first probe
 
 
 @dataclass(frozen=True)

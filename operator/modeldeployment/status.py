@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from croupier.api.common import ChildReason, Condition, ConditionStatus, ConditionType
 from croupier.api.modeldeployment import (
@@ -29,8 +30,12 @@ from croupier.operator.modeldeployment.children import CANARY, STABLE, ServingPl
 from croupier.operator.modeldeployment.model import ModelDeploymentObject
 from croupier.operator.modeldeployment.plan import desired_canary_weight, server_for
 from croupier.operator.modeldeployment.rollout import rollout_conditions
-from croupier.runtime.tfserving.client import ErrorCode
-from croupier.runtime.tfserving.client import VersionStatus as ServedVersion
+
+if TYPE_CHECKING:
+    # The TF Serving client imports grpc and protobuf (about 8 MiB): loaded with the first model status probe
+    # (observer.load_model_client), not when the operator starts.
+    from croupier.runtime.tfserving.client import ErrorCode
+    from croupier.runtime.tfserving.client import VersionStatus as ServedVersion
 
 TRUE, FALSE = ConditionStatus.TRUE, ConditionStatus.FALSE
 READY, PROGRESSING, DEGRADED = ConditionType.READY, ConditionType.PROGRESSING, ConditionType.DEGRADED
@@ -42,6 +47,8 @@ _MISSING_MARKERS = ("not found", "no such file", "could not find", "does not exi
 
 def failure_reason(code: ErrorCode, message: str) -> Reason:
     """Name why TF Serving could not load a version, from its error code and its own text."""
+    from croupier.runtime.tfserving.client import ErrorCode  # noqa: PLC0415  (loaded by the probe that read it)
+
     text = message.lower()
     if code in (ErrorCode.PERMISSION_DENIED, ErrorCode.UNAUTHENTICATED) or any(m in text for m in _STORAGE_MARKERS):
         return Reason.STORAGE_UNREADABLE
@@ -173,6 +180,8 @@ def _version_problem(
     observed: Observations, rows: Sequence[VersionStatus], now: datetime
 ) -> tuple[VersionProblem | None, str | None]:
     """(The first version that failed or missed its deadline, as a Degraded condition; message of one still loading)."""
+    from croupier.runtime.tfserving.client import ErrorCode  # noqa: PLC0415  (loaded by the probes that read them)
+
     md = observed.md
     assert md is not None
     deadline = md.spec.progress_deadline_seconds
