@@ -22,7 +22,7 @@ OPERATOR_VERSION = "0.1.0"
 
 # Placeholders a runtime URL template may use (see ``runtime_url_template``).
 URL_PLACEHOLDERS = frozenset({"name", "namespace", "service"})
-# The router's metrics are read per pod (see ``router_metrics_url_template``).
+# The router's and TF Serving's metrics are read per pod (see ``router_metrics_url_template``).
 POD_PLACEHOLDERS = frozenset({"pod", "pod_ip"})
 
 
@@ -122,11 +122,15 @@ class OperatorSettings(BaseSettings):
         ),
     )
     model_metrics_url_template: str = Field(
-        "http://{service}.{namespace}.svc:8501/monitoring/prometheus/metrics",
+        "http://{pod_ip}:8501/monitoring/prometheus/metrics",
         description=(
             "Where the canary analysis (RuntimeStats) scrapes TF Serving's Prometheus endpoint of a ModelDeployment's "
-            "server. Placeholders as model_server_address_template; local runs point it at a model server process, "
-            "e.g. http://127.0.0.1:8501/monitoring/prometheus/metrics."
+            "server in routing mode GatewayAPI: once per ready pod of the version's server, summed. Placeholders as "
+            "router_metrics_url_template. Local runs point it at model server processes, e.g. "
+            "http://127.0.0.1:9000/{namespace}/{pod}/monitoring/prometheus/metrics behind a small dispatcher, or "
+            "http://127.0.0.1:8501/monitoring/prometheus/metrics for one process. A template without {pod} or "
+            "{pod_ip} is one address: exact with one pod per server only (with more, the interval is "
+            "InsufficientData)."
         ),
     )
     router_metrics_url_template: str = Field(
@@ -159,15 +163,14 @@ class OperatorSettings(BaseSettings):
     @field_validator(
         "runtime_url_template",
         "model_server_address_template",
-        "model_metrics_url_template",
     )
     @classmethod
     def _known_placeholders(cls, value: str) -> str:
         return _check_placeholders(value, URL_PLACEHOLDERS)
 
-    @field_validator("router_metrics_url_template")
+    @field_validator("router_metrics_url_template", "model_metrics_url_template")
     @classmethod
-    def _known_router_placeholders(cls, value: str) -> str:
+    def _known_pod_placeholders(cls, value: str) -> str:
         return _check_placeholders(value, URL_PLACEHOLDERS | POD_PLACEHOLDERS)
 
     def runtime_url(self, *, name: str, namespace: str, service: str) -> str:
@@ -176,19 +179,36 @@ class OperatorSettings(BaseSettings):
     def model_server_address(self, *, name: str, namespace: str, service: str) -> str:
         return self.model_server_address_template.format(name=name, namespace=namespace, service=service)
 
-    def model_metrics_url(self, *, name: str, namespace: str, service: str) -> str:
-        return self.model_metrics_url_template.format(name=name, namespace=namespace, service=service)
+    def model_metrics_url(self, *, name: str, namespace: str, service: str, pod: str = "", pod_ip: str = "") -> str:
+        return self.metrics_url(
+            self.model_metrics_url_template, name=name, namespace=namespace, service=service, pod=pod, pod_ip=pod_ip
+        )
+
+    @property
+    def model_metrics_per_pod(self) -> bool:
+        """The TF Serving metrics template names a pod: one URL per server pod (otherwise one URL for them all)."""
+        return names_pod(self.model_metrics_url_template)
 
     @property
     def router_metrics_per_pod(self) -> bool:
         """The router metrics template names a pod: one URL per router pod (otherwise one URL for them all)."""
-        return bool(_placeholders(self.router_metrics_url_template) & POD_PLACEHOLDERS)
+        return names_pod(self.router_metrics_url_template)
 
     def router_metrics_url(self, *, name: str, namespace: str, service: str, pod: str = "", pod_ip: str = "") -> str:
-        host = f"[{pod_ip}]" if ":" in pod_ip else pod_ip  # an IPv6 address in a URL
-        return self.router_metrics_url_template.format(
-            name=name, namespace=namespace, service=service, pod=pod, pod_ip=host
+        return self.metrics_url(
+            self.router_metrics_url_template, name=name, namespace=namespace, service=service, pod=pod, pod_ip=pod_ip
         )
+
+    @staticmethod
+    def metrics_url(template: str, *, name: str, namespace: str, service: str, pod: str = "", pod_ip: str = "") -> str:
+        """A metrics URL template (router's or TF Serving's) filled in for one pod (or none: a Service address)."""
+        host = f"[{pod_ip}]" if ":" in pod_ip else pod_ip  # an IPv6 address in a URL
+        return template.format(name=name, namespace=namespace, service=service, pod=pod, pod_ip=host)
+
+
+def names_pod(template: str) -> bool:
+    """A metrics URL template that names a pod ({pod} or {pod_ip}): one URL per pod."""
+    return bool(_placeholders(template) & POD_PLACEHOLDERS)
 
 
 def _placeholders(template: str) -> set[str]:

@@ -42,6 +42,7 @@ from croupier.operator.modeldeployment.children import (
     MAIN,
     ROUTING_ANNOTATION,
     ROUTING_KEY,
+    SERVER_LABEL,
     STABLE,
     ServingPlan,
     deployment_name,
@@ -53,6 +54,7 @@ from croupier.operator.modeldeployment.children import (
     router_name,
     router_selector_labels,
     routing_configmap_name,
+    selector_labels,
     server_roles,
     service_name,
 )
@@ -139,6 +141,44 @@ def ready_pods(pods: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
     return sorted(found)
 
 
+ROUTER_METRICS_SETTING = "CROUPIER_OPERATOR_ROUTER_METRICS_URL_TEMPLATE"
+MODEL_METRICS_SETTING = "CROUPIER_OPERATOR_MODEL_METRICS_URL_TEMPLATE"
+
+
+def pod_metrics_urls(
+    pods: Sequence[Mapping[str, Any]] | str | None,
+    template: str,
+    *,
+    per_pod: bool,
+    ready_replicas: int,
+    server: str,
+    setting: str,
+    name: str,
+    namespace: str,
+    service: str,
+) -> tuple[tuple[str, ...], str | None]:
+    """The metrics URLs of one Deployment's pods (the router's, or one TF Serving server's), and why they cannot give
+    exact numbers (None: they can). ``per_pod``: ``template`` names a pod, so one URL per ready pod of ``pods`` (the
+    Deployment's pods, or why they could not be listed); otherwise the template's one URL (e.g. a Service), exact only
+    while at most one pod is ready (``ready_replicas``, from the Deployment's status): a Service sends each scrape to
+    one of them. ``server`` names the Deployment and ``setting`` the template's variable in the reasons."""
+    if not per_pod:
+        url = OperatorSettings.metrics_url(template, name=name, namespace=namespace, service=service)
+        if ready_replicas > 1:
+            return (url,), (
+                f"{ready_replicas} pods of {server} are ready but {setting} ({template}) names no pod "
+                "({pod} or {pod_ip}): one scrape reaches one of them"
+            )
+        return (url,), None
+    if isinstance(pods, str):
+        return (), f"the pods of {server} could not be listed: {pods}"
+    urls = tuple(
+        OperatorSettings.metrics_url(template, name=name, namespace=namespace, service=service, pod=pod, pod_ip=ip)
+        for pod, ip in ready_pods(pods or ())
+    )
+    return urls, None if urls else f"no ready pod of {server} to scrape"
+
+
 def router_metrics_targets(
     md: ModelDeploymentObject,
     settings: OperatorSettings,
@@ -146,35 +186,70 @@ def router_metrics_targets(
     ready_replicas: int,
 ) -> VersionTargets | None:
     """VersionLabels: the router's per-version counters, one URL per ready router pod when the URL template names a
-    pod (``pods``: the router's pods, or why they could not be listed), else the one URL of the template (exact only
-    while at most one router pod is ready: a Service sends each scrape to one of them)."""
+    pod (``pods``: the router's pods, or why they could not be listed), else the one URL of the template."""
     canary = md.spec.canary
     if canary is None:
         return None
-    problem: str | None = None
-    if settings.router_metrics_per_pod:
-        if isinstance(pods, str):
-            problem = f"the router's pods could not be listed: {pods}"
-        ready = [] if pods is None or isinstance(pods, str) else ready_pods(pods)
-        urls = tuple(
-            settings.router_metrics_url(name=md.name, namespace=md.namespace, service=md.name, pod=pod, pod_ip=ip)
-            for pod, ip in ready
-        )
-        if not urls and problem is None:
-            problem = f"no ready pod of the router {router_name(md)} to scrape"
-    else:
-        urls = (settings.router_metrics_url(name=md.name, namespace=md.namespace, service=md.name),)
-        if ready_replicas > 1:
-            problem = (
-                f"{ready_replicas} router pods are ready but the router metrics URL template "
-                f"({settings.router_metrics_url_template}) names no pod ({{pod}} or {{pod_ip}}): one scrape reaches "
-                "one of them"
-            )
+    urls, problem = pod_metrics_urls(
+        pods,
+        settings.router_metrics_url_template,
+        per_pod=settings.router_metrics_per_pod,
+        ready_replicas=ready_replicas,
+        server=f"the router {router_name(md)}",
+        setting=ROUTER_METRICS_SETTING,
+        name=md.name,
+        namespace=md.namespace,
+        service=md.name,
+    )
     return VersionTargets(
         canary=Targets(urls, {"version": str(canary.version)}),
         stable=Targets(urls, {"version": str(md.spec.stable.version)}),
         problem=problem,
     )
+
+
+def server_metrics_targets(
+    md: ModelDeploymentObject,
+    settings: OperatorSettings,
+    pods: Sequence[Mapping[str, Any]] | str | None,
+    ready_replicas: Mapping[str, int],
+) -> VersionTargets | None:
+    """GatewayAPI: TF Serving's own metrics of each version's server (they carry no version; each version has its own
+    Deployment), one URL per ready pod of that server when the URL template names a pod (``pods``: the TF Serving pods
+    of both servers, told apart by their server label, or why they could not be listed), else the template's one URL
+    per server (``ready_replicas`` by server role). The stable server's problem counts only when the analysis compares
+    with it."""
+    canary = md.spec.canary
+    if canary is None:
+        return None
+    compares = canary.analysis is not None and canary.analysis.compares_with_stable
+    found: dict[str, tuple[str, ...]] = {}
+    problems: list[str] = []
+    for label in (CANARY, STABLE):
+        role = server_for(md, label)
+        own = pods if pods is None or isinstance(pods, str) else [p for p in pods if server_of(p) == role]
+        found[label], problem = pod_metrics_urls(
+            own,
+            settings.model_metrics_url_template,
+            per_pod=settings.model_metrics_per_pod,
+            ready_replicas=ready_replicas.get(role, 0),
+            server=f"the TF Serving server {deployment_name(md, role)}",
+            setting=MODEL_METRICS_SETTING,
+            name=md.name,
+            namespace=md.namespace,
+            service=service_name(md, role),
+        )
+        if problem is not None and (label == CANARY or compares):
+            problems.append(problem)
+    return VersionTargets(
+        canary=Targets(found[CANARY]), stable=Targets(found[STABLE]), problem=problems[0] if problems else None
+    )
+
+
+def server_of(pod: Mapping[str, Any]) -> str | None:
+    """The server role a TF Serving pod belongs to (its server label)."""
+    value = ((pod.get("metadata") or {}).get("labels") or {}).get(SERVER_LABEL)
+    return str(value) if value is not None else None
 
 
 def analysis_stopped(md: ModelDeploymentObject, rollout: RolloutStatus | None) -> bool:
@@ -246,23 +321,22 @@ class ModelObserver:
     def metrics_targets(
         self,
         md: ModelDeploymentObject,
-        router_pods: Sequence[Mapping[str, Any]] | str | None = None,
+        pods: Sequence[Mapping[str, Any]] | str | None = None,
         router: RouterState | None = None,
+        servers: Mapping[str, ServerState] | None = None,
     ) -> VersionTargets | None:
-        """The metrics endpoints of the canary's and the stable version's servers (RuntimeStats): TF Serving's own per
-        server in GatewayAPI mode; the router's per-version counters in VersionLabels mode (TF Serving's metrics carry
-        no version, and one server serves both there), from every ready router pod."""
+        """The metrics endpoints of the canary's and the stable version's servers (RuntimeStats): TF Serving's own of
+        every ready pod of each version's server in GatewayAPI mode; the router's per-version counters in VersionLabels
+        mode (TF Serving's metrics carry no version, and one server serves both there), from every ready router pod.
+        ``pods``: the router's or the TF Serving servers' pods as listed this pass (``list_metrics_pods``)."""
         if has_router(md):
             ready = router.deployment.ready if router is not None and router.deployment is not None else 0
-            return router_metrics_targets(md, self.settings, router_pods, ready)
-        canary_role, stable_role = server_for(md, CANARY), server_for(md, STABLE)
-
-        def targets(role: str) -> Targets:
-            service = service_name(md, role)
-            url = self.settings.model_metrics_url(name=md.name, namespace=md.namespace, service=service)
-            return Targets((url,))
-
-        return VersionTargets(canary=targets(canary_role), stable=targets(stable_role))
+            return router_metrics_targets(md, self.settings, pods, ready)
+        ready_replicas = {
+            role: server.deployment.ready if server.deployment is not None else 0
+            for role, server in (servers or {}).items()
+        }
+        return server_metrics_targets(md, self.settings, pods, ready_replicas)
 
     def client(self, address: str) -> ModelServiceClient:
         from croupier.runtime.tfserving.client import ModelServiceClient  # noqa: PLC0415  (load_model_client)
@@ -340,9 +414,10 @@ class ModelObserver:
         if analysis is not None:
             pods = None
             if analysis.source.type == MetricsSourceType.RUNTIME_STATS and not analysis_stopped(md, previous):
-                if has_router(md) and self.settings.router_metrics_per_pod:
-                    router_pods = await self.list_router_pods(md)
-                pods = self.metrics_targets(md, router_pods, router)
+                listed = await self.list_metrics_pods(md)
+                if has_router(md):
+                    router_pods = listed
+                pods = self.metrics_targets(md, listed, router, servers)
             observation = await self.analyst(target.uid, md).observe(md.spec, previous, moment, pods)
         outcome = advance(md.spec, previous, observation, moment, available)
         due_in = wake_in(md.spec, outcome.rollout, moment)
@@ -420,10 +495,24 @@ class ModelObserver:
         return {label: version for label, version in applied.items() if label not in behind}
 
     async def list_router_pods(self, md: ModelDeploymentObject) -> list[dict[str, Any]] | str:
-        """The router's pods (by its selector labels), or why they could not be listed. No index holds pods (they are
-        owned by ReplicaSets, not by the ModelDeployment), so this is one list call, made only on passes that need it:
-        a RuntimeStats analysis in VersionLabels mode, or a routing table change."""
-        selector = ",".join(f"{k}={v}" for k, v in sorted(router_selector_labels(md).items()))
+        """The router's pods (by its selector labels), or why they could not be listed."""
+        return await self.list_pods(md, router_selector_labels(md))
+
+    async def list_metrics_pods(self, md: ModelDeploymentObject) -> list[dict[str, Any]] | str | None:
+        """The pods whose metrics RuntimeStats reads when its URL template names a pod (None: it does not): the
+        router's (VersionLabels), or both TF Serving servers' in one call (GatewayAPI; told apart by server label)."""
+        if has_router(md):
+            return await self.list_router_pods(md) if self.settings.router_metrics_per_pod else None
+        if not self.settings.model_metrics_per_pod:
+            return None
+        servers = {k: v for k, v in selector_labels(md, STABLE).items() if k != SERVER_LABEL}
+        return await self.list_pods(md, servers)
+
+    async def list_pods(self, md: ModelDeploymentObject, labels: Mapping[str, str]) -> list[dict[str, Any]] | str:
+        """The pods with these labels in the ModelDeployment's namespace, or why they could not be listed. No index
+        holds pods (they are owned by ReplicaSets, not by the ModelDeployment), so this is one list call, made only on
+        passes that need it: a running RuntimeStats analysis, or a routing table change."""
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
         try:
             return [dict(pod) for pod in await self.kube.list(POD.kind, md.namespace, selector)]
         except KubeError as error:

@@ -7,6 +7,9 @@ plays the kubelet as ``test_modeldeployment_router`` does, with one ``croupier-r
 ``CROUPIER_OPERATOR_ROUTER_METRICS_URL_TEMPLATE`` names the pod, and a dispatcher on loopback sends
 ``/<namespace>/<pod>/metrics`` to that pod's process. The two routers serve different counts in one interval; the
 interval's request count in ``status.rollout.analyses`` is their sum.
+
+Routing mode GatewayAPI reads TF Serving's own metrics of each version's pods the same way: two model server processes
+play the two pods of the canary's server (``CROUPIER_OPERATOR_MODEL_METRICS_URL_TEMPLATE`` through the same dispatcher).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from croupier.modelserver.process import ModelServerProcess
 
 from ..test_crd_admission_modeldeployment import install_gateway_api
 from .test_modeldeployment import ADDRESS_ENV, Deployments
+from .test_modeldeployment_canary import METRICS_ENV, MergingKubelet
 from .test_modeldeployment_router import ROUTER_METRICS_ENV, ROUTER_SELECTOR, body
 
 # One long step, so the rollout keeps measuring; intervals without traffic are InsufficientData (never a pass), and
@@ -50,8 +54,8 @@ def gateway_api(kubectl: Kubectl) -> Path:
     return install_gateway_api(kubectl)
 
 
-def ready_router_pods(kubectl: Kubectl, namespace: str) -> list[str] | None:
-    found = kubectl.json("get", "pods", "-n", namespace, "-l", ROUTER_SELECTOR)
+def ready_router_pods(kubectl: Kubectl, namespace: str, selector: str = ROUTER_SELECTOR) -> list[str] | None:
+    found = kubectl.json("get", "pods", "-n", namespace, "-l", selector)
     names = [
         p["metadata"]["name"]
         for p in found.get("items") or ()
@@ -60,8 +64,8 @@ def ready_router_pods(kubectl: Kubectl, namespace: str) -> list[str] | None:
     return sorted(names) if len(names) == 2 else None
 
 
-def predict(router: RouterProcess, count: int) -> None:
-    """``count`` Predicts that name the canary's version (so each router's count is exact, not a weighted draw)."""
+def predict(router: RouterProcess | ModelServerProcess, count: int) -> None:
+    """``count`` Predicts that name the canary's version (so each pod's count is exact, not a weighted draw)."""
     instance = {"context": [0.7] * DIMS, "arms": [[0.1] * DIMS, [0.2] * DIMS]}
     with httpx.Client(timeout=5, trust_env=False) as client:
         for _ in range(count):
@@ -71,9 +75,8 @@ def predict(router: RouterProcess, count: int) -> None:
             assert answer.status_code == 200, answer.text
 
 
-def test_the_interval_counts_the_requests_of_every_router_pod(
-    gateway_api: Path, operator: Any, kubectl: Kubectl, namespace: str, tmp_path: Path
-) -> None:
+def apply_canary(kubectl: Kubectl, namespace: str, tmp_path: Path, routing: dict[str, Any]) -> tuple[Deployments, Path]:
+    """The ModelDeployment ``ranker`` (versions 1 and 2 on disk, ``serving.replicas: 2``) with the canary under test."""
     base = tmp_path / "ranker"
     for version in (1, 2):
         savedmodels.write_ranker(base, version)
@@ -81,11 +84,46 @@ def test_the_interval_counts_the_requests_of_every_router_pod(
         "model": {"name": "ranker", "storageUri": f"file://{base}"},
         "stable": {"version": 1},
         "canary": CANARY,
-        "routing": {"mode": "VersionLabels"},
+        "routing": routing,
         "serving": {"replicas": 2},
     }
     kubectl.apply(body(namespace, spec))
-    mds = Deployments(kubectl, namespace)
+    return Deployments(kubectl, namespace), base
+
+
+def analyses(mds: Deployments, at_least: int) -> list[dict[str, Any]] | None:
+    rollout = (mds.get("ranker").get("status") or {}).get("rollout") or {}
+    found: list[dict[str, Any]] = rollout.get("analyses") or []
+    return found if len(found) >= at_least else None
+
+
+def burst_interval(mds: Deployments, pods: dict[str, RouterProcess | ModelServerProcess]) -> tuple[dict[str, Any], int]:
+    """The interval after the first one to end (the canary is AVAILABLE and routed by then), into which ``SENT``
+    Predicts go through the pods' processes, and how many intervals have ended with it."""
+    seen = wait_for(lambda: analyses(mds, 1), timeout=120, what="a first analysis interval")
+    # Right after an interval's end was written (its closing scrape is the next one's opening): the whole burst lands
+    # in the next interval, 30 requests through pod a, 12 through pod b.
+    for name, count in SENT.items():
+        predict(pods[name], count)
+    after = wait_for(lambda: analyses(mds, len(seen) + 1), timeout=60, what="the next analysis interval")
+    return after[len(seen)], len(after)
+
+
+def interval_naming(mds: Deployments, survivor: RouterProcess | ModelServerProcess, pod: str, ended: int) -> Any:
+    """The first interval after the ``ended`` ones whose message names ``pod`` (traffic through ``survivor``)."""
+
+    def found() -> dict[str, Any] | None:
+        predict(survivor, 5)
+        found = analyses(mds, ended + 1) or []
+        return next((a for a in found[ended:] if pod in (a.get("message") or "")), None)
+
+    return wait_for(found, timeout=60, interval=1, what=f"an interval naming pod {pod}")
+
+
+def test_the_interval_counts_the_requests_of_every_router_pod(
+    gateway_api: Path, operator: Any, kubectl: Kubectl, namespace: str, tmp_path: Path
+) -> None:
+    mds, _ = apply_canary(kubectl, namespace, tmp_path, {"mode": "VersionLabels"})
     assert mds.child("deployment", "ranker-router")["spec"]["replicas"] == 2
     pod_a, pod_b = wait_for(lambda: ready_router_pods(kubectl, namespace), timeout=60, what="two ready router pods")
 
@@ -110,24 +148,11 @@ def test_the_interval_counts_the_requests_of_every_router_pod(
             with PodDispatcher(routes) as dispatcher:
                 operator.extra_env = {ADDRESS_ENV: server.grpc_target, ROUTER_METRICS_ENV: dispatcher.template}
                 operator.restart()
-
-                def analyses(at_least: int) -> list[dict[str, Any]] | None:
-                    rollout = (mds.get("ranker").get("status") or {}).get("rollout") or {}
-                    found: list[dict[str, Any]] = rollout.get("analyses") or []
-                    return found if len(found) >= at_least else None
-
-                # The first interval opens once the canary is AVAILABLE and routed; wait for one to end.
-                seen = wait_for(lambda: analyses(1), timeout=120, what="a first analysis interval")
                 before = {
                     name: r.metric("croupier_router_requests_total", model="ranker", version="2")
                     for name, r in routers.items()
                 }
-                # Right after an interval's end was written (its closing scrape is the next one's opening): the
-                # whole burst lands in the next interval, 30 requests through pod a, 12 through pod b.
-                for name, count in SENT.items():
-                    predict(routers[name], count)
-                after = wait_for(lambda: analyses(len(seen) + 1), timeout=60, what="the next analysis interval")
-                interval = after[len(seen)]
+                interval, ended = burst_interval(mds, dict(routers))
                 served = {
                     name: r.metric("croupier_router_requests_total", model="ranker", version="2") - before[name]
                     for name, r in routers.items()
@@ -140,14 +165,7 @@ def test_the_interval_counts_the_requests_of_every_router_pod(
                 # Pod b stops answering: the next interval cannot count its requests, so it is InsufficientData
                 # naming the scrape that failed, never a pass (pod a alone still serves enough).
                 routers["b"].stop()
-                count = len(after)
-
-                def unscrapable() -> dict[str, Any] | None:
-                    predict(routers["a"], 5)
-                    found = analyses(count + 1) or []
-                    return next((a for a in found[count:] if pod_b in (a.get("message") or "")), None)
-
-                insufficient = wait_for(unscrapable, timeout=60, interval=1, what="an interval naming pod b")
+                insufficient = interval_naming(mds, routers["a"], pod_b, ended)
                 assert insufficient["result"] == "InsufficientData", insufficient
                 assert insufficient["message"].startswith("scrape of http://127.0.0.1:"), insufficient
                 assert (mds.get("ranker")["status"]["rollout"]["state"]) == "Progressing"
@@ -159,3 +177,36 @@ def test_the_interval_counts_the_requests_of_every_router_pod(
             for router in routers.values():
                 router.stop()
             server.stop()
+
+
+def test_the_interval_counts_the_requests_of_every_canary_server_pod(
+    gateway_api: Path, operator: Any, kubectl: Kubectl, namespace: str, tmp_path: Path
+) -> None:
+    routing = {"mode": "GatewayAPI", "protocol": "HTTP", "parentRefs": [{"name": "gw"}]}
+    mds, base = apply_canary(kubectl, namespace, tmp_path, routing)
+    selector = "app.kubernetes.io/instance=ranker,croupier.dev/server=canary"
+    pod_a, pod_b = wait_for(lambda: ready_router_pods(kubectl, namespace, selector), timeout=60, what="canary pods")
+    config, monitoring = tmp_path / "models.config", tmp_path / "monitoring.config"
+    monitoring.write_text('prometheus_config {\n  enable: true\n  path: "/monitoring/prometheus/metrics"\n}\n')
+    flags = [f"--model_config_file={config}", "--model_config_file_poll_wait_seconds=1"]
+    flags.append(f"--monitoring_config_file={monitoring}")
+    with MergingKubelet(kubectl, namespace, ("ranker-stable-models", "ranker-canary-models"), config, base):
+        servers = {name: ModelServerProcess(flags, tmp_path / f"modelserver-{name}.log") for name in SENT}
+        try:
+            for server in servers.values():
+                server.start(ready_model="ranker")
+            pods = {"a": pod_a, "b": pod_b}
+            routes = {f"{namespace}/{pods[name]}": server.rest_url for name, server in servers.items()}
+            with PodDispatcher(routes) as dispatcher:
+                template = dispatcher.template.removesuffix("metrics") + "monitoring/prometheus/metrics"
+                operator.extra_env = {ADDRESS_ENV: servers["a"].grpc_target, METRICS_ENV: template}
+                operator.restart()
+                interval, ended = burst_interval(mds, dict(servers))
+                assert interval["requests"] == sum(SENT.values()) and interval["result"] == "Passed", interval
+                servers["b"].stop()  # pod b's requests cannot be counted any more: never a pass
+                insufficient = interval_naming(mds, servers["a"], pod_b, ended)
+                assert insufficient["result"] == "InsufficientData", insufficient
+                print(f"\ncanary pods {pod_a}, {pod_b}: {json.dumps(interval)}; then {insufficient['message']}")
+        finally:
+            for server in servers.values():
+                server.stop()

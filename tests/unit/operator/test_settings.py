@@ -45,13 +45,22 @@ def test_help_lists_every_setting_with_its_default(capsys: pytest.CaptureFixture
     assert "CROUPIER_OPERATOR_RUNTIME_PORT  [default: 8080]" in out
 
 
-def test_only_the_router_metrics_template_may_name_a_pod() -> None:
-    settings = OperatorSettings(router_metrics_url_template="http://127.0.0.1:9/{namespace}/{pod}/{pod_ip}")
-    assert settings.router_metrics_per_pod
+def test_only_the_metrics_templates_may_name_a_pod() -> None:
+    settings = OperatorSettings(
+        router_metrics_url_template="http://127.0.0.1:9/{namespace}/{pod}/{pod_ip}",
+        model_metrics_url_template="http://{service}.{namespace}.svc:8501/monitoring/prometheus/metrics",
+    )
+    assert settings.router_metrics_per_pod and not settings.model_metrics_per_pod
     assert settings.router_metrics_url(name="r", namespace="ns", service="r", pod="p", pod_ip="10.0.0.1") == (
         "http://127.0.0.1:9/ns/p/10.0.0.1"
     )
+    assert OperatorSettings().model_metrics_per_pod
+    assert OperatorSettings().model_metrics_url(name="r", namespace="ns", service="r-canary", pod_ip="fd00::1") == (
+        "http://[fd00::1]:8501/monitoring/prometheus/metrics"
+    )
     with pytest.raises(ValueError, match=r"unknown placeholders \['pod'\]"):
-        OperatorSettings(model_metrics_url_template="http://{pod}:8501/monitoring/prometheus/metrics")
+        OperatorSettings(model_server_address_template="{pod}:8500")
+    with pytest.raises(ValueError, match=r"unknown placeholders \['node'\]"):
+        OperatorSettings(model_metrics_url_template="http://{node}:8501/monitoring/prometheus/metrics")
     with pytest.raises(ValueError, match=r"unknown placeholders \['node'\]"):
         OperatorSettings(router_metrics_url_template="http://{node}:8501/metrics")

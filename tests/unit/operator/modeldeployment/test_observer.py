@@ -12,7 +12,12 @@ from croupier.api.modeldeployment import RolloutState, RolloutStatus
 from croupier.operator.core.matching import with_manifest_hashes
 from croupier.operator.modeldeployment.canary.engine import spec_hash
 from croupier.operator.modeldeployment.canary.runtimestats import Targets
-from croupier.operator.modeldeployment.children import FAILED_ANNOTATION, LABELS_ANNOTATION, render_served
+from croupier.operator.modeldeployment.children import (
+    FAILED_ANNOTATION,
+    LABELS_ANNOTATION,
+    SERVER_LABEL,
+    render_served,
+)
 from croupier.operator.modeldeployment.model import parse_model_deployment
 from croupier.operator.modeldeployment.observer import (
     analysis_stopped,
@@ -22,6 +27,7 @@ from croupier.operator.modeldeployment.observer import (
     route_problem,
     router_metrics_targets,
     served,
+    server_metrics_targets,
 )
 from croupier.operator.modeldeployment.plan import plan
 from croupier.operator.settings import OperatorSettings
@@ -87,8 +93,18 @@ def test_a_gateway_that_refuses_the_route_is_named_with_its_message() -> None:
     assert route_problem(refused) == "Gateway gw did not accept the route: NotAllowedByListeners: no match"
 
 
-def router_pod(name: str, ip: str | None, *, ready: bool = True, phase: str = "Running", gone: bool = False) -> Any:
+def router_pod(
+    name: str,
+    ip: str | None,
+    *,
+    ready: bool = True,
+    phase: str = "Running",
+    gone: bool = False,
+    labels: dict[str, str] | None = None,
+) -> Any:
     meta: dict[str, Any] = {"name": name, **({"deletionTimestamp": "2026-01-01T00:00:00Z"} if gone else {})}
+    if labels is not None:
+        meta["labels"] = labels
     status: dict[str, Any] = {"phase": phase, "conditions": [{"type": "Ready", "status": str(ready)}]}
     if ip is not None:
         status["podIP"] = ip
@@ -144,7 +160,7 @@ def test_router_pods_that_cannot_be_read_or_counted_exactly_are_named() -> None:
     unlisted = router_metrics_targets(md, settings, "403 Forbidden: pods is forbidden", ready_replicas=2)
     assert (
         unlisted is not None
-        and unlisted.problem == "the router's pods could not be listed: 403 Forbidden: pods is forbidden"
+        and unlisted.problem == "the pods of the router r-router could not be listed: 403 Forbidden: pods is forbidden"
     )
     none_ready = router_metrics_targets(md, settings, [router_pod("r-router-a", "10.0.0.11", ready=False)], 0)
     assert none_ready is not None and none_ready.problem == "no ready pod of the router r-router to scrape"
@@ -155,10 +171,96 @@ def test_router_pods_that_cannot_be_read_or_counted_exactly_are_named() -> None:
     assert one is not None and one.problem is None and one.canary.urls == ("http://r.ns.svc:8501/metrics",)
     several = router_metrics_targets(md, service, None, ready_replicas=3)
     assert several is not None and several.problem is not None
-    assert several.problem.startswith("3 router pods are ready but the router metrics URL template")
+    assert several.problem == (
+        "3 pods of the router r-router are ready but CROUPIER_OPERATOR_ROUTER_METRICS_URL_TEMPLATE "
+        "(http://{service}.{namespace}.svc:8501/metrics) names no pod ({pod} or {pod_ip}): "
+        "one scrape reaches one of them"
+    )
     assert (
         router_metrics_targets(replace(md, spec=md.spec.model_copy(update={"canary": None})), settings, [], 0) is None
     )
+
+
+def gateway_md(**analysis: Any) -> Any:
+    canary: dict[str, Any] = {"version": 2, "weight": 10}
+    if analysis:
+        canary["analysis"] = {"intervalSeconds": 60, "minRequests": 10, **analysis}
+    return parse_model_deployment(
+        {
+            "metadata": {"name": "r", "namespace": "ns", "uid": "u", "generation": 1},
+            "spec": {
+                "model": {"name": "ranker", "storageUri": "file:///m"},
+                "stable": {"version": 1},
+                "canary": canary,
+                "serving": {"replicas": 2},
+                "routing": {"mode": "GatewayAPI", "protocol": "GRPC", "parentRefs": [{"name": "gw"}]},
+            },
+        }
+    )
+
+
+def server_pod(role: str, name: str, ip: str, *, ready: bool = True) -> Any:
+    return router_pod(name, ip, ready=ready, labels={"app.kubernetes.io/instance": "r", SERVER_LABEL: role})
+
+
+def test_gateway_mode_reads_every_ready_pod_of_each_version_server() -> None:
+    md, settings = gateway_md(maxErrorRate=0.1), OperatorSettings()
+    assert settings.model_metrics_per_pod
+    pods = [
+        server_pod("canary", "r-canary-b", "10.0.1.2"),
+        server_pod("stable", "r-stable-a", "10.0.2.1"),
+        server_pod("canary", "r-canary-a", "fd00::1"),
+        server_pod("canary", "r-canary-c", "10.0.1.3", ready=False),
+        router_pod("stray", "10.0.9.9"),  # no server label: neither version's
+    ]
+    targets = server_metrics_targets(md, settings, pods, {"canary": 2, "stable": 1})
+    assert targets is not None and targets.problem is None
+    assert targets.canary == Targets(
+        (
+            "http://[fd00::1]:8501/monitoring/prometheus/metrics",
+            "http://10.0.1.2:8501/monitoring/prometheus/metrics",
+        )
+    )
+    assert targets.stable == Targets(("http://10.0.2.1:8501/monitoring/prometheus/metrics",))
+    local = OperatorSettings(
+        model_metrics_url_template="http://127.0.0.1:9000/{namespace}/{pod}/monitoring/prometheus/metrics"
+    )
+    found = server_metrics_targets(md, local, pods, {})
+    assert found is not None and found.stable.urls == (
+        "http://127.0.0.1:9000/ns/r-stable-a/monitoring/prometheus/metrics",
+    )
+
+
+def test_gateway_mode_names_a_version_server_it_cannot_count_exactly() -> None:
+    settings = OperatorSettings()
+    alone, comparing = gateway_md(maxErrorRate=0.1), gateway_md(maxErrorRateIncrease=0.05)
+    unlisted = server_metrics_targets(alone, settings, "403 Forbidden: pods is forbidden", {})
+    assert unlisted is not None and unlisted.problem == (
+        "the pods of the TF Serving server r-canary could not be listed: 403 Forbidden: pods is forbidden"
+    )
+    # No ready stable pod matters only when the analysis compares the canary with the stable version.
+    canary_only = [server_pod("canary", "r-canary-a", "10.0.1.1")]
+    found = server_metrics_targets(alone, settings, canary_only, {})
+    assert found is not None and found.problem is None and found.stable.urls == ()
+    compared = server_metrics_targets(comparing, settings, canary_only, {})
+    assert compared is not None and compared.problem == "no ready pod of the TF Serving server r-stable to scrape"
+    stable_only = [server_pod("stable", "r-stable-a", "10.0.2.1")]
+    missing = server_metrics_targets(alone, settings, stable_only, {})
+    assert missing is not None and missing.problem == "no ready pod of the TF Serving server r-canary to scrape"
+    # A Service template is one address per server: exact while one pod of that server is ready.
+    service = OperatorSettings(
+        model_metrics_url_template="http://{service}.{namespace}.svc:8501/monitoring/prometheus/metrics"
+    )
+    one = server_metrics_targets(comparing, service, None, {"canary": 1, "stable": 1})
+    assert one is not None and one.problem is None
+    assert one.canary.urls == ("http://r-canary.ns.svc:8501/monitoring/prometheus/metrics",)
+    assert one.stable.urls == ("http://r-stable.ns.svc:8501/monitoring/prometheus/metrics",)
+    several = server_metrics_targets(comparing, service, None, {"canary": 1, "stable": 2})
+    assert several is not None and several.problem is not None
+    assert several.problem.startswith("2 pods of the TF Serving server r-stable are ready but ")
+    assert server_metrics_targets(alone, service, None, {"canary": 1, "stable": 2}).problem is None  # type: ignore[union-attr]
+    no_canary = replace(alone, spec=alone.spec.model_copy(update={"canary": None}))
+    assert server_metrics_targets(no_canary, settings, [], {}) is None
 
 
 def test_nothing_is_scraped_for_a_rolled_back_or_halted_canary_until_its_spec_changes() -> None:
