@@ -323,9 +323,9 @@ class AnalysisSpec(ApiModel):
     sequential_tuning_sample_size: Annotated[
         int,
         Field(
-            description="Sequential: the sample size per variant at which the always-valid confidence sequence is "
-            "tightest; it sets the mixture's tuning parameter (as GrowthBook's sequentialTuningParameter). See "
-            "docs/statistics.md.",
+            description="Sequential: the total sample size of one comparison (treatment plus control units, not "
+            "per variant) at which the always-valid confidence sequence is tightest; it is the mixture's tuning "
+            "parameter, the same number as GrowthBook's sequentialTuningParameter. See docs/statistics.md.",
             ge=10,
             le=1_000_000_000,
         ),

@@ -75,3 +75,18 @@ def test_status_carries_negative_outcomes_sums_epoch_and_guardrail_action() -> N
     assert status.variants[0].metrics is not None and status.variants[0].metrics[0].sum_squares == 40.25
     with pytest.raises(ValidationError, match="sumSquares"):
         experiment.MetricSums.model_validate({"name": "m", "count": 1, "sum": 1, "sumSquares": -1})
+
+
+def test_sequential_tuning_sample_size_is_the_total_of_both_arms() -> None:
+    """gbstats' sequential_tuning_parameter is the total n of treatment plus control (its n = n_a + n_b); the field is
+    that same number, passed through unchanged, and its description must say so (not 'per variant')."""
+    from croupier.operator.experiment.status import _config
+
+    field = experiment.AnalysisSpec.model_fields["sequential_tuning_sample_size"]
+    assert field.description is not None
+    assert "per variant at which" not in field.description
+    assert "total sample size of one comparison" in field.description
+    doc = yaml.safe_load((EXAMPLES / "experiment-abn.yaml").read_text())
+    doc["spec"].setdefault("analysis", {})["sequentialTuningSampleSize"] = 6461
+    spec = experiment.ExperimentSpec.model_validate(doc["spec"])
+    assert _config(spec).sequential_tuning_parameter == 6461.0
