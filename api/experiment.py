@@ -474,7 +474,8 @@ class Reason(StrEnum):
     TARGET_NOT_FOUND = "TargetNotFound"
     TARGET_NOT_READY = "TargetNotReady"
     TARGET_NOT_SUPPORTED = "TargetNotSupported"
-    """A variant targets a ModelDeployment version and this operator has no model router yet."""
+    """A variant targets a version of a ModelDeployment that routes with GatewayAPI, where no model router honours a
+    version route (VersionLabels mode is supported); the runtime serves control."""
     ROLLOUT_IN_PROGRESS = "RolloutInProgress"
     """The runtime's pods are not all serving the current configuration yet (or its statistics were not read yet)."""
     ROLLOUT_STALLED = "RolloutStalled"
