@@ -565,6 +565,15 @@ class VariantStatus(ApiModel):
     probability_to_beat_control: Annotated[
         float | None, Field(description="Posterior probability of beating control (Bayesian).", ge=0, le=1)
     ] = None
+    expected_loss: Annotated[
+        float | None,
+        Field(
+            description="Bayesian: the expected loss of choosing this variant over control, E[max(control - variant, "
+            "0)] for an Increase metric (variant - control for Decrease), in the metric's units per unit; 6 "
+            "significant digits.",
+            ge=0,
+        ),
+    ] = None
     guardrails: Annotated[
         list[GuardrailStatus] | None,
         Field(

@@ -85,6 +85,11 @@ def _round(value: float | None, digits: int = 6) -> float | None:
     return None if value is None else round(value, digits)
 
 
+def _significant(value: float | None, digits: int = 6) -> float | None:
+    """``digits`` significant digits: an expected loss is often far below 1e-6 and must not round to 0."""
+    return None if value is None else float(f"{value:.{digits}g}")
+
+
 def _lift(interval: Interval | None) -> Lift | None:
     if interval is None:
         return None
@@ -184,6 +189,7 @@ def results_table(spec: ExperimentSpec, stats: ExperimentStatsResponse, analysis
                 probability_to_beat_control=_round(
                     comparison.probability_to_beat_control if comparison is not None else None
                 ),
+                expected_loss=_significant(comparison.expected_loss if comparison is not None else None),
                 guardrails=[
                     GuardrailStatus(
                         name=g.name,

@@ -211,3 +211,18 @@ def test_the_spec_multiple_comparison_rule_reaches_the_analysis(rule: str, facto
     for comparison in comparisons:
         assert comparison is not None and comparison.p_value is not None
         assert comparison.adjusted_p_value == pytest.approx(min(1.0, comparison.p_value * factor), rel=1e-9)
+
+
+def test_bayesian_expected_loss_is_in_status() -> None:
+    spec = {**NO_GUARDRAILS, "analysis": {"method": "Bayesian", "minimumSamplesPerVariant": 1000}}
+    stats = _stats(_variant("a", 5000, 500, refunds=None), _variant("b", 5000, 540, refunds=None))
+    status = desired_status(_observed(stats, spec=spec), None, T0)
+    a, b = status.variants or []
+    comparison = run_analysis(ExperimentSpec.model_validate(spec), stats).variants[1].comparison
+    assert comparison is not None and comparison.expected_loss is not None and comparison.expected_loss > 0
+    assert a.expected_loss is None
+    assert b.expected_loss == pytest.approx(comparison.expected_loss, rel=1e-5)
+    assert b.probability_to_beat_control is not None and 0.5 < b.probability_to_beat_control < 1
+    assert ExperimentStatus.model_validate(status.to_wire()).variants[1].expected_loss == b.expected_loss  # type: ignore[index]
+    frequentist = desired_status(_observed(stats, spec=NO_GUARDRAILS), None, T0)
+    assert all(v.expected_loss is None for v in frequentist.variants or [])
