@@ -529,6 +529,14 @@ class GuardrailAction(ApiModel):
         OnGuardrailViolation, Field(description="spec.onGuardrailViolation applied: None, Pause, Conclude.")
     ]
     time: Annotated[datetime, Field(description="When the violation was acted on.")]
+    epoch: Annotated[
+        str | None,
+        Field(
+            description="The epoch whose data violated the guardrail: a new epoch (changed variants, weights, salt or "
+            "algorithm) clears the action and its data decides again.",
+            max_length=64,
+        ),
+    ] = None
 
 
 class FixedHorizonPlan(ApiModel):

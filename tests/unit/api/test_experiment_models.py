@@ -11,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from croupier.api import experiment
+from croupier.operator.experiment.status import _config
 
 from .cases import EXAMPLES, manifest
 
@@ -80,8 +81,6 @@ def test_status_carries_negative_outcomes_sums_epoch_and_guardrail_action() -> N
 def test_sequential_tuning_sample_size_is_the_total_of_both_arms() -> None:
     """gbstats' sequential_tuning_parameter is the total n of treatment plus control (its n = n_a + n_b); the field is
     that same number, passed through unchanged, and its description must say so (not 'per variant')."""
-    from croupier.operator.experiment.status import _config
-
     field = experiment.AnalysisSpec.model_fields["sequential_tuning_sample_size"]
     assert field.description is not None
     assert "per variant at which" not in field.description
