@@ -360,11 +360,34 @@ _GUARDRAIL_NOT_PRIMARY = cel(
     field_path=".guardrails",
 )
 
+# The analysis settings a running epoch's sequential guarantee and SRM state rest on. The runtime's epoch is the split's
+# fingerprint (variants, weights, salt, algorithm), so these may change while Running only together with a new salt
+# or algorithm (a new epoch, counted from zero); docs/statistics.md explains why.
+_FROZEN_ANALYSIS = ("method", "alpha", "sequentialTuningSampleSize")
+_FROZEN_METRIC = ("name", "type", "aggregation", "direction")
+_SALT = "(has({0}.assignment.salt) ? {0}.assignment.salt : '')"
+_ANALYSIS_FROZEN_WHILE_RUNNING = cel(
+    "(self.state != 'Running' && oldSelf.state != 'Running') || "
+    + " && ".join(
+        [f"self.analysis.{f} == oldSelf.analysis.{f}" for f in _FROZEN_ANALYSIS]
+        + [f"self.metric.{f} == oldSelf.metric.{f}" for f in _FROZEN_METRIC]
+    ).join("()")
+    + f" || {_SALT.format('self')} != {_SALT.format('oldSelf')}"
+    + " || self.assignment.algorithm != oldSelf.assignment.algorithm",
+    "analysis.method, analysis.alpha, analysis.sequentialTuningSampleSize and the primary metric (name, type, "
+    "aggregation, direction) cannot change while Running in the same epoch: change assignment.salt with them to start "
+    "a new epoch, or create a new Experiment",
+    field_path=".analysis",
+    reason="FieldValueForbidden",
+)
+
 
 class ExperimentSpec(ApiModel):
     """Desired state of an Experiment: variants and their weights, assignment, metrics, analysis and intent."""
 
-    model_config = validated(_WEIGHTS_SUM, _CONTROL_IS_VARIANT, _CONTROL_HAS_TRAFFIC, _GUARDRAIL_NOT_PRIMARY)
+    model_config = validated(
+        _WEIGHTS_SUM, _CONTROL_IS_VARIANT, _CONTROL_HAS_TRAFFIC, _GUARDRAIL_NOT_PRIMARY, _ANALYSIS_FROZEN_WHILE_RUNNING
+    )
 
     variants: Annotated[
         list[Variant],
@@ -445,6 +468,22 @@ class ExperimentSpec(ApiModel):
             (_GUARDRAIL_NOT_PRIMARY, all(g.name != self.metric.name for g in self.guardrails or [])),
         )
         return self
+
+    def check_update(self, old: ExperimentSpec) -> None:
+        """The Python side of the transition rule (``oldSelf``) the API server applies to an update from ``old``:
+        raise ValueError when the analysis settings or the primary metric change while Running in the same epoch."""
+        running = ExperimentState.RUNNING in (self.state, old.state)
+        same_analysis = all(
+            getattr(self.analysis, f) == getattr(old.analysis, f)
+            for f in ("method", "alpha", "sequential_tuning_sample_size")
+        ) and all(
+            getattr(self.metric, f) == getattr(old.metric, f) for f in ("name", "type", "aggregation", "direction")
+        )
+        new_epoch = (self.assignment.salt or "", self.assignment.algorithm) != (
+            old.assignment.salt or "",
+            old.assignment.algorithm,
+        )
+        enforce((_ANALYSIS_FROZEN_WHILE_RUNNING, not running or same_analysis or new_epoch))
 
     def weights(self) -> list[tuple[str, int]]:
         """(variant, weight) in spec order: the input of :func:`assign`."""

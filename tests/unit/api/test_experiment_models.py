@@ -89,3 +89,32 @@ def test_sequential_tuning_sample_size_is_the_total_of_both_arms() -> None:
     doc["spec"].setdefault("analysis", {})["sequentialTuningSampleSize"] = 6461
     spec = experiment.ExperimentSpec.model_validate(doc["spec"])
     assert _config(spec).sequential_tuning_parameter == 6461.0
+
+
+TRANSITIONS: list[dict[str, Any]] = yaml.safe_load((Path(__file__).parent / "experiment_cases.yaml").read_text())[
+    "transitions"
+]
+
+
+def _transition(case: dict[str, Any]) -> tuple[experiment.ExperimentSpec, experiment.ExperimentSpec]:
+    old = manifest({**case, "patch": case["old"]})["spec"]
+    new = manifest({**case, "patch": case["new"]})["spec"]
+    return experiment.ExperimentSpec.model_validate(old), experiment.ExperimentSpec.model_validate(new)
+
+
+@pytest.mark.parametrize("case", TRANSITIONS, ids=[c["name"] for c in TRANSITIONS])
+def test_analysis_settings_keep_the_running_epoch(case: dict[str, Any]) -> None:
+    old, new = _transition(case)
+    if case["allowed"]:
+        new.check_update(old)
+        return
+    with pytest.raises(ValueError, match=r"analysis: .* cannot change while Running in the same epoch"):
+        new.check_update(old)
+
+
+def test_the_transition_rule_compares_what_check_update_compares() -> None:
+    rule = experiment._ANALYSIS_FROZEN_WHILE_RUNNING["rule"]
+    for name in ("method", "alpha", "sequentialTuningSampleSize"):
+        assert f"self.analysis.{name} == oldSelf.analysis.{name}" in rule
+    for name in ("name", "type", "aggregation", "direction"):
+        assert f"self.metric.{name} == oldSelf.metric.{name}" in rule
