@@ -323,9 +323,9 @@ class AnalysisSpec(ApiModel):
     sequential_tuning_sample_size: Annotated[
         int,
         Field(
-            description="Sequential: the sample size per variant at which the always-valid confidence sequence is "
-            "tightest; it sets the mixture's tuning parameter (as GrowthBook's sequentialTuningParameter). See "
-            "docs/statistics.md.",
+            description="Sequential: the total sample size of one comparison (treatment plus control units, not "
+            "per variant) at which the always-valid confidence sequence is tightest; it is the mixture's tuning "
+            "parameter, the same number as GrowthBook's sequentialTuningParameter. See docs/statistics.md.",
             ge=10,
             le=1_000_000_000,
         ),
@@ -360,11 +360,34 @@ _GUARDRAIL_NOT_PRIMARY = cel(
     field_path=".guardrails",
 )
 
+# The analysis settings a running epoch's sequential guarantee and SRM state rest on. The runtime's epoch is the split's
+# fingerprint (variants, weights, salt, algorithm), so these may change while Running only together with a new salt
+# or algorithm (a new epoch, counted from zero); docs/statistics.md explains why.
+_FROZEN_ANALYSIS = ("method", "alpha", "sequentialTuningSampleSize")
+_FROZEN_METRIC = ("name", "type", "aggregation", "direction")
+_SALT = "(has({0}.assignment.salt) ? {0}.assignment.salt : '')"
+_ANALYSIS_FROZEN_WHILE_RUNNING = cel(
+    "(self.state != 'Running' && oldSelf.state != 'Running') || "
+    + " && ".join(
+        [f"self.analysis.{f} == oldSelf.analysis.{f}" for f in _FROZEN_ANALYSIS]
+        + [f"self.metric.{f} == oldSelf.metric.{f}" for f in _FROZEN_METRIC]
+    ).join("()")
+    + f" || {_SALT.format('self')} != {_SALT.format('oldSelf')}"
+    + " || self.assignment.algorithm != oldSelf.assignment.algorithm",
+    "analysis.method, analysis.alpha, analysis.sequentialTuningSampleSize and the primary metric (name, type, "
+    "aggregation, direction) cannot change while Running in the same epoch: change assignment.salt with them to start "
+    "a new epoch, or create a new Experiment",
+    field_path=".analysis",
+    reason="FieldValueForbidden",
+)
+
 
 class ExperimentSpec(ApiModel):
     """Desired state of an Experiment: variants and their weights, assignment, metrics, analysis and intent."""
 
-    model_config = validated(_WEIGHTS_SUM, _CONTROL_IS_VARIANT, _CONTROL_HAS_TRAFFIC, _GUARDRAIL_NOT_PRIMARY)
+    model_config = validated(
+        _WEIGHTS_SUM, _CONTROL_IS_VARIANT, _CONTROL_HAS_TRAFFIC, _GUARDRAIL_NOT_PRIMARY, _ANALYSIS_FROZEN_WHILE_RUNNING
+    )
 
     variants: Annotated[
         list[Variant],
@@ -446,6 +469,22 @@ class ExperimentSpec(ApiModel):
         )
         return self
 
+    def check_update(self, old: ExperimentSpec) -> None:
+        """The Python side of the transition rule (``oldSelf``) the API server applies to an update from ``old``:
+        raise ValueError when the analysis settings or the primary metric change while Running in the same epoch."""
+        running = ExperimentState.RUNNING in (self.state, old.state)
+        same_analysis = all(
+            getattr(self.analysis, f) == getattr(old.analysis, f)
+            for f in ("method", "alpha", "sequential_tuning_sample_size")
+        ) and all(
+            getattr(self.metric, f) == getattr(old.metric, f) for f in ("name", "type", "aggregation", "direction")
+        )
+        new_epoch = (self.assignment.salt or "", self.assignment.algorithm) != (
+            old.assignment.salt or "",
+            old.assignment.algorithm,
+        )
+        enforce((_ANALYSIS_FROZEN_WHILE_RUNNING, not running or same_analysis or new_epoch))
+
     def weights(self) -> list[tuple[str, int]]:
         """(variant, weight) in spec order: the input of :func:`assign`."""
         return [(v.name, v.weight) for v in self.variants]
@@ -474,7 +513,8 @@ class Reason(StrEnum):
     TARGET_NOT_FOUND = "TargetNotFound"
     TARGET_NOT_READY = "TargetNotReady"
     TARGET_NOT_SUPPORTED = "TargetNotSupported"
-    """A variant targets a ModelDeployment version and this operator has no model router yet."""
+    """A variant targets a version of a ModelDeployment that routes with GatewayAPI, where no model router honours a
+    version route (VersionLabels mode is supported); the runtime serves control."""
     ROLLOUT_IN_PROGRESS = "RolloutInProgress"
     """The runtime's pods are not all serving the current configuration yet (or its statistics were not read yet)."""
     ROLLOUT_STALLED = "RolloutStalled"
@@ -528,6 +568,14 @@ class GuardrailAction(ApiModel):
         OnGuardrailViolation, Field(description="spec.onGuardrailViolation applied: None, Pause, Conclude.")
     ]
     time: Annotated[datetime, Field(description="When the violation was acted on.")]
+    epoch: Annotated[
+        str | None,
+        Field(
+            description="The epoch whose data violated the guardrail: a new epoch (changed variants, weights, salt or "
+            "algorithm) clears the action and its data decides again.",
+            max_length=64,
+        ),
+    ] = None
 
 
 class FixedHorizonPlan(ApiModel):
@@ -563,6 +611,15 @@ class VariantStatus(ApiModel):
     ] = None
     probability_to_beat_control: Annotated[
         float | None, Field(description="Posterior probability of beating control (Bayesian).", ge=0, le=1)
+    ] = None
+    expected_loss: Annotated[
+        float | None,
+        Field(
+            description="Bayesian: the expected loss of choosing this variant over control, E[max(control - variant, "
+            "0)] for an Increase metric (variant - control for Decrease), in the metric's units per unit; 6 "
+            "significant digits.",
+            ge=0,
+        ),
     ] = None
     guardrails: Annotated[
         list[GuardrailStatus] | None,

@@ -71,6 +71,8 @@ def served_document(experiment: ExperimentObject) -> dict[str, Any]:
     to serve, and the stored winner."""
     spec = experiment.spec.to_wire()
     spec["state"] = str(served_state(experiment))
+    if experiment.served_on_conclude != experiment.spec.on_conclude:  # a guardrail concluded it: serve control
+        spec["onConclude"] = str(experiment.served_on_conclude)
     # Where the state lives reaches the runtime through its environment and volumes, not the manifest: a storage
     # change rolls the pods only when those change.
     spec.pop("storage", None)

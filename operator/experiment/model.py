@@ -14,6 +14,7 @@ from croupier.api.experiment import (
     KIND,
     ExperimentSpec,
     ExperimentState,
+    OnConclude,
     OnGuardrailViolation,
     Reason,
 )
@@ -40,6 +41,12 @@ class ExperimentObject:
     """The stored ``status.guardrailAction.action`` (Pause or Conclude), if one was taken."""
     ready_reason: str = ""
     """The stored Ready condition's reason (a target that is missing or not ready makes the runtime serve control)."""
+
+    @property
+    def served_on_conclude(self) -> OnConclude:
+        """The onConclude the runtime is given: KeepControl when a guardrail concluded it (`guardrail_concluded`),
+        never the harmful variant or the weights; otherwise the spec's."""
+        return OnConclude.KEEP_CONTROL if guardrail_concluded(self) else self.spec.on_conclude
 
     @property
     def owner_reference(self) -> dict[str, Any]:
@@ -84,7 +91,8 @@ def served_state(experiment: ExperimentObject) -> ExperimentState:
     - a target the operator cannot serve (a ModelDeployment in GatewayAPI mode, where no model router honours the
       version route) or a missing / not ready target (the stored Ready reason): Paused, i.e. control for every unit and
       nothing counted;
-    - a guardrail action taken (``status.guardrailAction``, per ``onGuardrailViolation``): Paused or Concluded;
+    - a guardrail action taken (``status.guardrailAction``, per ``onGuardrailViolation``): Paused, or Concluded
+      serving control whatever ``onConclude`` says (see `guardrail_concluded`);
     - otherwise the user's ``spec.state``.
     """
     spec = experiment.spec
@@ -99,6 +107,12 @@ def served_state(experiment: ExperimentObject) -> ExperimentState:
     return spec.state
 
 
+def guardrail_concluded(experiment: ExperimentObject) -> bool:
+    """Concluded by a guardrail (not by the user): the runtime serves control, never the harmful variant or the
+    weights (onConclude KeepWinner or Nothing), so the served copy says KeepControl."""
+    return experiment.spec.state == ExperimentState.RUNNING and served_state(experiment) == ExperimentState.CONCLUDED
+
+
 def render_inputs(body: Mapping[str, Any]) -> tuple[str | None, str | None, str]:
     """The stored status fields ``parse_experiment`` reads (they change what the runtime serves): winner, guardrail
     action, Ready reason. The supervisor re-renders when they change."""
@@ -108,7 +122,8 @@ def render_inputs(body: Mapping[str, Any]) -> tuple[str | None, str | None, str]
     action = (status.get("guardrailAction") or {}).get("action")
     spec = body.get("spec") or {}
     # The winner matters only to a Concluded runtime (KeepWinner): a winner found while Running changes nothing served.
-    concluding = spec.get("state") == ExperimentState.CONCLUDED or action == OnGuardrailViolation.CONCLUDE
+    # A guardrail's Conclude serves control (guardrail_concluded), so only the user's Concluded reads it.
+    concluding = spec.get("state") == ExperimentState.CONCLUDED
     winner = status.get("winner") if concluding else None
     ready = next((str(c.get("reason") or "") for c in status.get("conditions") or () if c.get("type") == "Ready"), "")
     return (

@@ -84,6 +84,11 @@ def _round(value: float | None, digits: int = 6) -> float | None:
     return None if value is None else round(value, digits)
 
 
+def _significant(value: float | None, digits: int = 6) -> float | None:
+    """``digits`` significant digits: an expected loss is often far below 1e-6 and must not round to 0."""
+    return None if value is None else float(f"{value:.{digits}g}")
+
+
 def _lift(interval: Interval | None) -> Lift | None:
     if interval is None:
         return None
@@ -187,6 +192,7 @@ def results_table(spec: ExperimentSpec, stats: ExperimentStatsResponse, analysis
                 probability_to_beat_control=_round(
                     comparison.probability_to_beat_control if comparison is not None else None
                 ),
+                expected_loss=_significant(comparison.expected_loss if comparison is not None else None),
                 guardrails=[
                     GuardrailStatus(
                         name=g.name,
@@ -235,9 +241,13 @@ def _stored_counters(current: ExperimentStatus | None) -> tuple[Any, ...] | None
     )
 
 
-def served_split(spec: ExperimentSpec, state: str, winner: str | None) -> str:
-    """``status.split``: the split the runtime serves now (Paused: control=100; Concluded per onConclude)."""
-    if state == ExperimentState.PAUSED:
+def served_split(spec: ExperimentSpec, state: str, winner: str | None, action: GuardrailAction | None = None) -> str:
+    """``status.split``: the split the runtime serves now (Paused: control=100; Concluded per onConclude, or
+    control=100 when a guardrail concluded it)."""
+    guardrail_concluded = (
+        action is not None and action.action == OnGuardrailViolation.CONCLUDE and spec.state == ExperimentState.RUNNING
+    )
+    if state == ExperimentState.PAUSED or (state == ExperimentState.CONCLUDED and guardrail_concluded):
         return format_split([(spec.control, 100)])
     if state == ExperimentState.CONCLUDED and spec.on_conclude != OnConclude.NOTHING:
         keep = winner if spec.on_conclude == OnConclude.KEEP_WINNER and winner is not None else spec.control
@@ -245,8 +255,9 @@ def served_split(spec: ExperimentSpec, state: str, winner: str | None) -> str:
     return format_split(spec.weights())
 
 
-def violation(spec: ExperimentSpec, analysis: Analysis, now: datetime) -> GuardrailAction | None:
-    """The first guardrail a variant violates, as the action ``onGuardrailViolation`` takes (None: none violated)."""
+def violation(spec: ExperimentSpec, analysis: Analysis, now: datetime, epoch: str) -> GuardrailAction | None:
+    """The first guardrail a variant violates in ``epoch``, as the action ``onGuardrailViolation`` takes (None: none
+    violated)."""
     thresholds = {g.name: g.threshold for g in spec.guardrails or []}
     for result in analysis.variants:
         for guardrail in result.guardrails:
@@ -258,6 +269,7 @@ def violation(spec: ExperimentSpec, analysis: Analysis, now: datetime) -> Guardr
                     threshold=thresholds[guardrail.name],
                     action=spec.on_guardrail_violation,
                     time=now,
+                    epoch=epoch,
                 )
     return None
 
@@ -344,13 +356,13 @@ def desired_conditions(
         return _blocked(Reason.RUNTIME_UNREACHABLE, error)
     if winner is None and analysis is not None:
         winner = analysis.winner
-    split = served_split(observed.spec, stats.state, winner) if observed.spec else ""
+    split = served_split(observed.spec, stats.state, winner, action) if observed.spec else ""
     if action is not None:
         lift = action.lift
         message = (
             f"{action.variant}: {action.metric} lift {_percent(lift.estimate)} [{_percent(lift.lower)}, "
             f"{_percent(lift.upper)}] beyond the threshold {_percent(action.threshold)}; action {action.action}"
-            + (f", serving {_ACTED[action.action]}" if action.action in _ACTED else "")
+            + (f", serving {_ACTED[action.action]} (split {split})" if action.action in _ACTED else "")
         )
         return _serving(Reason.GUARDRAIL_VIOLATED, message, degraded=True)
     if stats.state == ExperimentState.PAUSED:
@@ -420,8 +432,24 @@ def desired_status(observed: Observations, current: ExperimentStatus | None, now
                 last_analysis = now
             if start is None and stats.total_exposures > 0:
                 start = now
-            if action is None and stats.state == ExperimentState.RUNNING:
-                action = violation(spec, analysis, now)
+            acted_epoch = action.epoch or (current.epoch if current is not None else None) if action else None
+            if action is not None and acted_epoch != stats.epoch:
+                action = None  # a new epoch (the user changed the split after the action): its data decides again
+            if stats.state == ExperimentState.RUNNING and (
+                action is None or action.action == OnGuardrailViolation.NONE
+            ):
+                # None acts on nothing: GuardrailViolated follows the current epoch's numbers at every analysis.
+                found = violation(spec, analysis, now, stats.epoch)
+                same = (
+                    action is not None
+                    and found is not None
+                    and (found.variant, found.metric)
+                    == (
+                        action.variant,
+                        action.metric,
+                    )
+                )
+                action = found.model_copy(update={"time": action.time}) if same and action and found else found
     stored_winner = current.winner if current is not None else None
     concluded = stats is not None and stats.state == ExperimentState.CONCLUDED
     if concluded and stored_winner and (spec is None or stored_winner in {v.name for v in spec.variants}):
@@ -431,7 +459,7 @@ def desired_status(observed: Observations, current: ExperimentStatus | None, now
     if action is not None and spec is not None and action.variant not in {v.name for v in spec.variants}:
         action = None  # the variant it named was removed: a new split starts over
     if stats is not None and spec is not None:
-        split = served_split(spec, stats.state, table.get("winner"))
+        split = served_split(spec, stats.state, table.get("winner"), action)
     desired = desired_conditions(observed, analysis, action, table.get("winner"))
     if analysis_error is not None:
         desired = _blocked(Reason.RUNTIME_UNREACHABLE, f"the runtime's statistics are inconsistent: {analysis_error}")

@@ -40,6 +40,25 @@ def test_invalid_case_is_rejected_naming_the_field(
         assert case["message"] in message, message
 
 
+@pytest.mark.parametrize("case", CASES["transitions"], ids=[c["name"] for c in CASES["transitions"]])
+def test_analysis_settings_keep_the_running_epoch(
+    custom: client.CustomObjectsApi, namespace: str, case: dict[str, Any]
+) -> None:
+    """The transition rule (oldSelf) on an update: what the models' check_update refuses, admission refuses."""
+    created = create(custom, namespace, manifest({**case, "patch": case["old"]}))
+    new = manifest({**case, "patch": case["new"]})
+    new["metadata"]["resourceVersion"] = created["metadata"]["resourceVersion"]
+    plural = "experiments"
+    if case["allowed"]:
+        custom.replace_namespaced_custom_object(GROUP, VERSION, namespace, plural, case["name"], new)
+        return
+    with pytest.raises(ApiException) as raised:
+        custom.replace_namespaced_custom_object(GROUP, VERSION, namespace, plural, case["name"], new)
+    assert raised.value.status == 422, raised.value
+    message = str(yaml.safe_load(raised.value.body)["message"])
+    assert "spec.analysis" in message and "cannot change while Running in the same epoch" in message, message
+
+
 def test_defaults_of_the_outcome_and_analysis_contract(custom: client.CustomObjectsApi, namespace: str) -> None:
     doc = manifest({"name": "defaults", "base": "experiment-abn.yaml"})
     doc["spec"].pop("analysis")

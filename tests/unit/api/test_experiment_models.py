@@ -11,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from croupier.api import experiment
+from croupier.operator.experiment.status import _config
 
 from .cases import EXAMPLES, manifest
 
@@ -75,3 +76,45 @@ def test_status_carries_negative_outcomes_sums_epoch_and_guardrail_action() -> N
     assert status.variants[0].metrics is not None and status.variants[0].metrics[0].sum_squares == 40.25
     with pytest.raises(ValidationError, match="sumSquares"):
         experiment.MetricSums.model_validate({"name": "m", "count": 1, "sum": 1, "sumSquares": -1})
+
+
+def test_sequential_tuning_sample_size_is_the_total_of_both_arms() -> None:
+    """gbstats' sequential_tuning_parameter is the total n of treatment plus control (its n = n_a + n_b); the field is
+    that same number, passed through unchanged, and its description must say so (not 'per variant')."""
+    field = experiment.AnalysisSpec.model_fields["sequential_tuning_sample_size"]
+    assert field.description is not None
+    assert "per variant at which" not in field.description
+    assert "total sample size of one comparison" in field.description
+    doc = yaml.safe_load((EXAMPLES / "experiment-abn.yaml").read_text())
+    doc["spec"].setdefault("analysis", {})["sequentialTuningSampleSize"] = 6461
+    spec = experiment.ExperimentSpec.model_validate(doc["spec"])
+    assert _config(spec).sequential_tuning_parameter == 6461.0
+
+
+TRANSITIONS: list[dict[str, Any]] = yaml.safe_load((Path(__file__).parent / "experiment_cases.yaml").read_text())[
+    "transitions"
+]
+
+
+def _transition(case: dict[str, Any]) -> tuple[experiment.ExperimentSpec, experiment.ExperimentSpec]:
+    old = manifest({**case, "patch": case["old"]})["spec"]
+    new = manifest({**case, "patch": case["new"]})["spec"]
+    return experiment.ExperimentSpec.model_validate(old), experiment.ExperimentSpec.model_validate(new)
+
+
+@pytest.mark.parametrize("case", TRANSITIONS, ids=[c["name"] for c in TRANSITIONS])
+def test_analysis_settings_keep_the_running_epoch(case: dict[str, Any]) -> None:
+    old, new = _transition(case)
+    if case["allowed"]:
+        new.check_update(old)
+        return
+    with pytest.raises(ValueError, match=r"analysis: .* cannot change while Running in the same epoch"):
+        new.check_update(old)
+
+
+def test_the_transition_rule_compares_what_check_update_compares() -> None:
+    rule = experiment._ANALYSIS_FROZEN_WHILE_RUNNING["rule"]
+    for name in ("method", "alpha", "sequentialTuningSampleSize"):
+        assert f"self.analysis.{name} == oldSelf.analysis.{name}" in rule
+    for name in ("name", "type", "aggregation", "direction"):
+        assert f"self.metric.{name} == oldSelf.metric.{name}" in rule

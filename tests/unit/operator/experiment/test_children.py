@@ -150,6 +150,15 @@ def test_a_model_deployment_target_is_served_once_the_operator_found_it_servable
     assert served_state(parse_experiment(body)) == "Paused"
 
 
+def test_the_docs_name_only_a_gatewayapi_model_deployment_as_unservable() -> None:
+    """docs/experiment.md "What the runtime serves" follows served_state: a ModelDeployment target is Paused only
+    through a blocking Ready reason (TargetNotSupported is GatewayAPI mode), not for being a ModelDeployment."""
+    text = (Path(__file__).resolve().parents[4] / "docs" / "experiment.md").read_text()
+    paragraph = " ".join(text.split("**What the runtime serves**", 1)[1].split("\n\n", 1)[0].split())
+    assert "a variant targeting a ModelDeployment, or" not in paragraph
+    assert "`TargetNotSupported`" in paragraph and "GatewayAPI" in paragraph and "VersionLabels" in paragraph
+
+
 def test_the_stored_winner_reaches_the_runtime_and_a_stale_one_does_not() -> None:
     body = _load("concluded-winner.yaml")
     assert _served(body)["status"] == {"winner": "treatment"}

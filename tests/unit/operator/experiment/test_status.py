@@ -12,6 +12,7 @@ from croupier.api.experiment import ExperimentSpec, ExperimentStatus
 from croupier.api.wire import ExperimentStatsResponse
 from croupier.operator.core.status import status_patch
 from croupier.operator.decisionpolicy.status import DeploymentState
+from croupier.operator.experiment.children import served_document
 from croupier.operator.experiment.model import parse_experiment, served_state
 from croupier.operator.experiment.observer import _model_target_problem
 from croupier.operator.experiment.status import Observations, desired_status, run_analysis
@@ -52,13 +53,13 @@ def _variant(name: str, exposures: int, conversions: int, refunds: int | None = 
     return variant
 
 
-def _stats(*variants: dict[str, Any], state: str = "Running") -> ExperimentStatsResponse:
+def _stats(*variants: dict[str, Any], state: str = "Running", epoch: str = "e1") -> ExperimentStatsResponse:
     return ExperimentStatsResponse.model_validate(
         {
             "experiment": {"name": "x", "namespace": "ns"},
             "generation": 1,
             "experimentVersion": "g1-x",
-            "epoch": "e1",
+            "epoch": epoch,
             "epochStartTime": T0.timestamp(),
             "state": state,
             "backend": "Embedded",
@@ -211,3 +212,79 @@ def test_the_spec_multiple_comparison_rule_reaches_the_analysis(rule: str, facto
     for comparison in comparisons:
         assert comparison is not None and comparison.p_value is not None
         assert comparison.adjusted_p_value == pytest.approx(min(1.0, comparison.p_value * factor), rel=1e-9)
+
+
+def test_bayesian_expected_loss_is_in_status() -> None:
+    spec = {**NO_GUARDRAILS, "analysis": {"method": "Bayesian", "minimumSamplesPerVariant": 1000}}
+    stats = _stats(_variant("a", 5000, 500, refunds=None), _variant("b", 5000, 540, refunds=None))
+    status = desired_status(_observed(stats, spec=spec), None, T0)
+    a, b = status.variants or []
+    comparison = run_analysis(ExperimentSpec.model_validate(spec), stats).variants[1].comparison
+    assert comparison is not None and comparison.expected_loss is not None and comparison.expected_loss > 0
+    assert a.expected_loss is None
+    assert b.expected_loss == pytest.approx(comparison.expected_loss, rel=1e-5)
+    assert b.probability_to_beat_control is not None and 0.5 < b.probability_to_beat_control < 1
+    assert ExperimentStatus.model_validate(status.to_wire()).variants[1].expected_loss == b.expected_loss  # type: ignore[index]
+    frequentist = desired_status(_observed(stats, spec=NO_GUARDRAILS), None, T0)
+    assert all(v.expected_loss is None for v in frequentist.variants or [])
+
+
+HARMFUL = (_variant("a", 5000, 500, refunds=100), _variant("b", 5000, 500, refunds=300))
+HARMLESS = (_variant("a", 5000, 500, refunds=100), _variant("b", 5000, 500, refunds=100))
+
+
+def _served(spec: dict[str, Any], status: ExperimentStatus) -> str:
+    body = {"metadata": {"name": "x", "namespace": "ns"}, "spec": spec, "status": status.to_wire()}
+    return str(served_state(parse_experiment(body)))
+
+
+def test_a_new_epoch_clears_a_guardrail_pause_and_its_data_decides_again() -> None:
+    paused = desired_status(_observed(_stats(*HARMFUL)), None, T0)
+    assert paused.guardrail_action is not None and paused.guardrail_action.epoch == "e1"
+    assert _served(SPEC, paused) == "Paused"
+    # The user changes the split (a new salt): the runtime, still serving Paused, reports the new epoch.
+    resumed = desired_status(_observed(_stats(*HARMFUL, state="Paused", epoch="e2")), paused, T1)
+    assert resumed.guardrail_action is None and _served(SPEC, resumed) == "Running"
+    assert _conditions(resumed)[0] == ("Ready", "True", "Paused")
+    # The new epoch's data decides: harmful again, paused again.
+    again = desired_status(_observed(_stats(*HARMFUL, epoch="e2")), resumed, T1 + timedelta(minutes=1))
+    assert again.guardrail_action is not None and again.guardrail_action.epoch == "e2"
+
+
+def test_an_action_stored_without_an_epoch_belongs_to_the_stored_epoch() -> None:
+    paused = desired_status(_observed(_stats(*HARMFUL)), None, T0)
+    assert paused.guardrail_action is not None
+    legacy = paused.model_copy(update={"guardrail_action": paused.guardrail_action.model_copy(update={"epoch": None})})
+    assert desired_status(_observed(_stats(*HARMFUL, state="Paused")), legacy, T1).guardrail_action is not None
+    assert desired_status(_observed(_stats(*HARMFUL, state="Paused", epoch="e2")), legacy, T1).guardrail_action is None
+
+
+def test_report_only_guardrails_follow_the_current_numbers() -> None:
+    spec = {**SPEC, "onGuardrailViolation": "None"}
+    violated = desired_status(_observed(_stats(*HARMFUL), spec=spec), None, T0)
+    assert violated.guardrail_action is not None and violated.guardrail_action.action == "None"
+    assert _conditions(violated)[0] == ("Ready", "True", "GuardrailViolated") and _served(spec, violated) == "Running"
+    still = desired_status(_observed(_stats(*HARMFUL[:1], _variant("b", 5001, 500, 300)), spec=spec), violated, T1)
+    assert still.guardrail_action is not None and still.guardrail_action.time == T0
+    cleared = desired_status(_observed(_stats(*HARMLESS), spec=spec), violated, T1)
+    assert cleared.guardrail_action is None
+    assert ("Degraded", "True", "GuardrailViolated") not in _conditions(cleared)
+    assert _conditions(cleared)[0][2] != "GuardrailViolated"
+
+
+@pytest.mark.parametrize("on_conclude", ["KeepWinner", "Nothing", "KeepControl"])
+def test_a_guardrail_conclude_serves_control_whatever_on_conclude_says(on_conclude: str) -> None:
+    spec = {**SPEC, "onGuardrailViolation": "Conclude", "onConclude": on_conclude}
+    status = desired_status(_observed(_stats(*HARMFUL), spec=spec), None, T0)
+    assert status.guardrail_action is not None and status.guardrail_action.action == "Conclude"
+    stored = status.model_copy(update={"winner": "b"})  # even a stored winner that is the harmful variant
+    body = {"metadata": {"name": "x", "namespace": "ns"}, "spec": spec, "status": stored.to_wire()}
+    served = served_document(parse_experiment(body))
+    assert served["spec"]["state"] == "Concluded" and served["spec"]["onConclude"] == "KeepControl"
+    assert "status" not in served
+    concluded = desired_status(_observed(_stats(*HARMFUL, state="Concluded"), spec=spec), stored, T1)
+    assert concluded.split == "a=100"
+    # The user's own Concluded keeps its onConclude.
+    user = {**spec, "state": "Concluded"}
+    mine = served_document(parse_experiment({**body, "spec": user}))
+    assert mine["spec"]["onConclude"] == on_conclude
