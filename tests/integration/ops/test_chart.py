@@ -140,6 +140,9 @@ def test_settings_and_images_reach_the_operator(helm: Path) -> None:
     assert env["CROUPIER_OPERATOR_LOG_LEVEL"] == "debug"
     assert env["CROUPIER_OPERATOR_PROBE_TIMEOUT_SECONDS"] == "3"
     assert env["CROUPIER_OPERATOR_PROBE_ENABLED"] == "false"
+    # The runtime NetworkPolicies admit the operator from its own namespace: the pod's, from the downward API.
+    (pod_namespace,) = [e for e in container["env"] if e["name"] == "CROUPIER_OPERATOR_POD_NAMESPACE"]
+    assert pod_namespace["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
 
 
 def test_dashboard_config_map_carries_the_tested_dashboard(helm: Path) -> None:
