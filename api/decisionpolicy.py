@@ -632,16 +632,22 @@ DEFAULT_MONITORING_NAMESPACE = "monitoring"
 
 
 class NetworkPolicySpec(ApiModel):
-    """The NetworkPolicy the operator renders for the runtime pods: ingress only from the listed peers."""
+    """The NetworkPolicy the operator renders for the runtime pods: ingress only from the listed peers, the operator
+    and the monitoring namespaces."""
 
     enabled: Annotated[
-        bool, Field(description="Render the NetworkPolicy (false: no NetworkPolicy, every pod may connect).")
+        bool,
+        Field(
+            description="Restrict ingress (false: the NetworkPolicy object stays, with one rule that admits every "
+            "peer; the operator never deletes children, so turning it off cannot leave a stale restrictive one)."
+        ),
     ] = True
     ingress: Annotated[
         list[NetworkPeer],
         Field(
-            description="Who may call the decision API (the operator's namespace is always allowed, for the stats "
-            "probe). Default: the pods of the policy's own namespace.",
+            description="Who may call the decision API. The operator's pods (label app.kubernetes.io/name: "
+            "croupier-operator) in the operator's own namespace are always allowed, for the stats probe. Default: "
+            "the pods of the policy's own namespace.",
             max_length=32,
         ),
     ] = [NetworkPeer(pod_selector=LabelSelector())]

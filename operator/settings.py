@@ -73,6 +73,12 @@ class OperatorSettings(BaseSettings):
     namespaces: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Namespaces to watch (comma separated); empty: every namespace."
     )
+    pod_namespace: str = Field(
+        "croupier-system",
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+        description="The namespace the operator's pods run in (the manifests set it from the downward API): runtime "
+        "NetworkPolicies admit the operator's stats probe from this namespace only.",
+    )
     peering_name: str | None = Field(
         None,
         description="Name of a KopfPeering object to coordinate several operator replicas; unset: standalone "

@@ -26,6 +26,8 @@ CONFIG_MOUNT = "/etc/croupier"
 STATE_MOUNT = "/var/lib/croupier"
 AUTH_MOUNT = "/var/run/croupier/auth"
 OPERATOR_POD_LABELS = {"app.kubernetes.io/name": "croupier-operator"}
+# Set by the API server on every namespace (immutable): selects one namespace by name.
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 SERVICE_PORT = 80
 RUNTIME_UID = 65532
 APP_NAME = "croupier-runtime"
@@ -145,14 +147,18 @@ def _peer(peer: NetworkPeer) -> dict[str, Any]:
     return out
 
 
-def network_ingress(policy: PolicyObject, port: int) -> list[dict[str, Any]]:
-    """The NetworkPolicy's ingress rules: the spec's peers, the operator's pods (any namespace, for the stats probe)
-    and the monitoring namespaces, all on the runtime's one port; everything when spec.networkPolicy is disabled."""
+def network_ingress(policy: PolicyObject, port: int, operator_namespace: str) -> list[dict[str, Any]]:
+    """The NetworkPolicy's ingress rules: the spec's peers, the operator's pods (in the operator's own namespace only,
+    for the stats probe) and the monitoring namespaces, all on the runtime's one port; everything when
+    spec.networkPolicy is disabled."""
     spec = policy.spec.network_policy
     if not spec.enabled:
         return [{}]
     ports = [{"protocol": "TCP", "port": port}]
-    operator = {"namespaceSelector": {}, "podSelector": {"matchLabels": OPERATOR_POD_LABELS}}
+    operator = {
+        "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: operator_namespace}},
+        "podSelector": {"matchLabels": OPERATOR_POD_LABELS},
+    }
     monitoring = {"namespaceSelector": _selector(spec.metrics_namespace_selector)}
     rules = [{"from": [operator, monitoring], "ports": ports}]
     if spec.ingress:
@@ -192,7 +198,7 @@ def template_context(policy: PolicyObject, settings: OperatorSettings) -> dict[s
         "storage_class_name": persistence.storage_class_name,
         "auth_secret": policy.spec.auth.secret_for(policy.name) if policy.spec.auth.enabled else None,
         "auth_mount": AUTH_MOUNT,
-        "network_ingress": network_ingress(policy, settings.runtime_port),
+        "network_ingress": network_ingress(policy, settings.runtime_port, settings.pod_namespace),
     }
 
 

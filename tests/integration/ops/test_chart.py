@@ -13,6 +13,9 @@ import yaml
 from integration.ops.tools import ROOT, monitoring_crds, run
 
 from croupier.devcluster.kubectl import Kubectl
+from croupier.operator.decisionpolicy import children as policy_children
+from croupier.operator.experiment import children as experiment_children
+from croupier.operator.modeldeployment import children as model_children
 
 CHART = ROOT / "charts" / "croupier"
 KUBE_VERSION = "1.35.4"
@@ -137,6 +140,9 @@ def test_settings_and_images_reach_the_operator(helm: Path) -> None:
     assert env["CROUPIER_OPERATOR_LOG_LEVEL"] == "debug"
     assert env["CROUPIER_OPERATOR_PROBE_TIMEOUT_SECONDS"] == "3"
     assert env["CROUPIER_OPERATOR_PROBE_ENABLED"] == "false"
+    # The runtime NetworkPolicies admit the operator from its own namespace: the pod's, from the downward API.
+    (pod_namespace,) = [e for e in container["env"] if e["name"] == "CROUPIER_OPERATOR_POD_NAMESPACE"]
+    assert pod_namespace["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
 
 
 def test_dashboard_config_map_carries_the_tested_dashboard(helm: Path) -> None:
@@ -152,6 +158,51 @@ def test_prometheus_rule_carries_the_tested_rules(helm: Path) -> None:
     objects = _template(helm, "--set", "metrics.prometheusRule.enabled=true")
     (rule,) = [o for o in objects if o["kind"] == "PrometheusRule"]
     assert rule["spec"] == yaml.safe_load((ROOT / "config" / "prometheus" / "croupier.rules.yaml").read_text())
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A Kubernetes label selector (matchLabels and In/NotIn/Exists/DoesNotExist expressions) against labels."""
+    if any(labels.get(key) != value for key, value in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+        ok = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": key not in labels or labels[key] not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[op]
+        if not ok:
+            return False
+    return True
+
+
+def test_runtime_pod_monitor_scrapes_every_data_plane_pod_the_operator_renders(helm: Path) -> None:
+    """Policy runtimes, Experiment runtimes and model routers (the pods the golden renders of all three kinds carry),
+    on their http port; TF Serving pods are not Croupier's to scrape."""
+    objects = _template(helm, "--set", "metrics.runtimePodMonitor.enabled=true")
+    (monitor,) = [o for o in objects if o["kind"] == "PodMonitor" and o["metadata"]["name"].endswith("-runtimes")]
+    selector = monitor["spec"]["selector"]
+    data_plane = {policy_children.APP_NAME, experiment_children.APP_NAME, model_children.ROUTER_APP_NAME}
+    (names,) = [e["values"] for e in selector["matchExpressions"] if e["key"] == "app.kubernetes.io/name"]
+    assert set(names) == data_plane, "the chart's app names are the operator's"
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    goldens = sorted((ROOT / "tests" / "unit" / "operator").glob("**/golden/*.yaml"))
+    pods = [
+        d["spec"]["template"]
+        for path in goldens
+        for d in yaml.safe_load_all(path.read_text())
+        if d and d["kind"] == "Deployment"
+    ]
+    selected = {
+        p["metadata"]["labels"]["app.kubernetes.io/name"] for p in pods if _selects(selector, p["metadata"]["labels"])
+    }
+    assert selected == data_plane
+    assert model_children.APP_NAME in {p["metadata"]["labels"]["app.kubernetes.io/name"] for p in pods}
+    for pod in pods:
+        if _selects(selector, pod["metadata"]["labels"]):
+            ports = {port["name"] for c in pod["spec"]["containers"] for port in c.get("ports", [])}
+            assert endpoint["port"] in ports, pod["metadata"]["labels"]
 
 
 def test_operator_network_policy_admits_only_the_metrics_port_from_the_listed_peers(helm: Path) -> None:

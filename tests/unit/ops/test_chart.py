@@ -23,6 +23,7 @@ CHART_MANAGED = {
     "metrics_host",
     "metrics_port",
     "liveness_endpoint",
+    "pod_namespace",
     "peering_name",
     "peering_lifetime_seconds",
 }
