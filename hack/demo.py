@@ -12,7 +12,8 @@
    up both routers' per-version counters), then rolls a failing version back automatically.
 6. Experiments (``run_experiments``, about 40 s more): an A/B/n where one variant truly converts better (`kubectl get
    exp` shows the exposures, the p-values falling and the winner) and an A/B whose treatment loses 30% of its
-   exposures (SampleRatioMismatch); their runtimes run from their rendered ConfigMaps like the policies'.
+   exposures (SampleRatioMismatch); their runtimes run from their rendered ConfigMaps like the policies'. The demo
+   fails unless social-login is the winner and checkout-split shows SampleRatioMismatch.
 
     python hack/demo.py [--dir .demo] [--seconds 40] [--keep]      # `make demo`
     python hack/demo.py --dir .demo --down                         # stop what --keep left running
@@ -807,6 +808,47 @@ def run_experiments(demo: Demo, router: StatsRouter, rounds: int = 6) -> None:
     print()
     demo.kubectl("get", "exp", "checkout-split", "-n", NAMESPACE, "-o", "jsonpath={.status.conditions[0].message}")
     print()
+    expect_experiment_results(demo, winner="social-login")
+
+
+def experiment_problems(abn: dict[str, Any], split: dict[str, Any], winner: str) -> list[str]:
+    """What is wrong with the two experiments' statuses: the A/B/n must have declared `winner`, the broken split must
+    withhold results as SampleRatioMismatch."""
+
+    def ready(status: dict[str, Any]) -> dict[str, Any]:
+        return next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+
+    problems = []
+    if abn.get("winner") != winner:
+        problems.append(
+            f"signup-flow's winner is {abn.get('winner')!r}, expected {winner!r} "
+            f"(Ready: {ready(abn).get('reason')}: {ready(abn).get('message')})"
+        )
+    if ready(split).get("reason") != "SampleRatioMismatch":
+        problems.append(
+            f"checkout-split's Ready reason is {ready(split).get('reason')!r}, expected SampleRatioMismatch "
+            f"(srmPValue {split.get('srmPValue')}, "
+            f"exposures {[v.get('exposures') for v in split.get('variants') or []]})"
+        )
+    return problems
+
+
+def expect_experiment_results(demo: Demo, winner: str, timeout: float = 20) -> None:
+    """Fail the demo unless the statuses show the expected winner and the SampleRatioMismatch, waiting a few of the
+    operator's resyncs for the last round's traffic to be analysed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        statuses = []
+        for name in ("signup-flow", "checkout-split"):
+            out = demo.kubectl("get", "exp", name, "-n", NAMESPACE, "-o", "json", check=False, capture=True)
+            statuses.append(json.loads(out or "{}").get("status") or {})
+        problems = experiment_problems(*statuses, winner=winner)
+        if not problems:
+            say(f"Experiments as expected: signup-flow's winner is {winner}, checkout-split is SampleRatioMismatch")
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit("demo: experiments did not end as expected: " + "; ".join(problems))
+        time.sleep(1)
 
 
 @contextmanager

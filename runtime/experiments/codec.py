@@ -61,7 +61,9 @@ def _unknown(entry: dict[str, Any], known: frozenset[str], prefix: str, what: st
             raise UnknownField(f"unknown field {key!r}; {what} has {', '.join(sorted(known))}", field=prefix + key)
 
 
-def decode_assign(body: bytes) -> AssignRequest:
+def decode_assign(body: bytes, unit_key: str | None = None) -> AssignRequest:
+    """The request's unit is `unitId`, or, without it, `attributes[unit_key]` (the Experiment's
+    `spec.assignment.unitKey`, a string); a request with neither is refused naming both."""
     try:
         request = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -73,8 +75,7 @@ def decode_assign(body: bytes) -> AssignRequest:
             return AssignRequest(unit_id)
     request = _object(body)
     _unknown(request, _ASSIGN, "", "an assign request")
-    unit_id = _string(request, "unitId", "", limit=wire.MAX_UNIT_ID_LENGTH, required=True)
-    assert unit_id is not None
+    unit_id = _string(request, "unitId", "", limit=wire.MAX_UNIT_ID_LENGTH, required=False)
     attributes = request.get("attributes")
     if attributes is not None:
         if type(attributes) is not dict:
@@ -108,7 +109,18 @@ def decode_assign(body: bytes) -> AssignRequest:
             if not is_number(value):
                 where = f"context{key}" if key.startswith("[") else f"context.{key}"
                 raise InvalidField(f"a context value is a number, got {not_a_number(value)}", field=where)
+    if unit_id is None:
+        unit_id = _unit_from_attributes(attributes, unit_key)
     return AssignRequest(unit_id, attributes, context)
+
+
+def _unit_from_attributes(attributes: dict[str, Any] | None, unit_key: str | None) -> str:
+    if unit_key is None or attributes is None or unit_key not in attributes:
+        attribute = f"attributes.{unit_key}" if unit_key is not None else "attributes[spec.assignment.unitKey]"
+        raise MissingField(f"unitId or {attribute} (spec.assignment.unitKey) is required", field="unitId")
+    value = _string(attributes, unit_key, "attributes.", limit=wire.MAX_UNIT_ID_LENGTH, required=True)
+    assert value is not None
+    return value
 
 
 def _batch(request: dict[str, Any], key: str, limit: int) -> list[tuple[dict[str, Any], str]]:

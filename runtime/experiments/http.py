@@ -33,9 +33,10 @@ def experiment_routes(service: ExperimentService) -> Routes:
     """Assign, exposures, outcomes and stats of one experiment."""
     assign_now, assign = service.assign_now, service.assign
     encode = AssignmentEncoder(service.served.version, service.epoch).encode
+    unit_key = service.served.spec.assignment.unit_key
 
     async def assign_json(body: bytes) -> bytes:
-        request = decode_assign(body)
+        request = decode_assign(body, unit_key)
         answer = assign_now(request)
         return encode(answer if answer is not None else await assign(request))
 
@@ -71,12 +72,13 @@ class DirectAssign:
     `assign_now` cannot answer without waiting (a DecisionPolicy target, whose runtime is asked over the network, or
     units held in Redis) gets a task of its own, held by its connection, and is answered when the task ends."""
 
-    __slots__ = ("_assign", "_assign_now", "_encode", "_pending")
+    __slots__ = ("_assign", "_assign_now", "_encode", "_pending", "_unit_key")
 
     def __init__(self, service: ExperimentService) -> None:
         self._assign_now, self._assign = service.assign_now, service.assign
         self._encode = AssignmentEncoder(service.served.version, service.epoch).encode
         self._pending: list[tuple[bytes, DirectSink]] = []
+        self._unit_key = service.served.spec.assignment.unit_key
 
     def enqueue(self, body: bytes, sink: DirectSink, loop: asyncio.AbstractEventLoop, /) -> None:
         if not self._pending:
@@ -85,12 +87,12 @@ class DirectAssign:
 
     def _run(self, loop: asyncio.AbstractEventLoop) -> None:
         batch, self._pending = self._pending, []
-        assign_now, encode = self._assign_now, self._encode
+        assign_now, encode, unit_key = self._assign_now, self._encode, self._unit_key
         for body, sink in batch:
             if sink.cancelled():
                 continue
             try:
-                request = decode_assign(body)
+                request = decode_assign(body, unit_key)
                 answer = assign_now(request)
                 if answer is None:
                     sink.hold(loop.create_task(self._wait(request, sink)))
@@ -142,6 +144,19 @@ def _schemas(served: ServedExperiment) -> dict[str, Any]:
     exposure["properties"]["variant"] = {**exposure["properties"]["variant"], "enum": served.variant_names}
     exposure["properties"]["variant"].pop("type", None)
     schemas["Exposure"] = exposure
+    # The unit is unitId or, without it, the attribute spec.assignment.unitKey names (a string).
+    assign = copy.deepcopy(schemas["AssignRequest"])
+    key = served.spec.assignment.unit_key
+    unit = {k: v for k, v in assign["properties"]["unitId"].items() if k != "description"}
+    assign.pop("required", None)  # unitId is its only required field
+    assign["anyOf"] = [
+        {"required": ["unitId"]},
+        {
+            "required": ["attributes"],
+            "properties": {"attributes": {"type": "object", "required": [key], "properties": {key: unit}}},
+        },
+    ]
+    schemas["AssignRequest"] = assign
     outcome = schemas["Outcome"]
     options = []
     for rule in served.metrics:

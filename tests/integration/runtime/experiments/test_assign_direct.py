@@ -99,6 +99,9 @@ def bodies() -> list[bytes]:
         b'{"unitId":"%s"}' % control.encode(),  # the same unit again: remembered, no second exposure
         b'{"unitId":"%s","attributes":{"country":"FR","visits":3}}' % model.encode(),
         b'{"unitId":"%s"}' % unit_of("control", 1).encode(),
+        b'{"attributes":{"userId":"%s","country":"FR"}}' % unit_of("ranker-v2", 1).encode(),  # spec.assignment.unitKey
+        b'{"attributes":{"country":"FR"}}',  # 422 neither unitId nor attributes.userId
+        b'{"attributes":{"userId":7}}',  # 422 the unit key's attribute is not a string
         b'{"unitId":"%s","unitId":"x"}' % unit_of("control", 2).encode(),  # 422 duplicate key
         b'{"unitId":""}',  # 422 empty
         b'{"unit":"u"}',  # 422 unknown field
@@ -129,9 +132,9 @@ def test_assign_on_the_connection_answers_what_the_app_answers(tmp_path: Path, r
                 answer = await serve(GUARDED, app, request(body))
                 assert answer == expected, body
                 answered += expected[0].startswith(b"HTTP/1.1 200 ")
-            assert answered == 4
+            assert answered == 5
             for _ in range(200):  # counted once committed, within the flush interval (50 ms)
-                if sum(runtime.service.exposures.values()) + sum(plain_runtime.service.exposures.values()) >= 6:
+                if sum(runtime.service.exposures.values()) + sum(plain_runtime.service.exposures.values()) >= 8:
                     break
                 await asyncio.sleep(0.01)
             assert (
@@ -140,7 +143,7 @@ def test_assign_on_the_connection_answers_what_the_app_answers(tmp_path: Path, r
                 == {
                     "control": 2,
                     "bandit": 0,
-                    "ranker-v2": 1,
+                    "ranker-v2": 2,
                 }
             )
             for metrics in (runtime.metrics, plain_runtime.metrics):
@@ -150,7 +153,7 @@ def test_assign_on_the_connection_answers_what_the_app_answers(tmp_path: Path, r
         # stopped: the exposures the direct path logged are committed, once each
         database = experiment_database_path(tmp_path / "direct", served.namespace, served.name)
         with sqlite3.connect(database) as db:
-            assert db.execute("SELECT count(*) FROM exposures").fetchone() == (3,)
+            assert db.execute("SELECT count(*) FROM exposures").fetchone() == (4,)
 
     run(scenario())
 

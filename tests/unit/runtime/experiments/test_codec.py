@@ -16,6 +16,31 @@ def test_assign_bodies() -> None:
     assert request == AssignRequest("u1", {"tier": "gold", "age": 31}, [1, 2.5])
 
 
+def test_without_unit_id_the_unit_is_the_unit_key_attribute() -> None:
+    body = b'{"attributes": {"userId": "u7", "tier": "gold"}}'
+    assert codec.decode_assign(body, "userId") == AssignRequest("u7", {"userId": "u7", "tier": "gold"})
+    # unitId, when given, is the unit
+    both = b'{"unitId": "u1", "attributes": {"userId": "u7"}}'
+    assert codec.decode_assign(both, "userId") == AssignRequest("u1", {"userId": "u7"})
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "names"),
+    [
+        (b'{"attributes": {"tier": "gold"}}', "unitId", "attributes.userId"),
+        (b'{"context": [1]}', "unitId", "attributes.userId"),
+        (b"{}", "unitId", "attributes.userId"),
+        (b'{"attributes": {"userId": 7}}', "attributes.userId", "string"),
+        (b'{"attributes": {"userId": ""}}', "attributes.userId", "characters"),
+        (b'{"attributes": {"userId": null}}', "attributes.userId", "required"),
+    ],
+)
+def test_a_request_without_a_unit_is_refused_naming_both_fields(body: bytes, field: str, names: str) -> None:
+    with pytest.raises(CroupierError) as raised:
+        codec.decode_assign(body, "userId")
+    assert raised.value.field == field and names in str(raised.value)
+
+
 @pytest.mark.parametrize(
     ("body", "error", "field"),
     [
