@@ -21,7 +21,7 @@ from croupier.api.decisionpolicy import StateBackend
 from croupier.api.experiment import CHILD_SUFFIX, KIND, ExperimentState
 from croupier.operator.core.matching import digest, with_manifest_hashes
 from croupier.operator.core.observer import MANAGED_BY_LABEL
-from croupier.operator.decisionpolicy.children import CONFIG_MOUNT, RUNTIME_UID, SERVICE_PORT, STATE_MOUNT
+from croupier.operator.decisionpolicy.children import AUTH_MOUNT, CONFIG_MOUNT, RUNTIME_UID, SERVICE_PORT, STATE_MOUNT
 from croupier.operator.experiment.model import ExperimentObject, served_state
 from croupier.operator.settings import FIELD_MANAGER, OperatorSettings
 from croupier.operator.templating import render_manifest
@@ -127,6 +127,8 @@ def _runtime_env(experiment: ExperimentObject) -> list[dict[str, Any]]:
         {"name": "CROUPIER_RUNTIME_LOG_FORMAT", "value": "json"},
         {"name": "CROUPIER_RUNTIME_POLICY_URL_TEMPLATE", "value": POLICY_URL_TEMPLATE},
     ]
+    if experiment.spec.auth.enabled:
+        env.append({"name": "CROUPIER_RUNTIME_AUTH_DIR", "value": AUTH_MOUNT})
     if policy_token_sources(experiment):
         env.append({"name": "CROUPIER_RUNTIME_POLICY_TOKEN_DIR", "value": POLICY_TOKEN_MOUNT})
     storage = experiment.spec.storage
@@ -175,6 +177,8 @@ def template_context(experiment: ExperimentObject, settings: OperatorSettings) -
         "state_claim": names.pvc if claim else None,
         "storage_size": persistence.size,
         "storage_class_name": persistence.storage_class_name,
+        "auth_secret": experiment.spec.auth.secret_for(experiment.name) if experiment.spec.auth.enabled else None,
+        "auth_mount": AUTH_MOUNT,
         "policy_token_sources": policy_token_sources(experiment),
         "policy_token_mount": POLICY_TOKEN_MOUNT,
     }
