@@ -4,7 +4,8 @@ another serving the Experiment. The Experiment waits (`TargetNotReady`, control 
 then runs; `POST /v1/assign` answers the policy's own decision (decisionId, arm, probabilities), and a reward on that
 decisionId reaches the policy: its runtime learns it and the operator writes it into the policy's status. The policy's
 runtime has authentication on (the default): the Experiment's runtime sends the decide token the operator mounts for
-it, the operator's probe the admin token of the labelled Secret."""
+it, the operator's probe the admin token of the labelled Secret. The Experiment's runtime has it on too: assign needs
+its decide token, and the operator reads its stats with the admin token of the Experiment's own Secret."""
 
 from __future__ import annotations
 
@@ -70,6 +71,8 @@ def test_a_ready_policy_target_answers_assign_with_its_decision_and_gets_the_rew
         "data": {k: base64.b64encode(f"{v}\n".encode()).decode() for k, v in TOKENS.items()},
     }
     kubectl.apply(json.dumps(secret))
+    own = {**secret, "metadata": {**secret["metadata"], "name": "checkout-auth"}}
+    kubectl.apply(json.dumps(own))
     auth_dir = tmp_path / "policy-auth"  # the kubelet's part: the policy pod's Secret volume
     auth_dir.mkdir()
     for key, token in TOKENS.items():
@@ -110,7 +113,13 @@ def test_a_ready_policy_target_answers_assign_with_its_decision_and_gets_the_rew
         tokens = tmp_path / "policy-tokens"
         tokens.mkdir()
         (tokens / "banner").write_text(f"{TOKENS['decide']}\n")
-        env = {"CROUPIER_RUNTIME_POLICY_URL_TEMPLATE": policy.url, "CROUPIER_RUNTIME_POLICY_TOKEN_DIR": str(tokens)}
+        env = {
+            "CROUPIER_RUNTIME_POLICY_URL_TEMPLATE": policy.url,
+            "CROUPIER_RUNTIME_POLICY_TOKEN_DIR": str(tokens),
+            "CROUPIER_RUNTIME_AUTH_DIR": str(auth_dir),  # the same keys and tokens as the policy's, for brevity
+        }
+        assert container_env["CROUPIER_RUNTIME_AUTH_DIR"] == "/var/run/croupier/auth"
+        assert any(v.get("secret", {}).get("secretName") == "checkout-auth" for v in pod["volumes"]), pod["volumes"]
         runtime = ExperimentProcess(tmp_path / "experiment.yaml", tmp_path / "experiment-state", env=env)
         started.append(runtime)
         runtime.start(START_TIMEOUT)
@@ -120,7 +129,9 @@ def test_a_ready_policy_target_answers_assign_with_its_decision_and_gets_the_rew
 
         with httpx.Client(timeout=30, trust_env=False) as http:
             assert http.post(f"{policy.url}/v1/decide", json={"unitId": "u"}).status_code == 401  # auth is on
-            answer = http.post(f"{runtime.url}/v1/assign", json={"unitId": _unit_of("bandit")}).json()
+            decide = {"authorization": f"Bearer {TOKENS['decide']}"}
+            assert http.post(f"{runtime.url}/v1/assign", json={"unitId": "u"}).status_code == 401
+            answer = http.post(f"{runtime.url}/v1/assign", json={"unitId": _unit_of("bandit")}, headers=decide).json()
             assert answer["variant"] == "bandit" and answer["counted"] is True, answer
             decision: dict[str, Any] = answer["decision"]
             assert decision["policy"] == "banner" and decision["decisionId"]
@@ -128,7 +139,7 @@ def test_a_ready_policy_target_answers_assign_with_its_decision_and_gets_the_rew
             assert set(decision["probabilities"]) == {"blue", "red", "green"}
             assert sum(decision["probabilities"].values()) == pytest.approx(1)
             assert decision["probabilities"][decision["arm"]] > 0
-            static = http.post(f"{runtime.url}/v1/assign", json={"unitId": _unit_of("control")}).json()
+            static = http.post(f"{runtime.url}/v1/assign", json={"unitId": _unit_of("control")}, headers=decide).json()
             assert static["variant"] == "control" and static["payload"] == {"banner": "static"}
 
             # The reward goes to the policy on the Experiment's decisionId, as any client's would.
