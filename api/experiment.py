@@ -27,7 +27,7 @@ from croupier.api.common import (
     enforce,
     validated,
 )
-from croupier.api.decisionpolicy import StateSpec
+from croupier.api.decisionpolicy import AuthSpec, StateSpec
 
 KIND = "Experiment"
 PLURAL = "experiments"
@@ -454,6 +454,13 @@ class ExperimentSpec(ApiModel):
             "to croupier:<namespace>:exp:<name>)."
         ),
     ] = StateSpec()
+    auth: Annotated[
+        AuthSpec,
+        Field(
+            description="Bearer tokens the runtime requires, as a DecisionPolicy's (default Secret <name>-auth, keys "
+            "decide, rewards, admin): assign needs decide, outcomes and exposures rewards, stats admin."
+        ),
+    ] = AuthSpec()
 
     @model_validator(mode="after")
     def _rules(self) -> Self:

@@ -39,6 +39,11 @@ class RuntimeSettings(BaseSettings):
     policy_urls: list[str] = Field(
         default_factory=list, description="Experiments: NAME=URL of DecisionPolicy runtimes, overriding the template."
     )
+    policy_token_dir: Path | None = Field(
+        None,
+        description="Experiments: directory holding one file per DecisionPolicy target (named after it) with its "
+        "decide-scope token; sent as Authorization: Bearer, re-read on rotation. Unset or no file: no token.",
+    )
     target_timeout_ms: int = Field(
         500, ge=1, le=60_000, description="Experiments: how long a DecisionPolicy target's decide may take."
     )

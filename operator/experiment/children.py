@@ -21,7 +21,7 @@ from croupier.api.decisionpolicy import StateBackend
 from croupier.api.experiment import CHILD_SUFFIX, KIND, ExperimentState
 from croupier.operator.core.matching import digest, with_manifest_hashes
 from croupier.operator.core.observer import MANAGED_BY_LABEL
-from croupier.operator.decisionpolicy.children import CONFIG_MOUNT, RUNTIME_UID, SERVICE_PORT, STATE_MOUNT
+from croupier.operator.decisionpolicy.children import AUTH_MOUNT, CONFIG_MOUNT, RUNTIME_UID, SERVICE_PORT, STATE_MOUNT
 from croupier.operator.experiment.model import ExperimentObject, served_state
 from croupier.operator.settings import FIELD_MANAGER, OperatorSettings
 from croupier.operator.templating import render_manifest
@@ -35,6 +35,9 @@ CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
 REPLICAS = 1
 # A DecisionPolicy's runtime, as its Service publishes it (port 80): the runtime formats {name} and {namespace}.
 POLICY_URL_TEMPLATE = f"http://{{name}}.{{namespace}}.svc:{SERVICE_PORT}"
+# The decide-scope tokens of the DecisionPolicy targets: one file per policy, named after it.
+POLICY_TOKEN_MOUNT = "/var/run/croupier/policy-tokens"
+POLICY_TOKEN_KEY = "decide"
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,23 @@ def uses_volume_claim(experiment: ExperimentObject) -> bool:
     return storage.backend == StateBackend.EMBEDDED and storage.persistence.enabled
 
 
+def policy_token_sources(experiment: ExperimentObject) -> list[dict[str, Any]]:
+    """A projected-volume source per DecisionPolicy target: key `decide` of its default auth Secret `<policy>-auth`
+    as the file `<policy>`. Optional, so a policy without auth (or without the Secret yet) does not keep the pod from
+    starting; the runtime then sends no token. A Secret volume, so the kubelet updates the file on rotation."""
+    policies = sorted({v.decision_policy_ref.name for v in experiment.spec.variants if v.decision_policy_ref})
+    return [
+        {
+            "secret": {
+                "name": f"{policy}-auth",
+                "items": [{"key": POLICY_TOKEN_KEY, "path": policy}],
+                "optional": True,
+            }
+        }
+        for policy in policies
+    ]
+
+
 def _runtime_env(experiment: ExperimentObject) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -109,6 +129,10 @@ def _runtime_env(experiment: ExperimentObject) -> list[dict[str, Any]]:
         {"name": "CROUPIER_RUNTIME_LOG_FORMAT", "value": "json"},
         {"name": "CROUPIER_RUNTIME_POLICY_URL_TEMPLATE", "value": POLICY_URL_TEMPLATE},
     ]
+    if experiment.spec.auth.enabled:
+        env.append({"name": "CROUPIER_RUNTIME_AUTH_DIR", "value": AUTH_MOUNT})
+    if policy_token_sources(experiment):
+        env.append({"name": "CROUPIER_RUNTIME_POLICY_TOKEN_DIR", "value": POLICY_TOKEN_MOUNT})
     storage = experiment.spec.storage
     redis = storage.redis
     if storage.backend == StateBackend.REDIS and redis is not None:
@@ -155,6 +179,10 @@ def template_context(experiment: ExperimentObject, settings: OperatorSettings) -
         "state_claim": names.pvc if claim else None,
         "storage_size": persistence.size,
         "storage_class_name": persistence.storage_class_name,
+        "auth_secret": experiment.spec.auth.secret_for(experiment.name) if experiment.spec.auth.enabled else None,
+        "auth_mount": AUTH_MOUNT,
+        "policy_token_sources": policy_token_sources(experiment),
+        "policy_token_mount": POLICY_TOKEN_MOUNT,
     }
 
 

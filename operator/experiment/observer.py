@@ -20,6 +20,7 @@ from croupier.api.modeldeployment import ModelVersionState, RoutingMode
 from croupier.api.wire import STATS_PATH, ExperimentStatsResponse
 from croupier.operator.core.controller import Services, Snapshot
 from croupier.operator.core.resources import DEPLOYMENT
+from croupier.operator.decisionpolicy.probe import admin_token
 from croupier.operator.decisionpolicy.status import DeploymentState
 from croupier.operator.experiment.children import CONFIG_HASH_ANNOTATION, child_names
 from croupier.operator.experiment.model import ExperimentObject, served_state
@@ -120,14 +121,23 @@ class ExperimentObserver:
                 found.unready.append(f"{ref.name} ({problem})")
         return found
 
-    async def _stats(self, url: str) -> tuple[ExperimentStatsResponse | None, str | None]:
+    async def _stats(self, url: str, experiment: ExperimentObject) -> tuple[ExperimentStatsResponse | None, str | None]:
         target = f"{url}{STATS_PATH}"
+        headers: dict[str, str] = {}
+        token_problem = ""
+        if experiment.spec.auth.enabled:  # the admin token, read per probe as for a DecisionPolicy; never logged
+            token, token_problem = await admin_token(
+                self.kube, experiment.namespace, experiment.spec.auth, experiment.name
+            )
+            if token is not None:
+                headers["authorization"] = f"Bearer {token}"
         try:
-            response = await self.http.get(target)
+            response = await self.http.get(target, headers=headers)
         except httpx.HTTPError as error:
             return None, f"GET {target} failed: {type(error).__name__}: {error}".rstrip(": ")
         if response.status_code != 200:
-            return None, f"GET {target} answered HTTP {response.status_code}"
+            suffix = f" ({token_problem})" if token_problem and response.status_code in (401, 403) else ""
+            return None, f"GET {target} answered HTTP {response.status_code}{suffix}"
         try:
             return ExperimentStatsResponse.model_validate_json(response.content), None
         except ValidationError as error:
@@ -152,7 +162,7 @@ class ExperimentObserver:
             and deployment.rolled_out(config_hash)
         ):
             url = self.settings.runtime_url(name=target.name, namespace=target.namespace, service=names.service)
-            stats, error = await self._stats(url)
+            stats, error = await self._stats(url, experiment)
             if stats is not None and stats.generation != target.generation:
                 error, stats = f"the runtime serves generation {stats.generation}, want {target.generation}", None
             if stats is not None:

@@ -11,7 +11,7 @@ from croupier.runtime.errors import ExperimentConfigError
 from croupier.runtime.experiments.config import ServedExperiment
 from croupier.runtime.experiments.service import ExperimentService
 from croupier.runtime.experiments.store import ExperimentStore
-from croupier.runtime.experiments.targets import PolicyClient
+from croupier.runtime.experiments.targets import PolicyClient, PolicyTokens
 from croupier.runtime.metrics import RuntimeMetrics, get_metrics
 from croupier.runtime.settings import RewardSync, RuntimeSettings
 from croupier.runtime.store.experiment_sqlite import SqliteExperimentStore, experiment_database_path
@@ -59,6 +59,7 @@ class ExperimentRuntime:
             namespace=served.namespace,
             urls=urls,
             timeout=settings.target_timeout_ms / 1000.0,
+            tokens=PolicyTokens(settings.policy_token_dir) if settings.policy_token_dir is not None else None,
         )
         self.service = ExperimentService(served, self.store, self.metrics, self.policies, replica=settings.replica)
         self.started = False

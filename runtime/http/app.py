@@ -18,7 +18,7 @@ import orjson
 import structlog
 
 from croupier.api import wire
-from croupier.api.decisionpolicy import AuthScope, AuthSpec
+from croupier.api.decisionpolicy import AuthScope
 from croupier.runtime.assembly import Runtime
 from croupier.runtime.errors import CroupierError, MethodNotAllowed, NotFound, PayloadTooLarge, PolicyConfigError
 from croupier.runtime.experiments.assembly import ExperimentRuntime
@@ -61,9 +61,8 @@ def mount(*services: Routes) -> Routes:
 def authenticator(runtime: Runtime | ExperimentRuntime) -> TokenAuthenticator | None:
     """The token check when the settings name a token directory, else None (with a warning: every route is open).
 
-    A policy's Secret keys and scopes come from its `spec.auth`; an Experiment has no auth block yet and uses the
-    default keys (decide, rewards, admin: one scope each)."""
-    auth = runtime.served.spec.auth if isinstance(runtime, Runtime) else AuthSpec()
+    The Secret's keys and scopes come from the served policy's or experiment's `spec.auth`."""
+    auth = runtime.served.spec.auth
     directory = runtime.settings.auth_dir
     if directory is None:
         log.warning(

@@ -2,10 +2,15 @@
 the operator, a real runtime process serving the policy (its address the policy's own, through `RuntimeRouter`) and
 another serving the Experiment. The Experiment waits (`TargetNotReady`, control served) until the policy is Ready,
 then runs; `POST /v1/assign` answers the policy's own decision (decisionId, arm, probabilities), and a reward on that
-decisionId reaches the policy: its runtime learns it and the operator writes it into the policy's status."""
+decisionId reaches the policy: its runtime learns it and the operator writes it into the policy's status. The policy's
+runtime has authentication on (the default): the Experiment's runtime sends the decide token the operator mounts for
+it, the operator's probe the admin token of the labelled Secret. The Experiment's runtime has it on too: assign needs
+its decide token, and the operator reads its stats with the admin token of the Experiment's own Secret."""
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,7 @@ from integration.runtime.conftest import RuntimeProcess
 from integration.runtime.experiments.conftest import ExperimentProcess
 
 from croupier.api.assignment import assign
+from croupier.devcluster.kubectl import Kubectl
 from croupier.devcluster.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -29,6 +35,7 @@ VARIANTS = [
     {"name": "control", "weight": 50, "payload": {"banner": "static"}},
     {"name": "bandit", "weight": 50, "decisionPolicyRef": {"name": "banner"}},
 ]
+TOKENS = {"decide": "it-decide-token", "rewards": "it-rewards-token", "admin": "it-admin-token"}
 START_TIMEOUT = 120.0  # a runtime process's start, on a loaded 2-core machine
 
 
@@ -53,10 +60,23 @@ def _unit_of(variant: str) -> str:
 
 
 def test_a_ready_policy_target_answers_assign_with_its_decision_and_gets_the_reward(
-    experiments: Experiments, policies: Policies, runtime_router: RuntimeRouter, tmp_path: Path
+    experiments: Experiments, policies: Policies, runtime_router: RuntimeRouter, kubectl: Kubectl, tmp_path: Path
 ) -> None:
     namespace = experiments.namespace
     started: list[RuntimeProcess] = []
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "banner-auth", "namespace": namespace, "labels": {"croupier.dev/runtime-auth": "true"}},
+        "data": {k: base64.b64encode(f"{v}\n".encode()).decode() for k, v in TOKENS.items()},
+    }
+    kubectl.apply(json.dumps(secret))
+    own = {**secret, "metadata": {**secret["metadata"], "name": "checkout-auth"}}
+    kubectl.apply(json.dumps(own))
+    auth_dir = tmp_path / "policy-auth"  # the kubelet's part: the policy pod's Secret volume
+    auth_dir.mkdir()
+    for key, token in TOKENS.items():
+        (auth_dir / key).write_text(f"{token}\n")
     try:
         # The policy exists but nothing serves it yet: not Ready, so the Experiment serves control and says why.
         policies.apply("banner")
@@ -68,15 +88,38 @@ def test_a_ready_policy_target_answers_assign_with_its_decision_and_gets_the_rew
         # The kubelet's part for the policy: a runtime process serves the ConfigMap's policy.yaml at the policy's own
         # address; the operator reads it there and the policy becomes Ready.
         (tmp_path / "policy.yaml").write_text(policies.policy_yaml("banner", 1))
-        policy = RuntimeProcess(tmp_path / "policy.yaml", tmp_path / "policy-state")
+        policy = RuntimeProcess(
+            tmp_path / "policy.yaml", tmp_path / "policy-state", env={"CROUPIER_RUNTIME_AUTH_DIR": str(auth_dir)}
+        )
         started.append(policy)
         policy.start(START_TIMEOUT)
         runtime_router.route(namespace, "banner", policy.url)
         policies.wait_condition("banner", "Ready", "True", "Available", timeout=90)
 
-        # Now the Experiment runs: its runtime (the pod's part) asks the policy's runtime for decisions.
+        # Now the Experiment runs: its runtime (the pod's part) asks the policy's runtime for decisions, with the
+        # decide token of the policy's Secret that the operator mounts into its pod (the kubelet's part: the file).
         (tmp_path / "experiment.yaml").write_text(experiments.served("checkout", "Running"))
-        env = {"CROUPIER_RUNTIME_POLICY_URL_TEMPLATE": policy.url}
+        deployment = kubectl.json("get", "deployment", "checkout-experiment", "-n", namespace, "-o", "json")
+        pod = deployment["spec"]["template"]["spec"]
+        container_env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+        token_dir = container_env["CROUPIER_RUNTIME_POLICY_TOKEN_DIR"]
+        (volume,) = [v for v in pod["volumes"] if v["name"] == "policy-tokens"]
+        (source,) = volume["projected"]["sources"]
+        assert source["secret"]["name"] == "banner-auth", volume
+        assert source["secret"]["items"] == [{"key": "decide", "path": "banner"}], volume
+        assert {"name": "policy-tokens", "mountPath": token_dir, "readOnly": True} in pod["containers"][0][
+            "volumeMounts"
+        ]
+        tokens = tmp_path / "policy-tokens"
+        tokens.mkdir()
+        (tokens / "banner").write_text(f"{TOKENS['decide']}\n")
+        env = {
+            "CROUPIER_RUNTIME_POLICY_URL_TEMPLATE": policy.url,
+            "CROUPIER_RUNTIME_POLICY_TOKEN_DIR": str(tokens),
+            "CROUPIER_RUNTIME_AUTH_DIR": str(auth_dir),  # the same keys and tokens as the policy's, for brevity
+        }
+        assert container_env["CROUPIER_RUNTIME_AUTH_DIR"] == "/var/run/croupier/auth"
+        assert any(v.get("secret", {}).get("secretName") == "checkout-auth" for v in pod["volumes"]), pod["volumes"]
         runtime = ExperimentProcess(tmp_path / "experiment.yaml", tmp_path / "experiment-state", env=env)
         started.append(runtime)
         runtime.start(START_TIMEOUT)
@@ -85,7 +128,10 @@ def test_a_ready_policy_target_answers_assign_with_its_decision_and_gets_the_rew
         assert ready["status"]["split"] == "control=50,bandit=50"
 
         with httpx.Client(timeout=30, trust_env=False) as http:
-            answer = http.post(f"{runtime.url}/v1/assign", json={"unitId": _unit_of("bandit")}).json()
+            assert http.post(f"{policy.url}/v1/decide", json={"unitId": "u"}).status_code == 401  # auth is on
+            decide = {"authorization": f"Bearer {TOKENS['decide']}"}
+            assert http.post(f"{runtime.url}/v1/assign", json={"unitId": "u"}).status_code == 401
+            answer = http.post(f"{runtime.url}/v1/assign", json={"unitId": _unit_of("bandit")}, headers=decide).json()
             assert answer["variant"] == "bandit" and answer["counted"] is True, answer
             decision: dict[str, Any] = answer["decision"]
             assert decision["policy"] == "banner" and decision["decisionId"]
@@ -93,13 +139,18 @@ def test_a_ready_policy_target_answers_assign_with_its_decision_and_gets_the_rew
             assert set(decision["probabilities"]) == {"blue", "red", "green"}
             assert sum(decision["probabilities"].values()) == pytest.approx(1)
             assert decision["probabilities"][decision["arm"]] > 0
-            static = http.post(f"{runtime.url}/v1/assign", json={"unitId": _unit_of("control")}).json()
+            static = http.post(f"{runtime.url}/v1/assign", json={"unitId": _unit_of("control")}, headers=decide).json()
             assert static["variant"] == "control" and static["payload"] == {"banner": "static"}
 
             # The reward goes to the policy on the Experiment's decisionId, as any client's would.
-            reward = http.post(f"{policy.url}/v1/rewards", json={"decisionId": decision["decisionId"], "reward": 1})
+            reward = http.post(
+                f"{policy.url}/v1/rewards",
+                json={"decisionId": decision["decisionId"], "reward": 1},
+                headers={"authorization": f"Bearer {TOKENS['rewards']}"},
+            )
             assert reward.status_code == 200 and reward.json()["accepted"] == 1, reward.text
-            totals = http.get(f"{policy.url}/v1/stats").json()["totals"]
+            admin = {"authorization": f"Bearer {TOKENS['admin']}"}
+            totals = http.get(f"{policy.url}/v1/stats", headers=admin).json()["totals"]
             assert totals["decisions"] == 1 and totals["rewards"] == 1
 
         def rewarded() -> dict[str, Any] | None:

@@ -119,6 +119,57 @@ def test_the_deployment_runs_the_experiment_runtime_restricted() -> None:
     assert env["CROUPIER_RUNTIME_POLICY_URL_TEMPLATE"] == "http://{name}.{namespace}.svc:80"
 
 
+def _pod(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, str | None]]:
+    pod: dict[str, Any] = _render(body)["Deployment"]["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    return pod, volumes, env
+
+
+def test_the_runtime_requires_tokens_from_its_auth_secret_unless_disabled() -> None:
+    body = _load("ab-policy.yaml")
+    pod, volumes, env = _pod(body)
+    assert volumes["auth"]["secret"]["secretName"] == "checkout-offer-auth"
+    assert env["CROUPIER_RUNTIME_AUTH_DIR"] == "/var/run/croupier/auth"
+    mount = {"name": "auth", "mountPath": "/var/run/croupier/auth", "readOnly": True}
+    assert mount in pod["containers"][0]["volumeMounts"]
+    assert "subPath" not in str(pod["containers"][0]["volumeMounts"])
+    custom = copy.deepcopy(body)
+    custom["spec"]["auth"] = {"secretName": "shop-tokens", "tokens": [{"key": "ops", "scopes": ["admin", "decide"]}]}
+    _, volumes, _ = _pod(custom)
+    assert volumes["auth"]["secret"]["secretName"] == "shop-tokens"
+    assert yaml.safe_load(_render(custom)["ConfigMap"]["data"][MANIFEST_KEY])["spec"]["auth"]["tokens"] == [
+        {"key": "ops", "scopes": ["admin", "decide"]}
+    ]
+    disabled = copy.deepcopy(body)
+    disabled["spec"]["auth"] = {"mode": "Disabled"}
+    pod, volumes, env = _pod(disabled)
+    assert "auth" not in volumes and "CROUPIER_RUNTIME_AUTH_DIR" not in env
+    assert all(m["name"] != "auth" for m in pod["containers"][0]["volumeMounts"])
+
+
+def test_each_policy_target_gets_its_decide_token_mounted() -> None:
+    body = _load("ab-policy.yaml")
+    _, volumes, env = _pod(body)
+    sources = volumes["policy-tokens"]["projected"]["sources"]
+    assert sources == [
+        {
+            "secret": {
+                "name": "homepage-banner-auth",
+                "items": [{"key": "decide", "path": "homepage-banner"}],
+                "optional": True,
+            }
+        }
+    ]
+    assert env["CROUPIER_RUNTIME_POLICY_TOKEN_DIR"] == "/var/run/croupier/policy-tokens"
+    static = copy.deepcopy(body)
+    for variant in static["spec"]["variants"]:
+        variant.pop("decisionPolicyRef", None)
+        variant["payload"] = {"v": variant["name"]}
+    _, volumes, env = _pod(static)
+    assert "policy-tokens" not in volumes and "CROUPIER_RUNTIME_POLICY_TOKEN_DIR" not in env
+
+
 def test_a_guardrail_pause_is_served_without_touching_the_spec() -> None:
     body = _load("abn-guardrail-paused.yaml")
     assert body["spec"].get("state", "Running") == "Running"
