@@ -121,7 +121,9 @@ def test_redis_storage_reaches_the_pod_and_the_runtime_counts_in_redis(lifecycle
         assert {"name": "state", "emptyDir": {}} in pod["volumes"]
         claims = experiments.kubectl.json("get", "pvc", "-n", experiments.namespace)["items"]
         assert [c["metadata"]["name"] for c in claims] == []  # no claim with Redis state
-        # Play the kubelet with the pod's environment: the runtime keeps its counts in the real Redis.
+        # Play the kubelet with the pod's environment: the runtime keeps its counts in the real Redis. No Secret is
+        # mounted here (authentication has its own tests), so the token directory the pod names is left out.
+        assert env.pop("CROUPIER_RUNTIME_AUTH_DIR") == "/var/run/croupier/auth"
         experiments.serve("shared", "Running", env=env)
         experiments.traffic(4000, {"a": 0.10, "b": 0.16})
         body = experiments.wait_condition("shared", "Ready", "True", "WinnerFound")
