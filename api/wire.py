@@ -284,13 +284,7 @@ class AssignRequest(ApiModel):
     """Ask which variant a unit gets (and what that variant serves). The unit's first assignment in the current epoch
     logs its exposure."""
 
-    unit_id: Annotated[
-        UnitId | None,
-        Field(
-            description="The unit (a user id, a session). Without it, the unit is attributes[spec.assignment.unitKey] "
-            "(a string); a request with neither is refused naming both."
-        ),
-    ] = None
+    unit_id: Annotated[UnitId, Field(description="The unit (spec.assignment.unitKey's value: a user id, a session).")]
     attributes: Annotated[
         dict[FeatureName, AttributeValue] | None,
         Field(

@@ -89,11 +89,3 @@ def test_decide_falls_back_only_with_an_arm_and_only_after_no_answer_or_a_5xx() 
     refused = ApiError(422, "InvalidField", "no")
     with pytest.raises(ApiError):
         protocol.fallback(refused, "blue")
-
-
-def test_assign_may_name_the_unit_through_its_attributes_only() -> None:
-    # The runtime takes the unit from attributes[spec.assignment.unitKey] when unitId is absent.
-    call = protocol.assign_call(None, {"userId": "u7", "country": "NL"}, None)
-    assert (call.method, call.path, call.idempotent) == ("POST", wire.ASSIGN_PATH, True)
-    assert orjson.loads(call.body or b"") == {"attributes": {"userId": "u7", "country": "NL"}}
-    assert orjson.loads(protocol.assign_call("u1", None, None).body or b"") == {"unitId": "u1"}
