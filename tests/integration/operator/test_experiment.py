@@ -184,7 +184,15 @@ def test_b_truly_wins_and_the_numbers_reach_status_then_no_writes_when_settled(
     assert b["metrics"][0]["name"] == "conversion" and b["metrics"][0]["sum"] == b["outcomes"]
     assert status["srmPValue"] > 0.001 and status["epoch"]
 
-    # Settled: nothing changes at the runtime, so nothing is written over several resyncs.
+    # Settled: nothing changes at the runtime, so nothing is written over several resyncs. On a loaded machine the
+    # last outcomes may still be on their way when WinnerFound is first written: wait (bounded) until one resync
+    # writes nothing, then require three more that write nothing.
+    def quiet() -> bool:
+        start = policies.operator_writes()
+        time.sleep(policies.resync_seconds)
+        return policies.operator_writes() == start
+
+    wait_for(quiet, timeout=60, what="a resync of the settled experiment without writes")
     settled = experiments.get("buttons")["status"]
     before = policies.operator_writes()
     time.sleep(3 * policies.resync_seconds)
