@@ -35,14 +35,8 @@ from croupier.stats.results import (
     VariantResult,
 )
 
+# The result types live in croupier.stats.results (numpy-free); this module only computes them.
 __all__ = [
-    "Analysis",
-    "AnalysisState",
-    "Comparison",
-    "GuardrailResult",
-    "GuardrailState",
-    "Interval",
-    "VariantResult",
     "analyze",
     "guardrail_interval_alpha",
     "guardrail_states",
