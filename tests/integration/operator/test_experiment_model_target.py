@@ -109,11 +109,26 @@ def test_model_version_variants_route_predicts_to_their_version_once_the_deploym
     waiting = experiments.wait_condition("checkout", "Ready", "False", "TargetNotReady", timeout=90)
     message = condition(waiting, "Ready")["message"]
     assert "ranker" in message, message
-    served = yaml.safe_load(experiments.served("checkout", "Paused"))
+    paused = experiments.served("checkout", "Paused")
+    served = yaml.safe_load(paused)
     assert served["spec"]["state"] == "Paused"
     assert served["spec"]["control"] == "control"
 
+    # The pod's runtime on that configuration answers control's route (version 1) to every unit, uncounted.
+    (tmp_path / "paused.yaml").write_text(paused)
+    waiting_runtime = ExperimentProcess(tmp_path / "paused.yaml", tmp_path / "paused-state")
+    try:
+        waiting_runtime.start(START_TIMEOUT)
+        with httpx.Client(timeout=30, trust_env=False) as http:
+            for variant in ("candidate", "control"):
+                answer = http.post(f"{waiting_runtime.url}/v1/assign", json={"unitId": _unit_of(variant)}).json()
+                assert answer["variant"] == "control" and answer["counted"] is False, answer
+                assert answer["model"]["version"] == 1 and answer["model"]["value"] == "1", answer
+    finally:
+        waiting_runtime.stop()
+
     started: list[ExperimentProcess] = []
+
     config, routing = tmp_path / "tfserving" / "models.config", tmp_path / "routing" / "routing.yaml"
     models_volume = ConfigMapFile(kubectl, namespace, "ranker-models", "models.config", config)
     routing_volume = PodSyncedFile(
