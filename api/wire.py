@@ -10,9 +10,10 @@ bodies by hand (same rules, same field names in errors); these models are the co
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any, Self
 
-from pydantic import ConfigDict, Field, JsonValue
+from pydantic import ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from croupier.api.common import ApiModel
 from croupier.api.decisionpolicy import MAX_ARMS, MAX_FEATURES
@@ -280,11 +281,23 @@ UnitId = Annotated[str, Field(min_length=1, max_length=MAX_UNIT_ID_LENGTH)]
 AttributeValue = str | bool | BoundedNumber | None
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
 class AssignRequest(ApiModel):
     """Ask which variant a unit gets (and what that variant serves). The unit's first assignment in the current epoch
-    logs its exposure."""
+    logs its exposure. The unit is ``unitId`` or, without it, ``attributes[spec.assignment.unitKey]`` (a string): one
+    of the two is required, and ``unitId`` is never null (omit it instead)."""
 
-    unit_id: Annotated[UnitId, Field(description="The unit (spec.assignment.unitKey's value: a user id, a session).")]
+    unit_id: Annotated[
+        UnitId | SkipJsonSchema[None],
+        Field(
+            description="The unit (spec.assignment.unitKey's value: a user id, a session). Optional: without it the "
+            "unit is attributes[spec.assignment.unitKey]. Never null: omit the field instead.",
+            json_schema_extra=_no_default,
+        ),
+    ] = None
     attributes: Annotated[
         dict[FeatureName, AttributeValue] | None,
         Field(
@@ -297,6 +310,19 @@ class AssignRequest(ApiModel):
         ContextObject | ContextList | None,
         Field(description="Context sent as is to a DecisionPolicy target's /v1/decide (contextual policies)."),
     ] = None
+
+    @field_validator("unit_id", mode="before")
+    @classmethod
+    def _unit_id_not_null(cls, value: Any) -> Any:
+        if value is None:  # only when sent: an omitted unitId keeps its default without validation
+            raise ValueError("unitId must be a string, got null (omit it to take the unit from the attributes)")
+        return value
+
+    @model_validator(mode="after")
+    def _a_unit(self) -> Self:
+        if self.unit_id is None and not self.attributes:
+            raise ValueError("unitId or attributes[spec.assignment.unitKey] is required")
+        return self
 
 
 class PolicyDecision(WireResponse):

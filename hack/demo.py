@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.server
 import json
 import os
 import shutil
@@ -41,6 +40,8 @@ from typing import Any
 import httpx
 import numpy as np
 import yaml
+
+from croupier.devcluster.dispatcher import LoopbackDispatcher
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE = "demo"
@@ -90,44 +91,6 @@ def stop_group(pid: int, timeout: float = 15) -> bool:
             deadline, killed = time.monotonic() + 5, True
         time.sleep(0.05)
     return True
-
-
-class StatsRouter(http.server.ThreadingHTTPServer):
-    """Stands in for the policies' Services on this machine: GET /<namespace>/<name>/<path> goes to that policy's
-    local runtime process. The operator reaches it through its documented setting
-    CROUPIER_OPERATOR_RUNTIME_URL_TEMPLATE=http://127.0.0.1:<port>/{namespace}/{name}."""
-
-    def __init__(self, routes: dict[str, str]) -> None:
-        self.routes = routes
-        client = httpx.Client(timeout=2)
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                namespace, _, rest = self.path.lstrip("/").partition("/")
-                name, _, path = rest.partition("/")
-                target = routes.get(f"{namespace}/{name}")
-                try:
-                    if target is None:
-                        raise httpx.ConnectError("no runtime")
-                    upstream = client.get(f"{target}/{path}")
-                    status, body = upstream.status_code, upstream.content
-                except httpx.HTTPError:
-                    status, body = 502, b'{"error": "runtime unreachable"}'
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url_template(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/{{namespace}}/{{name}}"
 
 
 class Demo:
@@ -396,8 +359,8 @@ class ModelDemo:
     (the operator annotates them after each table change; any pod update makes the kubelet refresh its volumes) or
     once per kubelet sync period. The operator reaches the model server through
     CROUPIER_OPERATOR_MODEL_SERVER_ADDRESS_TEMPLATE and each router pod's counters through
-    CROUPIER_OPERATOR_ROUTER_METRICS_URL_TEMPLATE, which names the pod: the demo's StatsRouter sends
-    /<namespace>/<pod>/metrics to that pod's router process.
+    CROUPIER_OPERATOR_ROUTER_METRICS_URL_TEMPLATE, which names the pod: the demo's LoopbackDispatcher
+    sends /<namespace>/<pod>/metrics to that pod's router process.
 
     ``bring_up`` runs in the background while the DecisionPolicy part runs: it waits for the SavedModels, applies
     ranker with its stable version only and starts the model server (TensorFlow's start is most of the cost) and the
@@ -421,8 +384,8 @@ class ModelDemo:
         self.routing_synced = 0.0
         self.routing_copies = 0
 
-    def operator_env(self, stats_router: StatsRouter) -> dict[str, str]:
-        metrics = f"http://127.0.0.1:{stats_router.server_address[1]}/{{namespace}}/{{pod}}/metrics"
+    def operator_env(self, stats_router: LoopbackDispatcher) -> dict[str, str]:
+        metrics = stats_router.url_template("pod", "/metrics")
         return {
             "CROUPIER_OPERATOR_MODEL_SERVER_ADDRESS_TEMPLATE": f"{self.host}:{self.grpc_port}",
             "CROUPIER_OPERATOR_ROUTER_METRICS_URL_TEMPLATE": metrics,
@@ -488,7 +451,7 @@ class ModelDemo:
                 self.sync()
 
     # -- bring-up (background) -------------------------------------------------------------------------------------
-    def start_bring_up(self, stats_router: StatsRouter) -> None:
+    def start_bring_up(self, stats_router: LoopbackDispatcher) -> None:
         def run() -> None:
             try:
                 self.bring_up(stats_router)
@@ -505,7 +468,7 @@ class ModelDemo:
         if self.failure is not None:
             raise self.failure
 
-    def bring_up(self, stats_router: StatsRouter) -> None:
+    def bring_up(self, stats_router: LoopbackDispatcher) -> None:
         # The model server process starts first, with an empty model config (TensorFlow's import is most of a minute
         # on a busy 2-core machine); the ModelDeployment is applied once it listens, so the operator's first
         # GetModelStatus finds a server that does not know the model yet (VersionLoading), and the kubelet's copy of
@@ -622,7 +585,7 @@ def _write_atomically(path: Path, text: str) -> None:
     staged.replace(path)  # as the kubelet swaps a volume's ..data link
 
 
-def model_deployment_demo(models: ModelDemo, router: StatsRouter) -> None:
+def model_deployment_demo(models: ModelDemo, router: LoopbackDispatcher) -> None:
     """Canary steps under traffic through the routers, then a failing version rolled back automatically."""
     started = time.monotonic()
     say("ModelDeployment ranker (VersionLabels): the model server and two router pods' processes, started meanwhile")
@@ -653,7 +616,7 @@ def model_deployment_demo(models: ModelDemo, router: StatsRouter) -> None:
     models.stop.set()
 
 
-def scored_policy_demo(models: ModelDemo, router: StatsRouter) -> None:
+def scored_policy_demo(models: ModelDemo, router: LoopbackDispatcher) -> None:
     """A DecisionPolicy whose arms the ranker scores: one Predict per decision, InverseGap over the scores."""
     demo, name = models.demo, "scored-offers"
     say(f"Applying {SCORED_EXAMPLE.name}: the ModelDeployment ranker scores the arms of every decision")
@@ -759,7 +722,7 @@ def send_experiment_traffic(
                 client.post(f"/v1/{key}", json={key: items[start : start + 1000]}).raise_for_status()
 
 
-def run_experiments(demo: Demo, router: StatsRouter, rounds: int = 6) -> None:
+def run_experiments(demo: Demo, router: LoopbackDispatcher, rounds: int = 6) -> None:
     """An A/B/n where one variant truly wins, and an A/B with a broken split (SampleRatioMismatch); about 40 s."""
     abn = [("classic", 34), ("short-form", 33), ("social-login", 33)]
     ab = [("control", 50), ("treatment", 50)]
@@ -890,8 +853,10 @@ def main() -> int:
         demo.install()
         specs = {yaml.safe_load(p.read_text())["metadata"]["name"]: p for p in POLICY_EXAMPLES}
         ports = {name: free_port() for name in specs}
-        router = StatsRouter({f"{NAMESPACE}/{name}": f"http://127.0.0.1:{port}" for name, port in ports.items()})
-        demo.start_operator(router.url_template, models.operator_env(router))
+        # The policies' and Experiments' Services and the router pods, on loopback: the operator's URL templates.
+        routes = {f"{NAMESPACE}/{name}": f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        router = stack.enter_context(LoopbackDispatcher(routes, timeout=2))
+        demo.start_operator(router.url_template("name"), models.operator_env(router))
         demo.kubectl(
             "create",
             "secret",

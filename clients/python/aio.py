@@ -118,7 +118,11 @@ class AsyncClient(ClientBase[httpx.AsyncClient]):
 
     # ------------------------------------------------------------------ experiments
     async def assign(
-        self, unit_id: str, *, attributes: Attributes | None = None, context: Context | None = None
+        self,
+        unit_id: str | None = None,
+        *,
+        attributes: Attributes | None = None,
+        context: Context | None = None,
     ) -> AssignResponse:
         """`Client.assign` as a coroutine."""
         return await self._run(protocol.assign_call(unit_id, attributes, context))

@@ -2,7 +2,9 @@
 (``croupier.api.assignment``, bit-exact with ``docs/api/assignment-vectors.json`` and the runtime).
 
 A service that assigns locally reports what it showed with ``Client.expose(unit, variant, assigner.epoch)`` (or
-``assigner.exposure(unit)``). The local assigner knows the current split only: a sticky unit that the runtime
+``assigner.exposure(unit)``). A unit given by its attributes alone (no unit id) is
+``attributes[spec.assignment.unitKey]``, as the runtime resolves it: ``assigner.unit(attributes=...)``,
+``assigner.exposure(attributes=...)``. The local assigner knows the current split only: a sticky unit that the runtime
 remembers with another variant (from an earlier epoch) is answered ``mismatch`` on its exposure, and a configuration
 older than the runtime's is answered ``stale``; ask ``Client.assign`` when that matters.
 """
@@ -30,9 +32,10 @@ class LocalAssigner:
     """``assigner.assign(unit_id) -> variant`` (also ``assigner(unit_id)``): no I/O, a few microseconds per call.
 
     Built from an Experiment manifest (``from_manifest``, ``from_file``: salt, weights, algorithm, served state and
-    epoch exactly as the runtime derives them), or from the hash parameters alone (``epoch`` then unknown)."""
+    epoch exactly as the runtime derives them), or from the hash parameters alone (``epoch`` then unknown, and
+    ``unit_key`` only if given)."""
 
-    __slots__ = ("assign", "epoch", "experiment", "fixed", "variants")
+    __slots__ = ("assign", "epoch", "experiment", "fixed", "unit_key", "variants")
 
     def __init__(
         self,
@@ -43,6 +46,7 @@ class LocalAssigner:
         epoch: str | None = None,
         experiment: str | None = None,
         fixed: str | None = None,
+        unit_key: str | None = None,
     ) -> None:
         try:
             hashed = Assigner(salt, weights, algorithm).assign
@@ -56,6 +60,7 @@ class LocalAssigner:
         self.epoch = epoch
         self.experiment = experiment
         self.fixed = fixed
+        self.unit_key = unit_key
         self.assign: Callable[[str], str] = hashed if fixed is None else (lambda _unit: fixed)
 
     def __call__(self, unit_id: str) -> str:
@@ -86,6 +91,7 @@ class LocalAssigner:
             epoch=served.epoch,
             experiment=served.name,
             fixed=fixed,
+            unit_key=spec.assignment.unit_key,
         )
 
     @classmethod
@@ -98,9 +104,32 @@ class LocalAssigner:
             raise InvalidArgument(f"{path} is not an Experiment manifest (a YAML mapping)", "path")
         return cls.from_manifest(document)
 
-    def exposure(self, unit_id: str) -> Exposure:
-        """The exposure to report after serving the unit its variant (with this configuration's epoch)."""
-        return Exposure(unit_id=unit_id, variant=self.assign(unit_id), epoch=self.epoch)
+    def unit(self, unit_id: str | None = None, *, attributes: Mapping[str, object] | None = None) -> str:
+        """The unit as the runtime resolves an assign request: ``unit_id`` when given, else
+        ``attributes[unit_key]`` (spec.assignment.unitKey), which must be a non-empty string."""
+        if unit_id is not None:
+            return unit_id
+        if self.unit_key is None:
+            raise InvalidArgument(
+                "unit_id is required: this assigner knows no unitKey (build it from_manifest)", "unitId"
+            )
+        value = (attributes or {}).get(self.unit_key)
+        if value is None:
+            raise InvalidArgument(
+                f"unit_id or attributes.{self.unit_key} (spec.assignment.unitKey) is required", "unitId"
+            )
+        if not isinstance(value, str) or not value:
+            got = type(value).__name__ if not isinstance(value, str) else "an empty string"
+            raise InvalidArgument(
+                f"attributes.{self.unit_key} must be a non-empty string, got {got}", f"attributes.{self.unit_key}"
+            )
+        return value
+
+    def exposure(self, unit_id: str | None = None, *, attributes: Mapping[str, object] | None = None) -> Exposure:
+        """The exposure to report after serving the unit its variant (with this configuration's epoch); the unit is
+        ``unit_id`` or, without it, ``attributes[unit_key]`` (``unit``). The exposure always names the unit."""
+        unit = self.unit(unit_id, attributes=attributes)
+        return Exposure(unit_id=unit, variant=self.assign(unit), epoch=self.epoch)
 
 
 def _fast_fnv(

@@ -126,10 +126,15 @@ class Client(ClientBase[httpx.Client]):
 
     # ------------------------------------------------------------------ experiments
     def assign(
-        self, unit_id: str, *, attributes: Attributes | None = None, context: Context | None = None
+        self,
+        unit_id: str | None = None,
+        *,
+        attributes: Attributes | None = None,
+        context: Context | None = None,
     ) -> AssignResponse:
         """The unit's variant and target from an experiment runtime (retried: assignment is sticky and the
-        exposure is logged once per unit and epoch)."""
+        exposure is logged once per unit and epoch). Without ``unit_id`` the unit is
+        ``attributes[spec.assignment.unitKey]`` (a string), as the runtime resolves it."""
         return self._run(protocol.assign_call(unit_id, attributes, context))
 
     def expose(self, unit_id: str, variant: str, epoch: str | None = None) -> ExposureResponse:

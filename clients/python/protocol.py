@@ -182,7 +182,11 @@ def merge_rewards(answers: Sequence[RewardResponse]) -> RewardResponse:
     )
 
 
-def assign_body(unit_id: str, attributes: Attributes | None, context: Context | None) -> bytes:
+def assign_body(unit_id: str | None, attributes: Attributes | None, context: Context | None) -> bytes:
+    """Without ``unit_id`` the runtime takes the unit from ``attributes[spec.assignment.unitKey]``; unitId is then
+    left out of the body (never sent as null)."""
+    if unit_id is None and not attributes:
+        raise InvalidArgument("unit_id or attributes holding the experiment's unitKey is required", "unitId")
     return encode(
         build(
             AssignRequest,
@@ -289,7 +293,7 @@ def stats_call() -> Call[StatsResponse]:
     return Call("GET", wire.STATS_PATH, None, idempotent=True, decode=partial(parse, StatsResponse))
 
 
-def assign_call(unit_id: str, attributes: Attributes | None, context: Context | None) -> Call[AssignResponse]:
+def assign_call(unit_id: str | None, attributes: Attributes | None, context: Context | None) -> Call[AssignResponse]:
     body = assign_body(unit_id, attributes, context)
     return Call("POST", wire.ASSIGN_PATH, body, idempotent=True, decode=partial(parse, AssignResponse))
 

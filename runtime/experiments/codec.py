@@ -75,6 +75,9 @@ def decode_assign(body: bytes, unit_key: str | None = None) -> AssignRequest:
             return AssignRequest(unit_id)
     request = _object(body)
     _unknown(request, _ASSIGN, "", "an assign request")
+    if "unitId" in request and request["unitId"] is None:  # optional, never null (the published schema)
+        where = f"attributes.{unit_key}" if unit_key is not None else "attributes[spec.assignment.unitKey]"
+        raise InvalidField(f"unitId must be a string, got null (omit it to take the unit from {where})", field="unitId")
     unit_id = _string(request, "unitId", "", limit=wire.MAX_UNIT_ID_LENGTH, required=False)
     attributes = request.get("attributes")
     if attributes is not None:

@@ -148,7 +148,7 @@ def _schemas(served: ServedExperiment) -> dict[str, Any]:
     assign = copy.deepcopy(schemas["AssignRequest"])
     key = served.spec.assignment.unit_key
     unit = {k: v for k, v in assign["properties"]["unitId"].items() if k != "description"}
-    assign.pop("required", None)  # unitId is its only required field
+    assign.pop("required", None)  # none: unitId is optional (never null), and one of the two below is required
     assign["anyOf"] = [
         {"required": ["unitId"]},
         {

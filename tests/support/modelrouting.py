@@ -8,13 +8,13 @@ mounted files in step with the ConfigMaps the operator writes, as the kubelet wo
   pod object changes (any update makes the kubelet sync the pod) or once per sync period (60 s by default, the
   kubelet's ``--sync-frequency``). A weight change therefore reaches the router quickly only if the operator updates
   the router's pods after writing the table, which is what the operator does.
-* ``PodDispatcher``: the pod network for the operator's per-pod scrapes: ``GET /<namespace>/<pod>/<path>`` goes to the
-  process playing that pod (``CROUPIER_OPERATOR_ROUTER_METRICS_URL_TEMPLATE`` = ``dispatcher.template``).
+* ``PodDispatcher``: the pod network for the operator's per-pod scrapes (``croupier.devcluster.dispatcher``'s
+  ``LoopbackDispatcher``): ``GET /<namespace>/<pod>/<path>`` goes to the process playing that pod
+  (``CROUPIER_OPERATOR_ROUTER_METRICS_URL_TEMPLATE`` = ``dispatcher.template``).
 """
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import random
@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from croupier.devcluster.dispatcher import LoopbackDispatcher
 from croupier.devcluster.kubectl import Kubectl
 from croupier.devcluster.ports import free_ports
 from croupier.devcluster.waiting import wait_for
@@ -246,48 +247,12 @@ class RouterTraffic:
         self.thread.join(5)
 
 
-class PodDispatcher(http.server.ThreadingHTTPServer):
-    """``GET /<namespace>/<pod>/<path>`` forwarded to the process playing that pod (``routes["<namespace>/<pod>"]``,
-    a base URL); 404 for a pod nothing plays, 502 when its process does not answer."""
-
-    def __init__(self, routes: dict[str, str] | None = None) -> None:
-        self.routes: dict[str, str] = dict(routes or {})
-        self.requests: Counter[str] = Counter()  # "<namespace>/<pod>" -> GETs forwarded
-        dispatcher = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                namespace, _, rest = self.path.lstrip("/").partition("/")
-                pod, _, path = rest.partition("/")
-                target = dispatcher.routes.get(f"{namespace}/{pod}")
-                status, body = 404, b"no such pod"
-                if target is not None:
-                    dispatcher.requests[f"{namespace}/{pod}"] += 1
-                    try:
-                        upstream = httpx.get(f"{target}/{path}", timeout=5, trust_env=False)
-                        status, body = upstream.status_code, upstream.content
-                    except httpx.HTTPError:
-                        status, body = 502, b"pod unreachable"
-                self.send_response(status)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+class PodDispatcher(LoopbackDispatcher):
+    """The pod network for the operator's per-pod scrapes: ``GET /<namespace>/<pod>/<path>`` goes to the process
+    playing that pod (``routes["<namespace>/<pod>"]``, a base URL); 502 for a pod nothing plays or whose process does
+    not answer."""
 
     @property
     def template(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/{{namespace}}/{{pod}}/metrics"
-
-    def __enter__(self) -> PodDispatcher:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.shutdown()
-        self.server_close()
+        """``CROUPIER_OPERATOR_ROUTER_METRICS_URL_TEMPLATE``: each pod's ``/metrics``."""
+        return self.url_template("pod", "/metrics")

@@ -14,6 +14,7 @@ from croupier.client import (
     AsyncClient,
     Client,
     ExperimentStatsResponse,
+    InvalidArgument,
     InvalidRequest,
     LocalAssigner,
     RetryPolicy,
@@ -116,3 +117,40 @@ def test_async_experiment_calls(experiment_file: Path, experiment_runtime: Exper
             assert (await asyncio.to_thread(settled, Client(experiment_runtime.url), 21)).total_exposures == 21
 
     asyncio.run(scenario())
+
+
+def test_assign_by_attributes_alone_through_both_clients(
+    experiment_file: Path, experiment_runtime: ExperimentProcess
+) -> None:
+    """No unitId: the unit is attributes[spec.assignment.unitKey] (userId here), on the runtime and in the local
+    assigner alike; neither client ever sends unitId as null, and a request with no unit is refused before it is
+    sent, naming unitId as the runtime would."""
+    local = LocalAssigner.from_file(experiment_file)
+    assert local.unit_key == "userId"
+    with Client(experiment_runtime.url) as client:
+        for i in range(20):
+            attributes = {"userId": f"attr-{i}", "tier": "gold"}
+            answer = client.assign(attributes=attributes)
+            assert answer.variant == local.assign(local.unit(attributes=attributes)) == local(f"attr-{i}")
+            assert answer.counted
+        for nothing in ({}, {"attributes": {}}):
+            with pytest.raises(InvalidArgument) as missing:
+                client.assign(**nothing)
+            assert missing.value.field == "unitId"
+        with pytest.raises(InvalidRequest) as without_key:  # the runtime's own answer: the unitKey attribute is absent
+            client.assign(attributes={"tier": "gold"})
+        assert without_key.value.field == "unitId" and "attributes.userId" in str(without_key.value)
+        # The local exposure of a unit given by attributes names the unit: a duplicate of the remote assignment's.
+        exposed = client.exposures([local.exposure(attributes={"userId": "attr-0"})])
+        assert exposed.results[0].unit_id == "attr-0" and exposed.results[0].outcome == "duplicate"
+        with pytest.raises(InvalidArgument) as no_key:
+            local.exposure(attributes={"tier": "gold"})
+        assert no_key.value.field == "unitId"
+        assert settled(client, 20).total_exposures == 20
+
+    async def remote() -> list[str]:
+        async with AsyncClient(experiment_runtime.url) as aclient:
+            answers = await asyncio.gather(*(aclient.assign(attributes={"userId": f"async-{i}"}) for i in range(10)))
+            return [a.variant for a in answers]
+
+    assert asyncio.run(remote()) == [local(f"async-{i}") for i in range(10)]

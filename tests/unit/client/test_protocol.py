@@ -4,9 +4,11 @@ schedule, and the batched sender's bookkeeping (what is kept, retried, set aside
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import orjson
 import pytest
+import yaml
 
 from croupier.api.wire import RewardResponse
 from croupier.client import (
@@ -16,6 +18,7 @@ from croupier.client import (
     Forbidden,
     InvalidArgument,
     InvalidRequest,
+    LocalAssigner,
     NotFound,
     RetryPolicy,
     RewardQueueFull,
@@ -26,6 +29,8 @@ from croupier.client import (
 )
 from croupier.client.batching import RewardQueue
 from croupier.client.errors import api_error, item_index, retryable
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_decide_body_is_camel_case_and_checked() -> None:
@@ -38,6 +43,36 @@ def test_decide_body_is_camel_case_and_checked() -> None:
     with pytest.raises(InvalidArgument) as infinite:
         protocol.decide_body(None, {"age": float("inf")}, None)
     assert infinite.value.field == "context.age"
+
+
+def test_assign_body_leaves_out_a_missing_unit_id_and_never_sends_null() -> None:
+    assert orjson.loads(protocol.assign_body("u1", None, None)) == {"unitId": "u1"}
+    body = orjson.loads(protocol.assign_body(None, {"userId": "u7", "tier": "gold"}, None))
+    assert body == {"attributes": {"userId": "u7", "tier": "gold"}}  # no "unitId": null
+    for attributes in (None, {}):
+        with pytest.raises(InvalidArgument) as missing:
+            protocol.assign_body(None, attributes, [1.0])
+        assert missing.value.field == "unitId"
+
+
+def test_the_local_assigner_resolves_the_unit_as_the_runtime_does() -> None:
+    document = yaml.safe_load((ROOT / "examples" / "experiment-abn.yaml").read_text())
+    assigner = LocalAssigner.from_manifest(document)
+    key = document["spec"]["assignment"]["unitKey"]
+    assert assigner.unit_key == key
+    assert assigner.unit(attributes={key: "u7", "tier": "gold"}) == "u7"
+    assert assigner.unit("u1", attributes={key: "u7"}) == "u1"  # unitId, when given, wins
+    exposure = assigner.exposure(attributes={key: "u7"})
+    assert exposure.unit_id == "u7" and exposure.variant == assigner("u7") and exposure.epoch == assigner.epoch
+    for attributes, field in (({"tier": "gold"}, "unitId"), (None, "unitId"), ({key: 7}, f"attributes.{key}"),
+                              ({key: ""}, f"attributes.{key}")):  # fmt: skip
+        with pytest.raises(InvalidArgument) as refused:
+            assigner.unit(attributes=attributes)
+        assert refused.value.field == field, attributes
+    bare = LocalAssigner("salt", [("a", 50), ("b", 50)])  # the hash parameters alone: no unitKey known
+    with pytest.raises(InvalidArgument) as unknown_key:
+        bare.exposure(attributes={key: "u7"})
+    assert unknown_key.value.field == "unitId" and "unitKey" in str(unknown_key.value)
 
 
 def test_reward_bodies() -> None:

@@ -57,3 +57,16 @@ def test_fuzzing_left_the_counts_consistent(live_experiment: str) -> None:
                 assert metric["count"] == variant["exposures"]
             assert metric["sumSquares"] >= 0
     assert httpx.get(f"{live_experiment}/readyz").status_code == 200
+
+
+def test_a_null_unit_id_is_refused_naming_the_field(live_experiment: str) -> None:
+    """unitId is optional in the published schema but never null: the fuzzer's `{"unitId": null}` is a 4xx that names
+    it, with or without the unitKey attribute, and assigns nobody."""
+    before = httpx.get(f"{live_experiment}/v1/stats").json()["totalExposures"]
+    for body in ({"unitId": None}, {"unitId": None, "attributes": {"userId": "u-null"}}):
+        answer = httpx.post(f"{live_experiment}/v1/assign", json=body)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["field"] == "unitId" and "null" in answer.json()["message"], answer.text
+    assert httpx.get(f"{live_experiment}/v1/stats").json()["totalExposures"] == before
+    by_attribute = httpx.post(f"{live_experiment}/v1/assign", json={"attributes": {"userId": "u-null"}})
+    assert by_attribute.status_code == 200 and by_attribute.json()["counted"] is True, by_attribute.text

@@ -33,6 +33,9 @@ def test_without_unit_id_the_unit_is_the_unit_key_attribute() -> None:
         (b'{"attributes": {"userId": 7}}', "attributes.userId", "string"),
         (b'{"attributes": {"userId": ""}}', "attributes.userId", "characters"),
         (b'{"attributes": {"userId": null}}', "attributes.userId", "required"),
+        # unitId is optional but never null: null is refused as a null, even with the attribute there
+        (b'{"unitId": null}', "unitId", "got null"),
+        (b'{"unitId": null, "attributes": {"userId": "u7"}}', "unitId", "attributes.userId"),
     ],
 )
 def test_a_request_without_a_unit_is_refused_naming_both_fields(body: bytes, field: str, names: str) -> None:

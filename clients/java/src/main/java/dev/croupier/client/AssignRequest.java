@@ -10,6 +10,10 @@ import java.util.Objects;
  * A request for a unit's variant ({@code POST /v1/assign} on an experiment's runtime). {@code attributes} (strings,
  * numbers, booleans) go to a DecisionPolicy target as its context when they are numbers and no {@code context} is
  * set; {@code context} is sent to such a target as is.
+ *
+ * <p>The unit is {@code unitId} or, without it ({@link #builder()}, {@link #ofAttributes}), the attribute the
+ * Experiment's {@code spec.assignment.unitKey} names, a string: {@code unitId} is then left out of the body (never
+ * sent as null). A request with neither a unitId nor attributes is refused when built.
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public final class AssignRequest {
@@ -18,7 +22,11 @@ public final class AssignRequest {
     private final Object context;
 
     private AssignRequest(Builder builder) {
-        this.unitId = Objects.requireNonNull(builder.unitId, "unitId");
+        if (builder.unitId == null && (builder.attributes == null || builder.attributes.isEmpty())) {
+            throw new IllegalArgumentException(
+                    "unitId or attributes holding the experiment's unitKey is required (field unitId)");
+        }
+        this.unitId = builder.unitId;
         this.attributes = builder.attributes;
         this.context = builder.context;
     }
@@ -27,10 +35,21 @@ public final class AssignRequest {
         return builder(unitId).build();
     }
 
-    public static Builder builder(String unitId) {
-        return new Builder(unitId);
+    /** The unit given by its attributes alone: {@code attributes[spec.assignment.unitKey]}. */
+    public static AssignRequest ofAttributes(Map<String, ?> attributes) {
+        return builder().attributes(Objects.requireNonNull(attributes, "attributes")).build();
     }
 
+    public static Builder builder(String unitId) {
+        return new Builder(Objects.requireNonNull(unitId, "unitId"));
+    }
+
+    /** A request without a unitId: set the attributes, one of which is the Experiment's unitKey. */
+    public static Builder builder() {
+        return new Builder(null);
+    }
+
+    /** The unit id, or null when the unit is given by the attributes. */
     public String getUnitId() {
         return unitId;
     }

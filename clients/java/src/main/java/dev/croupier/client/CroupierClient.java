@@ -203,6 +203,11 @@ public final class CroupierClient {
         return assign(AssignRequest.of(unitId));
     }
 
+    /** The variant of the unit {@code attributes[spec.assignment.unitKey]} (no unitId). */
+    public Assignment assign(Map<String, ?> attributes) {
+        return assign(AssignRequest.ofAttributes(attributes));
+    }
+
     /** Sent once: a DecisionPolicy target decides on the runtime's side, so a retry could log a second decision. */
     public CompletableFuture<Assignment> assignAsync(AssignRequest request) {
         Objects.requireNonNull(request, "request");

@@ -158,6 +158,33 @@ class ExperimentClientTest {
     }
 
     @Test
+    void assignByTheUnitKeyAttributeAloneMatchesTheLocalAssignmentOfThatUnit() {
+        CroupierClient client = CroupierClient.create(sha256.url);
+        Assigner local = new Assigner("checkout-2026", WEIGHTS, HashAlgorithm.SHA256_V1);
+        for (int i = 0; i < 30; i++) {
+            String unit = "attr-" + i;
+            Assignment byAttributes = client.assign(Map.of("userId", unit, "tier", "gold"));
+            assertEquals(local.assign(unit), byAttributes.variant(), unit);
+            assertTrue(byAttributes.counted());
+        }
+        AssignRequest built = AssignRequest.builder().attributes(Map.of("userId", "attr-0")).build();
+        assertNull(built.getUnitId());
+        assertEquals(local.assign("attr-0"), client.assign(built).variant());
+        // Neither a unitId nor attributes: refused before anything is sent.
+        IllegalArgumentException none = assertThrows(IllegalArgumentException.class,
+                () -> AssignRequest.builder().build());
+        assertTrue(none.getMessage().contains("unitId"), none.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> AssignRequest.ofAttributes(Map.of()));
+        assertThrows(NullPointerException.class, () -> AssignRequest.builder(null));
+        // Attributes without the unitKey: the runtime's 422 names unitId and the attribute it looked for.
+        CroupierApiException missing = assertThrows(CroupierApiException.class,
+                () -> client.assign(Map.of("tier", "gold")));
+        assertEquals(422, missing.status());
+        assertEquals("unitId", missing.field());
+        assertTrue(missing.runtimeMessage().contains("attributes.userId"), missing.runtimeMessage());
+    }
+
+    @Test
     void assignAsyncAndTheStatsAgree() {
         CroupierClient client = CroupierClient.create(fnvV1.url);
         long before = client.experimentStatsAsync().join().totalExposures();
