@@ -9,7 +9,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from croupier.operator.decisionpolicy.children import OPERATOR_POD_LABELS, desired_children
+from croupier.operator.core.network import OPERATOR_POD_LABELS
+from croupier.operator.decisionpolicy.children import desired_children
 from croupier.operator.decisionpolicy.model import parse_policy
 from croupier.operator.settings import OperatorSettings
 
