@@ -212,7 +212,8 @@ class NetworkPolicySpec(ApiModel):
         bool,
         Field(
             description="Restrict ingress (false: the NetworkPolicy object stays, with one rule that admits every "
-            "peer; the operator never deletes children, so turning it off cannot leave a stale restrictive one)."
+            "peer, the same as none for ingress; the operator never deletes NetworkPolicies, so turning it off cannot "
+            "leave a stale restrictive one)."
         ),
     ] = True
     ingress: Annotated[

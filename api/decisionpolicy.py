@@ -610,8 +610,9 @@ class NetworkPolicySpec(CommonNetworkPolicySpec):
         list[NetworkPeer],
         Field(
             description="Who may call the decision API. The operator's pods (label app.kubernetes.io/name: "
-            "croupier-operator) in the operator's own namespace are always allowed, for the stats probe. Default: "
-            "the pods of the policy's own namespace.",
+            "croupier-operator) in the operator's own namespace are always allowed, for the stats probe, and so are "
+            "the Experiment runtimes of the policy's namespace (label app.kubernetes.io/name: croupier-experiment), "
+            "which call the policies their variants target. Default: the pods of the policy's own namespace.",
             max_length=32,
         ),
     ] = [NetworkPeer(pod_selector=LabelSelector())]

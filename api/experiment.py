@@ -22,7 +22,10 @@ from croupier.api.common import (
     ApiModel,
     Conditions,
     FreeFormObject,
+    LabelSelector,
     LocalObjectReference,
+    NetworkPeer,
+    NetworkPolicySpec,
     cel,
     enforce,
     validated,
@@ -382,6 +385,21 @@ _ANALYSIS_FROZEN_WHILE_RUNNING = cel(
 )
 
 
+class ExperimentNetworkPolicySpec(NetworkPolicySpec):
+    """The NetworkPolicy the operator renders for the runtime pods (`<name>-experiment`): ingress only from the listed
+    peers, the operator and the monitoring namespaces."""
+
+    ingress: Annotated[
+        list[NetworkPeer],
+        Field(
+            description="Who may call the experiment's API (assign, outcomes, exposures). The operator's pods (label "
+            "app.kubernetes.io/name: croupier-operator) in the operator's own namespace are always allowed, for the "
+            "stats read. Default: the pods of the experiment's own namespace.",
+            max_length=32,
+        ),
+    ] = [NetworkPeer(pod_selector=LabelSelector())]
+
+
 class ExperimentSpec(ApiModel):
     """Desired state of an Experiment: variants and their weights, assignment, metrics, analysis and intent."""
 
@@ -461,6 +479,10 @@ class ExperimentSpec(ApiModel):
             "decide, rewards, admin): assign needs decide, outcomes and exposures rewards, stats admin."
         ),
     ] = AuthSpec()
+    network_policy: Annotated[
+        ExperimentNetworkPolicySpec,
+        Field(description="Who may reach the runtime pods (a NetworkPolicy per experiment)."),
+    ] = ExperimentNetworkPolicySpec()
 
     @model_validator(mode="after")
     def _rules(self) -> Self:

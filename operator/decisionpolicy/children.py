@@ -15,7 +15,7 @@ import yaml
 from croupier.api.common import API_VERSION, GROUP
 from croupier.api.decisionpolicy import KIND, StateBackend
 from croupier.operator.core.matching import digest, with_manifest_hashes
-from croupier.operator.core.network import network_ingress
+from croupier.operator.core.network import network_ingress, same_namespace_pods
 from croupier.operator.core.observer import MANAGED_BY_LABEL
 from croupier.operator.decisionpolicy.model import PolicyObject
 from croupier.operator.settings import FIELD_MANAGER, OperatorSettings
@@ -27,6 +27,9 @@ CONFIG_MOUNT = "/etc/croupier"
 STATE_MOUNT = "/var/lib/croupier"
 AUTH_MOUNT = "/var/run/croupier/auth"
 SERVICE_PORT = 80
+# The Experiment runtimes' pods (operator/experiment/children.py APP_NAME): the ones of the policy's namespace call it
+# (an Experiment's variants target DecisionPolicies of their own namespace), so its NetworkPolicy always admits them.
+EXPERIMENT_RUNTIME_LABELS = {"app.kubernetes.io/name": "croupier-experiment"}
 RUNTIME_UID = 65532
 APP_NAME = "croupier-runtime"
 PART_OF = "croupier"
@@ -162,7 +165,12 @@ def template_context(policy: PolicyObject, settings: OperatorSettings) -> dict[s
         "storage_class_name": persistence.storage_class_name,
         "auth_secret": policy.spec.auth.secret_for(policy.name) if policy.spec.auth.enabled else None,
         "auth_mount": AUTH_MOUNT,
-        "network_ingress": network_ingress(policy.spec.network_policy, [settings.runtime_port], settings.pod_namespace),
+        "network_ingress": network_ingress(
+            policy.spec.network_policy,
+            [settings.runtime_port],
+            settings.pod_namespace,
+            also=[same_namespace_pods(EXPERIMENT_RUNTIME_LABELS)],
+        ),
     }
 
 

@@ -75,6 +75,7 @@ def test_children_match_the_golden_manifests(source: Path) -> None:
         "Deployment",
         "Service",
         "PodDisruptionBudget",
+        "NetworkPolicy",
     ]
 
 
