@@ -668,6 +668,21 @@ class VariantStatus(ApiModel):
     ] = None
 
 
+class PolicyToken(ApiModel):
+    """Where the runtime's decide-scope token for one DecisionPolicy target comes from, as the operator last observed
+    the policy (`spec.auth`) and its Secret (labelled croupier.dev/runtime-auth=true)."""
+
+    policy: Annotated[str, Field(description="The DecisionPolicy's name.", min_length=1, max_length=63)]
+    secret_name: Annotated[
+        str, Field(description="The policy's auth Secret (its spec.auth.secretName, default <policy>-auth).",
+                   min_length=1, max_length=253)
+    ]  # fmt: skip
+    key: Annotated[
+        str, Field(description="The first of the policy's spec.auth.tokens keys with the decide scope.",
+                   min_length=1, max_length=253)
+    ]  # fmt: skip
+
+
 class ExperimentStatus(ApiModel):
     """Observed state of an Experiment, written by the operator only."""
 
@@ -725,6 +740,15 @@ class ExperimentStatus(ApiModel):
     ] = None
     start_time: Annotated[datetime | None, Field(description="When the experiment first ran.")] = None
     last_analysis_time: Annotated[datetime | None, Field(description="When results were last computed.")] = None
+    policy_tokens: Annotated[
+        list[PolicyToken] | None,
+        Field(
+            description="The decide-scope token mounted into the runtime for each DecisionPolicy target whose auth "
+            "Secret carries the label croupier.dev/runtime-auth=true (the render reads it: a change rolls the pod).",
+            max_length=MAX_VARIANTS,
+            json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["policy"]},
+        ),
+    ] = None
 
 
 _READY = '.status.conditions[?(@.type=="Ready")]'

@@ -38,7 +38,6 @@ REPLICAS = 1
 POLICY_URL_TEMPLATE = f"http://{{name}}.{{namespace}}.svc:{SERVICE_PORT}"
 # The decide-scope tokens of the DecisionPolicy targets: one file per policy, named after it.
 POLICY_TOKEN_MOUNT = "/var/run/croupier/policy-tokens"
-POLICY_TOKEN_KEY = "decide"
 
 
 @dataclass(frozen=True)
@@ -109,19 +108,17 @@ def uses_volume_claim(experiment: ExperimentObject) -> bool:
 
 
 def policy_token_sources(experiment: ExperimentObject) -> list[dict[str, Any]]:
-    """A projected-volume source per DecisionPolicy target: key `decide` of its default auth Secret `<policy>-auth`
-    as the file `<policy>`. Optional, so a policy without auth (or without the Secret yet) does not keep the pod from
-    starting; the runtime then sends no token. A Secret volume, so the kubelet updates the file on rotation."""
-    policies = sorted({v.decision_policy_ref.name for v in experiment.spec.variants if v.decision_policy_ref})
+    """A projected-volume source per DecisionPolicy target with a stored ``status.policyTokens`` entry: the first
+    decide-scope key of the policy's auth Secret (both from the policy's spec.auth, as the operator observed it; the
+    Secret only when it carries the runtime-auth label) as the file `<policy>`. A target without an entry (auth
+    disabled, no such Secret, or a Secret without the label) gets no file, and the runtime sends no token. Optional,
+    so a Secret deleted later does not keep the pod from starting. A Secret volume: the kubelet updates the file on
+    rotation."""
+    targets = {v.decision_policy_ref.name for v in experiment.spec.variants if v.decision_policy_ref}
     return [
-        {
-            "secret": {
-                "name": f"{policy}-auth",
-                "items": [{"key": POLICY_TOKEN_KEY, "path": policy}],
-                "optional": True,
-            }
-        }
-        for policy in policies
+        {"secret": {"name": secret, "items": [{"key": key, "path": policy}], "optional": True}}
+        for policy, secret, key in sorted(experiment.policy_tokens)
+        if policy in targets
     ]
 
 
