@@ -188,7 +188,7 @@ _PEER_SELECTS = cel(
 
 class NetworkPeer(ApiModel):
     """Who may connect, as in a NetworkPolicy's ingress `from` entry: pods matching podSelector in namespaces matching
-    namespaceSelector (podSelector alone: this policy's namespace; namespaceSelector alone: every pod there)."""
+    namespaceSelector (podSelector alone: the object's own namespace; namespaceSelector alone: every pod there)."""
 
     model_config = validated(_PEER_SELECTS)
 
