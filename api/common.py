@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "croupier.dev"
@@ -170,3 +170,65 @@ class ResourceRequirements(ApiModel):
         dict[str, Quantity] | None,
         Field(description="Maximum resources, e.g. {cpu: '1', memory: 512Mi}."),
     ] = None
+
+
+class LabelSelector(ApiModel):
+    """Labels that select namespaces or pods (all of them must match)."""
+
+    match_labels: Annotated[
+        dict[str, Annotated[str, Field(max_length=63)]],
+        Field(description="Label key/value pairs; {} selects every namespace or pod.", max_length=32),
+    ] = {}
+
+
+_PEER_SELECTS = cel(
+    "has(self.namespaceSelector) || has(self.podSelector)", "a peer needs namespaceSelector, podSelector or both"
+)
+
+
+class NetworkPeer(ApiModel):
+    """Who may connect, as in a NetworkPolicy's ingress `from` entry: pods matching podSelector in namespaces matching
+    namespaceSelector (podSelector alone: the object's own namespace; namespaceSelector alone: every pod there)."""
+
+    model_config = validated(_PEER_SELECTS)
+
+    namespace_selector: Annotated[LabelSelector | None, Field(description="Namespaces, by their labels.")] = None
+    pod_selector: Annotated[LabelSelector | None, Field(description="Pods, by their labels.")] = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        enforce((_PEER_SELECTS, self.namespace_selector is not None or self.pod_selector is not None))
+        return self
+
+
+DEFAULT_MONITORING_NAMESPACE = "monitoring"
+
+
+class NetworkPolicySpec(ApiModel):
+    """The NetworkPolicy the operator renders for the pods of an object: ingress only from the listed peers, the
+    operator and the monitoring namespaces. Each kind subclasses it to say who its `ingress` peers call."""
+
+    enabled: Annotated[
+        bool,
+        Field(
+            description="Restrict ingress (false: the NetworkPolicy object stays, with one rule that admits every "
+            "peer, the same as none for ingress; the operator never deletes NetworkPolicies, so turning it off cannot "
+            "leave a stale restrictive one)."
+        ),
+    ] = True
+    ingress: Annotated[
+        list[NetworkPeer],
+        Field(
+            description="Who may call the pods' API. The operator's pods (label app.kubernetes.io/name: "
+            "croupier-operator) in the operator's own namespace are always allowed. Default: the pods of the "
+            "object's own namespace.",
+            max_length=32,
+        ),
+    ] = [NetworkPeer(pod_selector=LabelSelector())]
+    metrics_namespace_selector: Annotated[
+        LabelSelector,
+        Field(
+            description="Namespaces whose pods may scrape /metrics (and call the health endpoints). Default: the "
+            "namespace named monitoring.",
+        ),
+    ] = LabelSelector(match_labels={"kubernetes.io/metadata.name": DEFAULT_MONITORING_NAMESPACE})

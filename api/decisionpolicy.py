@@ -17,12 +17,15 @@ from croupier.api.common import (
     DNS_SUBDOMAIN,
     ApiModel,
     Conditions,
+    LabelSelector,
     LocalObjectReference,
+    NetworkPeer,
     ResourceRequirements,
     cel,
     enforce,
     validated,
 )
+from croupier.api.common import NetworkPolicySpec as CommonNetworkPolicySpec
 
 KIND = "DecisionPolicy"
 PLURAL = "decisionpolicies"
@@ -599,65 +602,20 @@ class AuthSpec(ApiModel):
         return {t.key: frozenset(str(s) for s in t.scopes) for t in self.tokens}
 
 
-class LabelSelector(ApiModel):
-    """Labels that select namespaces or pods (all of them must match)."""
-
-    match_labels: Annotated[
-        dict[str, Annotated[str, Field(max_length=63)]],
-        Field(description="Label key/value pairs; {} selects every namespace or pod.", max_length=32),
-    ] = {}
-
-
-_PEER_SELECTS = cel(
-    "has(self.namespaceSelector) || has(self.podSelector)", "a peer needs namespaceSelector, podSelector or both"
-)
-
-
-class NetworkPeer(ApiModel):
-    """Who may connect, as in a NetworkPolicy's ingress `from` entry: pods matching podSelector in namespaces matching
-    namespaceSelector (podSelector alone: this policy's namespace; namespaceSelector alone: every pod there)."""
-
-    model_config = validated(_PEER_SELECTS)
-
-    namespace_selector: Annotated[LabelSelector | None, Field(description="Namespaces, by their labels.")] = None
-    pod_selector: Annotated[LabelSelector | None, Field(description="Pods, by their labels.")] = None
-
-    @model_validator(mode="after")
-    def _rules(self) -> Self:
-        enforce((_PEER_SELECTS, self.namespace_selector is not None or self.pod_selector is not None))
-        return self
-
-
-DEFAULT_MONITORING_NAMESPACE = "monitoring"
-
-
-class NetworkPolicySpec(ApiModel):
+class NetworkPolicySpec(CommonNetworkPolicySpec):
     """The NetworkPolicy the operator renders for the runtime pods: ingress only from the listed peers, the operator
     and the monitoring namespaces."""
 
-    enabled: Annotated[
-        bool,
-        Field(
-            description="Restrict ingress (false: the NetworkPolicy object stays, with one rule that admits every "
-            "peer; the operator never deletes children, so turning it off cannot leave a stale restrictive one)."
-        ),
-    ] = True
     ingress: Annotated[
         list[NetworkPeer],
         Field(
             description="Who may call the decision API. The operator's pods (label app.kubernetes.io/name: "
-            "croupier-operator) in the operator's own namespace are always allowed, for the stats probe. Default: "
-            "the pods of the policy's own namespace.",
+            "croupier-operator) in the operator's own namespace are always allowed, for the stats probe, and so are "
+            "the Experiment runtimes of the policy's namespace (label app.kubernetes.io/name: croupier-experiment), "
+            "which call the policies their variants target. Default: the pods of the policy's own namespace.",
             max_length=32,
         ),
     ] = [NetworkPeer(pod_selector=LabelSelector())]
-    metrics_namespace_selector: Annotated[
-        LabelSelector,
-        Field(
-            description="Namespaces whose pods may scrape /metrics (and call the health endpoints). Default: the "
-            "namespace named monitoring.",
-        ),
-    ] = LabelSelector(match_labels={"kubernetes.io/metadata.name": DEFAULT_MONITORING_NAMESPACE})
 
 
 _SPEC_RULES = [

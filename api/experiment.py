@@ -22,7 +22,10 @@ from croupier.api.common import (
     ApiModel,
     Conditions,
     FreeFormObject,
+    LabelSelector,
     LocalObjectReference,
+    NetworkPeer,
+    NetworkPolicySpec,
     cel,
     enforce,
     validated,
@@ -382,6 +385,21 @@ _ANALYSIS_FROZEN_WHILE_RUNNING = cel(
 )
 
 
+class ExperimentNetworkPolicySpec(NetworkPolicySpec):
+    """The NetworkPolicy the operator renders for the runtime pods (`<name>-experiment`): ingress only from the listed
+    peers, the operator and the monitoring namespaces."""
+
+    ingress: Annotated[
+        list[NetworkPeer],
+        Field(
+            description="Who may call the experiment's API (assign, outcomes, exposures). The operator's pods (label "
+            "app.kubernetes.io/name: croupier-operator) in the operator's own namespace are always allowed, for the "
+            "stats read. Default: the pods of the experiment's own namespace.",
+            max_length=32,
+        ),
+    ] = [NetworkPeer(pod_selector=LabelSelector())]
+
+
 class ExperimentSpec(ApiModel):
     """Desired state of an Experiment: variants and their weights, assignment, metrics, analysis and intent."""
 
@@ -461,6 +479,10 @@ class ExperimentSpec(ApiModel):
             "decide, rewards, admin): assign needs decide, outcomes and exposures rewards, stats admin."
         ),
     ] = AuthSpec()
+    network_policy: Annotated[
+        ExperimentNetworkPolicySpec,
+        Field(description="Who may reach the runtime pods (a NetworkPolicy per experiment)."),
+    ] = ExperimentNetworkPolicySpec()
 
     @model_validator(mode="after")
     def _rules(self) -> Self:
@@ -646,6 +668,21 @@ class VariantStatus(ApiModel):
     ] = None
 
 
+class PolicyToken(ApiModel):
+    """Where the runtime's decide-scope token for one DecisionPolicy target comes from, as the operator last observed
+    the policy (`spec.auth`) and its Secret (labelled croupier.dev/runtime-auth=true)."""
+
+    policy: Annotated[str, Field(description="The DecisionPolicy's name.", min_length=1, max_length=63)]
+    secret_name: Annotated[
+        str, Field(description="The policy's auth Secret (its spec.auth.secretName, default <policy>-auth).",
+                   min_length=1, max_length=253)
+    ]  # fmt: skip
+    key: Annotated[
+        str, Field(description="The first of the policy's spec.auth.tokens keys with the decide scope.",
+                   min_length=1, max_length=253)
+    ]  # fmt: skip
+
+
 class ExperimentStatus(ApiModel):
     """Observed state of an Experiment, written by the operator only."""
 
@@ -703,6 +740,15 @@ class ExperimentStatus(ApiModel):
     ] = None
     start_time: Annotated[datetime | None, Field(description="When the experiment first ran.")] = None
     last_analysis_time: Annotated[datetime | None, Field(description="When results were last computed.")] = None
+    policy_tokens: Annotated[
+        list[PolicyToken] | None,
+        Field(
+            description="The decide-scope token mounted into the runtime for each DecisionPolicy target whose auth "
+            "Secret carries the label croupier.dev/runtime-auth=true (the render reads it: a change rolls the pod).",
+            max_length=MAX_VARIANTS,
+            json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["policy"]},
+        ),
+    ] = None
 
 
 _READY = '.status.conditions[?(@.type=="Ready")]'

@@ -19,7 +19,10 @@ from croupier.api.common import (
     DNS_SUBDOMAIN,
     ApiModel,
     Conditions,
+    LabelSelector,
     LocalObjectReference,
+    NetworkPeer,
+    NetworkPolicySpec,
     ResourceRequirements,
     cel,
     enforce,
@@ -581,6 +584,24 @@ _CANARY_DIFFERS = cel(
 )
 
 
+class ModelNetworkPolicySpec(NetworkPolicySpec):
+    """The NetworkPolicies the operator renders for the model's pods (`<name>-tfserving` for TF Serving, `<name>-router`
+    for the model router, in both routing modes): ingress only from the listed peers, the operator and the monitoring
+    namespaces."""
+
+    ingress: Annotated[
+        list[NetworkPeer],
+        Field(
+            description="Who may call the model, on the gRPC and REST ports: in VersionLabels mode the router's pods "
+            "admit them (TF Serving then admits only the router); in GatewayAPI mode the TF Serving pods do, so list "
+            "the Gateway's pods here. The DecisionPolicy runtimes of the namespace (model scoring) and the operator's "
+            "pods (label app.kubernetes.io/name: croupier-operator) in the operator's own namespace (GetModelStatus) "
+            "are always allowed. Default: the pods of the ModelDeployment's own namespace.",
+            max_length=32,
+        ),
+    ] = [NetworkPeer(pod_selector=LabelSelector())]
+
+
 class ModelDeploymentSpec(ApiModel):
     """Desired state of a ModelDeployment: the model, its explicit stable (and canary) versions, routing and serving."""
 
@@ -603,6 +624,10 @@ class ModelDeploymentSpec(ApiModel):
             le=24 * 3600,
         ),
     ] = 600
+    network_policy: Annotated[
+        ModelNetworkPolicySpec,
+        Field(description="Who may reach the model's pods (a NetworkPolicy for TF Serving and one for the router)."),
+    ] = ModelNetworkPolicySpec()
 
     @model_validator(mode="after")
     def _rules(self) -> Self:

@@ -13,8 +13,9 @@ from typing import Any
 import yaml
 
 from croupier.api.common import API_VERSION, GROUP
-from croupier.api.decisionpolicy import KIND, LabelSelector, NetworkPeer, StateBackend
+from croupier.api.decisionpolicy import KIND, StateBackend
 from croupier.operator.core.matching import digest, with_manifest_hashes
+from croupier.operator.core.network import network_ingress, same_namespace_pods
 from croupier.operator.core.observer import MANAGED_BY_LABEL
 from croupier.operator.decisionpolicy.model import PolicyObject
 from croupier.operator.settings import FIELD_MANAGER, OperatorSettings
@@ -25,10 +26,10 @@ POLICY_KEY = "policy.yaml"
 CONFIG_MOUNT = "/etc/croupier"
 STATE_MOUNT = "/var/lib/croupier"
 AUTH_MOUNT = "/var/run/croupier/auth"
-OPERATOR_POD_LABELS = {"app.kubernetes.io/name": "croupier-operator"}
-# Set by the API server on every namespace (immutable): selects one namespace by name.
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 SERVICE_PORT = 80
+# The Experiment runtimes' pods (operator/experiment/children.py APP_NAME): the ones of the policy's namespace call it
+# (an Experiment's variants target DecisionPolicies of their own namespace), so its NetworkPolicy always admits them.
+EXPERIMENT_RUNTIME_LABELS = {"app.kubernetes.io/name": "croupier-experiment"}
 RUNTIME_UID = 65532
 APP_NAME = "croupier-runtime"
 PART_OF = "croupier"
@@ -132,40 +133,6 @@ def _min_available(replicas: int) -> int | None:
     return replicas - 1 if replicas > 1 else None
 
 
-def _selector(selector: LabelSelector) -> dict[str, Any]:
-    # As the API server stores it: an empty matchLabels is dropped (omitempty), and a rendered `matchLabels: {}` would
-    # differ from the live object on every comparison.
-    return {"matchLabels": dict(selector.match_labels)} if selector.match_labels else {}
-
-
-def _peer(peer: NetworkPeer) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if peer.namespace_selector is not None:
-        out["namespaceSelector"] = _selector(peer.namespace_selector)
-    if peer.pod_selector is not None:
-        out["podSelector"] = _selector(peer.pod_selector)
-    return out
-
-
-def network_ingress(policy: PolicyObject, port: int, operator_namespace: str) -> list[dict[str, Any]]:
-    """The NetworkPolicy's ingress rules: the spec's peers, the operator's pods (in the operator's own namespace only,
-    for the stats probe) and the monitoring namespaces, all on the runtime's one port; everything when
-    spec.networkPolicy is disabled."""
-    spec = policy.spec.network_policy
-    if not spec.enabled:
-        return [{}]
-    ports = [{"protocol": "TCP", "port": port}]
-    operator = {
-        "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: operator_namespace}},
-        "podSelector": {"matchLabels": OPERATOR_POD_LABELS},
-    }
-    monitoring = {"namespaceSelector": _selector(spec.metrics_namespace_selector)}
-    rules = [{"from": [operator, monitoring], "ports": ports}]
-    if spec.ingress:
-        rules.insert(0, {"from": [_peer(p) for p in spec.ingress], "ports": ports})
-    return rules
-
-
 def template_context(policy: PolicyObject, settings: OperatorSettings) -> dict[str, Any]:
     names = child_names(policy.name)
     config_text = policy_yaml(policy)
@@ -198,7 +165,12 @@ def template_context(policy: PolicyObject, settings: OperatorSettings) -> dict[s
         "storage_class_name": persistence.storage_class_name,
         "auth_secret": policy.spec.auth.secret_for(policy.name) if policy.spec.auth.enabled else None,
         "auth_mount": AUTH_MOUNT,
-        "network_ingress": network_ingress(policy, settings.runtime_port, settings.pod_namespace),
+        "network_ingress": network_ingress(
+            policy.spec.network_policy,
+            [settings.runtime_port],
+            settings.pod_namespace,
+            also=[same_namespace_pods(EXPERIMENT_RUNTIME_LABELS)],
+        ),
     }
 
 

@@ -1,5 +1,5 @@
 """spec (+ stored status) -> desired children: the ConfigMap, PersistentVolumeClaim, Deployment, Service and
-PodDisruptionBudget of an Experiment's runtime (`croupier-runtime --experiment`).
+PodDisruptionBudget and NetworkPolicy of an Experiment's runtime (`croupier-runtime --experiment`).
 
 Pure: the same experiment and settings always render the same objects, byte for byte (golden tests hold us to it).
 One runtime replica. `spec.storage` says where its state lives: Embedded, an SQLite store on a ReadWriteOnce claim of
@@ -20,6 +20,7 @@ from croupier.api.common import API_VERSION, GROUP
 from croupier.api.decisionpolicy import StateBackend
 from croupier.api.experiment import CHILD_SUFFIX, KIND, ExperimentState
 from croupier.operator.core.matching import digest, with_manifest_hashes
+from croupier.operator.core.network import network_ingress
 from croupier.operator.core.observer import MANAGED_BY_LABEL
 from croupier.operator.decisionpolicy.children import AUTH_MOUNT, CONFIG_MOUNT, RUNTIME_UID, SERVICE_PORT, STATE_MOUNT
 from croupier.operator.experiment.model import ExperimentObject, served_state
@@ -37,7 +38,6 @@ REPLICAS = 1
 POLICY_URL_TEMPLATE = f"http://{{name}}.{{namespace}}.svc:{SERVICE_PORT}"
 # The decide-scope tokens of the DecisionPolicy targets: one file per policy, named after it.
 POLICY_TOKEN_MOUNT = "/var/run/croupier/policy-tokens"
-POLICY_TOKEN_KEY = "decide"
 
 
 @dataclass(frozen=True)
@@ -47,11 +47,12 @@ class ChildNames:
     service: str
     pdb: str
     pvc: str
+    networkpolicy: str
 
 
 def child_names(experiment_name: str) -> ChildNames:
     base = f"{experiment_name}{CHILD_SUFFIX}"
-    return ChildNames(configmap=base, deployment=base, service=base, pdb=base, pvc=f"{base}-state")
+    return ChildNames(configmap=base, deployment=base, service=base, pdb=base, pvc=f"{base}-state", networkpolicy=base)
 
 
 def selector_labels(experiment: ExperimentObject) -> dict[str, str]:
@@ -79,6 +80,7 @@ def served_document(experiment: ExperimentObject) -> dict[str, Any]:
     # Where the state lives reaches the runtime through its environment and volumes, not the manifest: a storage
     # change rolls the pods only when those change.
     spec.pop("storage", None)
+    spec.pop("networkPolicy", None)  # who may reach the pods is the NetworkPolicy's business, not the runtime's
     document: dict[str, Any] = {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -106,19 +108,17 @@ def uses_volume_claim(experiment: ExperimentObject) -> bool:
 
 
 def policy_token_sources(experiment: ExperimentObject) -> list[dict[str, Any]]:
-    """A projected-volume source per DecisionPolicy target: key `decide` of its default auth Secret `<policy>-auth`
-    as the file `<policy>`. Optional, so a policy without auth (or without the Secret yet) does not keep the pod from
-    starting; the runtime then sends no token. A Secret volume, so the kubelet updates the file on rotation."""
-    policies = sorted({v.decision_policy_ref.name for v in experiment.spec.variants if v.decision_policy_ref})
+    """A projected-volume source per DecisionPolicy target with a stored ``status.policyTokens`` entry: the first
+    decide-scope key of the policy's auth Secret (both from the policy's spec.auth, as the operator observed it; the
+    Secret only when it carries the runtime-auth label) as the file `<policy>`. A target without an entry (auth
+    disabled, no such Secret, or a Secret without the label) gets no file, and the runtime sends no token. Optional,
+    so a Secret deleted later does not keep the pod from starting. A Secret volume: the kubelet updates the file on
+    rotation."""
+    targets = {v.decision_policy_ref.name for v in experiment.spec.variants if v.decision_policy_ref}
     return [
-        {
-            "secret": {
-                "name": f"{policy}-auth",
-                "items": [{"key": POLICY_TOKEN_KEY, "path": policy}],
-                "optional": True,
-            }
-        }
-        for policy in policies
+        {"secret": {"name": secret, "items": [{"key": key, "path": policy}], "optional": True}}
+        for policy, secret, key in sorted(experiment.policy_tokens)
+        if policy in targets
     ]
 
 
@@ -183,6 +183,9 @@ def template_context(experiment: ExperimentObject, settings: OperatorSettings) -
         "auth_mount": AUTH_MOUNT,
         "policy_token_sources": policy_token_sources(experiment),
         "policy_token_mount": POLICY_TOKEN_MOUNT,
+        "network_ingress": network_ingress(
+            experiment.spec.network_policy, [settings.runtime_port], settings.pod_namespace
+        ),
     }
 
 
@@ -190,7 +193,7 @@ def render(experiment: ExperimentObject, settings: OperatorSettings) -> Sequence
     """Every child the experiment needs, in apply order (config and claim before the pods that mount them)."""
     context = template_context(experiment, settings)
     templates = ["configmap.yaml.j2", *(["pvc.yaml.j2"] if uses_volume_claim(experiment) else []), "deployment.yaml.j2"]
-    templates += ["service.yaml.j2", "pdb.yaml.j2"]
+    templates += ["service.yaml.j2", "pdb.yaml.j2", "networkpolicy.yaml.j2"]
     return [render_manifest(settings.templates_dir, f"{TEMPLATE_DIR}/{name}", context) for name in templates]
 
 

@@ -15,6 +15,7 @@ from croupier.operator.core.resources import (
     CONFIG_MAP,
     DEPLOYMENT,
     EXPERIMENT,
+    NETWORK_POLICY,
     PERSISTENT_VOLUME_CLAIM,
     POD_DISRUPTION_BUDGET,
     SERVICE,
@@ -28,7 +29,7 @@ from croupier.operator.experiment.status import Observations, desired_status
 CONTROLLER: KindController[ExperimentObject, Observations, ExperimentStatus] = KindController(
     resource=EXPERIMENT,
     status_model=ExperimentStatus,
-    children=(CONFIG_MAP, PERSISTENT_VOLUME_CLAIM, DEPLOYMENT, SERVICE, POD_DISRUPTION_BUDGET),
+    children=(CONFIG_MAP, PERSISTENT_VOLUME_CLAIM, DEPLOYMENT, SERVICE, POD_DISRUPTION_BUDGET, NETWORK_POLICY),
     parse=parse_experiment,
     render=render,
     observer=ExperimentObserver,

@@ -41,6 +41,8 @@ class ExperimentObject:
     """The stored ``status.guardrailAction.action`` (Pause or Conclude), if one was taken."""
     ready_reason: str = ""
     """The stored Ready condition's reason (a target that is missing or not ready makes the runtime serve control)."""
+    policy_tokens: tuple[tuple[str, str, str], ...] = ()
+    """The stored ``status.policyTokens``: (policy, Secret, key) of each DecisionPolicy target's decide token."""
 
     @property
     def served_on_conclude(self) -> OnConclude:
@@ -71,7 +73,7 @@ def parse_experiment(body: Mapping[str, Any]) -> ExperimentObject:
             for e in error.errors(include_url=False)
         )
         raise InvalidObjectError(Reason.INVALID_SPEC, problems) from error
-    winner, action, ready_reason = render_inputs(body)
+    winner, action, ready_reason, policy_tokens = render_inputs(body)
     return ExperimentObject(
         name=name,
         namespace=str(metadata.get("namespace", "")),
@@ -81,6 +83,7 @@ def parse_experiment(body: Mapping[str, Any]) -> ExperimentObject:
         winner=winner if winner in {v.name for v in spec.variants} else None,
         guardrail_action=action,
         ready_reason=ready_reason,
+        policy_tokens=policy_tokens,
     )
 
 
@@ -113,12 +116,14 @@ def guardrail_concluded(experiment: ExperimentObject) -> bool:
     return experiment.spec.state == ExperimentState.RUNNING and served_state(experiment) == ExperimentState.CONCLUDED
 
 
-def render_inputs(body: Mapping[str, Any]) -> tuple[str | None, str | None, str]:
+def render_inputs(
+    body: Mapping[str, Any],
+) -> tuple[str | None, str | None, str, tuple[tuple[str, str, str], ...]]:
     """The stored status fields ``parse_experiment`` reads (they change what the runtime serves): winner, guardrail
-    action, Ready reason. The supervisor re-renders when they change."""
+    action, Ready reason, the DecisionPolicy targets' token sources. The supervisor re-renders when they change."""
     status = body.get("status") or {}
     if not isinstance(status, Mapping):
-        return (None, None, "")
+        return (None, None, "", ())
     action = (status.get("guardrailAction") or {}).get("action")
     spec = body.get("spec") or {}
     # The winner matters only to a Concluded runtime (KeepWinner): a winner found while Running changes nothing served.
@@ -126,8 +131,14 @@ def render_inputs(body: Mapping[str, Any]) -> tuple[str | None, str | None, str]
     concluding = spec.get("state") == ExperimentState.CONCLUDED
     winner = status.get("winner") if concluding else None
     ready = next((str(c.get("reason") or "") for c in status.get("conditions") or () if c.get("type") == "Ready"), "")
+    tokens = tuple(
+        (str(t["policy"]), str(t["secretName"]), str(t["key"]))
+        for t in status.get("policyTokens") or ()
+        if isinstance(t, Mapping) and t.get("policy") and t.get("secretName") and t.get("key")
+    )
     return (
         str(winner) if winner is not None else None,
         str(action) if action else None,
         ready if ready in BLOCKING_REASONS else "",
+        tokens,
     )

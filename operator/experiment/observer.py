@@ -15,12 +15,15 @@ from pydantic import ValidationError
 
 from croupier.api.common import ConditionStatus, ConditionType
 from croupier.api.decisionpolicy import KIND as POLICY_KIND
+from croupier.api.decisionpolicy import AuthScope, DecisionPolicySpec
+from croupier.api.experiment import PolicyToken
 from croupier.api.modeldeployment import KIND as MODEL_KIND
 from croupier.api.modeldeployment import ModelVersionState, RoutingMode
 from croupier.api.wire import STATS_PATH, ExperimentStatsResponse
 from croupier.operator.core.controller import Services, Snapshot
-from croupier.operator.core.resources import DEPLOYMENT
-from croupier.operator.decisionpolicy.probe import admin_token
+from croupier.operator.core.kube import KubeError
+from croupier.operator.core.resources import DEPLOYMENT, SECRET
+from croupier.operator.decisionpolicy.probe import AUTH_SECRET_LABEL, admin_token
 from croupier.operator.decisionpolicy.status import DeploymentState
 from croupier.operator.experiment.children import CONFIG_HASH_ANNOTATION, child_names
 from croupier.operator.experiment.model import ExperimentObject, served_state
@@ -88,18 +91,59 @@ class ExperimentObserver:
         failures = self.failures.get(uid, 0)
         return PROBE_RETRY_SECONDS * failures if failures else None
 
-    async def _targets(self, experiment: ExperimentObject) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    async def _targets(
+        self, experiment: ExperimentObject
+    ) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, dict[str, Any]]]:
         missing: list[str] = []
         unready: list[str] = []
+        found: dict[str, dict[str, Any]] = {}
         if self.kube is None:
-            return (), ()
+            return (), (), found
         for name in sorted({v.decision_policy_ref.name for v in experiment.spec.variants if v.decision_policy_ref}):
             policy = await self.kube.get(POLICY_KIND, experiment.namespace, name)
             if policy is None:
                 missing.append(name)
-            elif not _ready(policy):
+                continue
+            found[name] = policy
+            if not _ready(policy):
                 unready.append(name)
-        return tuple(missing), tuple(unready)
+        return tuple(missing), tuple(unready), found
+
+    async def _policy_tokens(
+        self, namespace: str, policies: dict[str, dict[str, Any]]
+    ) -> tuple[tuple[PolicyToken, ...], tuple[str, ...]]:
+        """Where each DecisionPolicy target's decide token is mounted from, derived from the policy's spec.auth as
+        observed (Secret name, first key with the decide scope), and why a target gets none. The Secret is read by
+        name (never listed) and mounted only when it carries the runtime-auth label: without that opt-in, whoever may
+        write a DecisionPolicy could name any Secret of the namespace and have it mounted into the experiment's
+        runtime. A policy with auth disabled needs no token."""
+        tokens: list[PolicyToken] = []
+        problems: list[str] = []
+        for name, body in sorted(policies.items()):
+            try:
+                auth = DecisionPolicySpec.model_validate(body.get("spec") or {}).auth
+            except ValidationError:
+                continue  # the policy's own status says what is wrong with it
+            if not auth.enabled:
+                continue
+            secret_name = auth.secret_for(name)
+            key = next((t.key for t in auth.tokens if AuthScope.DECIDE in t.scopes), None)
+            where = f"Secret {namespace}/{secret_name} of DecisionPolicy {name}"
+            if key is None:
+                problems.append(f"DecisionPolicy {name} has no spec.auth.tokens key with the decide scope")
+                continue
+            try:
+                secret = await self.kube.get(SECRET.kind, namespace, secret_name) if self.kube is not None else None
+            except KubeError as error:
+                problems.append(f"reading {where} failed: HTTP {error.status} {error.reason}")
+                continue
+            if secret is None:
+                problems.append(f"{where} does not exist")
+            elif (secret.get("metadata", {}).get("labels") or {}).get(AUTH_SECRET_LABEL) != "true":
+                problems.append(f"{where} lacks the label {AUTH_SECRET_LABEL}=true, so it is not mounted")
+            else:
+                tokens.append(PolicyToken(policy=name, secret_name=secret_name, key=key))
+        return tuple(tokens), tuple(problems)
 
     async def _model_targets(self, experiment: ExperimentObject) -> ModelTargets:
         """Each variant's ModelDeployment version target: missing, not servable yet, or unsupported (GatewayAPI)."""
@@ -152,7 +196,8 @@ class ExperimentObserver:
         config_hash = DeploymentState.from_object(desired, CONFIG_HASH_ANNOTATION).config_hash if desired else None
         if experiment is None:
             return Observations(generation=target.generation, spec=None, invalid=snapshot.invalid)
-        missing, unready = await self._targets(experiment)
+        missing, unready, policies = await self._targets(experiment)
+        tokens, token_problems = await self._policy_tokens(target.namespace, policies)
         models = await self._model_targets(experiment)
         stats, error = None, None
         if (
@@ -184,4 +229,6 @@ class ExperimentObserver:
             probe_error=error,
             probe_failures=self.failures.get(target.uid, 0),
             probe_failure_threshold=self.settings.probe_failure_threshold,
+            policy_tokens=tokens,
+            token_problems=token_problems,
         )

@@ -9,7 +9,7 @@ changed since the stored table.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from croupier.api.experiment import (
     MetricSums,
     OnConclude,
     OnGuardrailViolation,
+    PolicyToken,
     Reason,
     VariantStatus,
     format_split,
@@ -78,6 +79,10 @@ class Observations:
     probe_failures: int = 0
     probe_failure_threshold: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
+    policy_tokens: tuple[PolicyToken, ...] = ()
+    """The DecisionPolicy targets' decide tokens to mount (stored in status.policyTokens, read by the render)."""
+    token_problems: tuple[str, ...] = ()
+    """Why a DecisionPolicy target's token is not mounted (the Ready condition's message says so)."""
 
 
 def _round(value: float | None, digits: int = 6) -> float | None:
@@ -463,8 +468,15 @@ def desired_status(observed: Observations, current: ExperimentStatus | None, now
     desired = desired_conditions(observed, analysis, action, table.get("winner"))
     if analysis_error is not None:
         desired = _blocked(Reason.RUNTIME_UNREACHABLE, f"the runtime's statistics are inconsistent: {analysis_error}")
+    if observed.token_problems:
+        note = f"; no decide token for a DecisionPolicy target: {'; '.join(observed.token_problems)}"
+        desired = [
+            replace(c, message=f"{c.message}{note}" if c.message else note.removeprefix("; ")) if c.type == READY else c
+            for c in desired
+        ]
     conditions = merge_conditions(current_conditions, desired, generation=observed.generation, now=now)
     return ExperimentStatus(
+        policy_tokens=list(observed.policy_tokens) or None,
         observed_generation=observed.generation,
         conditions=conditions,
         split=split,

@@ -5,7 +5,8 @@ Two kinds of children:
 * ``render`` (static, from the spec alone; applied by the shared machinery): the server ConfigMap (monitoring and
   batching files, read by TF Serving at start: their hash rolls the pods), the TF Serving Deployment(s), their
   Services and PodDisruptionBudgets, and in VersionLabels mode the model router's Deployment, PodDisruptionBudget and
-  the model's Service in front of it (TF Serving's own Service is then ``<name>-tfserving``);
+  the model's Service in front of it (TF Serving's own Service is then ``<name>-tfserving``), and the NetworkPolicies
+  of the TF Serving pods and of the router's pods (in both modes);
 * ``render_served`` (from the ``ServingPlan``: which versions each server loads, which labels point where, the live
   weights; applied by the observer after each GetModelStatus): the model config ConfigMap of each server, which TF
   Serving polls (a version or label change never restarts a pod), in GatewayAPI mode the HTTPRoute or GRPCRoute
@@ -24,6 +25,7 @@ from typing import Any
 from croupier.api.common import GROUP
 from croupier.api.modeldeployment import Protocol, RoutingMode
 from croupier.operator.core.matching import digest
+from croupier.operator.core.network import network_ingress, same_namespace_pods
 from croupier.operator.core.observer import MANAGED_BY_LABEL
 from croupier.operator.modeldeployment.model import ModelDeploymentObject
 from croupier.operator.modeldeployment.storage import storage
@@ -49,6 +51,9 @@ ROUTING_ANNOTATION = f"{GROUP}/routing-hash"
 """On the router's pods: the hash of the routing table they should serve. The operator patches it after each table
 change: any update of a pod makes the kubelet sync it, and so refresh its ConfigMap volume, at once."""
 ROUTER_APP_NAME = "croupier-model-router"
+SCORING_CLIENT_LABELS = {"app.kubernetes.io/name": "croupier-runtime"}
+"""The DecisionPolicy runtimes' pods (operator/decisionpolicy/children.py APP_NAME): a model-scored policy calls the
+ModelDeployment of its own namespace, so the model's NetworkPolicy always admits them."""
 ROUTER_UID = 65532
 MONITORING_KEY = "monitoring.config"
 BATCHING_KEY = "batching.config"
@@ -240,7 +245,46 @@ def render(md: ModelDeploymentObject, settings: OperatorSettings) -> Sequence[di
         context = _router_context(md, settings)
         for template in ("router-deployment.yaml.j2", "service.yaml.j2", "pdb.yaml.j2"):
             children.append(render_manifest(settings.templates_dir, f"{TEMPLATE_DIR}/{template}", context))
+    children += [
+        render_manifest(settings.templates_dir, f"{TEMPLATE_DIR}/networkpolicy.yaml.j2", context)
+        for context in network_policy_contexts(md, settings)
+    ]
     return children
+
+
+def network_policy_name(md: ModelDeploymentObject, router: bool) -> str:
+    return router_name(md) if router else f"{md.name}-tfserving"
+
+
+def network_policy_contexts(md: ModelDeploymentObject, settings: OperatorSettings) -> list[dict[str, Any]]:
+    """A NetworkPolicy for the TF Serving pods (every role) and one for the router's. Who calls the model (the spec's
+    peers, and the namespace's DecisionPolicy runtimes, which score with it) reaches the router in VersionLabels mode
+    and TF Serving in GatewayAPI mode (the Gateway's pods are among the spec's peers); TF Serving behind a router admits
+    only the router. The operator (GetModelStatus) and the monitoring namespaces reach both. The router's object is
+    rendered in both modes (in GatewayAPI mode it selects no pod): a mode change then leaves no NetworkPolicy to
+    delete."""
+    spec = md.spec.network_policy
+    ports = [GRPC_PORT, REST_PORT]
+    scoring = [same_namespace_pods(SCORING_CLIENT_LABELS)]
+    router = [same_namespace_pods(router_selector_labels(md))]
+    common = {"namespace": md.namespace, "owner": md.owner_reference}
+    server_callers = {"callers": router} if has_router(md) else {"also": scoring}
+    return [
+        {
+            **common,
+            "name": network_policy_name(md, router=False),
+            "labels": labels(md, "model-server"),
+            "selector": {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/instance": md.name},
+            "network_ingress": network_ingress(spec, ports, settings.pod_namespace, **server_callers),
+        },
+        {
+            **common,
+            "name": network_policy_name(md, router=True),
+            "labels": labels(md, "model-router", ROUTER),
+            "selector": router_selector_labels(md),
+            "network_ingress": network_ingress(spec, ports, settings.pod_namespace, also=scoring),
+        },
+    ]
 
 
 def router_args(md: ModelDeploymentObject) -> list[str]:

@@ -20,6 +20,7 @@ from croupier.operator.core.resources import (
     GRPC_ROUTE,
     HTTP_ROUTE,
     MODEL_DEPLOYMENT,
+    NETWORK_POLICY,
     POD_DISRUPTION_BUDGET,
     SERVICE,
 )
@@ -44,7 +45,7 @@ OWNED_STATUS = (
 CONTROLLER: KindController[ModelDeploymentObject, Observations, ModelDeploymentStatus] = KindController(
     resource=MODEL_DEPLOYMENT,
     status_model=ModelDeploymentStatus,
-    children=(CONFIG_MAP, SERVICE, DEPLOYMENT, POD_DISRUPTION_BUDGET, HTTP_ROUTE, GRPC_ROUTE),
+    children=(CONFIG_MAP, SERVICE, DEPLOYMENT, POD_DISRUPTION_BUDGET, NETWORK_POLICY, HTTP_ROUTE, GRPC_ROUTE),
     parse=parse_model_deployment,
     render=render,
     observer=ModelObserver,

@@ -171,3 +171,101 @@ def test_a_ready_policy_target_answers_assign_with_its_decision_and_gets_the_rew
     finally:
         for process in started:
             process.stop()
+
+
+def _token_sources(kubectl: Kubectl, namespace: str) -> list[dict[str, Any]] | None:
+    deployment = kubectl.json("get", "deployment", "checkout-experiment", "-n", namespace, "-o", "json")
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    found = [v for v in volumes if v["name"] == "policy-tokens"]
+    return list(found[0]["projected"]["sources"]) if found else None
+
+
+def test_a_policy_with_its_own_secret_and_key_is_called_with_that_token_once_the_secret_opts_in(
+    experiments: Experiments, policies: Policies, runtime_router: RuntimeRouter, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    """The target policy names its own Secret (spec.auth.secretName) and decide key (spec.auth.tokens): the operator
+    derives both from the policy as it observes it. A Secret without the runtime-auth label is not mounted and the
+    Experiment's Ready message names it and the label; once labelled, the token is mounted and the policy's runtime
+    (a real process, authentication on) answers the Experiment's runtime (a real process) with its decision."""
+    namespace = experiments.namespace
+    tokens = {"frontend": "it-frontend-token", "ops": "it-ops-token"}
+    auth = {
+        "secretName": "banner-keys",
+        "tokens": [{"key": "frontend", "scopes": ["decide"]}, {"key": "ops", "scopes": ["rewards", "admin"]}],
+    }
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "banner-keys", "namespace": namespace},  # no runtime-auth label yet
+        "data": {k: base64.b64encode(f"{v}\n".encode()).decode() for k, v in tokens.items()},
+    }
+    kubectl.apply(json.dumps(secret))
+    own = {**secret, "metadata": {"name": "checkout-auth", "namespace": namespace,
+                                  "labels": {"croupier.dev/runtime-auth": "true"}},
+           "data": {k: base64.b64encode(f"{v}\n".encode()).decode() for k, v in TOKENS.items()}}  # fmt: skip
+    kubectl.apply(json.dumps(own))
+    auth_dir = tmp_path / "policy-auth"
+    auth_dir.mkdir()
+    for key, token in tokens.items():
+        (auth_dir / key).write_text(f"{token}\n")
+    started: list[RuntimeProcess] = []
+    try:
+        policies.apply("banner", auth=auth)
+        experiments.apply(experiment("checkout", namespace, VARIANTS))
+
+        def named() -> str | None:
+            ready = condition(experiments.get("checkout"), "Ready") if experiments.get("checkout").get("status") else {}
+            message = str(ready.get("message", ""))
+            return message if f"Secret {namespace}/banner-keys" in message else None
+
+        message = wait_for(named, timeout=60, what="the unlabelled Secret named in Ready")
+        assert "lacks the label croupier.dev/runtime-auth=true" in message and "DecisionPolicy banner" in message
+        assert _token_sources(kubectl, namespace) is None, "an unlabelled Secret is never mounted"
+
+        kubectl("label", "secret", "banner-keys", "-n", namespace, "croupier.dev/runtime-auth=true")
+        sources = wait_for(
+            lambda: _token_sources(kubectl, namespace), timeout=90, what="the policy's token mounted after the label"
+        )
+        assert sources == [
+            {"secret": {"name": "banner-keys", "items": [{"key": "frontend", "path": "banner"}], "optional": True}}
+        ]
+        assert experiments.get("checkout")["status"]["policyTokens"] == [
+            {"policy": "banner", "secretName": "banner-keys", "key": "frontend"}
+        ]
+
+        # The kubelet's part: the policy's pod gets its Secret's files, the Experiment's pod the projected key.
+        (tmp_path / "policy.yaml").write_text(policies.policy_yaml("banner", 1))
+        policy = RuntimeProcess(
+            tmp_path / "policy.yaml", tmp_path / "policy-state", env={"CROUPIER_RUNTIME_AUTH_DIR": str(auth_dir)}
+        )
+        started.append(policy)
+        policy.start(START_TIMEOUT)
+        runtime_router.route(namespace, "banner", policy.url)
+        policies.wait_condition("banner", "Ready", "True", "Available", timeout=90)
+        (tmp_path / "experiment.yaml").write_text(experiments.served("checkout", "Running"))
+        mounted = tmp_path / "policy-tokens"
+        mounted.mkdir()
+        (mounted / "banner").write_text(f"{tokens['frontend']}\n")  # the Secret's key `frontend`, at path `banner`
+        own_dir = tmp_path / "experiment-auth"
+        own_dir.mkdir()
+        for key, token in TOKENS.items():
+            (own_dir / key).write_text(f"{token}\n")
+        env = {
+            "CROUPIER_RUNTIME_POLICY_URL_TEMPLATE": policy.url,
+            "CROUPIER_RUNTIME_POLICY_TOKEN_DIR": str(mounted),
+            "CROUPIER_RUNTIME_AUTH_DIR": str(own_dir),
+        }
+        runtime = ExperimentProcess(tmp_path / "experiment.yaml", tmp_path / "experiment-state", env=env)
+        started.append(runtime)
+        runtime.start(START_TIMEOUT)
+        with httpx.Client(timeout=30, trust_env=False) as http:
+            decide = {"authorization": f"Bearer {TOKENS['decide']}"}
+            answer = http.post(f"{runtime.url}/v1/assign", json={"unitId": _unit_of("bandit")}, headers=decide)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["decision"]["policy"] == "banner", answer.text
+            # The control: the default key `decide` of `<policy>-auth` is not a token this policy accepts.
+            denied = http.post(f"{policy.url}/v1/decide", json={"unitId": "u"}, headers=decide)
+            assert denied.status_code == 401
+    finally:
+        for process in started:
+            process.stop()

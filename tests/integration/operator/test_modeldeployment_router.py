@@ -187,6 +187,8 @@ def test_a_routing_mode_change_deletes_the_other_modes_children(
         what="the VersionLabels children deleted",
     )
     assert exists("configmap", "ranker-server")  # both modes use it
+    # Both modes render both NetworkPolicies (the router's then selects no pod): the operator may not delete them.
+    assert exists("networkpolicy", "ranker-router") and exists("networkpolicy", "ranker-tfserving")
 
     kubectl.apply(body(namespace, {**spec, "routing": {"mode": "VersionLabels"}}))
     mds.child("deployment", "ranker-router")

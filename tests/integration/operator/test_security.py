@@ -19,7 +19,10 @@ import yaml
 from croupier.devcluster.kubectl import Kubectl
 from croupier.devcluster.waiting import wait_for
 
+from ..test_crd_admission_modeldeployment import install_gateway_api
 from .conftest import ROOT, LocalRuntime, OperatorProcess, Policies
+from .test_experiment import experiment
+from .test_modeldeployment import manifest as model_manifest
 
 RESTRICTED = {
     "pod-security.kubernetes.io/enforce": "restricted",
@@ -208,3 +211,69 @@ def test_the_admission_check_catches_a_pod_that_breaks_restricted(kubectl: Kubec
     kubectl.apply(json.dumps(deployment))
     with pytest.raises(AssertionError, match="PodSecurity"):
         pods_admitted(kubectl, namespace, "app=loose", 1)
+
+
+def _live_network_policy(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = wait_for(
+        lambda: (
+            kubectl.json("get", "networkpolicy", name, "-n", namespace)
+            if kubectl("get", "networkpolicy", name, "-n", namespace, check=False).returncode == 0
+            else None
+        ),
+        timeout=60,
+        what=f"the NetworkPolicy {name}",
+    )
+    return found
+
+
+def test_experiment_and_model_network_policies_are_applied_as_the_spec_says(
+    policies: Policies, kubectl: Kubectl, operator: OperatorProcess
+) -> None:
+    """Each kind's NetworkPolicy, applied by the operator with server-side apply (so the API server validated it), as
+    the spec says; a DecisionPolicy an Experiment targets admits that Experiment's runtime pods whatever its peers."""
+    namespace = policies.namespace
+    install_gateway_api(kubectl)  # the ModelDeployment controller watches routes
+    lobby = {"namespaceSelector": {"matchLabels": {"team": "games"}}, "podSelector": {"matchLabels": {"app": "lobby"}}}
+    policies.apply("banner", networkPolicy={"ingress": [lobby]})
+    variants = [{"name": "control", "weight": 50, "payload": {}}, {"name": "bandit", "weight": 50,
+                "decisionPolicyRef": {"name": "banner"}}]  # fmt: skip
+    kubectl.apply(
+        json.dumps(experiment("checkout", namespace, variants, networkPolicy={"ingress": [{"podSelector": {}}]}))
+    )
+    gateway = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gateways"}}}
+    kubectl.apply(model_manifest("ranker", namespace, networkPolicy={"ingress": [gateway]}))
+
+    policy = _live_network_policy(kubectl, namespace, "banner")
+    experiment_pods = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "croupier-experiment"}}}
+    assert policy["spec"]["ingress"][0]["from"] == [lobby, experiment_pods]
+
+    runtime = _live_network_policy(kubectl, namespace, "checkout-experiment")
+    assert runtime["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/instance"] == "checkout"
+    assert runtime["spec"]["ingress"][0]["from"] == [{"podSelector": {}}]
+    operator_peer = runtime["spec"]["ingress"][1]["from"][0]
+    assert operator_peer["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "croupier-operator"}}
+    assert runtime["metadata"]["ownerReferences"][0]["kind"] == "Experiment"
+
+    server = _live_network_policy(kubectl, namespace, "ranker-tfserving")
+    router_pods = {
+        "app.kubernetes.io/name": "croupier-model-router",
+        "app.kubernetes.io/instance": "ranker",
+        "croupier.dev/server": "router",
+    }
+    assert server["spec"]["ingress"][0]["from"] == [{"podSelector": {"matchLabels": router_pods}}]
+    assert {p["port"] for p in server["spec"]["ingress"][0]["ports"]} == {8500, 8501}
+    router = _live_network_policy(kubectl, namespace, "ranker-router")
+    scoring = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "croupier-runtime"}}}
+    assert router["spec"]["ingress"][0]["from"] == [gateway, scoring]
+    assert router["metadata"]["ownerReferences"][0]["kind"] == "ModelDeployment"
+
+    # Turned off: the same object, admitting every peer (nothing is deleted).
+    kubectl("patch", "experiment", "checkout", "-n", namespace, "--type=merge",
+            "-p", json.dumps({"spec": {"networkPolicy": {"enabled": False}}}))  # fmt: skip
+    wait_for(
+        lambda: (
+            kubectl.json("get", "networkpolicy", "checkout-experiment", "-n", namespace)["spec"].get("ingress") == [{}]
+        ),
+        timeout=60,
+        what="the experiment's NetworkPolicy admitting every peer",
+    )

@@ -75,6 +75,7 @@ def test_children_match_the_golden_manifests(source: Path) -> None:
         "Deployment",
         "Service",
         "PodDisruptionBudget",
+        "NetworkPolicy",
     ]
 
 
@@ -162,6 +163,27 @@ def test_each_policy_target_gets_its_decide_token_mounted() -> None:
         }
     ]
     assert env["CROUPIER_RUNTIME_POLICY_TOKEN_DIR"] == "/var/run/croupier/policy-tokens"
+    # The Secret and the key are the policy's own (spec.auth.secretName, its first decide-scope key), as observed.
+    custom = copy.deepcopy(body)
+    custom["status"]["policyTokens"] = [
+        {"policy": "homepage-banner", "secretName": "banner-tokens", "key": "frontend"},
+        {"policy": "no-longer-targeted", "secretName": "other-auth", "key": "decide"},
+    ]
+    _, volumes, _ = _pod(custom)
+    assert volumes["policy-tokens"]["projected"]["sources"] == [
+        {
+            "secret": {
+                "name": "banner-tokens",
+                "items": [{"key": "frontend", "path": "homepage-banner"}],
+                "optional": True,
+            }
+        }
+    ]
+    # Nothing observed (no Secret, no label, auth disabled): nothing mounted, the runtime sends no token.
+    unobserved = copy.deepcopy(body)
+    del unobserved["status"]
+    _, volumes, env = _pod(unobserved)
+    assert "policy-tokens" not in volumes and "CROUPIER_RUNTIME_POLICY_TOKEN_DIR" not in env
     static = copy.deepcopy(body)
     for variant in static["spec"]["variants"]:
         variant.pop("decisionPolicyRef", None)

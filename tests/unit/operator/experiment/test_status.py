@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from croupier.api.common import ConditionStatus
-from croupier.api.experiment import ExperimentSpec, ExperimentStatus
+from croupier.api.experiment import ExperimentSpec, ExperimentStatus, PolicyToken
 from croupier.api.wire import ExperimentStatsResponse
 from croupier.operator.core.status import status_patch
 from croupier.operator.decisionpolicy.status import DeploymentState
@@ -288,3 +288,24 @@ def test_a_guardrail_conclude_serves_control_whatever_on_conclude_says(on_conclu
     user = {**spec, "state": "Concluded"}
     mine = served_document(parse_experiment({**body, "spec": user}))
     assert mine["spec"]["onConclude"] == on_conclude
+
+
+def test_policy_tokens_are_stored_for_the_render_and_an_unmountable_secret_is_named_in_ready() -> None:
+    token = PolicyToken(policy="banner", secret_name="banner-tokens", key="frontend")
+    problem = (
+        "Secret shop/rank-auth of DecisionPolicy rank lacks the label croupier.dev/runtime-auth=true, so it is not"
+    )
+    stats = _stats(_variant("a", 5000, 500, refunds=None), _variant("b", 5000, 650, refunds=None))
+    status = desired_status(
+        _observed(stats, spec=NO_GUARDRAILS, policy_tokens=(token,), token_problems=(f"{problem} mounted",)), None, T0
+    )
+    assert status.policy_tokens == [token]
+    ready = (status.conditions or [])[0]
+    assert (ready.type, ready.reason) == ("Ready", "WinnerFound")
+    assert ready.message.startswith("b beats a") and f"{problem} mounted" in ready.message
+    # What the render reads back from the stored status.
+    stored = status.to_wire()
+    body = {"metadata": {"name": "x", "namespace": "shop"}, "spec": NO_GUARDRAILS, "status": stored}
+    assert parse_experiment(body).policy_tokens == (("banner", "banner-tokens", "frontend"),)
+    clean = desired_status(_observed(stats, spec=NO_GUARDRAILS), None, T0)
+    assert clean.policy_tokens is None and "runtime-auth" not in (clean.conditions or [])[0].message
