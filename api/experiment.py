@@ -27,7 +27,7 @@ from croupier.api.common import (
     enforce,
     validated,
 )
-from croupier.api.decisionpolicy import AuthSpec, StateSpec
+from croupier.api.decisionpolicy import AuthSpec, ServingSpec, StateBackend, StateSpec
 
 KIND = "Experiment"
 PLURAL = "experiments"
@@ -359,6 +359,11 @@ _GUARDRAIL_NOT_PRIMARY = cel(
     "a guardrail must not be the primary metric",
     field_path=".guardrails",
 )
+_REPLICAS_NEED_REDIS = cel(
+    "!has(self.serving) || self.serving.replicas <= 1 || (has(self.storage) && self.storage.backend == 'Redis')",
+    "more than one replica needs storage.backend Redis (embedded state is per pod and would never merge)",
+    field_path=".serving.replicas",
+)
 
 # The analysis settings a running epoch's sequential guarantee and SRM state rest on. The runtime's epoch is the split's
 # fingerprint (variants, weights, salt, algorithm), so these may change while Running only together with a new salt
@@ -386,7 +391,12 @@ class ExperimentSpec(ApiModel):
     """Desired state of an Experiment: variants and their weights, assignment, metrics, analysis and intent."""
 
     model_config = validated(
-        _WEIGHTS_SUM, _CONTROL_IS_VARIANT, _CONTROL_HAS_TRAFFIC, _GUARDRAIL_NOT_PRIMARY, _ANALYSIS_FROZEN_WHILE_RUNNING
+        _WEIGHTS_SUM,
+        _CONTROL_IS_VARIANT,
+        _CONTROL_HAS_TRAFFIC,
+        _GUARDRAIL_NOT_PRIMARY,
+        _ANALYSIS_FROZEN_WHILE_RUNNING,
+        _REPLICAS_NEED_REDIS,
     )
 
     variants: Annotated[
@@ -445,6 +455,13 @@ class ExperimentSpec(ApiModel):
             "none), KeepControl (every unit gets control) or Nothing (units keep their variants)."
         ),
     ] = OnConclude.KEEP_WINNER
+    serving: Annotated[
+        ServingSpec,
+        Field(
+            description="The runtime pods, as a DecisionPolicy's: replicas (more than one needs storage.backend "
+            "Redis, whose state the replicas share), an image override and container resources."
+        ),
+    ] = ServingSpec()
     storage: Annotated[
         StateSpec,
         Field(
@@ -473,6 +490,7 @@ class ExperimentSpec(ApiModel):
             (_CONTROL_IS_VARIANT, self.control in names),
             (_CONTROL_HAS_TRAFFIC, all(v.name != self.control or v.weight > 0 for v in self.variants)),
             (_GUARDRAIL_NOT_PRIMARY, all(g.name != self.metric.name for g in self.guardrails or [])),
+            (_REPLICAS_NEED_REDIS, self.serving.replicas <= 1 or self.storage.backend == StateBackend.REDIS),
         )
         return self
 
