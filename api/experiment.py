@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import Field, model_validator
 
@@ -365,9 +365,10 @@ _REPLICAS_NEED_REDIS = cel(
     field_path=".serving.replicas",
 )
 
-# The analysis settings a running epoch's sequential guarantee and SRM state rest on. The runtime's epoch is the split's
-# fingerprint (variants, weights, salt, algorithm), so these may change while Running only together with a new salt
-# or algorithm (a new epoch, counted from zero); docs/statistics.md explains why.
+# The analysis settings a running epoch's sequential guarantee and SRM state rest on. The runtime's epoch fingerprints
+# the split (variants, weights, targets, salt, algorithm) and these settings (`ExperimentSpec.epoch_settings`), so a
+# change made while Paused resumes in a new epoch; while Running they may change only together with a new salt or
+# algorithm (a new epoch, counted from zero); docs/statistics.md explains why.
 _FROZEN_ANALYSIS = ("method", "alpha", "sequentialTuningSampleSize")
 _FROZEN_METRIC = ("name", "type", "aggregation", "direction")
 _SALT = "(has({0}.assignment.salt) ? {0}.assignment.salt : '')"
@@ -498,17 +499,20 @@ class ExperimentSpec(ApiModel):
         """The Python side of the transition rule (``oldSelf``) the API server applies to an update from ``old``:
         raise ValueError when the analysis settings or the primary metric change while Running in the same epoch."""
         running = ExperimentState.RUNNING in (self.state, old.state)
-        same_analysis = all(
-            getattr(self.analysis, f) == getattr(old.analysis, f)
-            for f in ("method", "alpha", "sequential_tuning_sample_size")
-        ) and all(
-            getattr(self.metric, f) == getattr(old.metric, f) for f in ("name", "type", "aggregation", "direction")
-        )
+        same_analysis = self.epoch_settings() == old.epoch_settings()
         new_epoch = (self.assignment.salt or "", self.assignment.algorithm) != (
             old.assignment.salt or "",
             old.assignment.algorithm,
         )
         enforce((_ANALYSIS_FROZEN_WHILE_RUNNING, not running or same_analysis or new_epoch))
+
+    def epoch_settings(self) -> dict[str, Any]:
+        """The analysis settings a running epoch rests on (those ``check_update`` keeps while Running), as the epoch
+        fingerprint includes them besides the split: a Paused experiment whose settings changed resumes in a new
+        epoch. Defaults are spelled out, so a setting written at its default keeps the epoch."""
+        analysis = self.analysis.model_dump(mode="json", by_alias=True)
+        metric = self.metric.model_dump(mode="json", by_alias=True)
+        return {**{f: analysis[f] for f in _FROZEN_ANALYSIS}, "metric": {f: metric[f] for f in _FROZEN_METRIC}}
 
     def weights(self) -> list[tuple[str, int]]:
         """(variant, weight) in spec order: the input of :func:`assign`."""
@@ -596,8 +600,8 @@ class GuardrailAction(ApiModel):
     epoch: Annotated[
         str | None,
         Field(
-            description="The epoch whose data violated the guardrail: a new epoch (changed variants, weights, salt or "
-            "algorithm) clears the action and its data decides again.",
+            description="The epoch whose data violated the guardrail: a new epoch (a changed split or analysis "
+            "settings) clears the action and its data decides again.",
             max_length=64,
         ),
     ] = None
@@ -703,8 +707,9 @@ class ExperimentStatus(ApiModel):
     epoch: Annotated[
         str | None,
         Field(
-            description="The split's fingerprint (variants, weights, targets, salt, algorithm) the results belong "
-            "to; a change of the split starts a new epoch.",
+            description="The fingerprint of the split (variants, weights, targets, salt, algorithm) and the analysis "
+            "settings (method, alpha, sequentialTuningSampleSize, the primary metric's name, type, aggregation and "
+            "direction) the results belong to; a change of either starts a new epoch.",
             max_length=64,
         ),
     ] = None
