@@ -724,6 +724,16 @@ class ExperimentStatus(ApiModel):
     guardrail_action: Annotated[
         GuardrailAction | None, Field(description="The guardrail violation acted on (unset: none).")
     ] = None
+    ready_targets: Annotated[
+        list[Annotated[str, Field(max_length=320)]] | None,
+        Field(
+            description="The variants' targets the operator last observed Ready (DecisionPolicy/<name>, "
+            "ModelDeployment/<name>/<version>). The runtime serves control (the served state is Paused) until every "
+            "target of the spec is listed: a new Experiment, or a spec naming another target, never serves a target "
+            "that was not checked.",
+            max_length=MAX_VARIANTS,
+        ),
+    ] = None
     start_time: Annotated[datetime | None, Field(description="When the experiment first ran.")] = None
     last_analysis_time: Annotated[datetime | None, Field(description="When results were last computed.")] = None
 
