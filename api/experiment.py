@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import Field, model_validator
 
@@ -30,7 +30,7 @@ from croupier.api.common import (
     enforce,
     validated,
 )
-from croupier.api.decisionpolicy import AuthSpec, StateSpec
+from croupier.api.decisionpolicy import AuthSpec, ServingSpec, StateBackend, StateSpec
 
 KIND = "Experiment"
 PLURAL = "experiments"
@@ -362,10 +362,16 @@ _GUARDRAIL_NOT_PRIMARY = cel(
     "a guardrail must not be the primary metric",
     field_path=".guardrails",
 )
+_REPLICAS_NEED_REDIS = cel(
+    "!has(self.serving) || self.serving.replicas <= 1 || (has(self.storage) && self.storage.backend == 'Redis')",
+    "more than one replica needs storage.backend Redis (embedded state is per pod and would never merge)",
+    field_path=".serving.replicas",
+)
 
-# The analysis settings a running epoch's sequential guarantee and SRM state rest on. The runtime's epoch is the split's
-# fingerprint (variants, weights, salt, algorithm), so these may change while Running only together with a new salt
-# or algorithm (a new epoch, counted from zero); docs/statistics.md explains why.
+# The analysis settings a running epoch's sequential guarantee and SRM state rest on. The runtime's epoch fingerprints
+# the split (variants, weights, targets, salt, algorithm) and these settings (`ExperimentSpec.epoch_settings`), so a
+# change made while Paused resumes in a new epoch; while Running they may change only together with a new salt or
+# algorithm (a new epoch, counted from zero); docs/statistics.md explains why.
 _FROZEN_ANALYSIS = ("method", "alpha", "sequentialTuningSampleSize")
 _FROZEN_METRIC = ("name", "type", "aggregation", "direction")
 _SALT = "(has({0}.assignment.salt) ? {0}.assignment.salt : '')"
@@ -404,7 +410,12 @@ class ExperimentSpec(ApiModel):
     """Desired state of an Experiment: variants and their weights, assignment, metrics, analysis and intent."""
 
     model_config = validated(
-        _WEIGHTS_SUM, _CONTROL_IS_VARIANT, _CONTROL_HAS_TRAFFIC, _GUARDRAIL_NOT_PRIMARY, _ANALYSIS_FROZEN_WHILE_RUNNING
+        _WEIGHTS_SUM,
+        _CONTROL_IS_VARIANT,
+        _CONTROL_HAS_TRAFFIC,
+        _GUARDRAIL_NOT_PRIMARY,
+        _ANALYSIS_FROZEN_WHILE_RUNNING,
+        _REPLICAS_NEED_REDIS,
     )
 
     variants: Annotated[
@@ -463,6 +474,13 @@ class ExperimentSpec(ApiModel):
             "none), KeepControl (every unit gets control) or Nothing (units keep their variants)."
         ),
     ] = OnConclude.KEEP_WINNER
+    serving: Annotated[
+        ServingSpec,
+        Field(
+            description="The runtime pods, as a DecisionPolicy's: replicas (more than one needs storage.backend "
+            "Redis, whose state the replicas share), an image override and container resources."
+        ),
+    ] = ServingSpec()
     storage: Annotated[
         StateSpec,
         Field(
@@ -495,6 +513,7 @@ class ExperimentSpec(ApiModel):
             (_CONTROL_IS_VARIANT, self.control in names),
             (_CONTROL_HAS_TRAFFIC, all(v.name != self.control or v.weight > 0 for v in self.variants)),
             (_GUARDRAIL_NOT_PRIMARY, all(g.name != self.metric.name for g in self.guardrails or [])),
+            (_REPLICAS_NEED_REDIS, self.serving.replicas <= 1 or self.storage.backend == StateBackend.REDIS),
         )
         return self
 
@@ -502,17 +521,20 @@ class ExperimentSpec(ApiModel):
         """The Python side of the transition rule (``oldSelf``) the API server applies to an update from ``old``:
         raise ValueError when the analysis settings or the primary metric change while Running in the same epoch."""
         running = ExperimentState.RUNNING in (self.state, old.state)
-        same_analysis = all(
-            getattr(self.analysis, f) == getattr(old.analysis, f)
-            for f in ("method", "alpha", "sequential_tuning_sample_size")
-        ) and all(
-            getattr(self.metric, f) == getattr(old.metric, f) for f in ("name", "type", "aggregation", "direction")
-        )
+        same_analysis = self.epoch_settings() == old.epoch_settings()
         new_epoch = (self.assignment.salt or "", self.assignment.algorithm) != (
             old.assignment.salt or "",
             old.assignment.algorithm,
         )
         enforce((_ANALYSIS_FROZEN_WHILE_RUNNING, not running or same_analysis or new_epoch))
+
+    def epoch_settings(self) -> dict[str, Any]:
+        """The analysis settings a running epoch rests on (those ``check_update`` keeps while Running), as the epoch
+        fingerprint includes them besides the split: a Paused experiment whose settings changed resumes in a new
+        epoch. Defaults are spelled out, so a setting written at its default keeps the epoch."""
+        analysis = self.analysis.model_dump(mode="json", by_alias=True)
+        metric = self.metric.model_dump(mode="json", by_alias=True)
+        return {**{f: analysis[f] for f in _FROZEN_ANALYSIS}, "metric": {f: metric[f] for f in _FROZEN_METRIC}}
 
     def weights(self) -> list[tuple[str, int]]:
         """(variant, weight) in spec order: the input of :func:`assign`."""
@@ -600,8 +622,8 @@ class GuardrailAction(ApiModel):
     epoch: Annotated[
         str | None,
         Field(
-            description="The epoch whose data violated the guardrail: a new epoch (changed variants, weights, salt or "
-            "algorithm) clears the action and its data decides again.",
+            description="The epoch whose data violated the guardrail: a new epoch (a changed split or analysis "
+            "settings) clears the action and its data decides again.",
             max_length=64,
         ),
     ] = None
@@ -722,8 +744,9 @@ class ExperimentStatus(ApiModel):
     epoch: Annotated[
         str | None,
         Field(
-            description="The split's fingerprint (variants, weights, targets, salt, algorithm) the results belong "
-            "to; a change of the split starts a new epoch.",
+            description="The fingerprint of the split (variants, weights, targets, salt, algorithm) and the analysis "
+            "settings (method, alpha, sequentialTuningSampleSize, the primary metric's name, type, aggregation and "
+            "direction) the results belong to; a change of either starts a new epoch.",
             max_length=64,
         ),
     ] = None
@@ -737,6 +760,16 @@ class ExperimentStatus(ApiModel):
     ] = None
     guardrail_action: Annotated[
         GuardrailAction | None, Field(description="The guardrail violation acted on (unset: none).")
+    ] = None
+    ready_targets: Annotated[
+        list[Annotated[str, Field(max_length=320)]] | None,
+        Field(
+            description="The variants' targets the operator last observed Ready (DecisionPolicy/<name>, "
+            "ModelDeployment/<name>/<version>). The runtime serves control (the served state is Paused) until every "
+            "target of the spec is listed: a new Experiment, or a spec naming another target, never serves a target "
+            "that was not checked.",
+            max_length=MAX_VARIANTS,
+        ),
     ] = None
     start_time: Annotated[datetime | None, Field(description="When the experiment first ran.")] = None
     last_analysis_time: Annotated[datetime | None, Field(description="When results were last computed.")] = None

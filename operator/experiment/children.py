@@ -2,10 +2,11 @@
 PodDisruptionBudget and NetworkPolicy of an Experiment's runtime (`croupier-runtime --experiment`).
 
 Pure: the same experiment and settings always render the same objects, byte for byte (golden tests hold us to it).
-One runtime replica. `spec.storage` says where its state lives: Embedded, an SQLite store on a ReadWriteOnce claim of
-`persistence.size` and `persistence.storageClassName` (sticky assignments, exposures, outcomes and the sufficient
-sums survive a restart; the claim is why the rollout strategy is then Recreate) or on an emptyDir without persistence;
-Redis, with the URL passed in the environment (from the Secret when `urlSecretRef` names one) and no claim.
+`spec.serving.replicas` runtime replicas (more than one only with Redis state, which they share). `spec.storage` says
+where its state lives: Embedded, an SQLite store on a ReadWriteOnce claim of `persistence.size` and
+`persistence.storageClassName` (sticky assignments, exposures, outcomes and the sufficient sums survive a restart; the
+claim is why the rollout strategy is then Recreate) or on an emptyDir without persistence; Redis, with the URL passed
+in the environment (from the Secret when `urlSecretRef` names one) and no claim.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ APP_NAME = "croupier-experiment"
 PART_OF = "croupier"
 EXPERIMENT_LABEL = f"{GROUP}/experiment"
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
-REPLICAS = 1
 # A DecisionPolicy's runtime, as its Service publishes it (port 80): the runtime formats {name} and {namespace}.
 POLICY_URL_TEMPLATE = f"http://{{name}}.{{namespace}}.svc:{SERVICE_PORT}"
 # The decide-scope tokens of the DecisionPolicy targets: one file per policy, named after it.
@@ -81,6 +81,7 @@ def served_document(experiment: ExperimentObject) -> dict[str, Any]:
     # change rolls the pods only when those change.
     spec.pop("storage", None)
     spec.pop("networkPolicy", None)  # who may reach the pods is the NetworkPolicy's business, not the runtime's
+    spec.pop("serving", None)  # replicas, image and resources are the Deployment's: a scale rolls no pod
     document: dict[str, Any] = {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -146,11 +147,18 @@ def _runtime_env(experiment: ExperimentObject) -> list[dict[str, Any]]:
     return env
 
 
+def min_available(replicas: int) -> int | None:
+    """The PodDisruptionBudget's minAvailable: one replica, None (maxUnavailable 1: never block a node drain); more,
+    all but one stay up during voluntary disruptions."""
+    return replicas - 1 if replicas > 1 else None
+
+
 def template_context(experiment: ExperimentObject, settings: OperatorSettings) -> dict[str, Any]:
     names = child_names(experiment.name)
     config_text = served_yaml(experiment)
     persistence = experiment.spec.storage.persistence
     claim = uses_volume_claim(experiment)
+    serving = experiment.spec.serving
     return {
         "namespace": experiment.namespace,
         "names": names,
@@ -163,19 +171,19 @@ def template_context(experiment: ExperimentObject, settings: OperatorSettings) -
         "config_hash_annotation": CONFIG_HASH_ANNOTATION,
         "config_mount": CONFIG_MOUNT,
         "state_mount": STATE_MOUNT,
-        "replicas": REPLICAS,
-        "image": settings.runtime_image,
+        "replicas": serving.replicas,
+        "image": serving.image or settings.runtime_image,
         "image_pull_policy": settings.runtime_image_pull_policy,
         "port": settings.runtime_port,
         "service_port": SERVICE_PORT,
         "uid": RUNTIME_UID,
         "env": _runtime_env(experiment),
-        "resources": None,
+        "resources": serving.resources.to_wire() if serving.resources is not None else None,
         # A ReadWriteOnce claim cannot be mounted by the old and the new pod at once.
         "strategy": {"type": "Recreate"}
         if claim
         else {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-        "min_available": None,
+        "min_available": min_available(serving.replicas),
         "state_claim": names.pvc if claim else None,
         "storage_size": persistence.size,
         "storage_class_name": persistence.storage_class_name,

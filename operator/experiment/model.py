@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from croupier.api.decisionpolicy import KIND as POLICY_KIND
 from croupier.api.experiment import (
     CHILD_SUFFIX,
     KIND,
@@ -19,6 +20,7 @@ from croupier.api.experiment import (
     Reason,
 )
 from croupier.api.experiment import MAX_NAME_LENGTH as MAX_NAME
+from croupier.api.modeldeployment import KIND as MODEL_KIND
 from croupier.operator.core.controller import InvalidObjectError
 from croupier.operator.core.ownership import owner_reference
 
@@ -43,6 +45,8 @@ class ExperimentObject:
     """The stored Ready condition's reason (a target that is missing or not ready makes the runtime serve control)."""
     policy_tokens: tuple[tuple[str, str, str], ...] = ()
     """The stored ``status.policyTokens``: (policy, Secret, key) of each DecisionPolicy target's decide token."""
+    ready_targets: frozenset[str] = frozenset()
+    """The stored ``status.readyTargets``: the targets the operator has observed Ready (`target_keys`)."""
 
     @property
     def served_on_conclude(self) -> OnConclude:
@@ -73,7 +77,7 @@ def parse_experiment(body: Mapping[str, Any]) -> ExperimentObject:
             for e in error.errors(include_url=False)
         )
         raise InvalidObjectError(Reason.INVALID_SPEC, problems) from error
-    winner, action, ready_reason, policy_tokens = render_inputs(body)
+    winner, action, ready_reason, policy_tokens, ready_targets = render_inputs(body)
     return ExperimentObject(
         name=name,
         namespace=str(metadata.get("namespace", "")),
@@ -84,7 +88,25 @@ def parse_experiment(body: Mapping[str, Any]) -> ExperimentObject:
         guardrail_action=action,
         ready_reason=ready_reason,
         policy_tokens=policy_tokens,
+        ready_targets=frozenset(ready_targets),
     )
+
+
+def target_keys(spec: ExperimentSpec) -> frozenset[str]:
+    """The targets the operator must observe Ready before the runtime may serve them: ``DecisionPolicy/<name>`` and
+    ``ModelDeployment/<name>/<version>`` (a static payload needs no check)."""
+    keys = {f"{POLICY_KIND}/{v.decision_policy_ref.name}" for v in spec.variants if v.decision_policy_ref}
+    keys |= {
+        f"{MODEL_KIND}/{v.model_deployment_ref.name}/{v.model_deployment_ref.version}"
+        for v in spec.variants
+        if v.model_deployment_ref
+    }
+    return frozenset(keys)
+
+
+def unobserved_targets(experiment: ExperimentObject) -> list[str]:
+    """The spec's targets not (yet) observed Ready: until there are none, the runtime serves control."""
+    return sorted(target_keys(experiment.spec) - experiment.ready_targets)
 
 
 def served_state(experiment: ExperimentObject) -> ExperimentState:
@@ -94,6 +116,8 @@ def served_state(experiment: ExperimentObject) -> ExperimentState:
     - a target the operator cannot serve (a ModelDeployment in GatewayAPI mode, where no model router honours the
       version route) or a missing / not ready target (the stored Ready reason): Paused, i.e. control for every unit and
       nothing counted;
+    - a target the operator has not observed Ready yet (not in ``status.readyTargets``: a new Experiment's first
+      render, a spec that names another target): Paused, until the observer has checked it;
     - a guardrail action taken (``status.guardrailAction``, per ``onGuardrailViolation``): Paused, or Concluded
       serving control whatever ``onConclude`` says (see `guardrail_concluded`);
     - otherwise the user's ``spec.state``.
@@ -101,7 +125,7 @@ def served_state(experiment: ExperimentObject) -> ExperimentState:
     spec = experiment.spec
     if spec.state != ExperimentState.RUNNING:
         return spec.state
-    if experiment.ready_reason in BLOCKING_REASONS:
+    if experiment.ready_reason in BLOCKING_REASONS or unobserved_targets(experiment):
         return ExperimentState.PAUSED
     if experiment.guardrail_action == OnGuardrailViolation.PAUSE:
         return ExperimentState.PAUSED
@@ -118,12 +142,13 @@ def guardrail_concluded(experiment: ExperimentObject) -> bool:
 
 def render_inputs(
     body: Mapping[str, Any],
-) -> tuple[str | None, str | None, str, tuple[tuple[str, str, str], ...]]:
+) -> tuple[str | None, str | None, str, tuple[tuple[str, str, str], ...], tuple[str, ...]]:
     """The stored status fields ``parse_experiment`` reads (they change what the runtime serves): winner, guardrail
-    action, Ready reason, the DecisionPolicy targets' token sources. The supervisor re-renders when they change."""
+    action, Ready reason, the DecisionPolicy targets' token sources, the targets observed Ready. The supervisor
+    re-renders when they change."""
     status = body.get("status") or {}
     if not isinstance(status, Mapping):
-        return (None, None, "", ())
+        return (None, None, "", (), ())
     action = (status.get("guardrailAction") or {}).get("action")
     spec = body.get("spec") or {}
     # The winner matters only to a Concluded runtime (KeepWinner): a winner found while Running changes nothing served.
@@ -136,9 +161,11 @@ def render_inputs(
         for t in status.get("policyTokens") or ()
         if isinstance(t, Mapping) and t.get("policy") and t.get("secretName") and t.get("key")
     )
+    targets = status.get("readyTargets")
     return (
         str(winner) if winner is not None else None,
         str(action) if action else None,
         ready if ready in BLOCKING_REASONS else "",
         tokens,
+        tuple(sorted(str(t) for t in targets)) if isinstance(targets, list) else (),
     )

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from croupier.api.common import ConditionStatus, ConditionType
 from croupier.api.decisionpolicy import KIND as POLICY_KIND
 from croupier.api.decisionpolicy import AuthScope, DecisionPolicySpec
-from croupier.api.experiment import PolicyToken
+from croupier.api.experiment import ExperimentState, PolicyToken
 from croupier.api.modeldeployment import KIND as MODEL_KIND
 from croupier.api.modeldeployment import ModelVersionState, RoutingMode
 from croupier.api.wire import STATS_PATH, ExperimentStatsResponse
@@ -26,11 +26,12 @@ from croupier.operator.core.resources import DEPLOYMENT, SECRET
 from croupier.operator.decisionpolicy.probe import AUTH_SECRET_LABEL, admin_token
 from croupier.operator.decisionpolicy.status import DeploymentState
 from croupier.operator.experiment.children import CONFIG_HASH_ANNOTATION, child_names
-from croupier.operator.experiment.model import ExperimentObject, served_state
+from croupier.operator.experiment.model import ExperimentObject, served_state, unobserved_targets
 from croupier.operator.experiment.status import Observations
 from croupier.stats import COMPUTING_MODULES
 
 PROBE_RETRY_SECONDS = 2.0
+PAUSED = ExperimentState.PAUSED
 
 
 @dataclass
@@ -38,6 +39,8 @@ class ModelTargets:
     missing: list[str] = field(default_factory=list)
     unready: list[str] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)
+    ready: list[str] = field(default_factory=list)
+    """`target_keys` of the versions that can serve now."""
 
 
 def _ready(policy: dict[str, object]) -> bool:
@@ -73,6 +76,15 @@ async def load_statistics() -> None:
     missing = [name for name in COMPUTING_MODULES if name not in sys.modules]
     if missing:
         await asyncio.to_thread(lambda: [importlib.import_module(name) for name in missing])
+
+
+def _ready_targets(
+    experiment: ExperimentObject, policy_problems: tuple[str, ...], models: ModelTargets
+) -> tuple[str, ...]:
+    """`target_keys` of the targets observed Ready in this pass (what ``status.readyTargets`` records)."""
+    policies = {v.decision_policy_ref.name for v in experiment.spec.variants if v.decision_policy_ref}
+    ready = [f"{POLICY_KIND}/{name}" for name in policies if name not in policy_problems] + models.ready
+    return tuple(sorted(set(ready)))
 
 
 class ExperimentObserver:
@@ -159,7 +171,9 @@ class ExperimentObserver:
                 found.missing.append(ref.name)
                 continue
             problem = _model_target_problem(deployment, ref.version)
-            if problem == "unsupported":
+            if problem is None:
+                found.ready.append(f"{MODEL_KIND}/{ref.name}/{ref.version}")
+            elif problem == "unsupported":
                 found.unsupported.append(variant.name)
             elif problem is not None:
                 found.unready.append(f"{ref.name} ({problem})")
@@ -199,6 +213,7 @@ class ExperimentObserver:
         missing, unready, policies = await self._targets(experiment)
         tokens, token_problems = await self._policy_tokens(target.namespace, policies)
         models = await self._model_targets(experiment)
+        ready_targets = _ready_targets(experiment, missing + unready, models) if self.kube is not None else None
         stats, error = None, None
         if (
             snapshot.problem is None
@@ -223,6 +238,8 @@ class ExperimentObserver:
             unsupported=tuple(models.unsupported),
             missing_targets=missing,
             unready_targets=unready,
+            ready_targets=ready_targets,
+            awaiting_targets=tuple(unobserved_targets(experiment)) if served_state(experiment) == PAUSED else (),
             missing_models=tuple(models.missing),
             unready_models=tuple(models.unready),
             stats=stats,

@@ -74,6 +74,10 @@ class Observations:
     """modelDeploymentRef names with no ModelDeployment."""
     unready_models: tuple[str, ...] = ()
     """modelDeploymentRef names (with why) whose version is not AVAILABLE there."""
+    ready_targets: tuple[str, ...] | None = None
+    """The targets observed Ready in this pass (``status.readyTargets``); None: not checked (keep the stored ones)."""
+    awaiting_targets: tuple[str, ...] = ()
+    """Targets the rendered config does not serve yet (not in the stored ``status.readyTargets``): control serves."""
     stats: ExperimentStatsResponse | None = None
     probe_error: str | None = None
     probe_failures: int = 0
@@ -339,6 +343,16 @@ def desired_conditions(
             DesiredCondition(PROGRESSING, TRUE, Reason.TARGET_NOT_READY, message),
             DesiredCondition(DEGRADED, FALSE, Reason.TARGET_NOT_READY),
         ]
+    if observed.awaiting_targets:
+        message = (
+            f"{', '.join(observed.awaiting_targets)} observed Ready; serving control until the runtime serves the "
+            "configuration that includes them"
+        )
+        return [
+            DesiredCondition(READY, FALSE, Reason.ROLLOUT_IN_PROGRESS, message),
+            DesiredCondition(PROGRESSING, TRUE, Reason.ROLLOUT_IN_PROGRESS, message),
+            DesiredCondition(DEGRADED, FALSE, Reason.ROLLOUT_IN_PROGRESS),
+        ]
     deployment = observed.deployment
     if deployment is None or not deployment.rolled_out(observed.config_hash):
         progress = deployment.progress() if deployment is not None else "waiting for the runtime Deployment"
@@ -415,6 +429,9 @@ def desired_status(observed: Observations, current: ExperimentStatus | None, now
     start = current.start_time if current is not None else None
     action = current.guardrail_action if current is not None else None
     plan = current.plan if current is not None else None
+    ready_targets = current.ready_targets if current is not None else None
+    if observed.ready_targets is not None:
+        ready_targets = list(observed.ready_targets) or None
     analysis: Analysis | None = None
     stats = observed.stats
     spec = observed.spec
@@ -484,5 +501,6 @@ def desired_status(observed: Observations, current: ExperimentStatus | None, now
         last_analysis_time=last_analysis,
         guardrail_action=action,
         plan=plan,
+        ready_targets=ready_targets,
         **table,
     )

@@ -42,7 +42,8 @@ class ServedExperiment:
     version: str
     """experimentVersion: `g<generation>-<hash of the spec>`."""
     epoch: str
-    """Fingerprint of the split (variants with weights and targets, salt, algorithm): a change starts a new epoch."""
+    """Fingerprint of the split (variants with weights and targets, salt, algorithm) and of the analysis settings the
+    epoch's statistics rest on (`ExperimentSpec.epoch_settings`): a change of either starts a new epoch."""
     salt: str
     winner: str | None
     metrics: tuple[MetricRule, ...]
@@ -64,6 +65,8 @@ def parse_experiment(document: object, source: str = "<experiment>") -> ServedEx
     salt = spec.assignment.salt or f"{namespace or 'default'}/{name}"
     wire = spec.to_wire()
     split = {"variants": wire["variants"], "salt": salt, "algorithm": spec.assignment.algorithm}
+    # The analysis settings too: a change of them while Paused (admitted) must not resume the old epoch's data.
+    fingerprint = {**split, "analysis": spec.epoch_settings()}
     metrics = [MetricRule(spec.metric.name, spec.metric.type, spec.metric.aggregation)]
     metrics += [MetricRule(g.name, g.type, g.aggregation) for g in spec.guardrails or []]
     return ServedExperiment(
@@ -72,7 +75,7 @@ def parse_experiment(document: object, source: str = "<experiment>") -> ServedEx
         generation=manifest.generation,
         spec=spec,
         version=manifest.version(wire),
-        epoch=digest(split),
+        epoch=digest(fingerprint),
         salt=salt,
         winner=winner,
         metrics=tuple(metrics),

@@ -246,3 +246,30 @@ def test_paused_serves_control_and_stops_counting(experiments: Experiments) -> N
     with httpx.Client(base_url=experiments.runtime.url, timeout=10, trust_env=False) as http:
         answer = http.post("/v1/assign", json={"unitId": "user-1"}).json()
     assert answer["variant"] == "a" and answer["counted"] is False
+
+
+def test_a_paused_change_of_the_analysis_settings_resumes_in_a_new_epoch(experiments: Experiments) -> None:
+    """Running -> Paused -> alpha changed (admitted: Paused on both sides) -> Running: the runtime serves a new epoch
+    and status records it, instead of continuing the old epoch's sequential test under another alpha."""
+    name, namespace = "resume", experiments.namespace
+
+    def patch(spec: dict[str, Any]) -> None:
+        body = json.dumps({"spec": spec})
+        experiments.kubectl("patch", "experiment", name, "-n", namespace, "--type=merge", "-p", body)
+
+    experiments.apply(experiment(name, namespace, AB))
+    experiments.serve(name, "Running")
+    first = experiments.wait_condition(name, "Ready", "True", "InsufficientTraffic")["status"]
+    assert first["epoch"]
+    patch({"state": "Paused"})
+    experiments.serve(name, "Paused")
+    paused = experiments.wait_condition(name, "Ready", "True", "Paused")["status"]
+    assert paused["epoch"] == first["epoch"], "pausing alone keeps the epoch"
+    patch({"analysis": {"alpha": 0.1}})
+    patch({"state": "Running"})
+    experiments.serve(name, "Running")
+    resumed = experiments.wait_condition(name, "Ready", "True", "InsufficientTraffic")["status"]
+    record(experiments.get(name))
+    assert resumed["epoch"] != first["epoch"]
+    assert resumed["epochStartTime"] >= first["epochStartTime"]
+    assert yaml.safe_load(experiments.served(name, "Running"))["spec"]["analysis"]["alpha"] == 0.1

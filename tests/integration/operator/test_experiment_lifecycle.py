@@ -1,6 +1,7 @@
 """An Experiment's life end to end on the real control plane with a real runtime process: a winner's Event, then
 Concluded with KeepWinner serving the winner to every unit; a guardrail violation acting (Pause and Conclude) through
-the served config, with its Warning Event; Redis storage reaching the pod and holding the runtime's counts."""
+the served config, with its Warning Event; Redis storage reaching two pods (their budget keeps one up) and holding the
+runtime's counts, which a second runtime process reports alike."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from integration.operator.test_experiment import AB, Experiments, experiment
 from integration.operator.test_experiment import experiments as experiments  # noqa: PLC0414 - a fixture, by name
 from integration.ops.health_recorder import record
 from integration.runtime.conftest import server_port, start_redis
+from integration.runtime.experiments.conftest import ExperimentProcess
 
 from croupier.api.assignment import assign
 from croupier.devcluster.waiting import wait_for
@@ -109,12 +111,16 @@ def test_redis_storage_reaches_the_pod_and_the_runtime_counts_in_redis(lifecycle
     url = f"redis://127.0.0.1:{port}/0"
     try:
         storage = {"backend": "Redis", "redis": {"url": url, "keyPrefix": "it:exp:shared"}}
-        experiments.apply(experiment("shared", experiments.namespace, AB, storage=storage))
+        serving = {"replicas": 2}  # shared Redis state: two pods, one budget that keeps one of them up
+        experiments.apply(experiment("shared", experiments.namespace, AB, storage=storage, serving=serving))
         deployment = wait_for(
             lambda: experiments.kubectl.json("get", "deployment", "shared-experiment", "-n", experiments.namespace),
             timeout=30,
             what="the runtime Deployment",
         )
+        assert deployment["spec"]["replicas"] == 2
+        budget = experiments.kubectl.json("get", "pdb", "shared-experiment", "-n", experiments.namespace)
+        assert budget["spec"]["minAvailable"] == 1 and "maxUnavailable" not in budget["spec"]
         pod = deployment["spec"]["template"]["spec"]
         env = {e["name"]: e["value"] for e in pod["containers"][0]["env"] if "value" in e}
         assert (env["CROUPIER_RUNTIME_REDIS_URL"], env["CROUPIER_RUNTIME_REDIS_KEY_PREFIX"]) == (url, "it:exp:shared")
@@ -132,6 +138,19 @@ def test_redis_storage_reaches_the_pod_and_the_runtime_counts_in_redis(lifecycle
             assert http.get("/v1/stats").json()["backend"] == "Redis"
         keys = redis.Redis.from_url(url).keys("it:exp:shared*")
         assert keys, "the runtime wrote nothing under the key prefix"
+        # The second pod (another runtime process on the same Redis) reports the same totals: whichever pod the
+        # Service picks, the operator's one read is the whole experiment's, never to be summed over the pods.
+        manifest = tmp_path / "second" / "experiment.yaml"
+        manifest.parent.mkdir()
+        manifest.write_text(experiments.served("shared", "Running"))
+        second = ExperimentProcess(manifest, tmp_path / "second" / "state", env=env).start(60)
+        try:
+            stats = httpx.get(f"{second.url}/v1/stats", timeout=10, trust_env=False).json()
+            assert stats["totalExposures"] == body["status"]["totalExposures"] == 4000
+            by_name = {v["name"]: v["exposures"] for v in stats["variants"]}
+            assert by_name == {v["name"]: v["exposures"] for v in body["status"]["variants"]}
+        finally:
+            second.stop()
     finally:
         experiments.stop()
         redis_server.terminate()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -77,13 +79,22 @@ def test_a_ready_policy_target_answers_assign_with_its_decision_and_gets_the_rew
     auth_dir.mkdir()
     for key, token in TOKENS.items():
         (auth_dir / key).write_text(f"{token}\n")
+    served = ConfigMapWatch(kubectl, namespace, "checkout-experiment", tmp_path / "configmap-watch.json")
     try:
+        # No policy yet: children are rendered before the first observation, and that first render must not serve
+        # the unchecked target either (the watch sees every version of the ConfigMap from its creation on).
+        experiments.apply(experiment("checkout", namespace, VARIANTS))
+        missing = experiments.wait_condition("checkout", "Ready", "False", "TargetNotFound")
+        assert "banner" in condition(missing, "Ready")["message"]
+        assert "readyTargets" not in missing["status"]
         # The policy exists but nothing serves it yet: not Ready, so the Experiment serves control and says why.
         policies.apply("banner")
-        experiments.apply(experiment("checkout", namespace, VARIANTS))
         waiting = experiments.wait_condition("checkout", "Ready", "False", "TargetNotReady")
         assert "banner" in condition(waiting, "Ready")["message"]
         assert yaml.safe_load(experiments.served("checkout", "Paused"))["spec"]["state"] == "Paused"
+        time.sleep(2 * policies.resync_seconds)  # a few more passes of the operator while the policy is not Ready
+        states = served.states()
+        assert states and set(states) == {"Paused"}, states
 
         # The kubelet's part for the policy: a runtime process serves the ConfigMap's policy.yaml at the policy's own
         # address; the operator reads it there and the policy becomes Ready.
@@ -126,6 +137,8 @@ def test_a_ready_policy_target_answers_assign_with_its_decision_and_gets_the_rew
         runtime_router.route(namespace, "checkout-experiment", runtime.url)
         ready = experiments.wait_condition("checkout", "Ready", "True", "InsufficientTraffic", timeout=90)
         assert ready["status"]["split"] == "control=50,bandit=50"
+        assert ready["status"]["readyTargets"] == ["DecisionPolicy/banner"]
+        assert served.states()[-1] == "Running" and served.states()[0] == "Paused", served.states()
 
         with httpx.Client(timeout=30, trust_env=False) as http:
             assert http.post(f"{policy.url}/v1/decide", json={"unitId": "u"}).status_code == 401  # auth is on
@@ -169,6 +182,7 @@ def test_a_ready_policy_target_answers_assign_with_its_decision_and_gets_the_rew
         body = wait_for(exposed, timeout=30, what="two exposures in the Experiment's status")
         assert {v["name"]: v["exposures"] for v in body["status"]["variants"]} == {"control": 1, "bandit": 1}
     finally:
+        served.stop()
         for process in started:
             process.stop()
 
@@ -269,3 +283,44 @@ def test_a_policy_with_its_own_secret_and_key_is_called_with_that_token_once_the
     finally:
         for process in started:
             process.stop()
+
+
+class ConfigMapWatch:
+    """`kubectl get --watch` of the namespace's ConfigMaps, every version to a file; `states` reads one ConfigMap's.
+    The watch is running once it printed the namespace's kube-root-ca.crt (so no version of ours is missed)."""
+
+    def __init__(self, kubectl: Kubectl, namespace: str, name: str, path: Path) -> None:
+        self.path, self.name = path, name
+        argv = [str(kubectl.binary), "get", "configmaps", "-n", namespace, "--watch", "--output", "json"]
+        with path.open("wb") as out:
+            self.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL, env=kubectl.env)
+        wait_for(lambda: bool(self._versions()), timeout=30, what="the ConfigMap watch's first list")
+
+    def _versions(self) -> list[dict[str, Any]]:
+        text, decoder, found, at = self.path.read_text(), json.JSONDecoder(), [], 0
+        while (at := _skip_space(text, at)) < len(text):
+            try:
+                item, at = decoder.raw_decode(text, at)
+            except json.JSONDecodeError:
+                break  # a version still being written
+            found.extend(item.get("items", [item]))
+        return found
+
+    def states(self) -> list[str]:
+        """The served state of every version of the ConfigMap seen so far, in order."""
+        return [
+            str(yaml.safe_load(c["data"]["experiment.yaml"])["spec"]["state"])
+            for c in self._versions()
+            if c["metadata"]["name"] == self.name
+        ]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+def _skip_space(text: str, at: int) -> int:
+    while at < len(text) and text[at].isspace():
+        at += 1
+    return at

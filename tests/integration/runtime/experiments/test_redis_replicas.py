@@ -93,6 +93,22 @@ def test_replicas_share_exposures_and_outcomes(replicas: tuple[str, str]) -> Non
     variant = next(v for v in stats["variants"] if v["name"] == late_unit["variant"])
     assert variant["exposures"] == expected[late_unit["variant"]] + 1
 
+    # Local assignment: an exposure reported to A, then the same batch retried on B, counts once; an outcome sent to
+    # B (twice, the same eventId) for a unit exposed through A counts once; both replicas report the same sums.
+    local = [{"unitId": f"sdk-{i}", "variant": assign(f"sdk-{i}", SALT, WEIGHTS)} for i in range(20)]
+    first = httpx.post(f"{url_a}/v1/exposures", json={"exposures": local}, timeout=30).json()
+    again = httpx.post(f"{url_b}/v1/exposures", json={"exposures": local}, timeout=30).json()
+    assert first["recorded"] == 20 and again["recorded"] == 0, (first, again)
+    assert {r["outcome"] for r in again["results"]} == {"duplicate"}
+    sdk_outcome = {"unitId": "sdk-0", "metric": "converted", "value": 1, "eventId": "sdk-0-converted"}
+    assert httpx.post(f"{url_b}/v1/outcomes", json=sdk_outcome, timeout=30).json()["accepted"] == 1
+    assert httpx.post(f"{url_b}/v1/outcomes", json=sdk_outcome, timeout=30).json()["accepted"] == 0
+    assert httpx.post(f"{url_a}/v1/outcomes", json=sdk_outcome, timeout=30).json()["accepted"] == 0
+    stats = _same_on_both(url_a, url_b)
+    assert stats["totalExposures"] == len(units) + 1 + 20
+    converted = sum(m["sum"] for v in stats["variants"] for m in v["metrics"] if m["name"] == "converted")
+    assert converted == 31
+
 
 def test_redis_outage_answers_503_never_a_false_acknowledgement_and_recovers(tmp_path: Path) -> None:
     port = server_port()

@@ -207,10 +207,36 @@ def test_a_guardrail_pause_is_served_without_touching_the_spec() -> None:
 @pytest.mark.parametrize("reason", ["TargetNotFound", "TargetNotReady"])
 def test_a_target_that_cannot_serve_makes_the_runtime_serve_control(reason: str) -> None:
     body = _load("ab-policy.yaml")
-    body["status"] = {"conditions": [{"type": "Ready", "status": "False", "reason": reason, "message": "m"}]}
+    body["status"]["conditions"] = [{"type": "Ready", "status": "False", "reason": reason, "message": "m"}]
     assert served_state(parse_experiment(body)) == "Paused"
     body["status"]["conditions"][0]["reason"] = "Running"
     assert served_state(parse_experiment(body)) == "Running"
+
+
+def test_the_first_render_serves_control_until_the_targets_were_observed_ready() -> None:
+    """Children are rendered before the first observation: with no status yet, a DecisionPolicy target the operator
+    has not checked is never served; status.readyTargets (written by the observer) lets it through."""
+    body = _load("ab-policy.yaml")
+    del body["status"]
+    assert _served(body)["spec"]["state"] == "Paused"
+    body["status"] = {"readyTargets": ["DecisionPolicy/another-policy"]}
+    assert _served(body)["spec"]["state"] == "Paused"
+    body["status"] = {"readyTargets": ["DecisionPolicy/homepage-banner"]}
+    assert _served(body)["spec"]["state"] == "Running"
+    # A spec that names a new target is gated again until that target is observed.
+    body["spec"]["variants"].append({"name": "ranker", "weight": 0, "modelDeploymentRef": {"name": "r", "version": 2}})
+    assert _served(body)["spec"]["state"] == "Paused"
+    body["status"]["readyTargets"].append("ModelDeployment/r/1")  # another version is not this target
+    assert _served(body)["spec"]["state"] == "Paused"
+    body["status"]["readyTargets"].append("ModelDeployment/r/2")
+    assert _served(body)["spec"]["state"] == "Running"
+
+
+def test_payload_only_experiments_need_no_observation_to_run() -> None:
+    body = _load("ab-policy.yaml")
+    del body["status"]
+    body["spec"]["variants"][1] = {"name": "bandit", "weight": 50, "payload": {"offer": "discount"}}
+    assert _served(body)["spec"]["state"] == "Running"
 
 
 def test_a_model_deployment_target_is_served_once_the_operator_found_it_servable() -> None:
@@ -218,6 +244,7 @@ def test_a_model_deployment_target_is_served_once_the_operator_found_it_servable
     AVAILABLE) and a blocking Ready reason in status makes the runtime serve control, as for a DecisionPolicy."""
     body = _load("ab-policy.yaml")
     body["spec"]["variants"][1] = {"name": "ranker", "weight": 50, "modelDeploymentRef": {"name": "r", "version": 2}}
+    body["status"] = {"readyTargets": ["ModelDeployment/r/2"]}
     assert served_state(parse_experiment(body)) == "Running"
     body["status"] = {"conditions": [{"type": "Ready", "status": "False", "reason": "TargetNotSupported"}]}
     assert served_state(parse_experiment(body)) == "Paused"

@@ -309,3 +309,28 @@ def test_policy_tokens_are_stored_for_the_render_and_an_unmountable_secret_is_na
     assert parse_experiment(body).policy_tokens == (("banner", "banner-tokens", "frontend"),)
     clean = desired_status(_observed(stats, spec=NO_GUARDRAILS), None, T0)
     assert clean.policy_tokens is None and "runtime-auth" not in (clean.conditions or [])[0].message
+
+
+def test_targets_observed_ready_are_recorded_and_gate_the_served_state() -> None:
+    """status.readyTargets is what the observer saw Ready (None: not checked, the stored list stays); while the
+    rendered config still serves control for a target that is now Ready, status says the rollout is in progress."""
+    policy_spec = {
+        **SPEC,
+        "variants": [SPEC["variants"][0], {"name": "b", "weight": 50, "decisionPolicyRef": {"name": "p"}}],
+    }
+    awaiting = _observed(spec=policy_spec, ready_targets=("DecisionPolicy/p",), awaiting_targets=("DecisionPolicy/p",))
+    status = desired_status(awaiting, None, T0)
+    assert status.ready_targets == ["DecisionPolicy/p"]
+    assert _conditions(status)[0] == ("Ready", "False", "RolloutInProgress")
+    assert "DecisionPolicy/p observed Ready" in (status.conditions or [])[0].message
+    body = {"metadata": {"name": "x", "namespace": "ns", "generation": 1}, "spec": policy_spec}
+    assert served_state(parse_experiment(body)) == "Paused"
+    stored = status.to_wire()
+    assert served_state(parse_experiment({**body, "status": stored})) == "Running"
+    # Not checked in this pass (no API access): the stored list stays. Checked and not Ready: the list empties.
+    assert desired_status(_observed(spec=policy_spec), status, T1).ready_targets == ["DecisionPolicy/p"]
+    gone = _observed(spec=policy_spec, ready_targets=(), missing_targets=("p",))
+    emptied = desired_status(gone, status, T1)
+    assert emptied.ready_targets is None
+    assert _conditions(emptied)[0] == ("Ready", "False", "TargetNotFound")
+    assert served_state(parse_experiment({**body, "status": emptied.to_wire()})) == "Paused"

@@ -1,4 +1,5 @@
-"""Loading an Experiment manifest: identity, epoch (the split's fingerprint) and refusals."""
+"""Loading an Experiment manifest: identity, epoch (the fingerprint of the split and the analysis settings) and
+refusals."""
 
 from __future__ import annotations
 
@@ -50,11 +51,59 @@ def test_a_change_of_the_split_starts_a_new_epoch(change: dict[str, Any]) -> Non
     assert parse_experiment(_with(**change)).epoch != parse_experiment(EXAMPLE).epoch
 
 
+ANALYSIS = EXAMPLE["spec"].get("analysis", {})
+METRIC = EXAMPLE["spec"]["metric"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"analysis": {**ANALYSIS, "alpha": 0.01}},
+        {"analysis": {**ANALYSIS, "method": "Bayesian"}},
+        {"analysis": {**ANALYSIS, "sequentialTuningSampleSize": 20000}},
+        {"metric": {**METRIC, "name": "checkout"}},
+        {"metric": {**METRIC, "type": "Count"}},
+        {"metric": {**METRIC, "type": "Continuous", "aggregation": "Mean"}},
+        {"metric": {**METRIC, "direction": "Decrease"}},
+    ],
+    ids=["alpha", "method", "tuning", "metric-name", "metric-type", "metric-aggregation", "metric-direction"],
+)
+def test_a_change_of_the_analysis_settings_starts_a_new_epoch(change: dict[str, Any]) -> None:
+    """What a running epoch's sequential guarantee rests on is in the fingerprint, so Paused -> change -> Running (each
+    step admitted) resumes in a new epoch instead of continuing the old one under other settings."""
+    assert parse_experiment(_with(**change)).epoch != parse_experiment(EXAMPLE).epoch
+
+
+def test_a_paused_change_of_alpha_resumes_in_a_new_epoch() -> None:
+    running = parse_experiment(_with(state="Running"))
+    paused = parse_experiment(_with(state="Paused"))
+    paused_changed = parse_experiment(_with(state="Paused", analysis={**ANALYSIS, "alpha": 0.1}))
+    resumed = parse_experiment(_with(state="Running", analysis={**ANALYSIS, "alpha": 0.1}))
+    assert paused.epoch == running.epoch  # pausing alone keeps the epoch
+    assert paused_changed.epoch == resumed.epoch != running.epoch
+
+
+def test_settings_spelled_out_at_their_defaults_keep_the_epoch() -> None:
+    implicit = _with(analysis={}, metric={"name": METRIC["name"], "type": METRIC["type"]})
+    explicit = _with(
+        analysis={"method": "Sequential", "alpha": 0.05, "sequentialTuningSampleSize": 5000},
+        metric={"name": METRIC["name"], "type": METRIC["type"], "aggregation": "Sum", "direction": "Increase"},
+    )
+    assert parse_experiment(implicit).epoch == parse_experiment(explicit).epoch
+
+
 def test_other_changes_keep_the_epoch_and_change_the_version() -> None:
     base = parse_experiment(EXAMPLE)
-    for change in ({"analysis": {"alpha": 0.01}}, {"state": "Paused"}, {"guardrails": None}):
+    for change in (
+        {"analysis": {**ANALYSIS, "power": 0.9, "srmThreshold": 0.01, "minimumSamplesPerVariant": 500}},
+        {"analysis": {**ANALYSIS, "multipleComparisons": "Bonferroni"}},
+        {"metric": {**METRIC, "minimumDetectableEffect": 0.05}},
+        {"outcomes": {"attributionWindowSeconds": 3600}},
+        {"state": "Paused"},
+        {"guardrails": None},
+    ):
         changed = parse_experiment(_with(**change))
-        assert changed.epoch == base.epoch
+        assert changed.epoch == base.epoch, change
         assert changed.version != base.version
 
 
