@@ -11,6 +11,7 @@ import collections
 import threading
 from collections.abc import Callable, Iterator
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -22,22 +23,58 @@ ROUTER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
+PROBABILITY_BATCH = 256
+"""Served probability vectors kept before they are added up (one numpy sum per batch, not a Python loop per arm)."""
+
+
 class DecisionCounts:
-    """Decisions per arm and the decide latency histogram, kept in plain lists: the decide hot path increments them
-    without the locks of prometheus_client's metric objects (~1 us per decision); a collector reads them on scrape."""
+    """Decisions per arm, the probability vectors they were drawn from and the decide latency histogram, kept in plain
+    lists: the decide hot path adds to them without the locks of prometheus_client's metric objects (~1 us per
+    decision); a collector reads them on scrape.
 
-    __slots__ = ("arm_names", "bucket_counts", "buckets", "by_arm", "latency_sum")
+    A decision's probability vector (every arm's probability) is appended to `vectors` as is, one list append on the
+    hot path; `add_vectors` sums a batch of them into `probability_sums` with one numpy call when `PROBABILITY_BATCH`
+    are waiting, and on every scrape. The runtime is single-threaded (decide and scrape run on one event loop), so a
+    scrape sees every vector exactly once."""
 
-    def __init__(self, arm_names: list[str], buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
+    __slots__ = (
+        "arm_names",
+        "bucket_counts",
+        "buckets",
+        "by_arm",
+        "latency_sum",
+        "policy",
+        "probability_sums",
+        "vectors",
+    )
+
+    def __init__(self, arm_names: list[str], policy: str, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
         self.arm_names = list(arm_names)
+        self.policy = policy
         self.by_arm = [0] * len(arm_names)
         self.buckets = list(buckets)
         self.bucket_counts = [0] * (len(buckets) + 1)
         self.latency_sum = 0.0
+        self.probability_sums = np.zeros(len(arm_names), dtype=np.float64)
+        self.vectors: list[tuple[float, ...]] = []
 
     def observe(self, seconds: float) -> None:
         self.bucket_counts[bisect.bisect_left(self.buckets, seconds)] += 1
         self.latency_sum += seconds
+
+    def served(self, probabilities: tuple[float, ...]) -> None:
+        """Count one decision's probability vector (what the hot paths inline: an append, a sum per batch)."""
+        vectors = self.vectors
+        vectors.append(probabilities)
+        if len(vectors) >= PROBABILITY_BATCH:
+            self.add_vectors()
+
+    def add_vectors(self) -> None:
+        """Add the waiting probability vectors to the per-arm sums."""
+        vectors = self.vectors
+        if vectors:
+            self.probability_sums += np.array(vectors, dtype=np.float64).sum(axis=0)
+            vectors.clear()
 
 
 class _DecisionCollector(Collector):
@@ -47,6 +84,12 @@ class _DecisionCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         counts = self.counts
         decisions = CounterMetricFamily("croupier_decisions", "Decisions served, by chosen arm.", labels=["arm"])
+        probability = CounterMetricFamily(
+            "croupier_arm_probability_sum",
+            "Sum over decisions served of the probability each arm had in the decision's vector; divided by the "
+            "decisions' rate, the mean probability of the arm.",
+            labels=["policy", "arm"],
+        )
         latency = HistogramMetricFamily(
             "croupier_decide_duration_seconds",
             "Time inside the decision service's decide: the policy's checks of the request, the decision, queueing its "
@@ -55,6 +98,9 @@ class _DecisionCollector(Collector):
         if counts is not None:
             for name, value in zip(counts.arm_names, list(counts.by_arm), strict=True):
                 decisions.add_metric([name], value)
+            counts.add_vectors()
+            for name, total in zip(counts.arm_names, counts.probability_sums.tolist(), strict=True):
+                probability.add_metric([counts.policy, name], total)
             cumulative, total = [], 0
             bucket_counts = list(counts.bucket_counts)
             for bound, count in zip([*counts.buckets, float("inf")], bucket_counts, strict=True):
@@ -62,6 +108,7 @@ class _DecisionCollector(Collector):
                 cumulative.append((str(bound) if bound != float("inf") else "+Inf", total))
             latency.add_metric([], cumulative, counts.latency_sum)
         yield decisions
+        yield probability
         yield latency
 
     def describe(self) -> Iterator[Metric]:
@@ -198,9 +245,9 @@ class RuntimeMetrics:
             registry=r,
         )
 
-    def decision_counts(self, arm_names: list[str]) -> DecisionCounts:
+    def decision_counts(self, arm_names: list[str], policy: str) -> DecisionCounts:
         """The counters the decide path increments (one set per served policy; a new call replaces the last)."""
-        counts = DecisionCounts(arm_names)
+        counts = DecisionCounts(arm_names, policy)
         self._decision_collector.counts = counts
         return counts
 
