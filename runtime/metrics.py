@@ -11,7 +11,6 @@ import collections
 import threading
 from collections.abc import Callable, Iterator
 
-import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -23,19 +22,17 @@ ROUTER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
-PROBABILITY_BATCH = 256
-"""Served probability vectors kept before they are added up (one numpy sum per batch, not a Python loop per arm)."""
-
-
 class DecisionCounts:
     """Decisions per arm, the probability vectors they were drawn from and the decide latency histogram, kept in plain
     lists: the decide hot path adds to them without the locks of prometheus_client's metric objects (~1 us per
     decision); a collector reads them on scrape.
 
-    A decision's probability vector (every arm's probability) is appended to `vectors` as is, one list append on the
-    hot path; `add_vectors` sums a batch of them into `probability_sums` with one numpy call when `PROBABILITY_BATCH`
-    are waiting, and on every scrape. The runtime is single-threaded (decide and scrape run on one event loop), so a
-    scrape sees every vector exactly once."""
+    Probability vectors are summed per arm as runs: a non-contextual policy hands out the same (cached) vector object
+    until its state changes, so the hot path only counts the run (`run_length += 1` when the vector `is` the run's);
+    a new vector adds the finished run to `probability_sums` (one multiply per arm) and starts the next. A contextual
+    policy's vectors differ per request: every decision then ends a run, at the cost of a loop over the arms next to
+    the policy's own per-arm work. The runtime is single-threaded (decide and scrape run on one event loop), so a
+    scrape, which adds the open run first, sees every vector exactly once."""
 
     __slots__ = (
         "arm_names",
@@ -45,7 +42,8 @@ class DecisionCounts:
         "latency_sum",
         "policy",
         "probability_sums",
-        "vectors",
+        "run_length",
+        "run_vector",
     )
 
     def __init__(self, arm_names: list[str], policy: str, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
@@ -55,26 +53,35 @@ class DecisionCounts:
         self.buckets = list(buckets)
         self.bucket_counts = [0] * (len(buckets) + 1)
         self.latency_sum = 0.0
-        self.probability_sums = np.zeros(len(arm_names), dtype=np.float64)
-        self.vectors: list[tuple[float, ...]] = []
+        self.probability_sums = [0.0] * len(arm_names)
+        self.run_vector: tuple[float, ...] | None = None
+        self.run_length = 0
 
     def observe(self, seconds: float) -> None:
         self.bucket_counts[bisect.bisect_left(self.buckets, seconds)] += 1
         self.latency_sum += seconds
 
     def served(self, probabilities: tuple[float, ...]) -> None:
-        """Count one decision's probability vector (what the hot paths inline: an append, a sum per batch)."""
-        vectors = self.vectors
-        vectors.append(probabilities)
-        if len(vectors) >= PROBABILITY_BATCH:
-            self.add_vectors()
+        """Count one decision's probability vector (what the decide path inlines)."""
+        if probabilities is self.run_vector:
+            self.run_length += 1
+        else:
+            self.start_run(probabilities)
 
-    def add_vectors(self) -> None:
-        """Add the waiting probability vectors to the per-arm sums."""
-        vectors = self.vectors
-        if vectors:
-            self.probability_sums += np.array(vectors, dtype=np.float64).sum(axis=0)
-            vectors.clear()
+    def start_run(self, probabilities: tuple[float, ...]) -> None:
+        """Add the open run to the sums and start one of this vector, counting its first decision."""
+        self.add_run()
+        self.run_vector = probabilities
+        self.run_length = 1
+
+    def add_run(self) -> None:
+        """Add the open run (its vector times its length) to the per-arm sums; the run goes on from zero."""
+        vector, length = self.run_vector, self.run_length
+        if vector is not None and length:
+            sums = self.probability_sums
+            for arm, p in enumerate(vector):
+                sums[arm] += length * p
+            self.run_length = 0
 
 
 class _DecisionCollector(Collector):
@@ -98,8 +105,8 @@ class _DecisionCollector(Collector):
         if counts is not None:
             for name, value in zip(counts.arm_names, list(counts.by_arm), strict=True):
                 decisions.add_metric([name], value)
-            counts.add_vectors()
-            for name, total in zip(counts.arm_names, counts.probability_sums.tolist(), strict=True):
+            counts.add_run()
+            for name, total in zip(counts.arm_names, counts.probability_sums, strict=True):
                 probability.add_metric([counts.policy, name], total)
             cumulative, total = [], 0
             bucket_counts = list(counts.bucket_counts)

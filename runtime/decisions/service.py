@@ -31,7 +31,6 @@ from croupier.runtime.decisions.records import (
 )
 from croupier.runtime.decisions.validation import DecideSchema, check_rewards
 from croupier.runtime.errors import AttributionWindowExpired, CroupierError, InvalidField, UnknownDecision
-from croupier.runtime.metrics import PROBABILITY_BATCH as _PROBABILITY_BATCH
 from croupier.runtime.metrics import RuntimeMetrics
 from croupier.runtime.policies.errors import PolicyInputError
 from croupier.runtime.policies.stats import SufficientStats
@@ -162,10 +161,10 @@ class DecisionService:
         self.counters.pulls[arm] += 1
         decided = self._decided
         decided.by_arm[arm] += 1
-        vectors = decided.vectors  # DecisionCounts.served, inlined
-        vectors.append(probabilities)
-        if len(vectors) >= _PROBABILITY_BATCH:
-            decided.add_vectors()
+        if probabilities is decided.run_vector:  # DecisionCounts.served, inlined
+            decided.run_length += 1
+        else:
+            decided.start_run(probabilities)
         seconds = _perf_counter() - started
         decided.bucket_counts[_bisect_left(decided.buckets, seconds)] += 1  # DecisionCounts.observe, inlined
         decided.latency_sum += seconds

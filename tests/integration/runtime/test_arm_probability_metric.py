@@ -1,5 +1,6 @@
 """`croupier_arm_probability_sum_total`: the probability vectors decisions were drawn from, summed per arm, as a
-scrape reads them (before and after a batch is added up, with the state changing between decisions)."""
+scrape reads them (in the middle of a run of one cached vector, twice, and after the state changed many times), for a
+non-contextual policy (one vector object per state) and a contextual one (a vector per request)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from support.policies import CONTEXTUAL, served_policy
 
 from croupier.runtime.decisions.records import DecideRequest, RewardItem
-from croupier.runtime.metrics import PROBABILITY_BATCH
 
 from .conftest import running
 
@@ -34,9 +34,10 @@ def scraped(text: str) -> tuple[dict[str, float], dict[str, float], set[str]]:
     return sums, decisions, policies
 
 
-def test_probability_sums_add_every_served_vector_once(tmp_path: Path, run: Any) -> None:
+@pytest.mark.parametrize("spec", [{}, CONTEXTUAL], ids=["epsilon-greedy", "linucb"])
+def test_probability_sums_add_every_served_vector_once(spec: dict[str, Any], tmp_path: Path, run: Any) -> None:
     async def scenario() -> None:
-        async with running(served_policy(**CONTEXTUAL), tmp_path) as (runtime, client):
+        async with running(served_policy(**spec), tmp_path) as (runtime, client):
             service = runtime.service
             expected = [0.0] * len(service.arm_names)
             served = 0
@@ -44,12 +45,13 @@ def test_probability_sums_add_every_served_vector_once(tmp_path: Path, run: Any)
             async def decide(count: int) -> None:
                 nonlocal served
                 for i in range(count):
-                    decision = service.decide(DecideRequest(context=[(served % 7) / 7.0, ((i * 3) % 5) - 2.0]))
+                    context = [(served % 7) / 7.0, ((i * 3) % 5) - 2.0] if spec else None
+                    decision = service.decide(DecideRequest(context=context))
                     for arm, p in enumerate(decision.probabilities):
                         expected[arm] += p
                     served += 1
                     if served % 40 == 0:  # a learned reward changes the vectors the next decisions get
-                        await service.rewards([RewardItem(decision.decision_id, 1.5, "")])
+                        await service.rewards([RewardItem(decision.decision_id, 1.0, "")])
 
             def check(text: str) -> None:
                 sums, decisions, policies = scraped(text)
@@ -61,10 +63,12 @@ def test_probability_sums_add_every_served_vector_once(tmp_path: Path, run: Any)
                 assert math.isclose(sum(sums.values()), sum(decisions.values()), rel_tol=1e-9)
                 assert sum(decisions.values()) == served
 
-            await decide(PROBABILITY_BATCH // 3)  # fewer than a batch: the scrape adds what waits
+            await decide(25)  # one open run for the non-contextual policy: the scrape adds it
             check((await client.get("/metrics")).text)
             check((await client.get("/metrics")).text)  # and a second scrape does not add it again
-            await decide(PROBABILITY_BATCH * 2 + 5)  # whole batches added on the decide path, and a remainder
+            await decide(10)  # the run goes on after a scrape
+            check((await client.get("/metrics")).text)
+            await decide(500)  # rewards end runs: many runs of different vectors
             check((await client.get("/metrics")).text)
             assert len(set(map(round, expected))) > 1, "the policy gave every arm the same probability"
 
