@@ -1,6 +1,7 @@
 """Do the operator and its data plane stay flat and quiet for ten minutes under traffic?
 
-    uv run python benchmarks/soak.py [--minutes 10] [--policies 3] [--replicas 2 [--takeover]] [--json results.json]
+    uv run python benchmarks/soak.py [--minutes 10] [--policies 3] [--replicas 2 [--takeover]] [--auth]
+        [--json results.json]
 
 Starts the local control plane (or uses ``CROUPIER_KUBECONFIG``), installs the CRDs (and Gateway API's), runs the
 operator as production does (``croupier-operator`` with a token of config/rbac's ServiceAccount, default resync
@@ -31,12 +32,19 @@ own FlowSchema), so the steady state's must-be-0 stays exact for every other wri
 (SIGKILL, no goodbye) halfway through the traffic and measures how long until a standby reconciles; every object must
 still be Ready at the end, with as many Deployments as before (no child made twice).
 
+With ``--auth`` every runtime requires bearer tokens, as ``spec.auth``'s default has it: each object gets its Secret
+``<name>-auth`` (keys decide, rewards, admin; labelled for the operator's stats probe), the runtimes serve with
+``--auth-dir`` holding the Secret's files, and the traffic sends each request's token. Before the traffic every runtime
+must refuse a request without a token (401) and one with another scope's token (403); after it, no log may contain a
+token.
+
 Exit status 1 when a must-be-0 is not 0. Results, the command and the machine: docs/benchmarks/soak.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -79,7 +87,13 @@ SALT = "soak"
 # --- the objects ------------------------------------------------------------------------------------------------------
 
 
-def policy(name: str, namespace: str) -> dict[str, Any]:
+# spec.auth: the default (bearer tokens from the Secret <name>-auth, keys decide, rewards and admin), or off.
+AUTH_ON: dict[str, Any] = {}
+AUTH_OFF = {"auth": {"mode": "Disabled"}}
+AUTH_KEYS = ("decide", "rewards", "admin")
+
+
+def policy(name: str, namespace: str, *, auth: bool = False) -> dict[str, Any]:
     return {
         "apiVersion": "croupier.dev/v1alpha1",
         "kind": "DecisionPolicy",
@@ -88,17 +102,31 @@ def policy(name: str, namespace: str) -> dict[str, Any]:
             "arms": [{"name": "blue"}, {"name": "red"}, {"name": "green"}],
             "algorithm": {"type": "ThompsonSampling"},
             "state": {"persistence": {"enabled": False}},
-            "auth": {"mode": "Disabled"},
+            **(AUTH_ON if auth else AUTH_OFF),
         },
     }
 
 
-def experiment(namespace: str) -> dict[str, Any]:
+def auth_secret(owner: str, namespace: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The Secret ``<owner>-auth`` with a fresh token per default key, labelled for the operator's stats probe
+    (docs/operations.md#authentication), and its tokens by key."""
+    tokens = {key: f"soak-{key}-{secrets.token_urlsafe(24)}" for key in AUTH_KEYS}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": f"{owner}-auth", "namespace": namespace, "labels": {"croupier.dev/runtime-auth": "true"}},
+        "stringData": tokens,
+    }
+    return secret, tokens
+
+
+def experiment(namespace: str, *, auth: bool = False) -> dict[str, Any]:
     return {
         "apiVersion": "croupier.dev/v1alpha1",
         "kind": "Experiment",
         "metadata": {"name": EXPERIMENT, "namespace": namespace},
         "spec": {
+            **(AUTH_ON if auth else AUTH_OFF),
             "variants": [
                 {"name": "a", "weight": 50, "payload": {"color": "blue"}},
                 {"name": "b", "weight": 50, "payload": {"color": "green"}},
@@ -187,10 +215,21 @@ class Process:
                 self.popen.wait(10)
 
 
-def runtime_argv(kind: str, manifest: Path, port: int, state: Path) -> list[str]:
-    """``croupier-runtime --policy|--experiment MANIFEST`` on a loopback port, as a pod would run it."""
+def runtime_argv(kind: str, manifest: Path, port: int, state: Path, auth_dir: Path | None = None) -> list[str]:
+    """``croupier-runtime --policy|--experiment MANIFEST`` on a loopback port, as a pod would run it (with
+    ``--auth-dir``, the mounted auth Secret, as the operator sets it unless the spec disables auth)."""
     runtime = str(Path(sys.executable).parent / "croupier-runtime")
-    return [runtime, kind, str(manifest), "--port", str(port), "--host", "127.0.0.1", "--state-dir", str(state)]
+    argv = [runtime, kind, str(manifest), "--port", str(port), "--host", "127.0.0.1", "--state-dir", str(state)]
+    return argv if auth_dir is None else [*argv, "--auth-dir", str(auth_dir)]
+
+
+def mount_secret(kubectl: Kubectl, namespace: str, name: str, directory: Path) -> Path:
+    """What the kubelet's Secret volume holds: one file per key, read back from the API server."""
+    data = kubectl.json("get", "secret", name, "-n", namespace)["data"]
+    directory.mkdir(parents=True)
+    for key, value in data.items():
+        (directory / key).write_bytes(base64.b64decode(value))
+    return directory
 
 
 @dataclass
@@ -347,6 +386,8 @@ class Traffic:
     experiment_url: str
     model_url: str
     pause: float = 0.05
+    tokens: dict[str, dict[str, str]] = field(default_factory=dict)
+    """With --auth: the tokens by key (decide, rewards) of each runtime, by its URL."""
     counts: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -365,25 +406,35 @@ class Traffic:
                     self.failures.append(f"{name}: {type(error).__name__}: {error}")
                 self._stop.wait(self.pause)
 
-    @staticmethod
-    def _policy_step(url: str) -> Any:
+    def headers(self, url: str, key: str) -> dict[str, str]:
+        """The request's Authorization header with the runtime's token of that key (none without --auth)."""
+        token = self.tokens.get(url, {}).get(key)
+        return {} if token is None else {"Authorization": f"Bearer {token}"}
+
+    def _policy_step(self, url: str) -> Any:
+        decide, rewards = self.headers(url, "decide"), self.headers(url, "rewards")
+
         def step(http: httpx.Client, rng: random.Random, i: int) -> None:
-            decided = http.post(f"{url}/v1/decide", json={"unitId": f"u{i}"})
+            decided = http.post(f"{url}/v1/decide", json={"unitId": f"u{i}"}, headers=decide)
             decided.raise_for_status()
             body = decided.json()
             reward = 1 if rng.random() < {"blue": 0.1, "red": 0.2, "green": 0.3}[body["arm"]] else 0
-            http.post(f"{url}/v1/rewards", json={"decisionId": body["decisionId"], "reward": reward}).raise_for_status()
+            reward_body = {"decisionId": body["decisionId"], "reward": reward}
+            http.post(f"{url}/v1/rewards", json=reward_body, headers=rewards).raise_for_status()
 
         return step
 
     def _experiment_step(self, http: httpx.Client, rng: random.Random, i: int) -> None:
         unit = f"user-{i}"
-        assigned = http.post(f"{self.experiment_url}/v1/assign", json={"unitId": unit})
+        url = self.experiment_url
+        assigned = http.post(f"{url}/v1/assign", json={"unitId": unit}, headers=self.headers(url, "decide"))
         assigned.raise_for_status()
         variant = assigned.json()["variant"]  # the unit's first assignment logs its exposure
         if rng.random() < {"a": 0.10, "b": 0.12}.get(variant, 0.1):
             outcome = {"unitId": unit, "metric": "conversion", "value": 1, "eventId": f"e-{i}"}
-            http.post(f"{self.experiment_url}/v1/outcomes", json={"outcomes": [outcome]}).raise_for_status()
+            http.post(
+                f"{url}/v1/outcomes", json={"outcomes": [outcome]}, headers=self.headers(url, "rewards")
+            ).raise_for_status()
 
     def _model_step(self, http: httpx.Client, rng: random.Random, i: int) -> None:
         instance = {"context": [rng.random() for _ in range(4)], "arms": [[rng.random() for _ in range(4)]] * 2}
@@ -509,6 +560,7 @@ def run(args: argparse.Namespace, kubeconfig: Path, kubectl: Kubectl, work: Path
     processes: list[Process] = []
     router = Router()
     kubelets: list[Kubelet] = []
+    tokens: dict[str, dict[str, str]] = {}  # with --auth: each runtime's tokens by key, by object name
     try:
         # SavedModel version 1 (TensorFlow, seconds), while the rest starts.
         base = work / "models" / MODEL
@@ -557,10 +609,16 @@ def run(args: argparse.Namespace, kubeconfig: Path, kubectl: Kubectl, work: Path
         metric = replicas.metric
 
         names = [f"policy-{i}" for i in range(args.policies)]
+        for name in names if args.auth else ():
+            secret, tokens[name] = auth_secret(name, namespace)
+            kubectl.apply(json.dumps(secret))
+        if args.auth:
+            secret, tokens[EXPERIMENT] = auth_secret(EXPERIMENT, namespace)
+            kubectl.apply(json.dumps(secret))
         for name in names:
-            kubectl.apply(json.dumps(policy(name, namespace)))
+            kubectl.apply(json.dumps(policy(name, namespace, auth=args.auth)))
         kubectl.apply(json.dumps(experiment_volume(namespace)))
-        kubectl.apply(json.dumps(experiment(namespace)))
+        kubectl.apply(json.dumps(experiment(namespace, auth=args.auth)))
         if writer.popen is not None and writer.popen.wait(600) != 0:
             writer.check()
         kubectl.apply(json.dumps(model_deployment(namespace, base)))
@@ -573,7 +631,8 @@ def run(args: argparse.Namespace, kubeconfig: Path, kubectl: Kubectl, work: Path
             served.mkdir()
             Kubelet(kubectl, namespace, f"{name}-policy", "policy.yaml", served / "policy.yaml").start_once()
             (port,) = free_ports(1)
-            argv = runtime_argv("--policy", served / "policy.yaml", port, served)
+            auth_dir = mount_secret(kubectl, namespace, f"{name}-auth", served / "auth") if args.auth else None
+            argv = runtime_argv("--policy", served / "policy.yaml", port, served, auth_dir)
             processes.append(Process(f"runtime {name}", argv, work / f"runtime-{name}.log").start())
             policy_urls[name] = served_url[f"runtime {name}"] = f"http://127.0.0.1:{port}"
             router.routes[f"{namespace}/{name}"] = policy_urls[name]
@@ -581,7 +640,8 @@ def run(args: argparse.Namespace, kubeconfig: Path, kubectl: Kubectl, work: Path
         served.mkdir()
         Kubelet(kubectl, namespace, f"{EXPERIMENT}-experiment", "experiment.yaml", served / "exp.yaml").start_once()
         (experiment_port,) = free_ports(1)
-        argv = runtime_argv("--experiment", served / "exp.yaml", experiment_port, served)
+        auth_dir = mount_secret(kubectl, namespace, f"{EXPERIMENT}-auth", served / "auth") if args.auth else None
+        argv = runtime_argv("--experiment", served / "exp.yaml", experiment_port, served, auth_dir)
         experiment_runtime = Process("runtime experiment", argv, work / "runtime-experiment.log")
         processes.append(experiment_runtime.start())
         experiment_url = served_url["runtime experiment"] = f"http://127.0.0.1:{experiment_port}"
@@ -624,10 +684,15 @@ def run(args: argparse.Namespace, kubeconfig: Path, kubectl: Kubectl, work: Path
             states = {b["metadata"]["name"]: (b.get("status") or {}).get("conditions") for b in bodies()}
             raise RuntimeError(f"not every object became Ready: {json.dumps(states)[:3000]}") from None
 
+        by_url = {url: tokens[name] for name, url in policy_urls.items() if name in tokens}
+        if EXPERIMENT in tokens:
+            by_url[experiment_url] = tokens[EXPERIMENT]
+        if args.auth:
+            results["auth"] = refusals(policy_urls | {EXPERIMENT: experiment_url}, tokens)
         deployments_before = len(kubectl.json("get", "deployments", "-n", namespace)["items"])
         measured = list(processes)
         samples: dict[str, list[tuple[float, float]]] = {p.name: [] for p in measured}
-        with Traffic(policy_urls, experiment_url, model_url, pause=args.pause) as traffic:
+        with Traffic(policy_urls, experiment_url, model_url, pause=args.pause, tokens=by_url) as traffic:
             time.sleep(args.warmup_seconds)
             applies = metric("croupier_operator_api_writes_total", verb="apply")
             status_writes = metric("croupier_operator_status_writes_total")
@@ -693,7 +758,26 @@ def run(args: argparse.Namespace, kubeconfig: Path, kubectl: Kubectl, work: Path
         kubectl("delete", "pv", experiment_volume(namespace)["metadata"]["name"], "--wait=false", check=False)
     logs = sorted(work.glob("*.log"))
     results["error_lines"] = {log.name: error_lines(log) for log in logs if log.name != "savedmodel.log"}
+    if args.auth:
+        secret_values = [token for by_key in tokens.values() for token in by_key.values()]
+        results["auth"]["logs_with_a_token"] = [
+            log.name for log in logs if any(token in log.read_text(errors="replace") for token in secret_values)
+        ]
     return results
+
+
+def refusals(urls: dict[str, str], tokens: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """Before the traffic, what each runtime answers a data-plane request without a token and with a token of the
+    wrong scope (must be 401 and 403): proof that the traffic below is authenticated, not merely carrying headers."""
+    answers: dict[str, list[int]] = {}
+    for name, url in urls.items():
+        path, body = ("/v1/assign", {"unitId": "nobody"}) if name == EXPERIMENT else ("/v1/decide", {"unitId": "x"})
+        wrong = {"Authorization": f"Bearer {tokens[name]['rewards']}"}
+        answers[name] = [
+            httpx.post(f"{url}{path}", json=body, headers=headers, timeout=10, trust_env=False).status_code
+            for headers in ({}, wrong)
+        ]
+    return {"refused": answers, "ok": all(codes == [401, 403] for codes in answers.values())}
 
 
 def failed(results: dict[str, Any]) -> list[str]:
@@ -711,6 +795,11 @@ def failed(results: dict[str, Any]) -> list[str]:
         problems.append("not every object Ready at the end")
     if results["deployments"]["after"] != results["deployments"]["before"]:
         problems.append(f"Deployments before and after the traffic: {results['deployments']}")
+    if "auth" in results and not results["auth"]["ok"]:
+        problems.append(f"a runtime did not refuse a request without a token (401) or of another scope (403): "
+                        f"{results['auth']['refused']}")  # fmt: skip
+    if results.get("auth", {}).get("logs_with_a_token"):
+        problems.append(f"a token appeared in logs: {results['auth']['logs_with_a_token']}")
     if any(results.get("takeover", {}).get("standby_reconciles_before", {}).values()):
         problems.append(f"a standby reconciled while the leader lived: {results['takeover']}")
     return problems
@@ -747,6 +836,17 @@ def table(results: dict[str, Any], args: argparse.Namespace) -> str:
         ),
         ("error lines in logs", ", ".join(f"{k} {len(v)}" for k, v in results["error_lines"].items())),
     ]
+    if "auth" in results:
+        refused = results["auth"]["refused"]
+        rows.insert(
+            1,
+            (
+                "authentication (bearer tokens from each object's Secret)",
+                f"on for {len(refused)} runtimes; without a token / with another scope's: "
+                + ", ".join(sorted({f"{a} / {b}" for a, b in refused.values()}))
+                + f"; logs containing a token: {len(results['auth']['logs_with_a_token'])}",
+            ),
+        )
     if results["replicas"] > 1:
         rows.insert(1, ("operator replicas (Kopf peering)", f"{results['replicas']}"))
         rows.append(
@@ -781,6 +881,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--takeover", action="store_true", help="with --replicas > 1: SIGKILL the leader halfway")
     p.add_argument(
         "--peering-lifetime-seconds", type=int, default=15, help="with --replicas > 1: a keep-alive's lifetime"
+    )
+    p.add_argument(
+        "--auth",
+        action="store_true",
+        help="runtimes require bearer tokens (spec.auth's default, a labelled Secret per object); traffic sends them",
     )
     p.add_argument("--json", type=Path, help="also write the raw results here")
     p.add_argument("--short", action="store_true", help="the test suite's minute: " + " ".join(SHORT))

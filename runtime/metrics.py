@@ -23,21 +23,65 @@ COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 
 
 class DecisionCounts:
-    """Decisions per arm and the decide latency histogram, kept in plain lists: the decide hot path increments them
-    without the locks of prometheus_client's metric objects (~1 us per decision); a collector reads them on scrape."""
+    """Decisions per arm, the probability vectors they were drawn from and the decide latency histogram, kept in plain
+    lists: the decide hot path adds to them without the locks of prometheus_client's metric objects (~1 us per
+    decision); a collector reads them on scrape.
 
-    __slots__ = ("arm_names", "bucket_counts", "buckets", "by_arm", "latency_sum")
+    Probability vectors are summed per arm as runs: a non-contextual policy hands out the same (cached) vector object
+    until its state changes, so the hot path only counts the run (`run_length += 1` when the vector `is` the run's);
+    a new vector adds the finished run to `probability_sums` (one multiply per arm) and starts the next. A contextual
+    policy's vectors differ per request: every decision then ends a run, at the cost of a loop over the arms next to
+    the policy's own per-arm work. The runtime is single-threaded (decide and scrape run on one event loop), so a
+    scrape, which adds the open run first, sees every vector exactly once."""
 
-    def __init__(self, arm_names: list[str], buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
+    __slots__ = (
+        "arm_names",
+        "bucket_counts",
+        "buckets",
+        "by_arm",
+        "latency_sum",
+        "policy",
+        "probability_sums",
+        "run_length",
+        "run_vector",
+    )
+
+    def __init__(self, arm_names: list[str], policy: str, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
         self.arm_names = list(arm_names)
+        self.policy = policy
         self.by_arm = [0] * len(arm_names)
         self.buckets = list(buckets)
         self.bucket_counts = [0] * (len(buckets) + 1)
         self.latency_sum = 0.0
+        self.probability_sums = [0.0] * len(arm_names)
+        self.run_vector: tuple[float, ...] | None = None
+        self.run_length = 0
 
     def observe(self, seconds: float) -> None:
         self.bucket_counts[bisect.bisect_left(self.buckets, seconds)] += 1
         self.latency_sum += seconds
+
+    def served(self, probabilities: tuple[float, ...]) -> None:
+        """Count one decision's probability vector (what the decide path inlines)."""
+        if probabilities is self.run_vector:
+            self.run_length += 1
+        else:
+            self.start_run(probabilities)
+
+    def start_run(self, probabilities: tuple[float, ...]) -> None:
+        """Add the open run to the sums and start one of this vector, counting its first decision."""
+        self.add_run()
+        self.run_vector = probabilities
+        self.run_length = 1
+
+    def add_run(self) -> None:
+        """Add the open run (its vector times its length) to the per-arm sums; the run goes on from zero."""
+        vector, length = self.run_vector, self.run_length
+        if vector is not None and length:
+            sums = self.probability_sums
+            for arm, p in enumerate(vector):
+                sums[arm] += length * p
+            self.run_length = 0
 
 
 class _DecisionCollector(Collector):
@@ -47,6 +91,12 @@ class _DecisionCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         counts = self.counts
         decisions = CounterMetricFamily("croupier_decisions", "Decisions served, by chosen arm.", labels=["arm"])
+        probability = CounterMetricFamily(
+            "croupier_arm_probability_sum",
+            "Sum over decisions served of the probability each arm had in the decision's vector; divided by the "
+            "decisions' rate, the mean probability of the arm.",
+            labels=["policy", "arm"],
+        )
         latency = HistogramMetricFamily(
             "croupier_decide_duration_seconds",
             "Time inside the decision service's decide: the policy's checks of the request, the decision, queueing its "
@@ -55,6 +105,9 @@ class _DecisionCollector(Collector):
         if counts is not None:
             for name, value in zip(counts.arm_names, list(counts.by_arm), strict=True):
                 decisions.add_metric([name], value)
+            counts.add_run()
+            for name, total in zip(counts.arm_names, counts.probability_sums, strict=True):
+                probability.add_metric([counts.policy, name], total)
             cumulative, total = [], 0
             bucket_counts = list(counts.bucket_counts)
             for bound, count in zip([*counts.buckets, float("inf")], bucket_counts, strict=True):
@@ -62,6 +115,7 @@ class _DecisionCollector(Collector):
                 cumulative.append((str(bound) if bound != float("inf") else "+Inf", total))
             latency.add_metric([], cumulative, counts.latency_sum)
         yield decisions
+        yield probability
         yield latency
 
     def describe(self) -> Iterator[Metric]:
@@ -198,9 +252,9 @@ class RuntimeMetrics:
             registry=r,
         )
 
-    def decision_counts(self, arm_names: list[str]) -> DecisionCounts:
+    def decision_counts(self, arm_names: list[str], policy: str) -> DecisionCounts:
         """The counters the decide path increments (one set per served policy; a new call replaces the last)."""
-        counts = DecisionCounts(arm_names)
+        counts = DecisionCounts(arm_names, policy)
         self._decision_collector.counts = counts
         return counts
 

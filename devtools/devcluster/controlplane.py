@@ -59,7 +59,8 @@ class ControlPlane:
 
     ``work_dir``: where state, logs and the kubeconfig go. Default: a new temporary directory, removed on stop unless
     ``keep``. A given directory is never removed: state from an earlier cluster is cleared on start, logs are appended
-    to, and on stop everything but the logs is removed unless ``keep``.
+    to, and on stop everything but the logs is removed unless ``keep``. ``audit_policy``: an audit policy file for the
+    kube-apiserver, which then writes ``audit_log`` (off by default).
     """
 
     def __init__(
@@ -70,12 +71,14 @@ class ControlPlane:
         keep: bool = False,
         node: FakeNode | None = None,
         start_timeout: float = 180.0,
+        audit_policy: Path | None = None,
     ) -> None:
         self._binaries = binaries
         self._given_work_dir = work_dir
         self.keep = keep
         self.node = node or FakeNode()
         self.start_timeout = start_timeout
+        self.audit_policy = audit_policy
         self._layout: Layout | None = None
         self._ports: flags.Ports | None = None
         self._pki: Pki | None = None
@@ -101,6 +104,11 @@ class ControlPlane:
     @property
     def work_dir(self) -> Path:
         return self.layout.root
+
+    @property
+    def audit_log(self) -> Path | None:
+        """The API server's audit log (JSON lines) when started with ``audit_policy``, else None."""
+        return None if self.audit_policy is None else self.layout.audit_log
 
     @property
     def kubeconfig(self) -> Path:
@@ -313,7 +321,7 @@ class ControlPlane:
         component("etcd", flags.etcd(binaries, layout, ports))
         wait_for(lambda: _etcd_healthy(ports.etcd_url), timeout=remaining(), what="etcd /health", on_tick=self.check)
         t_etcd = time.monotonic()
-        component("kube-apiserver", flags.kube_apiserver(binaries, layout, ports, pki))
+        component("kube-apiserver", flags.kube_apiserver(binaries, layout, ports, pki, self.audit_policy))
         with Rest(ports.apiserver_url, token=self._admin.token, ca_cert=pki.ca_cert) as rest:
             wait_for(
                 lambda: rest.get("/readyz").status_code == 200,

@@ -8,6 +8,7 @@ has no metrics listener.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from .binaries import Binaries
 from .layout import Layout
@@ -66,7 +67,17 @@ def etcd(binaries: Binaries, layout: Layout, ports: Ports) -> list[str]:
     ]
 
 
-def kube_apiserver(binaries: Binaries, layout: Layout, ports: Ports, pki: Pki) -> list[str]:
+def kube_apiserver(
+    binaries: Binaries, layout: Layout, ports: Ports, pki: Pki, audit_policy: Path | None = None
+) -> list[str]:
+    """With ``audit_policy``, the API server also writes an audit log (``layout.audit_log``, one JSON event a line,
+    written before the request is answered); without, no audit flags (the default)."""
+    audit = [] if audit_policy is None else [
+        f"--audit-policy-file={audit_policy}",
+        f"--audit-log-path={layout.audit_log}",
+        "--audit-log-format=json",
+        "--audit-log-mode=blocking",
+    ]  # fmt: skip
     return [
         str(binaries.path("kube-apiserver")),
         f"--etcd-servers={ports.etcd_url}",
@@ -83,6 +94,7 @@ def kube_apiserver(binaries: Binaries, layout: Layout, ports: Ports, pki: Pki) -
         "--authorization-mode=RBAC",
         "--allow-privileged=true",
         "--profiling=false",
+        *audit,
     ]
 
 

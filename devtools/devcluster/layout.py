@@ -41,6 +41,11 @@ class Layout:
     def log(self, component: str) -> Path:
         return self.logs / f"{component}.log"
 
+    @property
+    def audit_log(self) -> Path:
+        """The kube-apiserver's audit log (JSON lines), written only when the cluster has an audit policy."""
+        return self.logs / "audit.log"
+
     def fresh_state_dirs(self) -> tuple[Path, ...]:
         """Directories that hold one cluster's state; cleared before a new cluster starts in the same root."""
         return (self.pki, self.etcd_data, self.kwok_workdir, self.root / "kubeconfigs")

@@ -35,7 +35,22 @@ fi
 if [ "${1:-}" = "--apply" ]; then
   kubectl=${KUBECTL:-kubectl}
   "$kubectl" apply --server-side --force-conflicts -f "$out" >&2
-  "$kubectl" wait --for=condition=Established --timeout=60s \
-    crd/httproutes.gateway.networking.k8s.io crd/grpcroutes.gateway.networking.k8s.io crd/gateways.gateway.networking.k8s.io >&2
+  # Not `kubectl wait --for=condition=Established`: on a CRD created a moment ago whose status the API server has not
+  # written yet, it fails at once (".status.conditions accessor error: <nil>") instead of waiting. Poll the condition
+  # ourselves, then the list (a just-established resource may still answer 503 while its storage initialises).
+  deadline=$((SECONDS + 60))
+  for crd in httproutes grpcroutes gateways; do
+    crd="$crd.gateway.networking.k8s.io"
+    until [ "$("$kubectl" get crd "$crd" -o 'jsonpath={.status.conditions[?(@.type=="Established")].status}' 2>/dev/null)" = True ] \
+      && "$kubectl" get "$crd" -A --request-timeout=10s >/dev/null 2>&1; do
+      if [ "$SECONDS" -ge "$deadline" ]; then
+        echo "gatewayapi/crds.sh: $crd not Established and served within 60 s" >&2
+        "$kubectl" get crd "$crd" -o 'jsonpath={.status.conditions}' >&2 || true
+        exit 1
+      fi
+      sleep 0.5
+    done
+    echo "gatewayapi/crds.sh: $crd established" >&2
+  done
 fi
 echo "$out"

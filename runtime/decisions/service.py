@@ -110,7 +110,7 @@ class DecisionService:
         # A stream of its own: the policy's generator may have the same seed.
         self.random = np.random.default_rng(None if seed is None else [seed, 1])
         """The draws the service makes itself, outside the policy (the positions of a ranking)."""
-        self._decided = metrics.decision_counts(self.arm_names)
+        self._decided = metrics.decision_counts(self.arm_names, served.name)
         self._rewarded = [metrics.rewards.labels(name, "reward") for name in self.arm_names]
         self._defaulted = [metrics.rewards.labels(name, "default") for name in self.arm_names]
         metrics.policy_info.labels(served.name, served.version, spec.algorithm.type).set(1)
@@ -161,6 +161,10 @@ class DecisionService:
         self.counters.pulls[arm] += 1
         decided = self._decided
         decided.by_arm[arm] += 1
+        if probabilities is decided.run_vector:  # DecisionCounts.served, inlined
+            decided.run_length += 1
+        else:
+            decided.start_run(probabilities)
         seconds = _perf_counter() - started
         decided.bucket_counts[_bisect_left(decided.buckets, seconds)] += 1  # DecisionCounts.observe, inlined
         decided.latency_sum += seconds
@@ -190,6 +194,7 @@ class DecisionService:
         self._log_decision(decision)
         self.counters.pulls[decision.arm_index] += 1
         self._decided.by_arm[decision.arm_index] += 1
+        self._decided.served(decision.probabilities)
         if self._debug:
             log.debug(
                 "decided",
@@ -253,6 +258,7 @@ class DecisionService:
         self.counters.pulls[arm] += 1
         decided = self._decided
         decided.by_arm[arm] += 1
+        decided.served(probabilities)
         decided.observe(_perf_counter() - started)
         if self._debug:
             log.debug(

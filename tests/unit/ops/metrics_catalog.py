@@ -52,7 +52,8 @@ def _from_registry(registry: CollectorRegistry, source: str) -> list[Metric]:
 def exported() -> dict[str, Metric]:
     """Every metric of the runtime and the operator by exposed name."""
     runtime = RuntimeMetrics()
-    runtime.decision_counts(["example-arm"])  # the collectors report their labels once they have counts
+    # The collectors report their labels once they have counts.
+    runtime.decision_counts(["example-arm"], "example-policy")
     runtime.experiment_assignments["example-variant"] += 1
     metrics = _from_registry(runtime.registry, "runtime") + _from_registry(operator_metrics.REGISTRY, "operator")
     return {m.name: m for m in metrics}
