@@ -79,7 +79,7 @@ def checkout_router(ref: str, work: Path) -> Path:
 
 
 def start_router(
-    work: Path, server: ModelServerProcess, weight: float, name: str = "router", source: Path | None = None,
+    work: Path, server: ModelServerProcess, weight: float, *, name: str = "router", source: Path | None = None,
     uvloop: bool = False,
 ) -> tuple[subprocess.Popen[bytes], str, str]:  # fmt: skip
     routing = work / "routing.json"
@@ -94,15 +94,18 @@ def start_router(
     with (work / f"{name}.log").open("ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{rest_port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = (work / f"{name}.log").read_text()[-2000:]
+            raise RuntimeError(f"{name} exited with {process.returncode}: {tail}")
         try:
             if httpx.get(url + "/metrics", timeout=1).status_code == 200:
                 return process, url, f"127.0.0.1:{grpc_port}"
         except httpx.TransportError:
             time.sleep(0.1)
     process.kill()
-    raise TimeoutError("the router did not start within 30 s")
+    raise TimeoutError(f"{name} did not start within 60 s")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -177,7 +180,9 @@ def main() -> None:
             targets = {"direct": (server.rest_url, server.grpc_target)}
             try:
                 for name, source, uvloop in variants:
-                    process, rest, grpc_target = start_router(work, server, args.weight, name, source, uvloop)
+                    process, rest, grpc_target = start_router(
+                        work, server, args.weight, name=name, source=source, uvloop=uvloop
+                    )
                     routers[name] = process
                     targets[name] = (rest, grpc_target)
                 channels = {name: grpc.insecure_channel(t[1]) for name, t in targets.items()}

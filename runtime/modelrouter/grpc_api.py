@@ -75,6 +75,7 @@ METHODS: dict[bytes, bool] = {
 
 WINDOW = 1 << 24  # the receive window the router grants (per stream and per connection): 16 MiB in flight
 MAX_STREAMS = 1024  # concurrent calls per client connection
+DEADLINE_SLACK = 0.05  # a call the caller cancels this close to its deadline is counted as DEADLINE_EXCEEDED
 _SKIPPED = frozenset({b"te", b"connection", b"keep-alive", b"host", b"grpc-timeout", b"content-length"})
 _PIN = PIN_HEADER.encode()
 _GRPC = b"application/grpc"
@@ -688,10 +689,10 @@ class GrpcRelay:
         for name, value in headers:
             if name == b":status":
                 status = value
-            elif name == b"grpc-status":
-                grpc_status = value
             elif name[:1] != b":":
-                passed.append((name, value))
+                passed.append((name, value))  # grpc-status among them in a trailers-only answer
+                if name == b"grpc-status":
+                    grpc_status = value
         trailers = list(call.trailers or ())
         for name, value in trailers:
             if name == b"grpc-status":
@@ -742,7 +743,10 @@ class GrpcRelay:
         self._end(call)
         self.upstream.withdraw(call)
         if call.route is not None:
-            self.service.record(call.route, "CANCELLED", time.perf_counter() - call.start)
+            # A caller cancels at its deadline, give or take the hop's delay: that is a deadline exceeded.
+            late = call.timeout is not None and asyncio.get_running_loop().time() >= call.deadline - DEADLINE_SLACK
+            code = "DEADLINE_EXCEEDED" if late else "CANCELLED"
+            self.service.record(call.route, code, time.perf_counter() - call.start)
         log.debug("grpc call cancelled", path=call.path.decode("latin-1"), reason=reason)
 
     def _expire(self, call: _Call) -> None:

@@ -4,6 +4,7 @@ functions: no sockets, no HTTP/2 state."""
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 
@@ -89,10 +90,10 @@ def format_timeout(seconds: float) -> bytes:
     """``seconds`` as ``grpc-timeout``, in the finest unit that fits 8 digits (rounded up: never shorter)."""
     seconds = max(seconds, 0.0)
     for unit, scale in ((b"n", 1e-9), (b"u", 1e-6), (b"m", 1e-3), (b"S", 1.0), (b"M", 60.0)):
-        count = -(-seconds // scale)
+        count = math.ceil(round(seconds / scale, 6))  # rounded first: 0.25 / 1e-6 is 250000.00000000003
         if count < 10**_MAX_TIMEOUT_DIGITS:
-            return b"%d%s" % (max(int(count), 1), unit)
-    return b"%dH" % min(int(-(-seconds // 3600.0)), 10**_MAX_TIMEOUT_DIGITS - 1)
+            return b"%d%s" % (max(count, 1), unit)
+    return b"%dH" % min(math.ceil(seconds / 3600.0), 10**_MAX_TIMEOUT_DIGITS - 1)
 
 
 def status_of_http(status: int) -> grpc.StatusCode:
