@@ -82,8 +82,13 @@ _GRPC = b"application/grpc"
 _SERVER_CONFIG = H2Configuration(
     client_side=False, header_encoding=None, validate_outbound_headers=False, normalize_outbound_headers=False
 )
-_CLIENT_CONFIG = H2Configuration(
-    client_side=True, header_encoding=None, validate_outbound_headers=False, normalize_outbound_headers=False
+_CLIENT_CONFIG = H2Configuration(  # the model server's headers are trusted: not checked again
+    client_side=True,
+    header_encoding=None,
+    validate_outbound_headers=False,
+    normalize_outbound_headers=False,
+    validate_inbound_headers=False,
+    normalize_inbound_headers=False,
 )
 
 
