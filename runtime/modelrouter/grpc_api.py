@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import structlog
@@ -250,8 +250,8 @@ class GrpcClientProtocol(_H2Peer):
         self.calls: dict[int, _Call] = {}
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports have asyncio.Transport's methods without subclassing it
+        self.transport = cast(asyncio.Transport, transport)
         self.relay.connections.add(self)
         _settings(self.h2)
         self.flush()
@@ -344,8 +344,8 @@ class UpstreamProtocol(_H2Peer):
         self.draining = False  # a GOAWAY came: no new streams
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports have asyncio.Transport's methods without subclassing it
+        self.transport = cast(asyncio.Transport, transport)
         _settings(self.h2)
         self.flush()
 

@@ -24,6 +24,7 @@ import re
 import time
 from collections import deque
 from http import HTTPStatus
+from typing import cast
 from urllib.parse import unquote
 
 import grpc
@@ -238,8 +239,8 @@ class RouterHttpProtocol(asyncio.Protocol):
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports have asyncio.Transport's methods without subclassing it
+        self.transport = cast(asyncio.Transport, transport)
         self.idle_since = self.loop.time()
         self.router.connections.add(self)
 
