@@ -13,7 +13,7 @@ ratio). Prints markdown tables; the client runs on the same machine and shares i
 
 `--compare REF` runs a second router beside the first, with runtime/modelrouter as it is at the git commit REF (the
 rest of the package from the working tree), on the same model server and in the same rounds: the A/B of a change in
-one run. `--uvloop` adds a copy of each router on uvloop's event loop.
+one run. `--uvloop` adds a copy of the working tree's router on uvloop's event loop.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--api", choices=["REST", "gRPC"], action="append", help="Only these APIs (default: both).")
     parser.add_argument("--compare", metavar="REF", help="Also a router with runtime/modelrouter at this git commit.")
-    parser.add_argument("--uvloop", action="store_true", help="Also each router on uvloop.")
+    parser.add_argument("--uvloop", action="store_true", help="Also the working tree's router on uvloop.")
     args = parser.parse_args()
     apis = args.api or ["REST", "gRPC"]
 
@@ -174,7 +174,7 @@ def main() -> None:
         if args.compare:
             variants.append((f"router@{args.compare}", checkout_router(args.compare, work), False))
         if args.uvloop:
-            variants += [(f"{name}+uvloop", source, True) for name, source, _ in variants]
+            variants.append(("router+uvloop", None, True))
         with server.start(ready_model="ranker"):
             routers: dict[str, subprocess.Popen[bytes]] = {}
             targets = {"direct": (server.rest_url, server.grpc_target)}
