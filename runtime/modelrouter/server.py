@@ -1,5 +1,5 @@
-"""One router process: the REST and gRPC adapters on one event loop (both asyncio protocols on sockets
-``listen.listen`` opens), the routing file watched beside them."""
+"""One router process: the REST and gRPC adapters on one event loop (their sockets opened by ``listen``), the routing
+file watched beside them."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import contextlib
 import signal
 from dataclasses import dataclass
 
+import grpc
 import structlog
 
 from croupier.runtime.metrics import RuntimeMetrics
-from croupier.runtime.modelrouter.grpc_api import GrpcRelay
+from croupier.runtime.modelrouter.grpc_api import GrpcRouter
+from croupier.runtime.modelrouter.listen import listen_grpc
 from croupier.runtime.modelrouter.rest import RestRouter
 from croupier.runtime.modelrouter.service import RouterService
 from croupier.runtime.modelrouter.table_file import TableFile
@@ -38,13 +40,13 @@ class RouterServer:
             timeout_seconds=settings.upstream_timeout_seconds,
             max_body_bytes=settings.max_body_bytes,
         )
-        self.grpc = GrpcRelay(
+        self.grpc = GrpcRouter(
             self.service,
             settings.upstream_grpc,
             unit_header=settings.unit_header,
             timeout_seconds=settings.upstream_timeout_seconds,
-            max_body_bytes=settings.max_body_bytes,
         )
+        self._grpc_server: grpc.aio.Server | None = None
         self._watch: asyncio.Task[None] | None = None
 
     async def start(self) -> Bound:
@@ -52,7 +54,8 @@ class RouterServer:
         self.table_file.check()
         self._watch = asyncio.create_task(self.table_file.watch(s.poll_seconds))
         rest_port = await self.rest.start(s.host, s.rest_port)
-        grpc_port = await self.grpc.start(s.host, s.grpc_port)
+        await self.grpc.open()
+        self._grpc_server, grpc_port = await listen_grpc(self.grpc.handlers(), s.host, s.grpc_port)
         log.info(
             "routing",
             host=s.host,
@@ -69,6 +72,8 @@ class RouterServer:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
+        if self._grpc_server is not None:
+            await self._grpc_server.stop(grace=5)
         await self.grpc.close()
         await self.rest.close()
 
