@@ -1,6 +1,7 @@
 """Overhead of the model router: Predict through the router vs straight to the model server, same run, REST and gRPC.
 
     uv run python benchmarks/router_overhead.py [--requests 2000] [--concurrency 8] [--weight 10] [--api REST|gRPC]
+        [--compare GIT-REF] [--uvloop]
 
 The local model server (croupier-modelserver) serves the test ranker, versions 1 and 2 under the labels stable and
 canary; `croupier-runtime router` runs in front of it as its own process with the routing table at `--weight` percent
@@ -9,6 +10,10 @@ over one channel, a keep-alive httpx client posting TF Serving's row format), na
 sequential requests, direct and routed interleaved in rounds (p50/p99 and the added p50/p99). Throughput:
 `--concurrency` client threads for a fixed number of requests, direct then routed (requests per second and the
 ratio). Prints markdown tables; the client runs on the same machine and shares its cores with both servers.
+
+`--compare REF` runs a second router beside the first, with runtime/modelrouter as it is at the git commit REF (the
+rest of the package from the working tree), on the same model server and in the same rounds: the A/B of a change in
+one run. `--uvloop` adds a copy of the working tree's router on uvloop's event loop.
 """
 
 from __future__ import annotations
@@ -41,27 +46,66 @@ CONFIG = """model_config_list {{ config {{ name: "ranker" base_path: "{base}" mo
 """
 
 
-def start_router(work: Path, server: ModelServerProcess, weight: float) -> tuple[subprocess.Popen[bytes], str, str]:
+# Runs `croupier-runtime router` with croupier.runtime.modelrouter loaded from another folder and/or on uvloop.
+LAUNCHER = """
+import importlib.util, sys
+source, use_uvloop, argv = sys.argv[1], sys.argv[2] == "uvloop", sys.argv[3:]
+if source:
+    import croupier.runtime
+    spec = importlib.util.spec_from_file_location(
+        "croupier.runtime.modelrouter", source + "/__init__.py", submodule_search_locations=[source]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["croupier.runtime.modelrouter"] = module
+    spec.loader.exec_module(module)
+if use_uvloop:
+    import uvloop
+    uvloop.install()
+from croupier.runtime.cli import main
+sys.exit(main(["router", *argv]))
+"""
+
+
+def checkout_router(ref: str, work: Path) -> Path:
+    """runtime/modelrouter as it is at git commit ``ref``, extracted under ``work``."""
+    repo = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", ref, "runtime/modelrouter"], check=True, capture_output=True
+    ).stdout
+    target = work / f"src-{ref.replace('/', '_')}"
+    target.mkdir()
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target / "runtime" / "modelrouter"
+
+
+def start_router(
+    work: Path, server: ModelServerProcess, weight: float, *, name: str = "router", source: Path | None = None,
+    uvloop: bool = False,
+) -> tuple[subprocess.Popen[bytes], str, str]:  # fmt: skip
     routing = work / "routing.json"
     routing.write_text(json.dumps({"models": {"ranker": {"stable": 1, "canary": 2, "canaryWeight": weight}}}))
     rest_port, grpc_port = free_port(), free_port()
     command = [
-        sys.executable, "-m", "croupier.runtime.cli", "router", f"--rest-port={rest_port}", f"--grpc-port={grpc_port}",
+        sys.executable, "-c", LAUNCHER, str(source or ""), "uvloop" if uvloop else "asyncio",
+        f"--rest-port={rest_port}", f"--grpc-port={grpc_port}",
         f"--upstream-rest={server.rest_url}", f"--upstream-grpc={server.grpc_target}", f"--routing-file={routing}",
         "--log-level=warning",
     ]  # fmt: skip
-    with (work / "router.log").open("ab") as log:
+    with (work / f"{name}.log").open("ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{rest_port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = (work / f"{name}.log").read_text()[-2000:]
+            raise RuntimeError(f"{name} exited with {process.returncode}: {tail}")
         try:
             if httpx.get(url + "/metrics", timeout=1).status_code == 200:
                 return process, url, f"127.0.0.1:{grpc_port}"
         except httpx.TransportError:
             time.sleep(0.1)
     process.kill()
-    raise TimeoutError("the router did not start within 30 s")
+    raise TimeoutError(f"{name} did not start within 60 s")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -105,6 +149,8 @@ def main() -> None:
     parser.add_argument("--weight", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--api", choices=["REST", "gRPC"], action="append", help="Only these APIs (default: both).")
+    parser.add_argument("--compare", metavar="REF", help="Also a router with runtime/modelrouter at this git commit.")
+    parser.add_argument("--uvloop", action="store_true", help="Also the working tree's router on uvloop.")
     args = parser.parse_args()
     apis = args.api or ["REST", "gRPC"]
 
@@ -124,13 +170,21 @@ def main() -> None:
         write_ranker(base, 2)
         (work / "models.config").write_text(CONFIG.format(base=base))
         server = ModelServerProcess([f"--model_config_file={work / 'models.config'}"], work / "server.log")
+        variants: list[tuple[str, Path | None, bool]] = [("router", None, False)]
+        if args.compare:
+            variants.append((f"router@{args.compare}", checkout_router(args.compare, work), False))
+        if args.uvloop:
+            variants.append(("router+uvloop", None, True))
         with server.start(ready_model="ranker"):
-            router, router_rest, router_grpc = start_router(work, server, args.weight)
+            routers: dict[str, subprocess.Popen[bytes]] = {}
+            targets = {"direct": (server.rest_url, server.grpc_target)}
             try:
-                targets = {
-                    "direct": (server.rest_url, server.grpc_target),
-                    "router": (router_rest, router_grpc),
-                }
+                for name, source, uvloop in variants:
+                    process, rest, grpc_target = start_router(
+                        work, server, args.weight, name=name, source=source, uvloop=uvloop
+                    )
+                    routers[name] = process
+                    targets[name] = (rest, grpc_target)
                 channels = {name: grpc.insecure_channel(t[1]) for name, t in targets.items()}
 
                 def rest_call(url: str) -> Callable[[], object]:
@@ -157,20 +211,24 @@ def main() -> None:
                 for call in calls.values():
                     timed(call, 100)  # warm-up: connections, the graph's first runs
                 latency: dict[tuple[str, str], list[float]] = {key: [] for key in calls}
-                router_cpu = dict.fromkeys(apis, 0.0)  # the router's CPU seconds while it served that API's requests
+                # a router's CPU seconds while it served that API's requests
+                router_cpu = {(api, name): 0.0 for api in apis for name in routers}
                 per_round = max(1, args.requests // args.rounds)
                 for _ in range(args.rounds):
                     for key, call in calls.items():
-                        before = cpu_seconds(router.pid)
+                        router = routers.get(key[1])
+                        before = cpu_seconds(router.pid) if router else 0.0
                         latency[key] += timed(call, per_round)
-                        if key[1] == "router":
-                            router_cpu[key[0]] += cpu_seconds(router.pid) - before
+                        if router:
+                            router_cpu[key] += cpu_seconds(router.pid) - before
                 rates = {key: throughput(make, args.requests, args.concurrency) for key, make in makers.items()}
                 for channel in channels.values():
                     channel.close()
             finally:
-                router.send_signal(signal.SIGTERM)
-                router.wait(timeout=15)
+                for router in routers.values():
+                    router.send_signal(signal.SIGTERM)
+                for router in routers.values():
+                    router.wait(timeout=15)
 
     print(
         f"Predict on the ranker (batch 1, 8 arms, d=4), canary weight {args.weight}%; "
@@ -181,23 +239,26 @@ def main() -> None:
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for api in apis:
         d50, d99 = (float(np.percentile(latency[(api, "direct")], q)) for q in (50, 99))
-        for name in ("direct", "router"):
+        for name in targets:
             p50, p99 = (float(np.percentile(latency[(api, name)], q)) for q in (50, 99))
-            added = f"{p50 - d50:+.3f} | {p99 - d99:+.3f}" if name == "router" else "— | —"
+            added = f"{p50 - d50:+.3f} | {p99 - d99:+.3f}" if name != "direct" else "— | —"
             print(f"| {api} | {name} | {p50:.3f} | {p99:.3f} | {added} |")
     print(f"\nThroughput: {args.concurrency} client threads, {args.requests} requests per path\n")
-    print("| API | direct req/s | router req/s | ratio |")
-    print("| --- | ---: | ---: | ---: |")
+    print("| API | path | req/s | ratio to direct |")
+    print("| --- | --- | ---: | ---: |")
     for api in apis:
-        direct, routed = rates[(api, "direct")], rates[(api, "router")]
-        print(f"| {api} | {direct:.0f} | {routed:.0f} | {routed / direct:.2f}x |")
+        direct = rates[(api, "direct")]
+        for name in targets:
+            ratio = f"{rates[(api, name)] / direct:.2f}x" if name != "direct" else "—"
+            print(f"| {api} | {name} | {rates[(api, name)]:.0f} | {ratio} |")
 
     routed = per_round * args.rounds
     print("\nRouter CPU time (all its threads) per routed request in the latency runs\n")
-    print("| API | router CPU µs per request |")
-    print("| --- | ---: |")
+    print("| API | router | CPU µs per request |")
+    print("| --- | --- | ---: |")
     for api in apis:
-        print(f"| {api} | {router_cpu[api] / routed * 1e6:.0f} |")
+        for name in routers:
+            print(f"| {api} | {name} | {router_cpu[(api, name)] / routed * 1e6:.0f} |")
 
 
 if __name__ == "__main__":

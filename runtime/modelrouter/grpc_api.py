@@ -17,6 +17,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from croupier.runtime.modelrouter.errors import RouterError, upstream_unavailable
+from croupier.runtime.modelrouter.listen import GRPC_OPTIONS
 from croupier.runtime.modelrouter.model_spec import RequestHead
 from croupier.runtime.modelrouter.rest import route_headers
 from croupier.runtime.modelrouter.routing import PIN_HEADER, Route, pinned_version
@@ -44,9 +45,7 @@ class GrpcRouter:
         self._trailers: dict[Route, tuple[tuple[str, str], ...]] = {}
 
     async def open(self) -> None:
-        self._channel = grpc.aio.insecure_channel(
-            self.upstream, options=[("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
-        )
+        self._channel = grpc.aio.insecure_channel(self.upstream, options=list(GRPC_OPTIONS))
         for service, methods in PASSED.items():
             for method in methods:
                 path = f"/{service}/{method}"

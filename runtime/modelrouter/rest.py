@@ -24,12 +24,14 @@ import re
 import time
 from collections import deque
 from http import HTTPStatus
+from typing import cast
 from urllib.parse import unquote
 
 import grpc
 import httptools
 
 from croupier.runtime.modelrouter.errors import RouterError, body_rejected, code_of_http_status
+from croupier.runtime.modelrouter.listen import listen
 from croupier.runtime.modelrouter.routing import NONE, PIN_HEADER, Route, pinned_version
 from croupier.runtime.modelrouter.service import RouterService
 from croupier.runtime.modelrouter.upstream import Upstream, UpstreamPool
@@ -237,8 +239,8 @@ class RouterHttpProtocol(asyncio.Protocol):
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports have asyncio.Transport's methods without subclassing it
+        self.transport = cast(asyncio.Transport, transport)
         self.idle_since = self.loop.time()
         self.router.connections.add(self)
 
@@ -500,11 +502,10 @@ class RestRouter:
             return route, f"/v1/models/{match.group(1)}/labels/{route.label}:{match.group(4)}"
         return route, None
 
-    async def start(self, host: str, port: int, *, backlog: int = 4096) -> int:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: RouterHttpProtocol(self), host, port, backlog=backlog)
-        self._sweeper = loop.create_task(self._sweep())
-        return int(self._server.sockets[0].getsockname()[1])
+    async def start(self, host: str, port: int) -> int:
+        self._server, bound = await listen(lambda: RouterHttpProtocol(self), host, port)
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        return bound
 
     async def _sweep(self) -> None:
         loop = asyncio.get_running_loop()

@@ -1,4 +1,5 @@
-"""One router process: the REST and gRPC adapters on one event loop, the routing file watched beside them."""
+"""One router process: the REST and gRPC adapters on one event loop (their sockets opened by ``listen``), the routing
+file watched beside them."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import structlog
 
 from croupier.runtime.metrics import RuntimeMetrics
 from croupier.runtime.modelrouter.grpc_api import GrpcRouter
+from croupier.runtime.modelrouter.listen import listen_grpc
 from croupier.runtime.modelrouter.rest import RestRouter
 from croupier.runtime.modelrouter.service import RouterService
 from croupier.runtime.modelrouter.table_file import TableFile
@@ -53,12 +55,7 @@ class RouterServer:
         self._watch = asyncio.create_task(self.table_file.watch(s.poll_seconds))
         rest_port = await self.rest.start(s.host, s.rest_port)
         await self.grpc.open()
-        self._grpc_server = grpc.aio.server(
-            handlers=self.grpc.handlers(),
-            options=[("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)],
-        )
-        grpc_port = self._grpc_server.add_insecure_port(f"{s.host}:{s.grpc_port}")
-        await self._grpc_server.start()
+        self._grpc_server, grpc_port = await listen_grpc(self.grpc.handlers(), s.host, s.grpc_port)
         log.info(
             "routing",
             host=s.host,
