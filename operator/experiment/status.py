@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from croupier.api.common import ChildReason, Condition, ConditionStatus, ConditionType
@@ -274,6 +275,23 @@ def violation(spec: ExperimentSpec, analysis: Analysis, now: datetime, epoch: st
     return None
 
 
+STALLS: frozenset[StrEnum] = frozenset(
+    {
+        Reason.INVALID_NAME,
+        Reason.INVALID_SPEC,
+        Reason.ROLLOUT_STALLED,
+        Reason.TARGET_NOT_SUPPORTED,
+        Reason.SAMPLE_RATIO_MISMATCH,
+        Reason.GUARDRAIL_VIOLATED,
+        ChildReason.CHILD_CONFLICT,
+        ChildReason.APPLY_REJECTED,
+    }
+)
+"""Degraded reasons that are kstatus's Stalled: the experiment cannot go on as specified (its results are withheld,
+a guardrail acted, the spec or its target cannot work) until someone changes it. RuntimeUnreachable, ApplyFailed
+(both retried) and TargetNotFound (the target may still be applied) are not."""
+
+
 def _percent(value: float) -> str:
     return f"{value * 100:.1f}%"
 
@@ -463,7 +481,7 @@ def desired_status(observed: Observations, current: ExperimentStatus | None, now
     desired = desired_conditions(observed, analysis, action, table.get("winner"))
     if analysis_error is not None:
         desired = _blocked(Reason.RUNTIME_UNREACHABLE, f"the runtime's statistics are inconsistent: {analysis_error}")
-    conditions = merge_conditions(current_conditions, desired, generation=observed.generation, now=now)
+    conditions = merge_conditions(current_conditions, desired, generation=observed.generation, now=now, stalls=STALLS)
     return ExperimentStatus(
         observed_generation=observed.generation,
         conditions=conditions,

@@ -41,6 +41,8 @@ def test_not_implemented_on_every_condition_with_the_generation(controller: Any,
         ("Ready", "False", "NotImplemented"),
         ("Progressing", "False", "NotImplemented"),
         ("Degraded", "False", "NotImplemented"),
+        ("Reconciling", "False", "NotImplemented"),
+        ("Stalled", "False", "NotImplemented"),
     ]
     assert all(
         c["observedGeneration"] == 4 and c["lastTransitionTime"] == "2025-01-01T12:00:00Z" for c in stored["conditions"]
