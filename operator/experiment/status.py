@@ -389,7 +389,10 @@ def desired_conditions(
         keep = observed.spec.on_conclude if observed.spec is not None else OnConclude.KEEP_WINNER
         return _serving(Reason.CONCLUDED, f"concluded ({keep}): serving {split}; nothing is counted")
     if analysis is None:
-        return _serving(Reason.RUNNING, f"{len(stats.variants)} variants serving, {stats.total_exposures} exposures")
+        # desired_status analyses every statistics read (or calls it RuntimeUnreachable when it cannot): a verdict
+        # still to come is progress, not a state of its own.
+        message = f"{len(stats.variants)} variants serving, {stats.total_exposures} exposures; not analysed yet"
+        return _serving(Reason.ROLLOUT_IN_PROGRESS, message, progressing=True)
     if analysis.state == AnalysisState.SAMPLE_RATIO_MISMATCH:
         threshold = observed.spec.analysis.srm_threshold if observed.spec is not None else 0.0
         message = (

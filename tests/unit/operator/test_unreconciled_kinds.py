@@ -5,6 +5,7 @@ Experiment resource (not registered this way)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import pytest
@@ -19,10 +20,16 @@ pytestmark = pytest.mark.unit
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5)
-EXPERIMENT = unreconciled_controller(
-    EXPERIMENT_RESOURCE, experiment.ExperimentStatus, experiment.Reason.NOT_IMPLEMENTED
-)
-CASES = [(EXPERIMENT, experiment.Reason.NOT_IMPLEMENTED)]
+
+
+class Unreconciled(StrEnum):
+    """The reason a kind without a reconciler would declare (every kind has one in this version)."""
+
+    NOT_IMPLEMENTED = "NotImplemented"
+
+
+EXPERIMENT = unreconciled_controller(EXPERIMENT_RESOURCE, experiment.ExperimentStatus, Unreconciled.NOT_IMPLEMENTED)
+CASES = [(EXPERIMENT, Unreconciled.NOT_IMPLEMENTED)]
 
 
 def snapshot(kind: str, generation: int) -> Snapshot[Any]:
