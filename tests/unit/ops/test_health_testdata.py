@@ -5,6 +5,7 @@ model, and each one says where it came from (an integration test's recording, or
 from __future__ import annotations
 
 import importlib.util
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -213,3 +214,23 @@ def test_only_the_recording_test_compares_with_a_state_two_tests_reach(tmp_path:
     assert check(body, folder=folder, test="tests/integration/operator/test_other.py::test_same_state").exists()
     with pytest.raises(StaleTestdataError, match=r"spec\.arms"):
         check(body, folder=folder, test=TEST)
+
+
+def test_the_stalling_reasons_in_gitops_md_are_the_operators() -> None:
+    """docs/gitops.md's table says which Degraded reasons make kstatus's Stalled True; each kind's STALLS decides."""
+    from croupier.operator.decisionpolicy.status import STALLS as POLICY  # noqa: PLC0415
+    from croupier.operator.experiment.status import STALLS as EXPERIMENT  # noqa: PLC0415
+    from croupier.operator.modeldeployment.status import STALLS as MODEL  # noqa: PLC0415
+
+    stalls = {"DecisionPolicy": POLICY, "ModelDeployment": MODEL, "Experiment": EXPERIMENT}
+    rows = {}
+    for line in (ROOT / "docs" / "gitops.md").read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[0] in KINDS:
+            rows[cells[0]] = cells
+    for kind, (reasons, _) in KINDS.items():
+        _, stalled, retried = rows[kind]
+        named = {word for word in re.findall(r"`(\w+)`", stalled)}
+        assert named == {str(r) for r in stalls[kind]}, kind
+        declared = {r.value for r in reasons} | {r.value for r in ChildReason}
+        assert named | set(re.findall(r"`(\w+)`", retried)) <= declared, kind
