@@ -14,6 +14,7 @@ that produce the objects are the check, so a status change cannot leave stale te
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -21,6 +22,9 @@ from typing import Any
 
 import yaml
 
+# libyaml's safe loader and dumper when PyYAML has them (a check per record() call runs in every integration run).
+FastLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+FastDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 RECORD_ENV = "CROUPIER_RECORD_HEALTH_TESTDATA"
 COMMITTED = Path(__file__).resolve().parents[3] / "config" / "argocd" / "resource_customizations" / "croupier.dev"
 """The committed testdata, which recordings go to and checks compare with."""
@@ -72,11 +76,11 @@ def normalise(body: dict[str, Any]) -> dict[str, Any]:
     }
     if body.get("status"):
         kept["status"] = body["status"]
-    text = yaml.safe_dump(kept, sort_keys=False)
+    text = yaml.dump(kept, Dumper=FastDumper, sort_keys=False)
     namespace = metadata.get("namespace")
     if namespace:
         text = text.replace(namespace, NAMESPACE)
-    loaded: dict[str, Any] = yaml.safe_load(stable_text(text))
+    loaded: dict[str, Any] = yaml.load(stable_text(text), Loader=FastLoader)
     return loaded
 
 
@@ -95,7 +99,7 @@ def _shape(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _shape(item) for key, item in value.items()}
     if isinstance(value, list):
-        shapes = {yaml.safe_dump(_shape(item), sort_keys=True) for item in value}
+        shapes = {json.dumps(_shape(item), sort_keys=True, default=str) for item in value}
         return sorted(shapes)
     if isinstance(value, str):
         return NUMBER.sub("N", value)
@@ -175,7 +179,7 @@ def check(body: dict[str, Any], stem: str | None = None, folder: Path = COMMITTE
         )
     if text.splitlines()[0] != f"{SOURCE_PREFIX}{test or current_test()}":
         return path
-    committed = yaml.safe_load(text)
+    committed = yaml.load(text, Loader=FastLoader)
     produced = normalise(body)
     found = differences(comparable(committed), comparable(produced))
     if found:
