@@ -85,6 +85,10 @@ class ConditionType(StrEnum):
     READY = "Ready"
     PROGRESSING = "Progressing"
     DEGRADED = "Degraded"
+    RECONCILING = "Reconciling"
+    """kstatus's: True while Progressing is True and the object is not Stalled (derived, never decided alone)."""
+    STALLED = "Stalled"
+    """kstatus's: True while Degraded is True for a reason that needs a spec change (or another human action)."""
 
 
 class ChildReason(StrEnum):
@@ -104,7 +108,9 @@ class Condition(ApiModel):
     type: Annotated[
         str,
         Field(
-            description="Type of condition in CamelCase: Ready, Progressing or Degraded.", min_length=1, max_length=316
+            description="Type of condition in CamelCase: Ready, Progressing, Degraded, Reconciling or Stalled.",
+            min_length=1,
+            max_length=316,
         ),
     ]
     status: Annotated[ConditionStatus, Field(description="Status of the condition: True, False or Unknown.")]
@@ -131,7 +137,8 @@ class Condition(ApiModel):
 Conditions = Annotated[
     list[Condition] | None,
     Field(
-        description="Ready, Progressing and Degraded, with CamelCase reasons (kstatus-compatible).",
+        description="Ready, Progressing and Degraded, and kstatus's Reconciling and Stalled derived from them, with "
+        "CamelCase reasons.",
         max_length=MAX_CONDITIONS,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     ),

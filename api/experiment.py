@@ -553,7 +553,6 @@ def format_split(weights: Sequence[tuple[str, int]]) -> str:
 class Reason(StrEnum):
     """Condition reasons the operator writes on an Experiment."""
 
-    RUNNING = "Running"
     PAUSED = "Paused"
     CONCLUDED = "Concluded"
     INSUFFICIENT_TRAFFIC = "InsufficientTraffic"
@@ -576,8 +575,6 @@ class Reason(StrEnum):
     """metadata.name cannot name the runtime's children."""
     INVALID_SPEC = "InvalidSpec"
     """The spec fails validation (the CRD rejects most of this at admission)."""
-    NOT_IMPLEMENTED = "NotImplemented"
-    """This operator version does not reconcile the kind yet (Ready, Progressing and Degraded are False)."""
 
 
 class Lift(ApiModel):

@@ -1,24 +1,21 @@
 """Writes the hand-written health-check testdata: the states no real run can produce, each with the reason.
 
-Every other test object is recorded by an integration test from a real operator on the local control plane
-(tests/integration/ops/health_recorder.py; the first line of each file names the test). What is left:
+Every test object is recorded by an integration test from a real operator on the local control plane
+(tests/integration/ops/health_recorder.py; the first line of each file names the test), and no state is left that
+only a hand-written object could show. The last ones found real runs:
 
-- ModelDeployment ``StorageUnreadable``: TF Serving reports it for an object store or file system that refuses it
-  (PERMISSION_DENIED, UNAUTHENTICATED, "access denied"). The local model server reads local folders only, and the
-  tests run as root, for whom no folder is unreadable: no real run here gets that error.
-- ModelDeployment ``VersionNotAvailable``: a version still START/LOADING past the progress deadline, or failed with an
-  error TF Serving names no more precisely. The local model server loads a SavedModel in well under the API's
-  smallest deadline (10 s) and names every load error it meets (NOT_FOUND, DATA_LOSS / INVALID_ARGUMENT).
-- Experiment ``Running``: the operator declares it for a runtime serving without an analysis, but it analyses every
-  statistics read it gets (operator/experiment/status.py: an analysis always exists once the runtime answered), so
-  a running experiment is always InsufficientTraffic, WinnerFound, NoSignificantDifference or SampleRatioMismatch.
-- Experiment ``NotImplemented``: written by an operator version that did not reconcile Experiments yet (the
-  settled state of operator/core/unimplemented.py); this version reconciles every kind, so no run writes it. The
-  reason stays declared in api/experiment.py for objects an older operator left with it.
+- ModelDeployment ``StorageUnreadable``: the local model server runs without CAP_DAC_OVERRIDE (as TF Serving in a
+  restricted pod does) and a canary's saved_model.pb is mode 000: PERMISSION_DENIED from TensorFlow's loader
+  (tests/integration/ops/test_health_states_modeldeployment.py).
+- ModelDeployment ``VersionNotAvailable``: a model server that holds the version in LOADING past the progress
+  deadline (same file).
+- Experiment ``Running`` and ``NotImplemented``: no operator of this version writes them (every statistics read is
+  analysed; every kind is reconciled), so they left the API instead.
 
-Each object follows the condition patterns the operator writes (operator/<kind>/status.py). A file recorded by an
-integration test (first line `# source: integration ...`) is never overwritten; replace an entry here by a
-recording as soon as a test produces the state.
+Should a state appear that no real run here can produce, add it to STATES with the reason in this docstring; each
+object follows the condition patterns the operator writes (operator/<kind>/status.py), Reconciling and Stalled
+included. A file recorded by an integration test (first line `# source: integration ...`) is never overwritten, and
+the integration tests fail on a hand-written file whose state they produce.
 
     uv run python hack/healthchecks/handwritten.py
 """
@@ -33,6 +30,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 from integration.ops.health_recorder import file_stem  # noqa: E402
+
+from croupier.operator.decisionpolicy.status import STALLS as POLICY_STALLS  # noqa: E402
+from croupier.operator.experiment.status import STALLS as EXPERIMENT_STALLS  # noqa: E402
+from croupier.operator.modeldeployment.status import STALLS as MODEL_STALLS  # noqa: E402
+
+STALLS = {"DecisionPolicy": POLICY_STALLS, "ModelDeployment": MODEL_STALLS, "Experiment": EXPERIMENT_STALLS}
 
 OUT = ROOT / "config" / "argocd" / "resource_customizations" / "croupier.dev"
 HEADER = "# source: hand-written (no real run produces this state: hack/healthchecks/handwritten.py says why)\n"
@@ -57,28 +60,24 @@ def serving(reason: str, message: str, healthy: str) -> tuple:
     return (T, reason), (F, reason), (F, healthy), message
 
 
-STATES: dict[str, list[tuple]] = {
-    "ModelDeployment": [
-        blocked("VersionNotAvailable", "canary version 2 not AVAILABLE after 600s: state LOADING"),
-        blocked("StorageUnreadable", "stable version 1: s3://models/ranker: Access Denied"),
-    ],
-    "Experiment": [
-        serving("Running", "2 variants serving, 5000 exposures", "Running"),
-        settled("NotImplemented", "croupier-operator 0.1.0 does not reconcile Experiment objects yet: nothing is deployed for this one"),
-    ],
-}
+STATES: dict[str, list[tuple]] = {}
+"""kind -> states written by hand; stalled: whether Degraded's reason is one of the kind's STALLS."""
 
 
 def main() -> None:
     for kind, states in STATES.items():
         for ready, progressing, degraded, message in states:
+            stalled = degraded[0] == T and degraded[1] in STALLS[kind]
+            reconciling = T if progressing[0] == T and not stalled else F
+            decided = (("Ready", *ready), ("Progressing", *progressing), ("Degraded", *degraded),
+                       ("Reconciling", reconciling, progressing[1]), ("Stalled", T if stalled else F, degraded[1]))
             conditions = [
                 {"type": kind_, "status": status, "reason": reason, "message": message, "observedGeneration": 1,
                  "lastTransitionTime": "2026-11-30T12:00:00Z"}
-                for kind_, (status, reason) in zip(("Ready", "Progressing", "Degraded"), (ready, progressing, degraded))
+                for kind_, status, reason in decided
             ]
             if degraded[0] == F and degraded[1] != ready[1]:
-                conditions[2]["message"] = ""
+                conditions[2]["message"] = conditions[4]["message"] = ""
             obj = {
                 "apiVersion": "croupier.dev/v1alpha1",
                 "kind": kind,

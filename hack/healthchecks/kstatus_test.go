@@ -1,9 +1,10 @@
-// Runs kstatus (what Flux's kustomize-controller uses for `wait: true` and healthChecks) over the same testdata as
-// the Argo CD checks. kstatus_expectations.yaml says what Compute must answer for each object; docs/gitops.md has
-// the table.
+// Runs plain kstatus (what Flux's kustomize-controller uses for `wait: true` and healthChecks, without custom health
+// expressions) over the same testdata as the Argo CD checks. kstatus_expectations.yaml says what Compute must answer
+// for each object (the documented Current / InProgress / Failed); docs/gitops.md has the table.
 package healthchecks
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -38,6 +39,50 @@ func loadKstatusCases(t *testing.T) kstatusCases {
 	return cases
 }
 
+// checkStandardConditions requires what makes plain kstatus (no custom health expressions) agree with the documented
+// verdicts in kstatus_expectations.yaml: an object with status carries kstatus's Reconciling and Stalled for the same
+// generation as Ready, Reconciling True exactly when Progressing is True and the object is not Stalled, and Stalled
+// True only while Degraded is (with its reason). expectations.py decides the verdicts from Ready, Progressing,
+// Degraded and its hand-decided table of stalling reasons, so Compute agreeing with them checks both the operator's
+// Stalled decisions and the recorded objects.
+func checkStandardConditions(t *testing.T, obj *unstructured.Unstructured) {
+	t.Helper()
+	list, found, err := unstructured.NestedSlice(obj.Object, "status", "conditions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !found {
+		return // no status yet: Current by kstatus's rules, and the operator writes one within seconds
+	}
+	conditions := map[string]map[string]any{}
+	for _, item := range list {
+		condition, _ := item.(map[string]any)
+		conditions[fmt.Sprint(condition["type"])] = condition
+	}
+	for _, kind := range []string{"Ready", "Progressing", "Degraded", "Reconciling", "Stalled"} {
+		if conditions[kind] == nil {
+			t.Fatalf("no %s condition: plain kstatus would not see the operator's verdict", kind)
+		}
+	}
+	ready, progressing, degraded := conditions["Ready"], conditions["Progressing"], conditions["Degraded"]
+	reconciling, stalled := conditions["Reconciling"], conditions["Stalled"]
+	for _, kind := range []string{"Reconciling", "Stalled"} {
+		if fmt.Sprint(conditions[kind]["observedGeneration"]) != fmt.Sprint(ready["observedGeneration"]) {
+			t.Errorf("%s observedGeneration %v, Ready's %v", kind, conditions[kind]["observedGeneration"],
+				ready["observedGeneration"])
+		}
+	}
+	isStalled := stalled["status"] == "True"
+	if isStalled && (degraded["status"] != "True" || stalled["reason"] != degraded["reason"]) {
+		t.Errorf("Stalled True (%v) without Degraded True for the same reason (%v %v)", stalled["reason"],
+			degraded["status"], degraded["reason"])
+	}
+	if want := progressing["status"] == "True" && !isStalled; (reconciling["status"] == "True") != want {
+		t.Errorf("Reconciling %v with Progressing %v and Stalled %v", reconciling["status"], progressing["status"],
+			stalled["status"])
+	}
+}
+
 func TestKstatusCompute(t *testing.T) {
 	cases := loadKstatusCases(t)
 	listed := map[string]bool{}
@@ -60,6 +105,7 @@ func TestKstatusCompute(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Compute: %v", err)
 			}
+			checkStandardConditions(t, obj)
 			if string(result.Status) != tc.Status || result.Message != tc.Message {
 				t.Errorf("kstatus = %s %q, want %s %q", result.Status, result.Message, tc.Status, tc.Message)
 			}

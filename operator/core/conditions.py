@@ -3,19 +3,27 @@
 The desired state of each condition is computed fresh every time; ``merge_conditions`` carries over
 ``lastTransitionTime`` from the current list unless the condition's ``status`` changed, so recomputing an unchanged
 state yields an identical list (and the operator writes nothing).
+
+Kinds decide ``Ready``, ``Progressing`` and ``Degraded``; ``merge_conditions`` derives kstatus's standard
+``Reconciling`` and ``Stalled`` from them (``kstatus_conditions``), so plain kstatus (Flux without custom health
+expressions) reads the same state: ``Stalled`` is True for a Degraded reason the kind declares as one that cannot
+clear without a change to the spec (or another human action), ``Reconciling`` is True while Progressing is and the
+object is not stalled. docs/gitops.md has the table per reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 from croupier.api.common import Condition, ConditionStatus, ConditionType
 
+# The conditions a kind decides; kstatus's two follow from them (``kstatus_conditions``).
+DECIDED = (ConditionType.READY, ConditionType.PROGRESSING, ConditionType.DEGRADED)
 # Stable order in status: what `kubectl describe` shows and what diffs compare.
-ORDER = (ConditionType.READY, ConditionType.PROGRESSING, ConditionType.DEGRADED)
+ORDER = (*DECIDED, ConditionType.RECONCILING, ConditionType.STALLED)
 
 
 class EventReason(StrEnum):
@@ -48,18 +56,52 @@ def rfc3339(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def kstatus_conditions(
+    desired: Iterable[DesiredCondition], stalls: Collection[StrEnum] = frozenset()
+) -> list[DesiredCondition]:
+    """``Reconciling`` and ``Stalled`` (kstatus's standard conditions) for a kind's Ready, Progressing and Degraded.
+
+    * ``Stalled`` is True when Degraded is True with a reason in ``stalls`` (the kind's reasons that need a spec change
+      or another human action); otherwise False, with Degraded's reason.
+    * ``Reconciling`` is True when Progressing is True and the object is not stalled; otherwise False, with
+      Progressing's reason.
+
+    Both carry their source condition's reason and message, so they change exactly when it does.
+    """
+    by_type = {c.type: c for c in desired}
+    progressing, degraded = by_type.get(ConditionType.PROGRESSING), by_type.get(ConditionType.DEGRADED)
+    if progressing is None or degraded is None:
+        raise ValueError("kstatus conditions need the kind's Progressing and Degraded conditions")
+    stalled = degraded.status == ConditionStatus.TRUE and degraded.reason in stalls
+    reconciling = progressing.status == ConditionStatus.TRUE and not stalled
+    true_or_false = {True: ConditionStatus.TRUE, False: ConditionStatus.FALSE}
+    return [
+        DesiredCondition(
+            ConditionType.RECONCILING, true_or_false[reconciling], progressing.reason, progressing.message
+        ),
+        DesiredCondition(ConditionType.STALLED, true_or_false[stalled], degraded.reason, degraded.message),
+    ]
+
+
 def merge_conditions(
     current: Sequence[Condition] | None,
     desired: Iterable[DesiredCondition],
     *,
     generation: int,
     now: datetime,
+    stalls: Collection[StrEnum] = frozenset(),
 ) -> list[Condition]:
-    """The conditions to store: desired values, previous lastTransitionTime where the status did not change."""
+    """The conditions to store: the kind's desired Ready, Progressing and Degraded plus kstatus's Reconciling and
+    Stalled (``kstatus_conditions``, with the kind's ``stalls``), previous lastTransitionTime where the status did not
+    change."""
+    decided = list(desired)
+    if sorted(c.type for c in decided) != sorted(DECIDED):
+        raise ValueError(f"a kind decides exactly {', '.join(DECIDED)}; got {[str(c.type) for c in decided]}")
     previous = {c.type: c for c in current or ()}
     rank = {t.value: i for i, t in enumerate(ORDER)}
     merged = []
-    for condition in sorted(desired, key=lambda c: rank.get(c.type, len(rank))):
+    everything = [*decided, *kstatus_conditions(decided, stalls)]
+    for condition in sorted(everything, key=lambda c: rank.get(c.type, len(rank))):
         before = previous.get(condition.type)
         unchanged = before is not None and before.status == condition.status
         merged.append(

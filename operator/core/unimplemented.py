@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from croupier.api.common import Condition, ConditionStatus
-from croupier.operator.core.conditions import ORDER, DesiredCondition, merge_conditions
+from croupier.operator.core.conditions import DECIDED, DesiredCondition, merge_conditions
 from croupier.operator.core.controller import (
     KindController,
     NothingToObserve,
@@ -33,9 +33,10 @@ def not_implemented_conditions(
     generation: int,
     now: datetime,
 ) -> list[Condition]:
-    """Ready, Progressing and Degraded all False with ``reason``, and a message naming the operator version."""
+    """Ready, Progressing and Degraded (and so Reconciling and Stalled) all False with ``reason``, and a message
+    naming the operator version."""
     message = f"croupier-operator {version} does not reconcile {kind} objects yet: nothing is deployed for this one"
-    desired = [DesiredCondition(type_, ConditionStatus.FALSE, reason, message) for type_ in ORDER]
+    desired = [DesiredCondition(type_, ConditionStatus.FALSE, reason, message) for type_ in DECIDED]
     return merge_conditions(current, desired, generation=generation, now=now)
 
 

@@ -13,17 +13,30 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from croupier.api.common import ChildReason, Condition, ConditionStatus, ConditionType
 from croupier.api.decisionpolicy import ArmStatus, DecisionPolicyStatus, DecisionTotals, Reason, ScoringStatus
 from croupier.api.wire import StatsResponse
-from croupier.operator.core.conditions import DesiredCondition, find, merge_conditions, rfc3339
+from croupier.operator.core.conditions import DECIDED, DesiredCondition, find, merge_conditions, rfc3339
 from croupier.operator.core.controller import ApplyProblem, InvalidObjectError
 from croupier.operator.decisionpolicy.probe import ProbeResult
 
 TRUE, FALSE = ConditionStatus.TRUE, ConditionStatus.FALSE
 READY, PROGRESSING, DEGRADED = ConditionType.READY, ConditionType.PROGRESSING, ConditionType.DEGRADED
+
+STALLS: frozenset[StrEnum] = frozenset(
+    {
+        Reason.INVALID_NAME,
+        Reason.INVALID_SPEC,
+        Reason.ROLLOUT_STALLED,
+        ChildReason.CHILD_CONFLICT,
+        ChildReason.APPLY_REJECTED,
+    }
+)
+"""Degraded reasons that are kstatus's Stalled: only a spec change (or removing what is in the way) clears them.
+RuntimeUnreachable, ApplyFailed (both retried) and the scoring model's reasons (another object's state) are not."""
 
 
 # The statistics table: kept as stored while the runtime's counters did not change.
@@ -192,7 +205,7 @@ def desired_conditions(observed: Observations, current: Sequence[Condition] | No
     if observed.probe_failures < observed.probe_failure_threshold:
         # Inconclusive: one failed read teaches nothing yet. Keep what was concluded for this generation, if anything.
         previous = _concluded(current, observed.generation)
-        if len(previous) == 3:
+        if len(previous) == len(DECIDED):
             return previous
     unreachable = DesiredCondition(DEGRADED, TRUE, Reason.RUNTIME_UNREACHABLE, error)
     before = find(current, READY)
@@ -304,7 +317,7 @@ def desired_status(observed: Observations, current: DecisionPolicyStatus | None,
     degraded = scoring_condition(observed, scoring)
     if degraded is not None and not any(c.type == DEGRADED and c.status == TRUE for c in desired):
         desired = [c for c in desired if c.type != DEGRADED] + [degraded]
-    conditions = merge_conditions(current_conditions, desired, generation=observed.generation, now=now)
+    conditions = merge_conditions(current_conditions, desired, generation=observed.generation, now=now, stalls=STALLS)
     deployment = observed.deployment
     kept = {key: getattr(current, key) if current is not None else None for key in _TABLE_FIELDS}
     table = kept

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from croupier.api.common import ChildReason, Condition, ConditionStatus, ConditionType
@@ -283,6 +284,23 @@ def violation(spec: ExperimentSpec, analysis: Analysis, now: datetime, epoch: st
     return None
 
 
+STALLS: frozenset[StrEnum] = frozenset(
+    {
+        Reason.INVALID_NAME,
+        Reason.INVALID_SPEC,
+        Reason.ROLLOUT_STALLED,
+        Reason.TARGET_NOT_SUPPORTED,
+        Reason.SAMPLE_RATIO_MISMATCH,
+        Reason.GUARDRAIL_VIOLATED,
+        ChildReason.CHILD_CONFLICT,
+        ChildReason.APPLY_REJECTED,
+    }
+)
+"""Degraded reasons that are kstatus's Stalled: the experiment cannot go on as specified (its results are withheld,
+a guardrail acted, the spec or its target cannot work) until someone changes it. RuntimeUnreachable, ApplyFailed
+(both retried) and TargetNotFound (the target may still be applied) are not."""
+
+
 def _percent(value: float) -> str:
     return f"{value * 100:.1f}%"
 
@@ -390,7 +408,10 @@ def desired_conditions(
         keep = observed.spec.on_conclude if observed.spec is not None else OnConclude.KEEP_WINNER
         return _serving(Reason.CONCLUDED, f"concluded ({keep}): serving {split}; nothing is counted")
     if analysis is None:
-        return _serving(Reason.RUNNING, f"{len(stats.variants)} variants serving, {stats.total_exposures} exposures")
+        # desired_status analyses every statistics read (or calls it RuntimeUnreachable when it cannot): a verdict
+        # still to come is progress, not a state of its own.
+        message = f"{len(stats.variants)} variants serving, {stats.total_exposures} exposures; not analysed yet"
+        return _serving(Reason.ROLLOUT_IN_PROGRESS, message, progressing=True)
     if analysis.state == AnalysisState.SAMPLE_RATIO_MISMATCH:
         threshold = observed.spec.analysis.srm_threshold if observed.spec is not None else 0.0
         message = (
@@ -491,7 +512,7 @@ def desired_status(observed: Observations, current: ExperimentStatus | None, now
             replace(c, message=f"{c.message}{note}" if c.message else note.removeprefix("; ")) if c.type == READY else c
             for c in desired
         ]
-    conditions = merge_conditions(current_conditions, desired, generation=observed.generation, now=now)
+    conditions = merge_conditions(current_conditions, desired, generation=observed.generation, now=now, stalls=STALLS)
     return ExperimentStatus(
         policy_tokens=list(observed.policy_tokens) or None,
         observed_generation=observed.generation,

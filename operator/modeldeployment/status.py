@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from croupier.api.common import ChildReason, Condition, ConditionStatus, ConditionType
@@ -23,7 +24,7 @@ from croupier.api.modeldeployment import (
     VersionRole,
     VersionStatus,
 )
-from croupier.operator.core.conditions import DesiredCondition, EventNote, merge_conditions
+from croupier.operator.core.conditions import DECIDED, DesiredCondition, EventNote, merge_conditions
 from croupier.operator.core.controller import ApplyProblem, InvalidObjectError
 from croupier.operator.decisionpolicy.status import DeploymentState
 from croupier.operator.modeldeployment.children import CANARY, STABLE, ServingPlan, deployment_name
@@ -170,6 +171,28 @@ def _versions(observed: Observations, current: ModelDeploymentStatus | None, now
     return rows
 
 
+STALLS: frozenset[StrEnum] = frozenset(
+    {
+        Reason.INVALID_NAME,
+        Reason.INVALID_SPEC,
+        Reason.PODS_STARTING,  # Degraded only once a TF Serving Deployment passed its progress deadline
+        Reason.VERSION_NOT_AVAILABLE,
+        Reason.VERSION_NOT_FOUND,
+        Reason.SAVED_MODEL_INVALID,
+        Reason.STORAGE_UNREADABLE,
+        Reason.ROUTE_NOT_ACCEPTED,
+        Reason.ANALYSIS_FAILED,
+        Reason.INSUFFICIENT_DATA,
+        Reason.ROLLED_BACK,
+        ChildReason.CHILD_CONFLICT,
+        ChildReason.APPLY_REJECTED,
+    }
+)
+"""Degraded reasons that are kstatus's Stalled: a version that failed or missed its progress deadline, a halted or
+rolled-back canary, a refused route, a spec that cannot work: each waits for a spec change (or a fixed model or
+Gateway). ModelServerUnreachable and ApplyFailed (both retried) are not."""
+
+
 @dataclass(frozen=True)
 class VersionProblem:
     role: VersionRole
@@ -276,8 +299,8 @@ def desired_conditions(
         error = "; ".join(s.error or "" for s in unread)
         if observed.failures >= observed.failure_threshold:
             return blocked(Reason.MODEL_SERVER_UNREACHABLE, error, degraded=True)
-        kept = [c for c in current or () if c.observed_generation == observed.generation]
-        if len(kept) == 3:
+        kept = [c for c in current or () if c.observed_generation == observed.generation and c.type in DECIDED]
+        if len(kept) == len(DECIDED):
             return [DesiredCondition(ConditionType(c.type), c.status, _reason(c.reason), c.message) for c in kept]
         return waiting(Reason.MODEL_SERVER_UNREACHABLE, f"{error} (retrying)")
     problem, loading = _version_problem(observed, rows, now)
@@ -355,6 +378,7 @@ def desired_status(
         desired_conditions(observed, rows, current_conditions, now),
         generation=observed.generation,
         now=now,
+        stalls=STALLS,
     )
     md, plan = observed.md, observed.plan
     canary = md.spec.canary if md is not None else None

@@ -57,7 +57,7 @@ def test_apply_creates_owned_children_and_becomes_ready(policies, kubectl) -> No
     assert [a["name"] for a in status["arms"]] == ["blue", "red", "green"]
     assert status["totals"]["decisions"] == 0
     assert status["lastProbeTime"]
-    assert [c["type"] for c in status["conditions"]] == ["Ready", "Progressing", "Degraded"]
+    assert [c["type"] for c in status["conditions"]] == ["Ready", "Progressing", "Degraded", "Reconciling", "Stalled"]
     assert policies.condition({"status": status}, "Degraded")["status"] == "False"
 
     def ready_event() -> bool:

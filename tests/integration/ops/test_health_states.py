@@ -60,14 +60,15 @@ def test_a_new_object_of_every_kind_gets_a_first_status_within_seconds(kind: str
     status = first["status"]
     assert status["observedGeneration"] == first["metadata"]["generation"]
     conditions = {c["type"]: c for c in status["conditions"]}
-    assert set(conditions) == {"Ready", "Progressing", "Degraded"}
+    assert set(conditions) == {"Ready", "Progressing", "Degraded", "Reconciling", "Stalled"}
     ready = conditions["Ready"]
     if kind in ("DecisionPolicy", "ModelDeployment"):
         # Progressing (rollout, TF Serving pods starting) or, when the pods were quicker than the runtime or the model
-        # server, a verdict about it.
+        # server, a verdict about it. Plain kstatus sees Reconciling with Progressing: InProgress, no longer Current.
         assert ready["status"] == "False" and (
             conditions["Progressing"]["status"] == "True" or conditions["Degraded"]["status"] == "True"
         ), conditions
+        assert conditions["Reconciling"]["status"] == conditions["Progressing"]["status"], conditions
     else:
         # The example's targets (DecisionPolicy homepage-banner, ModelDeployment ranker) do not exist here: control
         # is served until they do.

@@ -94,6 +94,89 @@ def test_versions_loading_missing_and_promoting(
             server.stop()
 
 
+# TF Serving in a pod that drops every capability (the restricted Pod Security Standard) cannot read a file its user
+# may not read, even as root: the local model server runs the same way, without the capabilities that let root read
+# any file.
+NO_DAC = "-dac_override,-dac_read_search"
+
+
+class CapabilityDroppedModelServer(ModelServerProcess):
+    def command(self) -> list[str]:
+        return ["setpriv", f"--bounding-set={NO_DAC}", f"--inh-caps={NO_DAC}", *super().command()]
+
+
+def test_a_canary_on_storage_the_model_server_cannot_read(
+    gateway_api: Path, operator: Any, kubectl: Kubectl, namespace: str, tmp_path: Path
+) -> None:
+    """The canary's SavedModel file is there (the folder lists, the file exists) but its mode lets no one read it:
+    TF Serving's loader gets PERMISSION_DENIED, the operator names it StorageUnreadable and the stable version keeps
+    everything. (The canary comes after the start: a model server exits when a model of its first config fails.)"""
+    repository = ranker_repository(tmp_path)
+    unreadable = repository.base_path / "2" / "saved_model.pb"
+    unreadable.chmod(0)
+    config = tmp_path / "models.config"
+    spec = {
+        "model": {"name": "ranker", "storageUri": f"file://{repository.base_path}"},
+        "stable": {"version": 1},
+        "progressDeadlineSeconds": DEADLINE,
+    }
+    mds = Deployments(kubectl, namespace)
+    kubectl.apply(json.dumps({**json.loads(manifest("ranker", namespace)), "spec": spec}))
+    with Kubelet(kubectl, namespace, "ranker-models", config):
+        flags = [f"--model_config_file={config}", "--model_config_file_poll_wait_seconds=1", "--max_num_load_retries=0"]
+        server = CapabilityDroppedModelServer(flags, tmp_path / "modelserver.log")
+        server.start(ready_model="ranker")
+        try:
+            operator.extra_env = {ADDRESS_ENV: server.grpc_target}
+            operator.restart()
+            mds.wait("ranker", "Ready", "True", "Available", timeout=120)
+            patch(kubectl, namespace, "ranker", {"canary": {"version": 2, "weight": 10}})
+            body = mds.wait("ranker", "Degraded", "True", "StorageUnreadable", timeout=DEADLINE + 90)
+            degraded = conditions(body)["Degraded"]["message"]
+            assert "canary version 2" in degraded and "Permission denied" in degraded, degraded
+            assert body["status"]["canaryWeight"] == 0
+            assert conditions(body)["Stalled"]["status"] == "True"
+            record(body)
+        finally:
+            server.stop()
+            unreadable.chmod(0o644)
+
+
+def test_a_version_still_loading_past_the_progress_deadline(
+    gateway_api: Path, operator: Any, kubectl: Kubectl, namespace: str, tmp_path: Path
+) -> None:
+    """A model server that takes longer to load a version than spec.progressDeadlineSeconds allows (a large model):
+    the canary stays LOADING without an error, and past the deadline the operator says VersionNotAvailable while the
+    stable version (loaded as slowly, before the model server started answering) keeps everything."""
+    repository = ranker_repository(tmp_path)
+    config = tmp_path / "models.config"
+    spec = {
+        "model": {"name": "ranker", "storageUri": f"file://{repository.base_path}"},
+        "stable": {"version": 1},
+        "progressDeadlineSeconds": DEADLINE,
+    }
+    mds = Deployments(kubectl, namespace)
+    kubectl.apply(json.dumps({**json.loads(manifest("ranker", namespace)), "spec": spec}))
+    with Kubelet(kubectl, namespace, "ranker-models", config):
+        slow = f"--dev_load_delay_ms={(DEADLINE + 50) * 1000}"  # each version held in LOADING past the deadline
+        flags = [f"--model_config_file={config}", "--model_config_file_poll_wait_seconds=1", slow]
+        server = ModelServerProcess(flags, tmp_path / "modelserver.log")
+        server.start(ready_model="ranker")
+        try:
+            operator.extra_env = {ADDRESS_ENV: server.grpc_target}
+            operator.restart()
+            mds.wait("ranker", "Ready", "True", "Available", timeout=120)
+            patch(kubectl, namespace, "ranker", {"canary": {"version": 2, "weight": 10}})
+            body = mds.wait("ranker", "Degraded", "True", "VersionNotAvailable", timeout=DEADLINE + 40)
+            degraded = conditions(body)["Degraded"]["message"]
+            assert f"canary version 2 not AVAILABLE after {DEADLINE}s" in degraded and "LOADING" in degraded, degraded
+            assert body["status"]["canaryWeight"] == 0
+            assert conditions(body)["Stalled"]["status"] == "True"
+            record(body)
+        finally:
+            server.stop()
+
+
 ANALYSIS = {
     "intervalSeconds": 10,
     "minRequests": 10,

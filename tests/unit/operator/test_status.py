@@ -221,7 +221,7 @@ def test_status_carries_replicas_endpoint_generation_and_the_table() -> None:
     assert status["totals"] == {"decisions": 12, "rewards": 5, "defaultRewards": 0}
     assert status["bestArm"] == "blue"
     assert status["lastProbeTime"] == "2025-01-01T12:00:00Z"
-    assert [c["type"] for c in status["conditions"]] == ["Ready", "Progressing", "Degraded"]
+    assert [c["type"] for c in status["conditions"]] == ["Ready", "Progressing", "Degraded", "Reconciling", "Stalled"]
     assert all(c["observedGeneration"] == 3 for c in status["conditions"])
 
 
@@ -277,29 +277,84 @@ def test_the_status_validates_against_the_api_model() -> None:
     assert DecisionPolicyStatus.model_validate(wire(status)) == status  # the stored form reads back the same
 
 
+def _decided(ready: ConditionStatus, reason: Reason) -> list[DesiredCondition]:
+    progressing = ConditionStatus.TRUE if ready == ConditionStatus.FALSE else ConditionStatus.FALSE
+    return [
+        DesiredCondition(ConditionType.READY, ready, reason),
+        DesiredCondition(ConditionType.PROGRESSING, progressing, reason),
+        DesiredCondition(ConditionType.DEGRADED, ConditionStatus.FALSE, Reason.AS_EXPECTED),
+    ]
+
+
 def test_merge_conditions_keeps_transition_time_when_only_the_reason_changes() -> None:
-    first = merge_conditions(
-        None,
-        [DesiredCondition(ConditionType.READY, ConditionStatus.FALSE, Reason.ROLLOUT_IN_PROGRESS)],
-        generation=1,
-        now=T0,
-    )
-    second = merge_conditions(
-        first,
-        [DesiredCondition(ConditionType.READY, ConditionStatus.FALSE, Reason.STALE_GENERATION)],
-        generation=1,
-        now=T1,
-    )
+    first = merge_conditions(None, _decided(ConditionStatus.FALSE, Reason.ROLLOUT_IN_PROGRESS), generation=1, now=T0)
+    second = merge_conditions(first, _decided(ConditionStatus.FALSE, Reason.STALE_GENERATION), generation=1, now=T1)
     assert wire(second[0])["lastTransitionTime"] == "2025-01-01T12:00:00Z"
     assert wire(second[0])["reason"] == "StaleGeneration"
     assert transitions(first, second) == []
-    third = merge_conditions(
-        second, [DesiredCondition(ConditionType.READY, ConditionStatus.TRUE, Reason.AVAILABLE)], generation=1, now=T1
-    )
-    (change,) = transitions(second, third)
-    assert (change.type, change.status, change.previous_status) == ("Ready", "True", "False")
+    third = merge_conditions(second, _decided(ConditionStatus.TRUE, Reason.AVAILABLE), generation=1, now=T1)
+    changes = [(c.type, c.status, c.previous_status) for c in transitions(second, third)]
+    assert changes == [("Ready", "True", "False"), ("Progressing", "False", "True"), ("Reconciling", "False", "True")]
     ready = find(third, ConditionType.READY)
     assert ready is not None and wire(ready)["lastTransitionTime"] == "2025-01-01T12:00:15Z"
+    stalled = find(third, ConditionType.STALLED)
+    assert stalled is not None and wire(stalled)["lastTransitionTime"] == "2025-01-01T12:00:00Z"
+
+
+def test_a_kind_decides_ready_progressing_and_degraded_and_nothing_else() -> None:
+    only_ready = [DesiredCondition(ConditionType.READY, ConditionStatus.TRUE, Reason.AVAILABLE)]
+    with pytest.raises(ValueError, match="decides exactly Ready, Progressing, Degraded; got \\['Ready'\\]"):
+        merge_conditions(None, only_ready, generation=1, now=T0)
+    stalled = DesiredCondition(ConditionType.STALLED, ConditionStatus.TRUE, Reason.ROLLOUT_STALLED)
+    with pytest.raises(ValueError, match="Stalled"):
+        merge_conditions(None, [*_decided(ConditionStatus.TRUE, Reason.AVAILABLE), stalled], generation=1, now=T0)
+
+
+def _kstatus(conditions: list[Any]) -> dict[str, tuple[str, str, str]]:
+    return {
+        c.type: (str(c.status), c.reason, c.message)
+        for c in conditions
+        if c.type in (ConditionType.RECONCILING, ConditionType.STALLED)
+    }
+
+
+@pytest.mark.parametrize(
+    ("dep", "expected"),
+    [
+        (
+            DeploymentState(1, 2, 2, 1, 1, 0, 0, HASH),
+            {
+                "Reconciling": ("True", "RolloutInProgress", "1/1 runtime pods updated, 0 available"),
+                "Stalled": ("False", "AsExpected", ""),
+            },
+        ),
+        (
+            DeploymentState(1, 2, 2, 1, 1, 0, 0, "old", stalled_message="ReplicaSet x has timed out progressing."),
+            {
+                "Reconciling": ("False", "RolloutStalled", "ReplicaSet x has timed out progressing."),
+                "Stalled": ("True", "RolloutStalled", "ReplicaSet x has timed out progressing."),
+            },
+        ),
+    ],
+)
+def test_kstatus_reconciling_follows_progressing_and_stalled_the_declared_degraded_reasons(
+    dep: DeploymentState, expected: dict[str, tuple[str, str, str]]
+) -> None:
+    assert _kstatus(desired_status(observed(deployment=dep), None, T0).conditions or []) == expected
+
+
+def test_a_degraded_reason_that_is_retried_is_not_stalled() -> None:
+    failed = ProbeResult(url="http://x/v1/stats", error="GET http://x/v1/stats failed")
+    status = desired_status(observed(probe=failed), None, T0)
+    conditions = {c.type: (str(c.status), c.reason) for c in status.conditions or []}
+    assert conditions["Degraded"] == ("True", "RuntimeUnreachable")
+    assert conditions["Stalled"] == ("False", "RuntimeUnreachable")
+    assert conditions["Reconciling"] == ("False", "RuntimeUnreachable")
+
+
+def test_kstatus_conditions_are_rewritten_only_when_their_source_changes() -> None:
+    first = desired_status(observed(), None, T0)
+    assert status_patch(first, desired_status(observed(), first, T1)) is None
 
 
 def test_deployment_state_from_an_object() -> None:

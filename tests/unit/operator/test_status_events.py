@@ -65,7 +65,7 @@ def test_concluded_after_a_winner_posts_its_own_event() -> None:
 
 def test_a_guardrail_action_posts_one_warning_not_two() -> None:
     # Degraded turns True with the reason: the transition's Warning carries it; the declared reason adds nothing.
-    running = serving(Reason.RUNNING, "2 variants serving")
+    running = serving(Reason.NO_SIGNIFICANT_DIFFERENCE, "no variant beats control at alpha 0.05")
     violated = serving(Reason.GUARDRAIL_VIOLATED, "b: latency lift 30%; action Pause", degraded=True, current=running)
     notes = all_events(running, violated, DECLARED)
     assert [(n.type, n.reason) for n in notes] == [("Warning", "GuardrailViolated")]

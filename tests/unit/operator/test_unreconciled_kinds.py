@@ -5,6 +5,7 @@ Experiment resource (not registered this way)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import pytest
@@ -19,10 +20,16 @@ pytestmark = pytest.mark.unit
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5)
-EXPERIMENT = unreconciled_controller(
-    EXPERIMENT_RESOURCE, experiment.ExperimentStatus, experiment.Reason.NOT_IMPLEMENTED
-)
-CASES = [(EXPERIMENT, experiment.Reason.NOT_IMPLEMENTED)]
+
+
+class Unreconciled(StrEnum):
+    """The reason a kind without a reconciler would declare (every kind has one in this version)."""
+
+    NOT_IMPLEMENTED = "NotImplemented"
+
+
+EXPERIMENT = unreconciled_controller(EXPERIMENT_RESOURCE, experiment.ExperimentStatus, Unreconciled.NOT_IMPLEMENTED)
+CASES = [(EXPERIMENT, Unreconciled.NOT_IMPLEMENTED)]
 
 
 def snapshot(kind: str, generation: int) -> Snapshot[Any]:
@@ -41,6 +48,8 @@ def test_not_implemented_on_every_condition_with_the_generation(controller: Any,
         ("Ready", "False", "NotImplemented"),
         ("Progressing", "False", "NotImplemented"),
         ("Degraded", "False", "NotImplemented"),
+        ("Reconciling", "False", "NotImplemented"),
+        ("Stalled", "False", "NotImplemented"),
     ]
     assert all(
         c["observedGeneration"] == 4 and c["lastTransitionTime"] == "2025-01-01T12:00:00Z" for c in stored["conditions"]

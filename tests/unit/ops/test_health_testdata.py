@@ -5,13 +5,14 @@ model, and each one says where it came from (an integration test's recording, or
 from __future__ import annotations
 
 import importlib.util
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from integration.ops.health_recorder import stable_text
+from integration.ops.health_recorder import StaleTestdataError, check, stable_text
 from pydantic import BaseModel
 
 from croupier.api import decisionpolicy, experiment, modeldeployment
@@ -143,3 +144,93 @@ def test_recorded_objects_carry_nothing_that_changes_between_runs(kind: str) -> 
     for name in _testdata(kind):
         text = (CHECKS / kind / name).read_text()
         assert stable_text(text) == text, f"{kind}/{name}: run-specific values (time, port, folder) left in"
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_recorded_object_passes_the_staleness_check_against_itself(kind: str) -> None:
+    for name, (first_line, obj) in _testdata(kind).items():
+        if first_line.startswith(SOURCES[0]):
+            test = first_line.removeprefix(SOURCES[0])
+            assert check(obj, Path(name).stem, test=test) == CHECKS / kind / name
+
+
+TEST = "tests/integration/ops/test_health_states_blocked.py::test_a_rollout_past_its_progress_deadline_is_stalled"
+
+
+def _recorded(tmp_path: Path) -> tuple[dict[str, Any], Path]:
+    source = CHECKS / "DecisionPolicy" / "testdata" / "rollout-stalled.yaml"
+    folder = tmp_path / "croupier.dev"
+    (folder / "DecisionPolicy" / "testdata").mkdir(parents=True)
+    recorded = f"# source: integration {TEST}\n" + source.read_text().split("\n", 1)[1]
+    (folder / "DecisionPolicy" / "testdata" / source.name).write_text(recorded)
+    body: dict[str, Any] = yaml.safe_load(source.read_text())
+    body["metadata"]["namespace"] = "it-7f3a"  # as the integration test saw it, before normalise()
+    return body, folder
+
+
+def test_a_changed_condition_fails_the_check_and_names_what_changed(tmp_path: Path) -> None:
+    body, folder = _recorded(tmp_path)
+    stalled = next(c for c in body["status"]["conditions"] if c["type"] == "Stalled")
+    stalled["status"] = "False"
+    with pytest.raises(
+        StaleTestdataError, match=r"rollout-stalled.yaml .* record it again(.|\n)*status: 'True' -> 'False'"
+    ):
+        check(body, folder=folder, test=TEST)
+
+
+def test_a_condition_or_status_field_that_appears_or_goes_fails_the_check(tmp_path: Path) -> None:
+    body, folder = _recorded(tmp_path)
+    body["status"]["conditions"] = [c for c in body["status"]["conditions"] if c["type"] != "Reconciling"]
+    with pytest.raises(StaleTestdataError, match="conditions"):
+        check(body, folder=folder, test=TEST)
+    body, folder = _recorded(tmp_path / "again")
+    body["status"]["newField"] = "x"
+    with pytest.raises(StaleTestdataError, match="newField: None -> 'x'"):
+        check(body, folder=folder, test=TEST)
+
+
+def test_measurements_may_differ_between_runs(tmp_path: Path) -> None:
+    body, folder = _recorded(tmp_path)
+    body["status"]["replicas"] = 7
+    for condition in body["status"]["conditions"]:
+        condition["lastTransitionTime"] = "2031-01-02T03:04:05.123Z"
+        condition["message"] = condition["message"].replace("6d5f8b7c9d", "1d2f3b4c5d")  # numbers are masked
+    assert check(body, folder=folder, test=TEST).name == "rollout-stalled.yaml"
+
+
+def test_a_state_without_committed_testdata_or_only_hand_written_fails(tmp_path: Path) -> None:
+    body, folder = _recorded(tmp_path)
+    with pytest.raises(StaleTestdataError, match="no committed testdata for this state"):
+        check(body, "never-recorded", folder=folder, test=TEST)
+    path = folder / "DecisionPolicy" / "testdata" / "rollout-stalled.yaml"
+    path.write_text("# source: hand-written\n" + path.read_text().split("\n", 1)[1])
+    with pytest.raises(StaleTestdataError, match="is hand-written, but a test produced its state"):
+        check(body, folder=folder, test=TEST)
+
+
+def test_only_the_recording_test_compares_with_a_state_two_tests_reach(tmp_path: Path) -> None:
+    body, folder = _recorded(tmp_path)
+    body["spec"]["arms"] = [{"name": "another"}]
+    assert check(body, folder=folder, test="tests/integration/operator/test_other.py::test_same_state").exists()
+    with pytest.raises(StaleTestdataError, match=r"spec\.arms"):
+        check(body, folder=folder, test=TEST)
+
+
+def test_the_stalling_reasons_in_gitops_md_are_the_operators() -> None:
+    """docs/gitops.md's table says which Degraded reasons make kstatus's Stalled True; each kind's STALLS decides."""
+    from croupier.operator.decisionpolicy.status import STALLS as POLICY  # noqa: PLC0415
+    from croupier.operator.experiment.status import STALLS as EXPERIMENT  # noqa: PLC0415
+    from croupier.operator.modeldeployment.status import STALLS as MODEL  # noqa: PLC0415
+
+    stalls = {"DecisionPolicy": POLICY, "ModelDeployment": MODEL, "Experiment": EXPERIMENT}
+    rows = {}
+    for line in (ROOT / "docs" / "gitops.md").read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[0] in KINDS:
+            rows[cells[0]] = cells
+    for kind, (reasons, _) in KINDS.items():
+        _, stalled, retried = rows[kind]
+        named = {word for word in re.findall(r"`(\w+)`", stalled)}
+        assert named == {str(r) for r in stalls[kind]}, kind
+        declared = {r.value for r in reasons} | {r.value for r in ChildReason}
+        assert named | set(re.findall(r"`(\w+)`", retried)) <= declared, kind

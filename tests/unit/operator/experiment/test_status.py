@@ -103,6 +103,8 @@ def test_a_broken_split_is_a_sample_ratio_mismatch_and_withholds_the_winner() ->
         ("Ready", "True", "SampleRatioMismatch"),
         ("Progressing", "False", "SampleRatioMismatch"),
         ("Degraded", "True", "SampleRatioMismatch"),
+        ("Reconciling", "False", "SampleRatioMismatch"),
+        ("Stalled", "True", "SampleRatioMismatch"),
     ]
     assert status.winner is None and status.srm_p_value is not None and status.srm_p_value < 1e-9
 

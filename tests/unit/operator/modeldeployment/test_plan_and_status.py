@@ -102,6 +102,8 @@ def test_nothing_labelled_or_weighted_before_tf_serving_reports_available() -> N
         ("Ready", "False", "VersionLoading"),
         ("Progressing", "True", "VersionLoading"),
         ("Degraded", "False", "AsExpected"),
+        ("Reconciling", "True", "VersionLoading"),
+        ("Stalled", "False", "AsExpected"),
     ]
     assert [(r.version, r.role, r.state, r.weight) for r in status.versions or []] == [
         (1, "stable", "LOADING", 0),
@@ -121,6 +123,8 @@ def test_canary_gets_its_weight_only_once_available_then_ready() -> None:
         ("Ready", "True", "Available"),
         ("Progressing", "False", "Available"),
         ("Degraded", "False", "AsExpected"),
+        ("Reconciling", "False", "Available"),
+        ("Stalled", "False", "AsExpected"),
     ]
     assert ready.canary_weight == 10
     assert [(r.version, r.weight, r.state) for r in ready.versions or []] == [
@@ -187,6 +191,8 @@ def test_a_failed_canary_degrades_with_tf_servings_text_while_stable_keeps_every
         ("Ready", "False", "SavedModelInvalid"),
         ("Progressing", "False", "SavedModelInvalid"),
         ("Degraded", "True", "SavedModelInvalid"),
+        ("Reconciling", "False", "SavedModelInvalid"),
+        ("Stalled", "True", "SavedModelInvalid"),
     ]
     assert status.conditions is not None and text in status.conditions[2].message
     assert status.canary_weight == 0

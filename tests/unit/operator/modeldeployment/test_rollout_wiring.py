@@ -114,6 +114,8 @@ def test_a_failing_canary_is_rolled_back_with_the_failed_measurements_in_degrade
         ("Ready", "False", "RolledBack"),
         ("Progressing", "False", "RolledBack"),
         ("Degraded", "True", "RolledBack"),
+        ("Reconciling", "False", "RolledBack"),
+        ("Stalled", "True", "RolledBack"),
     ]
     degraded = (status.conditions or [])[2].message
     assert "canary version 2 rolled back" in degraded and "error rate 0.5 > maxErrorRate 0.05" in degraded

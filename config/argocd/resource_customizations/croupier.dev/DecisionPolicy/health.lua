@@ -1,10 +1,11 @@
 -- Argo CD health of a Croupier object (DecisionPolicy, ModelDeployment, Experiment: the same rules for every kind).
--- The operator writes status.observedGeneration and the conditions Ready, Progressing and Degraded (docs/gitops.md).
+-- The operator writes status.observedGeneration and the conditions Ready, Progressing and Degraded (docs/gitops.md;
+-- kstatus's Reconciling and Stalled follow from them and add nothing here).
 --   no status yet, or status for an older generation      -> Progressing
 --   Degraded=True                                         -> Degraded    (rollout stalled, rollback, SRM, guardrail, ...)
 --   Progressing=True, or Ready Unknown                    -> Progressing (rollout, canary steps, InsufficientTraffic)
 --   Ready=True for the current generation                 -> Healthy
---   settled but not Ready (scaled to zero, not reconciled) -> Suspended
+--   settled but not Ready (scaled to zero)                -> Suspended
 local hs = {}
 
 local function describe(condition)
