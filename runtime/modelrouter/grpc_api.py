@@ -5,7 +5,9 @@ routing core (only ``model_spec`` is decoded, the rest of the request is written
 and GetModelStatus go through unchanged. The served version and label go back as trailing metadata
 (``x-croupier-model-version``, ``x-croupier-model-label``). The caller's deadline is passed on; codes and messages of
 the model server's errors reach the caller as they are; a model server that cannot be reached is UNAVAILABLE with a
-message that says so."""
+message that says so. The caller's own metadata (``authorization`` for a model server behind an authenticating proxy,
+tracing headers) goes on to the model server; transport headers (``:``-pseudo headers, ``grpc-*``, ``user-agent``,
+``te``, ``content-type``) are gRPC's own and are not copied."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from croupier.runtime.modelrouter.service import RouterService
 PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
 MODEL_SERVICE = "tensorflow.serving.ModelService"
 ROUTED = frozenset({"Predict", "Classify", "Regress"})
+TRANSPORT_METADATA = frozenset({"user-agent", "te", "content-type", "host"})
 PASSED = {
     PREDICTION_SERVICE: ("Predict", "Classify", "Regress", "GetModelMetadata"),
     MODEL_SERVICE: ("GetModelStatus",),
@@ -79,7 +82,9 @@ class GrpcRouter:
                 except RouterError as error:
                     await context.abort(error.code, error.message)
             try:
-                answer: bytes = await call(request, timeout=self._timeout(context))
+                answer: bytes = await call(
+                    request, timeout=self._timeout(context), metadata=forwarded_metadata(context.invocation_metadata())
+                )
             except grpc.aio.AioRpcError as error:
                 code, details = error.code(), error.details() or ""
                 if code == grpc.StatusCode.UNAVAILABLE:
@@ -140,3 +145,12 @@ class GrpcRouter:
     def _timeout(self, context: grpc.aio.ServicerContext[bytes, bytes]) -> float:
         remaining = context.time_remaining()
         return self.timeout if remaining is None else min(self.timeout, max(remaining, 0.0))
+
+
+def forwarded_metadata(metadata: Any) -> tuple[tuple[str, str | bytes], ...]:
+    """The caller's metadata the model server should see: everything but gRPC's own transport headers."""
+    return tuple(
+        (key, value)
+        for key, value in metadata or ()
+        if not key.startswith((":", "grpc-")) and key not in TRANSPORT_METADATA
+    )

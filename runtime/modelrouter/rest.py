@@ -82,18 +82,33 @@ def error_body(message: str) -> bytes:
     return json.dumps({"error": message}).encode()
 
 
+HOP_BY_HOP = frozenset(
+    {
+        b"connection", b"keep-alive", b"proxy-connection", b"proxy-authenticate", b"proxy-authorization", b"te",
+        b"trailer", b"transfer-encoding", b"upgrade", b"host", b"content-length",
+    }
+)  # fmt: skip
+"""Headers that belong to one connection (RFC 9110, 7.6.1) or that the router writes itself: never passed on."""
+
+
+def _tokens(value: bytes) -> frozenset[bytes]:
+    return frozenset(token.strip().lower() for token in value.split(b",") if token.strip())
+
+
 class _Request:
     """One request as read from the client."""
 
     __slots__ = (
         "body",
         "content_type",
+        "dropped",
         "expect_continue",
         "head_only",
         "http11",
         "keep_alive",
         "length",
         "method",
+        "passed",
         "pin",
         "size",
         "unit",
@@ -109,6 +124,8 @@ class _Request:
         self.content_type: bytes | None = None
         self.unit: bytes | None = None
         self.pin: bytes | None = None
+        self.passed: list[bytes] = []  # the caller's other end-to-end headers, as "Name: value\r\n"
+        self.dropped: frozenset[bytes] = frozenset()  # header names the Connection header made hop-by-hop
         self.expect_continue = False
         self.keep_alive = True
         self.http11 = True
@@ -296,6 +313,12 @@ class RouterHttpProtocol(asyncio.Protocol):
             request.pin = value
         elif lowered == b"expect":
             request.expect_continue = value.lower() == b"100-continue"
+        elif lowered == b"connection":
+            # Headers the Connection header names are hop-by-hop too (RFC 9110, 7.6.1): not passed on.
+            request.passed = [h for h in request.passed if h.split(b":", 1)[0].lower() not in _tokens(value)]
+            request.dropped |= _tokens(value)
+        elif lowered not in HOP_BY_HOP and lowered not in request.dropped:
+            request.passed.append(b"%s: %s\r\n" % (name, value))
 
     def on_headers_complete(self) -> None:
         request = self.request
@@ -373,6 +396,7 @@ class RouterHttpProtocol(asyncio.Protocol):
         ]
         if request.content_type is not None:
             head += [b"Content-Type: ", request.content_type, b"\r\n"]
+        head += request.passed
         head.append(b"\r\n")
         head.append(body)
         reply = _Reply(self, request, route, start)

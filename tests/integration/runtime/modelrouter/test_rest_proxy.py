@@ -102,6 +102,9 @@ async def echo(request: web.Request) -> web.StreamResponse:
         "content_type": request.headers.get("Content-Type"),
         "host": request.headers.get("Host"),
         "unit": request.headers.get("x-croupier-unit"),
+        "headers": sorted(k.lower() for k in request.headers),
+        "authorization": request.headers.get("Authorization"),
+        "traceparent": request.headers.get("traceparent"),
     }
     return web.json_response(document, status=int(request.query.get("status", "200")))
 
@@ -189,6 +192,37 @@ def test_keep_alive_requests_share_one_upstream_connection_and_are_rewritten() -
                 assert answer.headers["x-croupier-model-label"] == "stable"
             assert router.pool.open_connections == 1
             assert requests_counted(router, "OK") == 20
+            writer.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_callers_end_to_end_headers_reach_the_model_server_and_hop_by_hop_ones_do_not() -> None:
+    """A model server behind an authenticating proxy needs `Authorization`, tracing needs `traceparent`: passed on.
+    Connection-scoped headers (RFC 9110, 7.6.1), those the Connection header names, and the router's own are not."""
+
+    async def scenario() -> None:
+        async with echo_server() as upstream, routed(upstream) as (_, port):
+            answers, writer = await connect(port)
+            writer.write(
+                post(
+                    PREDICT,
+                    b'{"instances": [1]}',
+                    b"Authorization: Bearer t0ken",
+                    b"traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                    b"Connection: keep-alive, X-Hop",
+                    b"X-Hop: 1",
+                    b"Keep-Alive: timeout=5",
+                    b"Proxy-Authorization: Basic eA==",
+                    b"x-croupier-unit: u1",
+                )
+            )
+            (answer,) = await answers.read(1)
+            echoed = json.loads(answer.body)
+            assert echoed["authorization"] == "Bearer t0ken"
+            assert echoed["traceparent"] == "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            for dropped in ("x-hop", "keep-alive", "proxy-authorization", "x-croupier-unit", "connection"):
+                assert dropped not in echoed["headers"], dropped
             writer.close()
 
     asyncio.run(scenario())

@@ -16,6 +16,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent import futures
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -453,3 +454,43 @@ def test_rest_fuzz_answers_as_the_model_server_does(router: RouterProcess, model
                 assert routed.content == direct.content, (method, path)
 
         check()
+
+
+def test_the_callers_metadata_reaches_the_model_server(tmp_path: Path) -> None:
+    """A model server behind an authenticating proxy needs the caller's `authorization`, and tracing needs its headers:
+    the router passes the caller's metadata on and keeps gRPC's transport headers its own. The upstream here is a
+    gRPC server that records what it receives (the local model server ignores metadata, so it cannot show it)."""
+    seen: list[tuple[tuple[str, str | bytes], ...]] = []
+
+    def predict(request: bytes, context: grpc.ServicerContext) -> bytes:
+        seen.append(tuple(context.invocation_metadata()))
+        return b""  # an empty PredictResponse
+
+    upstream = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    upstream.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(
+                "tensorflow.serving.PredictionService", {"Predict": grpc.unary_unary_rpc_method_handler(predict)}
+            )
+        ]
+    )
+    port = upstream.add_insecure_port("127.0.0.1:0")
+    upstream.start()
+    router = RouterProcess(
+        tmp_path / "routing.json", f"http://127.0.0.1:{free_port()}", f"127.0.0.1:{port}", tmp_path / "router.log"
+    )
+    router.write_table(0)
+    router.start()
+    try:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = RANKER
+        metadata = (("authorization", "Bearer t0ken"), ("x-request-id", "r-1"), ("trace-bin", b"\x00\x01"))
+        with grpc.insecure_channel(router.grpc_target) as channel:
+            prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=10, metadata=metadata)
+        received = dict(seen[0])
+        assert received["authorization"] == "Bearer t0ken" and received["x-request-id"] == "r-1"
+        assert received["trace-bin"] == b"\x00\x01"
+        assert not any(key.startswith((":", "grpc-")) for key in received)
+    finally:
+        router.stop()
+        upstream.stop(None)
