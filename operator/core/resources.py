@@ -71,6 +71,9 @@ LIST_AND_ANNOTATE: tuple[Resource, ...] = (POD,)
 DECISION_POLICY = Resource(decisionpolicy.KIND, GROUP, VERSION, decisionpolicy.PLURAL)
 MODEL_DEPLOYMENT = Resource(modeldeployment.KIND, GROUP, VERSION, modeldeployment.PLURAL)
 EXPERIMENT = Resource(experiment.KIND, GROUP, VERSION, experiment.PLURAL)
+# Custom resources read by name as another kind's target (an Experiment's DecisionPolicies and ModelDeployments, a
+# scored DecisionPolicy's ModelDeployment): RBAC grants them `get`; the kind nobody targets (Experiment) gets none.
+TARGETS_READ_BY_NAME: tuple[Resource, ...] = (DECISION_POLICY, MODEL_DEPLOYMENT)
 
 # Custom resources (the kinds with a controller) and children, by kind.
 BY_KIND: dict[str, Resource] = {

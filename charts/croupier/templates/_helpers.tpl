@@ -42,11 +42,15 @@ Keep in step with config/rbac/cluster_role.yaml (the chart test compares the def
 # The custom resources: watched by Kopf, which patches its finalizer and annotations (never spec).
 - apiGroups: ["croupier.dev"]
   resources: ["decisionpolicies", "modeldeployments", "experiments"]
-  verbs: ["get", "list", "watch", "patch"]
-# status is the operator's to write.
+  verbs: ["list", "watch", "patch"]
+# Read by name as targets: an Experiment's DecisionPolicies and ModelDeployments, a scored policy's ModelDeployment.
+- apiGroups: ["croupier.dev"]
+  resources: ["decisionpolicies", "modeldeployments"]
+  verbs: ["get"]
+# status is the operator's to write (merge patches; it is read from the object itself, never the subresource).
 - apiGroups: ["croupier.dev"]
   resources: ["decisionpolicies/status", "modeldeployments/status", "experiments/status"]
-  verbs: ["get", "patch"]
+  verbs: ["patch"]
 # Children carry ownerReferences with blockOwnerDeletion: true, which needs update on the owner's finalizers.
 - apiGroups: ["croupier.dev"]
   resources: ["decisionpolicies/finalizers", "modeldeployments/finalizers", "experiments/finalizers"]
@@ -82,6 +86,9 @@ Keep in step with config/rbac/cluster_role.yaml (the chart test compares the def
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["delete"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["delete"]
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes", "grpcroutes"]
   verbs: ["delete"]
@@ -94,17 +101,14 @@ Keep in step with config/rbac/cluster_role.yaml (the chart test compares the def
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create"]
 {{- end -}}
 
 {{- define "croupier.rules.cluster" -}}
 # Kopf discovers the resources it serves and the namespaces it may watch.
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 - apiGroups: [""]
   resources: ["namespaces"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 {{- end -}}

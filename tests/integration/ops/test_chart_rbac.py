@@ -122,7 +122,7 @@ def test_operator_works_with_only_the_namespaced_rbac(
         except TimeoutError:
             raise AssertionError(f"no status; operator log:\n{operator.tail()}") from None
         kinds = {c["type"] for c in status["conditions"]}
-        assert kinds == {"Ready", "Progressing", "Degraded"}
+        assert kinds == {"Ready", "Progressing", "Degraded", "Reconciling", "Stalled"}
         children = kubectl.json("get", "configmap,deployment,service,poddisruptionbudget", "-n", namespace)
         assert {i["kind"] for i in children["items"]} >= {"ConfigMap", "Deployment", "Service", "PodDisruptionBudget"}
         # The other namespace is not watched: no status, no children; and the operator hit no permission error.
