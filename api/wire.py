@@ -350,7 +350,13 @@ class AssignResponse(WireResponse):
 
     variant: Annotated[str, Field(description="The variant the unit gets.")]
     experiment_version: Annotated[str, Field(description="Identifies the served configuration of the Experiment.")]
-    epoch: Annotated[str, Field(description="The split's fingerprint; exposures and outcomes count per epoch.")]
+    epoch: Annotated[
+        str,
+        Field(
+            description="The epoch's fingerprint (the split, the salt and the analysis settings); exposures and "
+            "outcomes count per epoch."
+        ),
+    ]
     counted: Annotated[
         bool,
         Field(
@@ -512,7 +518,9 @@ class ExperimentStatsResponse(WireResponse):
     experiment: Annotated[ExperimentRef, Field(description="The Experiment served.")]
     generation: Annotated[int | None, Field(description="metadata.generation of the served Experiment.")] = None
     experiment_version: Annotated[str, Field(description="Identifies the served configuration.")]
-    epoch: Annotated[str, Field(description="The current epoch (the split's fingerprint).")]
+    epoch: Annotated[
+        str, Field(description="The current epoch (the fingerprint of the split, the salt and the analysis settings).")
+    ]
     epoch_start_time: Annotated[float, Field(description="When the epoch started (Unix seconds).")]
     state: Annotated[str, Field(description="The served state: Running, Paused or Concluded.")]
     backend: Annotated[str, Field(description="State backend: Embedded or Redis.")]
