@@ -686,8 +686,11 @@ def start_experiment_runtime(demo: Demo, name: str, port: int, timeout: float = 
     path = demo.dir / "experiments" / f"{name}.yaml"
     path.parent.mkdir(exist_ok=True)
     path.write_text(manifest)
+    # The Experiment is new in this run's cluster, so is its state: units remembered from an earlier run's epoch are
+    # (rightly) not counted again in a new epoch, and would leave this run's experiment without exposures.
     state = demo.dir / "state" / f"experiment-{name}"
-    state.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(state, ignore_errors=True)
+    state.mkdir(parents=True)
     argv = [sys.executable, "-m", "croupier.runtime.cli", "--experiment", str(path), "--port", str(port)]
     demo.spawn(f"runtime-exp-{name}", [*argv, "--state-dir", str(state)])
     url = f"http://127.0.0.1:{port}"
