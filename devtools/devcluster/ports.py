@@ -15,8 +15,8 @@ def free_port(host: str = LOOPBACK) -> int:
         return int(sock.getsockname()[1])
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct ports that were free on 127.0.0.1 a moment ago.
+def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """``count`` distinct ports that were free on ``host`` a moment ago.
 
     All sockets stay open until every port is picked, so the ports differ from each other; another process can still
     take one before our component binds it, which the caller detects as an early exit and retries.
@@ -25,6 +25,6 @@ def free_ports(count: int) -> list[int]:
         ports = []
         for _ in range(count):
             sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind((LOOPBACK, 0))
+            sock.bind((host, 0))
             ports.append(int(sock.getsockname()[1]))
         return ports

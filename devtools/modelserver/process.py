@@ -12,7 +12,7 @@ from types import TracebackType
 import grpc
 from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
-from croupier.devcluster.ports import free_port
+from croupier.devcluster.ports import free_port, free_ports
 from croupier.devcluster.process import Component
 
 __all__ = ["ModelServerProcess", "free_port"]
@@ -23,8 +23,8 @@ class ModelServerProcess:
 
     def __init__(self, args: list[str], log: Path, *, host: str = "127.0.0.1") -> None:
         self.host = host
-        self.grpc_port = free_port(host)
-        self.rest_port = free_port(host)
+        # Picked together: two separate picks can return the same port (it was free both times).
+        self.grpc_port, self.rest_port = free_ports(2, host)
         self.args = args
         self.log = log
         self.component: Component | None = None  # built at start: a subclass may change the ports or the command

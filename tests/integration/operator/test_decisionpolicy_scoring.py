@@ -24,6 +24,9 @@ def test_a_scored_policy_finds_its_model_and_renders_its_address(policies, kubec
     name, namespace = "scored", policies.namespace
     policies.apply(name, **SPEC)
     body = policies.wait_condition(name, "Degraded", "True", "ModelDeploymentNotFound")
+    if condition(body, "Ready").get("reason") != "RolloutInProgress":  # under load, a pass may still see old pods
+        body = policies.wait_condition(name, "Ready", "False", "RolloutInProgress")
+        assert condition(body, "Degraded")["reason"] == "ModelDeploymentNotFound"
     record(body)
     missing = condition(body, "Degraded")
     assert "ModelDeployment 'ranker' does not exist" in missing["message"]

@@ -46,7 +46,7 @@ def test_rbac_is_least_privilege() -> None:
         assert "deletecollection" not in rule["verbs"]
     assert _allowed("", "secrets") == {"get"}  # by name: the auth Secret's admin token for the stats probe
     assert _allowed("", "pods") == {"list", "patch"}  # the model router's, annotated after a routing table change
-    # Delete: only the kinds a ModelDeployment prunes when its routing mode changes.
+    # Delete: only the kinds a ModelDeployment prunes (the children it no longer renders).
     deletable = {
         (g, r) for rule in _rules() if "delete" in rule["verbs"] for g in rule["apiGroups"] for r in rule["resources"]
     }
@@ -55,12 +55,15 @@ def test_rbac_is_least_privilege() -> None:
         ("", "services"),
         ("apps", "deployments"),
         ("policy", "poddisruptionbudgets"),
+        ("networking.k8s.io", "networkpolicies"),
         ("gateway.networking.k8s.io", "httproutes"),
         ("gateway.networking.k8s.io", "grpcroutes"),
     }
-    for plural in ("decisionpolicies", "modeldeployments", "experiments"):
+    for plural in ("decisionpolicies", "modeldeployments"):  # read by name as targets
         assert _allowed("croupier.dev", plural) == {"get", "list", "watch", "patch"}
-        assert _allowed("croupier.dev", f"{plural}/status") == {"get", "patch"}
+    assert _allowed("croupier.dev", "experiments") == {"list", "watch", "patch"}
+    for plural in ("decisionpolicies", "modeldeployments", "experiments"):
+        assert _allowed("croupier.dev", f"{plural}/status") == {"patch"}
         assert _allowed("croupier.dev", f"{plural}/finalizers") == {"update"}
     for group, resource in [
         ("", "configmaps"),
@@ -74,7 +77,7 @@ def test_rbac_is_least_privilege() -> None:
     ]:
         assert _allowed(group, resource) - {"delete"} == {"get", "list", "watch", "create", "patch"}, resource
     assert _allowed("", "events") == {"create"}
-    assert _allowed("apiextensions.k8s.io", "customresourcedefinitions") == {"get", "list", "watch"}
+    assert _allowed("apiextensions.k8s.io", "customresourcedefinitions") == {"list", "watch"}
 
 
 def test_the_operator_pod_is_locked_down_and_probed() -> None:
