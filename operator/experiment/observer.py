@@ -66,6 +66,13 @@ def _model_target_problem(deployment: dict[str, Any], version: int) -> str | Non
         if isinstance(row, dict) and row.get("version") == version:
             state = row.get("state")
             return None if state == ModelVersionState.AVAILABLE else f"version {version} is {state}"
+    declared = (
+        {part.get("version") for part in (spec.get("stable"), spec.get("canary")) if isinstance(part, dict)}
+        if isinstance(spec, dict)
+        else set()
+    )
+    if version in declared:
+        return f"version {version} has no state in its status yet"
     return f"version {version} is not loaded (neither its stable nor its canary version)"
 
 

@@ -8,6 +8,7 @@ mounted files in step with the ConfigMaps the operator writes, as the kubelet wo
   pod object changes (any update makes the kubelet sync the pod) or once per sync period (60 s by default, the
   kubelet's ``--sync-frequency``). A weight change therefore reaches the router quickly only if the operator updates
   the router's pods after writing the table, which is what the operator does.
+* ``version_labels_pods``: both files in step and the model server running on its config, for one ModelDeployment;
 * ``PodDispatcher``: the pod network for the operator's per-pod scrapes (``croupier.devcluster.dispatcher``'s
   ``LoopbackDispatcher``): ``GET /<namespace>/<pod>/<path>`` goes to the process playing that pod
   (``CROUPIER_OPERATOR_ROUTER_METRICS_URL_TEMPLATE`` = ``dispatcher.template``).
@@ -15,6 +16,7 @@ mounted files in step with the ConfigMaps the operator writes, as the kubelet wo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -24,6 +26,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,7 @@ from croupier.devcluster.dispatcher import LoopbackDispatcher
 from croupier.devcluster.kubectl import Kubectl
 from croupier.devcluster.ports import free_ports
 from croupier.devcluster.waiting import wait_for
+from croupier.modelserver.process import ModelServerProcess
 
 KUBELET_SYNC_SECONDS = 60.0
 VERSION_HEADER = "x-croupier-model-version"
@@ -245,6 +249,33 @@ class RouterTraffic:
     def __exit__(self, *_: object) -> None:
         self.stopping.set()
         self.thread.join(5)
+
+
+def router_selector(name: str) -> str:
+    """The label selector of a ModelDeployment's router pods."""
+    return f"app.kubernetes.io/name=croupier-model-router,app.kubernetes.io/instance={name}"
+
+
+@contextlib.contextmanager
+def version_labels_pods(
+    kubectl: Kubectl, namespace: str, work: Path, name: str = "ranker"
+) -> Iterator[tuple[ModelServerProcess, PodSyncedFile]]:
+    """The kubelet's part for a VersionLabels ModelDeployment: its TF Serving config kept in step with
+    ``<name>-models``, its routing table (``routing.path``, for the router processes) with ``<name>-routing`` as the
+    router pods' volume, and the local model server running on the config; everything stopped on exit."""
+    config, routing = work / "tfserving" / "models.config", work / "routing" / "routing.yaml"
+    models_volume = ConfigMapFile(kubectl, namespace, f"{name}-models", "models.config", config)
+    routing_volume = PodSyncedFile(
+        kubectl, namespace, f"{name}-routing", "routing.yaml", routing, selector=router_selector(name)
+    )
+    with models_volume, routing_volume:
+        flags = [f"--model_config_file={config}", "--model_config_file_poll_wait_seconds=1"]
+        server = ModelServerProcess(flags, work / "modelserver.log")
+        try:
+            server.start(ready_model=name)
+            yield server, routing_volume
+        finally:
+            server.stop()
 
 
 class PodDispatcher(LoopbackDispatcher):

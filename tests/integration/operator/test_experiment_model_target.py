@@ -26,14 +26,13 @@ from integration.operator.conftest import OperatorProcess, condition
 from integration.operator.test_experiment import Experiments, experiment
 from integration.operator.test_experiment import experiments as experiments  # noqa: PLC0414 - a fixture, by name
 from integration.runtime.experiments.conftest import ExperimentProcess
-from support.modelrouting import VERSION_HEADER, ConfigMapFile, PodSyncedFile, RouterProcess
+from support.modelrouting import VERSION_HEADER, RouterProcess, router_selector, version_labels_pods
 from support.savedmodels import DIMS, ranker_repository
 
 from croupier.api.assignment import assign
 from croupier.devcluster.dispatcher import LoopbackDispatcher
 from croupier.devcluster.kubectl import Kubectl
 from croupier.devcluster.waiting import wait_for
-from croupier.modelserver.process import ModelServerProcess
 
 from ..test_crd_admission_modeldeployment import install_gateway_api
 from .test_modeldeployment import ADDRESS_ENV, Deployments
@@ -46,7 +45,7 @@ VARIANTS = [
     {"name": "candidate", "weight": 50, "modelDeploymentRef": {"name": "ranker", "version": 2}},
 ]
 ROUTER_METRICS_ENV = "CROUPIER_OPERATOR_ROUTER_METRICS_URL_TEMPLATE"
-ROUTER_SELECTOR = "app.kubernetes.io/name=croupier-model-router,app.kubernetes.io/instance=ranker"
+ROUTER_SELECTOR = router_selector("ranker")
 START_TIMEOUT = 120.0  # a runtime process's start, on a loaded 2-core machine
 
 
@@ -129,17 +128,10 @@ def test_model_version_variants_route_predicts_to_their_version_once_the_deploym
 
     started: list[ExperimentProcess] = []
 
-    config, routing = tmp_path / "tfserving" / "models.config", tmp_path / "routing" / "routing.yaml"
-    models_volume = ConfigMapFile(kubectl, namespace, "ranker-models", "models.config", config)
-    routing_volume = PodSyncedFile(
-        kubectl, namespace, "ranker-routing", "routing.yaml", routing, selector=ROUTER_SELECTOR
-    )
-    with models_volume, routing_volume:
-        flags = [f"--model_config_file={config}", "--model_config_file_poll_wait_seconds=1"]
-        server = ModelServerProcess(flags, tmp_path / "modelserver.log")
+    with version_labels_pods(kubectl, namespace, tmp_path) as (server, routing_volume):
+        routing = routing_volume.path
         router: RouterProcess | None = None
         try:
-            server.start(ready_model="ranker")
             router = RouterProcess(routing, server.rest_url, server.grpc_target, tmp_path / "router.log").start()
             (pod,) = wait_for(lambda: _router_pods(kubectl, namespace), timeout=60, what="the router pod")
             dispatcher.route(namespace, pod, router.rest_url)
@@ -201,4 +193,3 @@ def test_model_version_variants_route_predicts_to_their_version_once_the_deploym
                 process.stop()
             if router is not None:
                 router.stop()
-            server.stop()

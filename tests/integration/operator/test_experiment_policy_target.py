@@ -98,14 +98,7 @@ def test_a_ready_policy_target_answers_assign_with_its_decision_and_gets_the_rew
 
         # The kubelet's part for the policy: a runtime process serves the ConfigMap's policy.yaml at the policy's own
         # address; the operator reads it there and the policy becomes Ready.
-        (tmp_path / "policy.yaml").write_text(policies.policy_yaml("banner", 1))
-        policy = RuntimeProcess(
-            tmp_path / "policy.yaml", tmp_path / "policy-state", env={"CROUPIER_RUNTIME_AUTH_DIR": str(auth_dir)}
-        )
-        started.append(policy)
-        policy.start(START_TIMEOUT)
-        runtime_router.route(namespace, "banner", policy.url)
-        policies.wait_condition("banner", "Ready", "True", "Available", timeout=90)
+        policy = _serve_policy(policies, runtime_router, tmp_path, auth_dir, started)
 
         # Now the Experiment runs: its runtime (the pod's part) asks the policy's runtime for decisions, with the
         # decide token of the policy's Secret that the operator mounts into its pod (the kubelet's part: the file).
@@ -187,6 +180,22 @@ def test_a_ready_policy_target_answers_assign_with_its_decision_and_gets_the_rew
             process.stop()
 
 
+def _serve_policy(
+    policies: Policies, runtime_router: RuntimeRouter, tmp_path: Path, auth_dir: Path, started: list[Any]
+) -> RuntimeProcess:
+    """The kubelet's part for policy `banner`: a runtime process serves its ConfigMap's policy.yaml with the token files
+    of its Secret (``auth_dir``) at the policy's own address; returns once the operator reports it Ready."""
+    (tmp_path / "policy.yaml").write_text(policies.policy_yaml("banner", 1))
+    policy = RuntimeProcess(
+        tmp_path / "policy.yaml", tmp_path / "policy-state", env={"CROUPIER_RUNTIME_AUTH_DIR": str(auth_dir)}
+    )
+    started.append(policy)
+    policy.start(START_TIMEOUT)
+    runtime_router.route(policies.namespace, "banner", policy.url)
+    policies.wait_condition("banner", "Ready", "True", "Available", timeout=90)
+    return policy
+
+
 def _token_sources(kubectl: Kubectl, namespace: str) -> list[dict[str, Any]] | None:
     deployment = kubectl.json("get", "deployment", "checkout-experiment", "-n", namespace, "-o", "json")
     volumes = deployment["spec"]["template"]["spec"]["volumes"]
@@ -248,14 +257,7 @@ def test_a_policy_with_its_own_secret_and_key_is_called_with_that_token_once_the
         ]
 
         # The kubelet's part: the policy's pod gets its Secret's files, the Experiment's pod the projected key.
-        (tmp_path / "policy.yaml").write_text(policies.policy_yaml("banner", 1))
-        policy = RuntimeProcess(
-            tmp_path / "policy.yaml", tmp_path / "policy-state", env={"CROUPIER_RUNTIME_AUTH_DIR": str(auth_dir)}
-        )
-        started.append(policy)
-        policy.start(START_TIMEOUT)
-        runtime_router.route(namespace, "banner", policy.url)
-        policies.wait_condition("banner", "Ready", "True", "Available", timeout=90)
+        policy = _serve_policy(policies, runtime_router, tmp_path, auth_dir, started)
         (tmp_path / "experiment.yaml").write_text(experiments.served("checkout", "Running"))
         mounted = tmp_path / "policy-tokens"
         mounted.mkdir()

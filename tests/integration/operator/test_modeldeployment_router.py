@@ -18,12 +18,11 @@ from typing import Any
 
 import pytest
 from integration.ops.health_recorder import record
-from support.modelrouting import ConfigMapFile, PodSyncedFile, RouterProcess, RouterTraffic
+from support.modelrouting import RouterProcess, RouterTraffic, router_selector, version_labels_pods
 from support.savedmodels import DIMS, FAILING_VERSION, ranker_repository
 
 from croupier.devcluster.kubectl import Kubectl
 from croupier.devcluster.waiting import wait_for
-from croupier.modelserver.process import ModelServerProcess
 from croupier.operator.modeldeployment.children import ROUTING_ANNOTATION
 
 from ..test_crd_admission_modeldeployment import install_gateway_api
@@ -31,7 +30,7 @@ from .test_modeldeployment import ADDRESS_ENV, Deployments, conditions
 from .test_modeldeployment_canary import event_reasons
 
 ROUTER_METRICS_ENV = "CROUPIER_OPERATOR_ROUTER_METRICS_URL_TEMPLATE"
-ROUTER_SELECTOR = "app.kubernetes.io/name=croupier-model-router,app.kubernetes.io/instance=ranker"
+ROUTER_SELECTOR = router_selector("ranker")
 STEPS = [{"weight": 20, "pauseSeconds": 10}, {"weight": 50, "pauseSeconds": 10}, {"weight": 100, "pauseSeconds": 10}]
 ANALYSIS = {"intervalSeconds": 10, "minRequests": 10, "maxErrorRate": 0.05, "failureLimit": 0}
 
@@ -65,15 +64,8 @@ def test_a_canary_walks_its_steps_through_the_router_and_a_failing_one_is_rolled
     assert mds.child("service", "ranker")["spec"]["selector"]["croupier.dev/server"] == "router"
     assert mds.child("service", "ranker-tfserving")["spec"]["selector"]["croupier.dev/server"] == "main"
 
-    config, routing = tmp_path / "tfserving" / "models.config", tmp_path / "routing" / "routing.yaml"
-    models_volume = ConfigMapFile(kubectl, namespace, "ranker-models", "models.config", config)
-    routing_volume = PodSyncedFile(
-        kubectl, namespace, "ranker-routing", "routing.yaml", routing, selector=ROUTER_SELECTOR
-    )
-    with models_volume, routing_volume:
-        flags = [f"--model_config_file={config}", "--model_config_file_poll_wait_seconds=1"]
-        server = ModelServerProcess(flags, tmp_path / "modelserver.log")
-        server.start(ready_model="ranker")
+    with version_labels_pods(kubectl, namespace, tmp_path) as (server, routing_volume):
+        routing = routing_volume.path
         router = RouterProcess(routing, server.rest_url, server.grpc_target, tmp_path / "router.log")
         try:
             router.start()
@@ -153,7 +145,6 @@ def test_a_canary_walks_its_steps_through_the_router_and_a_failing_one_is_rolled
             )
         finally:
             router.stop()
-            server.stop()
 
 
 def test_a_routing_mode_change_deletes_the_other_modes_children(
@@ -246,5 +237,10 @@ def test_an_experiment_targeting_a_model_version_follows_its_model_deployment(
     kubectl.apply(
         json.dumps({**md, "metadata": md_meta, "spec": {**model, **canary, "routing": {"mode": "VersionLabels"}}})
     )
-    assert "scorer (version 2 is" in conditions(ready_reason("TargetNotReady"))["Ready"]["message"]
-    record(ready_reason("TargetNotReady"))
+    assert "scorer (version 2 " in conditions(ready_reason("TargetNotReady"))["Ready"]["message"]
+
+    def settled() -> dict[str, Any] | None:  # the ModelDeployment has written the version's state (no server: Unknown)
+        found = ready_reason("TargetNotReady")
+        return found if "scorer (version 2 is Unknown)" in conditions(found)["Ready"]["message"] else None
+
+    record(wait_for(settled, timeout=60, what="TargetNotReady naming the version's state"))

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support.modelrouting import ConfigMapFile, PodDispatcher, PodSyncedFile, RouterProcess
+from support.modelrouting import PodDispatcher, RouterProcess, version_labels_pods
 from support.savedmodels import DIMS
 
 from croupier.devcluster.kubectl import Kubectl
@@ -127,15 +127,8 @@ def test_the_interval_counts_the_requests_of_every_router_pod(
     assert mds.child("deployment", "ranker-router")["spec"]["replicas"] == 2
     pod_a, pod_b = wait_for(lambda: ready_router_pods(kubectl, namespace), timeout=60, what="two ready router pods")
 
-    config, routing = tmp_path / "tfserving" / "models.config", tmp_path / "routing" / "routing.yaml"
-    models_volume = ConfigMapFile(kubectl, namespace, "ranker-models", "models.config", config)
-    routing_volume = PodSyncedFile(
-        kubectl, namespace, "ranker-routing", "routing.yaml", routing, selector=ROUTER_SELECTOR
-    )
-    with models_volume, routing_volume:
-        flags = [f"--model_config_file={config}", "--model_config_file_poll_wait_seconds=1"]
-        server = ModelServerProcess(flags, tmp_path / "modelserver.log")
-        server.start(ready_model="ranker")
+    with version_labels_pods(kubectl, namespace, tmp_path) as (server, routing_volume):
+        routing = routing_volume.path
         routers = {
             name: RouterProcess(routing, server.rest_url, server.grpc_target, tmp_path / f"router-{name}.log")
             for name in SENT
@@ -176,7 +169,6 @@ def test_the_interval_counts_the_requests_of_every_router_pod(
         finally:
             for router in routers.values():
                 router.stop()
-            server.stop()
 
 
 def test_the_interval_counts_the_requests_of_every_canary_server_pod(

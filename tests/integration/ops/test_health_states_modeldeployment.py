@@ -9,7 +9,9 @@ controller (it writes the HTTPRoute's status as a controller whose listener refu
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ import pytest
 import yaml
 from integration.ops.health_recorder import record
 from integration.ops.test_health_states_blocked import quota
-from support.savedmodels import DIMS, FAILING_VERSION, ranker_repository
+from support.savedmodels import DIMS, FAILING_VERSION, Repository, ranker_repository
 
 from croupier.devcluster.kubectl import Kubectl
 from croupier.devcluster.waiting import wait_for
@@ -40,6 +42,43 @@ def patch(kubectl: Kubectl, namespace: str, name: str, spec: dict[str, Any]) -> 
     kubectl("patch", "modeldeployment", name, "-n", namespace, "--type=merge", "-p", json.dumps({"spec": spec}))
 
 
+@contextlib.contextmanager
+def stable_served(
+    operator: Any,
+    kubectl: Kubectl,
+    namespace: str,
+    tmp_path: Path,
+    repository: Repository,
+    *,
+    flags: list[str],
+    server_class: type[ModelServerProcess] = ModelServerProcess,
+) -> Iterator[Deployments]:
+    """ModelDeployment `ranker` (stable version 1, the API's minimum progress deadline) served by a local model server
+    (``server_class`` with the extra TF Serving ``flags``) on the config the test copies from its ConfigMap, and the
+    operator pointed at it; yields once Ready, stops the server on exit."""
+    config = tmp_path / "models.config"
+    spec = {
+        "model": {"name": "ranker", "storageUri": f"file://{repository.base_path}"},
+        "stable": {"version": 1},
+        "progressDeadlineSeconds": DEADLINE,
+    }
+    mds = Deployments(kubectl, namespace)
+    kubectl.apply(json.dumps({**json.loads(manifest("ranker", namespace)), "spec": spec}))
+    with Kubelet(kubectl, namespace, "ranker-models", config):
+        server = server_class(
+            [f"--model_config_file={config}", "--model_config_file_poll_wait_seconds=1", *flags],
+            tmp_path / "modelserver.log",
+        )
+        server.start(ready_model="ranker")
+        try:
+            operator.extra_env = {ADDRESS_ENV: server.grpc_target}
+            operator.restart()
+            mds.wait("ranker", "Ready", "True", "Available", timeout=120)
+            yield mds
+        finally:
+            server.stop()
+
+
 def test_pods_that_never_start_then_scaled_to_zero(
     gateway_api: Path, operator: Any, kubectl: Kubectl, namespace: str
 ) -> None:
@@ -57,41 +96,23 @@ def test_versions_loading_missing_and_promoting(
     gateway_api: Path, operator: Any, kubectl: Kubectl, namespace: str, tmp_path: Path
 ) -> None:
     repository = ranker_repository(tmp_path)
-    config = tmp_path / "models.config"
-    mds = Deployments(kubectl, namespace)
-    spec = {
-        "model": {"name": "ranker", "storageUri": f"file://{repository.base_path}"},
-        "stable": {"version": 1},
-        "progressDeadlineSeconds": DEADLINE,
-    }
-    kubectl.apply(json.dumps({**json.loads(manifest("ranker", namespace)), "spec": spec}))
-    with Kubelet(kubectl, namespace, "ranker-models", config):
-        flags = [f"--model_config_file={config}", "--model_config_file_poll_wait_seconds=1", "--max_num_load_retries=0"]
-        server = ModelServerProcess(flags, tmp_path / "modelserver.log")
-        server.start(ready_model="ranker")
-        try:
-            operator.extra_env = {ADDRESS_ENV: server.grpc_target}
-            operator.restart()
-            mds.wait("ranker", "Ready", "True", "Available", timeout=120)
+    with stable_served(operator, kubectl, namespace, tmp_path, repository, flags=["--max_num_load_retries=0"]) as mds:
+        # A canary version with no folder: loading within the deadline, not found past it; stable keeps serving.
+        patch(kubectl, namespace, "ranker", {"canary": {"version": 9, "weight": 10}})
+        body = mds.wait("ranker", "Progressing", "True", "VersionLoading")
+        assert "canary version 9" in conditions(body)["Progressing"]["message"]
+        record(body)
+        body = mds.wait("ranker", "Degraded", "True", "VersionNotFound", timeout=DEADLINE + 60)
+        assert body["status"]["canaryWeight"] == 0
+        record(body)
 
-            # A canary version with no folder: loading within the deadline, not found past it; stable keeps serving.
-            patch(kubectl, namespace, "ranker", {"canary": {"version": 9, "weight": 10}})
-            body = mds.wait("ranker", "Progressing", "True", "VersionLoading")
-            assert "canary version 9" in conditions(body)["Progressing"]["message"]
-            record(body)
-            body = mds.wait("ranker", "Degraded", "True", "VersionNotFound", timeout=DEADLINE + 60)
-            assert body["status"]["canaryWeight"] == 0
-            record(body)
-
-            # Promotion to a version with no folder: the previous stable version serves meanwhile.
-            kubectl("patch", "modeldeployment", "ranker", "-n", namespace, "--type=json", "-p", json.dumps([
-                {"op": "remove", "path": "/spec/canary"}, {"op": "replace", "path": "/spec/stable/version", "value": 8},
-            ]))  # fmt: skip
-            record(mds.wait("ranker", "Progressing", "True", "Promoting"))
-            body = mds.wait("ranker", "Degraded", "True", "VersionNotFound", timeout=DEADLINE + 60)
-            assert "stable version 8" in conditions(body)["Degraded"]["message"]
-        finally:
-            server.stop()
+        # Promotion to a version with no folder: the previous stable version serves meanwhile.
+        kubectl("patch", "modeldeployment", "ranker", "-n", namespace, "--type=json", "-p", json.dumps([
+            {"op": "remove", "path": "/spec/canary"}, {"op": "replace", "path": "/spec/stable/version", "value": 8},
+        ]))  # fmt: skip
+        record(mds.wait("ranker", "Progressing", "True", "Promoting"))
+        body = mds.wait("ranker", "Degraded", "True", "VersionNotFound", timeout=DEADLINE + 60)
+        assert "stable version 8" in conditions(body)["Degraded"]["message"]
 
 
 # TF Serving in a pod that drops every capability (the restricted Pod Security Standard) cannot read a file its user
@@ -114,22 +135,11 @@ def test_a_canary_on_storage_the_model_server_cannot_read(
     repository = ranker_repository(tmp_path)
     unreadable = repository.base_path / "2" / "saved_model.pb"
     unreadable.chmod(0)
-    config = tmp_path / "models.config"
-    spec = {
-        "model": {"name": "ranker", "storageUri": f"file://{repository.base_path}"},
-        "stable": {"version": 1},
-        "progressDeadlineSeconds": DEADLINE,
-    }
-    mds = Deployments(kubectl, namespace)
-    kubectl.apply(json.dumps({**json.loads(manifest("ranker", namespace)), "spec": spec}))
-    with Kubelet(kubectl, namespace, "ranker-models", config):
-        flags = [f"--model_config_file={config}", "--model_config_file_poll_wait_seconds=1", "--max_num_load_retries=0"]
-        server = CapabilityDroppedModelServer(flags, tmp_path / "modelserver.log")
-        server.start(ready_model="ranker")
-        try:
-            operator.extra_env = {ADDRESS_ENV: server.grpc_target}
-            operator.restart()
-            mds.wait("ranker", "Ready", "True", "Available", timeout=120)
+    flags = ["--max_num_load_retries=0"]
+    try:
+        with stable_served(
+            operator, kubectl, namespace, tmp_path, repository, flags=flags, server_class=CapabilityDroppedModelServer
+        ) as mds:
             patch(kubectl, namespace, "ranker", {"canary": {"version": 2, "weight": 10}})
             body = mds.wait("ranker", "Degraded", "True", "StorageUnreadable", timeout=DEADLINE + 90)
             degraded = conditions(body)["Degraded"]["message"]
@@ -137,9 +147,8 @@ def test_a_canary_on_storage_the_model_server_cannot_read(
             assert body["status"]["canaryWeight"] == 0
             assert conditions(body)["Stalled"]["status"] == "True"
             record(body)
-        finally:
-            server.stop()
-            unreadable.chmod(0o644)
+    finally:
+        unreadable.chmod(0o644)
 
 
 def test_a_version_still_loading_past_the_progress_deadline(
@@ -149,32 +158,15 @@ def test_a_version_still_loading_past_the_progress_deadline(
     the canary stays LOADING without an error, and past the deadline the operator says VersionNotAvailable while the
     stable version (loaded as slowly, before the model server started answering) keeps everything."""
     repository = ranker_repository(tmp_path)
-    config = tmp_path / "models.config"
-    spec = {
-        "model": {"name": "ranker", "storageUri": f"file://{repository.base_path}"},
-        "stable": {"version": 1},
-        "progressDeadlineSeconds": DEADLINE,
-    }
-    mds = Deployments(kubectl, namespace)
-    kubectl.apply(json.dumps({**json.loads(manifest("ranker", namespace)), "spec": spec}))
-    with Kubelet(kubectl, namespace, "ranker-models", config):
-        slow = f"--dev_load_delay_ms={(DEADLINE + 50) * 1000}"  # each version held in LOADING past the deadline
-        flags = [f"--model_config_file={config}", "--model_config_file_poll_wait_seconds=1", slow]
-        server = ModelServerProcess(flags, tmp_path / "modelserver.log")
-        server.start(ready_model="ranker")
-        try:
-            operator.extra_env = {ADDRESS_ENV: server.grpc_target}
-            operator.restart()
-            mds.wait("ranker", "Ready", "True", "Available", timeout=120)
-            patch(kubectl, namespace, "ranker", {"canary": {"version": 2, "weight": 10}})
-            body = mds.wait("ranker", "Degraded", "True", "VersionNotAvailable", timeout=DEADLINE + 40)
-            degraded = conditions(body)["Degraded"]["message"]
-            assert f"canary version 2 not AVAILABLE after {DEADLINE}s" in degraded and "LOADING" in degraded, degraded
-            assert body["status"]["canaryWeight"] == 0
-            assert conditions(body)["Stalled"]["status"] == "True"
-            record(body)
-        finally:
-            server.stop()
+    slow = f"--dev_load_delay_ms={(DEADLINE + 50) * 1000}"  # each version held in LOADING past the deadline
+    with stable_served(operator, kubectl, namespace, tmp_path, repository, flags=[slow]) as mds:
+        patch(kubectl, namespace, "ranker", {"canary": {"version": 2, "weight": 10}})
+        body = mds.wait("ranker", "Degraded", "True", "VersionNotAvailable", timeout=DEADLINE + 40)
+        degraded = conditions(body)["Degraded"]["message"]
+        assert f"canary version 2 not AVAILABLE after {DEADLINE}s" in degraded and "LOADING" in degraded, degraded
+        assert body["status"]["canaryWeight"] == 0
+        assert conditions(body)["Stalled"]["status"] == "True"
+        record(body)
 
 
 ANALYSIS = {

@@ -7,7 +7,6 @@ experiments a rate near 5% has a simulation standard error of 0.49 points (near 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
@@ -32,19 +31,8 @@ from croupier.stats import (
 EXPERIMENTS = 2_000
 LOOKS = 40
 BATCH = 250
-ALPHA = 0.05
-
-
-@dataclass
-class Arm:
-    """Running sufficient statistics of one arm in every simulated experiment."""
-
-    n: np.ndarray
-    total: np.ndarray
-    squares: np.ndarray
-
-    def as_tuple(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self.n, self.total, self.squares
+ALPHA = statsim.ALPHA
+Arm = statsim.Arm
 
 
 def draw(rng: np.random.Generator, kind: MetricKind, size: int, mean: float, sd: float) -> Arm:
@@ -56,10 +44,6 @@ def draw(rng: np.random.Generator, kind: MetricKind, size: int, mean: float, sd:
     total = rng.normal(size * mean, sd * np.sqrt(size), EXPERIMENTS)
     within = sd**2 * rng.chisquare(size - 1, EXPERIMENTS)
     return Arm(n, total, within + total**2 / size)
-
-
-def add(a: Arm, b: Arm) -> Arm:
-    return Arm(a.n + b.n, a.total + b.total, a.squares + b.squares)
 
 
 def rejections(method: Method, kind: MetricKind, treatment: Arm, control: Arm, tuning: float) -> np.ndarray:
@@ -80,8 +64,8 @@ def a_a(kind: MetricKind) -> dict[str, float]:
     tuning = 2.0 * LOOKS * BATCH
     for _ in range(LOOKS):
         c, t = draw(rng, kind, BATCH, mean, sd), draw(rng, kind, BATCH, mean, sd)
-        control = c if control is None else add(control, c)
-        treatment = t if treatment is None else add(treatment, t)
+        control = c if control is None else control + c
+        treatment = t if treatment is None else treatment + t
         ever["sequential"] |= rejections(Method.SEQUENTIAL, kind, treatment, control, tuning)
         ever["fixed_peeking"] |= rejections(Method.FIXED_HORIZON, kind, treatment, control, tuning)
         if kind is MetricKind.CONTINUOUS:  # closed form, cheap enough to watch at every look
@@ -116,8 +100,8 @@ def power(kind: MetricKind) -> dict[str, float]:
     sequential = np.zeros(EXPERIMENTS, bool)
     for _ in range(looks):
         c, t = draw(rng, kind, batch, mean, sd), draw(rng, kind, batch, mean * 1.1, sd)
-        control = c if control is None else add(control, c)
-        treatment = t if treatment is None else add(treatment, t)
+        control = c if control is None else control + c
+        treatment = t if treatment is None else treatment + t
         sequential |= _wins(Method.SEQUENTIAL, kind, treatment, control, 2.0 * batch * looks)
     assert control is not None and treatment is not None
     return {
