@@ -189,7 +189,7 @@ def test_a_model_version_target_is_servable_only_through_the_router_and_when_ava
     assert _model_target_problem(deployment("GatewayAPI", "AVAILABLE"), 2) == "unsupported"
     assert _model_target_problem(deployment("VersionLabels", "LOADING"), 2) == "version 2 is LOADING"
     assert "not loaded" in str(_model_target_problem(deployment("VersionLabels", None), 2))
-    # Declared in the spec but not yet in the status (the ModelDeployment has not observed it): said so, not "not loaded".
+    # Declared in the spec, not yet in the status (not observed by the ModelDeployment yet): said so.
     declared = {**deployment("VersionLabels", None), "spec": {"stable": {"version": 1}, "canary": {"version": 2}}}
     assert _model_target_problem(declared, 2) == "version 2 has no state in its status yet"
 
