@@ -441,4 +441,7 @@ class Policies:
 
 @pytest.fixture
 def policies(kubectl: Kubectl, namespace: str, operator: OperatorProcess, local_runtime: LocalRuntime) -> Policies:
+    # The runtime process is shared by the session: a test starts, as in a fresh namespace, with no pod serving (one
+    # left serving an earlier test's generation would answer this test's probes).
+    local_runtime.stop()
     return Policies(kubectl=kubectl, namespace=namespace, runtime=local_runtime)
