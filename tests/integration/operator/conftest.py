@@ -7,22 +7,20 @@
   loopback port with the ``policy.yaml`` from the policy's ConfigMap, and the operator's
   ``CROUPIER_OPERATOR_RUNTIME_URL_TEMPLATE`` points at that port. A module whose objects need runtimes of their own
   (an Experiment and the DecisionPolicy it targets) defines a fixture ``runtime_url_template`` returning
-  ``RuntimeRouter.template``: one loopback address per object, each forwarded to that object's runtime.
+  ``LoopbackDispatcher.url_template("service")`` (croupier.devcluster.dispatcher): one loopback address per object,
+  each forwarded to that object's runtime.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -196,69 +194,6 @@ def local_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun
         runtime.stop()
 
 
-class RuntimeRouter:
-    """One loopback address per object for the operator's runtime probes, as a cluster gives each object its Service:
-    ``http://127.0.0.1:PORT/{namespace}/{service}`` (the URL template's own placeholders), each prefix forwarded to
-    the runtime process registered for that object (`route`); an object with none answers 502, like a Service
-    without endpoints. A thread of the test process; requests and answers pass unchanged (method, path, query,
-    body, status, content type, the Authorization header)."""
-
-    def __init__(self) -> None:
-        self.routes: dict[tuple[str, str], str] = {}
-        router = self
-
-        class Forward(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self._forward()
-
-            def do_POST(self) -> None:
-                self._forward()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _forward(self) -> None:
-                _, namespace, service, rest = [*self.path.split("/", 3), "", ""][:4]
-                base = router.routes.get((namespace, service))
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status, content_type, answer = 502, "application/json", b'{"error": "NoRoute"}'
-                if base is not None:
-                    headers = {k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type")}
-                    try:
-                        response = httpx.request(
-                            self.command, f"{base}/{rest}", content=body, headers=headers, timeout=10, trust_env=False
-                        )
-                        status, answer = response.status_code, response.content
-                        content_type = response.headers.get("content-type", content_type)
-                    except httpx.HTTPError as error:
-                        answer = json.dumps({"error": "Unreachable", "message": str(error)}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                with contextlib.suppress(ConnectionError):  # the operator's probe gave up waiting (its timeout)
-                    self.wfile.write(answer)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, name="runtime-router", daemon=True)
-        self.thread.start()
-
-    @property
-    def template(self) -> str:
-        return f"http://127.0.0.1:{self.port}/{{namespace}}/{{service}}"
-
-    def route(self, namespace: str, service: str, url: str) -> None:
-        """The object whose Service is ``service`` is served by the runtime at ``url``."""
-        self.routes[(namespace, service)] = url
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
-
-
 # Per module, not per session: the operator writes status on every kind, and tests elsewhere in the session play the
 # operator's part on those kinds themselves (tests/integration/test_crd_admission.py).
 @pytest.fixture(scope="module")
@@ -270,7 +205,7 @@ def operator(
     request: pytest.FixtureRequest,
 ) -> Iterator[OperatorProcess]:
     # Where the operator reads every object's runtime: the one local runtime, unless the module defines a fixture
-    # `runtime_url_template` (e.g. `RuntimeRouter.template`: an address per object).
+    # `runtime_url_template` (e.g. a `LoopbackDispatcher`'s: an address per object).
     try:
         template: str = request.getfixturevalue("runtime_url_template")
     except pytest.FixtureLookupError:

@@ -1,11 +1,12 @@
 """An Experiment whose variant targets a DecisionPolicy that is really Ready, end to end on the real control plane:
-the operator, a real runtime process serving the policy (its address the policy's own, through `RuntimeRouter`) and
-another serving the Experiment. The Experiment waits (`TargetNotReady`, control served) until the policy is Ready,
-then runs; `POST /v1/assign` answers the policy's own decision (decisionId, arm, probabilities), and a reward on that
-decisionId reaches the policy: its runtime learns it and the operator writes it into the policy's status. The policy's
-runtime has authentication on (the default): the Experiment's runtime sends the decide token the operator mounts for
-it, the operator's probe the admin token of the labelled Secret. The Experiment's runtime has it on too: assign needs
-its decide token, and the operator reads its stats with the admin token of the Experiment's own Secret."""
+the operator, a real runtime process serving the policy (its address the policy's own, through the
+`LoopbackDispatcher`) and another serving the Experiment. The Experiment waits (`TargetNotReady`, control served)
+until the policy is Ready, then runs; `POST /v1/assign` answers the policy's own decision (decisionId, arm,
+probabilities), and a reward on that decisionId reaches the policy: its runtime learns it and the operator writes it
+into the policy's status. The policy's runtime has authentication on (the default): the Experiment's runtime sends
+the decide token the operator mounts for it, the operator's probe the admin token of the labelled Secret. The
+Experiment's runtime has it on too: assign needs its decide token, and the operator reads its stats with the admin
+token of the Experiment's own Secret."""
 
 from __future__ import annotations
 
@@ -20,13 +21,14 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from integration.operator.conftest import Policies, RuntimeRouter, condition
+from integration.operator.conftest import Policies, condition
 from integration.operator.test_experiment import Experiments, experiment
 from integration.operator.test_experiment import experiments as experiments  # noqa: PLC0414 - a fixture, by name
 from integration.runtime.conftest import RuntimeProcess
 from integration.runtime.experiments.conftest import ExperimentProcess
 
 from croupier.api.assignment import assign
+from croupier.devcluster.dispatcher import LoopbackDispatcher
 from croupier.devcluster.kubectl import Kubectl
 from croupier.devcluster.waiting import wait_for
 
@@ -42,18 +44,15 @@ START_TIMEOUT = 120.0  # a runtime process's start, on a loaded 2-core machine
 
 
 @pytest.fixture(scope="module")
-def runtime_router() -> Iterator[RuntimeRouter]:
-    router = RuntimeRouter()
-    try:
-        yield router
-    finally:
-        router.close()
+def runtime_router() -> Iterator[LoopbackDispatcher]:
+    with LoopbackDispatcher() as dispatcher:
+        yield dispatcher
 
 
 @pytest.fixture(scope="module")
-def runtime_url_template(runtime_router: RuntimeRouter) -> str:
+def runtime_url_template(runtime_router: LoopbackDispatcher) -> str:
     """The operator reads each object's runtime at an address of its own (see `operator` in conftest.py)."""
-    return runtime_router.template
+    return runtime_router.url_template("service")
 
 
 def _unit_of(variant: str) -> str:
@@ -62,7 +61,7 @@ def _unit_of(variant: str) -> str:
 
 
 def test_a_ready_policy_target_answers_assign_with_its_decision_and_gets_the_reward(
-    experiments: Experiments, policies: Policies, runtime_router: RuntimeRouter, kubectl: Kubectl, tmp_path: Path
+    experiments: Experiments, policies: Policies, runtime_router: LoopbackDispatcher, kubectl: Kubectl, tmp_path: Path
 ) -> None:
     namespace = experiments.namespace
     started: list[RuntimeProcess] = []
@@ -181,7 +180,7 @@ def test_a_ready_policy_target_answers_assign_with_its_decision_and_gets_the_rew
 
 
 def _serve_policy(
-    policies: Policies, runtime_router: RuntimeRouter, tmp_path: Path, auth_dir: Path, started: list[Any]
+    policies: Policies, runtime_router: LoopbackDispatcher, tmp_path: Path, auth_dir: Path, started: list[Any]
 ) -> RuntimeProcess:
     """The kubelet's part for policy `banner`: a runtime process serves its ConfigMap's policy.yaml with the token files
     of its Secret (``auth_dir``) at the policy's own address; returns once the operator reports it Ready."""
@@ -204,7 +203,7 @@ def _token_sources(kubectl: Kubectl, namespace: str) -> list[dict[str, Any]] | N
 
 
 def test_a_policy_with_its_own_secret_and_key_is_called_with_that_token_once_the_secret_opts_in(
-    experiments: Experiments, policies: Policies, runtime_router: RuntimeRouter, kubectl: Kubectl, tmp_path: Path
+    experiments: Experiments, policies: Policies, runtime_router: LoopbackDispatcher, kubectl: Kubectl, tmp_path: Path
 ) -> None:
     """The target policy names its own Secret (spec.auth.secretName) and decide key (spec.auth.tokens): the operator
     derives both from the policy as it observes it. A Secret without the runtime-auth label is not mounted and the
