@@ -18,8 +18,10 @@ import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from integration.ops import health_recorder
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
@@ -70,7 +72,19 @@ def _kubectl_binary(control_plane: ControlPlane | None) -> Path:
 @pytest.fixture(scope="session")
 def kubectl(control_plane: ControlPlane | None, kubeconfig: Path) -> Kubectl:
     """Runs kubectl (the built one) against the cluster: ``kubectl("get", "pods", "-n", ns).stdout``."""
-    return Kubectl(binary=_kubectl_binary(control_plane), kubeconfig=kubeconfig)
+    kubectl = Kubectl(binary=_kubectl_binary(control_plane), kubeconfig=kubeconfig)
+    health_recorder.read_again_with(lambda body: _read_again(kubectl, body))
+    return kubectl
+
+
+def _read_again(kubectl: Kubectl, body: dict[str, Any]) -> dict[str, Any]:
+    """The object ``body`` is, as the API server has it now."""
+    group = body["apiVersion"].split("/")[0]
+    metadata = body["metadata"]
+    found: dict[str, Any] = kubectl.json(
+        "get", f"{body['kind']}.{group}", metadata["name"], "-n", metadata["namespace"]
+    )
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from integration.ops import health_recorder
 from integration.ops.health_recorder import StaleTestdataError, check, stable_text
 from pydantic import BaseModel
 
@@ -196,6 +197,42 @@ def test_measurements_may_differ_between_runs(tmp_path: Path) -> None:
         condition["lastTransitionTime"] = "2031-01-02T03:04:05.123Z"
         condition["message"] = condition["message"].replace("6d5f8b7c9d", "1d2f3b4c5d")  # numbers are masked
     assert check(body, folder=folder, test=TEST).name == "rollout-stalled.yaml"
+
+
+@pytest.fixture
+def read_again(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """What the API server answers when the check reads the object again, one body per read (the last repeats)."""
+    answers: list[dict[str, Any]] = []
+    monkeypatch.setattr(health_recorder, "SETTLE_SECONDS", 0.5)
+    monkeypatch.setattr(health_recorder, "SETTLE_POLL_SECONDS", 0.01)
+    monkeypatch.setattr(health_recorder, "_fetch", lambda _body: answers.pop(0) if len(answers) > 1 else answers[0])
+    return answers
+
+
+def test_an_object_from_an_older_pass_passes_once_it_settles_on_the_committed_state(
+    tmp_path: Path, read_again: list[dict[str, Any]]
+) -> None:
+    body, folder = _recorded(tmp_path)
+    older = yaml.safe_load(yaml.safe_dump(body))
+    for condition in older["status"]["conditions"]:
+        condition["message"] = "an older pass's message"
+    read_again += [older, older, body]
+    assert check(older, folder=folder, test=TEST).name == "rollout-stalled.yaml"
+
+
+def test_an_object_that_stays_different_or_moves_on_fails(tmp_path: Path, read_again: list[dict[str, Any]]) -> None:
+    body, folder = _recorded(tmp_path)
+    different = yaml.safe_load(yaml.safe_dump(body))
+    different["status"]["conditions"][0]["message"] = "something else"
+    read_again.append(different)
+    with pytest.raises(StaleTestdataError, match="no longer matches"):
+        check(different, folder=folder, test=TEST)
+    moved = yaml.safe_load(yaml.safe_dump(body))
+    for condition in moved["status"]["conditions"]:
+        condition["reason"] = "Available"  # another state: its own file, never this one's
+    read_again[:] = [moved, body]
+    with pytest.raises(StaleTestdataError, match="no longer matches"):
+        check(different, folder=folder, test=TEST)
 
 
 def test_a_state_without_committed_testdata_or_only_hand_written_fails(tmp_path: Path) -> None:
