@@ -23,7 +23,7 @@ TABLES = [
     "",
     "null",
     "{}",
-    'salt: s\nmodels:\n  ranker: {stable: 1, canary: 2, canaryWeight: 30}\n',
+    "salt: s\nmodels:\n  ranker: {stable: 1, canary: 2, canaryWeight: 30}\n",
     '{"salt": "s", "models": {"ranker": {"stable": 1, "canary": 2, "canaryWeight": 12.5}}}',
     '{"models": {"m": {"stable": "1"}}}',
     '{"models": {"m": {"stable": " 7 "}}}',
@@ -139,12 +139,17 @@ def _table(text: str) -> dict[str, Any]:
 
 def _route(router: Router, call: dict[str, Any]) -> dict[str, Any]:
     route = router.route(call["model"], call.get("version"), call.get("label"), call.get("unit"))
-    return {**call, "route": {"model": route.model, "version": route.version, "label": route.label, "rewrite": route.rewrite}}
+    return {
+        **call,
+        "route": {"model": route.model, "version": route.version, "label": route.label, "rewrite": route.rewrite},
+    }
 
 
 def _routes() -> list[dict[str, Any]]:
     """Scripts of route() calls on one table; a `replace` entry swaps in a table (the sequences start again)."""
-    table = '{"salt": "s1", "models": {"ranker": {"stable": 3, "canary": 4, "canaryWeight": 25}, "solo": {"stable": 9}}}'
+    table = (
+        '{"salt": "s1", "models": {"ranker": {"stable": 3, "canary": 4, "canaryWeight": 25}, "solo": {"stable": 9}}}'
+    )
     calls: list[dict[str, Any]] = []
     for i in range(12):
         calls.append({"model": "ranker"})
@@ -181,8 +186,9 @@ def _routes() -> list[dict[str, Any]]:
 def _sequences() -> list[dict[str, Any]]:
     out = []
     for weight in WEIGHTS:
-        canary = 2 if weight or True else None
-        router = Router(parse_table(json.dumps({"models": {"m": {"stable": 1, "canary": canary, "canaryWeight": weight}}}), "t"))
+        router = Router(
+            parse_table(json.dumps({"models": {"m": {"stable": 1, "canary": 2, "canaryWeight": weight}}}), "t")
+        )
         labels = "".join("c" if router.route("m", None, None, None).label == "canary" else "s" for _ in range(200))
         out.append({"weight": weight, "labels": labels})
     return out
@@ -223,7 +229,10 @@ def _model_specs() -> list[dict[str, Any]]:
             labelled.model_spec.version_label = "canary"
             pinned = RequestHead.FromString(data)
             pinned.model_spec.version.value = 7
-            entry |= {"with_label": labelled.SerializeToString().hex(), "with_version": pinned.SerializeToString().hex()}
+            entry |= {
+                "with_label": labelled.SerializeToString().hex(),
+                "with_version": pinned.SerializeToString().hex(),
+            }
         out.append(entry)
     return out
 

@@ -23,11 +23,26 @@ def _cache_root() -> Path:
 def test_go_router_tests_pass() -> None:
     go = shutil.which("go")
     assert go, "Go is needed for runtime/gorouter (docs/development.md)"
-    env = {**os.environ, "GOMODCACHE": str(_cache_root() / "go" / "mod"), "GOFLAGS": "-mod=readonly", "GOTOOLCHAIN": "local"}
+    env = {
+        **os.environ,
+        "GOMODCACHE": str(_cache_root() / "go" / "mod"),
+        "GOFLAGS": "-mod=readonly",
+        "GOTOOLCHAIN": "local",
+    }
     done = subprocess.run(
-        [go, "test", "-count=1", "-v", "./..."], cwd=MODULE, capture_output=True, text=True, timeout=850, env=env, check=False
+        [go, "test", "-count=1", "-v", "./..."],
+        cwd=MODULE,
+        capture_output=True,
+        text=True,
+        timeout=850,
+        env=env,
+        check=False,
     )
     assert done.returncode == 0, done.stdout[-8000:] + done.stderr[-4000:]
     # The vectors ran (a silently empty run cannot pass).
-    for name in ("TestUnitPointsMatchThePythonRouter", "TestRoutesMatchThePythonRouter", "TestModelSpecsReadAndWritten"):
+    for name in (
+        "TestUnitPointsMatchThePythonRouter",
+        "TestRoutesMatchThePythonRouter",
+        "TestModelSpecsReadAndWritten",
+    ):
         assert f"--- PASS: {name}" in done.stdout, name
