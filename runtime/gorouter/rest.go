@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"regexp"
 	"strconv"
@@ -48,7 +46,7 @@ type RestRouter struct {
 	timeout    time.Duration
 	timeoutS   float64
 	maxBody    int64
-	transport  *http.Transport
+	pool       *UpstreamPool
 
 	mu       sync.Mutex
 	listener net.Listener
@@ -61,19 +59,7 @@ func NewRestRouter(service *Service, upstream *Upstream, unitHeader string, time
 	return &RestRouter{
 		service: service, upstream: upstream, unitHeader: strings.ToLower(unitHeader),
 		timeout: time.Duration(timeoutSeconds * float64(time.Second)), timeoutS: timeoutSeconds, maxBody: maxBody,
-		transport: &http.Transport{
-			Proxy:                 nil,
-			DialContext:           (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:          1024,
-			MaxIdleConnsPerHost:   256,
-			MaxConnsPerHost:       256,
-			IdleConnTimeout:       90 * time.Second,
-			DisableCompression:    true,
-			ForceAttemptHTTP2:     false,
-			ResponseHeaderTimeout: 0,
-			WriteBufferSize:       64 << 10,
-			ReadBufferSize:        64 << 10,
-		},
+		pool:  NewUpstreamPool(upstream, 256),
 		conns: map[net.Conn]bool{},
 	}
 }
@@ -130,7 +116,7 @@ func (rr *RestRouter) Close(grace time.Duration) {
 		}
 		rr.mu.Unlock()
 	}
-	rr.transport.CloseIdleConnections()
+	rr.pool.Close()
 }
 
 func (rr *RestRouter) setBusy(conn net.Conn, busy bool) bool {
@@ -404,55 +390,29 @@ func (rr *RestRouter) answer(c *clientConn, req *request) bool {
 			}
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), rr.timeout)
+	deadline := start.Add(rr.timeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	outgoing := &http.Request{
-		Method: req.method,
-		URL: &url.URL{Scheme: rr.upstream.Scheme, Host: rr.upstream.Host, Opaque: rr.upstream.Prefix + rawPath,
-			RawQuery: query, ForceQuery: hasQuery && query == ""},
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header:        make(http.Header, len(req.passed)+3),
-		Host:          rr.upstream.Host,
-		ContentLength: int64(len(req.body)),
+	outgoing := rawPath
+	if hasQuery {
+		outgoing += "?" + query
 	}
-	if strings.HasPrefix(outgoing.URL.Opaque, "//") { // Opaque "//..." would be read as an authority
-		outgoing.URL.Opaque = "//" + rr.upstream.Host + outgoing.URL.Opaque
-	}
-	body := req.body
-	if len(body) > 0 {
-		outgoing.Body = io.NopCloser(bytes.NewReader(body))
-		outgoing.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	} else if req.method != "GET" && req.method != "HEAD" {
-		outgoing.Body = http.NoBody
-		outgoing.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
-	}
-	for _, h := range req.passed {
-		key := http.CanonicalHeaderKey(h[0])
-		outgoing.Header[key] = append(outgoing.Header[key], h[1])
-	}
-	if req.contentType != nil {
-		outgoing.Header["Content-Type"] = []string{*req.contentType}
-	}
-	if _, given := outgoing.Header["User-Agent"]; !given {
-		outgoing.Header["User-Agent"] = []string{""} // net/http writes none for an empty one
-	}
-	// The request is sent again, once, on a new connection when a reused one closed before any byte of the answer
-	// (the model server's idle close crossing the request): marked replayable without sending the header.
-	outgoing.Header["Idempotency-Key"] = nil
-	outgoing = outgoing.WithContext(ctx)
+	data := requestBytes(req.method, outgoing, rr.upstream, req.contentType, req.passed, req.body)
 	r := &reply{c: c, req: req, route: route, keepAlive: req.keepAlive}
 	record := func(code string) {
 		if route != nil {
 			rr.service.Record(*route, code, time.Since(start).Seconds())
 		}
 	}
-	response, err := rr.transport.RoundTrip(outgoing)
+	exchange, err := rr.pool.Do(ctx, data, req.method, deadline)
 	if err != nil {
 		failure := rr.upstreamError(ctx, err)
 		record(failure.CodeName())
 		return rr.fail(r, failure)
 	}
-	defer response.Body.Close()
+	response := exchange.Response
+	complete := false
+	defer func() { exchange.Finish(complete) }()
 	length := response.ContentLength
 	if req.headOnly {
 		length = 0
@@ -468,7 +428,9 @@ func (rr *RestRouter) answer(c *clientConn, req *request) bool {
 	}
 	// The first 64 KiB (or the whole answer) are held back: an answer that breaks off before then is replaced by the
 	// router's 503, as nothing of it reached the client.
-	buffer := make([]byte, flushBytes)
+	pooled := buffers.Get().(*[]byte)
+	defer buffers.Put(pooled)
+	buffer := *pooled
 	filled, ended := 0, req.headOnly
 	var readErr error
 	for !ended && filled < len(buffer) {
@@ -502,6 +464,7 @@ func (rr *RestRouter) answer(c *clientConn, req *request) bool {
 			return false
 		}
 	}
+	complete = true
 	if clientErr != nil {
 		record(codeOfHTTPStatus(response.StatusCode))
 		return false
@@ -510,6 +473,8 @@ func (rr *RestRouter) answer(c *clientConn, req *request) bool {
 	record(codeOfHTTPStatus(response.StatusCode))
 	return r.keepAlive
 }
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, flushBytes); return &b }}
 
 func (rr *RestRouter) fail(r *reply, failure *RouterError) bool {
 	body := errorBody(failure.Message)
@@ -524,8 +489,22 @@ func (rr *RestRouter) upstreamError(ctx context.Context, err error) *RouterError
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
 		return upstreamDeadline(rr.upstream.URL, rr.timeoutS)
 	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.HasSuffix(err.Error(), "EOF") {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return upstreamDeadline(rr.upstream.URL, rr.timeoutS)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return upstreamUnavailable(rr.upstream.URL, "connection closed before the answer was complete")
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return upstreamUnavailable(rr.upstream.URL, err.Error())
+	}
+	if errors.Is(err, errShutDown) {
+		return upstreamUnavailable(rr.upstream.URL, err.Error())
+	}
+	if !errors.As(err, &oe) {
+		return upstreamUnavailable(rr.upstream.URL, "malformed HTTP answer: "+err.Error())
 	}
 	return upstreamUnavailable(rr.upstream.URL, err.Error())
 }

@@ -186,10 +186,12 @@ func usage() string {
 
 // Upstream is where the model server's REST API is: scheme, host, port and an optional path prefix.
 type Upstream struct {
-	URL    string
-	Scheme string
-	Host   string // host[:port] as written, for the Host header
-	Prefix string
+	URL      string
+	Scheme   string
+	Host     string // host[:port] as written, for the Host header
+	Hostname string
+	Port     string
+	Prefix   string
 }
 
 // ParseUpstream refuses a URL the REST adapter cannot use, naming the problem.
@@ -202,5 +204,10 @@ func ParseUpstream(raw string) (*Upstream, error) {
 	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(trimmed, "#") {
 		return nil, fmt.Errorf("upstream REST URL may not carry a query or fragment, got %s", pyRepr(raw))
 	}
-	return &Upstream{URL: trimmed, Scheme: u.Scheme, Host: u.Host, Prefix: u.EscapedPath()}, nil
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	return &Upstream{URL: trimmed, Scheme: u.Scheme, Host: u.Host, Hostname: u.Hostname(), Port: port,
+		Prefix: u.EscapedPath()}, nil
 }
