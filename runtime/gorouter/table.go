@@ -91,9 +91,23 @@ func ParseTable(text []byte, source string) (*RoutingTable, error) {
 	return table, nil
 }
 
+// yaml11Bools are the plain scalars YAML 1.1 (PyYAML, the Python router's parser) reads as booleans where YAML 1.2
+// reads strings.
+var yaml11Bools = map[string]bool{
+	"yes": true, "Yes": true, "YES": true, "on": true, "On": true, "ON": true,
+	"no": false, "No": false, "NO": false, "off": false, "Off": false, "OFF": false,
+}
+
 func resolve(node *yaml.Node) *yaml.Node {
 	for node.Kind == yaml.AliasNode && node.Alias != nil {
 		node = node.Alias
+	}
+	if node.Kind == yaml.ScalarNode && node.Tag == "!!str" && node.Style == 0 {
+		if value, ok := yaml11Bools[node.Value]; ok {
+			copied := *node
+			copied.Tag, copied.Value = "!!bool", map[bool]string{true: "true", false: "false"}[value]
+			return &copied
+		}
 	}
 	return node
 }

@@ -66,6 +66,12 @@ TABLES = [
     "42",
     "{not yaml: [",
     "models: {a: {stable: 1}, b: {stable: 2, canary: 3, canaryWeight: 50}}\nsalt: ''\n",
+    "salt: a\nsalt: b\n",
+    "salt: yes\n",
+    "salt: 'yes'\n",
+    "models: {m: {stable: 1, canary: 2, canaryWeight: on}}\n",
+    "models: {m: {stable: 0x10}}\n",
+    "models: {m: &route {stable: 1}, n: *route}\n",
 ]
 PINS = ["1", " 2 ", "9223372036854775807", "9223372036854775808", "0", "-1", "+1", "latest", "", "1.0", "0x10", "007"]
 

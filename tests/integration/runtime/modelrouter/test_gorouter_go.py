@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.modelrouting import router_command
 
 ROOT = Path(__file__).resolve().parents[4]
 MODULE = ROOT / "runtime" / "gorouter"
@@ -46,3 +47,27 @@ def test_go_router_tests_pass() -> None:
         "TestModelSpecsReadAndWritten",
     ):
         assert f"--- PASS: {name}" in done.stdout, name
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--poll-seconds", "0"], "poll_seconds"),
+        (["--rest-port", "70000"], "rest_port"),
+        (["--upstream-rest", "ftp://model:8511"], "upstream_rest"),
+        (["--upstream-rest", "http://model:8511/v1?x=1"], "upstream_rest"),
+        (["--upstream-timeout-seconds=0"], "--upstream-timeout-seconds"),
+        (["--max-body-bytes=100"], "--max-body-bytes"),
+        (["--no-such-flag"], "--no-such-flag"),
+    ],
+)
+def test_the_compiled_router_refuses_bad_settings_with_exit_2(argv: list[str], named: str) -> None:
+    """As `croupier-runtime router` does (tests/unit/runtime/modelrouter/test_router_cli.py): exit 2, the flag named."""
+    done = subprocess.run([*router_command("go"), *argv], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and named in done.stderr, (done.returncode, done.stderr)
+
+
+def test_the_compiled_router_reads_its_environment() -> None:
+    env = {**os.environ, "CROUPIER_ROUTER_REST_PORT": "70000"}
+    done = subprocess.run(router_command("go"), capture_output=True, text=True, timeout=60, check=False, env=env)
+    assert done.returncode == 2 and "CROUPIER_ROUTER_REST_PORT" in done.stderr, done.stderr
