@@ -143,7 +143,7 @@ func (g *GrpcRouter) forward(ctx context.Context, path string, routed bool, requ
 		}
 		err = status.Error(st.Code(), message)
 	}
-	if route != nil {
+	if route != nil && ctx.Err() == nil { // a call its caller gave up (deadline, cancel) is not counted, as in Python
 		trailer := metadata.MD{}
 		for _, h := range routeHeaders(*route) {
 			trailer.Append(h[0], h[1])

@@ -52,6 +52,7 @@ class RouterProcess:
     log: Path
     implementation: str = "python"
     host: str = "127.0.0.1"
+    environment: dict[str, str] | None = None
     process: subprocess.Popen[bytes] | None = None
 
     def __post_init__(self) -> None:
@@ -82,7 +83,8 @@ class RouterProcess:
             f"--routing-file={self.routing_file}", "--log-level=warning",
         ]  # fmt: skip
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
+            env = {**os.environ, **(self.environment or {})}
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -502,6 +504,62 @@ def test_the_callers_metadata_reaches_the_model_server(tmp_path: Path, implement
         assert received["authorization"] == "Bearer t0ken" and received["x-request-id"] == "r-1"
         assert received["trace-bin"] == b"\x00\x01"
         assert not any(key.startswith((":", "grpc-")) for key in received)
+    finally:
+        router.stop()
+        upstream.stop(None)
+
+
+def test_the_deadline_is_passed_on_and_capped_and_other_methods_are_unimplemented(
+    tmp_path: Path, implementation: str
+) -> None:
+    """The model server sees the caller's deadline, or the router's upstream timeout when that is shorter; a method
+    the router does not pass (MultiInference) is UNIMPLEMENTED, as grpc answers a method nobody serves."""
+    remaining: list[float | None] = []
+
+    def predict(request: bytes, context: grpc.ServicerContext) -> bytes:
+        remaining.append(context.time_remaining())
+        time.sleep(1.5)
+        return b""
+
+    upstream = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    upstream.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(
+                "tensorflow.serving.PredictionService", {"Predict": grpc.unary_unary_rpc_method_handler(predict)}
+            )
+        ]
+    )
+    port = upstream.add_insecure_port("127.0.0.1:0")
+    upstream.start()
+    router = RouterProcess(
+        tmp_path / "routing.json",
+        f"http://127.0.0.1:{free_port()}",
+        f"127.0.0.1:{port}",
+        tmp_path / "router.log",
+        implementation,
+        environment={"CROUPIER_ROUTER_UPSTREAM_TIMEOUT_SECONDS": "0.8"},
+    )
+    router.write_table(0)
+    router.start()
+    try:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = RANKER
+        with grpc.insecure_channel(router.grpc_target) as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            for timeout, bound in ((0.5, 0.5), (10.0, 0.8)):
+                with pytest.raises(grpc.RpcError) as raised:
+                    stub.Predict(request, timeout=timeout)
+                assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                seen = remaining[-1]
+                assert seen is not None and 0 < seen <= bound, (timeout, seen)
+            other = channel.unary_unary("/tensorflow.serving.PredictionService/MultiInference")
+            with pytest.raises(grpc.RpcError) as raised:
+                other(b"", timeout=10)
+            assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        # Counted: the call the router's own timeout ended; not counted: the one whose caller gave up first (its
+        # handler is cancelled with the call).
+        assert router.metric("croupier_router_requests_total", code="DEADLINE_EXCEEDED") == 1
+        assert router.metric("croupier_router_requests_total", code="CANCELLED") == 0
     finally:
         router.stop()
         upstream.stop(None)
