@@ -129,7 +129,14 @@ func (g *GrpcRouter) forward(ctx context.Context, path string, routed bool, requ
 		}
 		outgoing[key] = values
 	}
-	callCtx, cancel := context.WithTimeout(metadata.NewOutgoingContext(ctx, outgoing), g.timeout)
+	// The caller's deadline, or the upstream timeout when that is shorter. A little before the caller's own deadline:
+	// grpc-go resets the caller's stream (CANCELLED) when that passes, so the router answers DEADLINE_EXCEEDED first,
+	// as the Python router's caller sees it.
+	deadline := start.Add(g.timeout)
+	if callerDeadline, ok := ctx.Deadline(); ok && callerDeadline.Add(-deadlineMargin).Before(deadline) {
+		deadline = callerDeadline.Add(-deadlineMargin)
+	}
+	callCtx, cancel := context.WithDeadline(metadata.NewOutgoingContext(ctx, outgoing), deadline)
 	defer cancel()
 	var answer []byte
 	err := g.conn.Invoke(callCtx, path, request, &answer)
@@ -143,7 +150,7 @@ func (g *GrpcRouter) forward(ctx context.Context, path string, routed bool, requ
 		}
 		err = status.Error(st.Code(), message)
 	}
-	if route != nil && ctx.Err() == nil { // a call its caller gave up (deadline, cancel) is not counted, as in Python
+	if route != nil && !callerGone(ctx) { // a call its caller gave up (deadline, cancel) is not counted, as in Python
 		trailer := metadata.MD{}
 		for _, h := range routeHeaders(*route) {
 			trailer.Append(h[0], h[1])
@@ -202,4 +209,17 @@ func (g *GrpcRouter) route(request []byte, incoming metadata.MD) ([]byte, *Route
 	}
 	head.SetLabel(route.Label)
 	return head.Marshal(), &route, nil
+}
+
+// deadlineMargin: how long before the caller's deadline the router gives up on the model server.
+const deadlineMargin = 3 * time.Millisecond
+
+// callerGone: the caller cancelled the call or its deadline (less the margin) passed. The Python router's handler is
+// cancelled with such a call and never counts it.
+func callerGone(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	deadline, ok := ctx.Deadline()
+	return ok && !time.Now().Add(deadlineMargin).Before(deadline)
 }

@@ -546,7 +546,9 @@ def test_the_deadline_is_passed_on_and_capped_and_other_methods_are_unimplemente
         request.model_spec.name = RANKER
         with grpc.insecure_channel(router.grpc_target) as channel:
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            counted = 0.0
             for timeout, bound in ((0.5, 0.5), (10.0, 0.8)):
+                counted = router.metric("croupier_router_requests_total", code="DEADLINE_EXCEEDED")
                 with pytest.raises(grpc.RpcError) as raised:
                     stub.Predict(request, timeout=timeout)
                 assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
@@ -556,10 +558,9 @@ def test_the_deadline_is_passed_on_and_capped_and_other_methods_are_unimplemente
             with pytest.raises(grpc.RpcError) as raised:
                 other(b"", timeout=10)
             assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
-        # Counted: the call the router's own timeout ended; not counted: the one whose caller gave up first (its
-        # handler is cancelled with the call).
-        assert router.metric("croupier_router_requests_total", code="DEADLINE_EXCEEDED") == 1
-        assert router.metric("croupier_router_requests_total", code="CANCELLED") == 0
+        # The call the router's own timeout ended is counted. (One whose caller's deadline passed is not when the
+        # handler is cancelled first, which is a race at the deadline in both routers: not asserted.)
+        assert router.metric("croupier_router_requests_total", code="DEADLINE_EXCEEDED") - counted == 1
     finally:
         router.stop()
         upstream.stop(None)
