@@ -34,11 +34,12 @@ prometheus: ## Unpack Debian's prometheus/promtool 2.42.0 (once, cached under ~/
 	@hack/prometheus/install.sh
 
 .PHONY: tools
-tools: ## Build or fetch, once and cached under ~/.cache/croupier, the tools the integration tests run (Helm, Traefik, Prometheus, Gateway API CRDs, Go test modules)
+tools: ## Build or fetch, once and cached under ~/.cache/croupier, the tools the integration tests run (Helm, Traefik, Prometheus, Gateway API CRDs, the compiled model router, Go test modules)
 	@hack/helm/build.sh >/dev/null
 	@hack/prometheus/install.sh >/dev/null
 	@hack/gatewayapi/crds.sh >/dev/null
 	@hack/traefik/build.sh >/dev/null
+	@runtime/gorouter/build.sh >/dev/null
 	@cd hack/healthchecks && GOMODCACHE="$${CROUPIER_CACHE:-$$HOME/.cache/croupier}/go/mod" GOFLAGS=-mod=readonly \
 		go test -count=1 -run '^$$' ./... >/dev/null
 
@@ -94,6 +95,10 @@ traefik: ## Build Traefik (once, from the Go module proxy, cached under ~/.cache
 chart-lint: ## helm lint --strict and helm template of charts/croupier (tests/integration/ops/test_chart.py does more)
 	@helm="$$(hack/helm/build.sh)/helm" && "$$helm" lint --strict charts/croupier --kube-version 1.35.4 \
 		&& "$$helm" template croupier charts/croupier -n croupier-system --kube-version 1.35.4 >/dev/null
+
+.PHONY: gorouter
+gorouter: ## Build the compiled model router (runtime/gorouter, cached under ~/.cache/croupier/gorouter), print its path
+	@runtime/gorouter/build.sh
 
 .PHONY: healthchecks
 healthchecks: ## Run the Argo CD (gopher-lua) and kstatus tests of config/argocd (Go modules cached under ~/.cache/croupier/go)

@@ -1,7 +1,7 @@
 """Overhead of the model router: Predict through the router vs straight to the model server, same run, REST and gRPC.
 
     uv run python benchmarks/router_overhead.py [--requests 2000] [--concurrency 8] [--weight 10] [--api REST|gRPC]
-        [--compare GIT-REF] [--uvloop]
+        [--impl python|go|both] [--compare GIT-REF] [--uvloop]
 
 The local model server (croupier-modelserver) serves the test ranker, versions 1 and 2 under the labels stable and
 canary; `croupier-runtime router` runs in front of it as its own process with the routing table at `--weight` percent
@@ -10,6 +10,10 @@ over one channel, a keep-alive httpx client posting TF Serving's row format), na
 sequential requests, direct and routed interleaved in rounds (p50/p99 and the added p50/p99). Throughput:
 `--concurrency` client threads for a fixed number of requests, direct then routed (requests per second and the
 ratio). Prints markdown tables; the client runs on the same machine and shares its cores with both servers.
+
+`--impl` picks the routers: `python` (`croupier-runtime router`, the path named `router`), `go` (the compiled
+`croupier-modelrouter` from runtime/gorouter/build.sh, the path named `gorouter`) or `both` (the default), all on the
+same model server and in the same interleaved rounds.
 
 `--compare REF` runs a second router beside the first, with runtime/modelrouter as it is at the git commit REF (the
 rest of the package from the working tree), on the same model server and in the same rounds: the A/B of a change in
@@ -78,15 +82,27 @@ def checkout_router(ref: str, work: Path) -> Path:
     return target / "runtime" / "modelrouter"
 
 
+def gorouter_binary() -> Path:
+    """The compiled router, built once per source change (build.sh prints its cached path)."""
+    script = Path(__file__).resolve().parent.parent / "runtime" / "gorouter" / "build.sh"
+    done = subprocess.run(["bash", str(script)], check=True, capture_output=True, text=True, timeout=900)
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
 def start_router(
     work: Path, server: ModelServerProcess, weight: float, *, name: str = "router", source: Path | None = None,
-    uvloop: bool = False,
+    uvloop: bool = False, binary: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], str, str]:  # fmt: skip
     routing = work / "routing.json"
     routing.write_text(json.dumps({"models": {"ranker": {"stable": 1, "canary": 2, "canaryWeight": weight}}}))
     rest_port, grpc_port = free_port(), free_port()
+    launcher = (
+        [str(binary)]
+        if binary is not None
+        else [sys.executable, "-c", LAUNCHER, str(source or ""), "uvloop" if uvloop else "asyncio"]
+    )
     command = [
-        sys.executable, "-c", LAUNCHER, str(source or ""), "uvloop" if uvloop else "asyncio",
+        *launcher,
         f"--rest-port={rest_port}", f"--grpc-port={grpc_port}",
         f"--upstream-rest={server.rest_url}", f"--upstream-grpc={server.grpc_target}", f"--routing-file={routing}",
         "--log-level=warning",
@@ -149,6 +165,9 @@ def main() -> None:
     parser.add_argument("--weight", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--api", choices=["REST", "gRPC"], action="append", help="Only these APIs (default: both).")
+    parser.add_argument(
+        "--impl", choices=["python", "go", "both"], default="both", help="Which routers (default: both)."
+    )
     parser.add_argument("--compare", metavar="REF", help="Also a router with runtime/modelrouter at this git commit.")
     parser.add_argument("--uvloop", action="store_true", help="Also the working tree's router on uvloop.")
     args = parser.parse_args()
@@ -170,18 +189,22 @@ def main() -> None:
         write_ranker(base, 2)
         (work / "models.config").write_text(CONFIG.format(base=base))
         server = ModelServerProcess([f"--model_config_file={work / 'models.config'}"], work / "server.log")
-        variants: list[tuple[str, Path | None, bool]] = [("router", None, False)]
+        variants: list[tuple[str, Path | None, bool, Path | None]] = []
+        if args.impl in ("python", "both"):
+            variants.append(("router", None, False, None))
+        if args.impl in ("go", "both"):
+            variants.append(("gorouter", None, False, gorouter_binary()))
         if args.compare:
-            variants.append((f"router@{args.compare}", checkout_router(args.compare, work), False))
+            variants.append((f"router@{args.compare}", checkout_router(args.compare, work), False, None))
         if args.uvloop:
-            variants.append(("router+uvloop", None, True))
+            variants.append(("router+uvloop", None, True, None))
         with server.start(ready_model="ranker"):
             routers: dict[str, subprocess.Popen[bytes]] = {}
             targets = {"direct": (server.rest_url, server.grpc_target)}
             try:
-                for name, source, uvloop in variants:
+                for name, source, uvloop, binary in variants:
                     process, rest, grpc_target = start_router(
-                        work, server, args.weight, name=name, source=source, uvloop=uvloop
+                        work, server, args.weight, name=name, source=source, uvloop=uvloop, binary=binary
                     )
                     routers[name] = process
                     targets[name] = (rest, grpc_target)

@@ -12,6 +12,8 @@ mounted files in step with the ConfigMaps the operator writes, as the kubelet wo
 * ``PodDispatcher``: the pod network for the operator's per-pod scrapes (``croupier.devcluster.dispatcher``'s
   ``LoopbackDispatcher``): ``GET /<namespace>/<pod>/<path>`` goes to the process playing that pod
   (``CROUPIER_OPERATOR_ROUTER_METRICS_URL_TEMPLATE`` = ``dispatcher.template``).
+* ``router_command``: the command line of a model router, ``python`` (``croupier-runtime router``) or ``go`` (the
+  compiled ``croupier-modelrouter`` that runtime/gorouter/build.sh builds once and caches).
 """
 
 from __future__ import annotations
@@ -41,6 +43,31 @@ from croupier.modelserver.process import ModelServerProcess
 
 KUBELET_SYNC_SECONDS = 60.0
 VERSION_HEADER = "x-croupier-model-version"
+ROUTER_IMPLEMENTATIONS = ("python", "go")
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+def gorouter_binary() -> Path:
+    """The compiled router, built once per source change (runtime/gorouter/build.sh prints its cached path)."""
+    done = subprocess.run(
+        ["bash", str(_ROOT / "runtime" / "gorouter" / "build.sh")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"runtime/gorouter/build.sh failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+def router_command(implementation: str = "python") -> list[str]:
+    """The model router's command, before its flags: both take the same flags and environment."""
+    if implementation == "go":
+        return [str(gorouter_binary())]
+    if implementation == "python":
+        return [sys.executable, "-m", "croupier.runtime.cli", "router"]
+    raise ValueError(f"unknown router implementation {implementation!r}: one of {ROUTER_IMPLEMENTATIONS}")
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -143,15 +170,19 @@ class PodSyncedFile(ConfigMapFile):
 
 
 class RouterProcess:
-    """``croupier-runtime router`` on loopback ports in front of a model server."""
+    """A model router (``croupier-runtime router``, or the compiled one: ``implementation="go"``) on loopback ports in
+    front of a model server."""
 
-    def __init__(self, routing_file: Path, upstream_rest: str, upstream_grpc: str, log: Path) -> None:
+    def __init__(
+        self, routing_file: Path, upstream_rest: str, upstream_grpc: str, log: Path, implementation: str = "python"
+    ) -> None:
         self.routing_file, self.upstream_rest, self.upstream_grpc, self.log = (
             routing_file,
             upstream_rest,
             upstream_grpc,
             log,
         )
+        self.implementation = implementation
         self.rest_port, self.grpc_port = free_ports(2)
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -161,7 +192,7 @@ class RouterProcess:
 
     def start(self, timeout: float = 60.0) -> RouterProcess:
         command = [
-            sys.executable, "-m", "croupier.runtime.cli", "router", "--host=127.0.0.1",
+            *router_command(self.implementation), "--host=127.0.0.1",
             f"--rest-port={self.rest_port}", f"--grpc-port={self.grpc_port}",
             f"--upstream-rest={self.upstream_rest}", f"--upstream-grpc={self.upstream_grpc}",
             f"--routing-file={self.routing_file}", "--log-level=warning",

@@ -2,7 +2,8 @@
 served-version header, checked against each answer's scores and the model server's own counters), units stick,
 a weight change is honoured within 5 s, explicit versions and labels pass through, gRPC through TF Serving's stock
 stubs, and TF Serving's error shapes (the model server unreachable included).
-The router runs as a real process (`croupier-runtime router`), the model server too, both on 127.0.0.1."""
+The router runs as a real process (`croupier-runtime router`, and the compiled `croupier-modelrouter`: every test runs
+against both, see conftest.py), the model server too, both on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -29,6 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
+from support.modelrouting import router_command
 from support.savedmodels import DIMS, RANKER, model_config
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
@@ -43,13 +44,15 @@ STABLE, CANARY = 1, 2
 
 @dataclass
 class RouterProcess:
-    """``croupier-runtime router`` as a child process; ``set_weight`` writes the routing file as the operator does."""
+    """A model router as a child process; ``set_weight`` writes the routing file as the operator does."""
 
     routing_file: Path
     upstream_rest: str
     upstream_grpc: str
     log: Path
+    implementation: str = "python"
     host: str = "127.0.0.1"
+    environment: dict[str, str] | None = None
     process: subprocess.Popen[bytes] | None = None
 
     def __post_init__(self) -> None:
@@ -74,13 +77,14 @@ class RouterProcess:
 
     def start(self, timeout: float = 30.0) -> RouterProcess:
         command = [
-            sys.executable, "-m", "croupier.runtime.cli", "router",
+            *router_command(self.implementation),
             f"--rest-port={self.rest_port}", f"--grpc-port={self.grpc_port}", f"--host={self.host}",
             f"--upstream-rest={self.upstream_rest}", f"--upstream-grpc={self.upstream_grpc}",
             f"--routing-file={self.routing_file}", "--log-level=warning",
         ]  # fmt: skip
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
+            env = {**os.environ, **(self.environment or {})}
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -141,9 +145,13 @@ def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServ
 
 
 @pytest.fixture(scope="session")
-def router(model_server: ModelServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RouterProcess]:
-    work = tmp_path_factory.mktemp("router")
-    process = RouterProcess(work / "routing.json", model_server.rest_url, model_server.grpc_target, work / "router.log")
+def router(
+    model_server: ModelServerProcess, tmp_path_factory: pytest.TempPathFactory, implementation: str
+) -> Iterator[RouterProcess]:
+    work = tmp_path_factory.mktemp(f"router-{implementation}")
+    process = RouterProcess(
+        work / "routing.json", model_server.rest_url, model_server.grpc_target, work / "router.log", implementation
+    )
     process.write_table(0)
     process.start()
     try:
@@ -383,12 +391,13 @@ def test_bad_input_gets_the_model_servers_answer(
     assert set(routed.json()) == {"error"}
 
 
-def test_an_unreachable_model_server_is_unavailable(tmp_path: Path) -> None:
+def test_an_unreachable_model_server_is_unavailable(tmp_path: Path, implementation: str) -> None:
     dead = RouterProcess(
         tmp_path / "routing.json",
         f"http://127.0.0.1:{free_port()}",
         f"127.0.0.1:{free_port()}",
         tmp_path / "router.log",
+        implementation,
     )
     dead.write_table(50)
     dead.start()
@@ -456,7 +465,7 @@ def test_rest_fuzz_answers_as_the_model_server_does(router: RouterProcess, model
         check()
 
 
-def test_the_callers_metadata_reaches_the_model_server(tmp_path: Path) -> None:
+def test_the_callers_metadata_reaches_the_model_server(tmp_path: Path, implementation: str) -> None:
     """A model server behind an authenticating proxy needs the caller's `authorization`, and tracing needs its headers:
     the router passes the caller's metadata on and keeps gRPC's transport headers its own. The upstream here is a
     gRPC server that records what it receives (the local model server ignores metadata, so it cannot show it)."""
@@ -477,7 +486,11 @@ def test_the_callers_metadata_reaches_the_model_server(tmp_path: Path) -> None:
     port = upstream.add_insecure_port("127.0.0.1:0")
     upstream.start()
     router = RouterProcess(
-        tmp_path / "routing.json", f"http://127.0.0.1:{free_port()}", f"127.0.0.1:{port}", tmp_path / "router.log"
+        tmp_path / "routing.json",
+        f"http://127.0.0.1:{free_port()}",
+        f"127.0.0.1:{port}",
+        tmp_path / "router.log",
+        implementation,
     )
     router.write_table(0)
     router.start()
@@ -491,6 +504,63 @@ def test_the_callers_metadata_reaches_the_model_server(tmp_path: Path) -> None:
         assert received["authorization"] == "Bearer t0ken" and received["x-request-id"] == "r-1"
         assert received["trace-bin"] == b"\x00\x01"
         assert not any(key.startswith((":", "grpc-")) for key in received)
+    finally:
+        router.stop()
+        upstream.stop(None)
+
+
+def test_the_deadline_is_passed_on_and_capped_and_other_methods_are_unimplemented(
+    tmp_path: Path, implementation: str
+) -> None:
+    """The model server sees the caller's deadline, or the router's upstream timeout when that is shorter; a method
+    the router does not pass (MultiInference) is UNIMPLEMENTED, as grpc answers a method nobody serves."""
+    remaining: list[float | None] = []
+
+    def predict(request: bytes, context: grpc.ServicerContext) -> bytes:
+        remaining.append(context.time_remaining())
+        time.sleep(1.5)
+        return b""
+
+    upstream = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    upstream.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(
+                "tensorflow.serving.PredictionService", {"Predict": grpc.unary_unary_rpc_method_handler(predict)}
+            )
+        ]
+    )
+    port = upstream.add_insecure_port("127.0.0.1:0")
+    upstream.start()
+    router = RouterProcess(
+        tmp_path / "routing.json",
+        f"http://127.0.0.1:{free_port()}",
+        f"127.0.0.1:{port}",
+        tmp_path / "router.log",
+        implementation,
+        environment={"CROUPIER_ROUTER_UPSTREAM_TIMEOUT_SECONDS": "0.8"},
+    )
+    router.write_table(0)
+    router.start()
+    try:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = RANKER
+        with grpc.insecure_channel(router.grpc_target) as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            counted = 0.0
+            for timeout, bound in ((0.5, 0.5), (10.0, 0.8)):
+                counted = router.metric("croupier_router_requests_total", code="DEADLINE_EXCEEDED")
+                with pytest.raises(grpc.RpcError) as raised:
+                    stub.Predict(request, timeout=timeout)
+                assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                seen = remaining[-1]
+                assert seen is not None and 0 < seen <= bound, (timeout, seen)
+            other = channel.unary_unary("/tensorflow.serving.PredictionService/MultiInference")
+            with pytest.raises(grpc.RpcError) as raised:
+                other(b"", timeout=10)
+            assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        # The call the router's own timeout ended is counted. (One whose caller's deadline passed is not when the
+        # handler is cancelled first, which is a race at the deadline in both routers: not asserted.)
+        assert router.metric("croupier_router_requests_total", code="DEADLINE_EXCEEDED") - counted == 1
     finally:
         router.stop()
         upstream.stop(None)
