@@ -41,6 +41,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from croupier.devcluster.modelrouter import gorouter_binary
 from croupier.modelserver.process import ModelServerProcess, free_port
 from croupier.modelserver.savedmodels import write_ranker
 
@@ -80,13 +81,6 @@ def checkout_router(ref: str, work: Path) -> Path:
     target.mkdir()
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
     return target / "runtime" / "modelrouter"
-
-
-def gorouter_binary() -> Path:
-    """The compiled router, built once per source change (build.sh prints its cached path)."""
-    script = Path(__file__).resolve().parent.parent / "runtime" / "gorouter" / "build.sh"
-    done = subprocess.run(["bash", str(script)], check=True, capture_output=True, text=True, timeout=900)
-    return Path(done.stdout.strip().splitlines()[-1])
 
 
 def start_router(

@@ -42,6 +42,7 @@ import numpy as np
 import yaml
 
 from croupier.devcluster.dispatcher import LoopbackDispatcher
+from croupier.devcluster.modelrouter import router_command
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE = "demo"
@@ -352,19 +353,18 @@ KUBELET_SYNC_SECONDS = 60.0  # the kubelet's --sync-frequency: a ConfigMap volum
 
 
 class ModelDemo:
-    """The ModelDeployment part, in routing mode VersionLabels: one local model server process plays the TF Serving
-    pods (both versions, labels stable/canary) and one `croupier-runtime router` process per router pod plays that pod
-    (kwok pods run nothing). The demo plays the kubelet: it copies the model config ConfigMap into the file the model
-    server polls, and the routing table ConfigMap into the routers' routing file whenever a router pod object changes
-    (the operator annotates them after each table change; any pod update makes the kubelet refresh its volumes) or
-    once per kubelet sync period. The operator reaches the model server through
+    """The ModelDeployment part, in routing mode VersionLabels: one local model server process plays the TF Serving pods
+    (both versions, labels stable/canary) and one `croupier-modelrouter` process (the compiled router a router pod runs)
+    per router pod plays that pod (kwok pods run nothing). The demo plays the kubelet: it copies the model config
+    ConfigMap into the file the model server polls, and the routing table ConfigMap into the routers' routing file
+    whenever a router pod object changes (the operator annotates them after each table change; any pod update makes the
+    kubelet refresh its volumes) or once per kubelet sync period. The operator reaches the model server through
     CROUPIER_OPERATOR_MODEL_SERVER_ADDRESS_TEMPLATE and each router pod's counters through
-    CROUPIER_OPERATOR_ROUTER_METRICS_URL_TEMPLATE, which names the pod: the demo's LoopbackDispatcher
-    sends /<namespace>/<pod>/metrics to that pod's router process.
-
-    ``bring_up`` runs in the background while the DecisionPolicy part runs: it waits for the SavedModels, applies
-    ranker with its stable version only and starts the model server (TensorFlow's start is most of the cost) and the
-    routers, so the canary part begins with a Ready model."""
+    CROUPIER_OPERATOR_ROUTER_METRICS_URL_TEMPLATE, which names the pod: the demo's LoopbackDispatcher sends
+    /<namespace>/<pod>/metrics to that pod's router process. ``bring_up`` runs in the background while the
+    DecisionPolicy part runs: it waits for the SavedModels, applies ranker with its stable version only and starts the
+    model server (TensorFlow's start is most of the cost) and the routers, so the canary part begins with a Ready
+    model."""
 
     def __init__(self, demo: Demo) -> None:
         self.demo = demo
@@ -501,7 +501,7 @@ class ModelDemo:
             self.demo.spawn(
                 f"router-{pod}",
                 [
-                    sys.executable, "-m", "croupier.runtime.cli", "router", f"--host={self.host}",
+                    *router_command(), f"--host={self.host}",
                     f"--rest-port={rest}", f"--grpc-port={grpc}", f"--upstream-rest={self.rest_url}",
                     f"--upstream-grpc={self.host}:{self.grpc_port}", f"--routing-file={self.routing}",
                     "--log-level=warning",
@@ -592,7 +592,7 @@ def model_deployment_demo(models: ModelDemo, router: LoopbackDispatcher) -> None
     models.wait_ready()
     print(f"   {', '.join(sorted(p.name for p in models.base.iterdir()))} under {models.base}")
     for pod, (url, _) in models.routers.items():
-        print(f"   router pod {pod}: croupier-runtime router at {url}")
+        print(f"   router pod {pod}: croupier-modelrouter at {url}")
     models.demo.kubectl("wait", "md/ranker", "-n", NAMESPACE, "--for=condition=Ready", "--timeout=120s")
     models.demo.kubectl("get", "md", "-n", NAMESPACE)
     say("Applying canary 2 in steps 20% / 50% / 100% with analysis every 10 s of both routers' per-version counters")

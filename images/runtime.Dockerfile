@@ -1,10 +1,22 @@
 # The Croupier runtime (decision API) as uid 65532; the operator's Deployment runs
-# `croupier-runtime --policy /etc/croupier/policy.yaml --port 8080 --state-dir /var/lib/croupier`.
+# `croupier-runtime --policy /etc/croupier/policy.yaml --port 8080 --state-dir /var/lib/croupier`, and a
+# ModelDeployment's router Deployment (routing mode VersionLabels) `croupier-modelrouter`.
 # Build from the repository root: docker build -f images/runtime.Dockerfile -t croupier-runtime:dev .
 FROM ghcr.io/astral-sh/uv:0.8 AS uv
 
+# The compiled model router (runtime/gorouter): what the operator's router Deployment runs (`croupier-modelrouter`).
+FROM golang:1.26 AS gorouter
+WORKDIR /src
+COPY runtime/gorouter/go.mod runtime/gorouter/go.sum ./
+RUN --mount=type=cache,target=/go/pkg/mod go mod download
+COPY runtime/gorouter/ ./
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/croupier-modelrouter . \
+    && /out/croupier-modelrouter --help >/dev/null
+
 FROM python:3.11-slim
 COPY --from=uv /uv /usr/local/bin/uv
+COPY --from=gorouter /out/croupier-modelrouter /usr/local/bin/croupier-modelrouter
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \

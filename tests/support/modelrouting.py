@@ -12,8 +12,9 @@ mounted files in step with the ConfigMaps the operator writes, as the kubelet wo
 * ``PodDispatcher``: the pod network for the operator's per-pod scrapes (``croupier.devcluster.dispatcher``'s
   ``LoopbackDispatcher``): ``GET /<namespace>/<pod>/<path>`` goes to the process playing that pod
   (``CROUPIER_OPERATOR_ROUTER_METRICS_URL_TEMPLATE`` = ``dispatcher.template``).
-* ``router_command``: the command line of a model router, ``python`` (``croupier-runtime router``) or ``go`` (the
-  compiled ``croupier-modelrouter`` that runtime/gorouter/build.sh builds once and caches).
+* ``router_command`` (``croupier.devcluster.modelrouter``): the command line of a model router, ``go`` (the compiled
+  ``croupier-modelrouter`` a router pod runs, which runtime/gorouter/build.sh builds once and caches) or ``python``
+  (``croupier-runtime router``, the same contract).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -37,37 +37,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from croupier.devcluster.dispatcher import LoopbackDispatcher
 from croupier.devcluster.kubectl import Kubectl
+from croupier.devcluster.modelrouter import IMPLEMENTATIONS, router_command
 from croupier.devcluster.ports import free_ports
 from croupier.devcluster.waiting import wait_for
 from croupier.modelserver.process import ModelServerProcess
 
 KUBELET_SYNC_SECONDS = 60.0
 VERSION_HEADER = "x-croupier-model-version"
-ROUTER_IMPLEMENTATIONS = ("python", "go")
-_ROOT = Path(__file__).resolve().parents[2]
-
-
-def gorouter_binary() -> Path:
-    """The compiled router, built once per source change (runtime/gorouter/build.sh prints its cached path)."""
-    done = subprocess.run(
-        ["bash", str(_ROOT / "runtime" / "gorouter" / "build.sh")],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"runtime/gorouter/build.sh failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    return Path(done.stdout.strip().splitlines()[-1])
-
-
-def router_command(implementation: str = "python") -> list[str]:
-    """The model router's command, before its flags: both take the same flags and environment."""
-    if implementation == "go":
-        return [str(gorouter_binary())]
-    if implementation == "python":
-        return [sys.executable, "-m", "croupier.runtime.cli", "router"]
-    raise ValueError(f"unknown router implementation {implementation!r}: one of {ROUTER_IMPLEMENTATIONS}")
+ROUTER_IMPLEMENTATIONS = IMPLEMENTATIONS
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -170,11 +147,11 @@ class PodSyncedFile(ConfigMapFile):
 
 
 class RouterProcess:
-    """A model router (``croupier-runtime router``, or the compiled one: ``implementation="go"``) on loopback ports in
-    front of a model server."""
+    """A model router on loopback ports in front of a model server: the compiled one a router pod runs
+    (``croupier-modelrouter``), or ``implementation="python"`` (``croupier-runtime router``)."""
 
     def __init__(
-        self, routing_file: Path, upstream_rest: str, upstream_grpc: str, log: Path, implementation: str = "python"
+        self, routing_file: Path, upstream_rest: str, upstream_grpc: str, log: Path, implementation: str = "go"
     ) -> None:
         self.routing_file, self.upstream_rest, self.upstream_grpc, self.log = (
             routing_file,

@@ -182,6 +182,10 @@ def test_version_labels_put_the_router_behind_the_model_service_and_tf_serving_b
     assert services[md.name]["spec"]["selector"]["croupier.dev/server"] == "router"
     assert services[f"{md.name}-tfserving"]["spec"]["selector"]["croupier.dev/server"] == "main"
     router = _deployments(md)[f"{md.name}-router"]["spec"]["template"]["spec"]
+    # The compiled router, which the runtime image builds and installs under that name.
+    assert router["containers"][0]["command"] == ["croupier-modelrouter"]
+    dockerfile = (Path(__file__).resolve().parents[4] / "images" / "runtime.Dockerfile").read_text()
+    assert "COPY --from=gorouter /out/croupier-modelrouter /usr/local/bin/croupier-modelrouter" in dockerfile
     args = router["containers"][0]["args"]
     assert f"--upstream-grpc={md.name}-tfserving.{md.namespace}.svc:8500" in args
     assert "--routing-file=/etc/croupier/routing/routing.yaml" in args
