@@ -1,5 +1,5 @@
 """An Experiment whose variants target versions of a ModelDeployment, end to end on the real control plane: the
-operator, the local model server on real SavedModels, a real `croupier-runtime router` process in front of it (routing
+operator, the local model server on real SavedModels, a real `croupier-modelrouter` process in front of it (routing
 mode VersionLabels) and a real runtime process serving the Experiment.
 
 kwok pods run nothing, so the test plays the kubelet (``support.modelrouting``): the model server's config is copied

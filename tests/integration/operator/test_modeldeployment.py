@@ -112,7 +112,7 @@ def test_children_and_a_model_server_that_does_not_answer(
     # Nor does the router route anything yet: its table names no model, so requests pass through unchanged.
     assert json.loads(mds.child("configmap", "ranker-routing")["data"]["routing.yaml"])["models"] == {}
     router = mds.child("deployment", "ranker-router")
-    assert router["spec"]["template"]["spec"]["containers"][0]["command"] == ["croupier-runtime", "router"]
+    assert router["spec"]["template"]["spec"]["containers"][0]["command"] == ["croupier-modelrouter"]
     body = mds.wait("ranker", "Degraded", "True", "ModelServerUnreachable")
     record(body)
     ready = conditions(body)["Ready"]

@@ -2,7 +2,7 @@
 it, on the real local control plane, with the local model server on real SavedModels and a real router process.
 
 kwok pods run nothing, so the test plays the kubelet (``support.modelrouting``): one model server process is the TF
-Serving pod (its model config copied from ``<name>-models``), one ``croupier-runtime router`` process is the router
+Serving pod (its model config copied from ``<name>-models``), one ``croupier-modelrouter`` process is the router
 pod (its routing table copied from ``<name>-routing`` only when the router's pod object changes, or once a minute, as
 the kubelet refreshes a ConfigMap volume). The operator reaches TF Serving through
 ``CROUPIER_OPERATOR_MODEL_SERVER_ADDRESS_TEMPLATE`` and the router's counters through
@@ -60,7 +60,7 @@ def test_a_canary_walks_its_steps_through_the_router_and_a_failing_one_is_rolled
     kubectl.apply(body(namespace, spec))
     mds = Deployments(kubectl, namespace)
     router_deployment = mds.child("deployment", "ranker-router")
-    assert router_deployment["spec"]["template"]["spec"]["containers"][0]["command"] == ["croupier-runtime", "router"]
+    assert router_deployment["spec"]["template"]["spec"]["containers"][0]["command"] == ["croupier-modelrouter"]
     assert mds.child("service", "ranker")["spec"]["selector"]["croupier.dev/server"] == "router"
     assert mds.child("service", "ranker-tfserving")["spec"]["selector"]["croupier.dev/server"] == "main"
 

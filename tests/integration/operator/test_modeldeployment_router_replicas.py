@@ -2,7 +2,7 @@
 per-version counters up, and a pod it cannot scrape makes the interval InsufficientData with the reason.
 
 A ModelDeployment in routing mode VersionLabels with ``serving.replicas: 2`` gets two router pods (kwok's). The test
-plays the kubelet as ``test_modeldeployment_router`` does, with one ``croupier-runtime router`` process per router pod
+plays the kubelet as ``test_modeldeployment_router`` does, with one ``croupier-modelrouter`` process per router pod
 (both in front of one local model server on real SavedModels), and plays the pod network for the operator's scrapes:
 ``CROUPIER_OPERATOR_ROUTER_METRICS_URL_TEMPLATE`` names the pod, and a dispatcher on loopback sends
 ``/<namespace>/<pod>/metrics`` to that pod's process. The two routers serve different counts in one interval; the
