@@ -15,7 +15,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -475,16 +475,7 @@ def test_the_callers_metadata_reaches_the_model_server(tmp_path: Path, implement
         seen.append(tuple(context.invocation_metadata()))
         return b""  # an empty PredictResponse
 
-    upstream = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    upstream.add_generic_rpc_handlers(
-        [
-            grpc.method_handlers_generic_handler(
-                "tensorflow.serving.PredictionService", {"Predict": grpc.unary_unary_rpc_method_handler(predict)}
-            )
-        ]
-    )
-    port = upstream.add_insecure_port("127.0.0.1:0")
-    upstream.start()
+    upstream, port = _predict_upstream(predict, workers=2)
     router = RouterProcess(
         tmp_path / "routing.json",
         f"http://127.0.0.1:{free_port()}",
@@ -509,6 +500,22 @@ def test_the_callers_metadata_reaches_the_model_server(tmp_path: Path, implement
         upstream.stop(None)
 
 
+def _predict_upstream(predict: Callable[[bytes, grpc.ServicerContext], bytes], workers: int) -> tuple[grpc.Server, int]:
+    """A started gRPC server on a free loopback port whose PredictionService.Predict is ``predict`` (bytes in and out):
+    an upstream that records what the router sends it."""
+    upstream = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
+    upstream.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(
+                "tensorflow.serving.PredictionService", {"Predict": grpc.unary_unary_rpc_method_handler(predict)}
+            )
+        ]
+    )
+    port = upstream.add_insecure_port("127.0.0.1:0")
+    upstream.start()
+    return upstream, port
+
+
 def test_the_deadline_is_passed_on_and_capped_and_other_methods_are_unimplemented(
     tmp_path: Path, implementation: str
 ) -> None:
@@ -521,16 +528,7 @@ def test_the_deadline_is_passed_on_and_capped_and_other_methods_are_unimplemente
         time.sleep(1.5)
         return b""
 
-    upstream = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    upstream.add_generic_rpc_handlers(
-        [
-            grpc.method_handlers_generic_handler(
-                "tensorflow.serving.PredictionService", {"Predict": grpc.unary_unary_rpc_method_handler(predict)}
-            )
-        ]
-    )
-    port = upstream.add_insecure_port("127.0.0.1:0")
-    upstream.start()
+    upstream, port = _predict_upstream(predict, workers=4)
     router = RouterProcess(
         tmp_path / "routing.json",
         f"http://127.0.0.1:{free_port()}",
