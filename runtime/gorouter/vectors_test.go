@@ -9,7 +9,8 @@ import (
 	"testing"
 )
 
-// The cross-language vectors tests/data/router-vectors.json holds, written by vectors.py from the Python router.
+// The cross-language vectors tests/data/router-vectors.json holds, written by croupier.generators.router_vectors
+// (devtools/generators/router_vectors.py) from the Python router.
 type vectors struct {
 	UnitPoints []struct {
 		Salt, Unit string

@@ -1,33 +1,25 @@
 """The cross-language vectors (tests/data/router-vectors.json) are what the Python router computes today: unit points,
 label sequences, route() answers, routing-table parsing, pin headers and model_spec rewrites. The compiled router's
 Go tests (runtime/gorouter) check against the same file, so the two routers cannot drift apart unnoticed.
-Regenerate after an intended change: `.venv/bin/python runtime/gorouter/vectors.py`."""
+Regenerate after an intended change: `uv run python -m croupier.generators.router_vectors`."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
+
+from croupier.generators import router_vectors
 
 ROOT = Path(__file__).resolve().parents[4]
 VECTORS = ROOT / "tests" / "data" / "router-vectors.json"
 
 
-def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("router_vectors", ROOT / "runtime" / "gorouter" / "vectors.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_vectors_file_is_what_the_python_router_computes() -> None:
     stored = json.loads(VECTORS.read_text())
-    computed = json.loads(_generator().render())
+    computed = json.loads(router_vectors.render())
     for section in ("unit_points", "sequences", "routes", "tables", "pins", "model_specs"):
         assert stored[section], section
-        assert computed[section] == stored[section], f"{section}: regenerate with runtime/gorouter/vectors.py"
+        assert computed[section] == stored[section], f"{section}: regenerate (the module's docstring)"
 
 
 def test_the_vectors_cover_both_outcomes() -> None:
