@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from support.modelrouting import router_command
+from unit.runtime.modelrouter.test_router_cli import BAD_SETTINGS
 
 ROOT = Path(__file__).resolve().parents[4]
 MODULE = ROOT / "runtime" / "gorouter"
@@ -52,10 +53,7 @@ def test_go_router_tests_pass() -> None:
 @pytest.mark.parametrize(
     ("argv", "named"),
     [
-        (["--poll-seconds", "0"], "poll_seconds"),
-        (["--rest-port", "70000"], "rest_port"),
-        (["--upstream-rest", "ftp://model:8511"], "upstream_rest"),
-        (["--upstream-rest", "http://model:8511/v1?x=1"], "upstream_rest"),
+        *BAD_SETTINGS,  # the flags both routers take; the rest only the compiled one takes as flags
         (["--upstream-timeout-seconds=0"], "--upstream-timeout-seconds"),
         (["--max-body-bytes=100"], "--max-body-bytes"),
         (["--no-such-flag"], "--no-such-flag"),
