@@ -67,7 +67,7 @@ type GrpcRelay struct {
 func NewGrpcRelay(service *Service, upstream, unitHeader string, timeoutSeconds float64) *GrpcRelay {
 	return &GrpcRelay{
 		service:    service,
-		upstream:   newUpstreamH2(upstream),
+		upstream:   newUpstreamH2(upstream, keepaliveInterval, keepaliveTimeout),
 		target:     upstream,
 		unitHeader: strings.ToLower(unitHeader),
 		timeout:    time.Duration(timeoutSeconds * float64(time.Second)),
@@ -445,7 +445,9 @@ func (k *call) requestComplete() {
 			k.finish(failure.Code, failure.Message, false)
 			return
 		}
+		k.caller.h2.mu.Lock() // the deadline's timer reads the route
 		k.body, k.route = message, route
+		k.caller.h2.mu.Unlock()
 	}
 	k.relay.upstream.submit(k)
 }
@@ -560,9 +562,9 @@ func (k *call) answered(response []hpack.HeaderField, answer []byte, trailers []
 			}
 		}
 	}
-	trailers = k.withRoute(trailers)
 	h := k.caller.h2
 	h.mu.Lock()
+	trailers = k.withRoute(trailers)
 	if state, ok := h.sends[k.id]; ok {
 		if response == nil {
 			h.writeHeadersLocked(k.id, trailers, true)
@@ -622,20 +624,21 @@ func (k *call) begin() bool { return k.done.CompareAndSwap(false, true) }
 // end releases the call's upstream stream (reset when it is still open), its timer, and counts it.
 func (k *call) end(code codes.Code, count bool) {
 	k.caller.h2.mu.Lock()
-	timer := k.timer
+	timer, route := k.timer, k.route
 	k.caller.h2.mu.Unlock()
 	timer.Stop()
 	k.relay.upstream.release(k)
-	if count && k.route != nil {
+	if count && route != nil {
 		name, ok := codeName[code]
 		if !ok {
 			name = "UNKNOWN"
 		}
-		k.relay.service.Record(*k.route, name, time.Since(k.start).Seconds())
+		k.relay.service.Record(*route, name, time.Since(k.start).Seconds())
 	}
 	k.relay.inFlight.Add(-1)
 }
 
+// withRoute adds the route's headers to trailers (the caller connection's lock held: the route is set under it).
 func (k *call) withRoute(trailers []hpack.HeaderField) []hpack.HeaderField {
 	if k.route == nil {
 		return trailers

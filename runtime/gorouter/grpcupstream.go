@@ -37,15 +37,20 @@ const (
 )
 
 type upstreamH2 struct {
-	target  string
-	mu      sync.Mutex
-	conn    *upConn
-	dialing bool
-	waiting []*call
-	closed  bool
+	target string
+	// keepalive settings, read once when the relay is made
+	pingAfter   time.Duration
+	pingTimeout time.Duration
+	mu          sync.Mutex
+	conn        *upConn
+	dialing     bool
+	waiting     []*call
+	closed      bool
 }
 
-func newUpstreamH2(target string) *upstreamH2 { return &upstreamH2{target: target} }
+func newUpstreamH2(target string, pingAfter, pingTimeout time.Duration) *upstreamH2 {
+	return &upstreamH2{target: target, pingAfter: pingAfter, pingTimeout: pingTimeout}
+}
 
 // submit sends k on the current connection, or queues it for the one being dialled (never blocks).
 func (u *upstreamH2) submit(k *call) {
@@ -361,6 +366,12 @@ func (c *upConn) handle(frame http2.Frame) string {
 			return ""
 		}
 		c.ended(k)
+		if f.ErrCode == http2.ErrCodeCancel && !time.Now().Before(k.deadline) {
+			// The model server gives up on the deadline the router passed on (never earlier than the router's
+			// own: grpc-timeout is rounded up), as the router's timer is about to: DEADLINE_EXCEEDED either way.
+			k.expire()
+			return ""
+		}
 		if f.ErrCode == http2.ErrCodeRefusedStream && !k.retried && !k.done.Load() {
 			k.retried = true // never processed: once more, on this connection or the next
 			c.u.submit(k)
@@ -430,7 +441,8 @@ func (c *upConn) goAway(lastID uint32, code http2.ErrCode) {
 // keepalive PINGs the model server while calls are in flight and nothing arrives; an unanswered PING fails the
 // connection.
 func (c *upConn) keepalive() {
-	tick := min(keepaliveInterval, keepaliveTimeout) / 4
+	pingAfter, pingTimeout := c.u.pingAfter, c.u.pingTimeout
+	tick := min(pingAfter, pingTimeout) / 4
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
 	for {
@@ -439,13 +451,13 @@ func (c *upConn) keepalive() {
 			return
 		case now := <-ticker.C:
 			c.h2.mu.Lock()
-			if c.pinging && now.Sub(c.pingSent) >= keepaliveTimeout {
+			if c.pinging && now.Sub(c.pingSent) >= pingTimeout {
 				c.h2.mu.Unlock()
-				c.fail(fmt.Sprintf("no answer to a keepalive PING within %v", keepaliveTimeout))
+				c.fail(fmt.Sprintf("no answer to a keepalive PING within %v", pingTimeout))
 				return
 			}
 			idle := now.Sub(time.Unix(0, c.lastRead.Load()))
-			if !c.pinging && len(c.streams) > 0 && idle >= keepaliveInterval &&
+			if !c.pinging && len(c.streams) > 0 && idle >= pingAfter &&
 				c.pingsNoData.Load() < maxPingsWithoutData {
 				c.pingsNoData.Add(1)
 				var data [8]byte
