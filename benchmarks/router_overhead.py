@@ -73,30 +73,25 @@ sys.exit(main(["router", *argv]))
 """
 
 
-def checkout_router(ref: str, work: Path) -> Path:
-    """runtime/modelrouter as it is at git commit ``ref``, extracted under ``work``."""
+def extract(ref: str, folder: str, work: Path) -> Path:
+    """``folder`` of the repository as it is at git commit ``ref``, extracted under ``work``."""
     repo = Path(__file__).resolve().parent.parent
-    archive = subprocess.run(
-        ["git", "-C", str(repo), "archive", ref, "runtime/modelrouter"], check=True, capture_output=True
-    ).stdout
-    target = work / f"src-{ref.replace('/', '_')}"
+    archive = subprocess.run(["git", "-C", str(repo), "archive", ref, folder], check=True, capture_output=True).stdout
+    target = work / f"src-{ref.replace('/', '_')}-{folder.replace('/', '_')}"
     target.mkdir()
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-    return target / "runtime" / "modelrouter"
+    return target / folder
+
+
+def checkout_router(ref: str, work: Path) -> Path:
+    """runtime/modelrouter as it is at git commit ``ref``, extracted under ``work``."""
+    return extract(ref, "runtime/modelrouter", work)
 
 
 def build_gorouter(ref: str, work: Path) -> Path:
-    """croupier-modelrouter built from runtime/gorouter as it is at git commit ``ref``."""
-    repo = Path(__file__).resolve().parent.parent
-    archive = subprocess.run(
-        ["git", "-C", str(repo), "archive", ref, "runtime/gorouter"], check=True, capture_output=True
-    ).stdout
-    target = work / f"go-{ref.replace('/', '_')}"
-    target.mkdir()
-    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-    built = subprocess.run(
-        ["bash", str(target / "runtime" / "gorouter" / "build.sh")], check=True, capture_output=True, text=True
-    )
+    """croupier-modelrouter built by its own build.sh from runtime/gorouter as it is at git commit ``ref``."""
+    source = extract(ref, "runtime/gorouter", work)
+    built = subprocess.run(["bash", str(source / "build.sh")], check=True, capture_output=True, text=True)
     return Path(built.stdout.strip().splitlines()[-1])
 
 

@@ -1127,15 +1127,7 @@ func TestRelayCancelledCallResetsTheModelServersStreamAndIsNotCounted(t *testing
 		if !bytes.Contains(call.request, []byte("wait")) {
 			return []byte("ok"), nil
 		}
-		entered <- struct{}{}
-		select {
-		case <-ctx.Done():
-			ended <- ctx.Err()
-			return nil, status.FromContextError(ctx.Err()).Err()
-		case <-time.After(5 * time.Second):
-			ended <- nil
-			return []byte("not cancelled"), nil
-		}
+		return holdUntilCancelled(ctx, entered, ended)
 	})
 	relay := startRelay(t, model.addr, 10, rankerTable(0))
 	conn := dialClient(t, relay.addr)
@@ -1165,11 +1157,7 @@ func TestRelayCloseFinishesTheCallsInFlightAndRefusesNewConnections(t *testing.T
 	entered := make(chan struct{}, 8)
 	release := make(chan struct{})
 	model := startModelServer(t, func(_ context.Context, _ grpc.ServerStream, call modelCall) ([]byte, error) {
-		entered <- struct{}{}
-		select {
-		case <-release:
-		case <-time.After(5 * time.Second):
-		}
+		holdCall(entered, release)
 		head, _ := ParseRequestHead(call.request)
 		return append([]byte("done:"), head.rest...), nil
 	})
@@ -1269,15 +1257,7 @@ func TestRelayCallerThatGoesAwayResetsTheModelServersStreams(t *testing.T) {
 	entered := make(chan struct{}, 4)
 	ended := make(chan error, 4)
 	model := startModelServer(t, func(ctx context.Context, _ grpc.ServerStream, _ modelCall) ([]byte, error) {
-		entered <- struct{}{}
-		select {
-		case <-ctx.Done():
-			ended <- ctx.Err()
-			return nil, status.FromContextError(ctx.Err()).Err()
-		case <-time.After(5 * time.Second):
-			ended <- nil
-			return []byte("not cancelled"), nil
-		}
+		return holdUntilCancelled(ctx, entered, ended)
 	})
 	relay := startRelay(t, model.addr, 10, rankerTable(0))
 	leaving, err := grpc.NewClient(relay.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -1317,11 +1297,7 @@ func TestRelayLetsCallsInFlightFinishWhenTheModelServerGoesAway(t *testing.T) {
 	entered := make(chan struct{}, 4)
 	release := make(chan struct{})
 	model := startModelServer(t, func(_ context.Context, _ grpc.ServerStream, _ modelCall) ([]byte, error) {
-		entered <- struct{}{}
-		select {
-		case <-release:
-		case <-time.After(5 * time.Second):
-		}
+		holdCall(entered, release)
 		return []byte("finished"), nil
 	})
 	relay := startRelay(t, model.addr, 10, rankerTable(0))
@@ -1388,11 +1364,7 @@ func TestRelayCloseLetsALargeAnswerInFlightReachItsCaller(t *testing.T) {
 	entered := make(chan struct{}, 1)
 	release := make(chan struct{})
 	model := startModelServer(t, func(context.Context, grpc.ServerStream, modelCall) ([]byte, error) {
-		entered <- struct{}{}
-		select {
-		case <-release:
-		case <-time.After(5 * time.Second):
-		}
+		holdCall(entered, release)
 		return reply, nil
 	})
 	relay := startRelay(t, model.addr, 10, rankerTable(0))
@@ -1542,11 +1514,7 @@ func TestRelayResetsOnlyTheStreamWhoseHeadersAreMalformed(t *testing.T) {
 	entered := make(chan struct{}, 2)
 	release := make(chan struct{})
 	model := startModelServer(t, func(context.Context, grpc.ServerStream, modelCall) ([]byte, error) {
-		entered <- struct{}{}
-		select {
-		case <-release:
-		case <-time.After(5 * time.Second):
-		}
+		holdCall(entered, release)
 		return []byte("answered"), nil
 	})
 	relay := startRelay(t, model.addr, 5, rankerTable(0))
@@ -1593,5 +1561,28 @@ func TestRelayResetsOnlyTheStreamWhoseHeadersAreMalformed(t *testing.T) {
 		return isHeaders && f.StreamID == 5 && f.StreamEnded() && headerValue(f.Fields, "grpc-status") == "0"
 	}); !ok {
 		t.Errorf("a call after the malformed one: %v", err)
+	}
+}
+
+// holdCall tells entered that a model-server call arrived and holds it until release is closed (at most 5 s).
+func holdCall(entered chan<- struct{}, release <-chan struct{}) {
+	entered <- struct{}{}
+	select {
+	case <-release:
+	case <-time.After(5 * time.Second):
+	}
+}
+
+// holdUntilCancelled tells entered that a model-server call arrived and holds it until its context ends (at most
+// 5 s), then tells ended how it ended (nil: it was not cancelled).
+func holdUntilCancelled(ctx context.Context, entered chan<- struct{}, ended chan<- error) ([]byte, error) {
+	entered <- struct{}{}
+	select {
+	case <-ctx.Done():
+		ended <- ctx.Err()
+		return nil, status.FromContextError(ctx.Err()).Err()
+	case <-time.After(5 * time.Second):
+		ended <- nil
+		return []byte("not cancelled"), nil
 	}
 }
