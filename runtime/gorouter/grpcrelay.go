@@ -159,7 +159,7 @@ type callerConn struct {
 	h2    *h2Conn
 	// calls by stream id: written by the reader, removed by whoever ends the call (under h2.mu)
 	calls   map[uint32]*call
-	lastID  uint32 // the highest stream id the caller opened (reader)
+	lastID  atomic.Uint32 // the highest stream id the caller opened (written by the reader, read by Close too)
 	goneAwy atomic.Bool
 }
 
@@ -178,8 +178,8 @@ func (c *callerConn) serve() {
 		if errors.As(err, &streamErr) {
 			// A header block the framer refuses for one stream (having decoded it, so the connection's header
 			// table stays in step): that stream is reset, the connection goes on.
-			if streamErr.StreamID > c.lastID {
-				c.lastID = streamErr.StreamID
+			if streamErr.StreamID > c.lastID.Load() {
+				c.lastID.Store(streamErr.StreamID)
 			}
 			c.h2.mu.Lock()
 			c.h2.resetLocked(streamErr.StreamID, streamErr.Code)
@@ -212,7 +212,7 @@ func (c *callerConn) connectionError(err error) {
 		code = http2.ErrCode(connErr)
 	}
 	c.h2.mu.Lock()
-	_ = c.h2.writer.WriteGoAway(c.lastID, code, nil)
+	_ = c.h2.writer.WriteGoAway(c.lastID.Load(), code, nil)
 	c.h2.flushLocked()
 	c.h2.mu.Unlock()
 	c.h2.close()
@@ -240,7 +240,7 @@ func (c *callerConn) goAway() {
 		return
 	}
 	c.h2.mu.Lock()
-	_ = c.h2.writer.WriteGoAway(c.lastID, http2.ErrCodeNo, nil)
+	_ = c.h2.writer.WriteGoAway(c.lastID.Load(), http2.ErrCodeNo, nil)
 	c.h2.flushLocked()
 	c.h2.mu.Unlock()
 }
@@ -266,13 +266,13 @@ func (c *callerConn) handle(frame http2.Frame) error {
 		if id%2 == 0 {
 			return http2.ConnectionError(http2.ErrCodeProtocol)
 		}
-		if id <= c.lastID { // a stream this end closed or already read to its end
+		if id <= c.lastID.Load() { // a stream this end closed or already read to its end
 			c.h2.mu.Lock()
 			c.h2.resetLocked(id, http2.ErrCodeStreamClosed)
 			c.h2.mu.Unlock()
 			return nil
 		}
-		c.lastID = id
+		c.lastID.Store(id)
 		if c.goneAwy.Load() {
 			c.h2.mu.Lock()
 			c.h2.resetLocked(id, http2.ErrCodeRefusedStream)
@@ -291,7 +291,7 @@ func (c *callerConn) handle(frame http2.Frame) error {
 		k := c.lookup(f.StreamID)
 		c.h2.received(f.StreamID, f.Length, k != nil && !f.StreamEnded())
 		if k == nil || k.requestDone {
-			if f.StreamID > c.lastID {
+			if f.StreamID > c.lastID.Load() {
 				return http2.ConnectionError(http2.ErrCodeProtocol)
 			}
 			if k != nil { // DATA after the caller ended its request
