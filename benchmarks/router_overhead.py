@@ -1,7 +1,7 @@
 """Overhead of the model router: Predict through the router vs straight to the model server, same run, REST and gRPC.
 
     uv run python benchmarks/router_overhead.py [--requests 2000] [--concurrency 8] [--weight 10] [--api REST|gRPC]
-        [--impl python|go|both] [--compare GIT-REF] [--uvloop]
+        [--impl python|go|both] [--compare GIT-REF] [--compare-go GIT-REF] [--uvloop]
 
 The local model server (croupier-modelserver) serves the test ranker, versions 1 and 2 under the labels stable and
 canary; `croupier-runtime router` runs in front of it as its own process with the routing table at `--weight` percent
@@ -17,7 +17,9 @@ same model server and in the same interleaved rounds.
 
 `--compare REF` runs a second router beside the first, with runtime/modelrouter as it is at the git commit REF (the
 rest of the package from the working tree), on the same model server and in the same rounds: the A/B of a change in
-one run. `--uvloop` adds a copy of the working tree's router on uvloop's event loop.
+one run. `--compare-go REF` does the same for the compiled router: runtime/gorouter as it is at REF, built by its
+own build.sh (cached by its sources), the path named `gorouter@REF`. `--uvloop` adds a copy of the working tree's
+router on uvloop's event loop.
 """
 
 from __future__ import annotations
@@ -71,16 +73,26 @@ sys.exit(main(["router", *argv]))
 """
 
 
-def checkout_router(ref: str, work: Path) -> Path:
-    """runtime/modelrouter as it is at git commit ``ref``, extracted under ``work``."""
+def extract(ref: str, folder: str, work: Path) -> Path:
+    """``folder`` of the repository as it is at git commit ``ref``, extracted under ``work``."""
     repo = Path(__file__).resolve().parent.parent
-    archive = subprocess.run(
-        ["git", "-C", str(repo), "archive", ref, "runtime/modelrouter"], check=True, capture_output=True
-    ).stdout
-    target = work / f"src-{ref.replace('/', '_')}"
+    archive = subprocess.run(["git", "-C", str(repo), "archive", ref, folder], check=True, capture_output=True).stdout
+    target = work / f"src-{ref.replace('/', '_')}-{folder.replace('/', '_')}"
     target.mkdir()
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-    return target / "runtime" / "modelrouter"
+    return target / folder
+
+
+def checkout_router(ref: str, work: Path) -> Path:
+    """runtime/modelrouter as it is at git commit ``ref``, extracted under ``work``."""
+    return extract(ref, "runtime/modelrouter", work)
+
+
+def build_gorouter(ref: str, work: Path) -> Path:
+    """croupier-modelrouter built by its own build.sh from runtime/gorouter as it is at git commit ``ref``."""
+    source = extract(ref, "runtime/gorouter", work)
+    built = subprocess.run(["bash", str(source / "build.sh")], check=True, capture_output=True, text=True)
+    return Path(built.stdout.strip().splitlines()[-1])
 
 
 def start_router(
@@ -163,6 +175,9 @@ def main() -> None:
         "--impl", choices=["python", "go", "both"], default="both", help="Which routers (default: both)."
     )
     parser.add_argument("--compare", metavar="REF", help="Also a router with runtime/modelrouter at this git commit.")
+    parser.add_argument(
+        "--compare-go", metavar="REF", help="Also the compiled router built from runtime/gorouter at this git commit."
+    )
     parser.add_argument("--uvloop", action="store_true", help="Also the working tree's router on uvloop.")
     args = parser.parse_args()
     apis = args.api or ["REST", "gRPC"]
@@ -190,6 +205,8 @@ def main() -> None:
             variants.append(("gorouter", None, False, gorouter_binary()))
         if args.compare:
             variants.append((f"router@{args.compare}", checkout_router(args.compare, work), False, None))
+        if args.compare_go:
+            variants.append((f"gorouter@{args.compare_go}", None, False, build_gorouter(args.compare_go, work)))
         if args.uvloop:
             variants.append(("router+uvloop", None, True, None))
         with server.start(ready_model="ranker"):

@@ -57,13 +57,8 @@ func run(args []string) int {
 	}
 	rest := NewRestRouter(service, upstream, settings.UnitHeader, settings.UpstreamTimeoutSeconds, settings.MaxBodyBytes)
 	go rest.Serve(restListener)
-	grpcRouter, err := NewGrpcRouter(service, settings.UpstreamGrpc, settings.UnitHeader, settings.UpstreamTimeoutSeconds)
-	if err != nil {
-		logger.Error("cannot reach for the model server's gRPC API", "error", err.Error())
-		return 2
-	}
-	grpcServer := grpcRouter.Server()
-	go grpcServer.Serve(grpcListener)
+	relay := NewGrpcRelay(service, settings.UpstreamGrpc, settings.UnitHeader, settings.UpstreamTimeoutSeconds)
+	go relay.Serve(grpcListener)
 	logger.Info("routing",
 		"host", settings.Host,
 		"rest_port", restListener.Addr().(*net.TCPAddr).Port,
@@ -77,14 +72,7 @@ func run(args []string) int {
 	<-signals
 	logger.Info("stopping")
 	close(stopPolling)
-	stopped := make(chan struct{})
-	go func() { grpcServer.GracefulStop(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-time.After(5 * time.Second):
-		grpcServer.Stop()
-	}
-	grpcRouter.Close()
+	relay.Close(5 * time.Second)
 	rest.Close(5 * time.Second)
 	return 0
 }

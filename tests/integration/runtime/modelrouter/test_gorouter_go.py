@@ -1,6 +1,7 @@
 """The Go tests of the compiled model router (runtime/gorouter): routing, table parsing and model_spec rewriting
-against the Python router's vectors (tests/data/router-vectors.json), flag parsing. Modules are cached under
-~/.cache/croupier/go (CROUPIER_CACHE); go.sum pins them."""
+against the Python router's vectors (tests/data/router-vectors.json), flag parsing, and the gRPC relay of HTTP/2
+frames against grpc-go callers and model servers (flow control, deadlines, codes, keepalive, bad frames, shutdown).
+Modules are cached under ~/.cache/croupier/go (CROUPIER_CACHE); go.sum pins them."""
 
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ def test_go_router_tests_pass() -> None:
         "TestUnitPointsMatchThePythonRouter",
         "TestRoutesMatchThePythonRouter",
         "TestModelSpecsReadAndWritten",
+        "TestRelayRoutesARequestNamingOnlyTheModelAndKeepsItsOtherBytes",
+        "TestRelayCarriesLargeMessagesBothWays",
+        "TestRelayBlackholedModelServerDoesNotStallCallers",
     ):
         assert f"--- PASS: {name}" in done.stdout, name
 
