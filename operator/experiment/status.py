@@ -298,7 +298,8 @@ STALLS: frozenset[StrEnum] = frozenset(
 )
 """Degraded reasons that are kstatus's Stalled: the experiment cannot go on as specified (its results are withheld,
 a guardrail acted, the spec or its target cannot work) until someone changes it. RuntimeUnreachable, ApplyFailed
-(both retried) and TargetNotFound (the target may still be applied) are not."""
+(both retried) and TargetNotFound (the target may still be applied) are not, nor is GuardrailViolated when
+onGuardrailViolation is None (reported only; it clears with the numbers)."""
 
 
 def _percent(value: float) -> str:
@@ -512,7 +513,10 @@ def desired_status(observed: Observations, current: ExperimentStatus | None, now
             replace(c, message=f"{c.message}{note}" if c.message else note.removeprefix("; ")) if c.type == READY else c
             for c in desired
         ]
-    conditions = merge_conditions(current_conditions, desired, generation=observed.generation, now=now, stalls=STALLS)
+    # A report-only guardrail (onGuardrailViolation None) acts on nothing and clears with the numbers: Degraded, not
+    # Stalled, since the experiment goes on without anyone's change.
+    stalls = STALLS - {Reason.GUARDRAIL_VIOLATED} if action and action.action == OnGuardrailViolation.NONE else STALLS
+    conditions = merge_conditions(current_conditions, desired, generation=observed.generation, now=now, stalls=stalls)
     return ExperimentStatus(
         policy_tokens=list(observed.policy_tokens) or None,
         observed_generation=observed.generation,

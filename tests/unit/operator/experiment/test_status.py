@@ -140,6 +140,7 @@ def test_a_guardrail_violation_is_acted_on_through_the_served_config_not_the_spe
     assert action.time == T0 and action.lift.lower > 0.05
     assert _conditions(status)[0] == ("Ready", "True", "GuardrailViolated")
     assert _conditions(status)[2] == ("Degraded", "True", "GuardrailViolated")
+    assert _conditions(status)[4] == ("Stalled", "True", "GuardrailViolated")  # acted on: stays until a new epoch
     body = {"metadata": {"name": "x", "namespace": "ns"}, "spec": SPEC, "status": status.to_wire()}
     assert served_state(parse_experiment(body)) == "Paused"
     assert body["spec"].get("state") is None
@@ -269,6 +270,9 @@ def test_report_only_guardrails_follow_the_current_numbers() -> None:
     violated = desired_status(_observed(_stats(*HARMFUL), spec=spec), None, T0)
     assert violated.guardrail_action is not None and violated.guardrail_action.action == "None"
     assert _conditions(violated)[0] == ("Ready", "True", "GuardrailViolated") and _served(spec, violated) == "Running"
+    # Reported, not acted on: Degraded but not Stalled (kstatus), since it clears with the numbers by itself.
+    assert ("Degraded", "True", "GuardrailViolated") in _conditions(violated)
+    assert ("Stalled", "False", "GuardrailViolated") in _conditions(violated)
     still = desired_status(_observed(_stats(*HARMFUL[:1], _variant("b", 5001, 500, 300)), spec=spec), violated, T1)
     assert still.guardrail_action is not None and still.guardrail_action.time == T0
     cleared = desired_status(_observed(_stats(*HARMLESS), spec=spec), violated, T1)
