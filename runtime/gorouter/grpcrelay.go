@@ -289,7 +289,11 @@ func (c *callerConn) handle(frame http2.Frame) error {
 		}
 	case *http2.DataFrame:
 		k := c.lookup(f.StreamID)
-		c.h2.received(f.StreamID, f.Length, k != nil && !f.StreamEnded())
+		var unacked *int64
+		if k != nil && !k.requestDone && !f.StreamEnded() {
+			unacked = &k.requestUnacked
+		}
+		c.h2.received(f.StreamID, f.Length, unacked)
 		if k == nil || k.requestDone {
 			if f.StreamID > c.lastID.Load() {
 				return http2.ConnectionError(http2.ErrCodeProtocol)
@@ -304,12 +308,10 @@ func (c *callerConn) handle(frame http2.Frame) error {
 		}
 		k.body = append(k.body, f.Data()...)
 		if f.StreamEnded() {
-			c.h2.forgetStream(f.StreamID)
 			k.requestDone = true
 			k.requestComplete()
 		}
 	case *http2.RSTStreamFrame:
-		c.h2.forgetStream(f.StreamID)
 		c.h2.mu.Lock()
 		delete(c.h2.sends, f.StreamID) // an answer still waiting for the caller's window is dropped
 		c.h2.mu.Unlock()
@@ -355,8 +357,9 @@ type call struct {
 	deadline time.Time // when the router answers DEADLINE_EXCEEDED
 	ownLimit bool      // the deadline is the router's own timeout, not the caller's
 	route    *Route
-	// the request was read to its end (the caller's reader only)
-	requestDone bool
+	// the request was read to its end; its bytes not yet returned to the caller as window (the caller's reader only)
+	requestDone    bool
+	requestUnacked int64
 
 	done  atomic.Bool
 	timer *time.Timer // set in newCall under the caller connection's lock, before the timer can end the call
@@ -367,8 +370,10 @@ type call struct {
 	upID      uint32
 	retried   bool
 	responded bool
-	response  []hpack.HeaderField
-	answer    []byte
+	// the answer's bytes not yet returned to the model server as window (its reader only)
+	answerUnacked int64
+	response      []hpack.HeaderField
+	answer        []byte
 }
 
 func (g *GrpcRelay) newCall(c *callerConn, id uint32, fields []hpack.HeaderField) *call {

@@ -1586,3 +1586,73 @@ func holdUntilCancelled(ctx context.Context, entered chan<- struct{}, ended chan
 		return []byte("not cancelled"), nil
 	}
 }
+
+// relayState counts what the relay keeps per call: calls and streams still sending on the callers' connections,
+// streams and queued calls on the model server's connection.
+func relayState(g *GrpcRelay) (kept int) {
+	g.mu.Lock()
+	callers := make([]*callerConn, 0, len(g.callers))
+	for c := range g.callers {
+		callers = append(callers, c)
+	}
+	g.mu.Unlock()
+	for _, c := range callers {
+		c.h2.mu.Lock()
+		kept += len(c.calls) + len(c.h2.sends) + len(c.h2.blocked)
+		c.h2.mu.Unlock()
+	}
+	g.upstream.mu.Lock()
+	up := g.upstream.conn
+	kept += len(g.upstream.waiting)
+	g.upstream.mu.Unlock()
+	if up != nil {
+		up.h2.mu.Lock()
+		kept += len(up.streams) + len(up.queued) + len(up.h2.sends) + len(up.h2.blocked)
+		up.h2.mu.Unlock()
+	}
+	return kept
+}
+
+func TestRelayKeepsNothingOfCallsThatEnded(t *testing.T) {
+	model := startModelServer(t, func(ctx context.Context, _ grpc.ServerStream, call modelCall) ([]byte, error) {
+		switch {
+		case bytes.Contains(call.request, []byte("slow")):
+			select {
+			case <-ctx.Done():
+			case <-time.After(2 * time.Second):
+			}
+		case bytes.Contains(call.request, []byte("fail")):
+			return nil, status.Error(codes.NotFound, "no such thing")
+		}
+		return seededBytes(7, 100<<10), nil // larger than the caller's first window: sent in steps
+	})
+	relay := startRelay(t, model.addr, 10, rankerTable(50))
+	conn := dialClient(t, relay.addr)
+	var wg sync.WaitGroup
+	for i := range 60 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			switch i % 4 {
+			case 0: // answered
+				invokeWithin(conn, 5*time.Second, predictPath, requestWith(specNamed("ranker"), nil)).mustSucceed(t)
+			case 1: // the model server's error
+				invokeWithin(conn, 5*time.Second, predictPath, requestWith(specNamed("ranker"), []byte("fail")))
+			case 2: // the caller's deadline passes
+				invokeWithin(conn, 100*time.Millisecond, predictPath, requestWith(specNamed("ranker"), []byte("slow")))
+			case 3: // the caller cancels
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				time.AfterFunc(50*time.Millisecond, cancel)
+				invokeCall(ctx, conn, predictPath, requestWith(specNamed("ranker"), []byte("slow")))
+			}
+		}()
+	}
+	wg.Wait()
+	deadline := time.Now().Add(2 * time.Second)
+	for relayState(relay.relay) != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if kept := relayState(relay.relay); kept != 0 {
+		t.Errorf("%d entries kept for calls that ended", kept)
+	}
+}

@@ -349,18 +349,20 @@ func (c *upConn) handle(frame http2.Frame) string {
 	case *http2.DataFrame:
 		c.pingsNoData.Store(0)
 		k := c.stream(f.StreamID)
-		c.h2.received(f.StreamID, f.Length, k != nil && !f.StreamEnded())
+		var unacked *int64
+		if k != nil && !f.StreamEnded() {
+			unacked = &k.answerUnacked
+		}
+		c.h2.received(f.StreamID, f.Length, unacked)
 		if k == nil {
 			return ""
 		}
 		k.answer = append(k.answer, f.Data()...)
 		if f.StreamEnded() {
-			c.h2.forgetStream(f.StreamID)
 			c.ended(k)
 			k.finish(codes.Internal, "the model server closed the stream without sending trailers", true)
 		}
 	case *http2.RSTStreamFrame:
-		c.h2.forgetStream(f.StreamID)
 		k := c.stream(f.StreamID)
 		if k == nil {
 			return ""

@@ -56,8 +56,7 @@ type h2Conn struct {
 	initial  int64                 // the peer's SETTINGS_INITIAL_WINDOW_SIZE
 	maxFrame int                   // the peer's SETTINGS_MAX_FRAME_SIZE
 
-	unacked   int64            // received DATA bytes not yet returned to the peer (connection), reader only
-	streamRcv map[uint32]int64 // the same per stream, reader only
+	unacked int64 // received DATA bytes not yet returned to the peer (connection), reader only
 }
 
 // headerBlock is the hpack encoder's output buffer.
@@ -75,13 +74,12 @@ func (w pendingWriter) Write(p []byte) (int, error) {
 
 func newH2Conn(nc net.Conn) *h2Conn {
 	c := &h2Conn{
-		nc:        nc,
-		wake:      make(chan struct{}, 1),
-		sends:     map[uint32]*sendState{},
-		window:    defaultWindow,
-		initial:   defaultWindow,
-		maxFrame:  16384,
-		streamRcv: map[uint32]int64{},
+		nc:       nc,
+		wake:     make(chan struct{}, 1),
+		sends:    map[uint32]*sendState{},
+		window:   defaultWindow,
+		initial:  defaultWindow,
+		maxFrame: 16384,
 	}
 	c.reader = http2.NewFramer(nil, bufio.NewReaderSize(nc, readBufferSize))
 	c.reader.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
@@ -277,18 +275,18 @@ func (c *h2Conn) settings(f *http2.SettingsFrame) error {
 }
 
 // received accounts for a DATA frame's flow-controlled length and returns window to the peer when enough was read
-// (reader goroutine).
-func (c *h2Conn) received(id uint32, length uint32, streamOpen bool) {
+// (reader goroutine). unacked is the stream's own count (kept by the call, so nothing outlives the stream), nil when
+// the stream is closed or unknown.
+func (c *h2Conn) received(id uint32, length uint32, unacked *int64) {
 	if length == 0 {
 		return
 	}
 	c.unacked += int64(length)
 	var streamTopUp int64
-	if streamOpen {
-		c.streamRcv[id] += int64(length)
-		if c.streamRcv[id] >= relayTopUp {
-			streamTopUp = c.streamRcv[id]
-			c.streamRcv[id] = 0
+	if unacked != nil {
+		*unacked += int64(length)
+		if *unacked >= relayTopUp {
+			streamTopUp, *unacked = *unacked, 0
 		}
 	}
 	if c.unacked < relayTopUp && streamTopUp == 0 {
@@ -305,9 +303,6 @@ func (c *h2Conn) received(id uint32, length uint32, streamOpen bool) {
 	c.flushLocked()
 	c.mu.Unlock()
 }
-
-// forgetStream drops a stream's receive accounting (reader goroutine).
-func (c *h2Conn) forgetStream(id uint32) { delete(c.streamRcv, id) }
 
 // resetLocked sends RST_STREAM and drops what the stream still had to send.
 func (c *h2Conn) resetLocked(id uint32, code http2.ErrCode) {
